@@ -1,0 +1,190 @@
+//! ARP for IPv4 over Ethernet (RFC 826).
+//!
+//! ```text
+//!  0       2       4   5   6       8            14         18           24         28
+//! +-------+-------+---+---+-------+------------+----------+------------+----------+
+//! | htype | ptype |hln|pln|  op   | sender MAC | sender IP| target MAC | target IP|
+//! +-------+-------+---+---+-------+------------+----------+------------+----------+
+//! ```
+//! `new_checked` accepts only htype 1 (Ethernet), ptype 0x0800, hlen 6,
+//! plen 4: other combinations are [`Error::Unsupported`].
+
+use crate::ethernet::Address;
+use crate::{get_addr, get_u16, set_addr, set_u16, Error, Ipv4Addr, Result};
+
+/// ARP operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// 1
+    Request,
+    /// 2
+    Reply,
+    /// Anything else.
+    Unknown(u16),
+}
+
+impl From<u16> for Operation {
+    fn from(v: u16) -> Self {
+        match v {
+            1 => Operation::Request,
+            2 => Operation::Reply,
+            o => Operation::Unknown(o),
+        }
+    }
+}
+
+impl From<Operation> for u16 {
+    fn from(v: Operation) -> u16 {
+        match v {
+            Operation::Request => 1,
+            Operation::Reply => 2,
+            Operation::Unknown(o) => o,
+        }
+    }
+}
+
+mod field {
+    pub const HTYPE: usize = 0;
+    pub const PTYPE: usize = 2;
+    pub const HLEN: usize = 4;
+    pub const PLEN: usize = 5;
+    pub const OPER: usize = 6;
+    pub const SHA: usize = 8;
+    pub const SPA: usize = 14;
+    pub const THA: usize = 18;
+    pub const TPA: usize = 24;
+}
+
+/// Length of an Ethernet/IPv4 ARP packet.
+pub const PACKET_LEN: usize = 28;
+
+/// A view of an Ethernet/IPv4 ARP packet.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checks.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet { buffer }
+    }
+
+    /// Wraps a buffer after checking its length and hardware/protocol types.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] below 28 bytes; [`Error::Unsupported`] for
+    /// anything but Ethernet/IPv4.
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        let b = buffer.as_ref();
+        if b.len() < PACKET_LEN {
+            return Err(Error::Truncated);
+        }
+        if get_u16(b, field::HTYPE) != 1
+            || get_u16(b, field::PTYPE) != 0x0800
+            || b[field::HLEN] != 6
+            || b[field::PLEN] != 4
+        {
+            return Err(Error::Unsupported);
+        }
+        Ok(Packet { buffer })
+    }
+
+    /// The operation.
+    pub fn operation(&self) -> Operation {
+        get_u16(self.buffer.as_ref(), field::OPER).into()
+    }
+
+    fn mac(&self, at: usize) -> Address {
+        let mut a = [0; 6];
+        a.copy_from_slice(&self.buffer.as_ref()[at..at + 6]);
+        Address(a)
+    }
+
+    /// Sender hardware address.
+    pub fn sender_hw_addr(&self) -> Address {
+        self.mac(field::SHA)
+    }
+
+    /// Sender protocol address.
+    pub fn sender_proto_addr(&self) -> Ipv4Addr {
+        get_addr(self.buffer.as_ref(), field::SPA)
+    }
+
+    /// Target hardware address.
+    pub fn target_hw_addr(&self) -> Address {
+        self.mac(field::THA)
+    }
+
+    /// Target protocol address.
+    pub fn target_proto_addr(&self) -> Ipv4Addr {
+        get_addr(self.buffer.as_ref(), field::TPA)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Writes the fixed Ethernet/IPv4 header fields and the operation.
+    pub fn set_header(&mut self, op: Operation) {
+        let b = self.buffer.as_mut();
+        set_u16(b, field::HTYPE, 1);
+        set_u16(b, field::PTYPE, 0x0800);
+        b[field::HLEN] = 6;
+        b[field::PLEN] = 4;
+        set_u16(b, field::OPER, op.into());
+    }
+
+    /// Sets the sender's addresses.
+    pub fn set_sender(&mut self, mac: Address, ip: Ipv4Addr) {
+        let b = self.buffer.as_mut();
+        b[field::SHA..field::SHA + 6].copy_from_slice(&mac.0);
+        set_addr(b, field::SPA, ip);
+    }
+
+    /// Sets the target's addresses.
+    pub fn set_target(&mut self, mac: Address, ip: Ipv4Addr) {
+        let b = self.buffer.as_mut();
+        b[field::THA..field::THA + 6].copy_from_slice(&mac.0);
+        set_addr(b, field::TPA, ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static REQUEST: [u8; 28] = [
+        0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0x10, 198, 18, 1, 10, 0, 0, 0, 0, 0, 0, 198, 18,
+        1, 1,
+    ];
+
+    #[test]
+    fn deconstruct() {
+        let p = Packet::new_checked(&REQUEST[..]).unwrap();
+        assert_eq!(p.operation(), Operation::Request);
+        assert_eq!(p.sender_hw_addr(), Address([2, 0, 0, 0, 0, 0x10]));
+        assert_eq!(p.sender_proto_addr(), Ipv4Addr::new(198, 18, 1, 10));
+        assert_eq!(p.target_hw_addr(), Address::UNSPECIFIED);
+        assert_eq!(p.target_proto_addr(), Ipv4Addr::new(198, 18, 1, 1));
+    }
+
+    #[test]
+    fn construct_matches_parse() {
+        let mut buf = [0u8; 28];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_header(Operation::Request);
+        p.set_sender(Address([2, 0, 0, 0, 0, 0x10]), Ipv4Addr::new(198, 18, 1, 10));
+        p.set_target(Address::UNSPECIFIED, Ipv4Addr::new(198, 18, 1, 1));
+        assert_eq!(buf, REQUEST);
+    }
+
+    #[test]
+    fn malformed() {
+        assert_eq!(Packet::new_checked(&REQUEST[..27]).unwrap_err(), Error::Truncated);
+        let mut ipv6ish = REQUEST;
+        ipv6ish[3] = 0xdd;
+        assert_eq!(Packet::new_checked(&ipv6ish[..]).unwrap_err(), Error::Unsupported);
+        let mut hlen = REQUEST;
+        hlen[4] = 8;
+        assert_eq!(Packet::new_checked(&hlen[..]).unwrap_err(), Error::Unsupported);
+    }
+}

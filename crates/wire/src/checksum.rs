@@ -1,0 +1,154 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Sums are kept as unfolded `u32` accumulators while adding and folded to
+//! 16 bits at the end. The incremental functions take the checksum *field*
+//! as it is stored in the header (the complement of the sum) and return the
+//! new field value, following RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')`.
+//!
+//! UDP over IPv4 may carry a checksum of 0, meaning "none" (RFC 768). The
+//! `*_udp` helpers leave such a field at 0, and map a computed 0 to 0xffff.
+
+use core::net::Ipv4Addr;
+
+/// Adds `data` as big-endian 16-bit words to an unfolded sum. An odd final
+/// byte is padded with zero, as RFC 1071 specifies.
+#[inline]
+pub fn add(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
+        // Fold early so very long buffers cannot overflow the accumulator.
+        if acc & 0x8000_0000 != 0 {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+    }
+    if let [last] = chunks.remainder() {
+        acc = acc.wrapping_add(u32::from(*last) << 8);
+    }
+    acc
+}
+
+/// Folds an accumulator to 16 bits with end-around carry.
+#[inline]
+pub fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The ones'-complement sum of `data`, folded (not complemented).
+#[inline]
+pub fn sum(data: &[u8]) -> u16 {
+    fold(add(0, data))
+}
+
+/// The checksum field value for `data`: the complement of its sum.
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    !sum(data)
+}
+
+/// The unfolded sum of the IPv4 pseudo-header (RFC 793 §3.1, RFC 768).
+#[inline]
+pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
+    let mut acc = add(0, &src.octets());
+    acc = add(acc, &dst.octets());
+    acc + u32::from(protocol) + u32::from(length)
+}
+
+/// The checksum field for an L4 segment (header with its checksum field
+/// zeroed, plus payload) over IPv4.
+#[inline]
+pub fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> u16 {
+    let len = segment.len() as u16;
+    !fold(add(pseudo_header(src, dst, protocol, len), segment))
+}
+
+/// RFC 1624 update of a checksum field when one 16-bit word changes.
+#[inline]
+pub fn update16(field: u16, old: u16, new: u16) -> u16 {
+    let acc = u32::from(!field) + u32::from(!old) + u32::from(new);
+    !fold(acc)
+}
+
+/// RFC 1624 update of a checksum field when a 32-bit value changes.
+#[inline]
+pub fn update32(field: u16, old: u32, new: u32) -> u16 {
+    let acc = u32::from(!field)
+        + u32::from(!(old >> 16) as u16)
+        + u32::from(!(old as u16))
+        + (new >> 16)
+        + (new & 0xffff);
+    !fold(acc)
+}
+
+/// RFC 1624 update of a checksum field when an IPv4 address changes.
+#[inline]
+pub fn update_addr(field: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    update32(field, old.to_bits(), new.to_bits())
+}
+
+/// [`update16`] for a UDP checksum field: 0 means "no checksum" and stays 0;
+/// a result of 0 is sent as 0xffff (RFC 768).
+#[inline]
+pub fn update16_udp(field: u16, old: u16, new: u16) -> u16 {
+    if field == 0 {
+        return 0;
+    }
+    nonzero(update16(field, old, new))
+}
+
+/// [`update_addr`] for a UDP checksum field; see [`update16_udp`].
+#[inline]
+pub fn update_addr_udp(field: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    if field == 0 {
+        return 0;
+    }
+    nonzero(update_addr(field, old, new))
+}
+
+#[inline]
+fn nonzero(c: u16) -> u16 {
+    if c == 0 {
+        0xffff
+    } else {
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3 example bytes: sum 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(sum(&data), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn update16_matches_recompute() {
+        let mut data = [0x45u8, 0x00, 0x00, 0x54, 0xab, 0xcd, 0x40, 0x00];
+        let field = checksum(&data);
+        let old = u16::from_be_bytes([data[4], data[5]]);
+        data[4] = 0x12;
+        data[5] = 0x34;
+        assert_eq!(update16(field, old, 0x1234), checksum(&data));
+    }
+
+    #[test]
+    fn udp_zero_stays_zero() {
+        let a = Ipv4Addr::new(198, 18, 0, 1);
+        let b = Ipv4Addr::new(198, 18, 2, 11);
+        assert_eq!(update_addr_udp(0, a, b), 0);
+        assert_eq!(update16_udp(0, 80, 8080), 0);
+    }
+}

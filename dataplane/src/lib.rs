@@ -1,1 +1,28 @@
-//! placeholder
+//! The l4vs per-packet logic: classify, connection table, schedulers and
+//! forwarders.
+//!
+//! This crate never links DPDK. A worker takes a packet as a [`PacketBuf`]
+//! (an mbuf in production, a byte buffer with headroom in tests), the port
+//! it came in on and the current time, edits the packet in place, and
+//! returns a [`Verdict`]. Everything it needs is either owned by the worker
+//! (connection table shard, scheduler state, counters) or shared read-only
+//! (the [`Snapshot`] of services) or lock-free (the [`NeighborTable`]).
+//! Nothing on the per-packet path allocates, locks, logs or formats.
+
+pub mod conn;
+pub mod neighbor;
+pub mod packet;
+pub mod sched;
+pub mod snapshot;
+pub mod testpkt;
+pub mod verdict;
+pub mod worker;
+
+pub use neighbor::NeighborTable;
+pub use packet::{PacketBuf, VecPacket};
+pub use snapshot::{
+    ForwardMethod, LocalAddress, PortInfo, Protocol, Real, SchedulerKind, Service, Snapshot,
+    SnapshotError,
+};
+pub use verdict::{Counters, DropReason, Verdict};
+pub use worker::{Worker, WorkerConfig};

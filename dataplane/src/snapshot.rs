@@ -1,0 +1,290 @@
+//! The immutable configuration a worker forwards by.
+//!
+//! The control thread validates the operator's config, builds a
+//! [`Snapshot`] and publishes it; workers read it without locks. A snapshot
+//! never changes: a new config is a new snapshot. Lookups on it (VIP,
+//! local address, route) allocate nothing.
+
+use core::net::Ipv4Addr;
+use l4vs_wire::ethernet::Address as MacAddr;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP (6)
+    Tcp,
+    /// UDP (17)
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+
+    /// "tcp" or "udp".
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// How packets reach a real server (ipvsadm -m, -i, -g). IPVS keeps the
+/// method per real server, and so does l4vs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ForwardMethod {
+    /// Rewrite destination address and port; undo it on the replies.
+    Nat,
+    /// Encapsulate in an outer IPv4 header to the real server (RFC 2003).
+    Tunnel,
+    /// Rewrite the destination MAC only.
+    DirectRouting,
+}
+
+/// A service's scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Real {
+    /// Its address.
+    pub addr: Ipv4Addr,
+    /// Its port (NAT rewrites to it; tunnel and DR keep the packet's).
+    pub port: u16,
+    /// Weight; 0 means quiescent: no new connections.
+    pub weight: u32,
+    /// Forwarding method.
+    pub method: ForwardMethod,
+}
+
+/// A virtual service: (VIP, port, protocol) and its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Operator's name, for reports.
+    pub name: String,
+    /// Virtual IP.
+    pub vip: Ipv4Addr,
+    /// Virtual port.
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Scheduler.
+    pub scheduler: SchedulerKind,
+    /// Real servers, in configuration order (the order rr/wrr walk).
+    pub reals: Vec<Real>,
+}
+
+/// One of the director's own addresses, with its connected subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddress {
+    /// Port index the subnet is reached on.
+    pub port: u16,
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Prefix length of the connected subnet.
+    pub prefix_len: u8,
+}
+
+impl LocalAddress {
+    /// True when `a` is on this address's connected subnet.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len)) };
+        a.to_bits() & mask == self.addr.to_bits() & mask
+    }
+}
+
+/// What a worker needs to know of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortInfo {
+    /// The port's MAC address.
+    pub mac: MacAddr,
+    /// IP MTU of the link (1500 for Ethernet).
+    pub mtu: u16,
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Two services share (VIP, port, protocol).
+    #[error("duplicate service {0}:{1}/{2}")]
+    DuplicateService(Ipv4Addr, u16, &'static str),
+    /// An address or gateway names a port that does not exist.
+    #[error("port index {0} does not exist")]
+    NoSuchPort(u16),
+    /// More services than a connection entry can index.
+    #[error("too many services ({0}); the limit is 65535")]
+    TooManyServices(usize),
+}
+
+/// The dataplane's view of the configuration.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    ports: Vec<PortInfo>,
+    locals: Vec<LocalAddress>,
+    gateway: Option<(Ipv4Addr, u16)>,
+    services: Vec<Service>,
+    by_key: FxHashMap<(u32, u16, u8), u16>,
+    vips: FxHashSet<u32>,
+}
+
+impl Snapshot {
+    /// Builds and indexes a snapshot.
+    ///
+    /// # Errors
+    /// Duplicate services, references to missing ports, too many services.
+    pub fn new(
+        ports: Vec<PortInfo>,
+        locals: Vec<LocalAddress>,
+        gateway: Option<(Ipv4Addr, u16)>,
+        services: Vec<Service>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let nports = ports.len();
+        let check_port = |p: u16| if usize::from(p) < nports { Ok(()) } else { Err(SnapshotError::NoSuchPort(p)) };
+        for l in &locals {
+            check_port(l.port)?;
+        }
+        if let Some((_, p)) = gateway {
+            check_port(p)?;
+        }
+        if services.len() > usize::from(u16::MAX) {
+            return Err(SnapshotError::TooManyServices(services.len()));
+        }
+        let mut by_key = FxHashMap::default();
+        let mut vips = FxHashSet::default();
+        for (i, s) in services.iter().enumerate() {
+            let key = (s.vip.to_bits(), s.port, s.protocol.number());
+            if by_key.insert(key, i as u16).is_some() {
+                return Err(SnapshotError::DuplicateService(s.vip, s.port, s.protocol.as_str()));
+            }
+            vips.insert(s.vip.to_bits());
+        }
+        Ok(Snapshot { ports, locals, gateway, services, by_key, vips })
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &[PortInfo] {
+        &self.ports
+    }
+
+    /// The services, indexed by service id.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// The director's own addresses.
+    pub fn locals(&self) -> &[LocalAddress] {
+        &self.locals
+    }
+
+    /// The service for (VIP, port, protocol number).
+    #[inline]
+    pub fn service_id(&self, vip: Ipv4Addr, port: u16, proto: u8) -> Option<u16> {
+        self.by_key.get(&(vip.to_bits(), port, proto)).copied()
+    }
+
+    /// True when `a` is the VIP of any service.
+    #[inline]
+    pub fn is_vip(&self, a: Ipv4Addr) -> bool {
+        self.vips.contains(&a.to_bits())
+    }
+
+    /// The local address `a` if it is one of the director's own on `port`.
+    #[inline]
+    pub fn local_on_port(&self, port: u16, a: Ipv4Addr) -> Option<&LocalAddress> {
+        self.locals.iter().find(|l| l.port == port && l.addr == a)
+    }
+
+    /// True when `a` is any of the director's own addresses.
+    #[inline]
+    pub fn is_local(&self, a: Ipv4Addr) -> bool {
+        self.locals.iter().any(|l| l.addr == a)
+    }
+
+    /// The next hop and port for `dst`: itself when on a connected subnet
+    /// (longest prefix first), else the gateway.
+    #[inline]
+    pub fn route(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, u16)> {
+        let mut best: Option<&LocalAddress> = None;
+        for l in &self.locals {
+            if l.contains(dst) && best.is_none_or(|b| l.prefix_len > b.prefix_len) {
+                best = Some(l);
+            }
+        }
+        match best {
+            Some(l) => Some((dst, l.port)),
+            None => self.gateway,
+        }
+    }
+
+    /// The director's address to use as a source towards `next_hop` on
+    /// `port`: the one on the same subnet, else the port's first address.
+    #[inline]
+    pub fn source_address(&self, port: u16, next_hop: Ipv4Addr) -> Option<Ipv4Addr> {
+        let mut first = None;
+        for l in self.locals.iter().filter(|l| l.port == port) {
+            if l.contains(next_hop) {
+                return Some(l.addr);
+            }
+            first.get_or_insert(l.addr);
+        }
+        first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        let port = PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500 };
+        let locals = vec![
+            LocalAddress { port: 0, addr: Ipv4Addr::new(198, 18, 1, 1), prefix_len: 24 },
+            LocalAddress { port: 0, addr: Ipv4Addr::new(198, 18, 2, 1), prefix_len: 24 },
+        ];
+        let svc = Service {
+            name: "web".into(),
+            vip: Ipv4Addr::new(198, 18, 0, 100),
+            port: 80,
+            protocol: Protocol::Tcp,
+            scheduler: SchedulerKind::Rr,
+            reals: vec![],
+        };
+        Snapshot::new(vec![port], locals, Some((Ipv4Addr::new(198, 18, 1, 254), 0)), vec![svc]).unwrap()
+    }
+
+    #[test]
+    fn lookups() {
+        let s = snap();
+        assert_eq!(s.service_id(Ipv4Addr::new(198, 18, 0, 100), 80, 6), Some(0));
+        assert_eq!(s.service_id(Ipv4Addr::new(198, 18, 0, 100), 80, 17), None);
+        assert!(s.is_vip(Ipv4Addr::new(198, 18, 0, 100)));
+        assert_eq!(s.route(Ipv4Addr::new(198, 18, 2, 11)), Some((Ipv4Addr::new(198, 18, 2, 11), 0)));
+        assert_eq!(s.route(Ipv4Addr::new(203, 0, 113, 9)), Some((Ipv4Addr::new(198, 18, 1, 254), 0)));
+        assert_eq!(s.source_address(0, Ipv4Addr::new(198, 18, 2, 11)), Some(Ipv4Addr::new(198, 18, 2, 1)));
+    }
+
+    #[test]
+    fn rejects_duplicates_and_bad_ports() {
+        let s = snap();
+        let mut svcs = s.services().to_vec();
+        svcs.push(svcs[0].clone());
+        let e = Snapshot::new(s.ports().to_vec(), vec![], None, svcs).unwrap_err();
+        assert!(matches!(e, SnapshotError::DuplicateService(..)));
+        let e = Snapshot::new(s.ports().to_vec(), vec![], Some((Ipv4Addr::LOCALHOST, 3)), vec![]).unwrap_err();
+        assert_eq!(e, SnapshotError::NoSuchPort(3));
+    }
+}

@@ -1,0 +1,95 @@
+//! Packet builders for tests and benchmarks (not for the per-packet path:
+//! they allocate).
+
+use core::net::Ipv4Addr;
+use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
+use l4vs_wire::{arp, icmp, ipv4, tcp, udp};
+
+/// Addresses of one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Hdr {
+    /// Ethernet source.
+    pub src_mac: MacAddr,
+    /// Ethernet destination.
+    pub dst_mac: MacAddr,
+    /// IP source.
+    pub src: Ipv4Addr,
+    /// IP destination.
+    pub dst: Ipv4Addr,
+    /// TTL.
+    pub ttl: u8,
+}
+
+fn ip_frame(h: &Hdr, proto: ipv4::Protocol, l4: &[u8]) -> Vec<u8> {
+    let total = ipv4::HEADER_LEN + l4.len();
+    let mut f = vec![0u8; ethernet::HEADER_LEN + total];
+    let mut eth = ethernet::Frame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(h.dst_mac);
+    eth.set_src_addr(h.src_mac);
+    eth.set_outer_ethertype(EtherType::Ipv4);
+    let ipb = &mut f[ethernet::HEADER_LEN..];
+    ipb[ipv4::HEADER_LEN..].copy_from_slice(l4);
+    let mut ip = ipv4::Packet::new_unchecked(&mut ipb[..]);
+    ip.set_version_and_header_len(ipv4::HEADER_LEN);
+    ip.set_total_len(total as u16);
+    ip.set_ident(0x1234);
+    ip.set_unfragmented(true);
+    ip.set_ttl(h.ttl);
+    ip.set_protocol(proto);
+    ip.set_src_addr(h.src);
+    ip.set_dst_addr(h.dst);
+    ip.fill_checksum();
+    f
+}
+
+/// An Ethernet/IPv4/TCP frame with valid checksums.
+pub fn tcp(h: &Hdr, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut seg = vec![0u8; tcp::HEADER_LEN + payload.len()];
+    seg[tcp::HEADER_LEN..].copy_from_slice(payload);
+    let mut t = tcp::Packet::new_unchecked(&mut seg[..]);
+    t.set_src_port(sport);
+    t.set_dst_port(dport);
+    t.set_header_len_and_flags(tcp::HEADER_LEN, flags);
+    t.fill_checksum(h.src, h.dst);
+    ip_frame(h, ipv4::Protocol::Tcp, &seg)
+}
+
+/// An Ethernet/IPv4/UDP frame; `with_checksum` false leaves the checksum 0.
+pub fn udp(h: &Hdr, sport: u16, dport: u16, payload: &[u8], with_checksum: bool) -> Vec<u8> {
+    let mut d = vec![0u8; udp::HEADER_LEN + payload.len()];
+    d[udp::HEADER_LEN..].copy_from_slice(payload);
+    let len = d.len() as u16;
+    let mut u = udp::Packet::new_unchecked(&mut d[..]);
+    u.set_src_port(sport);
+    u.set_dst_port(dport);
+    u.set_len(len);
+    if with_checksum {
+        udp::Packet::new_unchecked(&mut d[..]).fill_checksum(h.src, h.dst);
+    }
+    ip_frame(h, ipv4::Protocol::Udp, &d)
+}
+
+/// An ICMP echo request.
+pub fn icmp_echo(h: &Hdr, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; icmp::HEADER_LEN + payload.len()];
+    m[icmp::HEADER_LEN..].copy_from_slice(payload);
+    let mut p = icmp::Packet::new_unchecked(&mut m[..]);
+    p.set_type_and_code(icmp::Message::EchoRequest, 0);
+    p.set_rest_of_header(ident, seq);
+    p.fill_checksum();
+    ip_frame(h, ipv4::Protocol::Icmp, &m)
+}
+
+/// An Ethernet/ARP frame, padded to the 60-byte Ethernet minimum.
+pub fn arp(op: arp::Operation, src_mac: MacAddr, sender: Ipv4Addr, target_mac: MacAddr, target: Ipv4Addr, eth_dst: MacAddr) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    let mut eth = ethernet::Frame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(eth_dst);
+    eth.set_src_addr(src_mac);
+    eth.set_outer_ethertype(EtherType::Arp);
+    let mut a = arp::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..]);
+    a.set_header(op);
+    a.set_sender(src_mac, sender);
+    a.set_target(target_mac, target);
+    f
+}

@@ -1,0 +1,208 @@
+//! What becomes of each packet, and the counters that say so.
+//!
+//! Every packet a worker sees ends in exactly one [`Verdict`]. Drops carry a
+//! [`DropReason`]; each worker counts them in an array indexed by the
+//! reason (VPP's error counters). Counters are single-writer atomics: the
+//! worker stores with `Relaxed` load+store (a plain `mov` on x86, no locked
+//! instruction), and the control thread reads them at any time.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The end of a packet's path through a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (edited) packet on this port.
+    Forward {
+        /// Port index in the snapshot.
+        port: u16,
+    },
+    /// Free the packet; the reason has been counted.
+    Drop(DropReason),
+    /// Hand the packet to the control thread's slow path.
+    ToControl,
+    /// The worker used the packet (an ARP reply it learned from); free it.
+    Consumed,
+}
+
+macro_rules! drop_reasons {
+    ($($name:ident => $text:literal,)*) => {
+        /// Why a packet was dropped.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $(#[doc = $text] $name,)* }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+            /// The number of reasons.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A stable snake_case name for counters and logs.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(DropReason::$name => $text,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated",
+    EthOtherHost => "eth_other_host",
+    EthUnknownType => "eth_unknown_ethertype",
+    ArpMalformed => "arp_malformed",
+    ArpNotForUs => "arp_not_for_us",
+    ArpUnknownOp => "arp_unknown_op",
+    IpTruncated => "ip_truncated",
+    IpMalformed => "ip_malformed",
+    IpBadChecksum => "ip_bad_checksum",
+    IpFragment => "ip_fragment",
+    IpTtlExpired => "ip_ttl_expired",
+    IpNotForUs => "ip_not_for_us",
+    L4Truncated => "l4_truncated",
+    L4Unsupported => "l4_unsupported_protocol",
+    NoService => "no_service",
+    NoRealServer => "no_real_server",
+    TcpNotSyn => "tcp_no_conn_not_syn",
+    ConnTableFull => "conn_table_full",
+    NoRoute => "no_route",
+    NeighborUnresolved => "neighbor_unresolved",
+    TunnelNoHeadroom => "tunnel_no_headroom",
+    TunnelTooBig => "tunnel_too_big",
+    IcmpUnhandled => "icmp_unhandled",
+    LocalUnhandled => "local_unhandled",
+}
+
+/// A counter written by one thread and read by any.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning worker may call this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker's counters, cache-aligned so workers never share a line.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct Counters {
+    /// Packets received.
+    pub rx: Counter,
+    /// Packets forwarded (verdict `Forward`).
+    pub forwarded: Counter,
+    /// Packets handed to the control thread.
+    pub to_control: Counter,
+    /// Packets consumed by the worker itself (ARP replies learned).
+    pub consumed: Counter,
+    /// ARP requests answered.
+    pub arp_replies: Counter,
+    /// ARP requests sent for unresolved next hops.
+    pub arp_requests: Counter,
+    /// ICMP echo requests answered.
+    pub icmp_echo_replies: Counter,
+    /// Connections created.
+    pub conns_created: Counter,
+    /// Connections expired or closed.
+    pub conns_expired: Counter,
+    /// Packets forwarded per method: NAT in, NAT out, tunnel, DR.
+    pub nat_in: Counter,
+    /// NAT replies rewritten back to the VIP.
+    pub nat_out: Counter,
+    /// IP-IP encapsulated.
+    pub tunnel: Counter,
+    /// Direct routing (MAC rewrite).
+    pub direct: Counter,
+    /// Time spent polling empty queues vs processing, in TSC cycles.
+    pub idle_cycles: Counter,
+    /// Cycles spent on bursts that carried packets.
+    pub busy_cycles: Counter,
+    /// Drops, indexed by `DropReason as usize`.
+    pub drops: [Counter; DropReason::COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            rx: Counter::default(),
+            forwarded: Counter::default(),
+            to_control: Counter::default(),
+            consumed: Counter::default(),
+            arp_replies: Counter::default(),
+            arp_requests: Counter::default(),
+            icmp_echo_replies: Counter::default(),
+            conns_created: Counter::default(),
+            conns_expired: Counter::default(),
+            nat_in: Counter::default(),
+            nat_out: Counter::default(),
+            tunnel: Counter::default(),
+            direct: Counter::default(),
+            idle_cycles: Counter::default(),
+            busy_cycles: Counter::default(),
+            drops: core::array::from_fn(|_| Counter::default()),
+        }
+    }
+}
+
+impl Counters {
+    /// Counts a drop.
+    #[inline]
+    pub fn count_drop(&self, r: DropReason) {
+        self.drops[r as usize].inc();
+    }
+
+    /// The count for one drop reason.
+    pub fn drops_of(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].get()
+    }
+
+    /// All named counters except drops, for reports.
+    pub fn named(&self) -> [(&'static str, u64); 15] {
+        [
+            ("rx", self.rx.get()),
+            ("forwarded", self.forwarded.get()),
+            ("to_control", self.to_control.get()),
+            ("consumed", self.consumed.get()),
+            ("arp_replies", self.arp_replies.get()),
+            ("arp_requests", self.arp_requests.get()),
+            ("icmp_echo_replies", self.icmp_echo_replies.get()),
+            ("conns_created", self.conns_created.get()),
+            ("conns_expired", self.conns_expired.get()),
+            ("nat_in", self.nat_in.get()),
+            ("nat_out", self.nat_out.get()),
+            ("tunnel", self.tunnel.get()),
+            ("direct", self.direct.get()),
+            ("idle_cycles", self.idle_cycles.get()),
+            ("busy_cycles", self.busy_cycles.get()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_indexed_in_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let c = Counters::default();
+        c.count_drop(DropReason::NoService);
+        c.count_drop(DropReason::NoService);
+        assert_eq!(c.drops_of(DropReason::NoService), 2);
+        assert_eq!(DropReason::NoService.as_str(), "no_service");
+    }
+}

@@ -1,1 +1,208 @@
-fn main() {}
+//! `l4vs-lab`: the lab's command line. The library does the work; this file
+//! only parses arguments and maps results to exit codes.
+//!
+//! Subcommands run either on the host (`demo`, `cleanup`) or inside a lab
+//! namespace, started there by the library (`serve`, `ipip-decap`,
+//! `http-load`, `udp-probe`).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use l4vs_lab::{client, demo, ipip, netns, servers, stub, Mode};
+
+#[derive(Parser)]
+#[command(name = "l4vs-lab", version, about = "The l4vs network-namespace lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring the lab up, run the l4vs director in it, send traffic, tear down.
+    Demo {
+        /// The director's YAML config.
+        #[arg(long)]
+        config: PathBuf,
+        /// The l4vs binary.
+        #[arg(long)]
+        l4vs: PathBuf,
+        /// Forwarding mode (nat, tunnel, dr); default: from the config file
+        /// name, else nat.
+        #[arg(long)]
+        mode: Option<Mode>,
+        /// HTTP connections to send.
+        #[arg(long, default_value_t = 200)]
+        count: u32,
+        /// UDP echo probes to send as well.
+        #[arg(long, default_value_t = 0)]
+        udp_count: u32,
+        /// Director log file (default: in the temp directory).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Delete every namespace whose name starts with the prefix, killing its processes.
+    Cleanup {
+        #[arg(long, default_value = netns::NETNS_PREFIX)]
+        prefix: String,
+    },
+    /// Real server: HTTP/1.0 and UDP echo, both answering with NAME.
+    Serve {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        #[arg(long)]
+        udp: Option<SocketAddr>,
+    },
+    /// User-space IP-IP decapsulation: raw socket (protocol 4) in, TUN out.
+    IpipDecap {
+        #[arg(long, default_value = ipip::TUN_DEV)]
+        tun: String,
+    },
+    /// Test stand-in for the l4vs binary (kernel addresses + TCP proxy for
+    /// the VIP), used to test `demo`; its arguments are ignored.
+    StubDirector {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Test tool standing in for a tunnel-mode director: UDP probes for the
+    /// VIP, IP-IP encapsulated to one real server; prints `served NAME N` and `failed N`.
+    IpipProbe {
+        /// The real server to tunnel to.
+        #[arg(long)]
+        rip: Ipv4Addr,
+        /// Source address of the inner packets (the client's).
+        #[arg(long, default_value_t = l4vs_lab::CLIENT_ADDR)]
+        src: Ipv4Addr,
+        #[arg(long, default_value_t = l4vs_lab::VIP_UDP)]
+        target: SocketAddrV4,
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
+    /// Sequential HTTP GETs, each on a new connection; prints `served NAME N` and `failed N`.
+    HttpLoad {
+        #[arg(long)]
+        target: SocketAddrV4,
+        #[arg(long, default_value_t = 200)]
+        count: u32,
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// Do not report failures on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// UDP echo probes; prints `served NAME N` and `failed N`.
+    UdpProbe {
+        #[arg(long)]
+        target: SocketAddrV4,
+        #[arg(long, default_value_t = 100)]
+        count: u32,
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+        /// Send every probe from one socket (one flow) instead of a new one each.
+        #[arg(long)]
+        same_socket: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("l4vs-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Demo {
+            config,
+            l4vs,
+            mode,
+            count,
+            udp_count,
+            log,
+        } => {
+            let lab_bin = std::env::current_exe().context("cannot find the l4vs-lab binary")?;
+            let passed = demo::run(&demo::DemoConfig {
+                config,
+                l4vs,
+                mode,
+                count,
+                udp_count,
+                log,
+                lab_bin,
+            })?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Cmd::Cleanup { prefix } => {
+            for ns in netns::cleanup(&prefix)? {
+                println!("deleted {ns}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { name, http, udp } => {
+            servers::serve(&servers::ServeConfig { name, http, udp })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::IpipDecap { tun } => {
+            ipip::run_decap(&tun)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::StubDirector { args: _ } => {
+            stub::run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::IpipProbe {
+            rip,
+            src,
+            target,
+            count,
+            timeout_ms,
+        } => {
+            let dist =
+                ipip::tunnel_udp_probe(rip, src, target, count, Duration::from_millis(timeout_ms))?;
+            print!("{dist}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::HttpLoad {
+            target,
+            count,
+            timeout_ms,
+            quiet,
+        } => {
+            let dist = client::http_load(target, count, Duration::from_millis(timeout_ms), quiet);
+            print!("{dist}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::UdpProbe {
+            target,
+            count,
+            timeout_ms,
+            same_socket,
+        } => {
+            let dist = client::udp_probe(
+                target,
+                count,
+                Duration::from_millis(timeout_ms),
+                !same_socket,
+            );
+            print!("{dist}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The director's YAML configuration: schema, validation and the effective
+//! config printer.
+//!
+//! [`load`] / [`parse`] turn a YAML file into a validated, immutable [`Config`]
+//! of plain types (addresses are [`Ipv4Addr`], port references are indices
+//! into [`Config::ports`], names are enums). Nothing downstream re-checks what
+//! this module checked. [`to_yaml`] prints a `Config` back as YAML with every
+//! default filled in (`l4vs check-config FILE`); [`parse`] reads that output
+//! back to an equal `Config`.
+//!
+//! Every error names the file, the line and column, and the key path, in the
+//! form `FILE:LINE:COL: KEY: MESSAGE`, e.g.
+//! `configs/x.yaml:14:7: services[0].reals[1].weight: must be in 0..=2147483647`.
+//! The first error found is reported; YAML syntax errors, unknown keys and
+//! wrong types are found while reading, the rules below afterwards.
+//!
+//! # Schema
+//!
+//! ```yaml
+//! eal:                      # optional
+//!   args: ["--no-huge", "-m", "512", "--in-memory"]   # default []
+//!   main_core: 0            # default 0: the control thread's lcore
+//! workers:                  # required
+//!   cores: [1, 2]           # required, non-empty: one pinned worker per core
+//!   burst: 32               # default 32, 1..=256
+//!   idle_sleep_us: 0        # default 0 (busy poll), 0..=1000000
+//! ports:                    # required, non-empty
+//!   - name: lan             # required, referenced by `port:` keys below
+//!     device: "net_af_packet0,iface=eth0"   # vdev spec, or PCI address[,devargs]
+//!     rx_desc: 1024         # default 1024, 32..=32768
+//!     tx_desc: 1024         # default 1024, 32..=32768
+//! mbufs: 8191               # default 8191
+//! addresses:                # default []: the director's own addresses
+//!   - { port: lan, address: 198.18.1.1/24 }
+//! gateway: { port: lan, address: 198.18.1.254 }     # optional default next hop
+//! neighbors:                # default []: static ARP entries
+//!   - { port: lan, address: 198.18.2.11, mac: "02:00:00:00:02:0b" }
+//! services:                 # default []
+//!   - name: web             # optional
+//!     vip: 198.18.0.100     # required
+//!     port: 80              # required, 1..=65535
+//!     protocol: tcp         # required: tcp | udp
+//!     scheduler: rr         # required: rr | wrr
+//!     forward: nat          # required: nat | tunnel | dr (ipvsadm -m | -i | -g)
+//!     reals:                # default []
+//!       - address: 198.18.2.11    # required
+//!         port: 80          # default: the service port
+//!         weight: 1         # default 1, 0..=2147483647 (0 = quiescent)
+//!         forward: nat      # default: the service's `forward`
+//! ```
+//!
+//! # Rules
+//!
+//! Reading:
+//! - One YAML document. Unknown keys, duplicate keys and values of the wrong
+//!   type are errors. Integers may be written in any YAML form (`0x10`, `1_000`).
+//!
+//! `eal` and `workers`:
+//! - `eal.args` must not select cores (`-l`, `-c`, `--lcores`, `--main-lcore`)
+//!   nor devices (`-a`, `-b`, `-w`, `--allow`, `--block`, `--vdev`), nor
+//!   their legacy spellings: l4vs derives those from `workers`,
+//!   `eal.main_core` and `ports` ([`Config::eal_argv`]). `--no-pci` is an
+//!   error when a port is a PCI device.
+//! - `workers.cores` is non-empty, has no duplicates and does not contain
+//!   `eal.main_core`; core ids are below [`MAX_CORE`]. Each worker gets one
+//!   RX and one TX queue on every port.
+//!
+//! `ports` and `mbufs`:
+//! - At least one port. Names are 1 to 32 characters of `[A-Za-z0-9_-]` and
+//!   unique. A device is a PCI address (`0000:03:00.0` or `03:00.0`,
+//!   normalised to the long form) or a DPDK vdev (`net_<driver><n>`; the
+//!   name must contain `_`, which tells it from a kernel interface name such
+//!   as `eth0`), each optionally followed by `,devargs`. No whitespace.
+//!   Two ports cannot use the same device.
+//! - `mbufs` is at least [`Config::min_mbufs`], the workers times the sum of
+//!   every port's `rx_desc + tx_desc`: the RX rings are filled at start and
+//!   the TX rings can hold as many in flight, so a smaller pool runs dry.
+//!
+//! Addresses (`addresses`, `gateway`, `neighbors`, `vip`, reals):
+//! - Dotted-quad IPv4; unicast only (not 0.0.0.0, 255.255.255.255, 127/8 or
+//!   224/4). Director addresses carry a prefix length 1..=32 and are unique.
+//! - `port:` keys name an entry of `ports`.
+//! - The gateway lies inside a director address's subnet on its port (it is
+//!   on-link, as the kernel requires of a next hop) and is not a director
+//!   address.
+//! - A neighbour's MAC is `xx:xx:xx:xx:xx:xx`, unicast and not all zero;
+//!   one static entry per address; never a director address.
+//!
+//! Services and real servers:
+//! - `port` 1..=65535. Port 0 ("all ports") works only for persistent
+//!   services in IPVS (ipvsadm: "Zero port specified for non-persistent
+//!   service"), and persistence is not implemented yet.
+//! - `(vip, port, protocol)` is unique, and so is a service's optional
+//!   `name` (1 to 64 characters of `[A-Za-z0-9_-]`).
+//! - `scheduler`: `rr` and `wrr`. The other IPVS schedulers (`lc wlc lblc
+//!   lblcr dh sh sed nq mh fo ovf twos`) are rejected as not implemented yet.
+//!   There is no default: ipvsadm's default (`wlc`) is not implemented, and
+//!   `forward` has no default either because ipvsadm's (`-g`, DR) surprises
+//!   anyone thinking of NAT; both are spelled out and printed.
+//! - A service may have no reals (ipvsadm allows it; its packets are dropped).
+//! - A real's `(address, port)` is unique within its service; the address is
+//!   not a director address nor the service's VIP.
+//! - NAT rewrites the destination port: a NAT real's port defaults to the
+//!   service port and may differ from it, but not be 0.
+//! - Tunnel and DR keep the packet's port (IPVS forces the real's port to the
+//!   service port): an explicit different port is an error rather than
+//!   silently ignored.
+//! - Weight is an `int >= 0` as in IPVS: 0..=2147483647, 0 = quiescent.
+//! - Reachability: a DR real must be on-link (inside a director address's
+//!   subnet, or with a static neighbour entry) because DR only rewrites the
+//!   MAC. A NAT or tunnel real off-link needs a `gateway`.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+mod emit;
+mod locate;
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+/// Default `workers.burst`.
+pub const DEFAULT_BURST: u16 = 32;
+/// Largest `workers.burst`: the size of each worker's fixed receive array.
+pub const MAX_BURST: u16 = 256;
+/// Largest `workers.idle_sleep_us` (one second).
+pub const MAX_IDLE_SLEEP_US: u32 = 1_000_000;
+/// Default `rx_desc` and `tx_desc` of a port.
+pub const DEFAULT_DESC: u16 = 1024;
+/// Smallest `rx_desc` / `tx_desc`.
+pub const MIN_DESC: u16 = 32;
+/// Largest `rx_desc` / `tx_desc`.
+pub const MAX_DESC: u16 = 32768;
+/// Default `mbufs` (a mempool is most memory-efficient at 2^n - 1).
+pub const DEFAULT_MBUFS: u32 = 8191;
+/// Core ids must be below this.
+pub const MAX_CORE: u32 = 1024;
+/// Largest real-server weight: IPVS keeps weights in an `int`.
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+
+/// A validated configuration. Every index and name in it is known to be
+/// consistent; see the module doc for the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub eal: Eal,
+    pub workers: Workers,
+    pub ports: Vec<Port>,
+    /// Mbufs in the packet mempool.
+    pub mbufs: u32,
+    pub addresses: Vec<Address>,
+    pub gateway: Option<Gateway>,
+    pub neighbors: Vec<Neighbor>,
+    pub services: Vec<Service>,
+}
+
+/// EAL settings besides the cores and the devices, which l4vs adds itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eal {
+    /// Extra EAL arguments, in order, without the program name.
+    pub args: Vec<String>,
+    /// The control thread's lcore (`--main-lcore`).
+    pub main_core: u32,
+}
+
+/// The packet workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workers {
+    /// One pinned worker per core, in this order: worker `i` owns RX/TX queue
+    /// `i` on every port. Non-empty, unique, without the main core.
+    pub cores: Vec<u32>,
+    /// RX burst size, 1..=[`MAX_BURST`].
+    pub burst: u16,
+    /// 0 = busy poll; otherwise sleep up to this many µs when all queues are
+    /// empty.
+    pub idle_sleep_us: u32,
+}
+
+/// A DPDK port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// The operator's name, unique.
+    pub name: String,
+    pub device: Device,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+}
+
+/// Whether a device is probed on the PCI bus or created as a virtual device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// Passed to the EAL as `-a ADDRESS[,ARGS]`.
+    Pci,
+    /// Passed to the EAL as `--vdev NAME[,ARGS]`.
+    Vdev,
+}
+
+/// A port's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub kind: DeviceKind,
+    /// The DPDK device name, which is also the ethdev name to look the port
+    /// up by (`rte_eth_dev_get_port_by_name`): `0000:03:00.0` (normalised)
+    /// or `net_af_packet0`.
+    pub name: String,
+    /// Device arguments after the first comma (`iface=eth0`), if any.
+    pub args: Option<String>,
+}
+
+impl Device {
+    /// `NAME[,ARGS]`, as the EAL takes it after `-a` or `--vdev`.
+    pub fn spec(&self) -> String {
+        match &self.args {
+            Some(args) => format!("{},{}", self.name, args),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// One of the director's own addresses: it answers ARP for it and owns
+/// packets sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    /// Index into [`Config::ports`].
+    pub port: usize,
+    pub address: Ipv4Addr,
+    /// 1..=32.
+    pub prefix_len: u8,
+}
+
+impl Address {
+    /// The subnet mask.
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(prefix_mask(self.prefix_len))
+    }
+
+    /// Whether `ip` is inside this address's subnet (on-link).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = prefix_mask(self.prefix_len);
+        u32::from(ip) & mask == u32::from(self.address) & mask
+    }
+}
+
+/// The default next hop, for destinations outside every director subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gateway {
+    /// Index into [`Config::ports`].
+    pub port: usize,
+    pub address: Ipv4Addr,
+}
+
+/// A static ARP entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbor {
+    /// Index into [`Config::ports`].
+    pub port: usize,
+    pub address: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+/// A virtual service: `(vip, port, protocol)` and its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: Option<String>,
+    pub vip: Ipv4Addr,
+    /// Nonzero.
+    pub port: u16,
+    pub protocol: Protocol,
+    pub scheduler: Scheduler,
+    /// The service's default method; each [`Real`] carries its effective one.
+    pub forward: Forward,
+    pub reals: Vec<Real>,
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Real {
+    pub address: Ipv4Addr,
+    /// Nonzero; equal to the service port unless `forward` is NAT.
+    pub port: u16,
+    /// 0..=[`MAX_WEIGHT`]; 0 = quiescent (no new connections).
+    pub weight: u32,
+    /// Effective method (the real's own or the service's).
+    pub forward: Forward,
+}
+
+/// A service's transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    /// The IP protocol number (RFC 790 / IANA).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// A service's scheduler. Only the implemented IPVS schedulers are here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheduler {
+    /// Round robin (`ip_vs_rr.c`).
+    Rr,
+    /// Weighted round robin (`ip_vs_wrr.c`).
+    Wrr,
+}
+
+impl Scheduler {
+    /// The YAML (and ipvsadm `-s`) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheduler::Rr => "rr",
+            Scheduler::Wrr => "wrr",
+        }
+    }
+}
+
+/// A real server's forwarding method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forward {
+    /// Masquerading (`ipvsadm -m`): rewrite destination address and port,
+    /// undo it on the replies, which must come back through the director.
+    Nat,
+    /// IP-IP tunnel (`ipvsadm -i`): an outer IPv4 header to the real server.
+    Tunnel,
+    /// Direct routing (`ipvsadm -g`): rewrite the destination MAC only.
+    Dr,
+}
+
+impl Forward {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forward::Nat => "nat",
+            Forward::Tunnel => "tunnel",
+            Forward::Dr => "dr",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Protocol, Scheduler, Forward);
+
+impl Config {
+    /// The smallest `mbufs` this config accepts: workers × Σ ports
+    /// (`rx_desc + tx_desc`).
+    pub fn min_mbufs(&self) -> u64 {
+        min_mbufs(self.workers.cores.len(), &self.ports)
+    }
+
+    /// The index of the port called `name`.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// The full EAL argument vector: `program`, the lcores
+    /// (`-l MAIN,CORES... --main-lcore MAIN`), `eal.args`, then each port's
+    /// device (`-a SPEC` for PCI, `--vdev SPEC` for a vdev) in port order.
+    pub fn eal_argv(&self, program: &str) -> Vec<String> {
+        let mut lcores = vec![self.eal.main_core];
+        lcores.extend(&self.workers.cores);
+        let lcores: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        let mut argv = vec![
+            program.to_owned(),
+            "-l".to_owned(),
+            lcores.join(","),
+            "--main-lcore".to_owned(),
+            self.eal.main_core.to_string(),
+        ];
+        argv.extend(self.eal.args.iter().cloned());
+        for port in &self.ports {
+            argv.push(
+                match port.device.kind {
+                    DeviceKind::Pci => "-a",
+                    DeviceKind::Vdev => "--vdev",
+                }
+                .to_owned(),
+            );
+            argv.push(port.device.spec());
+        }
+        argv
+    }
+}
+
+pub(crate) fn min_mbufs(workers: usize, ports: &[Port]) -> u64 {
+    let per_worker: u64 = ports
+        .iter()
+        .map(|p| u64::from(p.rx_desc) + u64::from(p.tx_desc))
+        .sum();
+    per_worker * workers as u64
+}
+
+fn prefix_mask(prefix_len: u8) -> u32 {
+    match prefix_len {
+        0 => 0,
+        n => u32::MAX << (32 - u32::from(n.min(32))),
+    }
+}
+
+/// Formats a MAC address as `xx:xx:xx:xx:xx:xx`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
+}
+
+/// A configuration error, located in the file.
+///
+/// Displays as `FILE:LINE:COL: KEY: MESSAGE`; the position is left out when
+/// unknown (the file could not be read) and the key when the error concerns
+/// the whole document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file name as given to [`load`] or [`parse`].
+    pub file: String,
+    /// 1-based line; 0 when unknown.
+    pub line: u32,
+    /// 1-based column (characters); 0 when unknown.
+    pub column: u32,
+    /// The key path, e.g. `services[0].reals[1].weight`; may be empty.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.file)?;
+        if self.line > 0 {
+            write!(f, "{}:{}:", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, " {}:", self.key)?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+/// Reads and validates the config file at `path`.
+///
+/// # Errors
+/// The file cannot be read or is not UTF-8 (no position), or [`parse`] fails.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    parse(&text, &file)
+}
+
+/// Parses and validates `text`; `file_name` is only used in errors.
+///
+/// # Errors
+/// The first YAML or validation error, with its position and key path.
+pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig =
+        serde_saphyr::from_str(text).map_err(|e| locate::yaml_error(&e, text, file_name))?;
+    validate::validate(raw, file_name)
+}
+
+/// The effective config as YAML: every default filled in, port references
+/// by name, each real with its effective port and method. [`parse`] reads it
+/// back to an equal [`Config`].
+///
+/// # Panics
+/// Never in practice: the printed form holds only strings, integers, lists
+/// and mappings, which the YAML serializer always accepts.
+pub fn to_yaml(cfg: &Config) -> String {
+    emit::to_yaml(cfg)
+}

@@ -1,0 +1,161 @@
+//! Prints a [`Config`] in the input schema, defaults filled in.
+//!
+//! The output mirrors `raw` key for key, so that `parse(to_yaml(c)) == c`;
+//! short records (addresses, neighbours, reals) are flow mappings, one a line.
+
+use serde::Serialize;
+use serde_saphyr::{FlowMap, FlowSeq};
+
+use super::{format_mac, Config};
+
+#[derive(Serialize)]
+struct Out<'a> {
+    eal: OutEal<'a>,
+    workers: OutWorkers<'a>,
+    ports: Vec<OutPort<'a>>,
+    mbufs: u32,
+    addresses: Vec<FlowMap<OutAddress<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<FlowMap<OutGateway<'a>>>,
+    neighbors: Vec<FlowMap<OutNeighbor<'a>>>,
+    services: Vec<OutService<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutEal<'a> {
+    args: FlowSeq<&'a [String]>,
+    main_core: u32,
+}
+
+#[derive(Serialize)]
+struct OutWorkers<'a> {
+    cores: FlowSeq<&'a [u32]>,
+    burst: u16,
+    idle_sleep_us: u32,
+}
+
+#[derive(Serialize)]
+struct OutPort<'a> {
+    name: &'a str,
+    device: String,
+    rx_desc: u16,
+    tx_desc: u16,
+}
+
+#[derive(Serialize)]
+struct OutAddress<'a> {
+    port: &'a str,
+    address: String,
+}
+
+#[derive(Serialize)]
+struct OutGateway<'a> {
+    port: &'a str,
+    address: String,
+}
+
+#[derive(Serialize)]
+struct OutNeighbor<'a> {
+    port: &'a str,
+    address: String,
+    mac: String,
+}
+
+#[derive(Serialize)]
+struct OutService<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    vip: String,
+    port: u16,
+    protocol: &'static str,
+    scheduler: &'static str,
+    forward: &'static str,
+    reals: Vec<FlowMap<OutReal>>,
+}
+
+#[derive(Serialize)]
+struct OutReal {
+    address: String,
+    port: u16,
+    weight: u32,
+    forward: &'static str,
+}
+
+pub(super) fn to_yaml(cfg: &Config) -> String {
+    let port = |i: usize| cfg.ports[i].name.as_str();
+    let out = Out {
+        eal: OutEal {
+            args: FlowSeq(&cfg.eal.args),
+            main_core: cfg.eal.main_core,
+        },
+        workers: OutWorkers {
+            cores: FlowSeq(&cfg.workers.cores),
+            burst: cfg.workers.burst,
+            idle_sleep_us: cfg.workers.idle_sleep_us,
+        },
+        ports: cfg
+            .ports
+            .iter()
+            .map(|p| OutPort {
+                name: &p.name,
+                device: p.device.spec(),
+                rx_desc: p.rx_desc,
+                tx_desc: p.tx_desc,
+            })
+            .collect(),
+        mbufs: cfg.mbufs,
+        addresses: cfg
+            .addresses
+            .iter()
+            .map(|a| {
+                FlowMap(OutAddress {
+                    port: port(a.port),
+                    address: format!("{}/{}", a.address, a.prefix_len),
+                })
+            })
+            .collect(),
+        gateway: cfg.gateway.map(|g| {
+            FlowMap(OutGateway {
+                port: port(g.port),
+                address: g.address.to_string(),
+            })
+        }),
+        neighbors: cfg
+            .neighbors
+            .iter()
+            .map(|n| {
+                FlowMap(OutNeighbor {
+                    port: port(n.port),
+                    address: n.address.to_string(),
+                    mac: format_mac(&n.mac),
+                })
+            })
+            .collect(),
+        services: cfg
+            .services
+            .iter()
+            .map(|s| OutService {
+                name: s.name.as_deref(),
+                vip: s.vip.to_string(),
+                port: s.port,
+                protocol: s.protocol.as_str(),
+                scheduler: s.scheduler.as_str(),
+                forward: s.forward.as_str(),
+                reals: s
+                    .reals
+                    .iter()
+                    .map(|r| {
+                        FlowMap(OutReal {
+                            address: r.address.to_string(),
+                            port: r.port,
+                            weight: r.weight,
+                            forward: r.forward.as_str(),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    // Serializing plain strings, integers, sequences and maps cannot fail.
+    serde_saphyr::to_string(&out).expect("serializing the effective config")
+}

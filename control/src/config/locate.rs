@@ -1,0 +1,211 @@
+//! Turns a serde-saphyr error into a [`ConfigError`] with a key path.
+//!
+//! serde-saphyr reports a line and column but not the key path, so the path
+//! is recovered by replaying the YAML parser's events up to that position and
+//! naming the node found there. On a syntax error the events stop at the
+//! error, and the path is that of the last node read before it.
+
+use serde_saphyr::granit_parser::{Event, Parser};
+use serde_saphyr::Error;
+
+use super::ConfigError;
+
+/// Which node to name when several start at the error position (a block
+/// mapping starts where its first key does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// The outermost node starting there, e.g. a value of the wrong type.
+    Outer,
+    /// The mapping there, e.g. one lacking a key: serde-saphyr points at a
+    /// flow mapping's first key rather than at its `{`.
+    Mapping,
+    /// The last node starting at or before the position, e.g. an unknown key.
+    Inner,
+}
+
+enum Frame {
+    Map { key: String, expect_key: bool },
+    Seq { next: usize },
+}
+
+/// An open collection while replaying: its kind, path and start.
+struct Open {
+    frame: Frame,
+    path: String,
+    at: (usize, usize),
+}
+
+/// The key path of the node at `(line, column)` (1-based, characters) and
+/// where that node starts.
+fn key_path_at(text: &str, line: usize, column: usize, pick: Pick) -> (String, (usize, usize)) {
+    let target = (line, column);
+    let mut stack: Vec<Open> = Vec::new();
+    let mut best = (String::new(), target);
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        let pos = (span.start.line(), span.start.col() + 1);
+        let (is_collection, scalar) = match &event {
+            Event::Scalar(value, ..) => (false, Some(value.to_string())),
+            Event::Alias(..) => (false, None),
+            Event::SequenceStart(..) | Event::MappingStart(..) => (true, None),
+            Event::SequenceEnd | Event::MappingEnd => {
+                stack.pop();
+                continue;
+            }
+            _ => continue,
+        };
+        if pos > target {
+            break;
+        }
+        let mut is_key = false;
+        let path = match stack.last_mut() {
+            None => String::new(),
+            Some(Open {
+                frame: Frame::Seq { next },
+                path,
+                ..
+            }) => {
+                *next += 1;
+                format!("{path}[{}]", *next - 1)
+            }
+            Some(Open {
+                frame: Frame::Map { key, expect_key },
+                path,
+                ..
+            }) => {
+                if *expect_key {
+                    *key = scalar.unwrap_or_else(|| "?".to_owned());
+                    is_key = true;
+                }
+                *expect_key = !*expect_key;
+                join(path, key)
+            }
+        };
+        if pos == target && pick != Pick::Inner {
+            if pick == Pick::Mapping && is_key {
+                if let Some(map) = stack.last() {
+                    return (map.path.clone(), map.at);
+                }
+            }
+            return (path, pos);
+        }
+        best = (path.clone(), pos);
+        if is_collection {
+            let frame = match event {
+                Event::MappingStart(..) => Frame::Map {
+                    key: String::new(),
+                    expect_key: true,
+                },
+                _ => Frame::Seq { next: 0 },
+            };
+            stack.push(Open {
+                frame,
+                path,
+                at: pos,
+            });
+        }
+    }
+    // Report the error's own position, which may lie inside the node.
+    (best.0, target)
+}
+
+/// `parent.key`, or `key` at the top level.
+pub(super) fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// Describes the integer type serde-saphyr failed to read.
+fn describe_scalar(ty: &str) -> String {
+    match ty {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
+        | "isize" => "expected an integer".to_owned(),
+        "bool" => "expected true or false".to_owned(),
+        "f32" | "f64" => "expected a number".to_owned(),
+        other => format!("expected a value of type {other}"),
+    }
+}
+
+/// Converts a serde-saphyr error on `text` into a located [`ConfigError`].
+pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
+    let (line, column) = err.location().map_or((0, 0), |l| {
+        (
+            usize::try_from(l.line()).unwrap_or(usize::MAX),
+            usize::try_from(l.column()).unwrap_or(usize::MAX),
+        )
+    });
+    let mut inner = err.without_snippet();
+    while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
+    let path = |pick| key_path_at(text, line, column, pick).0;
+    let mut at = (line, column);
+    let (key, message) = match inner {
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => (
+            path(Pick::Inner),
+            format!(
+                "unknown key `{field}`; expected one of: {}",
+                expected.join(", ")
+            ),
+        ),
+        Error::SerdeMissingField { field, .. } => {
+            // Point at the mapping that lacks the key, not at its last key.
+            let (map, map_at) = key_path_at(text, line, column, Pick::Mapping);
+            at = map_at;
+            (join(&map, field), "missing required key".to_owned())
+        }
+        Error::DuplicateMappingKey { .. } => (path(Pick::Inner), "duplicate key".to_owned()),
+        Error::InvalidScalar { ty, .. } => (path(Pick::Outer), describe_scalar(ty)),
+        Error::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => (
+            path(Pick::Outer),
+            format!("expected {expected}, found {unexpected}"),
+        ),
+        Error::Unexpected { expected, .. } => {
+            let message = match *expected {
+                "sequence start" => "expected a list".to_owned(),
+                "mapping start" => "expected a mapping (key: value)".to_owned(),
+                e if e.ends_with("scalar") => {
+                    "expected a single value, found a list or mapping".to_owned()
+                }
+                e => format!("expected {e}"),
+            };
+            (path(Pick::Outer), message)
+        }
+        Error::NullIntoString { .. } => (
+            path(Pick::Outer),
+            "a value is required here, found null".to_owned(),
+        ),
+        Error::Eof { .. } => (
+            String::new(),
+            "the file is empty: expected a mapping with at least `workers` and `ports`".to_owned(),
+        ),
+        Error::MultipleDocuments { .. } => (
+            String::new(),
+            "expected one YAML document, found several (`---`)".to_owned(),
+        ),
+        Error::ExternalMessage { msg, .. } => {
+            (path(Pick::Inner), format!("YAML syntax error: {msg}"))
+        }
+        other => {
+            use serde_saphyr::MessageFormatter;
+            let msg = serde_saphyr::UserMessageFormatter.format_message(other);
+            (path(Pick::Inner), msg.escape_debug().to_string())
+        }
+    };
+    ConfigError {
+        file: file.to_owned(),
+        line: u32::try_from(at.0).unwrap_or(u32::MAX),
+        column: u32::try_from(at.1).unwrap_or(u32::MAX),
+        key,
+        message,
+    }
+}

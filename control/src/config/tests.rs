@@ -1,0 +1,747 @@
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::*;
+
+const FILE: &str = "bad.yaml";
+
+/// Lines 1-8 of most test documents; services start on line 9.
+const HEAD: &str = "\
+workers:
+  cores: [1]
+ports:
+  - name: lan
+    device: net_af_packet0,iface=eth0
+addresses:
+  - { port: lan, address: 198.18.1.1/24 }
+  - { port: lan, address: 198.18.2.1/24 }
+";
+
+/// `HEAD` and one TCP 80 service on lines 9-17 with its first real on line
+/// 17, then `more` from line 18 on.
+fn with_service(scheduler: &str, more: &str) -> String {
+    format!(
+        "{HEAD}\
+services:
+  - name: web
+    vip: 198.18.0.100
+    port: 80
+    protocol: tcp
+    scheduler: {scheduler}
+    forward: nat
+    reals:
+      - {{ address: 198.18.2.11, port: 80 }}
+{more}"
+    )
+}
+
+fn configs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+fn config_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(configs_dir())
+        .expect("configs/ exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Parses `text`, expects an error at `line` on `key`, whose message contains
+/// `needle`; returns the error for further checks.
+#[track_caller]
+fn expect_err(text: &str, line: u32, key: &str, needle: &str) -> ConfigError {
+    let err = match parse(text, FILE) {
+        Ok(cfg) => panic!("expected an error at line {line} on {key}, parsed {cfg:#?}"),
+        Err(e) => e,
+    };
+    let shown = err.to_string();
+    assert_eq!(err.file, FILE, "{shown}");
+    assert_eq!(err.line, line, "{shown}");
+    assert_eq!(err.key, key, "{shown}");
+    assert!(err.column > 0, "{shown}");
+    let prefix = format!("{FILE}:{line}:{}: {key}: ", err.column);
+    assert!(
+        shown.starts_with(&prefix),
+        "{shown:?} should start with {prefix:?}"
+    );
+    assert!(
+        err.message.contains(needle),
+        "{shown:?} should contain {needle:?}"
+    );
+    err
+}
+
+#[test]
+fn every_config_in_configs_loads_and_round_trips() {
+    let files = config_files();
+    assert!(files.len() >= 5, "configs/ has only {files:?}");
+    for path in files {
+        let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let yaml = to_yaml(&cfg);
+        let again = parse(&yaml, "effective.yaml")
+            .unwrap_or_else(|e| panic!("{}: {e}\n{yaml}", path.display()));
+        assert_eq!(
+            again,
+            cfg,
+            "{}: round trip changed it:\n{yaml}",
+            path.display()
+        );
+        // And the printed form is a fixed point.
+        assert_eq!(to_yaml(&again), yaml);
+    }
+}
+
+#[test]
+fn lab_nat_has_the_lab_addresses_and_defaults() {
+    let cfg = load(&configs_dir().join("lab-nat.yaml")).unwrap();
+    assert_eq!(cfg.eal.main_core, 0);
+    assert_eq!(cfg.workers.cores, vec![1]);
+    assert_eq!(cfg.workers.burst, DEFAULT_BURST);
+    assert_eq!(cfg.workers.idle_sleep_us, 50);
+    assert_eq!(cfg.mbufs, DEFAULT_MBUFS);
+    assert_eq!(cfg.ports.len(), 1);
+    let port = &cfg.ports[0];
+    assert_eq!(port.device.kind, DeviceKind::Vdev);
+    assert_eq!(port.device.name, "net_af_packet0");
+    assert_eq!(port.device.spec(), "net_af_packet0,iface=eth0");
+    assert_eq!((port.rx_desc, port.tx_desc), (DEFAULT_DESC, DEFAULT_DESC));
+    assert_eq!(cfg.addresses.len(), 2);
+    assert_eq!(cfg.addresses[1].address, Ipv4Addr::new(198, 18, 2, 1));
+    assert_eq!(cfg.addresses[1].prefix_len, 24);
+    assert_eq!(cfg.gateway, None);
+    let protocols: Vec<_> = cfg.services.iter().map(|s| (s.protocol, s.port)).collect();
+    assert_eq!(protocols, vec![(Protocol::Tcp, 80), (Protocol::Udp, 53)]);
+    for s in &cfg.services {
+        assert_eq!(s.vip, Ipv4Addr::new(198, 18, 0, 100));
+        assert_eq!(s.scheduler, Scheduler::Rr);
+        let reals: Vec<_> = s.reals.iter().map(|r| r.address.octets()[3]).collect();
+        assert_eq!(reals, vec![11, 12, 13]);
+        for r in &s.reals {
+            assert_eq!((r.port, r.weight, r.forward), (s.port, 1, Forward::Nat));
+        }
+    }
+}
+
+#[test]
+fn forwarding_methods_of_the_lab_configs() {
+    for (file, forward) in [
+        ("lab-nat.yaml", Forward::Nat),
+        ("lab-tunnel.yaml", Forward::Tunnel),
+        ("lab-dr.yaml", Forward::Dr),
+        ("lab-wrr.yaml", Forward::Nat),
+    ] {
+        let cfg = load(&configs_dir().join(file)).unwrap();
+        for s in &cfg.services {
+            assert_eq!(s.forward, forward, "{file}");
+            assert!(s
+                .reals
+                .iter()
+                .all(|r| r.forward == forward && r.port == s.port));
+        }
+    }
+    let wrr = load(&configs_dir().join("lab-wrr.yaml")).unwrap();
+    assert_eq!(wrr.services[0].scheduler, Scheduler::Wrr);
+    let weights: Vec<u32> = wrr.services[0].reals.iter().map(|r| r.weight).collect();
+    assert_eq!(weights, vec![3, 1, 0]);
+}
+
+#[test]
+fn example_full_resolves_references_and_overrides() {
+    let cfg = load(&configs_dir().join("example-full.yaml")).unwrap();
+    assert_eq!(cfg.ports[0].device.kind, DeviceKind::Pci);
+    assert_eq!(cfg.ports[0].device.name, "0000:03:00.0");
+    assert_eq!(cfg.port_index("inside"), Some(1));
+    assert_eq!(cfg.addresses[1].port, 1);
+    let gw = cfg.gateway.unwrap();
+    assert_eq!((gw.port, gw.address), (0, Ipv4Addr::new(203, 0, 113, 1)));
+    assert_eq!(cfg.neighbors[1].mac, [0x00, 0x1b, 0x21, 0x3a, 0x4c, 0x11]);
+    let http = &cfg.services[1];
+    assert_eq!(http.forward, Forward::Dr);
+    assert_eq!(http.reals[0].forward, Forward::Dr);
+    assert_eq!(http.reals[2].forward, Forward::Nat);
+    assert_eq!(http.reals[2].port, 8080);
+    assert!(cfg.services[3].reals.is_empty());
+    assert_eq!(cfg.services[3].name, None);
+}
+
+#[test]
+fn defaults_are_printed() {
+    let cfg = parse(&with_service("rr", ""), FILE).unwrap();
+    let yaml = to_yaml(&cfg);
+    for needle in [
+        "burst: 32",
+        "idle_sleep_us: 0",
+        "main_core: 0",
+        "rx_desc: 1024",
+        "tx_desc: 1024",
+        "mbufs: 8191",
+        "weight: 1",
+        "forward: nat}",
+    ] {
+        assert!(yaml.contains(needle), "{needle:?} missing from\n{yaml}");
+    }
+    assert!(!yaml.contains("gateway"), "{yaml}");
+}
+
+#[test]
+fn eal_argv_adds_cores_and_devices() {
+    let cfg = load(&configs_dir().join("lab-nat.yaml")).unwrap();
+    let argv = cfg.eal_argv("l4vs");
+    let expected = [
+        "l4vs",
+        "-l",
+        "0,1",
+        "--main-lcore",
+        "0",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--in-memory",
+        "--log-level=*:error",
+        "--vdev",
+        "net_af_packet0,iface=eth0",
+    ];
+    assert_eq!(argv, expected);
+    let full = load(&configs_dir().join("example-full.yaml")).unwrap();
+    let argv = full.eal_argv("l4vs");
+    assert_eq!(argv[2], "0,2,3,4,5");
+    assert_eq!(
+        &argv[argv.len() - 4..],
+        ["-a", "0000:03:00.0", "-a", "0000:03:00.1"]
+    );
+}
+
+#[test]
+fn address_helpers() {
+    let a = Address {
+        port: 0,
+        address: Ipv4Addr::new(198, 18, 1, 1),
+        prefix_len: 24,
+    };
+    assert_eq!(a.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+    assert!(a.contains(Ipv4Addr::new(198, 18, 1, 254)));
+    assert!(!a.contains(Ipv4Addr::new(198, 18, 2, 1)));
+    assert_eq!(format_mac(&[2, 0, 0, 0, 2, 0x0b]), "02:00:00:00:02:0b");
+}
+
+#[test]
+fn error_display_format() {
+    let e = ConfigError {
+        file: "configs/x.yaml".into(),
+        line: 14,
+        column: 7,
+        key: "services[0].reals[1].weight".into(),
+        message: "bad".into(),
+    };
+    assert_eq!(
+        e.to_string(),
+        "configs/x.yaml:14:7: services[0].reals[1].weight: bad"
+    );
+    let e = ConfigError {
+        line: 0,
+        column: 0,
+        key: String::new(),
+        ..e
+    };
+    assert_eq!(e.to_string(), "configs/x.yaml: bad");
+}
+
+#[test]
+fn unreadable_file_names_the_file() {
+    let err = load(Path::new("/nonexistent/l4vs.yaml")).unwrap_err();
+    assert_eq!(err.line, 0);
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/l4vs.yaml: cannot read"));
+}
+
+// ---- one test per kind of bad input ---------------------------------------
+
+#[test]
+fn unknown_key() {
+    let text = with_service(
+        "rr",
+        "      - { address: 198.18.2.12, port: 80, wieght: 2 }\n",
+    );
+    let e = expect_err(
+        &text,
+        18,
+        "services[0].reals[1].wieght",
+        "unknown key `wieght`",
+    );
+    assert!(e.message.contains("weight"), "{e}");
+    expect_err(&format!("{HEAD}colour: blue\n"), 9, "colour", "unknown key");
+    expect_err(
+        "workers:\n  cores: [1]\n  bursts: 3\n",
+        3,
+        "workers.bursts",
+        "unknown key",
+    );
+}
+
+#[test]
+fn missing_key() {
+    let e = expect_err(
+        &with_service("rr", "      - { port: 80 }\n"),
+        18,
+        "services[0].reals[1].address",
+        "missing required key",
+    );
+    assert_eq!(e.column, 9, "at the mapping's brace: {e}");
+    // A block mapping: reported where it starts, not at its last key.
+    let text = format!(
+        "{HEAD}services:\n  - vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    reals: []\n"
+    );
+    let e = expect_err(&text, 10, "services[0].forward", "missing required key");
+    assert_eq!(e.column, 5, "{e}");
+    expect_err(
+        "workers:\n  cores: [1]\n",
+        1,
+        "ports",
+        "missing required key",
+    );
+}
+
+#[test]
+fn bad_ip_address() {
+    let text = with_service("rr", "").replace("vip: 198.18.0.100", "vip: 198.18.0.300");
+    expect_err(
+        &text,
+        11,
+        "services[0].vip",
+        "`198.18.0.300` is not an IPv4 address",
+    );
+    let text = with_service("rr", "      - { address: 198.18.2, port: 80 }\n");
+    expect_err(
+        &text,
+        18,
+        "services[0].reals[1].address",
+        "not an IPv4 address",
+    );
+    let text = with_service("rr", "      - { address: 224.0.0.1 }\n");
+    expect_err(&text, 18, "services[0].reals[1].address", "multicast");
+}
+
+#[test]
+fn bad_prefix() {
+    let text = HEAD.replace("198.18.2.1/24", "198.18.2.1/33");
+    expect_err(&text, 8, "addresses[1].address", "not a prefix length");
+    let text = HEAD.replace("198.18.2.1/24", "198.18.2.1");
+    expect_err(&text, 8, "addresses[1].address", "no prefix length");
+    let text = HEAD.replace("198.18.2.1/24", "198.18.2.1/0");
+    expect_err(&text, 8, "addresses[1].address", "1..=32");
+}
+
+#[test]
+fn bad_mac() {
+    let text = format!(
+        "{HEAD}neighbors:\n  - {{ port: lan, address: 198.18.2.11, mac: \"02:00:00:00:02\" }}\n"
+    );
+    expect_err(&text, 10, "neighbors[0].mac", "not a MAC address");
+    let text = text.replace("02:00:00:00:02", "01:00:5e:00:00:01");
+    expect_err(&text, 10, "neighbors[0].mac", "multicast");
+    let text = text.replace("01:00:5e:00:00:01", "02:00:00:00:02:zz");
+    expect_err(&text, 10, "neighbors[0].mac", "not a MAC address");
+}
+
+#[test]
+fn unknown_port_reference() {
+    let text = HEAD.replace(
+        "{ port: lan, address: 198.18.2.1/24 }",
+        "{ port: wan, address: 198.18.2.1/24 }",
+    );
+    expect_err(&text, 8, "addresses[1].port", "no port named `wan`");
+    let text = format!("{HEAD}gateway: {{ port: lam, address: 198.18.1.254 }}\n");
+    expect_err(&text, 9, "gateway.port", "no port named `lam` (ports: lan)");
+}
+
+#[test]
+fn duplicate_port_name_and_device() {
+    let text = HEAD.replace(
+        "addresses:",
+        "  - name: lan\n    device: net_af_packet1,iface=eth1\naddresses:",
+    );
+    expect_err(&text, 6, "ports[1].name", "already used by ports[0]");
+    let text = HEAD.replace(
+        "addresses:",
+        "  - name: wan\n    device: net_af_packet0,iface=eth1\naddresses:",
+    );
+    expect_err(&text, 7, "ports[1].device", "already used by ports[0]");
+}
+
+#[test]
+fn bad_device() {
+    let text = HEAD.replace("net_af_packet0,iface=eth0", "eth0");
+    expect_err(&text, 5, "ports[0].device", "neither a PCI address");
+    let text = HEAD.replace("net_af_packet0,iface=eth0", "03:00.0");
+    let cfg = parse(
+        &text.replace("cores: [1]", "cores: [1]\neal:\n  args: []"),
+        FILE,
+    )
+    .unwrap();
+    assert_eq!(cfg.ports[0].device.name, "0000:03:00.0");
+    let text = HEAD.replace("net_af_packet0,iface=eth0", "0000:03:00.9");
+    expect_err(&text, 5, "ports[0].device", "neither a PCI address");
+}
+
+#[test]
+fn duplicate_service() {
+    let more = "  - vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: dr\n";
+    let e = expect_err(
+        &with_service("rr", more),
+        18,
+        "services[1]",
+        "duplicate service tcp 198.18.0.100:80",
+    );
+    assert!(e.message.contains("services[0] (line 10)"), "{e}");
+    // The same address and port over UDP is another service.
+    parse(&with_service("rr", &more.replace("tcp", "udp")), FILE).unwrap();
+}
+
+#[test]
+fn duplicate_real() {
+    let text = with_service(
+        "rr",
+        "      - { address: 198.18.2.12 }\n      - { address: 198.18.2.11, weight: 4 }\n",
+    );
+    let e = expect_err(
+        &text,
+        19,
+        "services[0].reals[2]",
+        "duplicate real server 198.18.2.11:80",
+    );
+    assert!(e.message.contains("reals[0] (line 17)"), "{e}");
+    // Another port on the same host is another real server (NAT).
+    parse(
+        &with_service("rr", "      - { address: 198.18.2.11, port: 8080 }\n"),
+        FILE,
+    )
+    .unwrap();
+}
+
+#[test]
+fn unknown_scheduler() {
+    let e = expect_err(
+        &with_service("fastest", ""),
+        14,
+        "services[0].scheduler",
+        "unknown scheduler `fastest`",
+    );
+    assert!(e.message.contains("rr or wrr"), "{e}");
+}
+
+#[test]
+fn unimplemented_scheduler() {
+    for name in ["mh", "wlc", "sh"] {
+        expect_err(
+            &with_service(name, ""),
+            14,
+            "services[0].scheduler",
+            &format!("scheduler `{name}` is not implemented yet"),
+        );
+    }
+}
+
+#[test]
+fn empty_worker_cores() {
+    let text = HEAD.replace("cores: [1]", "cores: []");
+    expect_err(&text, 2, "workers.cores", "no worker cores");
+}
+
+#[test]
+fn worker_cores_duplicate_or_main() {
+    expect_err(
+        &HEAD.replace("cores: [1]", "cores: [1, 2, 1]"),
+        2,
+        "workers.cores[2]",
+        "listed twice",
+    );
+    expect_err(
+        &HEAD.replace("cores: [1]", "cores: [0, 1]"),
+        2,
+        "workers.cores[0]",
+        "eal.main_core",
+    );
+    let text = format!(
+        "eal:\n  main_core: 3\n{}",
+        HEAD.replace("cores: [1]", "cores: [1, 3]")
+    );
+    expect_err(&text, 4, "workers.cores[1]", "eal.main_core");
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let text = with_service(
+        "rr",
+        "      - { address: 198.18.2.12, port: 80\n  - vip: 1.2.3.4\n",
+    );
+    let e = parse(&text, FILE).unwrap_err();
+    assert!(e.message.starts_with("YAML syntax error"), "{e}");
+    assert_eq!(e.line, 18, "{e}");
+    // The parser stops before the broken mapping: the key is the last one read.
+    assert!(e.key.starts_with("services[0].reals"), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!("{FILE}:{}:", e.line)),
+        "{e}"
+    );
+
+    let text = format!("{HEAD}mbufs: \"8191\n");
+    let e = parse(&text, FILE).unwrap_err();
+    assert!(e.message.starts_with("YAML syntax error"), "{e}");
+    assert_eq!(e.key, "mbufs", "{e}");
+
+    let text = "workers:\n  cores: [1]\n   burst: 3\n";
+    let e = parse(text, FILE).unwrap_err();
+    assert!(e.message.starts_with("YAML syntax error"), "{e}");
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.key.starts_with("workers"), "{e}");
+}
+
+#[test]
+fn wrong_type() {
+    let text = with_service("rr", "      - { address: 198.18.2.12, weight: heavy }\n");
+    expect_err(
+        &text,
+        18,
+        "services[0].reals[1].weight",
+        "expected an integer",
+    );
+    let text = with_service("rr", "").replace("vip: 198.18.0.100", "vip: [198.18.0.100]");
+    expect_err(&text, 11, "services[0].vip", "expected");
+    let text = HEAD.replace("cores: [1]", "cores: 1");
+    expect_err(&text, 2, "workers.cores", "expected");
+    let text = format!("{HEAD}mbufs: [1]\n");
+    expect_err(&text, 9, "mbufs", "expected a single value");
+    expect_err(
+        &format!("{HEAD}services:\n  vip: 198.18.0.100\n"),
+        10,
+        "services",
+        "expected a list",
+    );
+}
+
+#[test]
+fn duplicate_yaml_key() {
+    let text = HEAD.replace("    device:", "    name: wan\n    device:");
+    expect_err(&text, 5, "ports[0].name", "duplicate key");
+}
+
+#[test]
+fn empty_file() {
+    let e = parse("", FILE).unwrap_err();
+    assert!(e.message.contains("empty"), "{e}");
+    assert!(e.to_string().starts_with("bad.yaml:"), "{e}");
+}
+
+#[test]
+fn out_of_range_numbers() {
+    let text = with_service(
+        "rr",
+        "      - { address: 198.18.2.12, weight: 2147483648 }\n",
+    );
+    expect_err(&text, 18, "services[0].reals[1].weight", "0..=2147483647");
+    let text = with_service("rr", "      - { address: 198.18.2.12, weight: -1 }\n");
+    expect_err(&text, 18, "services[0].reals[1].weight", "0..=2147483647");
+    let text =
+        with_service("rr", "").replace("port: 80\n    protocol", "port: 65536\n    protocol");
+    expect_err(&text, 12, "services[0].port", "1..=65535");
+    expect_err(
+        &HEAD.replace("cores: [1]", "cores: [1]\n  burst: 0"),
+        3,
+        "workers.burst",
+        "1..=256",
+    );
+    let text = HEAD.replace("iface=eth0", "iface=eth0\n    rx_desc: 8");
+    expect_err(&text, 6, "ports[0].rx_desc", "32..=32768");
+    // A weight of 0 (quiescent) is fine.
+    parse(
+        &with_service("wrr", "      - { address: 198.18.2.12, weight: 0 }\n"),
+        FILE,
+    )
+    .unwrap();
+}
+
+#[test]
+fn service_port_zero_needs_persistence() {
+    let text = with_service("rr", "").replace("port: 80\n    protocol", "port: 0\n    protocol");
+    expect_err(
+        &text,
+        12,
+        "services[0].port",
+        "persistence is not implemented yet",
+    );
+}
+
+#[test]
+fn real_ports_by_forwarding_method() {
+    // NAT may map the port, but not to 0.
+    let cfg = parse(
+        &with_service("rr", "      - { address: 198.18.2.12, port: 8080 }\n"),
+        FILE,
+    )
+    .unwrap();
+    assert_eq!(cfg.services[0].reals[1].port, 8080);
+    expect_err(
+        &with_service("rr", "      - { address: 198.18.2.12, port: 0 }\n"),
+        18,
+        "services[0].reals[1].port",
+        "needs a port",
+    );
+    // Tunnel and DR cannot change it.
+    for fwd in ["tunnel", "dr"] {
+        let text = with_service(
+            "rr",
+            &format!("      - {{ address: 198.18.2.12, port: 8080, forward: {fwd} }}\n"),
+        );
+        expect_err(
+            &text,
+            18,
+            "services[0].reals[1].port",
+            "cannot change the port",
+        );
+        let text = with_service(
+            "rr",
+            &format!("      - {{ address: 198.18.2.12, port: 80, forward: {fwd} }}\n"),
+        );
+        parse(&text, FILE).unwrap();
+    }
+}
+
+#[test]
+fn unknown_forward_and_protocol() {
+    let text = with_service("rr", "").replace("forward: nat", "forward: masq");
+    expect_err(
+        &text,
+        15,
+        "services[0].forward",
+        "expected nat, tunnel or dr",
+    );
+    let text = with_service("rr", "").replace("protocol: tcp", "protocol: sctp");
+    expect_err(&text, 13, "services[0].protocol", "expected tcp or udp");
+}
+
+#[test]
+fn reachability_of_reals_and_gateway() {
+    // Off-link NAT real without a gateway.
+    let text = with_service("rr", "      - { address: 203.0.113.5 }\n");
+    expect_err(
+        &text,
+        18,
+        "services[0].reals[1].address",
+        "no route to 203.0.113.5",
+    );
+    // With a gateway it is fine for NAT and tunnel, not for DR.
+    let gw = "gateway: { port: lan, address: 198.18.1.254 }\n";
+    parse(&format!("{gw}{text}"), FILE).unwrap();
+    let dr = format!(
+        "{gw}{}",
+        with_service("rr", "      - { address: 203.0.113.5, forward: dr }\n")
+    );
+    expect_err(&dr, 19, "services[0].reals[1].address", "direct routing");
+    // A static neighbour makes an address on-link.
+    let neigh = "neighbors:\n  - { port: lan, address: 203.0.113.5, mac: \"02:00:00:00:00:05\" }\n";
+    parse(
+        &format!(
+            "{neigh}{}",
+            with_service("rr", "      - { address: 203.0.113.5, forward: dr }\n")
+        ),
+        FILE,
+    )
+    .unwrap();
+    // The gateway must be on-link.
+    let text = format!("{HEAD}gateway: {{ port: lan, address: 10.0.0.1 }}\n");
+    expect_err(&text, 9, "gateway.address", "not on-link");
+    // A real server is not the director.
+    let text = with_service("rr", "      - { address: 198.18.2.1 }\n");
+    expect_err(
+        &text,
+        18,
+        "services[0].reals[1].address",
+        "director's own address",
+    );
+}
+
+#[test]
+fn eal_args_that_l4vs_sets_itself() {
+    for arg in [
+        "-l",
+        "-l0-3",
+        "--lcores=0@0",
+        "--main-lcore",
+        "--vdev",
+        "-a",
+    ] {
+        let text = format!("eal:\n  args: [\"--no-huge\", \"{arg}\"]\n{HEAD}");
+        expect_err(&text, 2, "eal.args[1]", "l4vs sets the EAL");
+    }
+    let text = format!(
+        "eal:\n  args: [--no-pci]\n{}",
+        HEAD.replace("net_af_packet0,iface=eth0", "0000:03:00.0")
+    );
+    expect_err(&text, 2, "eal.args[0]", "--no-pci");
+}
+
+#[test]
+fn too_few_mbufs() {
+    expect_err(&format!("{HEAD}mbufs: 1000\n"), 9, "mbufs", "at least 2048");
+    let text = HEAD.replace("cores: [1]", "cores: [1, 2, 3, 4, 5]");
+    let e = expect_err(&text, 4, "mbufs", "at least 10240");
+    assert!(e.message.contains("the default of 8191 mbufs"), "{e}");
+}
+
+#[test]
+fn duplicate_addresses_and_neighbors() {
+    let text = HEAD.replace("198.18.2.1/24", "198.18.1.1/16");
+    expect_err(
+        &text,
+        8,
+        "addresses[1].address",
+        "already a director address",
+    );
+    let text = format!(
+        "{HEAD}neighbors:\n  - {{ port: lan, address: 198.18.2.11, mac: \"02:00:00:00:02:0b\" }}\n  - {{ port: lan, address: 198.18.2.11, mac: \"02:00:00:00:02:0c\" }}\n"
+    );
+    expect_err(
+        &text,
+        11,
+        "neighbors[1].address",
+        "already has a static entry",
+    );
+}
+
+#[test]
+fn services_without_reals_are_allowed() {
+    let text = format!(
+        "{HEAD}services:\n  - vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: nat\n"
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    assert!(cfg.services[0].reals.is_empty());
+    assert_eq!(parse(&to_yaml(&cfg), FILE).unwrap(), cfg);
+}
+
+#[test]
+fn unquoted_digit_mac_is_read_as_text_and_round_trips() {
+    // YAML 1.1 would read 02:00:00:00:02:11 as a base-60 integer.
+    let text = format!(
+        "{HEAD}neighbors:\n  - port: lan\n    address: 198.18.2.11\n    mac: 02:00:00:00:02:11\n"
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    assert_eq!(cfg.neighbors[0].mac, [2, 0, 0, 0, 2, 0x11]);
+    assert_eq!(parse(&to_yaml(&cfg), FILE).unwrap(), cfg);
+}
+
+#[test]
+fn empty_lists_may_be_left_empty() {
+    let text = format!(
+        "{HEAD}neighbors:\nservices:\n  - vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: nat\n    reals:\n"
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    assert!(cfg.neighbors.is_empty());
+    assert!(cfg.services[0].reals.is_empty());
+    let cfg = parse(&format!("{HEAD}services:\n"), FILE).unwrap();
+    assert!(cfg.services.is_empty());
+}

@@ -1,0 +1,789 @@
+//! The rules of the module doc, applied to the raw document in order, the
+//! first failure returned. Each check knows its key path and has the span of
+//! the offending value.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawConfig, RawPort, RawReal, RawService, S};
+use super::{
+    Address, Config, ConfigError, Device, DeviceKind, Eal, Forward, Gateway, Neighbor, Port,
+    Protocol, Real, Scheduler, Service, Workers, DEFAULT_BURST, DEFAULT_DESC, DEFAULT_MBUFS,
+    MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_WEIGHT, MIN_DESC,
+};
+
+/// IPVS schedulers that l4vs does not implement yet (ipvsadm `-s` names).
+const UNIMPLEMENTED_SCHEDULERS: &[&str] = &[
+    "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+];
+
+/// EAL options that l4vs sets itself from `workers`, `eal.main_core` and
+/// `ports`, with the reason given to the operator.
+const RESERVED_EAL_OPTIONS: &[(&str, &str)] = &[
+    ("-l", "cores"),
+    ("-c", "cores"),
+    ("--lcores", "cores"),
+    ("--main-lcore", "cores"),
+    ("--master-lcore", "cores"),
+    ("-a", "devices"),
+    ("--allow", "devices"),
+    ("-w", "devices"),
+    ("--pci-whitelist", "devices"),
+    ("-b", "devices"),
+    ("--block", "devices"),
+    ("--pci-blacklist", "devices"),
+    ("--vdev", "devices"),
+];
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(
+        &self,
+        at: &Location,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: u32::try_from(at.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(at.column()).unwrap_or(u32::MAX),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn int<T: TryFrom<i64>>(&self, v: &S<i64>, key: &str, min: i64, max: i64) -> Result<T> {
+        if v.value < min || v.value > max {
+            return Err(self.err(
+                &v.referenced,
+                key,
+                format!("{} is out of range: must be in {min}..={max}", v.value),
+            ));
+        }
+        T::try_from(v.value).map_err(|_| self.err(&v.referenced, key, "out of range for its type"))
+    }
+
+    /// An optional integer in `min..=max`, `default` when absent.
+    fn opt_int<T: TryFrom<i64>>(
+        &self,
+        v: &Option<S<i64>>,
+        key: &str,
+        min: i64,
+        max: i64,
+        default: T,
+    ) -> Result<T> {
+        match v {
+            Some(v) => self.int(v, key, min, max),
+            None => Ok(default),
+        }
+    }
+
+    /// A unicast IPv4 address in dotted-quad form.
+    fn ipv4(&self, v: &S<String>, key: &str) -> Result<Ipv4Addr> {
+        let s = v.value.trim();
+        let ip: Ipv4Addr = s.parse().map_err(|_| {
+            let hint = if s.contains('/') {
+                " (no prefix length here)"
+            } else {
+                ""
+            };
+            self.err(
+                &v.referenced,
+                key,
+                format!("`{s}` is not an IPv4 address (a.b.c.d){hint}"),
+            )
+        })?;
+        let why = if ip.is_unspecified() {
+            Some("the unspecified address")
+        } else if ip.is_broadcast() {
+            Some("the broadcast address")
+        } else if ip.is_multicast() {
+            Some("a multicast address")
+        } else if ip.is_loopback() {
+            Some("a loopback address")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(self.err(
+                &v.referenced,
+                key,
+                format!("{ip} is {why}; a unicast address is required"),
+            )),
+            None => Ok(ip),
+        }
+    }
+
+    /// `a.b.c.d/len` with len 1..=32.
+    fn ipv4_prefix(&self, v: &S<String>, key: &str) -> Result<(Ipv4Addr, u8)> {
+        let s = v.value.trim();
+        let Some((addr, len)) = s.split_once('/') else {
+            return Err(self.err(
+                &v.referenced,
+                key,
+                format!("`{s}` has no prefix length: write address/length, e.g. 198.18.1.1/24"),
+            ));
+        };
+        let len_ok = !len.is_empty() && len.len() <= 2 && len.bytes().all(|b| b.is_ascii_digit());
+        let len: u8 = match len.parse() {
+            Ok(n) if len_ok && (1..=32).contains(&n) => n,
+            _ => {
+                return Err(self.err(
+                    &v.referenced,
+                    key,
+                    format!("`{len}` is not a prefix length: must be in 1..=32"),
+                ))
+            }
+        };
+        let spanned = Spanned::new(addr.to_owned(), v.referenced, v.defined);
+        Ok((self.ipv4(&spanned, key)?, len))
+    }
+
+    fn mac(&self, v: &S<String>, key: &str) -> Result<[u8; 6]> {
+        let s = v.value.trim();
+        let bad = || {
+            self.err(
+                &v.referenced,
+                key,
+                format!("`{s}` is not a MAC address (xx:xx:xx:xx:xx:xx)"),
+            )
+        };
+        let mut mac = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut mac {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        if mac == [0; 6] {
+            return Err(self.err(&v.referenced, key, "the all-zero MAC address is not valid"));
+        }
+        if mac[0] & 1 != 0 {
+            return Err(self.err(
+                &v.referenced,
+                key,
+                format!("{s} is a multicast MAC address; a unicast one is required"),
+            ));
+        }
+        Ok(mac)
+    }
+
+    fn port_ref(&self, v: &S<String>, key: &str, ports: &[Port]) -> Result<usize> {
+        ports.iter().position(|p| p.name == v.value).ok_or_else(|| {
+            let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+            self.err(
+                &v.referenced,
+                key,
+                format!("no port named `{}` (ports: {})", v.value, names.join(", ")),
+            )
+        })
+    }
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn list<T>(v: &Option<S<Vec<T>>>) -> &[T] {
+    v.as_ref().map_or(&[], |l| l.value.as_slice())
+}
+
+/// Validates `raw` into a [`Config`].
+pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
+    let c = Checker { file };
+
+    // workers and eal
+    let w = &raw.workers.value;
+    let core_max = i64::from(MAX_CORE) - 1;
+    let main_core: u32 = match raw.eal.as_ref().and_then(|e| e.value.main_core.as_ref()) {
+        Some(v) => c.int(v, "eal.main_core", 0, core_max)?,
+        None => 0,
+    };
+    if w.cores.value.is_empty() {
+        return Err(c.err(
+            &w.cores.referenced,
+            "workers.cores",
+            "no worker cores: list at least one core, e.g. [1]",
+        ));
+    }
+    let mut cores = Vec::with_capacity(w.cores.value.len());
+    for (i, v) in w.cores.value.iter().enumerate() {
+        let key = format!("workers.cores[{i}]");
+        let core: u32 = c.int(v, &key, 0, core_max)?;
+        if core == main_core {
+            return Err(c.err(
+                &v.referenced,
+                key,
+                format!("core {core} is eal.main_core, the control thread's core; a worker needs a core of its own"),
+            ));
+        }
+        if cores.contains(&core) {
+            return Err(c.err(&v.referenced, key, format!("core {core} is listed twice")));
+        }
+        cores.push(core);
+    }
+    let burst = c.opt_int(
+        &w.burst,
+        "workers.burst",
+        1,
+        i64::from(MAX_BURST),
+        DEFAULT_BURST,
+    )?;
+    let idle_sleep_us = c.opt_int(
+        &w.idle_sleep_us,
+        "workers.idle_sleep_us",
+        0,
+        i64::from(MAX_IDLE_SLEEP_US),
+        0,
+    )?;
+    let workers = Workers {
+        cores,
+        burst,
+        idle_sleep_us,
+    };
+
+    // ports
+    if raw.ports.value.is_empty() {
+        return Err(c.err(
+            &raw.ports.referenced,
+            "ports",
+            "no ports: list at least one port",
+        ));
+    }
+    let mut ports: Vec<Port> = Vec::with_capacity(raw.ports.value.len());
+    for (i, p) in raw.ports.value.iter().enumerate() {
+        ports.push(port(&c, i, p, &ports)?);
+    }
+
+    let eal_args = match raw.eal.as_ref().and_then(|e| e.value.args.as_ref()) {
+        Some(args) => eal_args(&c, &args.value, &ports)?,
+        None => Vec::new(),
+    };
+    let eal = Eal {
+        args: eal_args,
+        main_core,
+    };
+
+    let mbufs: u32 = c.opt_int(&raw.mbufs, "mbufs", 1, i64::from(u32::MAX), DEFAULT_MBUFS)?;
+    let need = super::min_mbufs(workers.cores.len(), &ports);
+    if u64::from(mbufs) < need {
+        // Defaulted, the error points at the ports that need more.
+        let (at, what) = match &raw.mbufs {
+            Some(m) => (m.referenced, format!("{mbufs} mbufs are")),
+            None => (
+                raw.ports.referenced,
+                format!("the default of {mbufs} mbufs is"),
+            ),
+        };
+        return Err(c.err(
+            &at,
+            "mbufs",
+            format!(
+                "{what} too few: {} workers × Σ ports (rx_desc + tx_desc) need at least {need}; raise mbufs or lower the descriptor counts",
+                workers.cores.len()
+            ),
+        ));
+    }
+
+    // addresses
+    let mut addresses: Vec<Address> = Vec::new();
+    let mut address_lines: Vec<u64> = Vec::new();
+    for (i, a) in list(&raw.addresses).iter().enumerate() {
+        let base = format!("addresses[{i}]");
+        let port = c.port_ref(&a.value.port, &format!("{base}.port"), &ports)?;
+        let key = format!("{base}.address");
+        let (address, prefix_len) = c.ipv4_prefix(&a.value.address, &key)?;
+        if let Some(j) = addresses.iter().position(|x| x.address == address) {
+            return Err(c.err(
+                &a.value.address.referenced,
+                key,
+                format!(
+                    "{address} is already a director address (addresses[{j}], line {})",
+                    address_lines[j]
+                ),
+            ));
+        }
+        addresses.push(Address {
+            port,
+            address,
+            prefix_len,
+        });
+        address_lines.push(a.value.address.referenced.line());
+    }
+    let own = |ip: Ipv4Addr| addresses.iter().position(|a| a.address == ip);
+
+    // gateway
+    let gateway = match &raw.gateway {
+        None => None,
+        Some(g) => {
+            let g = &g.value;
+            let port = c.port_ref(&g.port, "gateway.port", &ports)?;
+            let address = c.ipv4(&g.address, "gateway.address")?;
+            if let Some(j) = own(address) {
+                return Err(c.err(
+                    &g.address.referenced,
+                    "gateway.address",
+                    format!("{address} is the director's own address (addresses[{j}])"),
+                ));
+            }
+            if !addresses
+                .iter()
+                .any(|a| a.port == port && a.contains(address))
+            {
+                return Err(c.err(
+                    &g.address.referenced,
+                    "gateway.address",
+                    format!(
+                        "{address} is not on-link: no director address on port `{}` has a subnet containing it",
+                        ports[port].name
+                    ),
+                ));
+            }
+            Some(Gateway { port, address })
+        }
+    };
+
+    // neighbors
+    let mut neighbors: Vec<Neighbor> = Vec::new();
+    for (i, n) in list(&raw.neighbors).iter().enumerate() {
+        let base = format!("neighbors[{i}]");
+        let n = &n.value;
+        let port = c.port_ref(&n.port, &format!("{base}.port"), &ports)?;
+        let key = format!("{base}.address");
+        let address = c.ipv4(&n.address, &key)?;
+        if let Some(j) = own(address) {
+            return Err(c.err(
+                &n.address.referenced,
+                key,
+                format!("{address} is the director's own address (addresses[{j}])"),
+            ));
+        }
+        if let Some(j) = neighbors.iter().position(|x| x.address == address) {
+            return Err(c.err(
+                &n.address.referenced,
+                key,
+                format!("{address} already has a static entry (neighbors[{j}])"),
+            ));
+        }
+        let mac = c.mac(&n.mac, &format!("{base}.mac"))?;
+        neighbors.push(Neighbor { port, address, mac });
+    }
+
+    // services
+    let net = Network {
+        addresses: &addresses,
+        neighbors: &neighbors,
+        gateway: gateway.is_some(),
+    };
+    let mut services: Vec<Service> = Vec::new();
+    let mut seen: HashMap<(Ipv4Addr, u16, Protocol), (usize, u64)> = HashMap::new();
+    let mut names: HashMap<String, (usize, u64)> = HashMap::new();
+    for (i, s) in list(&raw.services).iter().enumerate() {
+        let svc = service(&c, i, &s.value, &net)?;
+        let line = s.referenced.line();
+        if let Some(name) = &svc.name {
+            if let Some((j, l)) = names.insert(name.clone(), (i, line)) {
+                let at = s.value.name.as_ref().map_or(s.referenced, |n| n.referenced);
+                return Err(c.err(
+                    &at,
+                    format!("services[{i}].name"),
+                    format!("service name `{name}` is already used by services[{j}] (line {l})"),
+                ));
+            }
+        }
+        if let Some((j, l)) = seen.insert((svc.vip, svc.port, svc.protocol), (i, line)) {
+            return Err(c.err(
+                &s.referenced,
+                format!("services[{i}]"),
+                format!(
+                    "duplicate service {} {}:{}: already defined by services[{j}] (line {l})",
+                    svc.protocol, svc.vip, svc.port
+                ),
+            ));
+        }
+        services.push(svc);
+    }
+
+    Ok(Config {
+        eal,
+        workers,
+        ports,
+        mbufs,
+        addresses,
+        gateway,
+        neighbors,
+        services,
+    })
+}
+
+fn port(c: &Checker<'_>, i: usize, p: &S<RawPort>, earlier: &[Port]) -> Result<Port> {
+    let base = format!("ports[{i}]");
+    let p = &p.value;
+    let name = p.name.value.trim().to_owned();
+    if !valid_name(&name, 32) {
+        return Err(c.err(
+            &p.name.referenced,
+            format!("{base}.name"),
+            format!("`{name}` is not a valid port name: 1 to 32 characters of A-Z a-z 0-9 _ -"),
+        ));
+    }
+    if let Some(j) = earlier.iter().position(|q| q.name == name) {
+        return Err(c.err(
+            &p.name.referenced,
+            format!("{base}.name"),
+            format!("port name `{name}` is already used by ports[{j}]"),
+        ));
+    }
+    let device_key = format!("{base}.device");
+    let device = device(c, &p.device, &device_key)?;
+    if let Some(j) = earlier.iter().position(|q| q.device.name == device.name) {
+        return Err(c.err(
+            &p.device.referenced,
+            device_key,
+            format!("device {} is already used by ports[{j}]", device.name),
+        ));
+    }
+    let (lo, hi) = (i64::from(MIN_DESC), i64::from(MAX_DESC));
+    Ok(Port {
+        name,
+        device,
+        rx_desc: c.opt_int(&p.rx_desc, &format!("{base}.rx_desc"), lo, hi, DEFAULT_DESC)?,
+        tx_desc: c.opt_int(&p.tx_desc, &format!("{base}.tx_desc"), lo, hi, DEFAULT_DESC)?,
+    })
+}
+
+/// A PCI address `[DOMAIN:]BUS:DEV.FN`, normalised to `dddd:bb:dd.f`.
+fn pci_address(s: &str) -> Option<String> {
+    let hex = |p: &str, min: usize, max: usize| {
+        (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    let (rest, func) = s.rsplit_once('.')?;
+    if func.len() != 1 || !matches!(func.as_bytes()[0], b'0'..=b'7') {
+        return None;
+    }
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (domain, bus, dev) = match parts.as_slice() {
+        [bus, dev] => ("0000", *bus, *dev),
+        [domain, bus, dev] => (*domain, *bus, *dev),
+        _ => return None,
+    };
+    if !hex(domain, 4, 8) || !hex(bus, 2, 2) || !hex(dev, 2, 2) {
+        return None;
+    }
+    if u8::from_str_radix(dev, 16).ok()? > 0x1f {
+        return None;
+    }
+    Some(format!("{domain}:{bus}:{dev}.{func}").to_ascii_lowercase())
+}
+
+fn device(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Device> {
+    let s = v.value.trim();
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(c.err(
+            &v.referenced,
+            key,
+            format!("`{s}` is not a device: it must be non-empty, without whitespace"),
+        ));
+    }
+    let (name, args) = match s.split_once(',') {
+        Some((name, args)) => (name, Some(args)),
+        None => (s, None),
+    };
+    if args == Some("") {
+        return Err(c.err(
+            &v.referenced,
+            key,
+            format!("`{s}` ends in a comma: device arguments expected after it"),
+        ));
+    }
+    let args = args.map(str::to_owned);
+    if let Some(pci) = pci_address(name) {
+        return Ok(Device {
+            kind: DeviceKind::Pci,
+            name: pci,
+            args,
+        });
+    }
+    let vdev_name = name.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        && name.contains('_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !vdev_name {
+        return Err(c.err(
+            &v.referenced,
+            key,
+            format!(
+                "`{name}` is neither a PCI address (0000:03:00.0) nor a DPDK virtual device name (net_af_packet0,iface=eth0; net_tap0; ...)"
+            ),
+        ));
+    }
+    Ok(Device {
+        kind: DeviceKind::Vdev,
+        name: name.to_owned(),
+        args,
+    })
+}
+
+fn eal_args(c: &Checker<'_>, args: &[S<String>], ports: &[Port]) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        let key = format!("eal.args[{i}]");
+        let arg = a.value.as_str();
+        let option = if let Some(long) = arg.strip_prefix("--") {
+            long.split('=').next().map(|n| format!("--{n}"))
+        } else if arg.starts_with('-') && arg.len() >= 2 {
+            arg.get(..2).map(str::to_owned)
+        } else {
+            None
+        };
+        if let Some(option) = option {
+            if let Some((_, what)) = RESERVED_EAL_OPTIONS.iter().find(|(o, _)| *o == option) {
+                let source = if *what == "cores" {
+                    "workers.cores and eal.main_core"
+                } else {
+                    "ports"
+                };
+                return Err(c.err(
+                    &a.referenced,
+                    key,
+                    format!("`{arg}`: l4vs sets the EAL {what} itself from {source}; remove it"),
+                ));
+            }
+            if option == "--no-pci" {
+                if let Some(p) = ports.iter().find(|p| p.device.kind == DeviceKind::Pci) {
+                    return Err(c.err(
+                        &a.referenced,
+                        key,
+                        format!(
+                            "`--no-pci` would hide port `{}` ({}), a PCI device",
+                            p.name, p.device.name
+                        ),
+                    ));
+                }
+            }
+        }
+        out.push(arg.to_owned());
+    }
+    Ok(out)
+}
+
+/// What the real-server reachability rules look at.
+struct Network<'a> {
+    addresses: &'a [Address],
+    neighbors: &'a [Neighbor],
+    gateway: bool,
+}
+
+impl Network<'_> {
+    fn on_link(&self, ip: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|a| a.contains(ip))
+            || self.neighbors.iter().any(|n| n.address == ip)
+    }
+}
+
+fn parse_protocol(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Protocol> {
+    match v.value.trim() {
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
+        other => Err(c.err(
+            &v.referenced,
+            key,
+            format!("unknown protocol `{other}`: expected tcp or udp"),
+        )),
+    }
+}
+
+fn parse_scheduler(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Scheduler> {
+    match v.value.trim() {
+        "rr" => Ok(Scheduler::Rr),
+        "wrr" => Ok(Scheduler::Wrr),
+        other if UNIMPLEMENTED_SCHEDULERS.contains(&other) => Err(c.err(
+            &v.referenced,
+            key,
+            format!("scheduler `{other}` is not implemented yet: use rr or wrr"),
+        )),
+        other => Err(c.err(
+            &v.referenced,
+            key,
+            format!(
+                "unknown scheduler `{other}`: expected rr or wrr (IPVS also has {}, not implemented yet)",
+                UNIMPLEMENTED_SCHEDULERS.join(" ")
+            ),
+        )),
+    }
+}
+
+fn parse_forward(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Forward> {
+    match v.value.trim() {
+        "nat" => Ok(Forward::Nat),
+        "tunnel" => Ok(Forward::Tunnel),
+        "dr" => Ok(Forward::Dr),
+        other => Err(c.err(
+            &v.referenced,
+            key,
+            format!(
+                "unknown forwarding method `{other}`: expected nat, tunnel or dr (ipvsadm -m, -i, -g)"
+            ),
+        )),
+    }
+}
+
+fn service(c: &Checker<'_>, i: usize, s: &RawService, net: &Network<'_>) -> Result<Service> {
+    let base = format!("services[{i}]");
+    let name = match &s.name {
+        None => None,
+        Some(n) => {
+            let name = n.value.trim().to_owned();
+            if !valid_name(&name, 64) {
+                return Err(c.err(
+                    &n.referenced,
+                    format!("{base}.name"),
+                    format!("`{name}` is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -"),
+                ));
+            }
+            Some(name)
+        }
+    };
+    let vip = c.ipv4(&s.vip, &format!("{base}.vip"))?;
+    let port_key = format!("{base}.port");
+    if s.port.value == 0 {
+        return Err(c.err(
+            &s.port.referenced,
+            port_key,
+            "port 0 (all ports) needs a persistent service in IPVS, and persistence is not implemented yet: use 1..=65535",
+        ));
+    }
+    let port: u16 = c.int(&s.port, &port_key, 1, 65535)?;
+    let protocol = parse_protocol(c, &s.protocol, &format!("{base}.protocol"))?;
+    let scheduler = parse_scheduler(c, &s.scheduler, &format!("{base}.scheduler"))?;
+    let forward = parse_forward(c, &s.forward, &format!("{base}.forward"))?;
+    let mut reals: Vec<Real> = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
+    for (j, r) in list(&s.reals).iter().enumerate() {
+        let key = format!("{base}.reals[{j}]");
+        let real = real(c, &key, &r.value, vip, port, forward, net)?;
+        if let Some(k) = reals
+            .iter()
+            .position(|x| x.address == real.address && x.port == real.port)
+        {
+            return Err(c.err(
+                &r.referenced,
+                key,
+                format!(
+                    "duplicate real server {}:{}: already {base}.reals[{k}] (line {})",
+                    real.address, real.port, lines[k]
+                ),
+            ));
+        }
+        reals.push(real);
+        lines.push(r.referenced.line());
+    }
+    Ok(Service {
+        name,
+        vip,
+        port,
+        protocol,
+        scheduler,
+        forward,
+        reals,
+    })
+}
+
+fn real(
+    c: &Checker<'_>,
+    base: &str,
+    r: &RawReal,
+    vip: Ipv4Addr,
+    svc_port: u16,
+    svc_forward: Forward,
+    net: &Network<'_>,
+) -> Result<Real> {
+    let addr_key = format!("{base}.address");
+    let address = c.ipv4(&r.address, &addr_key)?;
+    if let Some(k) = net.addresses.iter().position(|a| a.address == address) {
+        return Err(c.err(
+            &r.address.referenced,
+            addr_key,
+            format!("{address} is the director's own address (addresses[{k}])"),
+        ));
+    }
+    if address == vip {
+        return Err(c.err(
+            &r.address.referenced,
+            addr_key,
+            format!("{address} is the service's VIP; a real server needs its own address"),
+        ));
+    }
+    let forward = match &r.forward {
+        Some(f) => parse_forward(c, f, &format!("{base}.forward"))?,
+        None => svc_forward,
+    };
+    let port_key = format!("{base}.port");
+    let port = match &r.port {
+        None => svc_port,
+        Some(p) => {
+            let port: u16 = c.int(p, &port_key, 0, 65535)?;
+            match forward {
+                Forward::Nat if port == 0 => {
+                    return Err(c.err(
+                        &p.referenced,
+                        port_key,
+                        format!("a NAT real server needs a port to rewrite to: use 1..=65535 or leave it out for the service port {svc_port}"),
+                    ))
+                }
+                Forward::Tunnel | Forward::Dr if port != svc_port => {
+                    return Err(c.err(
+                        &p.referenced,
+                        port_key,
+                        format!("{forward} forwarding cannot change the port: the real server receives the packet on the service port {svc_port}; write {svc_port} or leave it out"),
+                    ))
+                }
+                _ => port,
+            }
+        }
+    };
+    let weight = c.opt_int(
+        &r.weight,
+        &format!("{base}.weight"),
+        0,
+        i64::from(MAX_WEIGHT),
+        1,
+    )?;
+    if !net.on_link(address) {
+        if forward == Forward::Dr {
+            return Err(c.err(
+                &r.address.referenced,
+                addr_key,
+                format!("{address} is not on-link, and direct routing only rewrites the MAC: add a director address whose subnet contains it, or a static neighbor"),
+            ));
+        }
+        if !net.gateway {
+            return Err(c.err(
+                &r.address.referenced,
+                addr_key,
+                format!("no route to {address}: it is in no director address's subnet and there is no gateway"),
+            ));
+        }
+    }
+    Ok(Real {
+        address,
+        port,
+        weight,
+        forward,
+    })
+}

@@ -18,7 +18,7 @@
 //!
 //! ```yaml
 //! eal:                      # optional
-//!   args: ["--no-huge", "-m", "512", "--in-memory"]   # default []
+//!   args: ["--no-huge", "-m", "512", "--no-shconf"]   # default []
 //!   main_core: 0            # default 0: the control thread's lcore
 //! workers:                  # required
 //!   cores: [1, 2]           # required, non-empty: one pinned worker per core
@@ -375,17 +375,18 @@ impl Config {
         self.ports.iter().position(|p| p.name == name)
     }
 
-    /// The full EAL argument vector: `program`, the lcores
-    /// (`-l MAIN,CORES... --main-lcore MAIN`), `eal.args`, then each port's
-    /// device (`-a SPEC` for PCI, `--vdev SPEC` for a vdev) in port order.
+    /// The full EAL argument vector: `program`, the main lcore
+    /// (`-l MAIN --main-lcore MAIN`), `eal.args`, then each port's device
+    /// (`-a SPEC` for PCI, `--vdev SPEC` for a vdev) in port order.
+    ///
+    /// Worker cores are not given to EAL: workers are l4vs's own threads,
+    /// pinned to `workers.cores` and registered with `rte_thread_register`,
+    /// so EAL starts no idle lcore threads on them.
     pub fn eal_argv(&self, program: &str) -> Vec<String> {
-        let mut lcores = vec![self.eal.main_core];
-        lcores.extend(&self.workers.cores);
-        let lcores: Vec<String> = lcores.iter().map(u32::to_string).collect();
         let mut argv = vec![
             program.to_owned(),
             "-l".to_owned(),
-            lcores.join(","),
+            self.eal.main_core.to_string(),
             "--main-lcore".to_owned(),
             self.eal.main_core.to_string(),
         ];

@@ -1,1 +1,7 @@
+//! The `l4vs` director: configuration, DPDK port glue, workers and the
+//! control thread. The binary (`main.rs`) is a thin CLI over this library.
+
 pub mod config;
+pub mod director;
+pub mod mbuf_packet;
+pub mod plan;

@@ -193,14 +193,15 @@ fn eal_argv_adds_cores_and_devices() {
     let expected = [
         "l4vs",
         "-l",
-        "0,1",
+        "0",
         "--main-lcore",
         "0",
         "--no-huge",
         "-m",
         "256",
         "--no-pci",
-        "--in-memory",
+        "--no-shconf",
+        "--no-telemetry",
         "--log-level=*:error",
         "--vdev",
         "net_af_packet0,iface=eth0",
@@ -208,7 +209,7 @@ fn eal_argv_adds_cores_and_devices() {
     assert_eq!(argv, expected);
     let full = load(&configs_dir().join("example-full.yaml")).unwrap();
     let argv = full.eal_argv("l4vs");
-    assert_eq!(argv[2], "0,2,3,4,5");
+    assert_eq!(argv[2], "0", "workers are registered threads, not EAL lcores");
     assert_eq!(
         &argv[argv.len() - 4..],
         ["-a", "0000:03:00.0", "-a", "0000:03:00.1"]

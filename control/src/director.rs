@@ -1,0 +1,278 @@
+//! `l4vs run`: boot EAL and the ports, start one pinned worker per
+//! configured core, and run the control loop until SIGINT/SIGTERM.
+//!
+//! Each worker owns RX/TX queue `i` of every port and a
+//! [`l4vs_dataplane::Worker`]; it polls its queues, hands each mbuf to the
+//! dataplane, batches forwarded packets per TX port and frees the rest.
+//! The control thread (the EAL main lcore) only waits, so far: the slow
+//! path (exception path to the kernel, health checks, sync) comes later.
+//! On a stop signal workers finish their burst, everything is flushed, and
+//! the final counters are printed.
+
+use crate::config::Config;
+use crate::mbuf_packet::MbufPacket;
+use crate::plan;
+use anyhow::{bail, Context, Result};
+use l4vs_dataplane::{Counters, DropReason, NeighborTable, Snapshot, Verdict, Worker, WorkerConfig};
+use l4vs_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// The largest burst a worker uses; `workers.burst` is at most this.
+const MAX_BURST: usize = 256;
+/// Empty polls before an idle worker starts sleeping.
+const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
+/// Housekeeping (connection expiry) interval.
+const HOUSEKEEPING_MS: u64 = 100;
+
+/// Everything a worker thread takes with it.
+struct WorkerPlan {
+    core: u32,
+    rx: Vec<(u16, RxQueue)>,
+    tx: Vec<TxQueue>,
+    burst: usize,
+    idle_sleep: Duration,
+    snapshot: Arc<Snapshot>,
+    neighbors: Arc<NeighborTable>,
+    counters: Arc<Counters>,
+    seed: u64,
+}
+
+/// Runs the director until a stop signal; prints final counters.
+///
+/// # Errors
+/// EAL, mempool or port setup failures, with the DPDK error text.
+pub fn run(cfg: &Config) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let eal = Eal::init(&cfg.eal_argv("l4vs")).context("EAL init")?;
+    println!("l4vs: {} initialised", l4vs_dpdk::version());
+    let pool = Mempool::create("l4vs_mbufs", cfg.mbufs, 256.min(cfg.mbufs / 2), l4vs_dpdk::DEFAULT_DATA_ROOM, -1)
+        .context("creating the mbuf pool")?;
+
+    let nworkers = cfg.workers.cores.len() as u16;
+    let mut ports = Vec::new();
+    let mut macs = Vec::new();
+    for p in &cfg.ports {
+        let port = Port::by_name(&p.device.name).with_context(|| format!("port {}: device {}", p.name, p.device.name))?;
+        let pc = PortConfig {
+            rx_queues: nworkers,
+            tx_queues: nworkers,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            rss: nworkers > 1,
+            promiscuous: true,
+        };
+        port.configure(&pc, &pool).with_context(|| format!("configuring port {}", p.name))?;
+        port.start().with_context(|| format!("starting port {}", p.name))?;
+        let mac = port.mac_addr().with_context(|| format!("port {} MAC", p.name))?;
+        println!("l4vs: port {} ({}) up, MAC {}", p.name, p.device.spec(), crate::config::format_mac(&mac));
+        ports.push(port);
+        macs.push(mac);
+    }
+    let snapshot = Arc::new(plan::snapshot(cfg, &macs).context("building the service snapshot")?);
+    let neighbors = Arc::new(plan::neighbors(cfg));
+    for s in snapshot.services() {
+        println!(
+            "l4vs: service {} {}:{}/{} {:?} -> {} real(s)",
+            s.name,
+            s.vip,
+            s.port,
+            s.protocol.as_str(),
+            s.scheduler,
+            s.reals.len()
+        );
+    }
+
+    let mut handles = Vec::new();
+    let mut all_counters = Vec::new();
+    for (i, core) in cfg.workers.cores.iter().enumerate() {
+        let q = i as u16;
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for (pi, port) in ports.iter().enumerate() {
+            rx.push((pi as u16, port.rx_queue(q).with_context(|| format!("RX queue {q}"))?));
+            tx.push(port.tx_queue(q).with_context(|| format!("TX queue {q}"))?);
+        }
+        let counters = Arc::new(Counters::default());
+        all_counters.push(counters.clone());
+        let plan = WorkerPlan {
+            core: *core,
+            rx,
+            tx,
+            burst: usize::from(cfg.workers.burst).clamp(1, MAX_BURST),
+            idle_sleep: Duration::from_micros(u64::from(cfg.workers.idle_sleep_us)),
+            snapshot: snapshot.clone(),
+            neighbors: neighbors.clone(),
+            counters,
+            seed: 0x6c34_7673_0000_0000 ^ (u64::from(q) << 16) ^ u64::from(std::process::id()),
+        };
+        let stop = stop.clone();
+        let h = thread::Builder::new()
+            .name(format!("l4vs-worker-{i}"))
+            .spawn(move || worker_main(plan, &stop))
+            .context("spawning a worker")?;
+        handles.push(h);
+    }
+    println!("l4vs: {} worker(s) on cores {:?}; running", handles.len(), cfg.workers.cores);
+    let _ = std::io::stdout().flush();
+
+    while !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(50));
+        if handles.iter().any(|h| h.is_finished()) {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let mut failed = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed.push(format!("{e:#}")),
+            Err(_) => failed.push("a worker panicked".to_owned()),
+        }
+    }
+    print_final(cfg, &ports, &all_counters, &neighbors);
+    for p in &ports {
+        let _ = p.stop();
+        let _ = p.close();
+    }
+    drop(pool);
+    drop(eal);
+    if !failed.is_empty() {
+        bail!("worker failure: {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: plan.core as usize }) {
+        eprintln!("l4vs: warning: could not pin a worker to core {}", plan.core);
+    }
+    l4vs_dpdk::register_thread().context("registering the worker with DPDK")?;
+    let WorkerPlan { mut rx, mut tx, burst, idle_sleep, snapshot, neighbors, counters, seed, .. } = plan;
+    let cfg = WorkerConfig { seed, ..WorkerConfig::default() };
+    let mut worker = Worker::new(snapshot, neighbors, counters.clone(), cfg);
+
+    let hz = l4vs_dpdk::tsc_hz().max(1);
+    let cycles_per_ms = (hz / 1000).max(1);
+    let start = l4vs_dpdk::rdtsc();
+    let mut rx_buf: [Option<Mbuf>; MAX_BURST] = [const { None }; MAX_BURST];
+    let mut tx_bufs: Vec<TxBuffer> = tx.iter().map(|_| TxBuffer::new()).collect();
+    let mut idle_polls = 0u32;
+    let mut next_housekeeping = 0u64;
+
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = l4vs_dpdk::rdtsc();
+        let now_ms = (t0 - start) / cycles_per_ms;
+        let mut received = 0;
+        for (port, q) in rx.iter_mut() {
+            let n = q.burst(&mut rx_buf[..burst]);
+            received += n;
+            for slot in &mut rx_buf[..n] {
+                let Some(mut m) = slot.take() else { continue };
+                let verdict = worker.process(*port, &mut MbufPacket(&mut m), now_ms);
+                if let Verdict::Forward { port: out } = verdict {
+                    let tb = &mut tx_bufs[usize::from(out)];
+                    if tb.push(m) {
+                        tb.flush(&mut tx[usize::from(out)], &counters);
+                    }
+                }
+                // Any other verdict: `m` drops here, which frees the mbuf.
+            }
+        }
+        for (tb, q) in tx_bufs.iter_mut().zip(tx.iter_mut()) {
+            tb.flush(q, &counters);
+        }
+        if now_ms >= next_housekeeping {
+            worker.housekeeping(now_ms);
+            next_housekeeping = now_ms + HOUSEKEEPING_MS;
+        }
+        let t1 = l4vs_dpdk::rdtsc();
+        if received > 0 {
+            counters.busy_cycles.add(t1 - t0);
+            idle_polls = 0;
+        } else {
+            counters.idle_cycles.add(t1 - t0);
+            idle_polls = idle_polls.saturating_add(1);
+            if !idle_sleep.is_zero() && idle_polls > IDLE_POLLS_BEFORE_SLEEP {
+                thread::sleep(idle_sleep);
+            }
+        }
+    }
+    for (tb, q) in tx_bufs.iter_mut().zip(tx.iter_mut()) {
+        tb.flush(q, &counters);
+    }
+    drop(rx);
+    drop(tx);
+    l4vs_dpdk::unregister_thread();
+    Ok(())
+}
+
+/// Packets waiting for one TX queue.
+struct TxBuffer {
+    pkts: [Option<Mbuf>; MAX_BURST],
+    len: usize,
+}
+
+impl TxBuffer {
+    fn new() -> TxBuffer {
+        TxBuffer { pkts: [const { None }; MAX_BURST], len: 0 }
+    }
+
+    /// Queues a packet; true when the buffer is full and must be flushed.
+    fn push(&mut self, m: Mbuf) -> bool {
+        self.pkts[self.len] = Some(m);
+        self.len += 1;
+        self.len == MAX_BURST
+    }
+
+    /// Sends what is queued; what the driver does not take is freed and
+    /// counted as a TX drop.
+    fn flush(&mut self, q: &mut TxQueue, counters: &Counters) {
+        if self.len == 0 {
+            return;
+        }
+        let sent = q.burst(&mut self.pkts[..self.len]);
+        for slot in &mut self.pkts[sent..self.len] {
+            if slot.take().is_some() {
+                counters.tx_dropped.inc();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+fn print_final(cfg: &Config, ports: &[Port], workers: &[Arc<Counters>], neighbors: &NeighborTable) {
+    println!("l4vs: stopping; final counters");
+    for (i, c) in workers.iter().enumerate() {
+        let named: Vec<String> = c.named().iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  worker {i}: {}", named.join(" "));
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|r| c.drops_of(**r) != 0)
+            .map(|r| format!("{}={}", r.as_str(), c.drops_of(*r)))
+            .collect();
+        if !drops.is_empty() {
+            println!("  worker {i} drops: {}", drops.join(" "));
+        }
+    }
+    for (p, pc) in ports.iter().zip(&cfg.ports) {
+        if let Ok(s) = p.stats() {
+            println!(
+                "  port {}: ipackets={} opackets={} ibytes={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+                pc.name, s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+            );
+        }
+    }
+    let learned: Vec<String> = neighbors
+        .entries()
+        .map(|(ip, n, st)| format!("{ip}={}{}", n.mac, if st { "(static)" } else { "" }))
+        .collect();
+    println!("  neighbours: {}", learned.join(" "));
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,118 @@
+//! From a validated config to what the dataplane runs: the [`Snapshot`]
+//! and the static neighbour entries. Pure functions, tested without DPDK.
+
+use crate::config::{self, Config};
+use l4vs_dataplane::{
+    ForwardMethod, LocalAddress, NeighborTable, PortInfo, Protocol, Real, SchedulerKind, Service, Snapshot,
+    SnapshotError,
+};
+use l4vs_wire::ethernet::Address as MacAddr;
+
+/// IP MTU assumed for every port until MTU configuration exists.
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// Builds the dataplane snapshot; `macs[i]` is port i's MAC address.
+///
+/// # Errors
+/// What [`Snapshot::new`] refuses (the config validator already rejects
+/// those cases, so this is a second line of defence).
+pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotError> {
+    let ports = macs.iter().map(|m| PortInfo { mac: MacAddr(*m), mtu: DEFAULT_MTU }).collect();
+    let locals = cfg
+        .addresses
+        .iter()
+        .map(|a| LocalAddress { port: a.port as u16, addr: a.address, prefix_len: a.prefix_len })
+        .collect();
+    let gateway = cfg.gateway.as_ref().map(|g| (g.address, g.port as u16));
+    let services = cfg
+        .services
+        .iter()
+        .map(|s| Service {
+            name: s.name.clone().unwrap_or_else(|| format!("{}:{}/{}", s.vip, s.port, s.protocol.as_str())),
+            vip: s.vip,
+            port: s.port,
+            protocol: match s.protocol {
+                config::Protocol::Tcp => Protocol::Tcp,
+                config::Protocol::Udp => Protocol::Udp,
+            },
+            scheduler: match s.scheduler {
+                config::Scheduler::Rr => SchedulerKind::Rr,
+                config::Scheduler::Wrr => SchedulerKind::Wrr,
+            },
+            reals: s
+                .reals
+                .iter()
+                .map(|r| Real {
+                    addr: r.address,
+                    port: r.port,
+                    weight: r.weight,
+                    method: match r.forward {
+                        config::Forward::Nat => ForwardMethod::Nat,
+                        config::Forward::Tunnel => ForwardMethod::Tunnel,
+                        config::Forward::Dr => ForwardMethod::DirectRouting,
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    Snapshot::new(ports, locals, gateway, services)
+}
+
+/// A neighbour table seeded with the config's static entries.
+pub fn neighbors(cfg: &Config) -> NeighborTable {
+    let t = NeighborTable::new(4096 + cfg.neighbors.len());
+    for n in &cfg.neighbors {
+        t.set_static(n.address, MacAddr(n.mac), n.port as u16);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn load(name: &str) -> Config {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        config::load(&dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn lab_configs_become_snapshots() {
+        for (file, method) in [
+            ("lab-nat.yaml", ForwardMethod::Nat),
+            ("lab-tunnel.yaml", ForwardMethod::Tunnel),
+            ("lab-dr.yaml", ForwardMethod::DirectRouting),
+        ] {
+            let cfg = load(file);
+            let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+            let vip = "198.18.0.100".parse().unwrap();
+            let web = s.service_id(vip, 80, 6).expect("http service");
+            let svc = &s.services()[usize::from(web)];
+            assert_eq!(svc.reals.len(), 3, "{file}");
+            assert!(svc.reals.iter().all(|r| r.method == method), "{file}");
+            assert!(s.service_id(vip, 53, 17).is_some(), "{file}: udp echo");
+            assert_eq!(s.locals().len(), 2);
+        }
+    }
+
+    #[test]
+    fn wrr_weights_carry_over() {
+        let cfg = load("lab-wrr.yaml");
+        let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+        let svc = &s.services()[0];
+        assert_eq!(svc.scheduler, SchedulerKind::Wrr);
+        assert_eq!(svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(), [3, 1, 0]);
+    }
+
+    #[test]
+    fn static_neighbors_are_seeded() {
+        let cfg = load("example-full.yaml");
+        let t = neighbors(&cfg);
+        for n in &cfg.neighbors {
+            assert_eq!(t.lookup(n.address).map(|e| e.mac), Some(MacAddr(n.mac)));
+        }
+        let macs = vec![[2, 0, 0, 0, 0, 1]; cfg.ports.len()];
+        snapshot(&cfg, &macs).unwrap();
+    }
+}

@@ -1,0 +1,175 @@
+//! End to end in the lab: the real `l4vs` binary on DPDK af_packet ports
+//! in a network namespace, real kernel TCP and UDP between a client
+//! namespace and real-server namespaces, for NAT, IP-IP and DR.
+//!
+//! Needs root (network namespaces). The labs are built one at a time: the
+//! director's worker is pinned to core 1 and two at once would only make
+//! each other slow.
+
+use l4vs_lab::netns;
+use l4vs_lab::{Distribution, Lab, Mode, DIRECTOR, REAL_SERVERS, VIP, VIP_HTTP, VIP_UDP};
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `l4vs-lab` sits next to `l4vs` in the target directory; build it if a
+/// plain `cargo test -p l4vs-control` did not.
+fn lab_bin() -> PathBuf {
+    let l4vs = Path::new(env!("CARGO_BIN_EXE_l4vs"));
+    let bin = l4vs.with_file_name("l4vs-lab");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = l4vs.parent().and_then(Path::file_name).is_some_and(|d| d == "release");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "l4vs-lab", "--bin", "l4vs-lab"]).current_dir(repo());
+        if release {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("running cargo").success(), "building l4vs-lab");
+    }
+    bin
+}
+
+/// A director running in the lab; SIGINT on drop.
+struct Director {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Director {
+    fn start(lab: &Lab, config: &str) -> Director {
+        let log = std::env::temp_dir().join(format!("{}-director.log", lab.prefix()));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut cmd = lab.command(DIRECTOR, env!("CARGO_BIN_EXE_l4vs"));
+        cmd.arg("run").arg("--config").arg(repo().join("configs").join(config));
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = lab.spawn_in(DIRECTOR, &mut cmd).expect("starting l4vs");
+        let mut d = Director { child: Some(child), log };
+        let child = d.child.as_mut().unwrap();
+        let ready = lab.wait_tcp_ready_while(VIP_HTTP, Duration::from_secs(30), || match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(s)) => Err(anyhow::anyhow!("l4vs exited: {s}")),
+            Err(e) => Err(e.into()),
+        });
+        if let Err(e) = ready {
+            panic!("director never answered on {VIP_HTTP}: {e:#}\n{}", d.log_text());
+        }
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGINT, wait for the exit, and return its log with final counters.
+    fn stop(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        netns::signal(&[child.id()], "INT").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("l4vs ignored SIGINT\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = self.log_text();
+        assert!(status.success(), "l4vs exit {status}\n{log}");
+        assert!(log.contains("final counters"), "{log}");
+        log
+    }
+}
+
+impl Drop for Director {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = netns::signal(&[c.id()], "INT");
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The value of `name=N` in the director's final counters (summed over
+/// workers).
+fn counter(log: &str, name: &str) -> u64 {
+    let key = format!("{name}=");
+    log.split_whitespace().filter_map(|w| w.strip_prefix(&key)).filter_map(|v| v.parse::<u64>().ok()).sum()
+}
+
+fn assert_every_real_served(d: &Distribution, what: &str) {
+    for r in REAL_SERVERS {
+        assert!(d.count(r.name) > 0, "{what}: {} served nothing: {d:?}", r.name);
+    }
+}
+
+fn balance_in(mode: Mode, config: &str) {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(mode, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, config);
+
+    let http = lab.http_load(VIP_HTTP, 200).unwrap();
+    assert_eq!(http.failed, 0, "{mode}: failed HTTP requests: {http:?}\n{}", director.log_text());
+    assert_eq!(http.total_served(), 200);
+    assert_every_real_served(&http, &format!("{mode} HTTP"));
+
+    let udp = lab.udp_probe(VIP_UDP, 30).unwrap();
+    assert_eq!(udp.failed, 0, "{mode}: UDP probes lost: {udp:?}");
+    assert_every_real_served(&udp, &format!("{mode} UDP"));
+
+    // A VIP port with no service: dropped and counted, never answered.
+    let no_service = lab.udp_probe(SocketAddrV4::new(VIP, 54), 3).unwrap();
+    assert_eq!((no_service.total_served(), no_service.failed), (0, 3));
+
+    let log = director.stop();
+    assert_eq!(counter(&log, "no_service"), 3, "{log}");
+    let forwarded_by_mode = match mode {
+        Mode::Nat => counter(&log, "nat_in"),
+        Mode::Tunnel => counter(&log, "tunnel"),
+        Mode::DirectRouting => counter(&log, "direct"),
+    };
+    assert!(forwarded_by_mode >= 200 * 3, "{mode}: {forwarded_by_mode} packets by this method\n{log}");
+}
+
+#[test]
+fn nat_balances_real_tcp_and_udp() {
+    balance_in(Mode::Nat, "lab-nat.yaml");
+}
+
+#[test]
+fn tunnel_balances_real_tcp_and_udp() {
+    balance_in(Mode::Tunnel, "lab-tunnel.yaml");
+}
+
+#[test]
+fn direct_routing_balances_real_tcp_and_udp() {
+    balance_in(Mode::DirectRouting, "lab-dr.yaml");
+}
+
+#[test]
+fn wrr_splits_3_to_1_and_skips_the_quiescent_real() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-wrr.yaml");
+    let http = lab.http_load(VIP_HTTP, 200).unwrap();
+    assert_eq!(http.failed, 0, "{http:?}");
+    let (a, b) = (f64::from(http.count("rs1")), f64::from(http.count("rs2")));
+    assert!(b > 0.0, "{http:?}");
+    let ratio = a / b;
+    assert!((ratio - 3.0).abs() <= 0.3, "rs1:rs2 = {ratio:.2}, want 3 within 10%: {http:?}");
+    assert_eq!(http.count("rs3"), 0, "weight 0 is quiescent: {http:?}");
+    director.stop();
+}

@@ -103,6 +103,8 @@ pub struct Counters {
     pub rx: Counter,
     /// Packets forwarded (verdict `Forward`).
     pub forwarded: Counter,
+    /// Forwarded packets the TX queue refused (freed).
+    pub tx_dropped: Counter,
     /// Packets handed to the control thread.
     pub to_control: Counter,
     /// Packets consumed by the worker itself (ARP replies learned).
@@ -138,6 +140,7 @@ impl Default for Counters {
         Counters {
             rx: Counter::default(),
             forwarded: Counter::default(),
+            tx_dropped: Counter::default(),
             to_control: Counter::default(),
             consumed: Counter::default(),
             arp_replies: Counter::default(),
@@ -169,10 +172,11 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 15] {
+    pub fn named(&self) -> [(&'static str, u64); 16] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
+            ("tx_dropped", self.tx_dropped.get()),
             ("to_control", self.to_control.get()),
             ("consumed", self.consumed.get()),
             ("arp_replies", self.arp_replies.get()),

@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::mbuf_packet::MbufPacket;
 use crate::plan;
 use anyhow::{bail, Context, Result};
-use l4vs_dataplane::{Counters, DropReason, NeighborTable, Snapshot, Verdict, Worker, WorkerConfig};
+use l4vs_dataplane::{
+    Counters, DropReason, NeighborTable, Snapshot, Verdict, Worker, WorkerConfig,
+};
 use l4vs_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,14 +54,21 @@ pub fn run(cfg: &Config) -> Result<()> {
     }
     let eal = Eal::init(&cfg.eal_argv("l4vs")).context("EAL init")?;
     println!("l4vs: {} initialised", l4vs_dpdk::version());
-    let pool = Mempool::create("l4vs_mbufs", cfg.mbufs, 256.min(cfg.mbufs / 2), l4vs_dpdk::DEFAULT_DATA_ROOM, -1)
-        .context("creating the mbuf pool")?;
+    let pool = Mempool::create(
+        "l4vs_mbufs",
+        cfg.mbufs,
+        256.min(cfg.mbufs / 2),
+        l4vs_dpdk::DEFAULT_DATA_ROOM,
+        -1,
+    )
+    .context("creating the mbuf pool")?;
 
     let nworkers = cfg.workers.cores.len() as u16;
     let mut ports = Vec::new();
     let mut macs = Vec::new();
     for p in &cfg.ports {
-        let port = Port::by_name(&p.device.name).with_context(|| format!("port {}: device {}", p.name, p.device.name))?;
+        let port = Port::by_name(&p.device.name)
+            .with_context(|| format!("port {}: device {}", p.name, p.device.name))?;
         let pc = PortConfig {
             rx_queues: nworkers,
             tx_queues: nworkers,
@@ -68,10 +77,19 @@ pub fn run(cfg: &Config) -> Result<()> {
             rss: nworkers > 1,
             promiscuous: true,
         };
-        port.configure(&pc, &pool).with_context(|| format!("configuring port {}", p.name))?;
-        port.start().with_context(|| format!("starting port {}", p.name))?;
-        let mac = port.mac_addr().with_context(|| format!("port {} MAC", p.name))?;
-        println!("l4vs: port {} ({}) up, MAC {}", p.name, p.device.spec(), crate::config::format_mac(&mac));
+        port.configure(&pc, &pool)
+            .with_context(|| format!("configuring port {}", p.name))?;
+        port.start()
+            .with_context(|| format!("starting port {}", p.name))?;
+        let mac = port
+            .mac_addr()
+            .with_context(|| format!("port {} MAC", p.name))?;
+        println!(
+            "l4vs: port {} ({}) up, MAC {}",
+            p.name,
+            p.device.spec(),
+            crate::config::format_mac(&mac)
+        );
         ports.push(port);
         macs.push(mac);
     }
@@ -96,7 +114,10 @@ pub fn run(cfg: &Config) -> Result<()> {
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         for (pi, port) in ports.iter().enumerate() {
-            rx.push((pi as u16, port.rx_queue(q).with_context(|| format!("RX queue {q}"))?));
+            rx.push((
+                pi as u16,
+                port.rx_queue(q).with_context(|| format!("RX queue {q}"))?,
+            ));
             tx.push(port.tx_queue(q).with_context(|| format!("TX queue {q}"))?);
         }
         let counters = Arc::new(Counters::default());
@@ -119,7 +140,11 @@ pub fn run(cfg: &Config) -> Result<()> {
             .context("spawning a worker")?;
         handles.push(h);
     }
-    println!("l4vs: {} worker(s) on cores {:?}; running", handles.len(), cfg.workers.cores);
+    println!(
+        "l4vs: {} worker(s) on cores {:?}; running",
+        handles.len(),
+        cfg.workers.cores
+    );
     let _ = std::io::stdout().flush();
 
     while !stop.load(Ordering::Relaxed) {
@@ -150,12 +175,30 @@ pub fn run(cfg: &Config) -> Result<()> {
 }
 
 fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: plan.core as usize }) {
-        eprintln!("l4vs: warning: could not pin a worker to core {}", plan.core);
+    if !core_affinity::set_for_current(core_affinity::CoreId {
+        id: plan.core as usize,
+    }) {
+        eprintln!(
+            "l4vs: warning: could not pin a worker to core {}",
+            plan.core
+        );
     }
     l4vs_dpdk::register_thread().context("registering the worker with DPDK")?;
-    let WorkerPlan { mut rx, mut tx, burst, idle_sleep, snapshot, neighbors, counters, seed, .. } = plan;
-    let cfg = WorkerConfig { seed, ..WorkerConfig::default() };
+    let WorkerPlan {
+        mut rx,
+        mut tx,
+        burst,
+        idle_sleep,
+        snapshot,
+        neighbors,
+        counters,
+        seed,
+        ..
+    } = plan;
+    let cfg = WorkerConfig {
+        seed,
+        ..WorkerConfig::default()
+    };
     let mut worker = Worker::new(snapshot, neighbors, counters.clone(), cfg);
 
     let hz = l4vs_dpdk::tsc_hz().max(1);
@@ -221,7 +264,10 @@ struct TxBuffer {
 
 impl TxBuffer {
     fn new() -> TxBuffer {
-        TxBuffer { pkts: [const { None }; MAX_BURST], len: 0 }
+        TxBuffer {
+            pkts: [const { None }; MAX_BURST],
+            len: 0,
+        }
     }
 
     /// Queues a packet; true when the buffer is full and must be flushed.
@@ -250,7 +296,12 @@ impl TxBuffer {
 fn print_final(cfg: &Config, ports: &[Port], workers: &[Arc<Counters>], neighbors: &NeighborTable) {
     println!("l4vs: stopping; final counters");
     for (i, c) in workers.iter().enumerate() {
-        let named: Vec<String> = c.named().iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
+        let named: Vec<String> = c
+            .named()
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("  worker {i}: {}", named.join(" "));
         let drops: Vec<String> = DropReason::ALL
             .iter()

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "l4vs", version, about = "Layer-4 virtual server on DPDK: LVS-style NAT, IP-IP and direct routing")]
+#[command(
+    name = "l4vs",
+    version,
+    about = "Layer-4 virtual server on DPDK: LVS-style NAT, IP-IP and direct routing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -3,8 +3,8 @@
 
 use crate::config::{self, Config};
 use l4vs_dataplane::{
-    ForwardMethod, LocalAddress, NeighborTable, PortInfo, Protocol, Real, SchedulerKind, Service, Snapshot,
-    SnapshotError,
+    ForwardMethod, LocalAddress, NeighborTable, PortInfo, Protocol, Real, SchedulerKind, Service,
+    Snapshot, SnapshotError,
 };
 use l4vs_wire::ethernet::Address as MacAddr;
 
@@ -17,18 +17,31 @@ pub const DEFAULT_MTU: u16 = 1500;
 /// What [`Snapshot::new`] refuses (the config validator already rejects
 /// those cases, so this is a second line of defence).
 pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotError> {
-    let ports = macs.iter().map(|m| PortInfo { mac: MacAddr(*m), mtu: DEFAULT_MTU }).collect();
+    let ports = macs
+        .iter()
+        .map(|m| PortInfo {
+            mac: MacAddr(*m),
+            mtu: DEFAULT_MTU,
+        })
+        .collect();
     let locals = cfg
         .addresses
         .iter()
-        .map(|a| LocalAddress { port: a.port as u16, addr: a.address, prefix_len: a.prefix_len })
+        .map(|a| LocalAddress {
+            port: a.port as u16,
+            addr: a.address,
+            prefix_len: a.prefix_len,
+        })
         .collect();
     let gateway = cfg.gateway.as_ref().map(|g| (g.address, g.port as u16));
     let services = cfg
         .services
         .iter()
         .map(|s| Service {
-            name: s.name.clone().unwrap_or_else(|| format!("{}:{}/{}", s.vip, s.port, s.protocol.as_str())),
+            name: s
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}/{}", s.vip, s.port, s.protocol.as_str())),
             vip: s.vip,
             port: s.port,
             protocol: match s.protocol {
@@ -102,7 +115,10 @@ mod tests {
         let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
         let svc = &s.services()[0];
         assert_eq!(svc.scheduler, SchedulerKind::Wrr);
-        assert_eq!(svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(), [3, 1, 0]);
+        assert_eq!(
+            svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(),
+            [3, 1, 0]
+        );
     }
 
     #[test]

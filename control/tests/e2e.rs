@@ -27,13 +27,20 @@ fn lab_bin() -> PathBuf {
     let bin = l4vs.with_file_name("l4vs-lab");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let release = l4vs.parent().and_then(Path::file_name).is_some_and(|d| d == "release");
+        let release = l4vs
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "release");
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "l4vs-lab", "--bin", "l4vs-lab"]).current_dir(repo());
+        cmd.args(["build", "-p", "l4vs-lab", "--bin", "l4vs-lab"])
+            .current_dir(repo());
         if release {
             cmd.arg("--release");
         }
-        assert!(cmd.status().expect("running cargo").success(), "building l4vs-lab");
+        assert!(
+            cmd.status().expect("running cargo").success(),
+            "building l4vs-lab"
+        );
     }
     bin
 }
@@ -50,18 +57,28 @@ impl Director {
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let mut cmd = lab.command(DIRECTOR, env!("CARGO_BIN_EXE_l4vs"));
-        cmd.arg("run").arg("--config").arg(repo().join("configs").join(config));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(repo().join("configs").join(config));
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = lab.spawn_in(DIRECTOR, &mut cmd).expect("starting l4vs");
-        let mut d = Director { child: Some(child), log };
+        let mut d = Director {
+            child: Some(child),
+            log,
+        };
         let child = d.child.as_mut().unwrap();
-        let ready = lab.wait_tcp_ready_while(VIP_HTTP, Duration::from_secs(30), || match child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(s)) => Err(anyhow::anyhow!("l4vs exited: {s}")),
-            Err(e) => Err(e.into()),
+        let ready = lab.wait_tcp_ready_while(VIP_HTTP, Duration::from_secs(30), || {
+            match child.try_wait() {
+                Ok(None) => Ok(()),
+                Ok(Some(s)) => Err(anyhow::anyhow!("l4vs exited: {s}")),
+                Err(e) => Err(e.into()),
+            }
         });
         if let Err(e) = ready {
-            panic!("director never answered on {VIP_HTTP}: {e:#}\n{}", d.log_text());
+            panic!(
+                "director never answered on {VIP_HTTP}: {e:#}\n{}",
+                d.log_text()
+            );
         }
         d
     }
@@ -107,12 +124,19 @@ impl Drop for Director {
 /// workers).
 fn counter(log: &str, name: &str) -> u64 {
     let key = format!("{name}=");
-    log.split_whitespace().filter_map(|w| w.strip_prefix(&key)).filter_map(|v| v.parse::<u64>().ok()).sum()
+    log.split_whitespace()
+        .filter_map(|w| w.strip_prefix(&key))
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
 }
 
 fn assert_every_real_served(d: &Distribution, what: &str) {
     for r in REAL_SERVERS {
-        assert!(d.count(r.name) > 0, "{what}: {} served nothing: {d:?}", r.name);
+        assert!(
+            d.count(r.name) > 0,
+            "{what}: {} served nothing: {d:?}",
+            r.name
+        );
     }
 }
 
@@ -122,7 +146,12 @@ fn balance_in(mode: Mode, config: &str) {
     let director = Director::start(&lab, config);
 
     let http = lab.http_load(VIP_HTTP, 200).unwrap();
-    assert_eq!(http.failed, 0, "{mode}: failed HTTP requests: {http:?}\n{}", director.log_text());
+    assert_eq!(
+        http.failed,
+        0,
+        "{mode}: failed HTTP requests: {http:?}\n{}",
+        director.log_text()
+    );
     assert_eq!(http.total_served(), 200);
     assert_every_real_served(&http, &format!("{mode} HTTP"));
 
@@ -141,7 +170,10 @@ fn balance_in(mode: Mode, config: &str) {
         Mode::Tunnel => counter(&log, "tunnel"),
         Mode::DirectRouting => counter(&log, "direct"),
     };
-    assert!(forwarded_by_mode >= 200 * 3, "{mode}: {forwarded_by_mode} packets by this method\n{log}");
+    assert!(
+        forwarded_by_mode >= 200 * 3,
+        "{mode}: {forwarded_by_mode} packets by this method\n{log}"
+    );
 }
 
 #[test]
@@ -169,7 +201,10 @@ fn wrr_splits_3_to_1_and_skips_the_quiescent_real() {
     let (a, b) = (f64::from(http.count("rs1")), f64::from(http.count("rs2")));
     assert!(b > 0.0, "{http:?}");
     let ratio = a / b;
-    assert!((ratio - 3.0).abs() <= 0.3, "rs1:rs2 = {ratio:.2}, want 3 within 10%: {http:?}");
+    assert!(
+        (ratio - 3.0).abs() <= 0.3,
+        "rs1:rs2 = {ratio:.2}, want 3 within 10%: {http:?}"
+    );
     assert_eq!(http.count("rs3"), 0, "weight 0 is quiescent: {http:?}");
     director.stop();
 }

@@ -67,7 +67,14 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { tcp_established: 900, tcp_syn_recv: 60, tcp_fin_wait: 120, tcp_time_wait: 120, tcp_close: 10, udp: 300 }
+        Timeouts {
+            tcp_established: 900,
+            tcp_syn_recv: 60,
+            tcp_fin_wait: 120,
+            tcp_time_wait: 120,
+            tcp_close: 10,
+            udp: 300,
+        }
     }
 }
 
@@ -143,12 +150,24 @@ pub struct Conn {
 impl Conn {
     /// The tuple of the client's packets.
     pub fn in_tuple(&self) -> Tuple {
-        Tuple { proto: self.proto, src: self.client, sport: self.cport, dst: self.vip, dport: self.vport }
+        Tuple {
+            proto: self.proto,
+            src: self.client,
+            sport: self.cport,
+            dst: self.vip,
+            dport: self.vport,
+        }
     }
 
     /// The tuple of the real server's replies (meaningful for NAT).
     pub fn out_tuple(&self) -> Tuple {
-        Tuple { proto: self.proto, src: self.rip, sport: self.rport, dst: self.client, dport: self.cport }
+        Tuple {
+            proto: self.proto,
+            src: self.rip,
+            sport: self.rport,
+            dst: self.client,
+            dport: self.cport,
+        }
     }
 
     fn has_out(&self) -> bool {
@@ -179,7 +198,12 @@ const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
 const _: () = assert!(core::mem::size_of::<Conn>() == 32);
 
 impl Bucket {
-    const EMPTY: Bucket = Bucket { sig: [0; SLOTS], overflow: 0, idx: [EMPTY; SLOTS], _pad: 0 };
+    const EMPTY: Bucket = Bucket {
+        sig: [0; SLOTS],
+        overflow: 0,
+        idx: [EMPTY; SLOTS],
+        _pad: 0,
+    };
 }
 
 /// Why an insert failed.
@@ -248,7 +272,8 @@ impl ConnTable {
 
     /// Bytes allocated per connection of capacity.
     pub fn bytes_per_conn(&self) -> usize {
-        (self.entries.len() * 32 + self.buckets.len() * 64 + self.entries.len() * 4) / self.entries.len()
+        (self.entries.len() * 32 + self.buckets.len() * 64 + self.entries.len() * 4)
+            / self.entries.len()
     }
 
     #[inline]
@@ -256,7 +281,9 @@ impl ConnTable {
         let a = (u64::from(t.src.to_bits()) << 32) | u64::from(t.dst.to_bits());
         let b = (u64::from(t.sport) << 32) | (u64::from(t.dport) << 16) | u64::from(t.proto);
         let mut h = (a ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= b.wrapping_add(self.seed.rotate_left(32)).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        h ^= b
+            .wrapping_add(self.seed.rotate_left(32))
+            .wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
         h ^= h >> 31;
         h.wrapping_mul(0x1656_67b1_9e37_79f9) ^ (h >> 29)
     }
@@ -416,7 +443,11 @@ mod tests {
         let d = conn(2, ForwardMethod::DirectRouting);
         let j = t.insert(d).unwrap();
         assert_eq!(t.lookup(&d.in_tuple()), Some((j, Direction::In)));
-        assert_eq!(t.lookup(&d.out_tuple()), None, "DR replies bypass the director");
+        assert_eq!(
+            t.lookup(&d.out_tuple()),
+            None,
+            "DR replies bypass the director"
+        );
         assert_eq!(t.remove(i), c);
         assert_eq!(t.lookup(&c.in_tuple()), None);
         assert_eq!(t.lookup(&c.out_tuple()), None);
@@ -434,7 +465,11 @@ mod tests {
                 Err(InsertError::Full) => full += 1,
             }
         }
-        assert!(ids.len() <= 1000 && ids.len() >= 900, "{} inserted", ids.len());
+        assert!(
+            ids.len() <= 1000 && ids.len() >= 900,
+            "{} inserted",
+            ids.len()
+        );
         assert_eq!(ids.len() + full, 2000);
         for (k, i) in &ids {
             let c = conn(*k, ForwardMethod::Nat);

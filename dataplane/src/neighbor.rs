@@ -53,14 +53,20 @@ fn pack(mac: MacAddr, port: u16, flags: u64) -> u64 {
 
 fn unpack(v: u64) -> Neighbor {
     let b = v.to_be_bytes();
-    Neighbor { mac: MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]), port: ((v >> 48) & 0x3fff) as u16 }
+    Neighbor {
+        mac: MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]),
+        port: ((v >> 48) & 0x3fff) as u16,
+    }
 }
 
 impl NeighborTable {
     /// A table for at least `capacity` neighbours.
     pub fn new(capacity: usize) -> NeighborTable {
         let n = (capacity * 2).next_power_of_two().max(64);
-        NeighborTable { slots: (0..n).map(|_| Slot::default()).collect(), mask: n - 1 }
+        NeighborTable {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            mask: n - 1,
+        }
     }
 
     fn hash(ip: u32) -> usize {
@@ -84,7 +90,10 @@ impl NeighborTable {
         let h = Self::hash(ip);
         for i in 0..MAX_PROBE {
             let s = &self.slots[(h + i) & self.mask];
-            match s.ip.compare_exchange(0, ip, Ordering::AcqRel, Ordering::Acquire) {
+            match s
+                .ip
+                .compare_exchange(0, ip, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Some(s),
                 Err(k) if k == ip => return Some(s),
                 Err(_) => {}
@@ -106,7 +115,9 @@ impl NeighborTable {
         if ip.is_unspecified() || mac.is_multicast() {
             return false;
         }
-        let Some(s) = self.find_or_claim(ip.to_bits()) else { return false };
+        let Some(s) = self.find_or_claim(ip.to_bits()) else {
+            return false;
+        };
         let old = s.value.load(Ordering::Acquire);
         if old & STATIC == 0 {
             let new = pack(mac, port, VALID);
@@ -119,15 +130,20 @@ impl NeighborTable {
 
     /// Installs a static entry that ARP does not override.
     pub fn set_static(&self, ip: Ipv4Addr, mac: MacAddr, port: u16) -> bool {
-        let Some(s) = self.find_or_claim(ip.to_bits()) else { return false };
-        s.value.store(pack(mac, port, VALID | STATIC), Ordering::Release);
+        let Some(s) = self.find_or_claim(ip.to_bits()) else {
+            return false;
+        };
+        s.value
+            .store(pack(mac, port, VALID | STATIC), Ordering::Release);
         true
     }
 
     /// True when an ARP request for `ip` should be sent now: none was sent
     /// in the last `interval_ms`. Records the attempt.
     pub fn should_request(&self, ip: Ipv4Addr, now_ms: u64, interval_ms: u64) -> bool {
-        let Some(s) = self.find_or_claim(ip.to_bits()) else { return false };
+        let Some(s) = self.find_or_claim(ip.to_bits()) else {
+            return false;
+        };
         let last = s.last_request_ms.load(Ordering::Relaxed);
         if last != 0 && now_ms.saturating_sub(last) < interval_ms {
             return false;
@@ -143,7 +159,8 @@ impl NeighborTable {
         self.slots.iter().filter_map(|s| {
             let ip = s.ip.load(Ordering::Acquire);
             let v = s.value.load(Ordering::Acquire);
-            (ip != 0 && v & VALID != 0).then(|| (Ipv4Addr::from_bits(ip), unpack(v), v & STATIC != 0))
+            (ip != 0 && v & VALID != 0)
+                .then(|| (Ipv4Addr::from_bits(ip), unpack(v), v & STATIC != 0))
         })
     }
 }
@@ -158,10 +175,20 @@ mod tests {
         let ip = Ipv4Addr::new(198, 18, 2, 11);
         assert_eq!(t.lookup(ip), None);
         assert!(t.learn(ip, MacAddr([2, 0, 0, 0, 2, 11]), 1));
-        assert_eq!(t.lookup(ip), Some(Neighbor { mac: MacAddr([2, 0, 0, 0, 2, 11]), port: 1 }));
+        assert_eq!(
+            t.lookup(ip),
+            Some(Neighbor {
+                mac: MacAddr([2, 0, 0, 0, 2, 11]),
+                port: 1
+            })
+        );
         assert!(t.set_static(ip, MacAddr([2, 0, 0, 0, 9, 9]), 0));
         assert!(t.learn(ip, MacAddr([2, 0, 0, 0, 2, 11]), 1));
-        assert_eq!(t.lookup(ip).unwrap().mac, MacAddr([2, 0, 0, 0, 9, 9]), "static wins");
+        assert_eq!(
+            t.lookup(ip).unwrap().mac,
+            MacAddr([2, 0, 0, 0, 9, 9]),
+            "static wins"
+        );
         assert!(!t.learn(Ipv4Addr::UNSPECIFIED, MacAddr([2; 6]), 0));
         assert!(!t.learn(ip, MacAddr::BROADCAST, 0));
         assert_eq!(t.entries().count(), 1);
@@ -180,7 +207,9 @@ mod tests {
     #[test]
     fn fills_up_without_panicking() {
         let t = NeighborTable::new(1);
-        let learned = (1..=1000u32).filter(|i| t.learn(Ipv4Addr::from_bits(*i), MacAddr([2, 0, 0, 0, 0, 1]), 0)).count();
-        assert!(learned >= 32 && learned < 1000);
+        let learned = (1..=1000u32)
+            .filter(|i| t.learn(Ipv4Addr::from_bits(*i), MacAddr([2, 0, 0, 0, 0, 1]), 0))
+            .count();
+        assert!((32..1000).contains(&learned), "{learned}");
     }
 }

@@ -38,7 +38,10 @@ impl VecPacket {
     pub fn with_headroom(bytes: &[u8], headroom: usize) -> VecPacket {
         let mut buf = vec![0; headroom + bytes.len()];
         buf[headroom..].copy_from_slice(bytes);
-        VecPacket { buf, start: headroom }
+        VecPacket {
+            buf,
+            start: headroom,
+        }
     }
 
     /// Refills this buffer from `bytes`, keeping its allocation when it is

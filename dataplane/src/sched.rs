@@ -51,7 +51,12 @@ impl Scheduler {
                 let di = if di == 0 { 1 } else { di };
                 let max = reals.iter().map(|r| i64::from(r.weight)).max().unwrap_or(0);
                 let mw = max - (di - 1);
-                Scheduler::WeightedRoundRobin { cl: None, cw: mw, mw, di }
+                Scheduler::WeightedRoundRobin {
+                    cl: None,
+                    cw: mw,
+                    mw,
+                    di,
+                }
             }
         }
     }

@@ -102,7 +102,11 @@ pub struct LocalAddress {
 impl LocalAddress {
     /// True when `a` is on this address's connected subnet.
     pub fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len)) };
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len))
+        };
         a.to_bits() & mask == self.addr.to_bits() & mask
     }
 }
@@ -153,7 +157,13 @@ impl Snapshot {
         services: Vec<Service>,
     ) -> Result<Snapshot, SnapshotError> {
         let nports = ports.len();
-        let check_port = |p: u16| if usize::from(p) < nports { Ok(()) } else { Err(SnapshotError::NoSuchPort(p)) };
+        let check_port = |p: u16| {
+            if usize::from(p) < nports {
+                Ok(())
+            } else {
+                Err(SnapshotError::NoSuchPort(p))
+            }
+        };
         for l in &locals {
             check_port(l.port)?;
         }
@@ -168,11 +178,22 @@ impl Snapshot {
         for (i, s) in services.iter().enumerate() {
             let key = (s.vip.to_bits(), s.port, s.protocol.number());
             if by_key.insert(key, i as u16).is_some() {
-                return Err(SnapshotError::DuplicateService(s.vip, s.port, s.protocol.as_str()));
+                return Err(SnapshotError::DuplicateService(
+                    s.vip,
+                    s.port,
+                    s.protocol.as_str(),
+                ));
             }
             vips.insert(s.vip.to_bits());
         }
-        Ok(Snapshot { ports, locals, gateway, services, by_key, vips })
+        Ok(Snapshot {
+            ports,
+            locals,
+            gateway,
+            services,
+            by_key,
+            vips,
+        })
     }
 
     /// The ports.
@@ -250,10 +271,21 @@ mod tests {
     use super::*;
 
     fn snap() -> Snapshot {
-        let port = PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 1]), mtu: 1500 };
+        let port = PortInfo {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            mtu: 1500,
+        };
         let locals = vec![
-            LocalAddress { port: 0, addr: Ipv4Addr::new(198, 18, 1, 1), prefix_len: 24 },
-            LocalAddress { port: 0, addr: Ipv4Addr::new(198, 18, 2, 1), prefix_len: 24 },
+            LocalAddress {
+                port: 0,
+                addr: Ipv4Addr::new(198, 18, 1, 1),
+                prefix_len: 24,
+            },
+            LocalAddress {
+                port: 0,
+                addr: Ipv4Addr::new(198, 18, 2, 1),
+                prefix_len: 24,
+            },
         ];
         let svc = Service {
             name: "web".into(),
@@ -263,7 +295,13 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             reals: vec![],
         };
-        Snapshot::new(vec![port], locals, Some((Ipv4Addr::new(198, 18, 1, 254), 0)), vec![svc]).unwrap()
+        Snapshot::new(
+            vec![port],
+            locals,
+            Some((Ipv4Addr::new(198, 18, 1, 254), 0)),
+            vec![svc],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -272,9 +310,18 @@ mod tests {
         assert_eq!(s.service_id(Ipv4Addr::new(198, 18, 0, 100), 80, 6), Some(0));
         assert_eq!(s.service_id(Ipv4Addr::new(198, 18, 0, 100), 80, 17), None);
         assert!(s.is_vip(Ipv4Addr::new(198, 18, 0, 100)));
-        assert_eq!(s.route(Ipv4Addr::new(198, 18, 2, 11)), Some((Ipv4Addr::new(198, 18, 2, 11), 0)));
-        assert_eq!(s.route(Ipv4Addr::new(203, 0, 113, 9)), Some((Ipv4Addr::new(198, 18, 1, 254), 0)));
-        assert_eq!(s.source_address(0, Ipv4Addr::new(198, 18, 2, 11)), Some(Ipv4Addr::new(198, 18, 2, 1)));
+        assert_eq!(
+            s.route(Ipv4Addr::new(198, 18, 2, 11)),
+            Some((Ipv4Addr::new(198, 18, 2, 11), 0))
+        );
+        assert_eq!(
+            s.route(Ipv4Addr::new(203, 0, 113, 9)),
+            Some((Ipv4Addr::new(198, 18, 1, 254), 0))
+        );
+        assert_eq!(
+            s.source_address(0, Ipv4Addr::new(198, 18, 2, 11)),
+            Some(Ipv4Addr::new(198, 18, 2, 1))
+        );
     }
 
     #[test]
@@ -284,7 +331,13 @@ mod tests {
         svcs.push(svcs[0].clone());
         let e = Snapshot::new(s.ports().to_vec(), vec![], None, svcs).unwrap_err();
         assert!(matches!(e, SnapshotError::DuplicateService(..)));
-        let e = Snapshot::new(s.ports().to_vec(), vec![], Some((Ipv4Addr::LOCALHOST, 3)), vec![]).unwrap_err();
+        let e = Snapshot::new(
+            s.ports().to_vec(),
+            vec![],
+            Some((Ipv4Addr::LOCALHOST, 3)),
+            vec![],
+        )
+        .unwrap_err();
         assert_eq!(e, SnapshotError::NoSuchPort(3));
     }
 }

@@ -81,7 +81,14 @@ pub fn icmp_echo(h: &Hdr, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An Ethernet/ARP frame, padded to the 60-byte Ethernet minimum.
-pub fn arp(op: arp::Operation, src_mac: MacAddr, sender: Ipv4Addr, target_mac: MacAddr, target: Ipv4Addr, eth_dst: MacAddr) -> Vec<u8> {
+pub fn arp(
+    op: arp::Operation,
+    src_mac: MacAddr,
+    sender: Ipv4Addr,
+    target_mac: MacAddr,
+    target: Ipv4Addr,
+    eth_dst: MacAddr,
+) -> Vec<u8> {
     let mut f = vec![0u8; 60];
     let mut eth = ethernet::Frame::new_unchecked(&mut f[..]);
     eth.set_dst_addr(eth_dst);

@@ -51,7 +51,13 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { conn_capacity: 1 << 20, timeouts: Timeouts::default(), seed: 0x6c34_7673, arp_retry_ms: 1000, sweep_budget: 256 }
+        WorkerConfig {
+            conn_capacity: 1 << 20,
+            timeouts: Timeouts::default(),
+            seed: 0x6c34_7673,
+            arp_retry_ms: 1000,
+            sweep_budget: 256,
+        }
     }
 }
 
@@ -83,9 +89,26 @@ struct L4 {
 
 impl Worker {
     /// A worker forwarding by `snap`.
-    pub fn new(snap: Arc<Snapshot>, neigh: Arc<NeighborTable>, counters: Arc<Counters>, cfg: WorkerConfig) -> Worker {
-        let sched = snap.services().iter().map(|s| Scheduler::new(s.scheduler, &s.reals)).collect();
-        Worker { snap, sched, conns: ConnTable::new(cfg.conn_capacity, cfg.seed), neigh, counters, cfg, ident: 0 }
+    pub fn new(
+        snap: Arc<Snapshot>,
+        neigh: Arc<NeighborTable>,
+        counters: Arc<Counters>,
+        cfg: WorkerConfig,
+    ) -> Worker {
+        let sched = snap
+            .services()
+            .iter()
+            .map(|s| Scheduler::new(s.scheduler, &s.reals))
+            .collect();
+        Worker {
+            snap,
+            sched,
+            conns: ConnTable::new(cfg.conn_capacity, cfg.seed),
+            neigh,
+            counters,
+            cfg,
+            ident: 0,
+        }
     }
 
     /// This worker's counters.
@@ -100,7 +123,9 @@ impl Worker {
 
     /// Expires connections a few at a time; call between bursts.
     pub fn housekeeping(&mut self, now_ms: u64) {
-        let n = self.conns.sweep((now_ms / 1000) as u32, self.cfg.sweep_budget);
+        let n = self
+            .conns
+            .sweep((now_ms / 1000) as u32, self.cfg.sweep_budget);
         self.counters.conns_expired.add(n as u64);
     }
 
@@ -139,9 +164,20 @@ impl Worker {
         }
     }
 
-    fn arp<B: PacketBuf>(&mut self, in_port: u16, port_mac: MacAddr, pkt: &mut B, l2: usize) -> Verdict {
+    fn arp<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        port_mac: MacAddr,
+        pkt: &mut B,
+        l2: usize,
+    ) -> Verdict {
         let (op, sha, spa, tpa) = match arp::Packet::new_checked(&pkt.data()[l2..]) {
-            Ok(a) => (a.operation(), a.sender_hw_addr(), a.sender_proto_addr(), a.target_proto_addr()),
+            Ok(a) => (
+                a.operation(),
+                a.sender_hw_addr(),
+                a.sender_proto_addr(),
+                a.target_proto_addr(),
+            ),
             Err(_) => return Verdict::Drop(DropReason::ArpMalformed),
         };
         let ours = self.snap.local_on_port(in_port, tpa).is_some() || self.snap.is_vip(tpa);
@@ -192,24 +228,40 @@ impl Worker {
         let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
         let l4 = match proto {
             Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
-                Ok(t) => L4 { sport: t.src_port(), dport: t.dst_port(), tcp_flags: Some(t.flags()) },
+                Ok(t) => L4 {
+                    sport: t.src_port(),
+                    dport: t.dst_port(),
+                    tcp_flags: Some(t.flags()),
+                },
                 Err(_) => return Verdict::Drop(DropReason::L4Truncated),
             },
             Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
-                Ok(u) => L4 { sport: u.src_port(), dport: u.dst_port(), tcp_flags: None },
+                Ok(u) => L4 {
+                    sport: u.src_port(),
+                    dport: u.dst_port(),
+                    tcp_flags: None,
+                },
                 Err(_) => return Verdict::Drop(DropReason::L4Truncated),
             },
             Protocol::Icmp => return self.icmp(in_port, pkt, l2),
             _ if self.snap.is_local(dst) => return Verdict::ToControl,
             _ => return Verdict::Drop(DropReason::L4Unsupported),
         };
-        let tuple = Tuple { proto: proto.into(), src, sport: l4.sport, dst, dport: l4.dport };
+        let tuple = Tuple {
+            proto: proto.into(),
+            src,
+            sport: l4.sport,
+            dst,
+            dport: l4.dport,
+        };
         let now_s = (now_ms / 1000) as u32;
 
         if let Some((i, dir)) = self.conns.lookup(&tuple) {
             let c = *self.conns.get(i);
             let fresh_syn = dir == Direction::In
-                && l4.tcp_flags.is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
+                && l4
+                    .tcp_flags
+                    .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
             if c.expires <= now_s || fresh_syn {
                 self.conns.remove(i);
@@ -242,7 +294,11 @@ impl Worker {
             return Verdict::Drop(DropReason::NoRealServer);
         };
         let real = &svc.reals[ri];
-        let state = if l4.tcp_flags.is_some() { ConnState::SynRecv } else { ConnState::Udp };
+        let state = if l4.tcp_flags.is_some() {
+            ConnState::SynRecv
+        } else {
+            ConnState::Udp
+        };
         let c = Conn {
             client: src,
             vip: dst,
@@ -250,7 +306,11 @@ impl Worker {
             expires: now_s.saturating_add(self.cfg.timeouts.of(state)),
             cport: l4.sport,
             vport: l4.dport,
-            rport: if real.method == ForwardMethod::Nat && real.port != 0 { real.port } else { l4.dport },
+            rport: if real.method == ForwardMethod::Nat && real.port != 0 {
+                real.port
+            } else {
+                l4.dport
+            },
             service: sid,
             real: ri as u16,
             proto: proto.into(),
@@ -264,7 +324,14 @@ impl Worker {
         self.forward(pkt, l2, &c, Direction::In, now_ms)
     }
 
-    fn forward<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, c: &Conn, dir: Direction, now_ms: u64) -> Verdict {
+    fn forward<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        c: &Conn,
+        dir: Direction,
+        now_ms: u64,
+    ) -> Verdict {
         let toward = match dir {
             Direction::In => c.rip,
             Direction::Out => c.client,
@@ -307,14 +374,29 @@ impl Worker {
 
     /// The MAC of `next_hop`, or the verdict for a packet that became an
     /// ARP request (or was dropped) because it is not known yet.
-    fn resolve<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, next_hop: Ipv4Addr, port: u16, now_ms: u64) -> Result<NextHop, Verdict> {
+    fn resolve<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        next_hop: Ipv4Addr,
+        port: u16,
+        now_ms: u64,
+    ) -> Result<NextHop, Verdict> {
         if let Some(n) = self.neigh.lookup(next_hop) {
-            return Ok(NextHop { port: n.port, mac: n.mac });
+            return Ok(NextHop {
+                port: n.port,
+                mac: n.mac,
+            });
         }
         let src_ip = self.snap.source_address(port, next_hop);
         let enough_room = pkt.data().len() >= l2 + arp::PACKET_LEN;
         match src_ip {
-            Some(sip) if enough_room && self.neigh.should_request(next_hop, now_ms, self.cfg.arp_retry_ms) => {
+            Some(sip)
+                if enough_room
+                    && self
+                        .neigh
+                        .should_request(next_hop, now_ms, self.cfg.arp_retry_ms) =>
+            {
                 let mac = self.snap.ports()[usize::from(port)].mac;
                 pkt.truncate(l2 + arp::PACKET_LEN);
                 let d = pkt.data_mut();
@@ -338,10 +420,22 @@ impl Worker {
 
     /// RFC 2003 encapsulation: an outer header to the real server, inner
     /// packet untouched; outer TTL and DF copied from the inner header.
-    fn encapsulate<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, rip: Ipv4Addr, port: u16, next_hop: Ipv4Addr) -> Result<(), DropReason> {
+    fn encapsulate<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        rip: Ipv4Addr,
+        port: u16,
+        next_hop: Ipv4Addr,
+    ) -> Result<(), DropReason> {
         let (tl, ttl, df, tos) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
-            (usize::from(ip.total_len()), ip.ttl(), ip.dont_frag(), ip.tos())
+            (
+                usize::from(ip.total_len()),
+                ip.ttl(),
+                ip.dont_frag(),
+                ip.tos(),
+            )
         };
         if ttl <= 1 {
             return Err(DropReason::IpTtlExpired);
@@ -350,7 +444,10 @@ impl Worker {
         if tl + ipv4::HEADER_LEN > mtu {
             return Err(DropReason::TunnelTooBig);
         }
-        let src = self.snap.source_address(port, next_hop).ok_or(DropReason::NoRoute)?;
+        let src = self
+            .snap
+            .source_address(port, next_hop)
+            .ok_or(DropReason::NoRoute)?;
         pkt.truncate(l2 + tl);
         if !pkt.prepend(ipv4::HEADER_LEN) {
             return Err(DropReason::TunnelNoHeadroom);
@@ -377,7 +474,12 @@ impl Worker {
     fn icmp<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, l2: usize) -> Verdict {
         let d = pkt.data();
         let ip = ipv4::Packet::new_unchecked(&d[l2..]);
-        let (src, dst, hl, tl) = (ip.src_addr(), ip.dst_addr(), ip.header_len(), usize::from(ip.total_len()));
+        let (src, dst, hl, tl) = (
+            ip.src_addr(),
+            ip.dst_addr(),
+            ip.header_len(),
+            usize::from(ip.total_len()),
+        );
         let ours = self.snap.is_vip(dst) || self.snap.is_local(dst);
         let echo = match icmp::Packet::new_checked(ip.payload()) {
             Ok(m) => m.msg_type() == icmp::Message::EchoRequest && m.verify_checksum(),

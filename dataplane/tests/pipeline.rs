@@ -6,8 +6,8 @@ use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
 use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::{
-    Counters, DropReason, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo, Protocol, Real,
-    SchedulerKind, Service, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
+    Counters, DropReason, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo,
+    Protocol, Real, SchedulerKind, Service, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
 };
 use l4vs_wire::arp::Operation;
 use l4vs_wire::ethernet::{self, Address as Mac};
@@ -38,26 +38,68 @@ struct Rig {
     counters: Arc<Counters>,
 }
 
-fn rig_with(method: ForwardMethod, scheduler: SchedulerKind, weights: &[u32], cfg: WorkerConfig) -> Rig {
+fn rig_with(
+    method: ForwardMethod,
+    scheduler: SchedulerKind,
+    weights: &[u32],
+    cfg: WorkerConfig,
+) -> Rig {
     let reals = weights
         .iter()
         .enumerate()
-        .map(|(i, w)| Real { addr: rip(i), port: if method == ForwardMethod::Nat { 8080 } else { 80 }, weight: *w, method })
+        .map(|(i, w)| Real {
+            addr: rip(i),
+            port: if method == ForwardMethod::Nat {
+                8080
+            } else {
+                80
+            },
+            weight: *w,
+            method,
+        })
         .collect::<Vec<_>>();
-    let tcp_svc = Service { name: "web".into(), vip: VIP, port: 80, protocol: Protocol::Tcp, scheduler, reals: reals.clone() };
+    let tcp_svc = Service {
+        name: "web".into(),
+        vip: VIP,
+        port: 80,
+        protocol: Protocol::Tcp,
+        scheduler,
+        reals: reals.clone(),
+    };
     let udp_svc = Service {
         name: "dns".into(),
         vip: VIP,
         port: 53,
         protocol: Protocol::Udp,
         scheduler,
-        reals: reals.iter().map(|r| Real { port: if method == ForwardMethod::Nat { 5353 } else { 53 }, ..r.clone() }).collect(),
+        reals: reals
+            .iter()
+            .map(|r| Real {
+                port: if method == ForwardMethod::Nat {
+                    5353
+                } else {
+                    53
+                },
+                ..r.clone()
+            })
+            .collect(),
     };
     let snap = Snapshot::new(
-        vec![PortInfo { mac: DIRECTOR_MAC, mtu: 1500 }],
+        vec![PortInfo {
+            mac: DIRECTOR_MAC,
+            mtu: 1500,
+        }],
         vec![
-            LocalAddress { port: 0, addr: DIR_CLIENT_SIDE, prefix_len: 24 },
-            LocalAddress { port: 0, addr: DIR_SERVER_SIDE, prefix_len: 24 },
+            LocalAddress {
+                port: 0,
+                addr: DIR_CLIENT_SIDE,
+                prefix_len: 24,
+            },
+            LocalAddress {
+                port: 0,
+                addr: DIR_SERVER_SIDE,
+                prefix_len: 24,
+            },
         ],
         None,
         vec![tcp_svc, udp_svc],
@@ -66,11 +108,23 @@ fn rig_with(method: ForwardMethod, scheduler: SchedulerKind, weights: &[u32], cf
     let neigh = Arc::new(NeighborTable::new(64));
     let counters = Arc::new(Counters::default());
     let worker = Worker::new(Arc::new(snap), neigh.clone(), counters.clone(), cfg);
-    Rig { worker, neigh, counters }
+    Rig {
+        worker,
+        neigh,
+        counters,
+    }
 }
 
 fn rig(method: ForwardMethod) -> Rig {
-    let r = rig_with(method, SchedulerKind::Rr, &[1, 1, 1], WorkerConfig { conn_capacity: 1024, ..Default::default() });
+    let r = rig_with(
+        method,
+        SchedulerKind::Rr,
+        &[1, 1, 1],
+        WorkerConfig {
+            conn_capacity: 1024,
+            ..Default::default()
+        },
+    );
     for i in 0..3 {
         r.neigh.learn(rip(i), rmac(i), 0);
     }
@@ -79,7 +133,13 @@ fn rig(method: ForwardMethod) -> Rig {
 }
 
 fn from_client() -> Hdr {
-    Hdr { src_mac: CLIENT_MAC, dst_mac: DIRECTOR_MAC, src: CLIENT, dst: VIP, ttl: 64 }
+    Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl: 64,
+    }
 }
 
 fn run(r: &mut Rig, frame: &[u8]) -> (Verdict, VecPacket) {
@@ -107,10 +167,19 @@ fn nat_rewrites_both_directions_with_valid_checksums() {
     let t = tcp::Packet::new_checked(ip.payload()).unwrap();
     assert_eq!((t.src_port(), t.dst_port()), (40000, 8080));
     assert!(t.verify_checksum(CLIENT, rip(0)));
-    assert_eq!((eth_of(&p).dst_addr(), eth_of(&p).src_addr()), (rmac(0), DIRECTOR_MAC));
+    assert_eq!(
+        (eth_of(&p).dst_addr(), eth_of(&p).src_addr()),
+        (rmac(0), DIRECTOR_MAC)
+    );
 
     // The real server's SYN-ACK goes back to the client from VIP:80.
-    let reply = Hdr { src_mac: rmac(0), dst_mac: DIRECTOR_MAC, src: rip(0), dst: CLIENT, ttl: 64 };
+    let reply = Hdr {
+        src_mac: rmac(0),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(0),
+        dst: CLIENT,
+        ttl: 64,
+    };
     let (v, p) = run(&mut r, &testpkt::tcp(&reply, 8080, 40000, SYN | ACK, b""));
     assert_eq!(v, Verdict::Forward { port: 0 });
     let ip = ip_of(&p);
@@ -130,7 +199,10 @@ fn nat_udp_without_checksum_keeps_zero() {
     assert_eq!(v, Verdict::Forward { port: 0 });
     let ip = ip_of(&p);
     let u = udp::Packet::new_checked(ip.payload()).unwrap();
-    assert_eq!((ip.dst_addr(), u.dst_port(), u.checksum()), (rip(0), 5353, 0));
+    assert_eq!(
+        (ip.dst_addr(), u.dst_port(), u.checksum()),
+        (rip(0), 5353, 0)
+    );
     let (_, p) = run(&mut r, &testpkt::udp(&from_client(), 5001, 53, b"q", true));
     let ip = ip_of(&p);
     let u = udp::Packet::new_checked(ip.payload()).unwrap();
@@ -144,7 +216,10 @@ fn direct_routing_rewrites_only_the_mac() {
     let (v, p) = run(&mut r, &frame);
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(&p.data()[12..], &frame[12..], "IP packet untouched");
-    assert_eq!((eth_of(&p).dst_addr(), eth_of(&p).src_addr()), (rmac(0), DIRECTOR_MAC));
+    assert_eq!(
+        (eth_of(&p).dst_addr(), eth_of(&p).src_addr()),
+        (rmac(0), DIRECTOR_MAC)
+    );
 }
 
 #[test]
@@ -156,13 +231,20 @@ fn tunnel_prepends_an_outer_header() {
     assert_eq!(v, Verdict::Forward { port: 0 });
     let outer = ip_of(&p);
     assert_eq!(outer.protocol(), ipv4::Protocol::IpIp);
-    assert_eq!((outer.src_addr(), outer.dst_addr()), (DIR_SERVER_SIDE, rip(0)));
+    assert_eq!(
+        (outer.src_addr(), outer.dst_addr()),
+        (DIR_SERVER_SIDE, rip(0))
+    );
     assert_eq!(outer.ttl(), 64);
     assert!(outer.dont_frag());
     assert!(outer.verify_checksum());
     let inner_len = frame.len() - 6 - ethernet::HEADER_LEN;
     assert_eq!(usize::from(outer.total_len()), inner_len + 20);
-    assert_eq!(outer.payload(), &frame[ethernet::HEADER_LEN..frame.len() - 6], "inner packet untouched");
+    assert_eq!(
+        outer.payload(),
+        &frame[ethernet::HEADER_LEN..frame.len() - 6],
+        "inner packet untouched"
+    );
     assert_eq!(p.data().len(), ethernet::HEADER_LEN + 20 + inner_len);
     assert_eq!(eth_of(&p).dst_addr(), rmac(0));
 }
@@ -170,24 +252,45 @@ fn tunnel_prepends_an_outer_header() {
 #[test]
 fn tunnel_refuses_ttl_1_and_oversize() {
     let mut r = rig(ForwardMethod::Tunnel);
-    let h = Hdr { ttl: 1, ..from_client() };
-    assert_eq!(run(&mut r, &testpkt::tcp(&h, 40000, 80, SYN, b"")).0, Verdict::Drop(DropReason::IpTtlExpired));
+    let h = Hdr {
+        ttl: 1,
+        ..from_client()
+    };
+    assert_eq!(
+        run(&mut r, &testpkt::tcp(&h, 40000, 80, SYN, b"")).0,
+        Verdict::Drop(DropReason::IpTtlExpired)
+    );
     let big = vec![0u8; 1500 - 40];
-    assert_eq!(run(&mut r, &testpkt::tcp(&from_client(), 40001, 80, SYN, &big)).0, Verdict::Drop(DropReason::TunnelTooBig));
+    assert_eq!(
+        run(&mut r, &testpkt::tcp(&from_client(), 40001, 80, SYN, &big)).0,
+        Verdict::Drop(DropReason::TunnelTooBig)
+    );
     assert_eq!(r.counters.drops_of(DropReason::IpTtlExpired), 1);
     assert_eq!(r.counters.drops_of(DropReason::TunnelTooBig), 1);
 }
 
 #[rstest]
 fn every_packet_of_a_connection_goes_to_one_real(
-    #[values(ForwardMethod::Nat, ForwardMethod::Tunnel, ForwardMethod::DirectRouting)] method: ForwardMethod,
+    #[values(
+        ForwardMethod::Nat,
+        ForwardMethod::Tunnel,
+        ForwardMethod::DirectRouting
+    )]
+    method: ForwardMethod,
 ) {
     let mut r = rig(method);
     let first = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).1;
     for flags in [ACK, ACK | tcp::flags::PSH, ACK | tcp::flags::FIN] {
         // Other connections in between move the scheduler on.
-        run(&mut r, &testpkt::tcp(&from_client(), 41000 + u16::from(flags), 80, SYN, b""));
-        let p = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, flags, b"x")).1;
+        run(
+            &mut r,
+            &testpkt::tcp(&from_client(), 41000 + u16::from(flags), 80, SYN, b""),
+        );
+        let p = run(
+            &mut r,
+            &testpkt::tcp(&from_client(), 40000, 80, flags, b"x"),
+        )
+        .1;
         assert_eq!(eth_of(&p).dst_addr(), eth_of(&first).dst_addr());
     }
 }
@@ -196,14 +299,27 @@ fn every_packet_of_a_connection_goes_to_one_real(
 #[case(SchedulerKind::Rr, &[1, 1, 1], &[0, 1, 2, 0, 1, 2])]
 #[case(SchedulerKind::Wrr, &[3, 1], &[0, 0, 0, 1, 0, 0, 0, 1])]
 #[case(SchedulerKind::Rr, &[1, 0, 1], &[0, 2, 0, 2])]
-fn new_connections_follow_the_scheduler(#[case] kind: SchedulerKind, #[case] weights: &[u32], #[case] expected: &[usize]) {
-    let mut r = rig_with(ForwardMethod::DirectRouting, kind, weights, WorkerConfig::default());
+fn new_connections_follow_the_scheduler(
+    #[case] kind: SchedulerKind,
+    #[case] weights: &[u32],
+    #[case] expected: &[usize],
+) {
+    let mut r = rig_with(
+        ForwardMethod::DirectRouting,
+        kind,
+        weights,
+        WorkerConfig::default(),
+    );
     for i in 0..weights.len() {
         r.neigh.learn(rip(i), rmac(i), 0);
     }
     let got: Vec<usize> = (0..expected.len())
         .map(|k| {
-            let p = run(&mut r, &testpkt::tcp(&from_client(), 30000 + k as u16, 80, SYN, b"")).1;
+            let p = run(
+                &mut r,
+                &testpkt::tcp(&from_client(), 30000 + k as u16, 80, SYN, b""),
+            )
+            .1;
             usize::from(eth_of(&p).dst_addr().0[5] - 11)
         })
         .collect();
@@ -214,35 +330,79 @@ fn new_connections_follow_the_scheduler(#[case] kind: SchedulerKind, #[case] wei
 fn arp_requests_for_our_addresses_and_vips_are_answered() {
     let mut r = rig(ForwardMethod::Nat);
     for target in [DIR_CLIENT_SIDE, DIR_SERVER_SIDE, VIP] {
-        let req = testpkt::arp(Operation::Request, CLIENT_MAC, CLIENT, Mac::UNSPECIFIED, target, Mac::BROADCAST);
+        let req = testpkt::arp(
+            Operation::Request,
+            CLIENT_MAC,
+            CLIENT,
+            Mac::UNSPECIFIED,
+            target,
+            Mac::BROADCAST,
+        );
         let (v, p) = run(&mut r, &req);
         assert_eq!(v, Verdict::Forward { port: 0 });
-        assert_eq!((eth_of(&p).dst_addr(), eth_of(&p).src_addr()), (CLIENT_MAC, DIRECTOR_MAC));
+        assert_eq!(
+            (eth_of(&p).dst_addr(), eth_of(&p).src_addr()),
+            (CLIENT_MAC, DIRECTOR_MAC)
+        );
         let a = arp::Packet::new_checked(&p.data()[14..]).unwrap();
         assert_eq!(a.operation(), Operation::Reply);
-        assert_eq!((a.sender_hw_addr(), a.sender_proto_addr()), (DIRECTOR_MAC, target));
-        assert_eq!((a.target_hw_addr(), a.target_proto_addr()), (CLIENT_MAC, CLIENT));
+        assert_eq!(
+            (a.sender_hw_addr(), a.sender_proto_addr()),
+            (DIRECTOR_MAC, target)
+        );
+        assert_eq!(
+            (a.target_hw_addr(), a.target_proto_addr()),
+            (CLIENT_MAC, CLIENT)
+        );
     }
-    let other = testpkt::arp(Operation::Request, CLIENT_MAC, CLIENT, Mac::UNSPECIFIED, rip(0), Mac::BROADCAST);
-    assert_eq!(run(&mut r, &other).0, Verdict::Drop(DropReason::ArpNotForUs));
+    let other = testpkt::arp(
+        Operation::Request,
+        CLIENT_MAC,
+        CLIENT,
+        Mac::UNSPECIFIED,
+        rip(0),
+        Mac::BROADCAST,
+    );
+    assert_eq!(
+        run(&mut r, &other).0,
+        Verdict::Drop(DropReason::ArpNotForUs)
+    );
     assert_eq!(r.counters.arp_replies.get(), 3);
 }
 
 #[test]
 fn unknown_next_hop_is_resolved_by_arp_then_forwarded() {
-    let mut r = rig_with(ForwardMethod::Nat, SchedulerKind::Rr, &[1], WorkerConfig::default());
+    let mut r = rig_with(
+        ForwardMethod::Nat,
+        SchedulerKind::Rr,
+        &[1],
+        WorkerConfig::default(),
+    );
     let (v, p) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(eth_of(&p).dst_addr(), Mac::BROADCAST);
     let a = arp::Packet::new_checked(&p.data()[14..]).unwrap();
     assert_eq!(a.operation(), Operation::Request);
-    assert_eq!((a.sender_proto_addr(), a.target_proto_addr()), (DIR_SERVER_SIDE, rip(0)));
+    assert_eq!(
+        (a.sender_proto_addr(), a.target_proto_addr()),
+        (DIR_SERVER_SIDE, rip(0))
+    );
     assert_eq!(r.counters.drops_of(DropReason::NeighborUnresolved), 1);
     // Retransmitted SYN within the retry interval: dropped, no second request.
-    assert_eq!(run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).0, Verdict::Drop(DropReason::NeighborUnresolved));
+    assert_eq!(
+        run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).0,
+        Verdict::Drop(DropReason::NeighborUnresolved)
+    );
     assert_eq!(r.counters.arp_requests.get(), 1);
     // The real server answers; the next retransmission goes through.
-    let reply = testpkt::arp(Operation::Reply, rmac(0), rip(0), DIRECTOR_MAC, DIR_SERVER_SIDE, DIRECTOR_MAC);
+    let reply = testpkt::arp(
+        Operation::Reply,
+        rmac(0),
+        rip(0),
+        DIRECTOR_MAC,
+        DIR_SERVER_SIDE,
+        DIRECTOR_MAC,
+    );
     assert_eq!(run(&mut r, &reply).0, Verdict::Consumed);
     r.neigh.learn(CLIENT, CLIENT_MAC, 0);
     let (v, p) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
@@ -261,15 +421,23 @@ fn echo_to_vip_is_answered() {
     let m = icmp::Packet::new_checked(ip.payload()).unwrap();
     assert_eq!(m.msg_type(), icmp::Message::EchoReply);
     assert!(m.verify_checksum());
-    assert_eq!((m.echo_ident(), m.echo_seq(), m.data()), (7, 1, &b"ping"[..]));
+    assert_eq!(
+        (m.echo_ident(), m.echo_seq(), m.data()),
+        (7, 1, &b"ping"[..])
+    );
 }
 
 #[test]
 fn closed_connection_is_rescheduled_by_a_new_syn() {
     let mut r = rig(ForwardMethod::DirectRouting);
-    let first = eth_of(&run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).1).dst_addr();
-    run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, tcp::flags::RST, b""));
-    let second = eth_of(&run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).1).dst_addr();
+    let first =
+        eth_of(&run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).1).dst_addr();
+    run(
+        &mut r,
+        &testpkt::tcp(&from_client(), 40000, 80, tcp::flags::RST, b""),
+    );
+    let second =
+        eth_of(&run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).1).dst_addr();
     assert_ne!(first, second, "rr moves on for the fresh connection");
     assert_eq!(r.counters.conns_created.get(), 2);
 }
@@ -288,7 +456,8 @@ fn connections_expire() {
     }
     assert_eq!(r.worker.conns().len(), 1);
     for _ in 0..pass {
-        r.worker.housekeeping(u64::from(Timeouts::default().udp) * 1000);
+        r.worker
+            .housekeeping(u64::from(Timeouts::default().udp) * 1000);
     }
     assert_eq!(r.worker.conns().len(), 0);
     assert_eq!(r.counters.conns_expired.get(), 1);
@@ -296,7 +465,15 @@ fn connections_expire() {
 
 #[test]
 fn syn_flood_fills_the_table_but_established_flows_survive() {
-    let mut r = rig_with(ForwardMethod::Nat, SchedulerKind::Rr, &[1, 1], WorkerConfig { conn_capacity: 64, ..Default::default() });
+    let mut r = rig_with(
+        ForwardMethod::Nat,
+        SchedulerKind::Rr,
+        &[1, 1],
+        WorkerConfig {
+            conn_capacity: 64,
+            ..Default::default()
+        },
+    );
     for i in 0..2 {
         r.neigh.learn(rip(i), rmac(i), 0);
     }
@@ -304,14 +481,22 @@ fn syn_flood_fills_the_table_but_established_flows_survive() {
     assert_eq!(run(&mut r, &est).0, Verdict::Forward { port: 0 });
     let mut full = 0;
     for k in 0..500u32 {
-        let h = Hdr { src: Ipv4Addr::from_bits(0x0a00_0000 + k), ..from_client() };
-        if run(&mut r, &testpkt::tcp(&h, 1024 + k as u16, 80, SYN, b"")).0 == Verdict::Drop(DropReason::ConnTableFull) {
+        let h = Hdr {
+            src: Ipv4Addr::from_bits(0x0a00_0000 + k),
+            ..from_client()
+        };
+        if run(&mut r, &testpkt::tcp(&h, 1024 + k as u16, 80, SYN, b"")).0
+            == Verdict::Drop(DropReason::ConnTableFull)
+        {
             full += 1;
         }
     }
     assert!(full >= 500 - 64, "{full} refused");
     assert_eq!(r.counters.drops_of(DropReason::ConnTableFull), full);
-    let (v, p) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, ACK, b"data"));
+    let (v, p) = run(
+        &mut r,
+        &testpkt::tcp(&from_client(), 40000, 80, ACK, b"data"),
+    );
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(ip_of(&p).dst_addr(), rip(0));
 }
@@ -323,7 +508,11 @@ fn bad_input_is_dropped_with_a_reason() {
     let good = testpkt::tcp(&from_client(), 40000, 80, SYN, b"");
     let mut cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
         ("short frame", good[..10].to_vec(), DropReason::EthTruncated),
-        ("IP header cut", good[..14 + 12].to_vec(), DropReason::IpTruncated),
+        (
+            "IP header cut",
+            good[..14 + 12].to_vec(),
+            DropReason::IpTruncated,
+        ),
     ];
     let mut ihl4 = good.clone();
     ihl4[14] = 0x44;
@@ -333,7 +522,11 @@ fn bad_input_is_dropped_with_a_reason() {
     cases.push(("IHL beyond the frame", ihl_beyond, DropReason::IpTruncated));
     let mut long_total = good.clone();
     long_total[16..18].copy_from_slice(&200u16.to_be_bytes());
-    cases.push(("total length beyond the frame", long_total, DropReason::IpTruncated));
+    cases.push((
+        "total length beyond the frame",
+        long_total,
+        DropReason::IpTruncated,
+    ));
     let mut v6 = good.clone();
     v6[14] = 0x65;
     cases.push(("IP version 6 in an IPv4 frame", v6, DropReason::IpMalformed));
@@ -349,7 +542,20 @@ fn bad_input_is_dropped_with_a_reason() {
         ip.fill_checksum();
     }
     cases.push(("non-first fragment", frag, DropReason::IpFragment));
-    cases.push(("TTL 1 for IP-IP", testpkt::tcp(&Hdr { ttl: 1, ..from_client() }, 40000, 80, SYN, b""), DropReason::IpTtlExpired));
+    cases.push((
+        "TTL 1 for IP-IP",
+        testpkt::tcp(
+            &Hdr {
+                ttl: 1,
+                ..from_client()
+            },
+            40000,
+            80,
+            SYN,
+            b"",
+        ),
+        DropReason::IpTtlExpired,
+    ));
     let mut lldp = good.clone();
     lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
     cases.push(("unknown EtherType", lldp, DropReason::EthUnknownType));
@@ -358,15 +564,33 @@ fn bad_input_is_dropped_with_a_reason() {
     cases.push(("IPv6", ipv6, DropReason::EthUnknownType));
     cases.push((
         "ARP for another host",
-        testpkt::arp(Operation::Request, CLIENT_MAC, CLIENT, Mac::UNSPECIFIED, Ipv4Addr::new(198, 18, 1, 99), Mac::BROADCAST),
+        testpkt::arp(
+            Operation::Request,
+            CLIENT_MAC,
+            CLIENT,
+            Mac::UNSPECIFIED,
+            Ipv4Addr::new(198, 18, 1, 99),
+            Mac::BROADCAST,
+        ),
         DropReason::ArpNotForUs,
     ));
-    let mut short_arp = testpkt::arp(Operation::Request, CLIENT_MAC, CLIENT, Mac::UNSPECIFIED, VIP, Mac::BROADCAST);
+    let mut short_arp = testpkt::arp(
+        Operation::Request,
+        CLIENT_MAC,
+        CLIENT,
+        Mac::UNSPECIFIED,
+        VIP,
+        Mac::BROADCAST,
+    );
     short_arp.truncate(14 + 20);
     cases.push(("truncated ARP", short_arp, DropReason::ArpMalformed));
     let mut other_host = good.clone();
     other_host[..6].copy_from_slice(&[0x02, 9, 9, 9, 9, 9]);
-    cases.push(("unicast to another MAC", other_host, DropReason::EthOtherHost));
+    cases.push((
+        "unicast to another MAC",
+        other_host,
+        DropReason::EthOtherHost,
+    ));
     let mut tcp_cut = good.clone();
     tcp_cut.truncate(14 + 20 + 10);
     tcp_cut[16..18].copy_from_slice(&30u16.to_be_bytes());
@@ -375,12 +599,33 @@ fn bad_input_is_dropped_with_a_reason() {
         ip.fill_checksum();
     }
     cases.push(("TCP header cut", tcp_cut, DropReason::L4Truncated));
-    cases.push(("UDP to a VIP port with no service", testpkt::udp(&from_client(), 5000, 54, b"x", true), DropReason::NoService));
-    cases.push(("TCP to a VIP port with no service", testpkt::tcp(&from_client(), 5000, 443, SYN, b""), DropReason::NoService));
-    cases.push(("ACK without a connection", testpkt::tcp(&from_client(), 40009, 80, ACK, b""), DropReason::TcpNotSyn));
+    cases.push((
+        "UDP to a VIP port with no service",
+        testpkt::udp(&from_client(), 5000, 54, b"x", true),
+        DropReason::NoService,
+    ));
+    cases.push((
+        "TCP to a VIP port with no service",
+        testpkt::tcp(&from_client(), 5000, 443, SYN, b""),
+        DropReason::NoService,
+    ));
+    cases.push((
+        "ACK without a connection",
+        testpkt::tcp(&from_client(), 40009, 80, ACK, b""),
+        DropReason::TcpNotSyn,
+    ));
     cases.push((
         "not for us",
-        testpkt::tcp(&Hdr { dst: Ipv4Addr::new(198, 18, 9, 9), ..from_client() }, 1, 2, SYN, b""),
+        testpkt::tcp(
+            &Hdr {
+                dst: Ipv4Addr::new(198, 18, 9, 9),
+                ..from_client()
+            },
+            1,
+            2,
+            SYN,
+            b"",
+        ),
         DropReason::IpNotForUs,
     ));
 
@@ -396,18 +641,32 @@ fn bad_input_is_dropped_with_a_reason() {
 /// Every prefix of valid frames, and random bytes, end in a verdict.
 #[test]
 fn truncation_at_every_length_never_panics() {
-    for method in [ForwardMethod::Nat, ForwardMethod::Tunnel, ForwardMethod::DirectRouting] {
+    for method in [
+        ForwardMethod::Nat,
+        ForwardMethod::Tunnel,
+        ForwardMethod::DirectRouting,
+    ] {
         let mut r = rig(method);
         let frames = [
             testpkt::tcp(&from_client(), 40000, 80, SYN, b"payload"),
             testpkt::udp(&from_client(), 5000, 53, b"payload", true),
             testpkt::icmp_echo(&from_client(), 1, 1, b"ping"),
-            testpkt::arp(Operation::Request, CLIENT_MAC, CLIENT, Mac::UNSPECIFIED, VIP, Mac::BROADCAST),
+            testpkt::arp(
+                Operation::Request,
+                CLIENT_MAC,
+                CLIENT,
+                Mac::UNSPECIFIED,
+                VIP,
+                Mac::BROADCAST,
+            ),
         ];
         for f in &frames {
             for n in 0..f.len() {
                 let (v, _) = run(&mut r, &f[..n]);
-                assert!(!matches!(v, Verdict::Forward { .. }) || n >= 42, "{method:?} prefix {n} forwarded");
+                assert!(
+                    !matches!(v, Verdict::Forward { .. }) || n >= 42,
+                    "{method:?} prefix {n} forwarded"
+                );
             }
         }
     }

@@ -209,7 +209,10 @@ fn eal_argv_adds_cores_and_devices() {
     assert_eq!(argv, expected);
     let full = load(&configs_dir().join("example-full.yaml")).unwrap();
     let argv = full.eal_argv("l4vs");
-    assert_eq!(argv[2], "0", "workers are registered threads, not EAL lcores");
+    assert_eq!(
+        argv[2], "0",
+        "workers are registered threads, not EAL lcores"
+    );
     assert_eq!(
         &argv[argv.len() - 4..],
         ["-a", "0000:03:00.0", "-a", "0000:03:00.1"]

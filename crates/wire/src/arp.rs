@@ -153,8 +153,8 @@ mod tests {
     use super::*;
 
     static REQUEST: [u8; 28] = [
-        0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0x10, 198, 18, 1, 10, 0, 0, 0, 0, 0, 0, 198, 18,
-        1, 1,
+        0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0x10, 198, 18, 1, 10, 0, 0, 0, 0, 0, 0, 198, 18, 1,
+        1,
     ];
 
     #[test]
@@ -172,19 +172,31 @@ mod tests {
         let mut buf = [0u8; 28];
         let mut p = Packet::new_unchecked(&mut buf[..]);
         p.set_header(Operation::Request);
-        p.set_sender(Address([2, 0, 0, 0, 0, 0x10]), Ipv4Addr::new(198, 18, 1, 10));
+        p.set_sender(
+            Address([2, 0, 0, 0, 0, 0x10]),
+            Ipv4Addr::new(198, 18, 1, 10),
+        );
         p.set_target(Address::UNSPECIFIED, Ipv4Addr::new(198, 18, 1, 1));
         assert_eq!(buf, REQUEST);
     }
 
     #[test]
     fn malformed() {
-        assert_eq!(Packet::new_checked(&REQUEST[..27]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&REQUEST[..27]).unwrap_err(),
+            Error::Truncated
+        );
         let mut ipv6ish = REQUEST;
         ipv6ish[3] = 0xdd;
-        assert_eq!(Packet::new_checked(&ipv6ish[..]).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            Packet::new_checked(&ipv6ish[..]).unwrap_err(),
+            Error::Unsupported
+        );
         let mut hlen = REQUEST;
         hlen[4] = 8;
-        assert_eq!(Packet::new_checked(&hlen[..]).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            Packet::new_checked(&hlen[..]).unwrap_err(),
+            Error::Unsupported
+        );
     }
 }

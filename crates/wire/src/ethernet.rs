@@ -253,8 +253,14 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(Frame::new_checked(&UNTAGGED[..13]).unwrap_err(), Error::Truncated);
-        assert_eq!(Frame::new_checked(&TAGGED[..17]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Frame::new_checked(&UNTAGGED[..13]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Frame::new_checked(&TAGGED[..17]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]

@@ -397,16 +397,28 @@ pub(crate) mod tests {
         assert_eq!(Packet::new_checked(&v6[..]).unwrap_err(), Error::Malformed);
         let mut ihl4 = b;
         ihl4[0] = 0x44;
-        assert_eq!(Packet::new_checked(&ihl4[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&ihl4[..]).unwrap_err(),
+            Error::Malformed
+        );
         let mut ihl_beyond = b;
         ihl_beyond[0] = 0x4f; // 60 bytes of header in a 40-byte buffer
-        assert_eq!(Packet::new_checked(&ihl_beyond[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&ihl_beyond[..]).unwrap_err(),
+            Error::Truncated
+        );
         let mut long = b;
         long[3] = 41;
-        assert_eq!(Packet::new_checked(&long[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&long[..]).unwrap_err(),
+            Error::Truncated
+        );
         let mut short = b;
         short[3] = 19;
-        assert_eq!(Packet::new_checked(&short[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&short[..]).unwrap_err(),
+            Error::Malformed
+        );
     }
 
     #[test]

@@ -73,7 +73,14 @@ mod tests {
 
     const TCP_HDR: usize = 20;
 
-    fn build(proto: u8, payload: &[u8], src: [u8; 4], dst: [u8; 4], ports: (u16, u16), buf: &mut [u8; 200]) -> usize {
+    fn build(
+        proto: u8,
+        payload: &[u8],
+        src: [u8; 4],
+        dst: [u8; 4],
+        ports: (u16, u16),
+        buf: &mut [u8; 200],
+    ) -> usize {
         let l4_hdr = if proto == 6 { TCP_HDR } else { 8 };
         let total = 20 + l4_hdr + payload.len();
         let b = &mut buf[..total];
@@ -139,7 +146,14 @@ mod tests {
     #[test]
     fn udp_zero_checksum_stays_zero() {
         let mut a = [0u8; 200];
-        let n = build(17, b"hello", [198, 18, 1, 10], [198, 18, 0, 100], (5000, 53), &mut a);
+        let n = build(
+            17,
+            b"hello",
+            [198, 18, 1, 10],
+            [198, 18, 0, 100],
+            (5000, 53),
+            &mut a,
+        );
         a[26] = 0;
         a[27] = 0;
         rewrite(&mut a[..n], End::Dst, Ipv4Addr::new(198, 18, 2, 11), 5353).unwrap();
@@ -153,13 +167,22 @@ mod tests {
         let n = build(6, b"", [1, 1, 1, 1], [2, 2, 2, 2], (1, 2), &mut a);
         let mut frag = a;
         frag[7] = 1; // fragment offset 8
-        assert_eq!(rewrite(&mut frag[..n], End::Dst, Ipv4Addr::LOCALHOST, 1), Err(Error::Unsupported));
+        assert_eq!(
+            rewrite(&mut frag[..n], End::Dst, Ipv4Addr::LOCALHOST, 1),
+            Err(Error::Unsupported)
+        );
         let mut icmp = a;
         icmp[9] = 1;
-        assert_eq!(rewrite(&mut icmp[..n], End::Dst, Ipv4Addr::LOCALHOST, 1), Err(Error::Unsupported));
+        assert_eq!(
+            rewrite(&mut icmp[..n], End::Dst, Ipv4Addr::LOCALHOST, 1),
+            Err(Error::Unsupported)
+        );
         // A TCP header cut before its checksum field.
         let mut short = a;
         short[3] = 30;
-        assert_eq!(rewrite(&mut short[..30], End::Dst, Ipv4Addr::LOCALHOST, 1), Err(Error::Truncated));
+        assert_eq!(
+            rewrite(&mut short[..30], End::Dst, Ipv4Addr::LOCALHOST, 1),
+            Err(Error::Truncated)
+        );
     }
 }

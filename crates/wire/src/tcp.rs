@@ -218,7 +218,10 @@ mod tests {
 
     #[test]
     fn checksum_roundtrip() {
-        let (s, d) = (Ipv4Addr::new(198, 18, 1, 10), Ipv4Addr::new(198, 18, 0, 100));
+        let (s, d) = (
+            Ipv4Addr::new(198, 18, 1, 10),
+            Ipv4Addr::new(198, 18, 0, 100),
+        );
         let mut b = SYN;
         let mut p = Packet::new_unchecked(&mut b[..]);
         p.fill_checksum(s, d);
@@ -228,13 +231,22 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(Packet::new_checked(&SYN[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&SYN[..19]).unwrap_err(),
+            Error::Truncated
+        );
         let mut short_off = SYN;
         short_off[12] = 0x40;
-        assert_eq!(Packet::new_checked(&short_off[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&short_off[..]).unwrap_err(),
+            Error::Malformed
+        );
         let mut long_off = SYN;
         long_off[12] = 0x70;
-        assert_eq!(Packet::new_checked(&long_off[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&long_off[..]).unwrap_err(),
+            Error::Truncated
+        );
         assert_eq!(ports(&SYN[..3]), None);
         assert_eq!(ports(&SYN[..8]), Some((50000, 80)));
     }

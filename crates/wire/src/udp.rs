@@ -131,11 +131,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 mod tests {
     use super::*;
 
-    static DGRAM: [u8; 12] = [0xc3, 0x50, 0x00, 0x35, 0x00, 0x0c, 0, 0, b'p', b'i', b'n', b'g'];
+    static DGRAM: [u8; 12] = [
+        0xc3, 0x50, 0x00, 0x35, 0x00, 0x0c, 0, 0, b'p', b'i', b'n', b'g',
+    ];
 
     #[test]
     fn deconstruct_and_checksum() {
-        let (s, d) = (Ipv4Addr::new(198, 18, 1, 10), Ipv4Addr::new(198, 18, 0, 100));
+        let (s, d) = (
+            Ipv4Addr::new(198, 18, 1, 10),
+            Ipv4Addr::new(198, 18, 0, 100),
+        );
         let p = Packet::new_checked(&DGRAM[..]).unwrap();
         assert_eq!((p.src_port(), p.dst_port(), p.len()), (50000, 53, 12));
         assert_eq!(p.payload(), b"ping");
@@ -149,12 +154,21 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(Packet::new_checked(&DGRAM[..7]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&DGRAM[..7]).unwrap_err(),
+            Error::Truncated
+        );
         let mut long = DGRAM;
         long[5] = 13;
-        assert_eq!(Packet::new_checked(&long[..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&long[..]).unwrap_err(),
+            Error::Truncated
+        );
         let mut short = DGRAM;
         short[5] = 7;
-        assert_eq!(Packet::new_checked(&short[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&short[..]).unwrap_err(),
+            Error::Malformed
+        );
     }
 }

@@ -216,6 +216,9 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         for (port, q) in rx.iter_mut() {
             let n = q.burst(&mut rx_buf[..burst]);
             received += n;
+            for m in rx_buf[..n].iter().flatten() {
+                worker.prefetch(m.data());
+            }
             for slot in &mut rx_buf[..n] {
                 let Some(mut m) = slot.take() else { continue };
                 let verdict = worker.process(*port, &mut MbufPacket(&mut m), now_ms);

@@ -2,57 +2,111 @@
 //!
 //! Design note: each worker owns one table; nothing here is shared or
 //! locked. Capacity is fixed at creation and every byte is allocated then:
-//! entries live in an array with a free-list stack, and an index of
-//! cache-line buckets (7 slots of 32-bit signature + 32-bit entry index,
-//! plus an overflow flag) maps tuple hashes to entries. A NAT connection
-//! is indexed twice, by its client-side tuple and by the real server's reply
-//! tuple, so both directions find the same entry in one lookup. Inserting
-//! probes at most [`MAX_PROBE`] buckets; a bucket that spilled sets its
-//! overflow flag so lookups know to look further, and only then.
 //!
-//! What may fail, and why that is acceptable: an insert fails when the
-//! entry array is full or the probe window is full; the caller counts
-//! `conn_table_full` and drops the new connection, while established flows
-//! keep working (a SYN flood cannot evict them). Overflow flags are never
-//! cleared, so a table that once spilled probes one more bucket on misses
-//! there; the cost is bounded by [`MAX_PROBE`]. Expiry is lazy (checked on
-//! lookup) plus an incremental sweep a few entries at a time between
-//! bursts; the timer-wheel expiry that makes it O(expired) comes with the
-//! full IPVS state machine.
+//! - **Entries** (40 bytes) live in one array. Free entries are chained
+//!   through their `next` link, so the free list costs no memory.
+//! - **Index**: cache-line buckets of 7 slots (32-bit signature + 32-bit
+//!   entry index) plus an overflow flag. A NAT connection is indexed twice,
+//!   by the client's tuple and by the real server's reply tuple, so both
+//!   directions find it in one lookup; DR and IP-IP connections once. The
+//!   bucket count is sized for 80 % slot load at full NAT capacity and is
+//!   not a power of two (a multiply-shift maps hashes onto it).
+//! - **Expiry**: a timer wheel of [`WHEEL_SLOTS`] one-second slots, each a
+//!   circular doubly linked list through the entries (sentinels sit after
+//!   the last entry). Refreshing a connection only rewrites its `expires`;
+//!   when its slot comes round, an entry whose time has not come is moved
+//!   to the slot of its new time. So advancing the clock costs the entries
+//!   that expire plus those that were refreshed since their slot was set —
+//!   never a scan of the table.
+//!
+//! What may fail, and why that is acceptable: an insert fails when no entry
+//! is free or all [`MAX_PROBE`] buckets of a tuple are full; the caller
+//! counts `conn_table_full` and drops the *new* connection while
+//! established ones keep working, so a SYN flood cannot evict them.
+//! Overflow flags are never cleared: a bucket that once spilled sends
+//! lookups one bucket further, bounded by [`MAX_PROBE`].
 
 use crate::snapshot::ForwardMethod;
 use core::net::Ipv4Addr;
 
 /// Buckets probed at most per insert or lookup.
 pub const MAX_PROBE: usize = 4;
+/// Timer wheel size in one-second slots.
+pub const WHEEL_SLOTS: u32 = 1024;
 const SLOTS: usize = 7;
 const EMPTY: u32 = u32::MAX;
+const NIL: u32 = u32::MAX;
 
-/// Connection state, TCP as IPVS names them, plus UDP.
+/// Connection state: IPVS's TCP states (`IP_VS_TCP_S_*`), plus UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ConnState {
-    /// Slot not in use.
-    Free,
-    /// SYN seen from the client (IPVS SYN_RECV).
-    SynRecv,
-    /// Three-way handshake done.
-    Established,
-    /// A FIN was seen.
-    FinWait,
-    /// FINs seen both ways.
-    TimeWait,
-    /// RST seen.
-    Close,
-    /// UDP "connection".
-    Udp,
+    /// sNO: no packet seen yet.
+    None = 0,
+    /// sES
+    Established = 1,
+    /// sSS
+    SynSent = 2,
+    /// sSR
+    SynRecv = 3,
+    /// sFW
+    FinWait = 4,
+    /// sTW
+    TimeWait = 5,
+    /// sCL
+    Close = 6,
+    /// sCW
+    CloseWait = 7,
+    /// sLA
+    LastAck = 8,
+    /// sLI
+    Listen = 9,
+    /// sSA
+    SynAck = 10,
+    /// A UDP flow (IP_VS_UDP_S_NORMAL).
+    Udp = 11,
+    /// Entry not in use.
+    Free = 12,
 }
 
-/// Timeouts in seconds per state; defaults are IPVS's.
+impl ConnState {
+    /// IPVS's name for the state.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnState::None => "NONE",
+            ConnState::Established => "ESTABLISHED",
+            ConnState::SynSent => "SYN_SENT",
+            ConnState::SynRecv => "SYN_RECV",
+            ConnState::FinWait => "FIN_WAIT",
+            ConnState::TimeWait => "TIME_WAIT",
+            ConnState::Close => "CLOSE",
+            ConnState::CloseWait => "CLOSE_WAIT",
+            ConnState::LastAck => "LAST_ACK",
+            ConnState::Listen => "LISTEN",
+            ConnState::SynAck => "SYNACK",
+            ConnState::Udp => "UDP",
+            ConnState::Free => "FREE",
+        }
+    }
+
+    /// Whether IPVS counts a connection in this state as active
+    /// (`tcp_state_active_table`): ESTABLISHED, SYN_SENT, SYN_RECV, SYNACK.
+    pub const fn is_active(self) -> bool {
+        matches!(
+            self,
+            ConnState::Established | ConnState::SynSent | ConnState::SynRecv | ConnState::SynAck
+        )
+    }
+}
+
+/// Timeouts in seconds per state; defaults are IPVS's (`tcp_timeouts`,
+/// `udp_timeouts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// ESTABLISHED (900 s).
     pub tcp_established: u32,
+    /// SYN_SENT (120 s).
+    pub tcp_syn_sent: u32,
     /// SYN_RECV (60 s).
     pub tcp_syn_recv: u32,
     /// FIN_WAIT (120 s).
@@ -61,6 +115,14 @@ pub struct Timeouts {
     pub tcp_time_wait: u32,
     /// CLOSE (10 s).
     pub tcp_close: u32,
+    /// CLOSE_WAIT (60 s).
+    pub tcp_close_wait: u32,
+    /// LAST_ACK (30 s).
+    pub tcp_last_ack: u32,
+    /// LISTEN (120 s).
+    pub tcp_listen: u32,
+    /// SYNACK (120 s).
+    pub tcp_synack: u32,
     /// UDP (300 s).
     pub udp: u32,
 }
@@ -69,26 +131,37 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             tcp_established: 900,
+            tcp_syn_sent: 120,
             tcp_syn_recv: 60,
             tcp_fin_wait: 120,
             tcp_time_wait: 120,
             tcp_close: 10,
+            tcp_close_wait: 60,
+            tcp_last_ack: 30,
+            tcp_listen: 120,
+            tcp_synack: 120,
             udp: 300,
         }
     }
 }
 
 impl Timeouts {
-    /// The timeout of a state.
+    /// The timeout of a state (NONE: IPVS's 2 s).
     pub fn of(&self, s: ConnState) -> u32 {
         match s {
-            ConnState::Free => 0,
-            ConnState::SynRecv => self.tcp_syn_recv,
+            ConnState::None => 2,
             ConnState::Established => self.tcp_established,
+            ConnState::SynSent => self.tcp_syn_sent,
+            ConnState::SynRecv => self.tcp_syn_recv,
             ConnState::FinWait => self.tcp_fin_wait,
             ConnState::TimeWait => self.tcp_time_wait,
             ConnState::Close => self.tcp_close,
+            ConnState::CloseWait => self.tcp_close_wait,
+            ConnState::LastAck => self.tcp_last_ack,
+            ConnState::Listen => self.tcp_listen,
+            ConnState::SynAck => self.tcp_synack,
             ConnState::Udp => self.udp,
+            ConnState::Free => 0,
         }
     }
 }
@@ -117,18 +190,31 @@ pub enum Direction {
     Out,
 }
 
-/// One connection: 32 bytes.
+/// Connection flags (IPVS `IP_VS_CONN_F_*` equivalents).
+pub mod flags {
+    /// Counted as inactive on its real server.
+    pub const INACTIVE: u8 = 1;
+    /// No reply seen through the director (IPVS NOOUTPUT): DR and IP-IP,
+    /// whose state follows the INPUT-ONLY table.
+    pub const NO_OUTPUT: u8 = 2;
+    /// A persistence template, not a connection.
+    pub const TEMPLATE: u8 = 4;
+}
+
+/// One connection: 40 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct Conn {
     /// Client address.
     pub client: Ipv4Addr,
-    /// Virtual IP.
+    /// Virtual IP (or a firewall mark, for fwmark templates).
     pub vip: Ipv4Addr,
     /// Real server address.
     pub rip: Ipv4Addr,
     /// Expiry time, seconds on the worker's clock.
     pub expires: u32,
+    next: u32,
+    prev: u32,
     /// Client port.
     pub cport: u16,
     /// Virtual port.
@@ -145,9 +231,51 @@ pub struct Conn {
     pub method: ForwardMethod,
     /// State.
     pub state: ConnState,
+    /// [`flags`].
+    pub flags: u8,
 }
 
+const _: () = assert!(core::mem::size_of::<Conn>() == 40);
+
 impl Conn {
+    /// A new connection record, not yet linked anywhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        t: &Tuple,
+        rip: Ipv4Addr,
+        rport: u16,
+        service: u16,
+        real: u16,
+        method: ForwardMethod,
+        state: ConnState,
+        expires: u32,
+    ) -> Conn {
+        Conn {
+            client: t.src,
+            vip: t.dst,
+            rip,
+            expires,
+            next: NIL,
+            prev: NIL,
+            cport: t.sport,
+            vport: t.dport,
+            rport,
+            service,
+            real,
+            proto: t.proto,
+            method,
+            state,
+            // ip_vs_bind_dest: every new connection starts INACTIVE, and
+            // NOOUTPUT unless NAT (__ip_vs_update_dest).
+            flags: flags::INACTIVE
+                | if method == ForwardMethod::Nat {
+                    0
+                } else {
+                    flags::NO_OUTPUT
+                },
+        }
+    }
+
     /// The tuple of the client's packets.
     pub fn in_tuple(&self) -> Tuple {
         Tuple {
@@ -171,7 +299,7 @@ impl Conn {
     }
 
     fn has_out(&self) -> bool {
-        self.method == ForwardMethod::Nat
+        self.method == ForwardMethod::Nat && self.flags & flags::TEMPLATE == 0
     }
 
     fn matches(&self, t: &Tuple) -> Option<Direction> {
@@ -195,7 +323,6 @@ struct Bucket {
 }
 
 const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
-const _: () = assert!(core::mem::size_of::<Conn>() == 32);
 
 impl Bucket {
     const EMPTY: Bucket = Bucket {
@@ -213,22 +340,13 @@ pub enum InsertError {
     Full,
 }
 
-/// A fixed-capacity connection table.
-#[derive(Debug)]
-pub struct ConnTable {
-    entries: Box<[Conn]>,
-    free: Vec<u32>,
-    buckets: Box<[Bucket]>,
-    mask: usize,
-    seed: u64,
-    sweep_at: usize,
-}
-
 const FREE_CONN: Conn = Conn {
     client: Ipv4Addr::UNSPECIFIED,
     vip: Ipv4Addr::UNSPECIFIED,
     rip: Ipv4Addr::UNSPECIFIED,
     expires: 0,
+    next: NIL,
+    prev: NIL,
     cport: 0,
     vport: 0,
     rport: 0,
@@ -237,43 +355,82 @@ const FREE_CONN: Conn = Conn {
     proto: 0,
     method: ForwardMethod::Nat,
     state: ConnState::Free,
+    flags: 0,
 };
 
+/// A fixed-capacity connection table with timer-wheel expiry.
+#[derive(Debug)]
+pub struct ConnTable {
+    /// `cap` entries, then `WHEEL_SLOTS` slot sentinels, then the sentinel
+    /// of the list being drained.
+    entries: Box<[Conn]>,
+    cap: u32,
+    len: u32,
+    free: u32,
+    buckets: Box<[Bucket]>,
+    seed: u64,
+    /// Last second fully processed by [`ConnTable::expire`].
+    tick: u32,
+    /// True while the slot of `tick + 1` is being drained.
+    draining: bool,
+    /// Entries examined by expiry since creation (for tests and metrics).
+    expiry_visits: u64,
+}
+
 impl ConnTable {
-    /// A table for `capacity` connections; `seed` keys the hash so tuples
-    /// chosen by an attacker cannot target one bucket without knowing it.
-    pub fn new(capacity: u32, seed: u64) -> ConnTable {
-        let cap = capacity.max(1) as usize;
-        let nb = (cap / 2).next_power_of_two().max(16);
+    /// A table for `capacity` connections, clock at `now` seconds; `seed`
+    /// keys the hash so an attacker cannot aim tuples at one bucket.
+    pub fn new(capacity: u32, seed: u64, now: u32) -> ConnTable {
+        let cap = capacity.clamp(1, u32::MAX - WHEEL_SLOTS - 2);
+        let n = cap as usize + WHEEL_SLOTS as usize + 1;
+        let mut entries = vec![FREE_CONN; n].into_boxed_slice();
+        for i in 0..cap {
+            entries[i as usize].next = if i + 1 < cap { i + 1 } else { NIL };
+        }
+        for s in cap..n as u32 {
+            entries[s as usize].next = s;
+            entries[s as usize].prev = s;
+        }
+        // 2 index slots per NAT connection at 80 % slot load.
+        let nb =
+            ((u64::from(cap) * 2 * 10).div_ceil(SLOTS as u64 * 8)).max(MAX_PROBE as u64) as usize;
         ConnTable {
-            entries: vec![FREE_CONN; cap].into_boxed_slice(),
-            free: (0..cap as u32).rev().collect(),
+            entries,
+            cap,
+            len: 0,
+            free: 0,
             buckets: vec![Bucket::EMPTY; nb].into_boxed_slice(),
-            mask: nb - 1,
             seed,
-            sweep_at: 0,
+            tick: now,
+            draining: false,
+            expiry_visits: 0,
         }
     }
 
-    /// Connections in the table.
+    /// Connections (and templates) in the table.
     pub fn len(&self) -> usize {
-        self.entries.len() - self.free.len()
+        self.len as usize
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Fixed capacity.
     pub fn capacity(&self) -> usize {
-        self.entries.len()
+        self.cap as usize
     }
 
     /// Bytes allocated per connection of capacity.
-    pub fn bytes_per_conn(&self) -> usize {
-        (self.entries.len() * 32 + self.buckets.len() * 64 + self.entries.len() * 4)
-            / self.entries.len()
+    pub fn bytes_per_conn(&self) -> f64 {
+        let bytes = self.entries.len() * core::mem::size_of::<Conn>() + self.buckets.len() * 64;
+        bytes as f64 / f64::from(self.cap)
+    }
+
+    /// Entries examined by expiry so far.
+    pub fn expiry_visits(&self) -> u64 {
+        self.expiry_visits
     }
 
     #[inline]
@@ -291,7 +448,26 @@ impl ConnTable {
     #[inline]
     fn sig_and_bucket(&self, t: &Tuple) -> (u32, usize) {
         let h = self.hash(t);
-        (((h >> 32) as u32) | 1, h as usize & self.mask)
+        let b = ((h & 0xffff_ffff) * self.buckets.len() as u64) >> 32;
+        (((h >> 32) as u32) | 1, b as usize)
+    }
+
+    #[inline]
+    fn bucket_at(&self, b0: usize, p: usize) -> usize {
+        let b = b0 + p;
+        if b >= self.buckets.len() {
+            b - self.buckets.len()
+        } else {
+            b
+        }
+    }
+
+    /// Loads the first bucket of `t` so a later [`ConnTable::lookup`] finds
+    /// it in cache: call it across a burst before processing the burst.
+    #[inline]
+    pub fn prefetch(&self, t: &Tuple) -> u32 {
+        let (_, b) = self.sig_and_bucket(t);
+        core::hint::black_box(self.buckets[b].sig[0])
     }
 
     /// Finds the connection of a packet and the way it travels.
@@ -299,7 +475,7 @@ impl ConnTable {
     pub fn lookup(&self, t: &Tuple) -> Option<(u32, Direction)> {
         let (sig, b0) = self.sig_and_bucket(t);
         for p in 0..MAX_PROBE {
-            let b = &self.buckets[(b0 + p) & self.mask];
+            let b = &self.buckets[self.bucket_at(b0, p)];
             for s in 0..SLOTS {
                 if b.sig[s] == sig {
                     let i = b.idx[s];
@@ -321,7 +497,8 @@ impl ConnTable {
         &self.entries[i as usize]
     }
 
-    /// The entry at `i`, mutable.
+    /// The entry at `i`, mutable. Changing `expires` is how a connection is
+    /// refreshed; tuples, method and flags must not be changed.
     #[inline]
     pub fn get_mut(&mut self, i: u32) -> &mut Conn {
         &mut self.entries[i as usize]
@@ -330,7 +507,7 @@ impl ConnTable {
     fn index_insert(&mut self, t: &Tuple, i: u32) -> bool {
         let (sig, b0) = self.sig_and_bucket(t);
         for p in 0..MAX_PROBE {
-            let bi = (b0 + p) & self.mask;
+            let bi = self.bucket_at(b0, p);
             let b = &mut self.buckets[bi];
             if let Some(s) = b.idx.iter().position(|x| *x == EMPTY) {
                 b.sig[s] = sig;
@@ -345,7 +522,8 @@ impl ConnTable {
     fn index_remove(&mut self, t: &Tuple, i: u32) {
         let (sig, b0) = self.sig_and_bucket(t);
         for p in 0..MAX_PROBE {
-            let b = &mut self.buckets[(b0 + p) & self.mask];
+            let bi = self.bucket_at(b0, p);
+            let b = &mut self.buckets[bi];
             for s in 0..SLOTS {
                 if b.sig[s] == sig && b.idx[s] == i {
                     b.sig[s] = 0;
@@ -359,54 +537,136 @@ impl ConnTable {
         }
     }
 
+    fn slot_sentinel(&self, expires: u32) -> u32 {
+        // Never in the past: a slot behind the clock would wait a whole turn.
+        let t = expires.max(self.tick + 1);
+        self.cap + t % WHEEL_SLOTS
+    }
+
+    fn drain_sentinel(&self) -> u32 {
+        self.cap + WHEEL_SLOTS
+    }
+
+    fn link_after(&mut self, head: u32, i: u32) {
+        let next = self.entries[head as usize].next;
+        self.entries[i as usize].prev = head;
+        self.entries[i as usize].next = next;
+        self.entries[next as usize].prev = i;
+        self.entries[head as usize].next = i;
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (p, n) = (self.entries[i as usize].prev, self.entries[i as usize].next);
+        self.entries[p as usize].next = n;
+        self.entries[n as usize].prev = p;
+    }
+
     /// Inserts a new connection, indexed by its in tuple and, for NAT, its
     /// out tuple. The caller has checked it is not there already.
     ///
     /// # Errors
     /// [`InsertError::Full`], leaving the table unchanged.
     pub fn insert(&mut self, c: Conn) -> Result<u32, InsertError> {
-        let i = self.free.pop().ok_or(InsertError::Full)?;
+        let i = self.free;
+        if i == NIL {
+            return Err(InsertError::Full);
+        }
+        let next_free = self.entries[i as usize].next;
         self.entries[i as usize] = c;
         if !self.index_insert(&c.in_tuple(), i) {
-            self.entries[i as usize] = FREE_CONN;
-            self.free.push(i);
+            self.entries[i as usize] = Conn {
+                next: next_free,
+                ..FREE_CONN
+            };
             return Err(InsertError::Full);
         }
         if c.has_out() && !self.index_insert(&c.out_tuple(), i) {
             self.index_remove(&c.in_tuple(), i);
-            self.entries[i as usize] = FREE_CONN;
-            self.free.push(i);
+            self.entries[i as usize] = Conn {
+                next: next_free,
+                ..FREE_CONN
+            };
             return Err(InsertError::Full);
         }
+        self.free = next_free;
+        self.len += 1;
+        let head = self.slot_sentinel(c.expires);
+        self.link_after(head, i);
         Ok(i)
     }
 
     /// Removes the connection at `i` and returns it.
     pub fn remove(&mut self, i: u32) -> Conn {
         let c = self.entries[i as usize];
-        debug_assert!(c.state != ConnState::Free);
+        debug_assert!(c.state != ConnState::Free && i < self.cap);
         self.index_remove(&c.in_tuple(), i);
         if c.has_out() {
             self.index_remove(&c.out_tuple(), i);
         }
-        self.entries[i as usize] = FREE_CONN;
-        self.free.push(i);
+        self.unlink(i);
+        self.entries[i as usize] = Conn {
+            next: self.free,
+            ..FREE_CONN
+        };
+        self.free = i;
+        self.len -= 1;
         c
     }
 
-    /// Examines up to `budget` entries from where the last sweep stopped and
-    /// removes those expired at `now` (seconds). Returns how many it removed.
-    pub fn sweep(&mut self, now: u32, budget: usize) -> usize {
-        let n = self.entries.len();
+    /// Advances the clock to `now` (seconds), examining at most `budget`
+    /// entries, and hands each expired connection to `on_expire` after
+    /// removing it. Returns how many expired. Unfinished work (budget spent)
+    /// continues on the next call.
+    pub fn expire(
+        &mut self,
+        now: u32,
+        mut budget: usize,
+        mut on_expire: impl FnMut(&Conn),
+    ) -> usize {
+        let drain = self.drain_sentinel();
         let mut removed = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.sweep_at;
-            self.sweep_at = if i + 1 == n { 0 } else { i + 1 };
-            let c = &self.entries[i];
-            if c.state != ConnState::Free && c.expires <= now {
-                self.remove(i as u32);
-                removed += 1;
+        while self.tick < now {
+            if !self.draining {
+                // Move the whole slot of `tick + 1` to the drain list, so
+                // entries re-linked into the same slot wait a full turn.
+                let slot = self.cap + (self.tick + 1) % WHEEL_SLOTS;
+                let (first, last) = (
+                    self.entries[slot as usize].next,
+                    self.entries[slot as usize].prev,
+                );
+                if first != slot {
+                    self.entries[drain as usize].next = first;
+                    self.entries[drain as usize].prev = last;
+                    self.entries[first as usize].prev = drain;
+                    self.entries[last as usize].next = drain;
+                    self.entries[slot as usize].next = slot;
+                    self.entries[slot as usize].prev = slot;
+                }
+                self.draining = true;
             }
+            loop {
+                let i = self.entries[drain as usize].next;
+                if i == drain {
+                    break;
+                }
+                if budget == 0 {
+                    return removed;
+                }
+                budget -= 1;
+                self.expiry_visits += 1;
+                if self.entries[i as usize].expires <= now {
+                    let c = self.remove(i);
+                    on_expire(&c);
+                    removed += 1;
+                } else {
+                    self.unlink(i);
+                    let head =
+                        self.slot_sentinel(self.entries[i as usize].expires.max(self.tick + 2));
+                    self.link_after(head, i);
+                }
+            }
+            self.draining = false;
+            self.tick += 1;
         }
         removed
     }
@@ -416,31 +676,37 @@ impl ConnTable {
 mod tests {
     use super::*;
 
-    fn conn(i: u32, method: ForwardMethod) -> Conn {
-        Conn {
-            client: Ipv4Addr::from_bits(0xc612_0100 + i),
-            vip: Ipv4Addr::new(198, 18, 0, 100),
-            rip: Ipv4Addr::new(198, 18, 2, 11),
-            expires: 100,
-            cport: (1024 + i % 60000) as u16,
-            vport: 80,
-            rport: 8080,
-            service: 0,
-            real: 0,
+    fn tuple(i: u32) -> Tuple {
+        Tuple {
             proto: 6,
-            method,
-            state: ConnState::Established,
+            src: Ipv4Addr::from_bits(0x0a00_0000 + i),
+            sport: (1024 + i % 60000) as u16,
+            dst: Ipv4Addr::new(198, 18, 0, 100),
+            dport: 80,
         }
+    }
+
+    fn conn(i: u32, method: ForwardMethod, expires: u32) -> Conn {
+        Conn::new(
+            &tuple(i),
+            Ipv4Addr::new(198, 18, 2, 11),
+            8080,
+            0,
+            0,
+            method,
+            ConnState::Established,
+            expires,
+        )
     }
 
     #[test]
     fn both_directions_find_a_nat_entry() {
-        let mut t = ConnTable::new(16, 7);
-        let c = conn(1, ForwardMethod::Nat);
+        let mut t = ConnTable::new(16, 7, 0);
+        let c = conn(1, ForwardMethod::Nat, 100);
         let i = t.insert(c).unwrap();
         assert_eq!(t.lookup(&c.in_tuple()), Some((i, Direction::In)));
         assert_eq!(t.lookup(&c.out_tuple()), Some((i, Direction::Out)));
-        let d = conn(2, ForwardMethod::DirectRouting);
+        let d = conn(2, ForwardMethod::DirectRouting, 100);
         let j = t.insert(d).unwrap();
         assert_eq!(t.lookup(&d.in_tuple()), Some((j, Direction::In)));
         assert_eq!(
@@ -448,7 +714,7 @@ mod tests {
             None,
             "DR replies bypass the director"
         );
-        assert_eq!(t.remove(i), c);
+        assert_eq!(t.remove(i).in_tuple(), c.in_tuple());
         assert_eq!(t.lookup(&c.in_tuple()), None);
         assert_eq!(t.lookup(&c.out_tuple()), None);
         assert_eq!(t.len(), 1);
@@ -456,23 +722,23 @@ mod tests {
 
     #[test]
     fn fills_up_and_recovers() {
-        let mut t = ConnTable::new(1000, 42);
+        let mut t = ConnTable::new(1000, 42, 0);
         let mut ids = vec![];
         let mut full = 0;
         for k in 0..2000 {
-            match t.insert(conn(k, ForwardMethod::Nat)) {
+            match t.insert(conn(k, ForwardMethod::Nat, 100)) {
                 Ok(i) => ids.push((k, i)),
                 Err(InsertError::Full) => full += 1,
             }
         }
         assert!(
-            ids.len() <= 1000 && ids.len() >= 900,
+            ids.len() <= 1000 && ids.len() >= 950,
             "{} inserted",
             ids.len()
         );
         assert_eq!(ids.len() + full, 2000);
         for (k, i) in &ids {
-            let c = conn(*k, ForwardMethod::Nat);
+            let c = conn(*k, ForwardMethod::Nat, 100);
             assert_eq!(t.lookup(&c.in_tuple()), Some((*i, Direction::In)));
             assert_eq!(t.lookup(&c.out_tuple()), Some((*i, Direction::Out)));
         }
@@ -480,21 +746,84 @@ mod tests {
             t.remove(*i);
         }
         assert!(t.is_empty());
-        assert!(t.insert(conn(5000, ForwardMethod::Nat)).is_ok());
+        assert!(t.insert(conn(5000, ForwardMethod::Nat, 100)).is_ok());
     }
 
     #[test]
-    fn sweep_removes_only_expired() {
-        let mut t = ConnTable::new(64, 1);
+    fn expiry_removes_only_expired_and_follows_refreshes() {
+        let mut t = ConnTable::new(64, 1, 0);
+        let mut ids = vec![];
         for k in 0..10 {
-            let mut c = conn(k, ForwardMethod::Tunnel);
-            c.expires = if k % 2 == 0 { 50 } else { 500 };
-            t.insert(c).unwrap();
+            ids.push(
+                t.insert(conn(
+                    k,
+                    ForwardMethod::Tunnel,
+                    if k % 2 == 0 { 50 } else { 500 },
+                ))
+                .unwrap(),
+            );
         }
-        assert_eq!(t.sweep(100, 64), 5);
-        assert_eq!(t.len(), 5);
-        assert_eq!(t.sweep(100, 64), 0);
-        assert_eq!(t.sweep(1000, 64), 5);
+        // Refresh one of the early ones: it must survive its first slot.
+        t.get_mut(ids[0]).expires = 300;
+        let mut seen = vec![];
+        assert_eq!(t.expire(100, usize::MAX, |c| seen.push(c.cport)), 4);
+        assert_eq!(t.len(), 6);
+        assert_eq!(
+            t.expire(400, usize::MAX, |_| {}),
+            1,
+            "the refreshed one, at 300"
+        );
+        assert_eq!(t.expire(2000, usize::MAX, |_| {}), 5);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn expiry_budget_resumes() {
+        let mut t = ConnTable::new(64, 1, 0);
+        for k in 0..20 {
+            t.insert(conn(k, ForwardMethod::DirectRouting, 5)).unwrap();
+        }
+        assert_eq!(t.expire(10, 7, |_| {}), 7);
+        assert_eq!(t.expire(10, 7, |_| {}), 7);
+        assert_eq!(t.expire(10, 100, |_| {}), 6);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn timeouts_longer_than_the_wheel() {
+        let mut t = ConnTable::new(8, 1, 0);
+        t.insert(conn(1, ForwardMethod::Nat, 5000)).unwrap();
+        assert_eq!(t.expire(4999, usize::MAX, |_| {}), 0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.expire(5000, usize::MAX, |_| {}), 1);
+    }
+
+    /// 1 M connections: advancing the clock visits the expiring entries
+    /// (and refreshed ones), never the whole table.
+    #[test]
+    fn expiry_cost_follows_expired_not_table_size() {
+        let n = 1_000_000u32;
+        let mut t = ConnTable::new(n, 9, 0);
+        for k in 0..n {
+            // 1000 connections expire at each second 1..=1000.
+            t.insert(conn(k, ForwardMethod::DirectRouting, 1 + k % 1000))
+                .unwrap();
+        }
+        assert_eq!(t.len(), n as usize);
+        let before = t.expiry_visits();
+        assert_eq!(t.expire(10, usize::MAX, |_| {}), 10_000);
+        assert_eq!(
+            t.expiry_visits() - before,
+            10_000,
+            "visited only what expired"
+        );
+        let before = t.expiry_visits();
+        assert_eq!(t.expire(10, usize::MAX, |_| {}), 0);
+        assert_eq!(t.expiry_visits(), before, "nothing due: nothing visited");
+        assert!(
+            t.bytes_per_conn() <= 64.0,
+            "{} bytes/conn",
+            t.bytes_per_conn()
+        );
     }
 }

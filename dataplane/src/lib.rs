@@ -14,6 +14,7 @@ pub mod neighbor;
 pub mod packet;
 pub mod sched;
 pub mod snapshot;
+pub mod state;
 pub mod testpkt;
 pub mod verdict;
 pub mod worker;

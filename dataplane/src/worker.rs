@@ -26,6 +26,7 @@ use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
 use crate::sched::Scheduler;
 use crate::snapshot::{ForwardMethod, Snapshot};
+use crate::state;
 use crate::verdict::{Counters, DropReason, Verdict};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
@@ -103,7 +104,7 @@ impl Worker {
         Worker {
             snap,
             sched,
-            conns: ConnTable::new(cfg.conn_capacity, cfg.seed),
+            conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
             neigh,
             counters,
             cfg,
@@ -125,8 +126,34 @@ impl Worker {
     pub fn housekeeping(&mut self, now_ms: u64) {
         let n = self
             .conns
-            .sweep((now_ms / 1000) as u32, self.cfg.sweep_budget);
+            .expire((now_ms / 1000) as u32, self.cfg.sweep_budget, |_| {});
         self.counters.conns_expired.add(n as u64);
+    }
+
+    /// Loads the connection-table bucket of a frame's tuple into cache.
+    /// Call it for every packet of a burst before processing the burst.
+    #[inline]
+    pub fn prefetch(&self, frame: &[u8]) {
+        if let Some(t) = peek_tuple(frame) {
+            self.conns.prefetch(&t);
+        }
+    }
+
+    /// Processes a burst: prefetches every packet's bucket, then handles
+    /// each packet; `verdicts[i]` is packet i's.
+    pub fn process_burst<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        pkts: &mut [B],
+        verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
+        for p in pkts.iter() {
+            self.prefetch(p.data());
+        }
+        for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            *v = self.process(in_port, p, now_ms);
+        }
     }
 
     /// Handles one packet received on `in_port`, in place, and counts it.
@@ -258,6 +285,8 @@ impl Worker {
 
         if let Some((i, dir)) = self.conns.lookup(&tuple) {
             let c = *self.conns.get(i);
+            // IPVS conn_reuse_mode: a fresh SYN on a TIME_WAIT or CLOSE
+            // entry is a new connection, scheduled afresh.
             let fresh_syn = dir == Direction::In
                 && l4
                     .tcp_flags
@@ -268,7 +297,7 @@ impl Worker {
                 self.counters.conns_expired.inc();
             } else {
                 let c = self.conns.get_mut(i);
-                update_state(c, dir, l4.tcp_flags, now_s, &self.cfg.timeouts);
+                state::transition(c, dir, l4.tcp_flags, now_s, &self.cfg.timeouts);
                 let c = *c;
                 return self.forward(pkt, l2, &c, dir, now_ms);
             }
@@ -294,29 +323,29 @@ impl Worker {
             return Verdict::Drop(DropReason::NoRealServer);
         };
         let real = &svc.reals[ri];
-        let state = if l4.tcp_flags.is_some() {
-            ConnState::SynRecv
+        let rport = if real.method == ForwardMethod::Nat && real.port != 0 {
+            real.port
         } else {
-            ConnState::Udp
+            l4.dport
         };
-        let c = Conn {
-            client: src,
-            vip: dst,
-            rip: real.addr,
-            expires: now_s.saturating_add(self.cfg.timeouts.of(state)),
-            cport: l4.sport,
-            vport: l4.dport,
-            rport: if real.method == ForwardMethod::Nat && real.port != 0 {
-                real.port
-            } else {
-                l4.dport
-            },
-            service: sid,
-            real: ri as u16,
-            proto: proto.into(),
-            method: real.method,
-            state,
-        };
+        let mut c = Conn::new(
+            &tuple,
+            real.addr,
+            rport,
+            sid,
+            ri as u16,
+            real.method,
+            ConnState::None,
+            now_s,
+        );
+        // ip_vs_in: the packet that created the connection sets its state.
+        state::transition(
+            &mut c,
+            Direction::In,
+            l4.tcp_flags,
+            now_s,
+            &self.cfg.timeouts,
+        );
         if self.conns.insert(c).is_err() {
             return Verdict::Drop(DropReason::ConnTableFull);
         }
@@ -514,24 +543,25 @@ impl Worker {
     }
 }
 
-/// A simplified IPVS TCP state machine; see [`ConnState`].
-fn update_state(c: &mut Conn, dir: Direction, tcp_flags: Option<u8>, now_s: u32, t: &Timeouts) {
-    if let Some(f) = tcp_flags {
-        let syn = f & tcp::flags::SYN != 0;
-        let ack = f & tcp::flags::ACK != 0;
-        let fin = f & tcp::flags::FIN != 0;
-        c.state = if f & tcp::flags::RST != 0 {
-            ConnState::Close
-        } else {
-            match (c.state, dir) {
-                (ConnState::SynRecv, Direction::In) if fin => ConnState::FinWait,
-                (ConnState::SynRecv, Direction::In) if ack && !syn => ConnState::Established,
-                (ConnState::Established, _) if fin => ConnState::FinWait,
-                (ConnState::FinWait, Direction::Out) if fin => ConnState::TimeWait,
-                (ConnState::SynRecv, Direction::Out) if fin => ConnState::FinWait,
-                (s, _) => s,
-            }
-        };
+/// The tuple of a TCP or UDP frame, without any validation beyond what
+/// reading it needs (checksums and lengths are checked by `process`).
+#[inline]
+fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::Ipv4 {
+        return None;
     }
-    c.expires = now_s.saturating_add(t.of(c.state));
+    let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
+    let proto = ip.protocol();
+    if !matches!(proto, Protocol::Tcp | Protocol::Udp) {
+        return None;
+    }
+    let (sport, dport) = tcp::ports(ip.payload())?;
+    Some(Tuple {
+        proto: proto.into(),
+        src: ip.src_addr(),
+        sport,
+        dst: ip.dst_addr(),
+        dport,
+    })
 }

@@ -61,9 +61,11 @@
 //!   their legacy spellings: l4vs derives those from `workers`,
 //!   `eal.main_core` and `ports` ([`Config::eal_argv`]). `--no-pci` is an
 //!   error when a port is a PCI device.
-//! - `workers.cores` is non-empty, has no duplicates and does not contain
-//!   `eal.main_core`; core ids are below [`MAX_CORE`]. Each worker gets one
-//!   RX and one TX queue on every port.
+//! - `workers.cores` is non-empty and has no duplicates; core ids are below
+//!   [`MAX_CORE`]. A worker may share `eal.main_core` with the control
+//!   thread, which mostly sleeps (small machines, the lab); for production,
+//!   give workers cores of their own. Each worker gets one RX and one TX
+//!   queue on every port.
 //!
 //! `ports` and `mbufs`:
 //! - At least one port. Names are 1 to 32 characters of `[A-Za-z0-9_-]` and

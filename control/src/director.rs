@@ -16,7 +16,9 @@ use anyhow::{bail, Context, Result};
 use l4vs_dataplane::{
     Counters, DropReason, NeighborTable, Snapshot, Verdict, Worker, WorkerConfig,
 };
-use l4vs_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use l4vs_dpdk::{
+    Eal, Mbuf, Mempool, Port, PortConfig, Ring, RingConsumer, RingProducer, RxQueue, TxQueue,
+};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +31,8 @@ const MAX_BURST: usize = 256;
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
 /// Housekeeping (connection expiry) interval.
 const HOUSEKEEPING_MS: u64 = 100;
+/// Slots of each worker-to-worker redirect ring.
+const REDIRECT_RING_SIZE: u32 = 2048;
 
 /// Everything a worker thread takes with it.
 struct WorkerPlan {
@@ -41,6 +45,12 @@ struct WorkerPlan {
     neighbors: Arc<NeighborTable>,
     counters: Arc<Counters>,
     seed: u64,
+    worker_id: u16,
+    workers: u16,
+    /// Rings to the other workers, indexed by worker (None for itself).
+    redirect_out: Vec<Option<RingProducer>>,
+    /// Rings from the other workers.
+    redirect_in: Vec<RingConsumer>,
 }
 
 /// Runs the director until a stop signal; prints final counters.
@@ -107,6 +117,23 @@ pub fn run(cfg: &Config) -> Result<()> {
         );
     }
 
+    // One single-producer/single-consumer ring per ordered pair of workers
+    // carries packets to the worker that owns their connection.
+    let n = usize::from(nworkers);
+    let mut redirect_out: Vec<Vec<Option<RingProducer>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut redirect_in: Vec<Vec<RingConsumer>> = (0..n).map(|_| Vec::new()).collect();
+    for from in 0..n {
+        for to in (0..n).filter(|t| *t != from) {
+            let (p, c) = Ring::create(&format!("l4vs_rd_{from}_{to}"), REDIRECT_RING_SIZE)
+                .with_context(|| format!("redirect ring {from}->{to}"))?;
+            redirect_out[from][to] = Some(p);
+            redirect_in[to].push(c);
+        }
+    }
+    let mut redirect_out = redirect_out.into_iter();
+    let mut redirect_in = redirect_in.into_iter();
+
     let mut handles = Vec::new();
     let mut all_counters = Vec::new();
     for (i, core) in cfg.workers.cores.iter().enumerate() {
@@ -132,6 +159,10 @@ pub fn run(cfg: &Config) -> Result<()> {
             neighbors: neighbors.clone(),
             counters,
             seed: 0x6c34_7673_0000_0000 ^ (u64::from(q) << 16) ^ u64::from(std::process::id()),
+            worker_id: q,
+            workers: nworkers,
+            redirect_out: redirect_out.next().unwrap_or_default(),
+            redirect_in: redirect_in.next().unwrap_or_default(),
         };
         let stop = stop.clone();
         let h = thread::Builder::new()
@@ -186,26 +217,38 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
     l4vs_dpdk::register_thread().context("registering the worker with DPDK")?;
     let WorkerPlan {
         mut rx,
-        mut tx,
+        tx,
         burst,
         idle_sleep,
         snapshot,
         neighbors,
         counters,
         seed,
+        worker_id,
+        workers,
+        redirect_out,
+        mut redirect_in,
         ..
     } = plan;
     let cfg = WorkerConfig {
         seed,
+        worker_id,
+        workers,
         ..WorkerConfig::default()
     };
     let mut worker = Worker::new(snapshot, neighbors, counters.clone(), cfg);
+    let mut out = Outputs {
+        tx_batches: tx.iter().map(|_| Batch::new()).collect(),
+        tx,
+        redirect_batches: redirect_out.iter().map(|_| Batch::new()).collect(),
+        redirect_out,
+        counters: counters.clone(),
+    };
 
     let hz = l4vs_dpdk::tsc_hz().max(1);
     let cycles_per_ms = (hz / 1000).max(1);
     let start = l4vs_dpdk::rdtsc();
-    let mut rx_buf: [Option<Mbuf>; MAX_BURST] = [const { None }; MAX_BURST];
-    let mut tx_bufs: Vec<TxBuffer> = tx.iter().map(|_| TxBuffer::new()).collect();
+    let mut burst_buf: [Option<Mbuf>; MAX_BURST] = [const { None }; MAX_BURST];
     let mut idle_polls = 0u32;
     let mut next_housekeeping = 0u64;
 
@@ -214,26 +257,31 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         let now_ms = (t0 - start) / cycles_per_ms;
         let mut received = 0;
         for (port, q) in rx.iter_mut() {
-            let n = q.burst(&mut rx_buf[..burst]);
+            let n = q.burst(&mut burst_buf[..burst]);
             received += n;
-            for m in rx_buf[..n].iter().flatten() {
+            for m in burst_buf[..n].iter().flatten() {
                 worker.prefetch(m.data());
             }
-            for slot in &mut rx_buf[..n] {
-                let Some(mut m) = slot.take() else { continue };
-                let verdict = worker.process(*port, &mut MbufPacket(&mut m), now_ms);
-                if let Verdict::Forward { port: out } = verdict {
-                    let tb = &mut tx_bufs[usize::from(out)];
-                    if tb.push(m) {
-                        tb.flush(&mut tx[usize::from(out)], &counters);
-                    }
+            for slot in &mut burst_buf[..n] {
+                if let Some(mut m) = slot.take() {
+                    let v = worker.process(*port, &mut MbufPacket(&mut m), now_ms);
+                    out.dispatch(m, v);
                 }
-                // Any other verdict: `m` drops here, which frees the mbuf.
             }
         }
-        for (tb, q) in tx_bufs.iter_mut().zip(tx.iter_mut()) {
-            tb.flush(q, &counters);
+        // Packets other workers received for connections this one owns.
+        for ring in redirect_in.iter_mut() {
+            let n = ring.dequeue_burst(&mut burst_buf[..burst]);
+            received += n;
+            for slot in &mut burst_buf[..n] {
+                if let Some(mut m) = slot.take() {
+                    let port = m.port();
+                    let v = worker.process(port, &mut MbufPacket(&mut m), now_ms);
+                    out.dispatch(m, v);
+                }
+            }
         }
+        out.flush();
         if now_ms >= next_housekeeping {
             worker.housekeeping(now_ms);
             next_housekeeping = now_ms + HOUSEKEEPING_MS;
@@ -250,49 +298,111 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
             }
         }
     }
-    for (tb, q) in tx_bufs.iter_mut().zip(tx.iter_mut()) {
-        tb.flush(q, &counters);
-    }
+    out.flush();
     drop(rx);
-    drop(tx);
+    drop(out);
+    drop(redirect_in);
     l4vs_dpdk::unregister_thread();
     Ok(())
 }
 
-/// Packets waiting for one TX queue.
-struct TxBuffer {
+/// Where a worker's packets leave: TX queues and redirect rings, each
+/// behind a batch flushed once per poll round.
+struct Outputs {
+    tx: Vec<TxQueue>,
+    tx_batches: Vec<Batch>,
+    redirect_out: Vec<Option<RingProducer>>,
+    redirect_batches: Vec<Batch>,
+    counters: Arc<Counters>,
+}
+
+impl Outputs {
+    /// Queues a packet by its verdict; anything not forwarded or
+    /// redirected is freed here (dropping the mbuf frees it).
+    #[inline]
+    fn dispatch(&mut self, m: Mbuf, v: Verdict) {
+        match v {
+            Verdict::Forward { port } => {
+                let p = usize::from(port);
+                if self.tx_batches[p].push(m) {
+                    let q = &mut self.tx[p];
+                    let lost = self.tx_batches[p].flush_with(|pkts| q.burst(pkts));
+                    self.counters.tx_dropped.add(lost);
+                }
+            }
+            Verdict::Redirect { worker } => {
+                let w = usize::from(worker);
+                match self.redirect_out.get_mut(w) {
+                    Some(Some(ring)) => {
+                        if self.redirect_batches[w].push(m) {
+                            let lost = self.redirect_batches[w]
+                                .flush_with(|pkts| ring.enqueue_burst(pkts));
+                            self.counters.redirect_dropped.add(lost);
+                        }
+                    }
+                    _ => self.counters.redirect_dropped.inc(),
+                }
+            }
+            Verdict::Drop(_) | Verdict::ToControl | Verdict::Consumed => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        for (b, q) in self.tx_batches.iter_mut().zip(self.tx.iter_mut()) {
+            let lost = b.flush_with(|pkts| q.burst(pkts));
+            self.counters.tx_dropped.add(lost);
+        }
+        for (b, r) in self
+            .redirect_batches
+            .iter_mut()
+            .zip(self.redirect_out.iter_mut())
+        {
+            if let Some(r) = r {
+                let lost = b.flush_with(|pkts| r.enqueue_burst(pkts));
+                self.counters.redirect_dropped.add(lost);
+            }
+        }
+    }
+}
+
+/// Packets waiting for one TX queue or ring.
+struct Batch {
     pkts: [Option<Mbuf>; MAX_BURST],
     len: usize,
 }
 
-impl TxBuffer {
-    fn new() -> TxBuffer {
-        TxBuffer {
+impl Batch {
+    fn new() -> Batch {
+        Batch {
             pkts: [const { None }; MAX_BURST],
             len: 0,
         }
     }
 
-    /// Queues a packet; true when the buffer is full and must be flushed.
+    /// Queues a packet; true when the batch is full and must be flushed.
+    #[inline]
     fn push(&mut self, m: Mbuf) -> bool {
         self.pkts[self.len] = Some(m);
         self.len += 1;
         self.len == MAX_BURST
     }
 
-    /// Sends what is queued; what the driver does not take is freed and
-    /// counted as a TX drop.
-    fn flush(&mut self, q: &mut TxQueue, counters: &Counters) {
+    /// Hands the queued packets to `send`, which takes ownership of the
+    /// first N and returns N; frees the rest and returns how many.
+    #[inline]
+    fn flush_with(&mut self, send: impl FnOnce(&mut [Option<Mbuf>]) -> usize) -> u64 {
         if self.len == 0 {
-            return;
+            return 0;
         }
-        let sent = q.burst(&mut self.pkts[..self.len]);
+        let sent = send(&mut self.pkts[..self.len]);
+        let mut lost = 0;
         for slot in &mut self.pkts[sent..self.len] {
             if slot.take().is_some() {
-                counters.tx_dropped.inc();
+                lost += 1;
             }
         }
         self.len = 0;
+        lost
     }
 }
 

@@ -208,3 +208,25 @@ fn wrr_splits_3_to_1_and_skips_the_quiescent_real() {
     assert_eq!(http.count("rs3"), 0, "weight 0 is quiescent: {http:?}");
     director.stop();
 }
+
+/// Two workers on two af_packet queues: the kernel's flow hash puts most
+/// replies on the other worker's queue; every connection still succeeds,
+/// because the owner worker gets them over a redirect ring.
+#[test]
+fn nat_with_two_workers_steers_replies_to_the_owner() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat-2workers.yaml");
+    let http = lab.http_load(VIP_HTTP, 200).unwrap();
+    assert_eq!(http.failed, 0, "{http:?}\n{}", director.log_text());
+    assert_every_real_served(&http, "2 workers");
+    let udp = lab.udp_probe(VIP_UDP, 20).unwrap();
+    assert_eq!(udp.failed, 0, "{udp:?}");
+    let log = director.stop();
+    assert!(log.contains("worker 1:"), "{log}");
+    assert!(
+        counter(&log, "redirected") > 0,
+        "no reply crossed workers\n{log}"
+    );
+    assert_eq!(counter(&log, "redirect_dropped"), 0, "{log}");
+}

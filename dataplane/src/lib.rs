@@ -15,6 +15,7 @@ pub mod packet;
 pub mod sched;
 pub mod snapshot;
 pub mod state;
+pub mod steer;
 pub mod testpkt;
 pub mod verdict;
 pub mod worker;

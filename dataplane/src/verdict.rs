@@ -22,6 +22,11 @@ pub enum Verdict {
     ToControl,
     /// The worker used the packet (an ARP reply it learned from); free it.
     Consumed,
+    /// Another worker owns the packet's connection: hand it over.
+    Redirect {
+        /// The owning worker's index.
+        worker: u16,
+    },
 }
 
 macro_rules! drop_reasons {
@@ -112,6 +117,10 @@ pub struct Counters {
     pub to_control: Counter,
     /// Packets consumed by the worker itself (ARP replies learned).
     pub consumed: Counter,
+    /// Packets handed to the worker that owns their connection.
+    pub redirected: Counter,
+    /// Redirected packets dropped because the owner's ring was full.
+    pub redirect_dropped: Counter,
     /// ARP requests answered.
     pub arp_replies: Counter,
     /// ARP requests sent for unresolved next hops.
@@ -146,6 +155,8 @@ impl Default for Counters {
             tx_dropped: Counter::default(),
             to_control: Counter::default(),
             consumed: Counter::default(),
+            redirected: Counter::default(),
+            redirect_dropped: Counter::default(),
             arp_replies: Counter::default(),
             arp_requests: Counter::default(),
             icmp_echo_replies: Counter::default(),
@@ -175,13 +186,15 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 16] {
+    pub fn named(&self) -> [(&'static str, u64); 18] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
             ("tx_dropped", self.tx_dropped.get()),
             ("to_control", self.to_control.get()),
             ("consumed", self.consumed.get()),
+            ("redirected", self.redirected.get()),
+            ("redirect_dropped", self.redirect_dropped.get()),
             ("arp_replies", self.arp_replies.get()),
             ("arp_requests", self.arp_requests.get()),
             ("icmp_echo_replies", self.icmp_echo_replies.get()),

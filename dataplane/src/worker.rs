@@ -27,6 +27,7 @@ use crate::packet::PacketBuf;
 use crate::sched::Scheduler;
 use crate::snapshot::{ForwardMethod, Snapshot};
 use crate::state;
+use crate::steer::Steering;
 use crate::verdict::{Counters, DropReason, Verdict};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
@@ -48,6 +49,10 @@ pub struct WorkerConfig {
     pub arp_retry_ms: u64,
     /// Entries examined per housekeeping call for expiry.
     pub sweep_budget: usize,
+    /// This worker's index among `workers`.
+    pub worker_id: u16,
+    /// Number of workers sharing the ports (see [`crate::steer`]).
+    pub workers: u16,
 }
 
 impl Default for WorkerConfig {
@@ -58,6 +63,8 @@ impl Default for WorkerConfig {
             seed: 0x6c34_7673,
             arp_retry_ms: 1000,
             sweep_budget: 256,
+            worker_id: 0,
+            workers: 1,
         }
     }
 }
@@ -71,6 +78,7 @@ pub struct Worker {
     neigh: Arc<NeighborTable>,
     counters: Arc<Counters>,
     cfg: WorkerConfig,
+    steer: Steering,
     ident: u16,
 }
 
@@ -107,6 +115,7 @@ impl Worker {
             conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
             neigh,
             counters,
+            steer: Steering::new(cfg.worker_id, cfg.workers),
             cfg,
             ident: 0,
         }
@@ -165,6 +174,7 @@ impl Worker {
             Verdict::Drop(r) => self.counters.count_drop(r),
             Verdict::ToControl => self.counters.to_control.inc(),
             Verdict::Consumed => self.counters.consumed.inc(),
+            Verdict::Redirect { .. } => self.counters.redirected.inc(),
         }
         v
     }
@@ -281,6 +291,14 @@ impl Worker {
             dst,
             dport: l4.dport,
         };
+        // The client side of the tuple decides the owning worker.
+        if self.steer.workers() > 1 {
+            let client = if self.snap.is_vip(dst) { src } else { dst };
+            let owner = self.steer.owner(client);
+            if owner != self.steer.me() {
+                return Verdict::Redirect { worker: owner };
+            }
+        }
         let now_s = (now_ms / 1000) as u32;
 
         if let Some((i, dir)) = self.conns.lookup(&tuple) {

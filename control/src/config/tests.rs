@@ -464,17 +464,10 @@ fn worker_cores_duplicate_or_main() {
         "workers.cores[2]",
         "listed twice",
     );
-    expect_err(
-        &HEAD.replace("cores: [1]", "cores: [0, 1]"),
-        2,
-        "workers.cores[0]",
-        "eal.main_core",
-    );
-    let text = format!(
-        "eal:\n  main_core: 3\n{}",
-        HEAD.replace("cores: [1]", "cores: [1, 3]")
-    );
-    expect_err(&text, 4, "workers.cores[1]", "eal.main_core");
+    // A worker may share the control thread's core (small machines, the
+    // lab): the control thread mostly sleeps.
+    let cfg = parse(&HEAD.replace("cores: [1]", "cores: [0, 1]"), "t.yaml").unwrap();
+    assert_eq!(cfg.workers.cores, [0, 1]);
 }
 
 #[test]

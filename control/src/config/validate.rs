@@ -226,13 +226,6 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
     for (i, v) in w.cores.value.iter().enumerate() {
         let key = format!("workers.cores[{i}]");
         let core: u32 = c.int(v, &key, 0, core_max)?;
-        if core == main_core {
-            return Err(c.err(
-                &v.referenced,
-                key,
-                format!("core {core} is eal.main_core, the control thread's core; a worker needs a core of its own"),
-            ));
-        }
         if cores.contains(&core) {
             return Err(c.err(&v.referenced, key, format!("core {core} is listed twice")));
         }

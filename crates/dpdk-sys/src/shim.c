@@ -98,6 +98,7 @@ uint16_t l4vs_pktmbuf_data_off(const struct rte_mbuf *m) { return m->data_off; }
 uint16_t l4vs_pktmbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 uint32_t l4vs_pktmbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t l4vs_pktmbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
+uint16_t l4vs_pktmbuf_port(const struct rte_mbuf *m) { return m->port; }
 
 unsigned int l4vs_ring_sp_enqueue_burst(struct rte_ring *r,
 					void *const *obj_table, unsigned int n,

@@ -68,6 +68,7 @@ uint16_t l4vs_pktmbuf_data_off(const struct rte_mbuf *m);
 uint16_t l4vs_pktmbuf_data_len(const struct rte_mbuf *m);
 uint32_t l4vs_pktmbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t l4vs_pktmbuf_nb_segs(const struct rte_mbuf *m);
+uint16_t l4vs_pktmbuf_port(const struct rte_mbuf *m);
 
 /* ring (single-producer / single-consumer variants) */
 unsigned int l4vs_ring_sp_enqueue_burst(struct rte_ring *r,

@@ -163,6 +163,13 @@ impl Mbuf {
         unsafe { sys::l4vs_pktmbuf_truncate(self.0.as_ptr(), len) }
     }
 
+    /// The port the packet was received on (`mbuf->port`, set by the PMD).
+    #[inline]
+    pub fn port(&self) -> u16 {
+        // SAFETY: reads a field of a valid mbuf.
+        unsafe { sys::l4vs_pktmbuf_port(self.0.as_ptr()) }
+    }
+
     /// Whether the packet is a single segment (`nb_segs == 1`).
     #[inline]
     pub fn is_contiguous(&self) -> bool {

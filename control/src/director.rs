@@ -123,11 +123,11 @@ pub fn run(cfg: &Config) -> Result<()> {
     let mut redirect_out: Vec<Vec<Option<RingProducer>>> =
         (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
     let mut redirect_in: Vec<Vec<RingConsumer>> = (0..n).map(|_| Vec::new()).collect();
-    for from in 0..n {
+    for (from, outs) in redirect_out.iter_mut().enumerate() {
         for to in (0..n).filter(|t| *t != from) {
             let (p, c) = Ring::create(&format!("l4vs_rd_{from}_{to}"), REDIRECT_RING_SIZE)
                 .with_context(|| format!("redirect ring {from}->{to}"))?;
-            redirect_out[from][to] = Some(p);
+            outs[to] = Some(p);
             redirect_in[to].push(c);
         }
     }

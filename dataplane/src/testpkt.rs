@@ -80,6 +80,24 @@ pub fn icmp_echo(h: &Hdr, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     ip_frame(h, ipv4::Protocol::Icmp, &m)
 }
 
+/// An ICMP error (`msg`, `code`, bytes 4..8 = `rest`) quoting `quoted`
+/// (an IP packet: its header and the start of its payload).
+pub fn icmp_error(
+    h: &Hdr,
+    msg: icmp::Message,
+    code: u8,
+    rest: (u16, u16),
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![0u8; icmp::HEADER_LEN + quoted.len()];
+    m[icmp::HEADER_LEN..].copy_from_slice(quoted);
+    let mut p = icmp::Packet::new_unchecked(&mut m[..]);
+    p.set_type_and_code(msg, code);
+    p.set_rest_of_header(rest.0, rest.1);
+    p.fill_checksum();
+    ip_frame(h, ipv4::Protocol::Icmp, &m)
+}
+
 /// An Ethernet/ARP frame, padded to the 60-byte Ethernet minimum.
 pub fn arp(
     op: arp::Operation,

@@ -74,6 +74,8 @@ drop_reasons! {
     TunnelNoHeadroom => "tunnel_no_headroom",
     TunnelTooBig => "tunnel_too_big",
     IcmpUnhandled => "icmp_unhandled",
+    IcmpBadEmbedded => "icmp_bad_embedded_header",
+    IcmpNoConnection => "icmp_no_connection",
     LocalUnhandled => "local_unhandled",
 }
 
@@ -127,6 +129,10 @@ pub struct Counters {
     pub arp_requests: Counter,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: Counter,
+    /// ICMP errors forwarded to the real server or client of their connection.
+    pub icmp_errors_forwarded: Counter,
+    /// ICMP fragmentation-needed sent for packets too big to tunnel.
+    pub icmp_frag_needed_sent: Counter,
     /// Connections created.
     pub conns_created: Counter,
     /// Connections expired or closed.
@@ -160,6 +166,8 @@ impl Default for Counters {
             arp_replies: Counter::default(),
             arp_requests: Counter::default(),
             icmp_echo_replies: Counter::default(),
+            icmp_errors_forwarded: Counter::default(),
+            icmp_frag_needed_sent: Counter::default(),
             conns_created: Counter::default(),
             conns_expired: Counter::default(),
             nat_in: Counter::default(),
@@ -186,7 +194,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 18] {
+    pub fn named(&self) -> [(&'static str, u64); 20] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -198,6 +206,8 @@ impl Counters {
             ("arp_replies", self.arp_replies.get()),
             ("arp_requests", self.arp_requests.get()),
             ("icmp_echo_replies", self.icmp_echo_replies.get()),
+            ("icmp_errors_forwarded", self.icmp_errors_forwarded.get()),
+            ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),
             ("conns_created", self.conns_created.get()),
             ("conns_expired", self.conns_expired.get()),
             ("nat_in", self.nat_in.get()),

@@ -86,6 +86,7 @@ pub struct Worker {
 struct NextHop {
     port: u16,
     mac: MacAddr,
+    ip: Ipv4Addr,
 }
 
 /// What the L4 header says, read once.
@@ -280,7 +281,7 @@ impl Worker {
                 },
                 Err(_) => return Verdict::Drop(DropReason::L4Truncated),
             },
-            Protocol::Icmp => return self.icmp(in_port, pkt, l2),
+            Protocol::Icmp => return self.icmp(in_port, pkt, l2, now_ms),
             _ if self.snap.is_local(dst) => return Verdict::ToControl,
             _ => return Verdict::Drop(DropReason::L4Unsupported),
         };
@@ -383,10 +384,7 @@ impl Worker {
             Direction::In => c.rip,
             Direction::Out => c.client,
         };
-        let Some((next_hop, port)) = self.snap.route(toward) else {
-            return Verdict::Drop(DropReason::NoRoute);
-        };
-        let hop = match self.resolve(pkt, l2, next_hop, port, now_ms) {
+        let hop = match self.next_hop(pkt, l2, toward, now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -405,14 +403,35 @@ impl Worker {
                 self.counters.nat_out.inc();
             }
             (ForwardMethod::DirectRouting, _) => self.counters.direct.inc(),
-            (ForwardMethod::Tunnel, _) => {
-                if let Err(r) = self.encapsulate(pkt, l2, c.rip, port, next_hop) {
-                    return Verdict::Drop(r);
+            (ForwardMethod::Tunnel, _) => match self.encapsulate(pkt, l2, c.rip, &hop) {
+                Ok(()) => self.counters.tunnel.inc(),
+                Err(TunnelError::Drop(r)) => return Verdict::Drop(r),
+                Err(TunnelError::TooBig { mtu }) => {
+                    return self.frag_needed(pkt, l2, c, mtu, now_ms)
                 }
-                self.counters.tunnel.inc();
-            }
+            },
         }
-        let src_mac = self.snap.ports()[usize::from(port)].mac;
+        self.send(pkt, &hop)
+    }
+
+    /// Route and resolve `toward`: its next hop, or the verdict for a packet
+    /// that had to become an ARP request (or be dropped) on the way.
+    fn next_hop<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        toward: Ipv4Addr,
+        now_ms: u64,
+    ) -> Result<NextHop, Verdict> {
+        let Some((next_hop, port)) = self.snap.route(toward) else {
+            return Err(Verdict::Drop(DropReason::NoRoute));
+        };
+        self.resolve(pkt, l2, next_hop, port, now_ms)
+    }
+
+    /// Addresses the frame to `hop` and forwards it.
+    fn send<B: PacketBuf>(&self, pkt: &mut B, hop: &NextHop) -> Verdict {
+        let src_mac = self.snap.ports()[usize::from(hop.port)].mac;
         let mut eth = ethernet::Frame::new_unchecked(pkt.data_mut());
         eth.set_dst_addr(hop.mac);
         eth.set_src_addr(src_mac);
@@ -433,6 +452,7 @@ impl Worker {
             return Ok(NextHop {
                 port: n.port,
                 mac: n.mac,
+                ip: next_hop,
             });
         }
         let src_ip = self.snap.source_address(port, next_hop);
@@ -472,9 +492,8 @@ impl Worker {
         pkt: &mut B,
         l2: usize,
         rip: Ipv4Addr,
-        port: u16,
-        next_hop: Ipv4Addr,
-    ) -> Result<(), DropReason> {
+        hop: &NextHop,
+    ) -> Result<(), TunnelError> {
         let (tl, ttl, df, tos) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
             (
@@ -485,19 +504,28 @@ impl Worker {
             )
         };
         if ttl <= 1 {
-            return Err(DropReason::IpTtlExpired);
+            return Err(TunnelError::Drop(DropReason::IpTtlExpired));
         }
-        let mtu = usize::from(self.snap.ports()[usize::from(port)].mtu);
+        let mtu = usize::from(self.snap.ports()[usize::from(hop.port)].mtu);
         if tl + ipv4::HEADER_LEN > mtu {
-            return Err(DropReason::TunnelTooBig);
+            // IPVS (ip_vs_tunnel_xmit): DF set -> fragmentation needed with
+            // the MTU the tunnel leaves; without DF the packet would need
+            // fragmenting, which l4vs does not do.
+            return Err(if df {
+                TunnelError::TooBig {
+                    mtu: (mtu - ipv4::HEADER_LEN) as u16,
+                }
+            } else {
+                TunnelError::Drop(DropReason::TunnelTooBig)
+            });
         }
         let src = self
             .snap
-            .source_address(port, next_hop)
-            .ok_or(DropReason::NoRoute)?;
+            .source_address(hop.port, hop.ip)
+            .ok_or(TunnelError::Drop(DropReason::NoRoute))?;
         pkt.truncate(l2 + tl);
         if !pkt.prepend(ipv4::HEADER_LEN) {
-            return Err(DropReason::TunnelNoHeadroom);
+            return Err(TunnelError::Drop(DropReason::TunnelNoHeadroom));
         }
         let d = pkt.data_mut();
         d.copy_within(ipv4::HEADER_LEN..ipv4::HEADER_LEN + l2, 0);
@@ -516,9 +544,169 @@ impl Worker {
         Ok(())
     }
 
-    /// Echo requests to a VIP or a local address are answered in place;
-    /// other ICMP to local addresses goes to the control thread.
-    fn icmp<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, l2: usize) -> Verdict {
+    /// Turns a packet too big for the tunnel into ICMP "fragmentation
+    /// needed" (RFC 1191, next-hop MTU `mtu`) from the VIP back to the
+    /// client, quoting the IP header and 8 bytes of payload (RFC 792).
+    fn frag_needed<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        c: &Conn,
+        mtu: u16,
+        now_ms: u64,
+    ) -> Verdict {
+        let hop = match self.next_hop(pkt, l2, c.client, now_ms) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
+        // The original packet is lost either way; count it as too big.
+        self.counters.count_drop(DropReason::TunnelTooBig);
+        let hl = ipv4::Packet::new_unchecked(&pkt.data()[l2..]).header_len();
+        let quote = hl + 8;
+        let total = ipv4::HEADER_LEN + icmp::HEADER_LEN + quote;
+        let d = pkt.data_mut();
+        d.copy_within(l2..l2 + quote, l2 + ipv4::HEADER_LEN + icmp::HEADER_LEN);
+        self.ident = self.ident.wrapping_add(1);
+        let mut ip = ipv4::Packet::new_unchecked(&mut d[l2..l2 + total]);
+        ip.set_version_and_header_len(ipv4::HEADER_LEN);
+        ip.set_tos(0);
+        ip.set_total_len(total as u16);
+        ip.set_ident(self.ident);
+        ip.set_unfragmented(false);
+        ip.set_ttl(64);
+        ip.set_protocol(Protocol::Icmp);
+        ip.set_src_addr(c.vip);
+        ip.set_dst_addr(c.client);
+        ip.fill_checksum();
+        let mut m = icmp::Packet::new_unchecked(&mut d[l2 + ipv4::HEADER_LEN..l2 + total]);
+        m.set_type_and_code(icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED);
+        m.set_rest_of_header(0, mtu);
+        m.fill_checksum();
+        pkt.truncate(l2 + total);
+        self.counters.icmp_frag_needed_sent.inc();
+        self.send(pkt, &hop)
+    }
+
+    /// ICMP: echo requests to a VIP or a local address are answered in
+    /// place; errors are forwarded along the connection they concern;
+    /// anything else for a local address goes to the control thread.
+    fn icmp<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, l2: usize, now_ms: u64) -> Verdict {
+        let msg = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
+            match icmp::Packet::new_checked(ip.payload()) {
+                Ok(m) => m.msg_type(),
+                Err(_) => return Verdict::Drop(DropReason::L4Truncated),
+            }
+        };
+        match msg {
+            icmp::Message::EchoRequest => self.echo_reply(in_port, pkt, l2),
+            // Source quench (4) is deprecated but IPVS still relays it.
+            icmp::Message::DstUnreachable
+            | icmp::Message::TimeExceeded
+            | icmp::Message::Unknown(4) => self.icmp_error(pkt, l2, now_ms),
+            _ => {
+                let dst = ipv4::Packet::new_unchecked(&pkt.data()[l2..]).dst_addr();
+                if self.snap.is_local(dst) {
+                    Verdict::ToControl
+                } else {
+                    Verdict::Drop(DropReason::IcmpUnhandled)
+                }
+            }
+        }
+    }
+
+    /// An ICMP error about a packet of one of our connections (ip_vs_in_icmp
+    /// and ip_vs_out_icmp): find the connection from the quoted header and
+    /// pass the error on to the other end — with the quoted header and the
+    /// outer address rewritten for NAT.
+    fn icmp_error<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, now_ms: u64) -> Verdict {
+        let (odst, hl, tl) = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
+            (ip.dst_addr(), ip.header_len(), usize::from(ip.total_len()))
+        };
+        let icmp_at = l2 + hl;
+        let emb_at = icmp_at + icmp::HEADER_LEN;
+        let (quoted, ehl) = match embedded_tuple(&pkt.data()[emb_at..l2 + tl]) {
+            Ok(x) => x,
+            Err(r) => return Verdict::Drop(r),
+        };
+        // The quoted packet travelled the other way from the connection's
+        // packets that the error is about.
+        let back = Tuple {
+            proto: quoted.proto,
+            src: quoted.dst,
+            sport: quoted.dport,
+            dst: quoted.src,
+            dport: quoted.sport,
+        };
+        if self.steer.workers() > 1 {
+            let client = if self.snap.is_vip(odst) {
+                quoted.dst
+            } else {
+                odst
+            };
+            let owner = self.steer.owner(client);
+            if owner != self.steer.me() {
+                return Verdict::Redirect { worker: owner };
+            }
+        }
+        let Some((i, dir)) = self.conns.lookup(&back) else {
+            return if self.snap.is_local(odst) {
+                Verdict::ToControl
+            } else {
+                Verdict::Drop(DropReason::IcmpNoConnection)
+            };
+        };
+        let c = *self.conns.get(i);
+        let toward = match dir {
+            Direction::In => c.rip,
+            Direction::Out => c.client,
+        };
+        let hop = match self.next_hop(pkt, l2, toward, now_ms) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
+        match (c.method, dir) {
+            (ForwardMethod::Nat, _) => {
+                let d = pkt.data_mut();
+                let (outer_new, emb_end, new_addr, new_port) = match dir {
+                    // From the client's side, about VIP -> client: to the real.
+                    Direction::In => (End::Dst, End::Src, c.rip, c.rport),
+                    // From the real, about client -> RIP: back as the VIP.
+                    Direction::Out => (End::Src, End::Dst, c.vip, c.vport),
+                };
+                let mut outer = ipv4::Packet::new_unchecked(&mut d[l2..l2 + tl]);
+                match outer_new {
+                    End::Dst => outer.rewrite_dst_addr(new_addr),
+                    End::Src => outer.rewrite_src_addr(new_addr),
+                }
+                let emb = &mut d[emb_at..l2 + tl];
+                let port_at = match emb_end {
+                    End::Src => ehl,
+                    End::Dst => ehl + 2,
+                };
+                let mut inner = ipv4::Packet::new_unchecked(&mut emb[..ehl]);
+                match emb_end {
+                    End::Src => inner.rewrite_src_addr(new_addr),
+                    End::Dst => inner.rewrite_dst_addr(new_addr),
+                }
+                emb[port_at..port_at + 2].copy_from_slice(&new_port.to_be_bytes());
+                icmp::Packet::new_unchecked(&mut d[icmp_at..l2 + tl]).fill_checksum();
+            }
+            (ForwardMethod::DirectRouting, _) => {}
+            (ForwardMethod::Tunnel, _) => match self.encapsulate(pkt, l2, c.rip, &hop) {
+                Ok(()) => {}
+                Err(TunnelError::Drop(r)) => return Verdict::Drop(r),
+                // Never answer an ICMP error with another one (RFC 1122).
+                Err(TunnelError::TooBig { .. }) => return Verdict::Drop(DropReason::TunnelTooBig),
+            },
+        }
+        self.counters.icmp_errors_forwarded.inc();
+        self.send(pkt, &hop)
+    }
+
+    /// Answers an echo request to a VIP or a local address in place.
+    fn echo_reply<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, l2: usize) -> Verdict {
         let d = pkt.data();
         let ip = ipv4::Packet::new_unchecked(&d[l2..]);
         let (src, dst, hl, tl) = (
@@ -528,15 +716,9 @@ impl Worker {
             usize::from(ip.total_len()),
         );
         let ours = self.snap.is_vip(dst) || self.snap.is_local(dst);
-        let echo = match icmp::Packet::new_checked(ip.payload()) {
-            Ok(m) => m.msg_type() == icmp::Message::EchoRequest && m.verify_checksum(),
-            Err(_) => return Verdict::Drop(DropReason::L4Truncated),
-        };
-        if !ours {
+        let valid = icmp::Packet::new_checked(ip.payload()).is_ok_and(|m| m.verify_checksum());
+        if !ours || !valid {
             return Verdict::Drop(DropReason::IcmpUnhandled);
-        }
-        if !echo {
-            return Verdict::ToControl;
         }
         let port_mac = self.snap.ports()[usize::from(in_port)].mac;
         let d = pkt.data_mut();
@@ -559,6 +741,44 @@ impl Worker {
         self.counters.icmp_echo_replies.inc();
         Verdict::Forward { port: in_port }
     }
+}
+
+/// Why a packet could not be tunnelled.
+enum TunnelError {
+    Drop(DropReason),
+    /// Too big with DF set: answer with fragmentation needed at this MTU.
+    TooBig {
+        mtu: u16,
+    },
+}
+
+/// The TCP/UDP tuple of the IP header quoted in an ICMP error, and the
+/// quoted header's length. RFC 792 quotes the header and at least 8 bytes
+/// of payload: enough for the ports, which is all that is read.
+fn embedded_tuple(emb: &[u8]) -> Result<(Tuple, usize), DropReason> {
+    if emb.len() < ipv4::HEADER_LEN || emb[0] >> 4 != 4 {
+        return Err(DropReason::IcmpBadEmbedded);
+    }
+    let ehl = usize::from(emb[0] & 0x0f) * 4;
+    if ehl < ipv4::HEADER_LEN || emb.len() < ehl + 8 {
+        return Err(DropReason::IcmpBadEmbedded);
+    }
+    let ip = ipv4::Packet::new_unchecked(&emb[..ehl]);
+    let proto = ip.protocol();
+    if !matches!(proto, Protocol::Tcp | Protocol::Udp) || ip.frag_offset() != 0 {
+        return Err(DropReason::IcmpNoConnection);
+    }
+    let (sport, dport) = tcp::ports(&emb[ehl..]).ok_or(DropReason::IcmpBadEmbedded)?;
+    Ok((
+        Tuple {
+            proto: proto.into(),
+            src: ip.src_addr(),
+            sport,
+            dst: ip.dst_addr(),
+            dport,
+        },
+        ehl,
+    ))
 }
 
 /// The tuple of a TCP or UDP frame, without any validation beyond what

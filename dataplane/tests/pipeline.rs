@@ -250,7 +250,7 @@ fn tunnel_prepends_an_outer_header() {
 }
 
 #[test]
-fn tunnel_refuses_ttl_1_and_oversize() {
+fn tunnel_refuses_ttl_1_and_answers_oversize_with_frag_needed() {
     let mut r = rig(ForwardMethod::Tunnel);
     let h = Hdr {
         ttl: 1,
@@ -260,13 +260,266 @@ fn tunnel_refuses_ttl_1_and_oversize() {
         run(&mut r, &testpkt::tcp(&h, 40000, 80, SYN, b"")).0,
         Verdict::Drop(DropReason::IpTtlExpired)
     );
-    let big = vec![0u8; 1500 - 40];
+    assert_eq!(r.counters.drops_of(DropReason::IpTtlExpired), 1);
+
+    // 1500 bytes with DF: no room for the outer header.
+    let big = vec![0xabu8; 1500 - 40];
+    let frame = testpkt::tcp(&from_client(), 40001, 80, SYN, &big);
+    let (v, p) = run(&mut r, &frame);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let ip = ip_of(&p);
     assert_eq!(
-        run(&mut r, &testpkt::tcp(&from_client(), 40001, 80, SYN, &big)).0,
+        (ip.src_addr(), ip.dst_addr(), ip.protocol()),
+        (VIP, CLIENT, ipv4::Protocol::Icmp)
+    );
+    assert!(ip.verify_checksum());
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (m.msg_type(), m.code()),
+        (icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED)
+    );
+    assert_eq!(m.next_hop_mtu(), 1480);
+    assert!(m.verify_checksum());
+    assert_eq!(
+        m.data(),
+        &frame[14..14 + 28],
+        "quotes the IP header and 8 bytes"
+    );
+    assert_eq!(eth_of(&p).dst_addr(), CLIENT_MAC);
+    assert_eq!(r.counters.drops_of(DropReason::TunnelTooBig), 1);
+    assert_eq!(r.counters.icmp_frag_needed_sent.get(), 1);
+
+    // Without DF it would need fragmenting, which l4vs does not do.
+    let mut no_df = frame.clone();
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut no_df[14..]);
+        ip.set_unfragmented(false);
+        ip.fill_checksum();
+    }
+    assert_eq!(
+        run(&mut r, &no_df).0,
         Verdict::Drop(DropReason::TunnelTooBig)
     );
-    assert_eq!(r.counters.drops_of(DropReason::IpTtlExpired), 1);
-    assert_eq!(r.counters.drops_of(DropReason::TunnelTooBig), 1);
+}
+
+/// The IP packet inside a frame (what an ICMP error quotes).
+fn ip_bytes(frame: &[u8]) -> Vec<u8> {
+    frame[14..].to_vec()
+}
+
+#[test]
+fn icmp_error_from_the_client_side_reaches_the_real_server() {
+    let mut r = rig(ForwardMethod::Nat);
+    run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
+    // What the client saw from the director: VIP:80 -> client:40000.
+    let sent = testpkt::tcp(
+        &Hdr {
+            src_mac: DIRECTOR_MAC,
+            dst_mac: CLIENT_MAC,
+            src: VIP,
+            dst: CLIENT,
+            ttl: 64,
+        },
+        80,
+        40000,
+        SYN | ACK,
+        b"",
+    );
+    let router = Ipv4Addr::new(198, 18, 1, 254);
+    let err = testpkt::icmp_error(
+        &Hdr {
+            src_mac: CLIENT_MAC,
+            dst_mac: DIRECTOR_MAC,
+            src: router,
+            dst: VIP,
+            ttl: 64,
+        },
+        icmp::Message::DstUnreachable,
+        icmp::CODE_FRAG_NEEDED,
+        (0, 1400),
+        &ip_bytes(&sent)[..28],
+    );
+    let (v, p) = run(&mut r, &err);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(eth_of(&p).dst_addr(), rmac(0));
+    let ip = ip_of(&p);
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (router, rip(0)));
+    assert!(ip.verify_checksum());
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert!(m.verify_checksum());
+    assert_eq!(m.next_hop_mtu(), 1400);
+    let inner = ipv4::Packet::new_unchecked(&m.data()[..20]);
+    assert_eq!(
+        (inner.src_addr(), inner.dst_addr()),
+        (rip(0), CLIENT),
+        "quoted header as the real sent it"
+    );
+    assert!(inner.verify_checksum());
+    assert_eq!(tcp::ports(&m.data()[20..]), Some((8080, 40000)));
+    assert_eq!(r.counters.icmp_errors_forwarded.get(), 1);
+}
+
+#[test]
+fn icmp_error_from_a_real_server_goes_back_as_the_vip() {
+    let mut r = rig(ForwardMethod::Nat);
+    run(&mut r, &testpkt::udp(&from_client(), 5000, 53, b"q", true));
+    // The real received client:5000 -> RIP:5353 and says port unreachable.
+    let got = testpkt::udp(
+        &Hdr {
+            src_mac: DIRECTOR_MAC,
+            dst_mac: rmac(0),
+            src: CLIENT,
+            dst: rip(0),
+            ttl: 64,
+        },
+        5000,
+        5353,
+        b"q",
+        true,
+    );
+    let err = testpkt::icmp_error(
+        &Hdr {
+            src_mac: rmac(0),
+            dst_mac: DIRECTOR_MAC,
+            src: rip(0),
+            dst: CLIENT,
+            ttl: 64,
+        },
+        icmp::Message::DstUnreachable,
+        3,
+        (0, 0),
+        &ip_bytes(&got),
+    );
+    let (v, p) = run(&mut r, &err);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(eth_of(&p).dst_addr(), CLIENT_MAC);
+    let ip = ip_of(&p);
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP, CLIENT));
+    assert!(ip.verify_checksum());
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert!(m.verify_checksum());
+    let inner = ipv4::Packet::new_unchecked(&m.data()[..20]);
+    assert_eq!((inner.src_addr(), inner.dst_addr()), (CLIENT, VIP));
+    assert!(inner.verify_checksum());
+    assert_eq!(tcp::ports(&m.data()[20..]), Some((5000, 53)));
+}
+
+#[test]
+fn icmp_error_for_direct_routing_is_relayed_unchanged() {
+    let mut r = rig(ForwardMethod::DirectRouting);
+    run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
+    let sent = testpkt::tcp(
+        &Hdr {
+            src: VIP,
+            dst: CLIENT,
+            ..from_client()
+        },
+        80,
+        40000,
+        SYN | ACK,
+        b"",
+    );
+    let err = testpkt::icmp_error(
+        &Hdr {
+            dst: VIP,
+            src: Ipv4Addr::new(198, 18, 1, 254),
+            ..from_client()
+        },
+        icmp::Message::TimeExceeded,
+        0,
+        (0, 0),
+        &ip_bytes(&sent)[..28],
+    );
+    let (v, p) = run(&mut r, &err);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(eth_of(&p).dst_addr(), rmac(0));
+    assert_eq!(&p.data()[14..], &err[14..]);
+}
+
+#[test]
+fn icmp_errors_with_bad_or_unrelated_quotes_are_dropped_and_counted() {
+    let mut r = rig(ForwardMethod::Nat);
+    run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
+    let router = Hdr {
+        dst: VIP,
+        src: Ipv4Addr::new(198, 18, 1, 254),
+        ..from_client()
+    };
+    let sent = testpkt::tcp(
+        &Hdr {
+            src: VIP,
+            dst: CLIENT,
+            ..from_client()
+        },
+        80,
+        40000,
+        ACK,
+        b"",
+    );
+    let quoted = ip_bytes(&sent);
+    let unreach =
+        |q: &[u8]| testpkt::icmp_error(&router, icmp::Message::DstUnreachable, 1, (0, 0), q);
+    let mut ihl_big = quoted.clone();
+    ihl_big[0] = 0x4f;
+    let other = testpkt::tcp(
+        &Hdr {
+            src: VIP,
+            dst: CLIENT,
+            ..from_client()
+        },
+        80,
+        40001,
+        ACK,
+        b"",
+    );
+    let echo = testpkt::icmp_echo(
+        &Hdr {
+            src: VIP,
+            dst: CLIENT,
+            ..from_client()
+        },
+        1,
+        1,
+        b"",
+    );
+    let cases = [
+        (
+            "quote shorter than an IP header",
+            unreach(&quoted[..12]),
+            DropReason::IcmpBadEmbedded,
+        ),
+        (
+            "quote without the 8 payload bytes",
+            unreach(&quoted[..24]),
+            DropReason::IcmpBadEmbedded,
+        ),
+        (
+            "quoted IHL beyond the quote",
+            unreach(&ihl_big[..28]),
+            DropReason::IcmpBadEmbedded,
+        ),
+        (
+            "quote of an unknown connection",
+            unreach(&ip_bytes(&other)[..28]),
+            DropReason::IcmpNoConnection,
+        ),
+        (
+            "quote of an ICMP packet",
+            unreach(&ip_bytes(&echo)[..28]),
+            DropReason::IcmpNoConnection,
+        ),
+        (
+            "ICMP header cut",
+            unreach(&[])[..14 + 20 + 4].to_vec(),
+            DropReason::IpTruncated,
+        ),
+    ];
+    for (what, frame, reason) in cases {
+        let before = r.counters.drops_of(reason);
+        assert_eq!(run(&mut r, &frame).0, Verdict::Drop(reason), "{what}");
+        assert_eq!(r.counters.drops_of(reason), before + 1, "{what}");
+    }
+    assert_eq!(r.counters.icmp_errors_forwarded.get(), 0);
 }
 
 #[rstest]

@@ -66,6 +66,7 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                     },
                 })
                 .collect(),
+            options: Default::default(),
         })
         .collect();
     Snapshot::new(ports, locals, gateway, services)

@@ -23,8 +23,8 @@ pub mod worker;
 pub use neighbor::NeighborTable;
 pub use packet::{PacketBuf, VecPacket};
 pub use snapshot::{
-    ForwardMethod, LocalAddress, PortInfo, Protocol, Real, SchedulerKind, Service, Snapshot,
-    SnapshotError,
+    ForwardMethod, LocalAddress, MarkRule, Persistence, PortInfo, Protocol, Real, SchedulerKind,
+    Service, ServiceOptions, Snapshot, SnapshotError,
 };
 pub use verdict::{Counters, DropReason, Verdict};
 pub use worker::{Worker, WorkerConfig};

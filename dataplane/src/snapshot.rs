@@ -5,6 +5,7 @@
 //! never changes: a new config is a new snapshot. Lookups on it (VIP,
 //! local address, route) allocate nothing.
 
+use crate::conn::Timeouts;
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::Address as MacAddr;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -86,6 +87,80 @@ pub struct Service {
     pub scheduler: SchedulerKind,
     /// Real servers, in configuration order (the order rr/wrr walk).
     pub reals: Vec<Real>,
+    /// Firewall mark, persistence, timeouts.
+    pub options: ServiceOptions,
+}
+
+/// What a service adds to (VIP, port, protocol) and its reals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServiceOptions {
+    /// A firewall-mark service (ipvsadm -f): matched by the mark the
+    /// classifier gives a packet, not by `vip`/`port`/`protocol`; the real
+    /// server's port is the packet's own. 0 = not a fwmark service.
+    pub fwmark: u32,
+    /// Persistence (ipvsadm -p/-M): a client's connections go to the real
+    /// its first one went to, while a template entry lives.
+    pub persistence: Option<Persistence>,
+    /// State timeouts of this service's connections.
+    pub timeouts: Timeouts,
+    /// A template whose real is quiescent (weight 0) no longer binds new
+    /// connections (IPVS `expire_quiescent_template`).
+    pub expire_quiescent_template: bool,
+}
+
+/// Persistence of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// Template lifetime in seconds, renewed by each new connection.
+    pub timeout: u32,
+    /// Client netmask as a prefix length: clients in one prefix share a
+    /// template (ipvsadm -M).
+    pub netmask: u8,
+}
+
+/// A classifier rule: packets matching it get `mark` (the iptables mangle
+/// rules LVS setups used, built in). Rules are tried in order; the first
+/// match wins, so a specific rule must come before a broader one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkRule {
+    /// Destination prefix.
+    pub dst: Ipv4Addr,
+    /// Its length.
+    pub prefix_len: u8,
+    /// Protocol, or any.
+    pub protocol: Option<Protocol>,
+    /// Inclusive destination port ranges; empty = any port.
+    pub ports: Vec<(u16, u16)>,
+    /// The mark.
+    pub mark: u32,
+}
+
+fn mask(prefix_len: u8) -> u32 {
+    if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len.min(32)))
+    }
+}
+
+impl MarkRule {
+    /// True when a packet to `dst:dport` over `proto` matches.
+    #[inline]
+    pub fn matches(&self, dst: Ipv4Addr, dport: u16, proto: u8) -> bool {
+        let m = mask(self.prefix_len);
+        dst.to_bits() & m == self.dst.to_bits() & m
+            && self.protocol.is_none_or(|p| p.number() == proto)
+            && (self.ports.is_empty()
+                || self
+                    .ports
+                    .iter()
+                    .any(|(lo, hi)| (*lo..=*hi).contains(&dport)))
+    }
+
+    fn covers(&self, a: Ipv4Addr) -> bool {
+        let m = mask(self.prefix_len);
+        a.to_bits() & m == self.dst.to_bits() & m
+    }
 }
 
 /// One of the director's own addresses, with its connected subnet.
@@ -129,6 +204,9 @@ pub enum SnapshotError {
     /// An address or gateway names a port that does not exist.
     #[error("port index {0} does not exist")]
     NoSuchPort(u16),
+    /// Two services share a firewall mark.
+    #[error("duplicate firewall-mark service {0}")]
+    DuplicateMark(u32),
     /// More services than a connection entry can index.
     #[error("too many services ({0}); the limit is 65535")]
     TooManyServices(usize),
@@ -142,7 +220,10 @@ pub struct Snapshot {
     gateway: Option<(Ipv4Addr, u16)>,
     services: Vec<Service>,
     by_key: FxHashMap<(u32, u16, u8), u16>,
+    by_mark: FxHashMap<u32, u16>,
+    marks: Vec<MarkRule>,
     vips: FxHashSet<u32>,
+    owner_mask: u32,
 }
 
 impl Snapshot {
@@ -174,17 +255,28 @@ impl Snapshot {
             return Err(SnapshotError::TooManyServices(services.len()));
         }
         let mut by_key = FxHashMap::default();
+        let mut by_mark = FxHashMap::default();
         let mut vips = FxHashSet::default();
+        let mut owner_prefix = 32u8;
         for (i, s) in services.iter().enumerate() {
-            let key = (s.vip.to_bits(), s.port, s.protocol.number());
-            if by_key.insert(key, i as u16).is_some() {
-                return Err(SnapshotError::DuplicateService(
-                    s.vip,
-                    s.port,
-                    s.protocol.as_str(),
-                ));
+            if s.options.fwmark != 0 {
+                if by_mark.insert(s.options.fwmark, i as u16).is_some() {
+                    return Err(SnapshotError::DuplicateMark(s.options.fwmark));
+                }
+            } else {
+                let key = (s.vip.to_bits(), s.port, s.protocol.number());
+                if by_key.insert(key, i as u16).is_some() {
+                    return Err(SnapshotError::DuplicateService(
+                        s.vip,
+                        s.port,
+                        s.protocol.as_str(),
+                    ));
+                }
+                vips.insert(s.vip.to_bits());
             }
-            vips.insert(s.vip.to_bits());
+            if let Some(p) = s.options.persistence {
+                owner_prefix = owner_prefix.min(p.netmask);
+            }
         }
         Ok(Snapshot {
             ports,
@@ -192,8 +284,42 @@ impl Snapshot {
             gateway,
             services,
             by_key,
+            by_mark,
+            marks: Vec::new(),
             vips,
+            owner_mask: mask(owner_prefix),
         })
+    }
+
+    /// Adds the firewall-mark classifier rules, tried in order.
+    pub fn with_marks(mut self, rules: Vec<MarkRule>) -> Snapshot {
+        self.marks = rules;
+        self
+    }
+
+    /// The service a packet to `dst:dport` over `proto` belongs to, as
+    /// ip_vs_service_find looks it up: a firewall-mark service for the
+    /// first classifier rule that matches, else (VIP, port, protocol),
+    /// else the VIP's port-zero service (every port).
+    #[inline]
+    pub fn classify(&self, dst: Ipv4Addr, dport: u16, proto: u8) -> Option<u16> {
+        if let Some(rule) = self.marks.iter().find(|r| r.matches(dst, dport, proto)) {
+            if let Some(sid) = self.by_mark.get(&rule.mark) {
+                return Some(*sid);
+            }
+        }
+        self.by_key
+            .get(&(dst.to_bits(), dport, proto))
+            .or_else(|| self.by_key.get(&(dst.to_bits(), 0, proto)))
+            .copied()
+    }
+
+    /// The mask applied to a client address before choosing its worker:
+    /// the widest persistence netmask of any service, so that every client
+    /// sharing a persistence template is handled by one worker.
+    #[inline]
+    pub fn owner_mask(&self) -> u32 {
+        self.owner_mask
     }
 
     /// The ports.
@@ -217,10 +343,15 @@ impl Snapshot {
         self.by_key.get(&(vip.to_bits(), port, proto)).copied()
     }
 
-    /// True when `a` is the VIP of any service.
+    /// True when `a` is the VIP of any service, or inside the destination
+    /// of a classifier rule whose mark has a service.
     #[inline]
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
         self.vips.contains(&a.to_bits())
+            || self
+                .marks
+                .iter()
+                .any(|r| r.covers(a) && self.by_mark.contains_key(&r.mark))
     }
 
     /// The local address `a` if it is one of the director's own on `port`.
@@ -294,6 +425,7 @@ mod tests {
             protocol: Protocol::Tcp,
             scheduler: SchedulerKind::Rr,
             reals: vec![],
+            options: Default::default(),
         };
         Snapshot::new(
             vec![port],

@@ -135,6 +135,8 @@ pub struct Counters {
     pub icmp_frag_needed_sent: Counter,
     /// Connections created.
     pub conns_created: Counter,
+    /// Persistence templates created.
+    pub templates_created: Counter,
     /// Connections expired or closed.
     pub conns_expired: Counter,
     /// Packets forwarded per method: NAT in, NAT out, tunnel, DR.
@@ -169,6 +171,7 @@ impl Default for Counters {
             icmp_errors_forwarded: Counter::default(),
             icmp_frag_needed_sent: Counter::default(),
             conns_created: Counter::default(),
+            templates_created: Counter::default(),
             conns_expired: Counter::default(),
             nat_in: Counter::default(),
             nat_out: Counter::default(),
@@ -194,7 +197,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 20] {
+    pub fn named(&self) -> [(&'static str, u64); 21] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -209,6 +212,7 @@ impl Counters {
             ("icmp_errors_forwarded", self.icmp_errors_forwarded.get()),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),
             ("conns_created", self.conns_created.get()),
+            ("templates_created", self.templates_created.get()),
             ("conns_expired", self.conns_expired.get()),
             ("nat_in", self.nat_in.get()),
             ("nat_out", self.nat_out.get()),

@@ -21,11 +21,11 @@
 //!   original packet is counted as `neighbor_unresolved`.
 //! - 802.1Q frames keep their tag.
 
-use crate::conn::{Conn, ConnState, ConnTable, Direction, Timeouts, Tuple};
+use crate::conn::{self, Conn, ConnState, ConnTable, Direction, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
 use crate::sched::Scheduler;
-use crate::snapshot::{ForwardMethod, Snapshot};
+use crate::snapshot::{ForwardMethod, Persistence, Snapshot};
 use crate::state;
 use crate::steer::Steering;
 use crate::verdict::{Counters, DropReason, Verdict};
@@ -120,6 +120,18 @@ impl Worker {
             cfg,
             ident: 0,
         }
+    }
+
+    /// Switches to a new configuration between bursts. Established
+    /// connections keep their real servers (their entries carry what
+    /// forwarding needs); schedulers start afresh on the new service list.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.sched = snap
+            .services()
+            .iter()
+            .map(|s| Scheduler::new(s.scheduler, &s.reals))
+            .collect();
+        self.snap = snap;
     }
 
     /// This worker's counters.
@@ -295,8 +307,7 @@ impl Worker {
         // The client side of the tuple decides the owning worker.
         if self.steer.workers() > 1 {
             let client = if self.snap.is_vip(dst) { src } else { dst };
-            let owner = self.steer.owner(client);
-            if owner != self.steer.me() {
+            if let Some(owner) = self.foreign_owner(client) {
                 return Verdict::Redirect { worker: owner };
             }
         }
@@ -315,15 +326,16 @@ impl Worker {
                 self.conns.remove(i);
                 self.counters.conns_expired.inc();
             } else {
+                let timeouts = self.timeouts_of(c.service);
                 let c = self.conns.get_mut(i);
-                state::transition(c, dir, l4.tcp_flags, now_s, &self.cfg.timeouts);
+                state::transition(c, dir, l4.tcp_flags, now_s, &timeouts);
                 let c = *c;
                 return self.forward(pkt, l2, &c, dir, now_ms);
             }
         }
 
         // No connection: only a packet to a service may open one.
-        let Some(sid) = self.snap.service_id(dst, l4.dport, proto.into()) else {
+        let Some(sid) = self.snap.classify(dst, l4.dport, proto.into()) else {
             return if self.snap.is_vip(dst) {
                 Verdict::Drop(DropReason::NoService)
             } else if self.snap.is_local(dst) {
@@ -337,12 +349,20 @@ impl Worker {
                 return Verdict::Drop(DropReason::TcpNotSyn);
             }
         }
-        let svc = &self.snap.services()[usize::from(sid)];
-        let Some(ri) = self.sched[usize::from(sid)].schedule(&svc.reals) else {
+        let snap = self.snap.clone();
+        let svc = &snap.services()[usize::from(sid)];
+        let chosen = match svc.options.persistence {
+            Some(p) => self.persistent_real(sid, &tuple, p, now_s),
+            None => self.sched[usize::from(sid)].schedule(&svc.reals),
+        };
+        let Some(ri) = chosen else {
             return Verdict::Drop(DropReason::NoRealServer);
         };
         let real = &svc.reals[ri];
-        let rport = if real.method == ForwardMethod::Nat && real.port != 0 {
+        // NAT may change the port; fwmark and port-zero services keep the
+        // packet's own, and tunnel/DR cannot change it.
+        let keeps_port = svc.options.fwmark != 0 || svc.port == 0;
+        let rport = if real.method == ForwardMethod::Nat && real.port != 0 && !keeps_port {
             real.port
         } else {
             l4.dport
@@ -363,13 +383,103 @@ impl Worker {
             Direction::In,
             l4.tcp_flags,
             now_s,
-            &self.cfg.timeouts,
+            &svc.options.timeouts,
         );
         if self.conns.insert(c).is_err() {
             return Verdict::Drop(DropReason::ConnTableFull);
         }
         self.counters.conns_created.inc();
         self.forward(pkt, l2, &c, Direction::In, now_ms)
+    }
+
+    /// The worker owning `client`, when it is not this one. Clients are
+    /// masked by the widest persistence netmask first, so all clients that
+    /// share a persistence template share a worker.
+    #[inline]
+    fn foreign_owner(&self, client: Ipv4Addr) -> Option<u16> {
+        let key = Ipv4Addr::from_bits(client.to_bits() & self.snap.owner_mask());
+        let owner = self.steer.owner(key);
+        (owner != self.steer.me()).then_some(owner)
+    }
+
+    /// The timeouts of a service's connections (the worker's defaults for
+    /// a connection whose service is gone).
+    #[inline]
+    fn timeouts_of(&self, sid: u16) -> Timeouts {
+        self.snap
+            .services()
+            .get(usize::from(sid))
+            .map_or(self.cfg.timeouts, |s| s.options.timeouts)
+    }
+
+    /// ip_vs_sched_persist: the real of the client's template if it has a
+    /// live one whose real can still take connections (renewing it), else
+    /// a freshly scheduled real, recorded in a new template.
+    ///
+    /// A template is a table entry that no packet can match: protocol 0,
+    /// the masked client address, the service's protocol number as client
+    /// port, and the VIP and port — or, for a fwmark service, the mark as
+    /// address and port 0, so every port and address of the mark shares it.
+    fn persistent_real(
+        &mut self,
+        sid: u16,
+        t: &Tuple,
+        p: Persistence,
+        now_s: u32,
+    ) -> Option<usize> {
+        let snap = self.snap.clone();
+        let svc = &snap.services()[usize::from(sid)];
+        let masked = Ipv4Addr::from_bits(t.src.to_bits() & prefix_mask(p.netmask));
+        let key = if svc.options.fwmark != 0 {
+            Tuple {
+                proto: 0,
+                src: masked,
+                sport: 0,
+                dst: Ipv4Addr::from_bits(svc.options.fwmark),
+                dport: 0,
+            }
+        } else {
+            Tuple {
+                proto: 0,
+                src: masked,
+                sport: u16::from(t.proto),
+                dst: svc.vip,
+                dport: svc.port,
+            }
+        };
+        if let Some((ti, _)) = self.conns.lookup(&key) {
+            let tpl = *self.conns.get(ti);
+            let real = svc
+                .reals
+                .get(usize::from(tpl.real))
+                .filter(|r| r.addr == tpl.rip);
+            let usable =
+                real.is_some_and(|r| r.weight > 0 || !svc.options.expire_quiescent_template);
+            if tpl.expires > now_s && tpl.service == sid && usable {
+                self.conns.get_mut(ti).expires = now_s.saturating_add(p.timeout);
+                return Some(usize::from(tpl.real));
+            }
+            self.conns.remove(ti);
+        }
+        let ri = self.sched[usize::from(sid)].schedule(&svc.reals)?;
+        let real = &svc.reals[ri];
+        let mut tpl = Conn::new(
+            &key,
+            real.addr,
+            real.port,
+            sid,
+            ri as u16,
+            real.method,
+            ConnState::None,
+            now_s.saturating_add(p.timeout),
+        );
+        tpl.flags = conn::flags::TEMPLATE;
+        // A full table only costs persistence for this client, not the
+        // connection: the connection's own insert decides that.
+        if self.conns.insert(tpl).is_ok() {
+            self.counters.templates_created.inc();
+        }
+        Some(ri)
     }
 
     fn forward<B: PacketBuf>(
@@ -740,6 +850,15 @@ impl Worker {
         m[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.icmp_echo_replies.inc();
         Verdict::Forward { port: in_port }
+    }
+}
+
+/// The netmask of a prefix length.
+fn prefix_mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
     }
 }
 

@@ -51,6 +51,7 @@ fn nat_is_correct_on_any_queue() {
         protocol: Protocol::Tcp,
         scheduler: SchedulerKind::Rr,
         reals,
+        options: Default::default(),
     };
     let snap = Arc::new(
         Snapshot::new(

@@ -65,6 +65,7 @@ fn rig_with(
         protocol: Protocol::Tcp,
         scheduler,
         reals: reals.clone(),
+        options: Default::default(),
     };
     let udp_svc = Service {
         name: "dns".into(),
@@ -83,6 +84,7 @@ fn rig_with(
                 ..r.clone()
             })
             .collect(),
+        options: Default::default(),
     };
     let snap = Snapshot::new(
         vec![PortInfo {

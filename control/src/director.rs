@@ -9,10 +9,11 @@
 //! On a stop signal workers finish their burst, everything is flushed, and
 //! the final counters are printed.
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::mbuf_packet::MbufPacket;
 use crate::plan;
 use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwap;
 use l4vs_dataplane::{
     Counters, DropReason, NeighborTable, Snapshot, Verdict, Worker, WorkerConfig,
 };
@@ -20,6 +21,7 @@ use l4vs_dpdk::{
     Eal, Mbuf, Mempool, Port, PortConfig, Ring, RingConsumer, RingProducer, RxQueue, TxQueue,
 };
 use std::io::Write;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -41,7 +43,7 @@ struct WorkerPlan {
     tx: Vec<TxQueue>,
     burst: usize,
     idle_sleep: Duration,
-    snapshot: Arc<Snapshot>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
     neighbors: Arc<NeighborTable>,
     counters: Arc<Counters>,
     seed: u64,
@@ -54,14 +56,18 @@ struct WorkerPlan {
 }
 
 /// Runs the director until a stop signal; prints final counters.
+/// SIGHUP reloads `path` (see [`reload`]).
 ///
 /// # Errors
 /// EAL, mempool or port setup failures, with the DPDK error text.
-pub fn run(cfg: &Config) -> Result<()> {
+pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing the SIGHUP handler")?;
     let eal = Eal::init(&cfg.eal_argv("l4vs")).context("EAL init")?;
     println!("l4vs: {} initialised", l4vs_dpdk::version());
     let pool = Mempool::create(
@@ -103,9 +109,11 @@ pub fn run(cfg: &Config) -> Result<()> {
         ports.push(port);
         macs.push(mac);
     }
-    let snapshot = Arc::new(plan::snapshot(cfg, &macs).context("building the service snapshot")?);
+    let snapshot = Arc::new(ArcSwap::from_pointee(
+        plan::snapshot(cfg, &macs).context("building the service snapshot")?,
+    ));
     let neighbors = Arc::new(plan::neighbors(cfg));
-    for s in snapshot.services() {
+    for s in snapshot.load().services() {
         println!(
             "l4vs: service {} {}:{}/{} {:?} -> {} real(s)",
             s.name,
@@ -178,10 +186,27 @@ pub fn run(cfg: &Config) -> Result<()> {
     );
     let _ = std::io::stdout().flush();
 
+    let mut running = cfg.clone();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(50));
         if handles.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload(path, &running, &macs, &snapshot, &neighbors) {
+                Ok(new) => {
+                    println!(
+                        "l4vs: reloaded {}: {} service(s)",
+                        path.display(),
+                        new.services.len()
+                    );
+                    running = new;
+                }
+                Err(e) => {
+                    eprintln!("l4vs: reload rejected, keeping the running configuration: {e:#}")
+                }
+            }
+            let _ = std::io::stdout().flush();
         }
     }
     let mut failed = Vec::new();
@@ -203,6 +228,39 @@ pub fn run(cfg: &Config) -> Result<()> {
         bail!("worker failure: {}", failed.join("; "));
     }
     Ok(())
+}
+
+/// Re-reads the config for SIGHUP. Services, reals, weights, schedulers,
+/// addresses, the gateway and static neighbours change in place; EAL,
+/// workers, ports and mbufs need a restart, so a file that changes them is
+/// refused, as is an invalid one: either way the running configuration
+/// stays. Static neighbours that disappear from the file stay known until
+/// ARP replaces them.
+fn reload(
+    path: &Path,
+    running: &Config,
+    macs: &[[u8; 6]],
+    snapshot: &ArcSwap<Snapshot>,
+    neighbors: &NeighborTable,
+) -> Result<Config> {
+    let new = config::load(path)?;
+    if new.eal != running.eal
+        || new.workers != running.workers
+        || new.ports != running.ports
+        || new.mbufs != running.mbufs
+    {
+        bail!("eal, workers, ports and mbufs cannot change while running; restart l4vs for that");
+    }
+    let snap = plan::snapshot(&new, macs).context("building the service snapshot")?;
+    for n in &new.neighbors {
+        neighbors.set_static(
+            n.address,
+            l4vs_wire::ethernet::Address(n.mac),
+            n.port as u16,
+        );
+    }
+    snapshot.store(Arc::new(snap));
+    Ok(new)
 }
 
 fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
@@ -236,7 +294,7 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         workers,
         ..WorkerConfig::default()
     };
-    let mut worker = Worker::new(snapshot, neighbors, counters.clone(), cfg);
+    let mut worker = Worker::new(snapshot.load_full(), neighbors, counters.clone(), cfg);
     let mut out = Outputs {
         tx_batches: tx.iter().map(|_| Batch::new()).collect(),
         tx,
@@ -284,6 +342,11 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         out.flush();
         if now_ms >= next_housekeeping {
             worker.housekeeping(now_ms);
+            // A reload publishes a new snapshot; pick it up between bursts.
+            let current = snapshot.load();
+            if !Arc::ptr_eq(&current, worker.snapshot()) {
+                worker.set_snapshot(Arc::clone(&current));
+            }
             next_housekeeping = now_ms + HOUSEKEEPING_MS;
         }
         let t1 = l4vs_dpdk::rdtsc();

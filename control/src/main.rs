@@ -18,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Boot EAL and the ports and forward until SIGINT/SIGTERM.
+    /// Boot EAL and the ports and forward until SIGINT/SIGTERM; SIGHUP
+    /// reloads the services from the same file.
     Run {
         /// The YAML configuration.
         #[arg(long, short)]
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
             print!("{}", config::to_yaml(&cfg));
             ExitCode::SUCCESS
         }
-        Command::Run { .. } => match director::run(&cfg) {
+        Command::Run { config } => match director::run(&cfg, &config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("l4vs: {e:#}");

@@ -53,6 +53,10 @@ struct Director {
 
 impl Director {
     fn start(lab: &Lab, config: &str) -> Director {
+        Director::start_with(lab, &repo().join("configs").join(config))
+    }
+
+    fn start_with(lab: &Lab, config: &Path) -> Director {
         let log = std::env::temp_dir().join(format!("{}-director.log", lab.prefix()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
@@ -81,6 +85,23 @@ impl Director {
             );
         }
         d
+    }
+
+    fn signal(&self, sig: &str) {
+        netns::signal(&[self.child.as_ref().unwrap().id()], sig).unwrap();
+    }
+
+    /// Waits until the log contains `text`.
+    fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` in the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn log_text(&self) -> String {
@@ -229,4 +250,95 @@ fn nat_with_two_workers_steers_replies_to_the_owner() {
         "no reply crossed workers\n{log}"
     );
     assert_eq!(counter(&log, "redirect_dropped"), 0, "{log}");
+}
+
+/// Weight 0 through a live reload (SIGHUP): the quiescent reals get no new
+/// connections, while the connections they already have finish normally.
+/// An invalid file on a later SIGHUP is refused and the director keeps
+/// serving with what it runs.
+#[test]
+fn quiescent_reals_finish_open_connections_after_a_reload() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let dir = std::env::temp_dir().join(format!("{}-reload", lab.prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("l4vs.yaml");
+    let original = std::fs::read_to_string(repo().join("configs/lab-nat.yaml")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let director = Director::start_with(&lab, &config);
+
+    // Three connections held open, one per real (rr over three reals).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
+        cmd.args([
+            "http-slow",
+            "--target",
+            "198.18.0.100:80",
+            "--hold-ms",
+            "4000",
+        ])
+        .stdout(Stdio::piped());
+        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // rs1 and rs2 become quiescent.
+    let quiesced = original
+        .replacen(
+            "{ address: 198.18.2.11, port: 80 }",
+            "{ address: 198.18.2.11, port: 80, weight: 0 }",
+            1,
+        )
+        .replacen(
+            "{ address: 198.18.2.12, port: 80 }",
+            "{ address: 198.18.2.12, port: 80, weight: 0 }",
+            1,
+        );
+    assert_ne!(quiesced, original);
+    std::fs::write(&config, &quiesced).unwrap();
+    director.signal("HUP");
+    director.wait_log("reloaded");
+    std::thread::sleep(Duration::from_millis(300)); // workers pick it up within 100 ms
+
+    let after = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!(after.failed, 0, "{after:?}");
+    assert_eq!(
+        after.count("rs3"),
+        30,
+        "only the real with weight keeps getting connections: {after:?}"
+    );
+
+    let mut finished = Distribution::default();
+    for h in held {
+        let out = h.wait_with_output().unwrap();
+        let d = Distribution::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        for (name, n) in d.served {
+            *finished.served.entry(name).or_default() += n;
+        }
+        finished.failed += d.failed;
+    }
+    assert_eq!(finished.failed, 0, "held connections: {finished:?}");
+    assert_eq!(
+        finished.servers(),
+        3,
+        "each real, quiescent or not, finished its connection: {finished:?}"
+    );
+
+    // A broken file is refused; the running configuration stays.
+    std::fs::write(
+        &config,
+        quiesced.replace("scheduler: rr", "scheduler: fastest"),
+    )
+    .unwrap();
+    director.signal("HUP");
+    director.wait_log("reload rejected");
+    let still = lab.http_load(VIP_HTTP, 10).unwrap();
+    assert_eq!((still.failed, still.count("rs3")), (0, 10), "{still:?}");
+    let log = director.stop();
+    assert!(
+        log.contains("l4vs.yaml:"),
+        "the rejection names the file and line: {log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

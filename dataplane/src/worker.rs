@@ -134,6 +134,11 @@ impl Worker {
         self.snap = snap;
     }
 
+    /// The snapshot this worker forwards by.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
     /// This worker's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -141,9 +141,20 @@ pub fn http_load(target: SocketAddrV4, count: u32, timeout: Duration, quiet: boo
 /// # Errors
 /// On any connection, protocol or timeout failure.
 pub fn http_get(target: SocketAddrV4, timeout: Duration) -> Result<String> {
-    let deadline = Instant::now() + timeout;
+    http_get_after(target, Duration::ZERO, timeout)
+}
+
+/// [`http_get`] on a connection that is opened, then held idle for `hold`
+/// before the request is sent: the connection outlives whatever happens
+/// meanwhile (a configuration reload, say).
+///
+/// # Errors
+/// As [`http_get`].
+pub fn http_get_after(target: SocketAddrV4, hold: Duration, timeout: Duration) -> Result<String> {
     let mut stream =
         TcpStream::connect_timeout(&target.into(), timeout).context("connect failed")?;
+    std::thread::sleep(hold);
+    let deadline = Instant::now() + timeout;
     let remaining = || {
         deadline
             .saturating_duration_since(Instant::now())

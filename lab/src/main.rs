@@ -99,6 +99,17 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// One HTTP GET on a connection held open `hold_ms` before the request
+    /// is sent (a connection that outlives a configuration change);
+    /// prints `served NAME 1` or `failed 1`.
+    HttpSlow {
+        #[arg(long)]
+        target: SocketAddrV4,
+        #[arg(long, default_value_t = 3000)]
+        hold_ms: u64,
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// UDP echo probes; prints `served NAME N` and `failed N`.
     UdpProbe {
         #[arg(long)]
@@ -186,6 +197,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quiet,
         } => {
             let dist = client::http_load(target, count, Duration::from_millis(timeout_ms), quiet);
+            print!("{dist}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::HttpSlow {
+            target,
+            hold_ms,
+            timeout_ms,
+        } => {
+            let hold = Duration::from_millis(hold_ms);
+            let mut dist = client::Distribution::default();
+            match client::http_get_after(target, hold, Duration::from_millis(timeout_ms)) {
+                Ok(name) => *dist.served.entry(name).or_default() += 1,
+                Err(e) => {
+                    eprintln!("http-slow: {e:#}");
+                    dist.failed += 1;
+                }
+            }
             print!("{dist}");
             Ok(ExitCode::SUCCESS)
         }

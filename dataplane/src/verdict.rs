@@ -67,6 +67,7 @@ drop_reasons! {
     L4Unsupported => "l4_unsupported_protocol",
     NoService => "no_service",
     NoRealServer => "no_real_server",
+    NoDestination => "real_server_removed",
     TcpNotSyn => "tcp_no_conn_not_syn",
     ConnTableFull => "conn_table_full",
     NoRoute => "no_route",

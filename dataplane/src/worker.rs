@@ -53,6 +53,11 @@ pub struct WorkerConfig {
     pub worker_id: u16,
     /// Number of workers sharing the ports (see [`crate::steer`]).
     pub workers: u16,
+    /// IPVS `expire_nodest_conn`: a packet of a connection whose real
+    /// server was removed from its service expires the connection and is
+    /// dropped. Off (the IPVS default), such connections keep forwarding
+    /// to their old real until they end.
+    pub expire_nodest_conn: bool,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +70,7 @@ impl Default for WorkerConfig {
             sweep_budget: 256,
             worker_id: 0,
             workers: 1,
+            expire_nodest_conn: false,
         }
     }
 }
@@ -327,6 +333,11 @@ impl Worker {
                     .tcp_flags
                     .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
+            if self.cfg.expire_nodest_conn && !self.real_exists(&c) {
+                self.conns.remove(i);
+                self.counters.conns_expired.inc();
+                return Verdict::Drop(DropReason::NoDestination);
+            }
             if c.expires <= now_s || fresh_syn {
                 self.conns.remove(i);
                 self.counters.conns_expired.inc();
@@ -405,6 +416,15 @@ impl Worker {
         let key = Ipv4Addr::from_bits(client.to_bits() & self.snap.owner_mask());
         let owner = self.steer.owner(key);
         (owner != self.steer.me()).then_some(owner)
+    }
+
+    /// True when the connection's real server is still in its service.
+    fn real_exists(&self, c: &Conn) -> bool {
+        self.snap
+            .services()
+            .get(usize::from(c.service))
+            .and_then(|s| s.reals.get(usize::from(c.real)))
+            .is_some_and(|r| r.addr == c.rip && r.method == c.method)
     }
 
     /// The timeouts of a service's connections (the worker's defaults for

@@ -432,3 +432,71 @@ fn per_service_timeouts_apply() {
     assert_eq!(w.conns().len(), 0);
     assert_eq!(counters.conns_expired.get(), 1);
 }
+
+#[test]
+fn removed_real_keeps_or_expires_its_connections_as_configured() {
+    for expire_nodest in [false, true] {
+        let snap = snapshot(
+            vec![service(
+                80,
+                Protocol::Tcp,
+                reals(ForwardMethod::Nat, &[1, 1]),
+                ServiceOptions::default(),
+            )],
+            vec![],
+        );
+        let neigh = Arc::new(NeighborTable::new(64));
+        for i in 0..2 {
+            neigh.learn(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+        }
+        let counters = Arc::new(Counters::default());
+        let cfg = WorkerConfig {
+            conn_capacity: 64,
+            expire_nodest_conn: expire_nodest,
+            ..Default::default()
+        };
+        let mut w = Worker::new(snap, neigh, counters.clone(), cfg);
+        let a = Ipv4Addr::new(198, 18, 1, 10);
+        assert_eq!(syn(&mut w, a, 20000, 80, 0).unwrap().0, rip(0));
+        // Real 0 is removed from the service.
+        let only_1 = vec![Real {
+            addr: rip(1),
+            port: 8080,
+            weight: 1,
+            method: ForwardMethod::Nat,
+        }];
+        w.set_snapshot(snapshot(
+            vec![service(
+                80,
+                Protocol::Tcp,
+                only_1,
+                ServiceOptions::default(),
+            )],
+            vec![],
+        ));
+        let h = Hdr {
+            src_mac: Mac([2, 0, 0, 0, 1, 10]),
+            dst_mac: DIRECTOR_MAC,
+            src: a,
+            dst: VIP,
+            ttl: 64,
+        };
+        let mut p = VecPacket::new(&testpkt::tcp(&h, 20000, 80, tcp::flags::ACK, b"x"));
+        let v = w.process(0, &mut p, 1000);
+        if expire_nodest {
+            assert_eq!(v, Verdict::Drop(DropReason::NoDestination));
+            assert_eq!(w.conns().len(), 0);
+        } else {
+            assert!(
+                matches!(v, Verdict::Forward { .. }),
+                "IPVS default: the old real keeps it"
+            );
+            assert_eq!(
+                ipv4::Packet::new_checked(&p.data()[14..])
+                    .unwrap()
+                    .dst_addr(),
+                rip(0)
+            );
+        }
+    }
+}

@@ -55,8 +55,9 @@ enum Cmd {
     Serve {
         #[arg(long)]
         name: String,
+        /// HTTP listening address; may be given several times.
         #[arg(long)]
-        http: Option<SocketAddr>,
+        http: Vec<SocketAddr>,
         #[arg(long)]
         udp: Option<SocketAddr>,
     },

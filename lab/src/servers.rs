@@ -33,8 +33,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeConfig {
     /// The name the server answers with (`rs1`, ...).
     pub name: String,
-    /// HTTP listening address, if any.
-    pub http: Option<SocketAddr>,
+    /// HTTP listening addresses (the lab uses 80 and 443, for fwmark
+    /// services that group ports).
+    pub http: Vec<SocketAddr>,
     /// UDP echo address, if any.
     pub udp: Option<SocketAddr>,
 }
@@ -45,10 +46,11 @@ pub struct ServeConfig {
 /// If a socket cannot be bound or stdout is closed; serving errors on single
 /// connections are only logged to stderr.
 pub fn serve(config: &ServeConfig) -> Result<()> {
-    let listener = config
+    let listeners = config
         .http
+        .iter()
         .map(|addr| TcpListener::bind(addr).with_context(|| format!("cannot bind TCP {addr}")))
-        .transpose()?;
+        .collect::<Result<Vec<_>>>()?;
     let udp = config
         .udp
         .map(|addr| UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}")))
@@ -59,7 +61,7 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
         let name = config.name.clone();
         handles.push(thread::spawn(move || udp_echo(&sock, &name)));
     }
-    if let Some(listener) = listener {
+    for listener in listeners {
         let name = config.name.clone();
         handles.push(thread::spawn(move || http_accept(&listener, &name)));
     }

@@ -61,6 +61,9 @@ pub const VIP_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 /// Port of the virtual HTTP service (TCP).
 pub const HTTP_PORT: u16 = 80;
+/// A second HTTP port on the real servers (plain HTTP, not TLS), for a
+/// firewall-mark service that groups 80 and 443.
+pub const HTTPS_PORT: u16 = 443;
 /// Port of the virtual UDP echo service.
 pub const UDP_ECHO_PORT: u16 = 53;
 /// The TCP virtual service.
@@ -433,6 +436,8 @@ impl Lab {
         cmd.args(["serve", "--name", real.name])
             .arg("--http")
             .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, HTTP_PORT).to_string())
+            .arg("--http")
+            .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, HTTPS_PORT).to_string())
             .arg("--udp")
             .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_ECHO_PORT).to_string());
         self.start_helper(real.name, cmd)

@@ -114,6 +114,8 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
+
+pub use l4vs_dataplane::conn::Timeouts;
 use std::path::Path;
 
 mod emit;
@@ -155,6 +157,35 @@ pub struct Config {
     pub gateway: Option<Gateway>,
     pub neighbors: Vec<Neighbor>,
     pub services: Vec<Service>,
+    /// Default connection timeouts (IPVS's unless set).
+    pub timeouts: Timeouts,
+    /// IPVS `expire_quiescent_template`.
+    pub expire_quiescent_template: bool,
+    /// IPVS `expire_nodest_conn`.
+    pub expire_nodest_conn: bool,
+    /// Classifier rules, in order: the first match gives a packet its mark.
+    pub firewall_marks: Vec<FirewallMark>,
+}
+
+/// A classifier rule (what `iptables -t mangle ... -j MARK` did for LVS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallMark {
+    pub mark: u32,
+    pub destination: Ipv4Addr,
+    pub prefix_len: u8,
+    /// None: any protocol.
+    pub protocol: Option<Protocol>,
+    /// Inclusive destination port ranges; empty: any port.
+    pub ports: Vec<(u16, u16)>,
+}
+
+/// Persistence of a service (ipvsadm -p TIMEOUT -M NETMASK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// Seconds (ipvsadm's default 300).
+    pub timeout: u32,
+    /// Client netmask as a prefix length (32 unless set).
+    pub netmask: u8,
 }
 
 /// EAL settings besides the cores and the devices, which l4vs adds itself.
@@ -265,10 +296,16 @@ pub struct Neighbor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub name: Option<String>,
+    /// Firewall-mark service: matched by mark, not by vip/port/protocol
+    /// (which are then 0.0.0.0, 0 and tcp, and not printed).
+    pub fwmark: Option<u32>,
     pub vip: Ipv4Addr,
-    /// Nonzero.
+    /// 0 = every port of the VIP (persistent services only, as IPVS).
     pub port: u16,
     pub protocol: Protocol,
+    pub persistence: Option<Persistence>,
+    /// Effective timeouts: the global ones with this service's overrides.
+    pub timeouts: Timeouts,
     pub scheduler: Scheduler,
     /// The service's default method; each [`Real`] carries its effective one.
     pub forward: Forward,

@@ -46,9 +46,12 @@ struct WorkerPlan {
     snapshot: Arc<ArcSwap<Snapshot>>,
     neighbors: Arc<NeighborTable>,
     counters: Arc<Counters>,
+    pool: Arc<Mempool>,
     seed: u64,
     worker_id: u16,
     workers: u16,
+    timeouts: l4vs_dataplane::conn::Timeouts,
+    expire_nodest_conn: bool,
     /// Rings to the other workers, indexed by worker (None for itself).
     redirect_out: Vec<Option<RingProducer>>,
     /// Rings from the other workers.
@@ -70,14 +73,16 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         .context("installing the SIGHUP handler")?;
     let eal = Eal::init(&cfg.eal_argv("l4vs")).context("EAL init")?;
     println!("l4vs: {} initialised", l4vs_dpdk::version());
-    let pool = Mempool::create(
-        "l4vs_mbufs",
-        cfg.mbufs,
-        256.min(cfg.mbufs / 2),
-        l4vs_dpdk::DEFAULT_DATA_ROOM,
-        -1,
-    )
-    .context("creating the mbuf pool")?;
+    let pool = Arc::new(
+        Mempool::create(
+            "l4vs_mbufs",
+            cfg.mbufs,
+            256.min(cfg.mbufs / 2),
+            l4vs_dpdk::DEFAULT_DATA_ROOM,
+            -1,
+        )
+        .context("creating the mbuf pool")?,
+    );
 
     let nworkers = cfg.workers.cores.len() as u16;
     let mut ports = Vec::new();
@@ -167,8 +172,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             neighbors: neighbors.clone(),
             counters,
             seed: 0x6c34_7673_0000_0000 ^ (u64::from(q) << 16) ^ u64::from(std::process::id()),
+            pool: pool.clone(),
             worker_id: q,
             workers: nworkers,
+            timeouts: cfg.timeouts,
+            expire_nodest_conn: cfg.expire_nodest_conn,
             redirect_out: redirect_out.next().unwrap_or_default(),
             redirect_in: redirect_in.next().unwrap_or_default(),
         };
@@ -281,9 +289,12 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         snapshot,
         neighbors,
         counters,
+        pool,
         seed,
         worker_id,
         workers,
+        timeouts,
+        expire_nodest_conn,
         redirect_out,
         mut redirect_in,
         ..
@@ -292,6 +303,8 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         seed,
         worker_id,
         workers,
+        timeouts,
+        expire_nodest_conn,
         ..WorkerConfig::default()
     };
     let mut worker = Worker::new(snapshot.load_full(), neighbors, counters.clone(), cfg);
@@ -342,6 +355,16 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         out.flush();
         if now_ms >= next_housekeeping {
             worker.housekeeping(now_ms);
+            if worker_id == 0 {
+                worker.solicit_next_hops(now_ms, |port, frame| {
+                    if let Some(mut m) = pool.alloc() {
+                        if m.append(frame.len()) {
+                            m.data_mut().copy_from_slice(frame);
+                            out.dispatch(m, Verdict::Forward { port });
+                        }
+                    }
+                });
+            }
             // A reload publishes a new snapshot; pick it up between bursts.
             let current = snapshot.load();
             if !Arc::ptr_eq(&current, worker.snapshot()) {

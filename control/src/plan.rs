@@ -3,8 +3,8 @@
 
 use crate::config::{self, Config};
 use l4vs_dataplane::{
-    ForwardMethod, LocalAddress, NeighborTable, PortInfo, Protocol, Real, SchedulerKind, Service,
-    Snapshot, SnapshotError,
+    ForwardMethod, LocalAddress, MarkRule, NeighborTable, Persistence, PortInfo, Protocol, Real,
+    SchedulerKind, Service, ServiceOptions, Snapshot, SnapshotError,
 };
 use l4vs_wire::ethernet::Address as MacAddr;
 
@@ -66,10 +66,32 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                     },
                 })
                 .collect(),
-            options: Default::default(),
+            options: ServiceOptions {
+                fwmark: s.fwmark.unwrap_or(0),
+                persistence: s.persistence.map(|p| Persistence {
+                    timeout: p.timeout,
+                    netmask: p.netmask,
+                }),
+                timeouts: s.timeouts,
+                expire_quiescent_template: cfg.expire_quiescent_template,
+            },
         })
         .collect();
-    Snapshot::new(ports, locals, gateway, services)
+    let marks = cfg
+        .firewall_marks
+        .iter()
+        .map(|m| MarkRule {
+            dst: m.destination,
+            prefix_len: m.prefix_len,
+            protocol: m.protocol.map(|p| match p {
+                config::Protocol::Tcp => Protocol::Tcp,
+                config::Protocol::Udp => Protocol::Udp,
+            }),
+            ports: m.ports.clone(),
+            mark: m.mark,
+        })
+        .collect();
+    Ok(Snapshot::new(ports, locals, gateway, services)?.with_marks(marks))
 }
 
 /// A neighbour table seeded with the config's static entries.

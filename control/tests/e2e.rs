@@ -342,3 +342,45 @@ fn quiescent_reals_finish_open_connections_after_a_reload() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Persistence: 50 connections of one client all reach one real server
+/// (rr alone would spread them over three).
+#[test]
+fn persistence_keeps_a_client_on_one_real_for_50_connections() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-persistence.yaml");
+    let http = lab.http_load(VIP_HTTP, 50).unwrap();
+    assert_eq!(http.failed, 0, "{http:?}");
+    assert_eq!(http.servers(), 1, "one real for every connection: {http:?}");
+    // Not persistent: UDP still spreads.
+    let udp = lab.udp_probe(VIP_UDP, 9).unwrap();
+    assert_eq!((udp.failed, udp.servers()), (0, 3), "{udp:?}");
+    let log = director.stop();
+    assert_eq!(counter(&log, "templates_created"), 1, "{log}");
+}
+
+/// A firewall-mark service groups ports 80 and 443 of the VIP with
+/// persistence: both ports of one client land on one real server, each on
+/// its own port.
+#[test]
+fn fwmark_service_groups_80_and_443_with_persistence() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-fwmark.yaml");
+    let http = lab.http_load(VIP_HTTP, 20).unwrap();
+    let https = lab
+        .http_load(SocketAddrV4::new(VIP, l4vs_lab::HTTPS_PORT), 20)
+        .unwrap();
+    assert_eq!((http.failed, https.failed), (0, 0), "{http:?} {https:?}");
+    assert_eq!(http.servers(), 1, "{http:?}");
+    assert_eq!(
+        http.served, https.served,
+        "80 and 443 on the same real: {http:?} {https:?}"
+    );
+    // Port 22 is not marked and has no service: dropped, counted.
+    let ssh = lab.udp_probe(SocketAddrV4::new(VIP, 22), 2).unwrap();
+    assert_eq!(ssh.total_served(), 0);
+    let log = director.stop();
+    assert_eq!(counter(&log, "templates_created"), 1, "{log}");
+}

@@ -332,6 +332,11 @@ impl Snapshot {
         &self.services
     }
 
+    /// The default next hop and its port.
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.gateway.map(|(a, _)| a)
+    }
+
     /// The director's own addresses.
     pub fn locals(&self) -> &[LocalAddress] {
         &self.locals

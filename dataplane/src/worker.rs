@@ -163,6 +163,49 @@ impl Worker {
         self.counters.conns_expired.add(n as u64);
     }
 
+    /// Emits an ARP request (a 60-byte frame, with the port to send it on)
+    /// for each configured next hop — real servers and the gateway — that
+    /// is not resolved and was not asked for within the retry interval. Run
+    /// it from housekeeping on one worker, so that neighbours are known
+    /// before the first packet to them, which would otherwise be lost to
+    /// resolution.
+    pub fn solicit_next_hops(&mut self, now_ms: u64, mut emit: impl FnMut(u16, &[u8; 60])) {
+        let snap = self.snap.clone();
+        let reals = snap
+            .services()
+            .iter()
+            .flat_map(|s| s.reals.iter().map(|r| r.addr));
+        for target in reals.chain(snap.gateway()) {
+            let Some((next_hop, port)) = snap.route(target) else {
+                continue;
+            };
+            if self.neigh.lookup(next_hop).is_some() {
+                continue;
+            }
+            let Some(sip) = snap.source_address(port, next_hop) else {
+                continue;
+            };
+            if !self
+                .neigh
+                .should_request(next_hop, now_ms, self.cfg.arp_retry_ms)
+            {
+                continue;
+            }
+            let mac = snap.ports()[usize::from(port)].mac;
+            let mut frame = [0u8; 60];
+            let mut eth = ethernet::Frame::new_unchecked(&mut frame[..]);
+            eth.set_dst_addr(MacAddr::BROADCAST);
+            eth.set_src_addr(mac);
+            eth.set_outer_ethertype(EtherType::Arp);
+            let mut a = arp::Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..]);
+            a.set_header(arp::Operation::Request);
+            a.set_sender(mac, sip);
+            a.set_target(MacAddr::UNSPECIFIED, next_hop);
+            self.counters.arp_requests.inc();
+            emit(port, &frame);
+        }
+    }
+
     /// Loads the connection-table bucket of a frame's tuple into cache.
     /// Call it for every packet of a burst before processing the burst.
     #[inline]

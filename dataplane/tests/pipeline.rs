@@ -954,3 +954,39 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn next_hops_are_solicited_before_traffic() {
+    let mut r = rig_with(
+        ForwardMethod::Nat,
+        SchedulerKind::Rr,
+        &[1, 1],
+        WorkerConfig::default(),
+    );
+    r.neigh.learn(rip(1), rmac(1), 0);
+    let mut sent = Vec::new();
+    r.worker
+        .solicit_next_hops(5000, |port, frame| sent.push((port, *frame)));
+    assert_eq!(sent.len(), 1, "only the unresolved real");
+    let (port, frame) = &sent[0];
+    assert_eq!(*port, 0);
+    let eth = ethernet::Frame::new_checked(&frame[..]).unwrap();
+    assert!(eth.dst_addr().is_broadcast());
+    let a = arp::Packet::new_checked(&frame[14..]).unwrap();
+    assert_eq!(a.operation(), Operation::Request);
+    assert_eq!(
+        (a.sender_hw_addr(), a.sender_proto_addr()),
+        (DIRECTOR_MAC, DIR_SERVER_SIDE)
+    );
+    assert_eq!(a.target_proto_addr(), rip(0));
+    // Within the retry interval: nothing new.
+    sent.clear();
+    r.worker
+        .solicit_next_hops(5500, |port, frame| sent.push((port, *frame)));
+    assert!(sent.is_empty());
+    // Resolved: nothing to ask.
+    r.neigh.learn(rip(0), rmac(0), 0);
+    r.worker
+        .solicit_next_hops(9000, |port, frame| sent.push((port, *frame)));
+    assert!(sent.is_empty());
+}

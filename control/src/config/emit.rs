@@ -6,7 +6,9 @@
 use serde::Serialize;
 use serde_saphyr::{FlowMap, FlowSeq};
 
-use super::{format_mac, Config};
+use std::collections::BTreeMap;
+
+use super::{format_mac, Config, Timeouts};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -18,7 +20,44 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     gateway: Option<FlowMap<OutGateway<'a>>>,
     neighbors: Vec<FlowMap<OutNeighbor<'a>>>,
+    timeouts: FlowMap<BTreeMap<&'static str, u32>>,
+    expire_quiescent_template: bool,
+    expire_nodest_conn: bool,
+    firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutMark {
+    mark: u32,
+    destination: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct OutPersistence {
+    timeout: u32,
+    netmask: u8,
+}
+
+/// Timeouts by IPVS state name.
+fn timeout_map(t: &Timeouts) -> BTreeMap<&'static str, u32> {
+    BTreeMap::from([
+        ("tcp_established", t.tcp_established),
+        ("tcp_syn_sent", t.tcp_syn_sent),
+        ("tcp_syn_recv", t.tcp_syn_recv),
+        ("tcp_fin_wait", t.tcp_fin_wait),
+        ("tcp_time_wait", t.tcp_time_wait),
+        ("tcp_close", t.tcp_close),
+        ("tcp_close_wait", t.tcp_close_wait),
+        ("tcp_last_ack", t.tcp_last_ack),
+        ("tcp_listen", t.tcp_listen),
+        ("tcp_synack", t.tcp_synack),
+        ("udp", t.udp),
+    ])
 }
 
 #[derive(Serialize)]
@@ -65,9 +104,19 @@ struct OutNeighbor<'a> {
 struct OutService<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
-    vip: String,
-    port: u16,
-    protocol: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fwmark: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persistence: Option<FlowMap<OutPersistence>>,
+    /// Only the timeouts that differ from the global ones.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    timeouts: BTreeMap<&'static str, u32>,
     scheduler: &'static str,
     forward: &'static str,
     reals: Vec<FlowMap<OutReal>>,
@@ -76,7 +125,9 @@ struct OutService<'a> {
 #[derive(Serialize)]
 struct OutReal {
     address: String,
-    port: u16,
+    /// Absent for fwmark and port-zero services (the packet's own port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
     weight: u32,
     forward: &'static str,
 }
@@ -131,14 +182,53 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                 })
             })
             .collect(),
+        timeouts: FlowMap(timeout_map(&cfg.timeouts)),
+        expire_quiescent_template: cfg.expire_quiescent_template,
+        expire_nodest_conn: cfg.expire_nodest_conn,
+        firewall_marks: cfg
+            .firewall_marks
+            .iter()
+            .map(|m| {
+                FlowMap(OutMark {
+                    mark: m.mark,
+                    destination: format!("{}/{}", m.destination, m.prefix_len),
+                    protocol: m.protocol.map(|p| p.as_str()),
+                    ports: m
+                        .ports
+                        .iter()
+                        .map(|(lo, hi)| {
+                            if lo == hi {
+                                lo.to_string()
+                            } else {
+                                format!("{lo}-{hi}")
+                            }
+                        })
+                        .collect(),
+                })
+            })
+            .collect(),
         services: cfg
             .services
             .iter()
             .map(|s| OutService {
                 name: s.name.as_deref(),
-                vip: s.vip.to_string(),
-                port: s.port,
-                protocol: s.protocol.as_str(),
+                fwmark: s.fwmark,
+                vip: s.fwmark.is_none().then(|| s.vip.to_string()),
+                port: s.fwmark.is_none().then_some(s.port),
+                protocol: s.fwmark.is_none().then(|| s.protocol.as_str()),
+                persistence: s.persistence.map(|p| {
+                    FlowMap(OutPersistence {
+                        timeout: p.timeout,
+                        netmask: p.netmask,
+                    })
+                }),
+                timeouts: {
+                    let global = timeout_map(&cfg.timeouts);
+                    timeout_map(&s.timeouts)
+                        .into_iter()
+                        .filter(|(k, v)| global.get(k) != Some(v))
+                        .collect()
+                },
                 scheduler: s.scheduler.as_str(),
                 forward: s.forward.as_str(),
                 reals: s
@@ -147,7 +237,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                     .map(|r| {
                         FlowMap(OutReal {
                             address: r.address.to_string(),
-                            port: r.port,
+                            port: (s.port != 0).then_some(r.port),
                             weight: r.weight,
                             forward: r.forward.as_str(),
                         })

@@ -28,6 +28,100 @@ pub(super) struct RawConfig {
     pub neighbors: Option<S<Vec<S<RawNeighbor>>>>,
     #[serde(default)]
     pub services: Option<S<Vec<S<RawService>>>>,
+    #[serde(default)]
+    pub timeouts: Option<S<RawTimeouts>>,
+    #[serde(default)]
+    pub expire_quiescent_template: Option<S<bool>>,
+    #[serde(default)]
+    pub expire_nodest_conn: Option<S<bool>>,
+    #[serde(default)]
+    pub firewall_marks: Option<S<Vec<S<RawMark>>>>,
+}
+
+/// Connection timeouts in seconds, IPVS state names.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    #[serde(default)]
+    pub tcp_established: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_syn_sent: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_syn_recv: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_fin_wait: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_time_wait: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_close: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_close_wait: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_last_ack: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_listen: Option<S<i64>>,
+    #[serde(default)]
+    pub tcp_synack: Option<S<i64>>,
+    #[serde(default)]
+    pub udp: Option<S<i64>>,
+}
+
+/// A classifier rule giving packets a firewall mark.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMark {
+    pub mark: S<i64>,
+    pub destination: S<String>,
+    #[serde(default)]
+    pub protocol: Option<S<String>>,
+    #[serde(default)]
+    pub ports: Option<S<Vec<S<IntOrString>>>>,
+}
+
+/// Persistence of a service (ipvsadm -p, -M).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPersistence {
+    #[serde(default)]
+    pub timeout: Option<S<i64>>,
+    #[serde(default)]
+    pub netmask: Option<S<IntOrString>>,
+}
+
+/// A YAML scalar that may be written as a number or a string: a port or
+/// a `lo-hi` port range, a prefix length or a dotted netmask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+impl<'de> Deserialize<'de> for IntOrString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IntOrString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IntOrString, E> {
+                Ok(IntOrString::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IntOrString, E> {
+                i64::try_from(v)
+                    .map(IntOrString::Int)
+                    .map_err(|_| E::custom("number too large"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IntOrString, E> {
+                // Plain scalars can reach here as text: a number is a number.
+                Ok(match v.trim().parse::<i64>() {
+                    Ok(n) => IntOrString::Int(n),
+                    Err(_) => IntOrString::Str(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,9 +181,18 @@ pub(super) struct RawNeighbor {
 pub(super) struct RawService {
     #[serde(default)]
     pub name: Option<S<String>>,
-    pub vip: S<String>,
-    pub port: S<i64>,
-    pub protocol: S<String>,
+    #[serde(default)]
+    pub vip: Option<S<String>>,
+    #[serde(default)]
+    pub port: Option<S<i64>>,
+    #[serde(default)]
+    pub protocol: Option<S<String>>,
+    #[serde(default)]
+    pub fwmark: Option<S<i64>>,
+    #[serde(default)]
+    pub persistence: Option<S<RawPersistence>>,
+    #[serde(default)]
+    pub timeouts: Option<S<RawTimeouts>>,
     pub scheduler: S<String>,
     pub forward: S<String>,
     #[serde(default)]

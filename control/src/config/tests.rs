@@ -545,7 +545,7 @@ fn out_of_range_numbers() {
     expect_err(&text, 18, "services[0].reals[1].weight", "0..=2147483647");
     let text =
         with_service("rr", "").replace("port: 80\n    protocol", "port: 65536\n    protocol");
-    expect_err(&text, 12, "services[0].port", "1..=65535");
+    expect_err(&text, 12, "services[0].port", "0..=65535");
     expect_err(
         &HEAD.replace("cores: [1]", "cores: [1]\n  burst: 0"),
         3,
@@ -565,11 +565,132 @@ fn out_of_range_numbers() {
 #[test]
 fn service_port_zero_needs_persistence() {
     let text = with_service("rr", "").replace("port: 80\n    protocol", "port: 0\n    protocol");
+    expect_err(&text, 12, "services[0].port", "needs persistence");
+    // With persistence, port 0 means every port of the VIP.
+    let ok = text
+        .replace(
+            "scheduler: rr",
+            "scheduler: rr\n    persistence: { timeout: 60 }",
+        )
+        .replace(
+            "{ address: 198.18.2.11, port: 80 }",
+            "{ address: 198.18.2.11 }",
+        );
+    let cfg = parse(&ok, FILE).unwrap();
+    assert_eq!(
+        (
+            cfg.services[0].port,
+            cfg.services[0].persistence.unwrap().timeout
+        ),
+        (0, 60)
+    );
+    assert_eq!(
+        cfg.services[0].reals[0].port, 0,
+        "reals keep the packet's port"
+    );
+}
+
+/// Firewall marks, persistence and timeouts: what they parse to, and each
+/// mistake with its line and key.
+#[test]
+fn lvs_service_options() {
+    let marks = "firewall_marks:\n  - { mark: 1, destination: 198.18.0.100/32, protocol: tcp, ports: [80, 443, \"8000-8010\"] }\n  - { mark: 2, destination: 198.18.0.0/24 }\n";
+    let svc = "services:\n  - fwmark: 1\n    scheduler: rr\n    forward: nat\n    persistence: { timeout: 600, netmask: 255.255.255.0 }\n    timeouts: { udp: 30 }\n    reals:\n      - { address: 198.18.2.11 }\n";
+    let text = format!(
+        "{HEAD}timeouts: {{ tcp_established: 600 }}\nexpire_quiescent_template: true\n{marks}{svc}"
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    assert_eq!(cfg.timeouts.tcp_established, 600);
+    assert_eq!(cfg.timeouts.udp, 300, "IPVS default kept");
+    assert!(cfg.expire_quiescent_template && !cfg.expire_nodest_conn);
+    assert_eq!(
+        cfg.firewall_marks[0].ports,
+        [(80, 80), (443, 443), (8000, 8010)]
+    );
+    assert_eq!(cfg.firewall_marks[1].protocol, None);
+    let s = &cfg.services[0];
+    assert_eq!(s.fwmark, Some(1));
+    assert_eq!(
+        s.persistence.map(|p| (p.timeout, p.netmask)),
+        Some((600, 24))
+    );
+    assert_eq!(
+        (s.timeouts.udp, s.timeouts.tcp_established),
+        (30, 600),
+        "override over the global"
+    );
+    assert_eq!(parse(&to_yaml(&cfg), FILE).unwrap(), cfg, "round trip");
+
+    let line_of =
+        |t: &str, needle: &str| t.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1;
+    let bad = text.replace("\"8000-8010\"", "\"8010-8000\"");
     expect_err(
-        &text,
-        12,
-        "services[0].port",
-        "persistence is not implemented yet",
+        &bad,
+        line_of(&bad, "8010-8000"),
+        "firewall_marks[0].ports[2]",
+        "range",
+    );
+    let bad = text.replace(
+        "mark: 2, destination: 198.18.0.0/24",
+        "mark: 2, destination: 198.18.0.0/24, ports: [80]",
+    );
+    expect_err(
+        &bad,
+        line_of(&bad, "mark: 2"),
+        "firewall_marks[1].protocol",
+        "need a protocol",
+    );
+    let bad = text.replace("fwmark: 1", "fwmark: 7");
+    expect_err(
+        &bad,
+        line_of(&bad, "fwmark: 7"),
+        "services[0].fwmark",
+        "no firewall_marks rule gives mark 7",
+    );
+    let bad = text.replace("fwmark: 1", "fwmark: 1\n    vip: 198.18.0.100");
+    expect_err(
+        &bad,
+        line_of(&bad, "fwmark: 1"),
+        "services[0].fwmark",
+        "remove vip",
+    );
+    let bad = text.replace("netmask: 255.255.255.0", "netmask: 255.0.255.0");
+    expect_err(
+        &bad,
+        line_of(&bad, "netmask"),
+        "services[0].persistence.netmask",
+        "not a netmask",
+    );
+    let bad = text.replace("timeouts: { udp: 30 }", "timeouts: { udp: 0 }");
+    expect_err(
+        &bad,
+        line_of(&bad, "udp: 0"),
+        "services[0].timeouts.udp",
+        "1..=2147483",
+    );
+    let bad = text.replace("timeouts: { udp: 30 }", "timeouts: { fin: 30 }");
+    expect_err(
+        &bad,
+        line_of(&bad, "fin: 30"),
+        "services[0].timeouts.fin",
+        "tcp_fin_wait",
+    );
+    let bad = text.replace(
+        "- { address: 198.18.2.11 }",
+        "- { address: 198.18.2.11, port: 8080 }",
+    );
+    expect_err(
+        &bad,
+        line_of(&bad, "8080"),
+        "services[0].reals[0].port",
+        "own port",
+    );
+    let bad = text.replace("  - fwmark: 1\n", "  - port: 80\n");
+    expect_err(
+        &bad,
+        line_of(&bad, "port: 80"),
+        "services[0].vip",
+        "missing vip, protocol",
     );
 }
 

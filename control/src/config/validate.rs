@@ -7,11 +7,14 @@ use std::net::Ipv4Addr;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawConfig, RawPort, RawReal, RawService, S};
+use super::raw::{
+    IntOrString, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService, RawTimeouts, S,
+};
 use super::{
-    Address, Config, ConfigError, Device, DeviceKind, Eal, Forward, Gateway, Neighbor, Port,
-    Protocol, Real, Scheduler, Service, Workers, DEFAULT_BURST, DEFAULT_DESC, DEFAULT_MBUFS,
-    MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_WEIGHT, MIN_DESC,
+    Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark, Forward, Gateway,
+    Neighbor, Persistence, Port, Protocol, Real, Scheduler, Service, Timeouts, Workers,
+    DEFAULT_BURST, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
+    MAX_WEIGHT, MIN_DESC,
 };
 
 /// IPVS schedulers that l4vs does not implement yet (ipvsadm `-s` names).
@@ -384,11 +387,24 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         neighbors: &neighbors,
         gateway: gateway.is_some(),
     };
+    let timeouts = timeouts(&c, raw.timeouts.as_ref(), "timeouts", Timeouts::default())?;
+    let flag = |v: &Option<S<bool>>| v.as_ref().is_some_and(|b| b.value);
+    let expire_quiescent_template = flag(&raw.expire_quiescent_template);
+    let expire_nodest_conn = flag(&raw.expire_nodest_conn);
+    let mut firewall_marks = Vec::new();
+    for (i, m) in list(&raw.firewall_marks).iter().enumerate() {
+        firewall_marks.push(firewall_mark(
+            &c,
+            &format!("firewall_marks[{i}]"),
+            &m.value,
+        )?);
+    }
     let mut services: Vec<Service> = Vec::new();
     let mut seen: HashMap<(Ipv4Addr, u16, Protocol), (usize, u64)> = HashMap::new();
+    let mut marks_seen: HashMap<u32, (usize, u64)> = HashMap::new();
     let mut names: HashMap<String, (usize, u64)> = HashMap::new();
     for (i, s) in list(&raw.services).iter().enumerate() {
-        let svc = service(&c, i, &s.value, &net)?;
+        let svc = service(&c, i, s, &net, &timeouts)?;
         let line = s.referenced.line();
         if let Some(name) = &svc.name {
             if let Some((j, l)) = names.insert(name.clone(), (i, line)) {
@@ -400,7 +416,22 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
                 ));
             }
         }
-        if let Some((j, l)) = seen.insert((svc.vip, svc.port, svc.protocol), (i, line)) {
+        if let Some(mark) = svc.fwmark {
+            if let Some((j, l)) = marks_seen.insert(mark, (i, line)) {
+                return Err(c.err(
+                    &s.referenced,
+                    format!("services[{i}].fwmark"),
+                    format!("duplicate firewall-mark service {mark}: already defined by services[{j}] (line {l})"),
+                ));
+            }
+            if !firewall_marks.iter().any(|r| r.mark == mark) {
+                return Err(c.err(
+                    &s.referenced,
+                    format!("services[{i}].fwmark"),
+                    format!("no firewall_marks rule gives mark {mark}, so no packet would reach this service"),
+                ));
+            }
+        } else if let Some((j, l)) = seen.insert((svc.vip, svc.port, svc.protocol), (i, line)) {
             return Err(c.err(
                 &s.referenced,
                 format!("services[{i}]"),
@@ -422,6 +453,10 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         gateway,
         neighbors,
         services,
+        timeouts,
+        expire_quiescent_template,
+        expire_nodest_conn,
+        firewall_marks,
     })
 }
 
@@ -636,7 +671,14 @@ fn parse_forward(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Forward> {
     }
 }
 
-fn service(c: &Checker<'_>, i: usize, s: &RawService, net: &Network<'_>) -> Result<Service> {
+fn service(
+    c: &Checker<'_>,
+    i: usize,
+    raw: &S<RawService>,
+    net: &Network<'_>,
+    global: &Timeouts,
+) -> Result<Service> {
+    let s = &raw.value;
     let base = format!("services[{i}]");
     let name = match &s.name {
         None => None,
@@ -652,17 +694,52 @@ fn service(c: &Checker<'_>, i: usize, s: &RawService, net: &Network<'_>) -> Resu
             Some(name)
         }
     };
-    let vip = c.ipv4(&s.vip, &format!("{base}.vip"))?;
-    let port_key = format!("{base}.port");
-    if s.port.value == 0 {
-        return Err(c.err(
-            &s.port.referenced,
-            port_key,
-            "port 0 (all ports) needs a persistent service in IPVS, and persistence is not implemented yet: use 1..=65535",
-        ));
-    }
-    let port: u16 = c.int(&s.port, &port_key, 1, 65535)?;
-    let protocol = parse_protocol(c, &s.protocol, &format!("{base}.protocol"))?;
+    let persistence = s
+        .persistence
+        .as_ref()
+        .map(|p| persistence(c, &format!("{base}.persistence"), &p.value))
+        .transpose()?;
+    let timeouts = timeouts(c, s.timeouts.as_ref(), &format!("{base}.timeouts"), *global)?;
+    // Either a firewall mark or (vip, port, protocol), as ipvsadm -f / -t -u.
+    let (fwmark, vip, port, protocol) = match (&s.fwmark, &s.vip, &s.port, &s.protocol) {
+        (Some(m), None, None, None) => {
+            let mark: u32 = c.int(m, &format!("{base}.fwmark"), 1, i64::from(u32::MAX))?;
+            (Some(mark), Ipv4Addr::UNSPECIFIED, 0, Protocol::Tcp)
+        }
+        (Some(m), ..) => {
+            return Err(c.err(
+                &m.referenced,
+                format!("{base}.fwmark"),
+                "a firewall-mark service is matched by its mark: remove vip, port and protocol (the classifier rules in firewall_marks say which packets get the mark)",
+            ))
+        }
+        (None, Some(vip), Some(port), Some(protocol)) => {
+            let vip = c.ipv4(vip, &format!("{base}.vip"))?;
+            let port_key = format!("{base}.port");
+            if port.value == 0 && persistence.is_none() {
+                return Err(c.err(
+                    &port.referenced,
+                    port_key,
+                    "port 0 (every port of the VIP) needs persistence, as in IPVS: add `persistence: { timeout: 300 }` or use 1..=65535",
+                ));
+            }
+            let port: u16 = c.int(port, &port_key, 0, 65535)?;
+            let protocol = parse_protocol(c, protocol, &format!("{base}.protocol"))?;
+            (None, vip, port, protocol)
+        }
+        (None, vip, port, protocol) => {
+            let missing: Vec<&str> = [("vip", vip.is_none()), ("port", port.is_none()), ("protocol", protocol.is_none())]
+                .iter()
+                .filter(|(_, m)| *m)
+                .map(|(k, _)| *k)
+                .collect();
+            return Err(c.err(
+                &raw.referenced,
+                format!("{base}.{}", missing[0]),
+                format!("missing {}: a service is vip + port + protocol, or fwmark", missing.join(", ")),
+            ));
+        }
+    };
     let scheduler = parse_scheduler(c, &s.scheduler, &format!("{base}.scheduler"))?;
     let forward = parse_forward(c, &s.forward, &format!("{base}.forward"))?;
     let mut reals: Vec<Real> = Vec::new();
@@ -688,9 +765,12 @@ fn service(c: &Checker<'_>, i: usize, s: &RawService, net: &Network<'_>) -> Resu
     }
     Ok(Service {
         name,
+        fwmark,
         vip,
         port,
         protocol,
+        persistence,
+        timeouts,
         scheduler,
         forward,
         reals,
@@ -729,6 +809,13 @@ fn real(
     let port_key = format!("{base}.port");
     let port = match &r.port {
         None => svc_port,
+        Some(p) if svc_port == 0 => {
+            return Err(c.err(
+                &p.referenced,
+                port_key,
+                "the real server gets each packet on its own port in a firewall-mark or port-zero service: leave the port out",
+            ))
+        }
         Some(p) => {
             let port: u16 = c.int(p, &port_key, 0, 65535)?;
             match forward {
@@ -778,5 +865,113 @@ fn real(
         port,
         weight,
         forward,
+    })
+}
+
+/// `timeouts`, over `base`: each key an IPVS state, 1..=2147483 s (IPVS
+/// keeps timeouts in jiffies in an int).
+fn timeouts(
+    c: &Checker<'_>,
+    raw: Option<&S<RawTimeouts>>,
+    key: &str,
+    base: Timeouts,
+) -> Result<Timeouts> {
+    let Some(raw) = raw else { return Ok(base) };
+    let t = &raw.value;
+    let f = |v: &Option<S<i64>>, name: &str, d: u32| {
+        c.opt_int(v, &format!("{key}.{name}"), 1, 2_147_483, d)
+    };
+    Ok(Timeouts {
+        tcp_established: f(&t.tcp_established, "tcp_established", base.tcp_established)?,
+        tcp_syn_sent: f(&t.tcp_syn_sent, "tcp_syn_sent", base.tcp_syn_sent)?,
+        tcp_syn_recv: f(&t.tcp_syn_recv, "tcp_syn_recv", base.tcp_syn_recv)?,
+        tcp_fin_wait: f(&t.tcp_fin_wait, "tcp_fin_wait", base.tcp_fin_wait)?,
+        tcp_time_wait: f(&t.tcp_time_wait, "tcp_time_wait", base.tcp_time_wait)?,
+        tcp_close: f(&t.tcp_close, "tcp_close", base.tcp_close)?,
+        tcp_close_wait: f(&t.tcp_close_wait, "tcp_close_wait", base.tcp_close_wait)?,
+        tcp_last_ack: f(&t.tcp_last_ack, "tcp_last_ack", base.tcp_last_ack)?,
+        tcp_listen: f(&t.tcp_listen, "tcp_listen", base.tcp_listen)?,
+        tcp_synack: f(&t.tcp_synack, "tcp_synack", base.tcp_synack)?,
+        udp: f(&t.udp, "udp", base.udp)?,
+    })
+}
+
+/// `persistence: { timeout, netmask }`; netmask as a prefix length or a
+/// dotted mask (ipvsadm -M).
+fn persistence(c: &Checker<'_>, key: &str, p: &RawPersistence) -> Result<Persistence> {
+    let timeout = c.opt_int(&p.timeout, &format!("{key}.timeout"), 1, 2_147_483, 300)?;
+    let netmask = match &p.netmask {
+        None => 32,
+        Some(m) => {
+            let k = format!("{key}.netmask");
+            match &m.value {
+                IntOrString::Int(n) if (0..=32).contains(n) => *n as u8,
+                IntOrString::Str(s) if s.parse::<Ipv4Addr>().is_ok_and(|a| a.to_bits().leading_ones() + a.to_bits().trailing_zeros() == 32) => {
+                    s.parse::<Ipv4Addr>().map_or(32, |a| a.to_bits().leading_ones() as u8)
+                }
+                other => {
+                    return Err(c.err(
+                        &m.referenced,
+                        k,
+                        format!("{other:?} is not a netmask: a prefix length 0..=32 or a contiguous mask like 255.255.255.0"),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(Persistence { timeout, netmask })
+}
+
+/// One `firewall_marks` rule.
+fn firewall_mark(c: &Checker<'_>, key: &str, m: &RawMark) -> Result<FirewallMark> {
+    let mark: u32 = c.int(&m.mark, &format!("{key}.mark"), 1, i64::from(u32::MAX))?;
+    let (destination, prefix_len) = c.ipv4_prefix(&m.destination, &format!("{key}.destination"))?;
+    let protocol = m
+        .protocol
+        .as_ref()
+        .map(|p| parse_protocol(c, p, &format!("{key}.protocol")))
+        .transpose()?;
+    let mut ports = Vec::new();
+    for (j, p) in list(&m.ports).iter().enumerate() {
+        let k = format!("{key}.ports[{j}]");
+        let bad = || {
+            c.err(
+                &p.referenced,
+                &k,
+                format!("{:?} is not a port 1..=65535 or a range `lo-hi`", p.value),
+            )
+        };
+        let range = match &p.value {
+            IntOrString::Int(n) => {
+                let n = u16::try_from(*n).ok().filter(|n| *n != 0).ok_or_else(bad)?;
+                (n, n)
+            }
+            IntOrString::Str(s) => {
+                let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+                let lo: u16 = lo.trim().parse().ok().filter(|n| *n != 0).ok_or_else(bad)?;
+                let hi: u16 = hi
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= lo)
+                    .ok_or_else(bad)?;
+                (lo, hi)
+            }
+        };
+        ports.push(range);
+    }
+    if !ports.is_empty() && protocol.is_none() {
+        return Err(c.err(
+            &m.mark.referenced,
+            format!("{key}.protocol"),
+            "ports need a protocol (tcp or udp), as iptables --dport needs -p",
+        ));
+    }
+    Ok(FirewallMark {
+        mark,
+        destination,
+        prefix_len,
+        protocol,
+        ports,
     })
 }

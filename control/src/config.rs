@@ -116,6 +116,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 pub use l4vs_dataplane::conn::Timeouts;
+use l4vs_dataplane::snapshot::prefix_mask;
 use std::path::Path;
 
 mod emit;
@@ -450,13 +451,6 @@ pub(crate) fn min_mbufs(workers: usize, ports: &[Port]) -> u64 {
         .map(|p| u64::from(p.rx_desc) + u64::from(p.tx_desc))
         .sum();
     per_worker * workers as u64
-}
-
-fn prefix_mask(prefix_len: u8) -> u32 {
-    match prefix_len {
-        0 => 0,
-        n => u32::MAX << (32 - u32::from(n.min(32))),
-    }
 }
 
 /// Formats a MAC address as `xx:xx:xx:xx:xx:xx`.

@@ -298,6 +298,15 @@ impl Conn {
         }
     }
 
+    /// Where a packet travelling `dir` is going: the real server for the
+    /// client's packets, the client for the replies.
+    pub fn destination(&self, dir: Direction) -> Ipv4Addr {
+        match dir {
+            Direction::In => self.rip,
+            Direction::Out => self.client,
+        }
+    }
+
     fn has_out(&self) -> bool {
         self.method == ForwardMethod::Nat && self.flags & flags::TEMPLATE == 0
     }

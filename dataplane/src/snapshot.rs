@@ -135,7 +135,8 @@ pub struct MarkRule {
     pub mark: u32,
 }
 
-fn mask(prefix_len: u8) -> u32 {
+/// The netmask of a prefix length (0 to 32; longer counts as 32).
+pub fn prefix_mask(prefix_len: u8) -> u32 {
     if prefix_len == 0 {
         0
     } else {
@@ -147,7 +148,7 @@ impl MarkRule {
     /// True when a packet to `dst:dport` over `proto` matches.
     #[inline]
     pub fn matches(&self, dst: Ipv4Addr, dport: u16, proto: u8) -> bool {
-        let m = mask(self.prefix_len);
+        let m = prefix_mask(self.prefix_len);
         dst.to_bits() & m == self.dst.to_bits() & m
             && self.protocol.is_none_or(|p| p.number() == proto)
             && (self.ports.is_empty()
@@ -158,7 +159,7 @@ impl MarkRule {
     }
 
     fn covers(&self, a: Ipv4Addr) -> bool {
-        let m = mask(self.prefix_len);
+        let m = prefix_mask(self.prefix_len);
         a.to_bits() & m == self.dst.to_bits() & m
     }
 }
@@ -177,11 +178,7 @@ pub struct LocalAddress {
 impl LocalAddress {
     /// True when `a` is on this address's connected subnet.
     pub fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix_len))
-        };
+        let mask = prefix_mask(self.prefix_len);
         a.to_bits() & mask == self.addr.to_bits() & mask
     }
 }
@@ -287,7 +284,7 @@ impl Snapshot {
             by_mark,
             marks: Vec::new(),
             vips,
-            owner_mask: mask(owner_prefix),
+            owner_mask: prefix_mask(owner_prefix),
         })
     }
 

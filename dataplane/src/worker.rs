@@ -25,7 +25,7 @@ use crate::conn::{self, Conn, ConnState, ConnTable, Direction, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
 use crate::sched::Scheduler;
-use crate::snapshot::{ForwardMethod, Persistence, Snapshot};
+use crate::snapshot::{prefix_mask, ForwardMethod, Persistence, Snapshot};
 use crate::state;
 use crate::steer::Steering;
 use crate::verdict::{Counters, DropReason, Verdict};
@@ -558,11 +558,7 @@ impl Worker {
         dir: Direction,
         now_ms: u64,
     ) -> Verdict {
-        let toward = match dir {
-            Direction::In => c.rip,
-            Direction::Out => c.client,
-        };
-        let hop = match self.next_hop(pkt, l2, toward, now_ms) {
+        let hop = match self.next_hop(pkt, l2, c.destination(dir), now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -836,11 +832,7 @@ impl Worker {
             };
         };
         let c = *self.conns.get(i);
-        let toward = match dir {
-            Direction::In => c.rip,
-            Direction::Out => c.client,
-        };
-        let hop = match self.next_hop(pkt, l2, toward, now_ms) {
+        let hop = match self.next_hop(pkt, l2, c.destination(dir), now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -918,15 +910,6 @@ impl Worker {
         m[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.icmp_echo_replies.inc();
         Verdict::Forward { port: in_port }
-    }
-}
-
-/// The netmask of a prefix length.
-fn prefix_mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
     }
 }
 

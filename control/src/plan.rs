@@ -64,8 +64,11 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                         config::Forward::Tunnel => ForwardMethod::Tunnel,
                         config::Forward::Dr => ForwardMethod::DirectRouting,
                     },
+                    upper_threshold: 0,
+                    lower_threshold: 0,
                 })
                 .collect(),
+            stats: Default::default(),
         })
         .collect();
     Snapshot::new(ports, locals, gateway, services)

@@ -20,6 +20,7 @@ pub mod worker;
 
 pub use neighbor::NeighborTable;
 pub use packet::{PacketBuf, VecPacket};
+pub use sched::{RealStats, SchedPacket, Scheduler};
 pub use snapshot::{
     ForwardMethod, LocalAddress, PortInfo, Protocol, Real, SchedulerKind, Service, Snapshot,
     SnapshotError,

@@ -24,7 +24,7 @@
 use crate::conn::{Conn, ConnState, ConnTable, Direction, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
-use crate::sched::Scheduler;
+use crate::sched::{SchedPacket, Scheduler};
 use crate::snapshot::{ForwardMethod, Snapshot};
 use crate::verdict::{Counters, DropReason, Verdict};
 use core::net::Ipv4Addr;
@@ -95,10 +95,15 @@ impl Worker {
         counters: Arc<Counters>,
         cfg: WorkerConfig,
     ) -> Worker {
+        // Each worker's random stream (twos) differs: seed by worker and
+        // service.
         let sched = snap
             .services()
             .iter()
-            .map(|s| Scheduler::new(s.scheduler, &s.reals))
+            .enumerate()
+            .map(|(i, s)| {
+                Scheduler::with_seed(s.scheduler, &s.reals, cfg.seed ^ ((i as u64) << 48))
+            })
             .collect();
         Worker {
             snap,
@@ -123,6 +128,8 @@ impl Worker {
 
     /// Expires connections a few at a time; call between bursts.
     pub fn housekeeping(&mut self, now_ms: u64) {
+        // TODO(state): expired connections must call conn_unbound on their
+        // real's stats (the sweep needs to hand them back).
         let n = self
             .conns
             .sweep((now_ms / 1000) as u32, self.cfg.sweep_budget);
@@ -264,10 +271,14 @@ impl Worker {
                     .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
             if c.expires <= now_s || fresh_syn {
+                // TODO(state): call conn_unbound(real, was_active) on the
+                // stats of c.service / c.real here and in the sweep.
                 self.conns.remove(i);
                 self.counters.conns_expired.inc();
             } else {
                 let c = self.conns.get_mut(i);
+                // TODO(state): call conn_activated / conn_deactivated when
+                // the state enters or leaves Established.
                 update_state(c, dir, l4.tcp_flags, now_s, &self.cfg.timeouts);
                 let c = *c;
                 return self.forward(pkt, l2, &c, dir, now_ms);
@@ -290,7 +301,16 @@ impl Worker {
             }
         }
         let svc = &self.snap.services()[usize::from(sid)];
-        let Some(ri) = self.sched[usize::from(sid)].schedule(&svc.reals) else {
+        let opening = SchedPacket {
+            src,
+            sport: l4.sport,
+            dst,
+            dport: l4.dport,
+            proto: proto.into(),
+        };
+        let Some(ri) =
+            self.sched[usize::from(sid)].schedule(&svc.reals, &svc.stats, &opening, now_s)
+        else {
             return Verdict::Drop(DropReason::NoRealServer);
         };
         let real = &svc.reals[ri];
@@ -320,6 +340,9 @@ impl Worker {
         if self.conns.insert(c).is_err() {
             return Verdict::Drop(DropReason::ConnTableFull);
         }
+        // ip_vs_bind_dest: every new connection starts inactive (TCP in
+        // SYN_RECV, and UDP for good).
+        svc.stats[ri].conn_bound(real, false);
         self.counters.conns_created.inc();
         self.forward(pkt, l2, &c, Direction::In, now_ms)
     }

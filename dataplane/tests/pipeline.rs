@@ -56,6 +56,8 @@ fn rig_with(
             },
             weight: *w,
             method,
+            upper_threshold: 0,
+            lower_threshold: 0,
         })
         .collect::<Vec<_>>();
     let tcp_svc = Service {
@@ -65,6 +67,7 @@ fn rig_with(
         protocol: Protocol::Tcp,
         scheduler,
         reals: reals.clone(),
+        stats: Default::default(),
     };
     let udp_svc = Service {
         name: "dns".into(),
@@ -83,6 +86,7 @@ fn rig_with(
                 ..r.clone()
             })
             .collect(),
+        stats: Default::default(),
     };
     let snap = Snapshot::new(
         vec![PortInfo {
@@ -299,6 +303,12 @@ fn every_packet_of_a_connection_goes_to_one_real(
 #[case(SchedulerKind::Rr, &[1, 1, 1], &[0, 1, 2, 0, 1, 2])]
 #[case(SchedulerKind::Wrr, &[3, 1], &[0, 0, 0, 1, 0, 0, 0, 1])]
 #[case(SchedulerKind::Rr, &[1, 0, 1], &[0, 2, 0, 2])]
+// wlc sees the connections the worker binds: 2:1 from zero.
+#[case(SchedulerKind::Wlc, &[2, 1], &[0, 1, 0, 0, 1, 0])]
+// lc: equal shares, whatever the weights.
+#[case(SchedulerKind::Lc, &[5, 1, 1], &[0, 1, 2, 0, 1, 2])]
+// fo: everything to the heaviest real.
+#[case(SchedulerKind::Fo, &[1, 3, 2], &[1, 1, 1, 1])]
 fn new_connections_follow_the_scheduler(
     #[case] kind: SchedulerKind,
     #[case] weights: &[u32],

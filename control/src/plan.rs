@@ -48,10 +48,7 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                 config::Protocol::Tcp => Protocol::Tcp,
                 config::Protocol::Udp => Protocol::Udp,
             },
-            scheduler: match s.scheduler {
-                config::Scheduler::Rr => SchedulerKind::Rr,
-                config::Scheduler::Wrr => SchedulerKind::Wrr,
-            },
+            scheduler: scheduler(s.scheduler),
             reals: s
                 .reals
                 .iter()
@@ -64,14 +61,43 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                         config::Forward::Tunnel => ForwardMethod::Tunnel,
                         config::Forward::Dr => ForwardMethod::DirectRouting,
                     },
-                    upper_threshold: 0,
-                    lower_threshold: 0,
+                    upper_threshold: r.upper_threshold,
+                    lower_threshold: r.lower_threshold,
                 })
                 .collect(),
             stats: Default::default(),
         })
         .collect();
     Snapshot::new(ports, locals, gateway, services)
+}
+
+/// The dataplane's scheduler for a configured one.
+pub fn scheduler(s: config::Scheduler) -> SchedulerKind {
+    use config::Scheduler as C;
+    match s {
+        C::Rr => SchedulerKind::Rr,
+        C::Wrr => SchedulerKind::Wrr,
+        C::Lc => SchedulerKind::Lc,
+        C::Wlc => SchedulerKind::Wlc,
+        C::Lblc => SchedulerKind::Lblc,
+        C::Lblcr => SchedulerKind::Lblcr,
+        C::Dh => SchedulerKind::Dh,
+        C::Sh { port, fallback } => SchedulerKind::Sh { port, fallback },
+        C::Sed => SchedulerKind::Sed,
+        C::Nq => SchedulerKind::Nq,
+        C::Mh {
+            table_size,
+            port,
+            fallback,
+        } => SchedulerKind::Mh {
+            table_size,
+            port,
+            fallback,
+        },
+        C::Fo => SchedulerKind::Fo,
+        C::Ovf => SchedulerKind::Ovf,
+        C::Twos => SchedulerKind::Twos,
+    }
 }
 
 /// A neighbour table seeded with the config's static entries.
@@ -122,6 +148,49 @@ mod tests {
             svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(),
             [3, 1, 0]
         );
+    }
+
+    #[test]
+    fn schedulers_and_thresholds_carry_over() {
+        let cfg = load("example-schedulers.yaml");
+        let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+        let kinds: Vec<SchedulerKind> = s.services().iter().map(|s| s.scheduler).collect();
+        assert_eq!(
+            kinds,
+            [
+                SchedulerKind::Wlc,
+                SchedulerKind::Mh {
+                    table_size: 65537,
+                    port: true,
+                    fallback: true
+                },
+                SchedulerKind::Sh {
+                    port: false,
+                    fallback: true
+                },
+                SchedulerKind::Lblcr,
+                SchedulerKind::Fo,
+                SchedulerKind::Ovf,
+                SchedulerKind::Sed,
+                SchedulerKind::Nq,
+                SchedulerKind::Twos,
+            ]
+        );
+        let web = &s.services()[0];
+        let t: Vec<(u32, u32)> = web
+            .reals
+            .iter()
+            .map(|r| (r.upper_threshold, r.lower_threshold))
+            .collect();
+        assert_eq!(t, [(1000, 800), (600, 0), (0, 0)]);
+        assert!(s
+            .services()
+            .iter()
+            .all(|svc| svc.stats.len() == svc.reals.len()));
+        // Every config name maps to the dataplane's scheduler of that name.
+        for svc in &cfg.services {
+            assert_eq!(scheduler(svc.scheduler).as_str(), svc.scheduler.as_str());
+        }
     }
 
     #[test]

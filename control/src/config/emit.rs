@@ -2,11 +2,14 @@
 //!
 //! The output mirrors `raw` key for key, so that `parse(to_yaml(c)) == c`;
 //! short records (addresses, neighbours, reals) are flow mappings, one a line.
+//! Settings whose default means "none" (scheduler flags, connection
+//! thresholds) are printed only when set, as the gateway is; every other
+//! default, `mh_table_size` included, is printed.
 
 use serde::Serialize;
 use serde_saphyr::{FlowMap, FlowSeq};
 
-use super::{format_mac, Config};
+use super::{format_mac, Config, Scheduler};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -69,6 +72,10 @@ struct OutService<'a> {
     port: u16,
     protocol: &'static str,
     scheduler: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sched_flags: Option<FlowSeq<Vec<&'static str>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mh_table_size: Option<u32>,
     forward: &'static str,
     reals: Vec<FlowMap<OutReal>>,
 }
@@ -79,6 +86,15 @@ struct OutReal {
     port: u16,
     weight: u32,
     forward: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upper_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lower_threshold: Option<u32>,
+}
+
+/// `Some(v)` unless `v` is 0 ("none"), which is left out of the output.
+fn set(v: u32) -> Option<u32> {
+    (v != 0).then_some(v)
 }
 
 pub(super) fn to_yaml(cfg: &Config) -> String {
@@ -140,6 +156,13 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                 port: s.port,
                 protocol: s.protocol.as_str(),
                 scheduler: s.scheduler.as_str(),
+                sched_flags: Some(s.scheduler.flags())
+                    .filter(|f| !f.is_empty())
+                    .map(FlowSeq),
+                mh_table_size: match s.scheduler {
+                    Scheduler::Mh { table_size, .. } => Some(table_size),
+                    _ => None,
+                },
                 forward: s.forward.as_str(),
                 reals: s
                     .reals
@@ -150,6 +173,8 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                             port: r.port,
                             weight: r.weight,
                             forward: r.forward.as_str(),
+                            upper_threshold: set(r.upper_threshold),
+                            lower_threshold: set(r.lower_threshold),
                         })
                     })
                     .collect(),

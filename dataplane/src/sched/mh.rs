@@ -25,8 +25,10 @@
 //!
 //! Unlike the kernel, a quiescent real has no slots: the kernel builds the
 //! table from `last_weight`, the last non-zero weight, so that draining a
-//! real does not reshuffle the others. Snapshots here carry only the
-//! current weight; see the module doc of `sched`.
+//! real (weight 0) does not reshuffle the others. Snapshots here carry only
+//! the current weight, so setting a weight to 0 rebuilds the table as if
+//! the real were removed (a few percent of other clients move, see the
+//! disruption test).
 //!
 //! The table is `M` 16-bit real indices (128 KiB for the default 65537),
 //! built per worker when the scheduler is made; building it allocates,

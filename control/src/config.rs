@@ -40,13 +40,17 @@
 //!     vip: 198.18.0.100     # required
 //!     port: 80              # required, 1..=65535
 //!     protocol: tcp         # required: tcp | udp
-//!     scheduler: rr         # required: rr | wrr
+//!     scheduler: rr         # required: rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos
+//!     sched_flags: []       # default []: sh-port sh-fallback (sh), mh-port mh-fallback (mh)
+//!     mh_table_size: 65537  # mh only, default 65537: a prime in 251..=131071
 //!     forward: nat          # required: nat | tunnel | dr (ipvsadm -m | -i | -g)
 //!     reals:                # default []
 //!       - address: 198.18.2.11    # required
 //!         port: 80          # default: the service port
 //!         weight: 1         # default 1, 0..=2147483647 (0 = quiescent)
 //!         forward: nat      # default: the service's `forward`
+//!         upper_threshold: 0 # default 0 (none), ipvsadm -x: overloaded at this many connections
+//!         lower_threshold: 0 # default 0 (3/4 of upper), ipvsadm -y: back below this many
 //! ```
 //!
 //! # Rules
@@ -94,11 +98,21 @@
 //!   service"), and persistence is not implemented yet.
 //! - `(vip, port, protocol)` is unique, and so is a service's optional
 //!   `name` (1 to 64 characters of `[A-Za-z0-9_-]`).
-//! - `scheduler`: `rr` and `wrr`. The other IPVS schedulers (`lc wlc lblc
-//!   lblcr dh sh sed nq mh fo ovf twos`) are rejected as not implemented yet.
-//!   There is no default: ipvsadm's default (`wlc`) is not implemented, and
-//!   `forward` has no default either because ipvsadm's (`-g`, DR) surprises
-//!   anyone thinking of NAT; both are spelled out and printed.
+//! - `scheduler`: an IPVS scheduler by its ipvsadm `-s` name: `rr wrr lc
+//!   wlc lblc lblcr dh sh sed nq mh fo ovf twos`. There is no default
+//!   (ipvsadm's is `wlc`), nor for `forward` (ipvsadm's, `-g` DR, surprises
+//!   anyone thinking of NAT): both are spelled out and printed.
+//! - `sched_flags`: ipvsadm's `-b` / keepalived's flags, by the names
+//!   ipvsadm knows: `sh-port` and `sh-fallback` for `sh`, `mh-port` and
+//!   `mh-fallback` for `mh` (hash the source port too; when the hashed real
+//!   is unavailable, look for another instead of dropping). A flag of
+//!   another scheduler, an unknown or repeated flag, or a flag on a
+//!   scheduler without flags is an error (ipvsadm would take `sh-port` for
+//!   `mh-port` silently, as they share a bit). Printed only when set.
+//! - `mh_table_size`: the Maglev lookup table size, `mh` only (an error
+//!   elsewhere). A prime in 251..=131071, IPVS's range of table sizes, and
+//!   at least the number of reals; the default, 65537, is the Maglev
+//!   paper's and keeps equal reals' shares within 1 % up to about 100 reals.
 //! - A service may have no reals (ipvsadm allows it; its packets are dropped).
 //! - A real's `(address, port)` is unique within its service; the address is
 //!   not a director address nor the service's VIP.
@@ -108,6 +122,12 @@
 //!   service port): an explicit different port is an error rather than
 //!   silently ignored.
 //! - Weight is an `int >= 0` as in IPVS: 0..=2147483647, 0 = quiescent.
+//! - `upper_threshold` / `lower_threshold` (ipvsadm `-x` / `-y`), 0..=
+//!   2147483647, 0 = none: a real with upper threshold U is overloaded (no
+//!   new connections) once it holds U connections, and takes new ones again
+//!   below the lower threshold, or below 3U/4 without one. As in IPVS, the
+//!   lower threshold may not exceed the upper one (so it needs one).
+//!   Printed only when set.
 //! - Reachability: a DR real must be on-link (inside a director address's
 //!   subnet, or with a static neighbour entry) because DR only rewrites the
 //!   MAC. A NAT or tunnel real off-link needs a `gateway`.
@@ -144,6 +164,14 @@ pub const DEFAULT_MBUFS: u32 = 8191;
 pub const MAX_CORE: u32 = 1024;
 /// Largest real-server weight: IPVS keeps weights in an `int`.
 pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+/// Largest connection threshold (ipvsadm parses `-x`/`-y` as an `int`).
+pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
+/// Default `mh_table_size`.
+pub const DEFAULT_MH_TABLE_SIZE: u32 = l4vs_dataplane::sched::mh::DEFAULT_TABLE_SIZE;
+/// Smallest `mh_table_size`: the first of IPVS's MH table primes.
+pub const MIN_MH_TABLE_SIZE: u32 = 251;
+/// Largest `mh_table_size`: the last of IPVS's MH table primes.
+pub const MAX_MH_TABLE_SIZE: u32 = 131_071;
 
 /// A validated configuration. Every index and name in it is known to be
 /// consistent; see the module doc for the rules.
@@ -323,6 +351,11 @@ pub struct Real {
     pub weight: u32,
     /// Effective method (the real's own or the service's).
     pub forward: Forward,
+    /// Connections at which the real is overloaded; 0 = none.
+    pub upper_threshold: u32,
+    /// Connections below which it is not any more; 0 = 3/4 of the upper.
+    /// Never above `upper_threshold`.
+    pub lower_threshold: u32,
 }
 
 /// A service's transport protocol.
@@ -350,22 +383,94 @@ impl Protocol {
     }
 }
 
-/// A service's scheduler. Only the implemented IPVS schedulers are here.
+/// A service's scheduler (IPVS's, by ipvsadm name), with the options that
+/// apply to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheduler {
     /// Round robin (`ip_vs_rr.c`).
     Rr,
     /// Weighted round robin (`ip_vs_wrr.c`).
     Wrr,
+    /// Least connection (`ip_vs_lc.c`).
+    Lc,
+    /// Weighted least connection (`ip_vs_wlc.c`).
+    Wlc,
+    /// Locality-based least connection (`ip_vs_lblc.c`).
+    Lblc,
+    /// Locality-based least connection with replication (`ip_vs_lblcr.c`).
+    Lblcr,
+    /// Destination hashing (`ip_vs_dh.c`).
+    Dh,
+    /// Source hashing (`ip_vs_sh.c`).
+    Sh {
+        /// `sh-port`.
+        port: bool,
+        /// `sh-fallback`.
+        fallback: bool,
+    },
+    /// Shortest expected delay (`ip_vs_sed.c`).
+    Sed,
+    /// Never queue (`ip_vs_nq.c`).
+    Nq,
+    /// Maglev hashing (`ip_vs_mh.c`).
+    Mh {
+        /// A prime in [`MIN_MH_TABLE_SIZE`]..=[`MAX_MH_TABLE_SIZE`].
+        table_size: u32,
+        /// `mh-port`.
+        port: bool,
+        /// `mh-fallback`.
+        fallback: bool,
+    },
+    /// Weighted fail-over (`ip_vs_fo.c`).
+    Fo,
+    /// Overflow connection (`ip_vs_ovf.c`).
+    Ovf,
+    /// Power of two choices (`ip_vs_twos.c`).
+    Twos,
 }
 
 impl Scheduler {
+    /// Every scheduler name, in the order ipvsadm's man page lists them.
+    pub const NAMES: [&'static str; 14] = [
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+        "twos",
+    ];
+
     /// The YAML (and ipvsadm `-s`) spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheduler::Rr => "rr",
             Scheduler::Wrr => "wrr",
+            Scheduler::Lc => "lc",
+            Scheduler::Wlc => "wlc",
+            Scheduler::Lblc => "lblc",
+            Scheduler::Lblcr => "lblcr",
+            Scheduler::Dh => "dh",
+            Scheduler::Sh { .. } => "sh",
+            Scheduler::Sed => "sed",
+            Scheduler::Nq => "nq",
+            Scheduler::Mh { .. } => "mh",
+            Scheduler::Fo => "fo",
+            Scheduler::Ovf => "ovf",
+            Scheduler::Twos => "twos",
         }
+    }
+
+    /// The set `sched_flags`, by their ipvsadm names.
+    pub fn flags(self) -> Vec<&'static str> {
+        let (port, fallback, names) = match self {
+            Scheduler::Sh { port, fallback } => (port, fallback, ["sh-port", "sh-fallback"]),
+            Scheduler::Mh { port, fallback, .. } => (port, fallback, ["mh-port", "mh-fallback"]),
+            _ => return Vec::new(),
+        };
+        let mut v = Vec::new();
+        if port {
+            v.push(names[0]);
+        }
+        if fallback {
+            v.push(names[1]);
+        }
+        v
     }
 }
 

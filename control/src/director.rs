@@ -259,7 +259,8 @@ fn reload(
     {
         bail!("eal, workers, ports and mbufs cannot change while running; restart l4vs for that");
     }
-    let snap = plan::snapshot(&new, macs).context("building the service snapshot")?;
+    let snap = plan::rebuild(&new, macs, Some(&snapshot.load()))
+        .context("building the service snapshot")?;
     for n in &new.neighbors {
         neighbors.set_static(
             n.address,

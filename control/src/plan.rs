@@ -17,6 +17,22 @@ pub const DEFAULT_MTU: u16 = 1500;
 /// What [`Snapshot::new`] refuses (the config validator already rejects
 /// those cases, so this is a second line of defence).
 pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotError> {
+    rebuild(cfg, macs, None)
+}
+
+/// [`snapshot`] for a reload: a service that keeps its identity (VIP, port
+/// and protocol, or mark) and exactly the same real servers keeps the
+/// running per-real connection counts, so least-connection scheduling and
+/// thresholds see the connections that are still open. A changed list of
+/// reals starts from zero.
+///
+/// # Errors
+/// As [`snapshot`].
+pub fn rebuild(
+    cfg: &Config,
+    macs: &[[u8; 6]],
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, SnapshotError> {
     let ports = macs
         .iter()
         .map(|m| PortInfo {
@@ -48,10 +64,7 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                 config::Protocol::Tcp => Protocol::Tcp,
                 config::Protocol::Udp => Protocol::Udp,
             },
-            scheduler: match s.scheduler {
-                config::Scheduler::Rr => SchedulerKind::Rr,
-                config::Scheduler::Wrr => SchedulerKind::Wrr,
-            },
+            scheduler: scheduler(s.scheduler),
             reals: s
                 .reals
                 .iter()
@@ -64,6 +77,8 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                         config::Forward::Tunnel => ForwardMethod::Tunnel,
                         config::Forward::Dr => ForwardMethod::DirectRouting,
                     },
+                    upper_threshold: r.upper_threshold,
+                    lower_threshold: r.lower_threshold,
                 })
                 .collect(),
             options: ServiceOptions {
@@ -75,6 +90,7 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
                 timeouts: s.timeouts,
                 expire_quiescent_template: cfg.expire_quiescent_template,
             },
+            stats: Default::default(),
         })
         .collect();
     let marks = cfg
@@ -91,7 +107,55 @@ pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotErro
             mark: m.mark,
         })
         .collect();
+    let mut services: Vec<Service> = services;
+    if let Some(old) = previous {
+        for s in &mut services {
+            let same = old.services().iter().find(|o| {
+                o.vip == s.vip
+                    && o.port == s.port
+                    && o.protocol == s.protocol
+                    && o.options.fwmark == s.options.fwmark
+                    && o.reals.len() == s.reals.len()
+                    && o.reals
+                        .iter()
+                        .zip(&s.reals)
+                        .all(|(a, b)| (a.addr, a.port, a.method) == (b.addr, b.port, b.method))
+            });
+            if let Some(o) = same {
+                s.stats = o.stats.clone();
+            }
+        }
+    }
     Ok(Snapshot::new(ports, locals, gateway, services)?.with_marks(marks))
+}
+
+/// The dataplane's scheduler for a configured one.
+pub fn scheduler(s: config::Scheduler) -> SchedulerKind {
+    use config::Scheduler as C;
+    match s {
+        C::Rr => SchedulerKind::Rr,
+        C::Wrr => SchedulerKind::Wrr,
+        C::Lc => SchedulerKind::Lc,
+        C::Wlc => SchedulerKind::Wlc,
+        C::Lblc => SchedulerKind::Lblc,
+        C::Lblcr => SchedulerKind::Lblcr,
+        C::Dh => SchedulerKind::Dh,
+        C::Sh { port, fallback } => SchedulerKind::Sh { port, fallback },
+        C::Sed => SchedulerKind::Sed,
+        C::Nq => SchedulerKind::Nq,
+        C::Mh {
+            table_size,
+            port,
+            fallback,
+        } => SchedulerKind::Mh {
+            table_size,
+            port,
+            fallback,
+        },
+        C::Fo => SchedulerKind::Fo,
+        C::Ovf => SchedulerKind::Ovf,
+        C::Twos => SchedulerKind::Twos,
+    }
 }
 
 /// A neighbour table seeded with the config's static entries.
@@ -142,6 +206,49 @@ mod tests {
             svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(),
             [3, 1, 0]
         );
+    }
+
+    #[test]
+    fn schedulers_and_thresholds_carry_over() {
+        let cfg = load("example-schedulers.yaml");
+        let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+        let kinds: Vec<SchedulerKind> = s.services().iter().map(|s| s.scheduler).collect();
+        assert_eq!(
+            kinds,
+            [
+                SchedulerKind::Wlc,
+                SchedulerKind::Mh {
+                    table_size: 65537,
+                    port: true,
+                    fallback: true
+                },
+                SchedulerKind::Sh {
+                    port: false,
+                    fallback: true
+                },
+                SchedulerKind::Lblcr,
+                SchedulerKind::Fo,
+                SchedulerKind::Ovf,
+                SchedulerKind::Sed,
+                SchedulerKind::Nq,
+                SchedulerKind::Twos,
+            ]
+        );
+        let web = &s.services()[0];
+        let t: Vec<(u32, u32)> = web
+            .reals
+            .iter()
+            .map(|r| (r.upper_threshold, r.lower_threshold))
+            .collect();
+        assert_eq!(t, [(1000, 800), (600, 0), (0, 0)]);
+        assert!(s
+            .services()
+            .iter()
+            .all(|svc| svc.stats.len() == svc.reals.len()));
+        // Every config name maps to the dataplane's scheduler of that name.
+        for svc in &cfg.services {
+            assert_eq!(scheduler(svc.scheduler).as_str(), svc.scheduler.as_str());
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod worker;
 
 pub use neighbor::NeighborTable;
 pub use packet::{PacketBuf, VecPacket};
+pub use sched::{RealStats, SchedPacket, Scheduler};
 pub use snapshot::{
     ForwardMethod, LocalAddress, MarkRule, Persistence, PortInfo, Protocol, Real, SchedulerKind,
     Service, ServiceOptions, Snapshot, SnapshotError,

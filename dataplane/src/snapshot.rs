@@ -6,9 +6,11 @@
 //! local address, route) allocate nothing.
 
 use crate::conn::Timeouts;
+use crate::sched::{mh, RealStats};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::Address as MacAddr;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
 
 /// Transport protocol of a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,13 +52,84 @@ pub enum ForwardMethod {
     DirectRouting,
 }
 
-/// A service's scheduler.
+/// A service's scheduler: the IPVS set, with the options IPVS keeps in the
+/// service's scheduler flags (`ipvsadm -b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchedulerKind {
-    /// Round robin.
+    /// Round robin (`ip_vs_rr.c`).
     Rr,
-    /// Weighted round robin.
+    /// Weighted round robin (`ip_vs_wrr.c`).
     Wrr,
+    /// Least connection (`ip_vs_lc.c`).
+    Lc,
+    /// Weighted least connection (`ip_vs_wlc.c`).
+    Wlc,
+    /// Locality-based least connection (`ip_vs_lblc.c`).
+    Lblc,
+    /// Locality-based least connection with replication (`ip_vs_lblcr.c`).
+    Lblcr,
+    /// Destination hashing (`ip_vs_dh.c`).
+    Dh,
+    /// Source hashing (`ip_vs_sh.c`).
+    Sh {
+        /// Hash the source port too (IP_VS_SVC_F_SCHED_SH_PORT, `sh-port`).
+        port: bool,
+        /// Look further when the hashed real is unavailable
+        /// (IP_VS_SVC_F_SCHED_SH_FALLBACK, `sh-fallback`).
+        fallback: bool,
+    },
+    /// Shortest expected delay (`ip_vs_sed.c`).
+    Sed,
+    /// Never queue (`ip_vs_nq.c`).
+    Nq,
+    /// Maglev hashing (`ip_vs_mh.c`).
+    Mh {
+        /// Lookup table size: a prime, at least the number of reals
+        /// ([`mh::DEFAULT_TABLE_SIZE`] by default).
+        table_size: u32,
+        /// Hash the source port too (IP_VS_SVC_F_SCHED_MH_PORT, `mh-port`).
+        port: bool,
+        /// Look further when the hashed real is unavailable
+        /// (IP_VS_SVC_F_SCHED_MH_FALLBACK, `mh-fallback`).
+        fallback: bool,
+    },
+    /// Weighted fail-over (`ip_vs_fo.c`).
+    Fo,
+    /// Overflow connection (`ip_vs_ovf.c`).
+    Ovf,
+    /// Power of two choices (`ip_vs_twos.c`).
+    Twos,
+}
+
+impl SchedulerKind {
+    /// The ipvsadm `-s` name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Lblc => "lblc",
+            SchedulerKind::Lblcr => "lblcr",
+            SchedulerKind::Dh => "dh",
+            SchedulerKind::Sh { .. } => "sh",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Mh { .. } => "mh",
+            SchedulerKind::Fo => "fo",
+            SchedulerKind::Ovf => "ovf",
+            SchedulerKind::Twos => "twos",
+        }
+    }
+
+    /// Maglev with the default table size and no flags.
+    pub const fn mh() -> SchedulerKind {
+        SchedulerKind::Mh {
+            table_size: mh::DEFAULT_TABLE_SIZE,
+            port: false,
+            fallback: false,
+        }
+    }
 }
 
 /// A real server of a service.
@@ -70,10 +143,19 @@ pub struct Real {
     pub weight: u32,
     /// Forwarding method.
     pub method: ForwardMethod,
+    /// Connections (active + inactive) at which the real becomes
+    /// overloaded and takes no new ones (`ipvsadm -x`); 0 = no limit.
+    pub upper_threshold: u32,
+    /// Connections below which an overloaded real takes new ones again
+    /// (`ipvsadm -y`); 0 = three quarters of `upper_threshold`.
+    pub lower_threshold: u32,
 }
 
 /// A virtual service: (VIP, port, protocol) and its real servers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Equality compares the configuration and ignores `stats`, which is
+/// live state.
+#[derive(Debug, Clone)]
 pub struct Service {
     /// Operator's name, for reports.
     pub name: String,
@@ -85,10 +167,37 @@ pub struct Service {
     pub protocol: Protocol,
     /// Scheduler.
     pub scheduler: SchedulerKind,
-    /// Real servers, in configuration order (the order rr/wrr walk).
+    /// Real servers, in configuration order (the order IPVS keeps its
+    /// destination list in, which every scheduler walks).
     pub reals: Vec<Real>,
     /// Firewall mark, persistence, timeouts.
     pub options: ServiceOptions,
+    /// Connection counts and overload flags, one per real, shared by every
+    /// worker. [`Snapshot::new`] gives a service fresh, zeroed stats unless
+    /// it already has exactly one per real (a control plane that rebuilds a
+    /// snapshot may hand the old ones over to keep the counts).
+    pub stats: Arc<[RealStats]>,
+}
+
+impl PartialEq for Service {
+    fn eq(&self, other: &Service) -> bool {
+        self.name == other.name
+            && self.vip == other.vip
+            && self.port == other.port
+            && self.protocol == other.protocol
+            && self.scheduler == other.scheduler
+            && self.reals == other.reals
+            && self.options == other.options
+    }
+}
+
+impl Eq for Service {}
+
+impl Service {
+    /// Zeroed stats for `n` reals.
+    pub fn fresh_stats(n: usize) -> Arc<[RealStats]> {
+        (0..n).map(|_| RealStats::default()).collect()
+    }
 }
 
 /// What a service adds to (VIP, port, protocol) and its reals.
@@ -207,6 +316,15 @@ pub enum SnapshotError {
     /// More services than a connection entry can index.
     #[error("too many services ({0}); the limit is 65535")]
     TooManyServices(usize),
+    /// More reals in a service than a connection entry can index.
+    #[error("service {0} has too many real servers ({1}); the limit is 65535")]
+    TooManyReals(String, usize),
+    /// An mh table size that is not a prime at least as large as the
+    /// number of reals (the Maglev permutation needs both).
+    #[error(
+        "service {0}: mh table size {1} must be a prime of at least {2} (the number of reals)"
+    )]
+    BadMhTableSize(String, u32, usize),
 }
 
 /// The dataplane's view of the configuration.
@@ -227,12 +345,13 @@ impl Snapshot {
     /// Builds and indexes a snapshot.
     ///
     /// # Errors
-    /// Duplicate services, references to missing ports, too many services.
+    /// Duplicate services, references to missing ports, too many services
+    /// or reals, an mh table size that is not a large enough prime.
     pub fn new(
         ports: Vec<PortInfo>,
         locals: Vec<LocalAddress>,
         gateway: Option<(Ipv4Addr, u16)>,
-        services: Vec<Service>,
+        mut services: Vec<Service>,
     ) -> Result<Snapshot, SnapshotError> {
         let nports = ports.len();
         let check_port = |p: u16| {
@@ -250,6 +369,20 @@ impl Snapshot {
         }
         if services.len() > usize::from(u16::MAX) {
             return Err(SnapshotError::TooManyServices(services.len()));
+        }
+        for s in &mut services {
+            let n = s.reals.len();
+            if n > usize::from(u16::MAX) {
+                return Err(SnapshotError::TooManyReals(s.name.clone(), n));
+            }
+            if let SchedulerKind::Mh { table_size, .. } = s.scheduler {
+                if !mh::is_prime(table_size) || (table_size as usize) < n {
+                    return Err(SnapshotError::BadMhTableSize(s.name.clone(), table_size, n));
+                }
+            }
+            if s.stats.len() != n {
+                s.stats = Service::fresh_stats(n);
+            }
         }
         let mut by_key = FxHashMap::default();
         let mut by_mark = FxHashMap::default();
@@ -428,6 +561,7 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             reals: vec![],
             options: Default::default(),
+            stats: Default::default(),
         };
         Snapshot::new(
             vec![port],
@@ -456,6 +590,62 @@ mod tests {
             s.source_address(0, Ipv4Addr::new(198, 18, 2, 11)),
             Some(Ipv4Addr::new(198, 18, 2, 1))
         );
+    }
+
+    fn real(i: u8) -> Real {
+        Real {
+            addr: Ipv4Addr::new(198, 18, 2, i),
+            port: 80,
+            weight: 1,
+            method: ForwardMethod::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+
+    #[test]
+    fn stats_are_one_per_real_and_kept_when_given() {
+        let s = snap();
+        let mut svc = s.services()[0].clone();
+        svc.reals = vec![real(11), real(12)];
+        let made = Snapshot::new(s.ports().to_vec(), vec![], None, vec![svc.clone()]).unwrap();
+        let stats = made.services()[0].stats.clone();
+        assert_eq!(stats.len(), 2);
+        // Handed over with the right length: the same counters.
+        stats[1].conn_bound(&svc.reals[1], false);
+        let mut again = made.services()[0].clone();
+        again.name = "renamed".into();
+        let kept = Snapshot::new(s.ports().to_vec(), vec![], None, vec![again]).unwrap();
+        assert_eq!(kept.services()[0].stats[1].inactive(), 1);
+        assert!(Arc::ptr_eq(&kept.services()[0].stats, &stats));
+        // Equality ignores the live counts.
+        assert_eq!(made.services()[0], svc);
+    }
+
+    #[test]
+    fn mh_table_size_must_be_a_large_enough_prime() {
+        let s = snap();
+        let mut svc = s.services()[0].clone();
+        svc.reals = vec![real(11), real(12), real(13)];
+        for (size, ok) in [
+            (65537, true),
+            (3, true),
+            (2, false),
+            (65536, false),
+            (1, false),
+        ] {
+            svc.scheduler = SchedulerKind::Mh {
+                table_size: size,
+                port: false,
+                fallback: false,
+            };
+            let r = Snapshot::new(s.ports().to_vec(), vec![], None, vec![svc.clone()]);
+            assert_eq!(r.is_ok(), ok, "{size}");
+            if !ok {
+                assert!(matches!(r, Err(SnapshotError::BadMhTableSize(_, n, 3)) if n == size));
+            }
+        }
+        assert_eq!(SchedulerKind::mh().as_str(), "mh");
     }
 
     #[test]

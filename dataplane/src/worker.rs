@@ -24,9 +24,11 @@
 use crate::conn::{self, Conn, ConnState, ConnTable, Direction, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
-use crate::sched::Scheduler;
+use crate::sched::RealStats;
+use crate::sched::{SchedPacket, Scheduler};
+use crate::snapshot::Real;
 use crate::snapshot::{prefix_mask, ForwardMethod, Persistence, Snapshot};
-use crate::state;
+use crate::state::{self, Activity};
 use crate::steer::Steering;
 use crate::verdict::{Counters, DropReason, Verdict};
 use core::net::Ipv4Addr;
@@ -111,10 +113,15 @@ impl Worker {
         counters: Arc<Counters>,
         cfg: WorkerConfig,
     ) -> Worker {
+        // Each worker's random stream (twos) differs: seed by worker and
+        // service.
         let sched = snap
             .services()
             .iter()
-            .map(|s| Scheduler::new(s.scheduler, &s.reals))
+            .enumerate()
+            .map(|(i, s)| {
+                Scheduler::with_seed(s.scheduler, &s.reals, cfg.seed ^ ((i as u64) << 48))
+            })
             .collect();
         Worker {
             snap,
@@ -157,9 +164,12 @@ impl Worker {
 
     /// Expires connections a few at a time; call between bursts.
     pub fn housekeeping(&mut self, now_ms: u64) {
+        let snap = &self.snap;
         let n = self
             .conns
-            .expire((now_ms / 1000) as u32, self.cfg.sweep_budget, |_| {});
+            .expire((now_ms / 1000) as u32, self.cfg.sweep_budget, |c| {
+                unbind(snap, c)
+            });
         self.counters.conns_expired.add(n as u64);
     }
 
@@ -377,18 +387,28 @@ impl Worker {
                     .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
             if self.cfg.expire_nodest_conn && !self.real_exists(&c) {
-                self.conns.remove(i);
+                let gone = self.conns.remove(i);
+                unbind(&self.snap, &gone);
                 self.counters.conns_expired.inc();
                 return Verdict::Drop(DropReason::NoDestination);
             }
             if c.expires <= now_s || fresh_syn {
-                self.conns.remove(i);
+                let gone = self.conns.remove(i);
+                unbind(&self.snap, &gone);
                 self.counters.conns_expired.inc();
             } else {
                 let timeouts = self.timeouts_of(c.service);
                 let c = self.conns.get_mut(i);
-                state::transition(c, dir, l4.tcp_flags, now_s, &timeouts);
+                let activity = state::transition(c, dir, l4.tcp_flags, now_s, &timeouts);
                 let c = *c;
+                if activity != Activity::Unchanged {
+                    if let Some((stats, _)) = real_stats(&self.snap, &c) {
+                        match activity {
+                            Activity::Activated => stats.conn_activated(),
+                            _ => stats.conn_deactivated(),
+                        }
+                    }
+                }
                 return self.forward(pkt, l2, &c, dir, now_ms);
             }
         }
@@ -410,9 +430,16 @@ impl Worker {
         }
         let snap = self.snap.clone();
         let svc = &snap.services()[usize::from(sid)];
+        let opening = SchedPacket {
+            src,
+            sport: l4.sport,
+            dst,
+            dport: l4.dport,
+            proto: proto.into(),
+        };
         let chosen = match svc.options.persistence {
-            Some(p) => self.persistent_real(sid, &tuple, p, now_s),
-            None => self.sched[usize::from(sid)].schedule(&svc.reals),
+            Some(p) => self.persistent_real(sid, &opening, p, now_s),
+            None => self.sched[usize::from(sid)].schedule(&svc.reals, &svc.stats, &opening, now_s),
         };
         let Some(ri) = chosen else {
             return Verdict::Drop(DropReason::NoRealServer);
@@ -437,7 +464,7 @@ impl Worker {
             now_s,
         );
         // ip_vs_in: the packet that created the connection sets its state.
-        state::transition(
+        let activity = state::transition(
             &mut c,
             Direction::In,
             l4.tcp_flags,
@@ -446,6 +473,12 @@ impl Worker {
         );
         if self.conns.insert(c).is_err() {
             return Verdict::Drop(DropReason::ConnTableFull);
+        }
+        // ip_vs_bind_dest counts every new connection inactive; then its
+        // first packet's state change (a SYN: SYN_RECV) may activate it.
+        svc.stats[ri].conn_bound(real, false);
+        if activity == Activity::Activated {
+            svc.stats[ri].conn_activated();
         }
         self.counters.conns_created.inc();
         self.forward(pkt, l2, &c, Direction::In, now_ms)
@@ -491,7 +524,7 @@ impl Worker {
     fn persistent_real(
         &mut self,
         sid: u16,
-        t: &Tuple,
+        t: &SchedPacket,
         p: Persistence,
         now_s: u32,
     ) -> Option<usize> {
@@ -529,7 +562,7 @@ impl Worker {
             }
             self.conns.remove(ti);
         }
-        let ri = self.sched[usize::from(sid)].schedule(&svc.reals)?;
+        let ri = self.sched[usize::from(sid)].schedule(&svc.reals, &svc.stats, t, now_s)?;
         let real = &svc.reals[ri];
         let mut tpl = Conn::new(
             &key,
@@ -910,6 +943,29 @@ impl Worker {
         m[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.icmp_echo_replies.inc();
         Verdict::Forward { port: in_port }
+    }
+}
+
+/// The shared statistics and the configuration of a connection's real
+/// server, if the snapshot still has it (a reload may have removed it).
+fn real_stats<'a>(snap: &'a Snapshot, c: &Conn) -> Option<(&'a RealStats, &'a Real)> {
+    let svc = snap.services().get(usize::from(c.service))?;
+    let real = svc
+        .reals
+        .get(usize::from(c.real))
+        .filter(|r| r.addr == c.rip)?;
+    Some((svc.stats.get(usize::from(c.real))?, real))
+}
+
+/// ip_vs_unbind_dest for a connection leaving the table: its real server
+/// counts one active or inactive connection less. Templates were never
+/// counted.
+fn unbind(snap: &Snapshot, c: &Conn) {
+    if c.flags & conn::flags::TEMPLATE != 0 {
+        return;
+    }
+    if let Some((stats, real)) = real_stats(snap, c) {
+        stats.conn_unbound(real, c.flags & conn::flags::INACTIVE == 0);
     }
 }
 

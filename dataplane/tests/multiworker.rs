@@ -42,6 +42,8 @@ fn nat_is_correct_on_any_queue() {
             port: 8080,
             weight: 1,
             method: ForwardMethod::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
         })
         .collect();
     let svc = Service {
@@ -52,6 +54,7 @@ fn nat_is_correct_on_any_queue() {
         scheduler: SchedulerKind::Rr,
         reals,
         options: Default::default(),
+        stats: Default::default(),
     };
     let snap = Arc::new(
         Snapshot::new(

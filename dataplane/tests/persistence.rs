@@ -30,6 +30,8 @@ fn reals(method: ForwardMethod, weights: &[u32]) -> Vec<Real> {
             port: 8080,
             weight: *w,
             method,
+            upper_threshold: 0,
+            lower_threshold: 0,
         })
         .collect()
 }
@@ -43,6 +45,7 @@ fn service(port: u16, protocol: Protocol, reals: Vec<Real>, options: ServiceOpti
         scheduler: SchedulerKind::Rr,
         reals,
         options,
+        stats: Default::default(),
     }
 }
 
@@ -297,6 +300,7 @@ fn fwmark_service_groups_http_and_https_with_persistence() {
             fwmark: 1,
             ..persistent(300, 32)
         },
+        stats: Default::default(),
     };
     let (mut w, counters) = worker(snapshot(vec![svc], web_marks()));
     for (i, client) in [Ipv4Addr::new(198, 18, 1, 10), Ipv4Addr::new(198, 18, 1, 11)]
@@ -337,11 +341,14 @@ fn overlapping_mark_rules_first_match_wins() {
             port,
             weight: 1,
             method: ForwardMethod::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
         }],
         options: ServiceOptions {
             fwmark: mark,
             ..Default::default()
         },
+        stats: Default::default(),
     };
     let rules = vec![
         MarkRule {
@@ -374,6 +381,8 @@ fn overlapping_mark_rules_first_match_wins() {
             port: 8080,
             weight: 1,
             method: ForwardMethod::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
         }],
         ServiceOptions::default(),
     );
@@ -464,6 +473,8 @@ fn removed_real_keeps_or_expires_its_connections_as_configured() {
             port: 8080,
             weight: 1,
             method: ForwardMethod::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
         }];
         w.set_snapshot(snapshot(
             vec![service(

@@ -56,6 +56,8 @@ fn rig_with(
             },
             weight: *w,
             method,
+            upper_threshold: 0,
+            lower_threshold: 0,
         })
         .collect::<Vec<_>>();
     let tcp_svc = Service {
@@ -66,6 +68,7 @@ fn rig_with(
         scheduler,
         reals: reals.clone(),
         options: Default::default(),
+        stats: Default::default(),
     };
     let udp_svc = Service {
         name: "dns".into(),
@@ -85,6 +88,7 @@ fn rig_with(
             })
             .collect(),
         options: Default::default(),
+        stats: Default::default(),
     };
     let snap = Snapshot::new(
         vec![PortInfo {
@@ -554,6 +558,12 @@ fn every_packet_of_a_connection_goes_to_one_real(
 #[case(SchedulerKind::Rr, &[1, 1, 1], &[0, 1, 2, 0, 1, 2])]
 #[case(SchedulerKind::Wrr, &[3, 1], &[0, 0, 0, 1, 0, 0, 0, 1])]
 #[case(SchedulerKind::Rr, &[1, 0, 1], &[0, 2, 0, 2])]
+// wlc sees the connections the worker binds: 2:1 from zero.
+#[case(SchedulerKind::Wlc, &[2, 1], &[0, 1, 0, 0, 1, 0])]
+// lc: equal shares, whatever the weights.
+#[case(SchedulerKind::Lc, &[5, 1, 1], &[0, 1, 2, 0, 1, 2])]
+// fo: everything to the heaviest real.
+#[case(SchedulerKind::Fo, &[1, 3, 2], &[1, 1, 1, 1])]
 fn new_connections_follow_the_scheduler(
     #[case] kind: SchedulerKind,
     #[case] weights: &[u32],
@@ -989,4 +999,38 @@ fn next_hops_are_solicited_before_traffic() {
     r.worker
         .solicit_next_hops(9000, |port, frame| sent.push((port, *frame)));
     assert!(sent.is_empty());
+}
+
+/// The per-real counts the least-connection schedulers read follow each
+/// connection: inactive when bound, active from SYN_RECV, inactive again
+/// when it closes, gone when it expires (IPVS's activeconns/inactconns).
+#[test]
+fn per_real_counts_follow_connection_state() {
+    let mut r = rig(ForwardMethod::Nat);
+    let stats = |r: &Rig| {
+        let snap = r.worker.snapshot().clone();
+        let s = &snap.services()[0].stats[0];
+        (s.active(), s.inactive())
+    };
+    run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
+    assert_eq!(stats(&r), (1, 0), "SYN_RECV is active");
+    let reply = Hdr {
+        src_mac: rmac(0),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(0),
+        dst: CLIENT,
+        ttl: 64,
+    };
+    run(&mut r, &testpkt::tcp(&reply, 8080, 40000, SYN | ACK, b""));
+    run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, ACK, b""));
+    assert_eq!(stats(&r), (1, 0), "ESTABLISHED");
+    run(
+        &mut r,
+        &testpkt::tcp(&reply, 8080, 40000, tcp::flags::FIN | ACK, b""),
+    );
+    assert_eq!(stats(&r), (0, 1), "FIN_WAIT is inactive");
+    // TIME_WAIT/FIN_WAIT expire after 120 s; the connection unbinds.
+    r.worker.housekeeping(1_000_000 + 121_000);
+    assert_eq!(stats(&r), (0, 0));
+    assert_eq!(r.worker.conns().len(), 0);
 }

@@ -2,13 +2,16 @@
 //!
 //! The output mirrors `raw` key for key, so that `parse(to_yaml(c)) == c`;
 //! short records (addresses, neighbours, reals) are flow mappings, one a line.
+//! Settings whose default means "none" (scheduler flags, connection
+//! thresholds) are printed only when set, as the gateway is; every other
+//! default, `mh_table_size` included, is printed.
 
 use serde::Serialize;
 use serde_saphyr::{FlowMap, FlowSeq};
 
 use std::collections::BTreeMap;
 
-use super::{format_mac, Config, Timeouts};
+use super::{format_mac, Config, Scheduler, Timeouts};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -118,6 +121,10 @@ struct OutService<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     timeouts: BTreeMap<&'static str, u32>,
     scheduler: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sched_flags: Option<FlowSeq<Vec<&'static str>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mh_table_size: Option<u32>,
     forward: &'static str,
     reals: Vec<FlowMap<OutReal>>,
 }
@@ -130,6 +137,15 @@ struct OutReal {
     port: Option<u16>,
     weight: u32,
     forward: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upper_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lower_threshold: Option<u32>,
+}
+
+/// `Some(v)` unless `v` is 0 ("none"), which is left out of the output.
+fn set(v: u32) -> Option<u32> {
+    (v != 0).then_some(v)
 }
 
 pub(super) fn to_yaml(cfg: &Config) -> String {
@@ -230,6 +246,13 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                         .collect()
                 },
                 scheduler: s.scheduler.as_str(),
+                sched_flags: Some(s.scheduler.flags())
+                    .filter(|f| !f.is_empty())
+                    .map(FlowSeq),
+                mh_table_size: match s.scheduler {
+                    Scheduler::Mh { table_size, .. } => Some(table_size),
+                    _ => None,
+                },
                 forward: s.forward.as_str(),
                 reals: s
                     .reals
@@ -240,6 +263,8 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                             port: (s.port != 0).then_some(r.port),
                             weight: r.weight,
                             forward: r.forward.as_str(),
+                            upper_threshold: set(r.upper_threshold),
+                            lower_threshold: set(r.lower_threshold),
                         })
                     })
                     .collect(),

@@ -3,8 +3,8 @@
 //! Every value that a rule may reject is `Spanned` so the error can point at
 //! it. Numbers are read as `i64` and range-checked in `validate`, which gives
 //! one "must be in a..=b" message for every out-of-range value (negative
-//! included). Names (protocol, scheduler, forward) are strings for the same
-//! reason: "not implemented yet" and the ipvsadm hints are ours.
+//! included). Names (protocol, scheduler, flags, forward) are strings for the
+//! same reason: the messages and the ipvsadm hints are ours.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -194,6 +194,10 @@ pub(super) struct RawService {
     #[serde(default)]
     pub timeouts: Option<S<RawTimeouts>>,
     pub scheduler: S<String>,
+    #[serde(default)]
+    pub sched_flags: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    pub mh_table_size: Option<S<i64>>,
     pub forward: S<String>,
     #[serde(default)]
     pub reals: Option<S<Vec<S<RawReal>>>>,
@@ -209,4 +213,8 @@ pub(super) struct RawReal {
     pub weight: Option<S<i64>>,
     #[serde(default)]
     pub forward: Option<S<String>>,
+    #[serde(default)]
+    pub upper_threshold: Option<S<i64>>,
+    #[serde(default)]
+    pub lower_threshold: Option<S<i64>>,
 }

@@ -435,19 +435,256 @@ fn unknown_scheduler() {
         "services[0].scheduler",
         "unknown scheduler `fastest`",
     );
-    assert!(e.message.contains("rr or wrr"), "{e}");
+    assert!(
+        e.message
+            .contains("rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos"),
+        "{e}"
+    );
 }
 
 #[test]
-fn unimplemented_scheduler() {
-    for name in ["mh", "wlc", "sh"] {
-        expect_err(
-            &with_service(name, ""),
-            14,
-            "services[0].scheduler",
-            &format!("scheduler `{name}` is not implemented yet"),
+fn every_ipvs_scheduler_parses_and_round_trips() {
+    for name in Scheduler::NAMES {
+        let cfg = parse(&with_service(name, ""), FILE).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = cfg.services[0].scheduler;
+        assert_eq!(s.as_str(), name);
+        assert!(s.flags().is_empty());
+        let yaml = to_yaml(&cfg);
+        assert_eq!(parse(&yaml, FILE).unwrap(), cfg, "{name}:\n{yaml}");
+        assert!(!yaml.contains("sched_flags"), "{yaml}");
+        assert_eq!(
+            yaml.contains("mh_table_size: 65537"),
+            name == "mh",
+            "{yaml}"
         );
     }
+    let cfg = parse(&with_service("mh", ""), FILE).unwrap();
+    assert_eq!(
+        cfg.services[0].scheduler,
+        Scheduler::Mh {
+            table_size: DEFAULT_MH_TABLE_SIZE,
+            port: false,
+            fallback: false
+        }
+    );
+}
+
+#[test]
+fn scheduler_flags_and_mh_table_size() {
+    let text = with_service(
+        "mh\n    sched_flags: [mh-fallback, mh-port]\n    mh_table_size: 4093",
+        "",
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    assert_eq!(
+        cfg.services[0].scheduler,
+        Scheduler::Mh {
+            table_size: 4093,
+            port: true,
+            fallback: true
+        }
+    );
+    let yaml = to_yaml(&cfg);
+    assert!(
+        yaml.contains("sched_flags: [mh-port, mh-fallback]"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("mh_table_size: 4093"), "{yaml}");
+    assert_eq!(parse(&yaml, FILE).unwrap(), cfg);
+
+    let cfg = parse(&with_service("sh\n    sched_flags: [sh-port]", ""), FILE).unwrap();
+    assert_eq!(
+        cfg.services[0].scheduler,
+        Scheduler::Sh {
+            port: true,
+            fallback: false
+        }
+    );
+    assert_eq!(parse(&to_yaml(&cfg), FILE).unwrap(), cfg);
+    parse(&with_service("sh\n    sched_flags: []", ""), FILE).unwrap();
+}
+
+#[test]
+fn bad_scheduler_flags() {
+    let flags =
+        |sched: &str, list: &str| with_service(&format!("{sched}\n    sched_flags: [{list}]"), "");
+    let e = expect_err(
+        &flags("mh", "mh-port, sh-fallback"),
+        15,
+        "services[0].sched_flags[1]",
+        "`sh-fallback` is a flag of the sh scheduler",
+    );
+    assert!(e.message.contains("for mh write mh-fallback"), "{e}");
+    expect_err(
+        &flags("wlc", "sh-port"),
+        15,
+        "services[0].sched_flags[0]",
+        "scheduler wlc takes no flags",
+    );
+    expect_err(
+        &flags("sh", "sh-port, sh-port"),
+        15,
+        "services[0].sched_flags[1]",
+        "listed twice",
+    );
+    expect_err(
+        &flags("sh", "sh-sticky"),
+        15,
+        "services[0].sched_flags[0]",
+        "unknown scheduler flag `sh-sticky`",
+    );
+    expect_err(
+        &flags("sh", "flag-1"),
+        15,
+        "services[0].sched_flags[0]",
+        "numbered flags",
+    );
+}
+
+#[test]
+fn bad_mh_table_size() {
+    let size = |sched: &str, n: &str| with_service(&format!("{sched}\n    mh_table_size: {n}"), "");
+    expect_err(
+        &size("mh", "65536"),
+        15,
+        "services[0].mh_table_size",
+        "65536 is not a prime",
+    );
+    expect_err(
+        &size("mh", "127"),
+        15,
+        "services[0].mh_table_size",
+        "251..=131071",
+    );
+    expect_err(
+        &size("mh", "262139"),
+        15,
+        "services[0].mh_table_size",
+        "251..=131071",
+    );
+    expect_err(
+        &size("sh", "251"),
+        15,
+        "services[0].mh_table_size",
+        "for the mh scheduler; this service uses sh",
+    );
+    // More reals than slots: 1 + 251 reals in a table of 251.
+    let more: String = (2..=252)
+        .map(|i| format!("      - {{ address: 198.18.1.{i} }}\n"))
+        .collect();
+    expect_err(
+        &with_service("mh\n    mh_table_size: 251", &more),
+        15,
+        "services[0].mh_table_size",
+        "cannot hold 252 reals",
+    );
+    parse(&with_service("mh\n    mh_table_size: 257", &more), FILE).unwrap();
+}
+
+#[test]
+fn connection_thresholds() {
+    let text = with_service(
+        "wlc",
+        "      - { address: 198.18.2.12, upper_threshold: 100, lower_threshold: 60 }\n      - { address: 198.18.2.13, upper_threshold: 8 }\n",
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    let r = &cfg.services[0].reals;
+    assert_eq!((r[0].upper_threshold, r[0].lower_threshold), (0, 0));
+    assert_eq!((r[1].upper_threshold, r[1].lower_threshold), (100, 60));
+    assert_eq!((r[2].upper_threshold, r[2].lower_threshold), (8, 0));
+    let yaml = to_yaml(&cfg);
+    assert!(
+        yaml.contains("upper_threshold: 100, lower_threshold: 60}"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("upper_threshold: 8}"), "{yaml}");
+    assert_eq!(
+        yaml.matches("threshold").count(),
+        3,
+        "unset ones are not printed"
+    );
+    assert_eq!(parse(&yaml, FILE).unwrap(), cfg);
+    // Equal thresholds are allowed.
+    parse(
+        &with_service(
+            "wlc",
+            "      - { address: 198.18.2.12, upper_threshold: 5, lower_threshold: 5 }\n",
+        ),
+        FILE,
+    )
+    .unwrap();
+}
+
+#[test]
+fn bad_connection_thresholds() {
+    let real = |attrs: &str| {
+        with_service(
+            "wlc",
+            &format!("      - {{ address: 198.18.2.12, {attrs} }}\n"),
+        )
+    };
+    expect_err(
+        &real("upper_threshold: 10, lower_threshold: 11"),
+        18,
+        "services[0].reals[1].lower_threshold",
+        "lower_threshold 11 is above upper_threshold 10",
+    );
+    expect_err(
+        &real("lower_threshold: 3"),
+        18,
+        "services[0].reals[1].lower_threshold",
+        "without an upper_threshold",
+    );
+    expect_err(
+        &real("upper_threshold: -1"),
+        18,
+        "services[0].reals[1].upper_threshold",
+        "0..=2147483647",
+    );
+    expect_err(
+        &real("upper_threshold: 2147483648"),
+        18,
+        "services[0].reals[1].upper_threshold",
+        "0..=2147483647",
+    );
+}
+
+#[test]
+fn example_schedulers_config() {
+    let cfg = load(&configs_dir().join("example-schedulers.yaml")).unwrap();
+    let by_name = |n: &str| {
+        cfg.services
+            .iter()
+            .find(|s| s.name.as_deref() == Some(n))
+            .unwrap()
+    };
+    assert_eq!(by_name("web").scheduler, Scheduler::Wlc);
+    let web = &by_name("web").reals;
+    assert_eq!(
+        (web[0].upper_threshold, web[0].lower_threshold),
+        (1000, 800)
+    );
+    assert_eq!((web[1].upper_threshold, web[1].lower_threshold), (600, 0));
+    assert_eq!(
+        by_name("tls").scheduler,
+        Scheduler::Mh {
+            table_size: 65537,
+            port: true,
+            fallback: true
+        }
+    );
+    assert_eq!(
+        by_name("dns").scheduler,
+        Scheduler::Sh {
+            port: false,
+            fallback: true
+        }
+    );
+    let names: Vec<&str> = cfg.services.iter().map(|s| s.scheduler.as_str()).collect();
+    assert_eq!(
+        names,
+        ["wlc", "mh", "sh", "lblcr", "fo", "ovf", "sed", "nq", "twos"]
+    );
 }
 
 #[test]

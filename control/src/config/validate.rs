@@ -13,13 +13,18 @@ use super::raw::{
 use super::{
     Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark, Forward, Gateway,
     Neighbor, Persistence, Port, Protocol, Real, Scheduler, Service, Timeouts, Workers,
-    DEFAULT_BURST, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
-    MAX_WEIGHT, MIN_DESC,
+    DEFAULT_BURST, DEFAULT_DESC, DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE,
+    MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT, MIN_DESC,
+    MIN_MH_TABLE_SIZE,
 };
+use l4vs_dataplane::sched::mh::is_prime;
 
-/// IPVS schedulers that l4vs does not implement yet (ipvsadm `-s` names).
-const UNIMPLEMENTED_SCHEDULERS: &[&str] = &[
-    "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+/// ipvsadm's named scheduler flags (`-b`): (name, scheduler, is the port flag).
+const SCHED_FLAGS: &[(&str, &str, bool)] = &[
+    ("sh-fallback", "sh", false),
+    ("sh-port", "sh", true),
+    ("mh-fallback", "mh", false),
+    ("mh-port", "mh", true),
 ];
 
 /// EAL options that l4vs sets itself from `workers`, `eal.main_core` and
@@ -636,24 +641,112 @@ fn parse_protocol(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Protocol>
     }
 }
 
-fn parse_scheduler(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Scheduler> {
-    match v.value.trim() {
-        "rr" => Ok(Scheduler::Rr),
-        "wrr" => Ok(Scheduler::Wrr),
-        other if UNIMPLEMENTED_SCHEDULERS.contains(&other) => Err(c.err(
-            &v.referenced,
-            key,
-            format!("scheduler `{other}` is not implemented yet: use rr or wrr"),
-        )),
-        other => Err(c.err(
-            &v.referenced,
-            key,
-            format!(
-                "unknown scheduler `{other}`: expected rr or wrr (IPVS also has {}, not implemented yet)",
-                UNIMPLEMENTED_SCHEDULERS.join(" ")
-            ),
-        )),
+/// `scheduler`, `sched_flags` and `mh_table_size` of a service.
+fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Scheduler> {
+    let v = &s.scheduler;
+    let name = v.value.trim();
+    let mut sched = match name {
+        "rr" => Scheduler::Rr,
+        "wrr" => Scheduler::Wrr,
+        "lc" => Scheduler::Lc,
+        "wlc" => Scheduler::Wlc,
+        "lblc" => Scheduler::Lblc,
+        "lblcr" => Scheduler::Lblcr,
+        "dh" => Scheduler::Dh,
+        "sh" => Scheduler::Sh {
+            port: false,
+            fallback: false,
+        },
+        "sed" => Scheduler::Sed,
+        "nq" => Scheduler::Nq,
+        "mh" => Scheduler::Mh {
+            table_size: DEFAULT_MH_TABLE_SIZE,
+            port: false,
+            fallback: false,
+        },
+        "fo" => Scheduler::Fo,
+        "ovf" => Scheduler::Ovf,
+        "twos" => Scheduler::Twos,
+        other => {
+            return Err(c.err(
+                &v.referenced,
+                format!("{base}.scheduler"),
+                format!(
+                    "unknown scheduler `{other}`: expected one of {} (ipvsadm -s)",
+                    Scheduler::NAMES.join(" ")
+                ),
+            ))
+        }
+    };
+
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, f) in list(&s.sched_flags).iter().enumerate() {
+        let key = format!("{base}.sched_flags[{i}]");
+        let flag = f.value.trim();
+        let Some(&(_, owner, is_port)) = SCHED_FLAGS.iter().find(|(n, ..)| *n == flag) else {
+            let hint = if flag.starts_with("flag-") {
+                "numbered flags are not taken, name the flag"
+            } else {
+                "ipvsadm -b"
+            };
+            return Err(c.err(
+                &f.referenced,
+                key,
+                format!(
+                    "unknown scheduler flag `{flag}`: expected sh-port, sh-fallback, mh-port or mh-fallback ({hint})"
+                ),
+            ));
+        };
+        if owner != name {
+            let fix = match sched {
+                Scheduler::Sh { .. } | Scheduler::Mh { .. } => {
+                    let what = if is_port { "port" } else { "fallback" };
+                    format!("for {name} write {name}-{what}")
+                }
+                _ => format!("scheduler {name} takes no flags"),
+            };
+            return Err(c.err(
+                &f.referenced,
+                key,
+                format!("`{flag}` is a flag of the {owner} scheduler; {fix}"),
+            ));
+        }
+        if seen.contains(&flag) {
+            return Err(c.err(&f.referenced, key, format!("`{flag}` is listed twice")));
+        }
+        seen.push(flag);
+        // The owner check above leaves only sh and mh here.
+        if let Scheduler::Sh { port, fallback } | Scheduler::Mh { port, fallback, .. } = &mut sched
+        {
+            *if is_port { port } else { fallback } = true;
+        }
     }
+
+    if let Some(t) = &s.mh_table_size {
+        let key = format!("{base}.mh_table_size");
+        let Scheduler::Mh { table_size, .. } = &mut sched else {
+            return Err(c.err(
+                &t.referenced,
+                key,
+                format!("mh_table_size is for the mh scheduler; this service uses {name}"),
+            ));
+        };
+        let size: u32 = c.int(
+            t,
+            &key,
+            i64::from(MIN_MH_TABLE_SIZE),
+            i64::from(MAX_MH_TABLE_SIZE),
+        )?;
+        if !is_prime(size) {
+            return Err(c.err(
+                &t.referenced,
+                key,
+                format!("{size} is not a prime: the Maglev table size must be prime (e.g. 4093, 65521, 65537, 131071)"),
+            ));
+        }
+        *table_size = size;
+    }
+    Ok(sched)
 }
 
 fn parse_forward(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Forward> {
@@ -740,7 +833,7 @@ fn service(
             ));
         }
     };
-    let scheduler = parse_scheduler(c, &s.scheduler, &format!("{base}.scheduler"))?;
+    let scheduler = parse_scheduler(c, s, &base)?;
     let forward = parse_forward(c, &s.forward, &format!("{base}.forward"))?;
     let mut reals: Vec<Real> = Vec::new();
     let mut lines: Vec<u64> = Vec::new();
@@ -762,6 +855,22 @@ fn service(
         }
         reals.push(real);
         lines.push(r.referenced.line());
+    }
+    if let Scheduler::Mh { table_size, .. } = scheduler {
+        if (table_size as usize) < reals.len() {
+            let (at, key) = match &s.mh_table_size {
+                Some(t) => (t.referenced, format!("{base}.mh_table_size")),
+                None => (s.scheduler.referenced, format!("{base}.scheduler")),
+            };
+            return Err(c.err(
+                &at,
+                key,
+                format!(
+                    "a Maglev table of {table_size} slots cannot hold {} reals: set mh_table_size to a larger prime",
+                    reals.len()
+                ),
+            ));
+        }
     }
     Ok(Service {
         name,
@@ -844,6 +953,23 @@ fn real(
         i64::from(MAX_WEIGHT),
         1,
     )?;
+    let upper_key = format!("{base}.upper_threshold");
+    let lower_key = format!("{base}.lower_threshold");
+    let max = i64::from(MAX_THRESHOLD);
+    let upper_threshold = c.opt_int(&r.upper_threshold, &upper_key, 0, max, 0)?;
+    let lower_threshold: u32 = c.opt_int(&r.lower_threshold, &lower_key, 0, max, 0)?;
+    if let Some(l) = r
+        .lower_threshold
+        .as_ref()
+        .filter(|_| lower_threshold > upper_threshold)
+    {
+        let message = if upper_threshold == 0 {
+            format!("lower_threshold {lower_threshold} without an upper_threshold: the lower one (ipvsadm -y) may not exceed the upper one (-x), 0 meaning none")
+        } else {
+            format!("lower_threshold {lower_threshold} is above upper_threshold {upper_threshold}; IPVS refuses that")
+        };
+        return Err(c.err(&l.referenced, lower_key, message));
+    }
     if !net.on_link(address) {
         if forward == Forward::Dr {
             return Err(c.err(
@@ -865,6 +991,8 @@ fn real(
         port,
         weight,
         forward,
+        upper_threshold,
+        lower_threshold,
     })
 }
 

@@ -225,7 +225,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             Err(_) => failed.push("a worker panicked".to_owned()),
         }
     }
-    print_final(cfg, &ports, &all_counters, &neighbors);
+    print_final(cfg, &ports, &all_counters, &neighbors, &snapshot.load());
     for p in &ports {
         let _ = p.stop();
         let _ = p.close();
@@ -493,8 +493,32 @@ impl Batch {
     }
 }
 
-fn print_final(cfg: &Config, ports: &[Port], workers: &[Arc<Counters>], neighbors: &NeighborTable) {
+fn print_final(
+    cfg: &Config,
+    ports: &[Port],
+    workers: &[Arc<Counters>],
+    neighbors: &NeighborTable,
+    snap: &Snapshot,
+) {
     println!("l4vs: stopping; final counters");
+    for s in snap.services() {
+        for (r, st) in s.reals.iter().zip(s.stats.iter()) {
+            println!(
+                "  service {} real {}:{} weight={} activeconns={} inactconns={}{}",
+                s.name,
+                r.addr,
+                r.port,
+                r.weight,
+                st.active(),
+                st.inactive(),
+                if st.is_overloaded() {
+                    " overloaded"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     for (i, c) in workers.iter().enumerate() {
         let named: Vec<String> = c
             .named()

@@ -384,3 +384,60 @@ fn fwmark_service_groups_80_and_443_with_persistence() {
     let log = director.stop();
     assert_eq!(counter(&log, "templates_created"), 1, "{log}");
 }
+
+/// wlc prefers the least-loaded real: while two connections are held open
+/// on rs1 and rs2 (active), every new connection goes to rs3, whose
+/// finished connections only count as inactive (1/256 of an active one).
+#[test]
+fn wlc_prefers_the_least_loaded_real() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-wlc.yaml");
+    // Let any half-open connection from the readiness probe expire (the
+    // config's 2 s SYN_RECV timeout), then hold two.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
+        cmd.args([
+            "http-slow",
+            "--target",
+            "198.18.0.100:80",
+            "--hold-ms",
+            "3000",
+        ])
+        .stdout(Stdio::piped());
+        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let short = lab.http_load(VIP_HTTP, 20).unwrap();
+    assert_eq!(short.failed, 0, "{short:?}");
+    if short.servers() != 1 {
+        panic!(
+            "not all to the one idle real: {short:?}\n{}",
+            director.stop()
+        );
+    }
+    let idle = short.served.keys().next().unwrap().clone();
+    let mut busy = Distribution::default();
+    for h in held {
+        let out = h.wait_with_output().unwrap();
+        for (name, n) in Distribution::parse(&String::from_utf8_lossy(&out.stdout))
+            .unwrap()
+            .served
+        {
+            *busy.served.entry(name).or_default() += n;
+        }
+    }
+    assert_eq!(
+        busy.servers(),
+        2,
+        "the held connections were on two reals: {busy:?}"
+    );
+    assert_eq!(
+        busy.count(&idle),
+        0,
+        "and not on the one wlc chose: {busy:?} vs {idle}"
+    );
+    director.stop();
+}

@@ -1034,3 +1034,58 @@ fn per_real_counts_follow_connection_state() {
     assert_eq!(stats(&r), (0, 0));
     assert_eq!(r.worker.conns().len(), 0);
 }
+
+#[test]
+fn wlc_passes_over_busy_reals() {
+    let mut r = rig_with(
+        ForwardMethod::Nat,
+        SchedulerKind::Wlc,
+        &[1, 1, 1],
+        WorkerConfig::default(),
+    );
+    for i in 0..3 {
+        r.neigh.learn(rip(i), rmac(i), 0);
+    }
+    r.neigh.learn(CLIENT, CLIENT_MAC, 0);
+    let real_of = |p: &VecPacket| ip_of(p).dst_addr();
+    // Two long connections, established.
+    let a = real_of(&run(&mut r, &testpkt::tcp(&from_client(), 1000, 80, SYN, b"")).1);
+    let b = real_of(&run(&mut r, &testpkt::tcp(&from_client(), 1001, 80, SYN, b"")).1);
+    assert_ne!(a, b);
+    // Short connections: handshake, request, server closes, client closes.
+    for k in 0..10u16 {
+        let port = 2000 + k;
+        let real = real_of(&run(&mut r, &testpkt::tcp(&from_client(), port, 80, SYN, b"")).1);
+        assert!(
+            real != a && real != b,
+            "short connection {k} went to a busy real"
+        );
+        let reply = Hdr {
+            src_mac: rmac(2),
+            dst_mac: DIRECTOR_MAC,
+            src: real,
+            dst: CLIENT,
+            ttl: 64,
+        };
+        run(&mut r, &testpkt::tcp(&reply, 8080, port, SYN | ACK, b""));
+        run(
+            &mut r,
+            &testpkt::tcp(&from_client(), port, 80, ACK, b"GET /"),
+        );
+        run(
+            &mut r,
+            &testpkt::tcp(
+                &reply,
+                8080,
+                port,
+                tcp::flags::FIN | ACK | tcp::flags::PSH,
+                b"rs3",
+            ),
+        );
+        run(
+            &mut r,
+            &testpkt::tcp(&from_client(), port, 80, tcp::flags::FIN | ACK, b""),
+        );
+        run(&mut r, &testpkt::tcp(&reply, 8080, port, ACK, b""));
+    }
+}

@@ -24,6 +24,7 @@
 //!   cores: [1, 2]           # required, non-empty: one pinned worker per core
 //!   burst: 32               # default 32, 1..=256
 //!   idle_sleep_us: 0        # default 0 (busy poll), 0..=1000000
+//!   connections: 1048576    # per-worker connection table, 1024..=2^28 (~64 B each)
 //! ports:                    # required, non-empty
 //!   - name: lan             # required, referenced by `port:` keys below
 //!     device: "net_af_packet0,iface=eth0"   # vdev spec, or PCI address[,devargs]
@@ -237,7 +238,12 @@ pub struct Workers {
     /// 0 = busy poll; otherwise sleep up to this many µs when all queues are
     /// empty.
     pub idle_sleep_us: u32,
+    /// Connection-table capacity of each worker (templates included).
+    pub connections: u32,
 }
+
+/// Default `workers.connections`: 2^20 per worker, about 64 MiB each.
+pub const DEFAULT_CONNECTIONS: u32 = 1 << 20;
 
 /// A DPDK port.
 #[derive(Debug, Clone, PartialEq, Eq)]

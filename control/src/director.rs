@@ -52,6 +52,7 @@ struct WorkerPlan {
     workers: u16,
     timeouts: l4vs_dataplane::conn::Timeouts,
     expire_nodest_conn: bool,
+    conn_capacity: u32,
     /// Rings to the other workers, indexed by worker (None for itself).
     redirect_out: Vec<Option<RingProducer>>,
     /// Rings from the other workers.
@@ -177,6 +178,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             workers: nworkers,
             timeouts: cfg.timeouts,
             expire_nodest_conn: cfg.expire_nodest_conn,
+            conn_capacity: cfg.workers.connections,
             redirect_out: redirect_out.next().unwrap_or_default(),
             redirect_in: redirect_in.next().unwrap_or_default(),
         };
@@ -296,6 +298,7 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         workers,
         timeouts,
         expire_nodest_conn,
+        conn_capacity,
         redirect_out,
         mut redirect_in,
         ..
@@ -306,6 +309,7 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         workers,
         timeouts,
         expire_nodest_conn,
+        conn_capacity,
         ..WorkerConfig::default()
     };
     let mut worker = Worker::new(snapshot.load_full(), neighbors, counters.clone(), cfg);

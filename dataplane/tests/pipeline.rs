@@ -890,6 +890,21 @@ fn bad_input_is_dropped_with_a_reason() {
         DropReason::TcpNotSyn,
     ));
     cases.push((
+        "RST without a connection",
+        testpkt::tcp(&from_client(), 40010, 80, tcp::flags::RST, b""),
+        DropReason::TcpNotSyn,
+    ));
+    cases.push((
+        "FIN without a connection",
+        testpkt::tcp(&from_client(), 40011, 80, tcp::flags::FIN | ACK, b""),
+        DropReason::TcpNotSyn,
+    ));
+    cases.push((
+        "SYN+RST without a connection",
+        testpkt::tcp(&from_client(), 40012, 80, SYN | tcp::flags::RST, b""),
+        DropReason::TcpNotSyn,
+    ));
+    cases.push((
         "not for us",
         testpkt::tcp(
             &Hdr {

@@ -74,6 +74,7 @@ struct OutWorkers<'a> {
     cores: FlowSeq<&'a [u32]>,
     burst: u16,
     idle_sleep_us: u32,
+    connections: u32,
 }
 
 #[derive(Serialize)]
@@ -159,6 +160,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             cores: FlowSeq(&cfg.workers.cores),
             burst: cfg.workers.burst,
             idle_sleep_us: cfg.workers.idle_sleep_us,
+            connections: cfg.workers.connections,
         },
         ports: cfg
             .ports

@@ -141,6 +141,8 @@ pub(super) struct RawWorkers {
     pub burst: Option<S<i64>>,
     #[serde(default)]
     pub idle_sleep_us: Option<S<i64>>,
+    #[serde(default)]
+    pub connections: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

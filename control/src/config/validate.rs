@@ -13,9 +13,9 @@ use super::raw::{
 use super::{
     Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark, Forward, Gateway,
     Neighbor, Persistence, Port, Protocol, Real, Scheduler, Service, Timeouts, Workers,
-    DEFAULT_BURST, DEFAULT_DESC, DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE,
-    MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT, MIN_DESC,
-    MIN_MH_TABLE_SIZE,
+    DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE,
+    MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT,
+    MIN_DESC, MIN_MH_TABLE_SIZE,
 };
 use l4vs_dataplane::sched::mh::is_prime;
 
@@ -253,10 +253,19 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         i64::from(MAX_IDLE_SLEEP_US),
         0,
     )?;
+    // 40-byte entries plus index: ~64 bytes each; 2^28 (16 GiB) at most.
+    let connections = c.opt_int(
+        &w.connections,
+        "workers.connections",
+        1024,
+        1 << 28,
+        DEFAULT_CONNECTIONS,
+    )?;
     let workers = Workers {
         cores,
         burst,
         idle_sleep_us,
+        connections,
     };
 
     // ports

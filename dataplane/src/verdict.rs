@@ -110,7 +110,8 @@ impl Counter {
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct Counters {
-    /// Packets received.
+    /// Packets this worker processed: from its RX queues, and those other
+    /// workers redirected to it (so a redirected packet counts on both).
     pub rx: Counter,
     /// Packets forwarded (verdict `Forward`).
     pub forwarded: Counter,

@@ -873,6 +873,63 @@ mod tests {
         assert_eq!(labels.len(), all.len());
     }
 
+    fn options() -> Options {
+        Options {
+            directors: vec![Director::None, Director::Haproxy, Director::L4vs(0)],
+            seconds: 1,
+            warmup_secs: 0,
+            connections: 1,
+            udp_flows: 1,
+            udp_window: 1,
+            client_core: 0,
+            director_core: 1,
+            l4vs: PathBuf::from("/nonexistent/l4vs"),
+            lab_bin: PathBuf::from("/nonexistent/l4vs-lab"),
+            self_bin: PathBuf::from("/nonexistent/l4vs-peers"),
+            quiet_wait: Duration::ZERO,
+            keep_temp: false,
+        }
+    }
+
+    /// A missing package makes a "not run" row naming it, never a silent gap.
+    #[test]
+    fn missing_peers_are_reported() {
+        let opts = options();
+        let none = Tools {
+            wrk: None,
+            nginx: None,
+            haproxy: None,
+            nft: None,
+        };
+        let ctx = Ctx {
+            opts: &opts,
+            tools: &none,
+            tmp: Path::new("/nonexistent"),
+            tck: 100.0,
+        };
+        for d in &opts.directors {
+            let why = precheck(&ctx, *d).unwrap();
+            assert!(why.contains("wrk not installed"), "{why}");
+        }
+        let with_wrk = Tools {
+            wrk: Some(PathBuf::from("/usr/bin/wrk")),
+            ..none.clone()
+        };
+        let ctx = Ctx {
+            tools: &with_wrk,
+            ..ctx
+        };
+        assert_eq!(precheck(&ctx, Director::None), None);
+        let haproxy = precheck(&ctx, Director::Haproxy).unwrap();
+        assert_eq!(haproxy, "haproxy not installed (Debian package `haproxy`)");
+        let nft = precheck(&ctx, Director::Nftables(NftSched::Numgen)).unwrap();
+        assert!(nft.contains("`nftables`"), "{nft}");
+        assert!(precheck(&ctx, Director::L4vs(0)).unwrap().contains("not built"));
+
+        let table = crate::report::table(&[Row::not_run(Director::Haproxy.label(), &haproxy)]);
+        assert!(table.contains("| not run: haproxy not installed (Debian package `haproxy`) |"));
+    }
+
     #[test]
     fn finds_sh() {
         assert!(which("sh").is_some());

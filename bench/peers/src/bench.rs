@@ -924,7 +924,9 @@ mod tests {
         assert_eq!(haproxy, "haproxy not installed (Debian package `haproxy`)");
         let nft = precheck(&ctx, Director::Nftables(NftSched::Numgen)).unwrap();
         assert!(nft.contains("`nftables`"), "{nft}");
-        assert!(precheck(&ctx, Director::L4vs(0)).unwrap().contains("not built"));
+        assert!(precheck(&ctx, Director::L4vs(0))
+            .unwrap()
+            .contains("not built"));
 
         let table = crate::report::table(&[Row::not_run(Director::Haproxy.label(), &haproxy)]);
         assert!(table.contains("| not run: haproxy not installed (Debian package `haproxy`) |"));

@@ -300,6 +300,15 @@ mod tests {
         assert_eq!(busy.workers.cores, vec![1]);
     }
 
+    /// The hardware DUT config shipped with the pktgen scripts stays valid.
+    #[test]
+    fn pktgen_dut_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pktgen/l4vs-dut.yaml");
+        let cfg = l4vs_control::config::load(&path).unwrap();
+        assert_eq!(cfg.ports.len(), 2);
+        assert_eq!(cfg.services.len(), 2);
+    }
+
     #[test]
     fn kernel_addresses() {
         assert_eq!(

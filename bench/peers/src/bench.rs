@@ -26,6 +26,7 @@
 //! them and deletes the namespaces when dropped, on error, panic, and
 //! (through [`l4vs_lab::signals`]) SIGINT/SIGTERM.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -469,6 +470,12 @@ fn run_director(ctx: &Ctx<'_>, d: Director) -> Result<Row> {
         client_core: ctx.opts.client_core,
         director_core: ctx.opts.director_core,
     };
+    let own_ns: HashSet<u64> = lab
+        .namespaces()
+        .iter()
+        .filter_map(|n| cpu::netns_inode(n).ok())
+        .collect();
+
     let (mut running, targets, note) = start_director(&lab, ctx, d, &topo, &dir)?;
     if let Some(r) = &mut running {
         println!("director pid {}, log {}", r.pid(), r.log.display());
@@ -478,6 +485,7 @@ fn run_director(ctx: &Ctx<'_>, d: Director) -> Result<Row> {
         let m = Meter {
             lab: &lab,
             ctx,
+            own_ns: &own_ns,
             director_core: ctx.opts.director_core,
         };
         let url = format!("http://{}/", targets.http);
@@ -680,6 +688,7 @@ fn wait_ready(lab: &Lab, running: &mut Option<Running>, t: &Targets) -> Result<(
 struct Meter<'a> {
     lab: &'a Lab,
     ctx: &'a Ctx<'a>,
+    own_ns: &'a HashSet<u64>,
     director_core: usize,
 }
 
@@ -693,38 +702,39 @@ impl Meter<'_> {
         run: impl FnOnce() -> Result<(f64, Vec<String>)>,
     ) -> Result<Measure> {
         let pid = running.as_ref().map(Running::pid);
-        let load0 = CoreLoad::sample()?;
+        let load0 = CoreLoad::sample(self.own_ns)?;
         let p0 = pid.map(cpu::process_ticks).transpose()?;
         let drops0 = cpu::backlog_drops()?;
-        let t0 = Instant::now();
 
         let (rate, mut problems) = run()?;
 
-        let wall = t0.elapsed().as_secs_f64();
         let p1 = pid.map(cpu::process_ticks).transpose();
-        let load1 = CoreLoad::sample()?;
+        let load1 = CoreLoad::sample(self.own_ns)?;
         if let Some(r) = running {
             r.check_alive()?;
         }
         let p1 = p1?;
         let drops = cpu::backlog_drops()?.saturating_sub(drops0);
-        let per = self.ctx.tck * wall;
+        let seconds = load1.seconds_since(&load0);
+        let per = self.ctx.tck * seconds;
+        let elapsed = per.round() as u64;
         let dc = self.director_core;
         let core = load1.cpu(dc).since(load0.cpu(dc));
         let process = p0.zip(p1).map(|(a, b)| b.saturating_sub(a));
-        let director = cpu::director_ticks(core, process);
+        let others_director = load1.others_since(&load0, dc);
+        let director = cpu::director_ticks(core, elapsed, others_director);
         if drops > 0 {
             problems.push(format!("kernel input-backlog drops {drops}"));
         }
         Ok(Measure {
             rate,
             director_cores: director as f64 / per,
-            core_busy_cores: core.busy as f64 / per,
+            core_busy_cores: elapsed.saturating_sub(core.idle) as f64 / per,
+            core_sampled_cores: core.busy as f64 / per,
             softirq_cores: core.softirq as f64 / per,
             process_cores: process.map(|t| t as f64 / per),
-            others_client_core: load1.invisible_since(&load0, self.ctx.opts.client_core) as f64
-                / per,
-            others_director_core: core.busy.saturating_sub(director) as f64 / per,
+            others_client_core: load1.others_since(&load0, self.ctx.opts.client_core) as f64 / per,
+            others_director_core: others_director as f64 / per,
             problems,
         })
     }
@@ -850,7 +860,6 @@ fn tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
     #[test]
     fn masks() {

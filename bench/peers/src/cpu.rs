@@ -2,28 +2,34 @@
 //! kernel's per-CPU backlog drops, an estimate of other people's load, and
 //! [`director_ticks`], the director's CPU.
 //!
-//! Two facts of this machine decide the method:
+//! Three facts of this machine decide the method:
 //!
-//! * The kernel counts CPU time by sampling at each tick
-//!   (`CONFIG_TICK_CPU_ACCOUNTING`, no `IRQ_TIME_ACCOUNTING`): a tick that
-//!   lands in softirq goes to the CPU's `softirq` column *and* to the stime
-//!   of whatever task was running. Adding a process's time to softirq time
-//!   can count a tick twice; a CPU's own busy columns never do.
-//! * Other people's processes (other worktrees' builds) may run on the
-//!   director's core from PID namespaces this program cannot see: they are
-//!   in `/proc/stat` but not in `/proc/<pid>`.
+//! * The kernel samples busy time at each tick (`CONFIG_TICK_CPU_ACCOUNTING`,
+//!   no `IRQ_TIME_ACCOUNTING`) and stops the tick on an idle CPU
+//!   (`CONFIG_NO_HZ_IDLE`). Packet processing that wakes an idle CPU for a
+//!   few microseconds at a time (softirq after an RPS interrupt: all of
+//!   nftables' work) is mostly never sampled, so the busy columns of
+//!   `/proc/stat` miss it. The `idle` column, however, is measured, not
+//!   sampled: busy = elapsed time − idle − iowait is exact.
+//! * A sampled softirq tick is charged to the softirq column and to the
+//!   task it interrupted, so process time plus softirq time may count
+//!   twice.
+//! * Other people's processes (other worktrees' builds and tests) share
+//!   the cores.
 //!
-//! So the director's CPU is its core's busy time, capped at what the
-//! director can account for: its process time plus the core's softirq and
-//! irq time ([`director_ticks`]). On a quiet core the cap does not bite and
-//! the figure is exact; with a stranger on the core it removes the
-//! stranger's time and may overcount by the softirq ticks that hit while
-//! the director process ran (at most the softirq column).
+//! So the director's CPU is its core's exact busy time minus what other
+//! people's processes took of that core ([`director_ticks`]). Those are
+//! CPU-bound compilers, which the tick samples well: their threads on that
+//! core, plus whatever sampled user + system time no visible thread
+//! explains ([`CoreLoad::others_since`]). That is a lower bound, so the
+//! director's figure errs high, never low; on a quiet machine it is exact.
 //!
 //! Nothing here panics on odd `/proc` contents: a line that does not parse
 //! is an error naming the file.
 
+use std::collections::HashSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -52,6 +58,8 @@ pub struct CpuTimes {
     pub softirq: u64,
     /// The irq column.
     pub irq: u64,
+    /// idle + iowait: measured, not sampled, under NO_HZ.
+    pub idle: u64,
 }
 
 impl CpuTimes {
@@ -61,6 +69,7 @@ impl CpuTimes {
             busy: self.busy.saturating_sub(earlier.busy),
             softirq: self.softirq.saturating_sub(earlier.softirq),
             irq: self.irq.saturating_sub(earlier.irq),
+            idle: self.idle.saturating_sub(earlier.idle),
         }
     }
 }
@@ -86,20 +95,22 @@ pub fn parse_cpu(text: &str, core: usize) -> Result<CpuTimes> {
         bail!("short /proc/stat line {line:?}");
     }
     // guest time is already inside user (kernel/sched/cputime.c), so it is not added.
-    let (user, nice, system, irq, softirq) = (f[0], f[1], f[2], f[5], f[6]);
+    let (user, nice, system, idle, iowait, irq, softirq) =
+        (f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
     Ok(CpuTimes {
         busy: user + nice + system + irq + softirq,
         softirq,
         irq,
+        idle: idle + iowait,
     })
 }
 
-/// The director's CPU ticks on its core: the core's busy ticks, capped at
-/// the director process's ticks (0 without a process) plus the core's
-/// softirq and irq ticks. See the module docs for why.
-pub fn director_ticks(core: CpuTimes, process: Option<u64>) -> u64 {
-    core.busy
-        .min(process.unwrap_or(0) + core.softirq + core.irq)
+/// The director's CPU ticks on its core over an interval of `elapsed`
+/// ticks: the exact busy time (`elapsed` − idle − iowait) minus other
+/// people's share of it (`others`, from [`CoreLoad::others_since`]).
+/// See the module docs for why.
+pub fn director_ticks(core: CpuTimes, elapsed: u64, others: u64) -> u64 {
+    elapsed.saturating_sub(core.idle).saturating_sub(others)
 }
 
 /// Fields of `/proc/<pid>/stat` after the `(comm)`, which may itself hold
@@ -112,6 +123,8 @@ fn stat_fields(text: &str) -> Option<Vec<&str>> {
 /// What `/proc/<pid>/stat` (or a thread's) says about CPU use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
+    /// Parent pid.
+    pub ppid: u32,
     /// The CPU it last ran on.
     pub cpu: usize,
     /// utime + stime of the process (all its threads), in ticks.
@@ -136,6 +149,7 @@ pub fn parse_proc_stat(text: &str) -> Result<ProcStat> {
             .with_context(|| format!("bad field {} in /proc/PID/stat {text:?}", i + 3))
     };
     Ok(ProcStat {
+        ppid: u32::try_from(num(1)?).context("ppid out of range")?,
         cpu: usize::try_from(num(36)?).context("processor out of range")?,
         ticks: num(11)? + num(12)?,
         child_ticks: num(13)? + num(14)?,
@@ -180,52 +194,76 @@ pub fn parse_softnet_drops(text: &str) -> Result<u64> {
     Ok(total)
 }
 
-/// Per-core CPU of everything this program can see, to estimate what it
-/// cannot: other people's processes on this machine (other worktrees'
-/// builds and tests) live in other PID namespaces, absent from `/proc`
-/// yet present in `/proc/stat`.
+/// Per-core CPU of the machine's threads, split into the benchmark's own,
+/// other people's, and kernel threads, to tell how much of a core other
+/// people's work (other worktrees' builds and tests) took.
 ///
-/// Every visible thread's utime + stime is attributed to the CPU it last
-/// ran on (`/proc/PID/task/TID/stat` field 39), which for the benchmark's
-/// pinned threads is their only CPU; reaped children's time (`cutime`,
-/// `cstime`: the clients, which start and end inside a measurement) goes
-/// to their parent's CPU. A core's invisible load is then at least its
-/// busy ticks minus the visible ticks on it minus its softirq and irq
-/// ticks ([`CoreLoad::invisible_since`]): a lower bound, because a
-/// softirq tick is also in the stime of the task it interrupted.
-#[derive(Debug, Clone, Default)]
+/// A thread's utime + stime is attributed to the CPU it last ran on
+/// (`/proc/PID/task/TID/stat` field 39), which for the benchmark's pinned
+/// threads is their only CPU and for a compiler a fair guess over a few
+/// seconds; reaped children's time (`cutime`, `cstime`: the clients, which
+/// start and end inside a measurement) goes to their parent's CPU. A
+/// process is the benchmark's if it lives in one of the benchmark's
+/// network namespaces or is the benchmark itself; a kernel thread if it is
+/// `kthreadd` or its child. Work in processes this program cannot see at
+/// all (another PID namespace) is caught as the rest of a core's sampled
+/// user + system ticks.
+#[derive(Debug, Clone)]
 pub struct CoreLoad {
+    at: std::time::Instant,
     cpus: Vec<CpuTimes>,
-    visible: Vec<u64>,
+    ours: Vec<u64>,
+    others: Vec<u64>,
+    kernel: Vec<u64>,
 }
 
 impl CoreLoad {
-    /// Samples `/proc/stat` and every visible thread now.
+    /// Samples `/proc/stat` and every visible thread now; `own_namespaces`
+    /// holds the network-namespace inodes of the benchmark's namespaces.
     ///
     /// # Errors
     /// If `/proc/stat` cannot be read or parsed.
-    pub fn sample() -> Result<CoreLoad> {
+    pub fn sample(own_namespaces: &HashSet<u64>) -> Result<CoreLoad> {
+        let at = std::time::Instant::now();
         let text = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
         let cpus = parse_all_cpus(&text)?;
-        let mut visible = vec![0u64; cpus.len()];
-        let mut add = |cpu: usize, ticks: u64| {
-            if let Some(v) = visible.get_mut(cpu) {
-                *v += ticks;
-            }
-        };
+        let n = cpus.len();
+        let (mut ours, mut others, mut kernel) = (vec![0u64; n], vec![0u64; n], vec![0u64; n]);
+        let me = std::process::id();
         for pid in numeric_entries(Path::new("/proc")) {
             let dir = Path::new("/proc").join(pid.to_string());
             // Anything may vanish while we read: skip it then.
-            if let Some(p) = read_stat(&dir.join("stat")) {
-                add(p.cpu, p.child_ticks);
-            }
+            let Some(p) = read_stat(&dir.join("stat")) else {
+                continue;
+            };
+            let bucket = if pid == 2 || p.ppid == 2 {
+                &mut kernel
+            } else if pid == me
+                || fs::metadata(dir.join("ns/net")).is_ok_and(|m| own_namespaces.contains(&m.ino()))
+            {
+                &mut ours
+            } else {
+                &mut others
+            };
+            let mut add = |cpu: usize, ticks: u64| {
+                if let Some(v) = bucket.get_mut(cpu) {
+                    *v += ticks;
+                }
+            };
+            add(p.cpu, p.child_ticks);
             for tid in numeric_entries(&dir.join("task")) {
                 if let Some(t) = read_stat(&dir.join("task").join(tid.to_string()).join("stat")) {
                     add(t.cpu, t.ticks);
                 }
             }
         }
-        Ok(CoreLoad { cpus, visible })
+        Ok(CoreLoad {
+            at,
+            cpus,
+            ours,
+            others,
+            kernel,
+        })
     }
 
     /// CPU `core`'s counters in this sample.
@@ -233,16 +271,43 @@ impl CoreLoad {
         self.cpus.get(core).copied().unwrap_or_default()
     }
 
-    /// Ticks on `core` since `earlier` that no visible thread, softirq or
-    /// irq accounts for (a lower bound of other people's load there).
-    pub fn invisible_since(&self, earlier: &CoreLoad, core: usize) -> u64 {
-        let c = self.cpu(core).since(earlier.cpu(core));
-        let now = self.visible.get(core).copied().unwrap_or(0);
-        let then = earlier.visible.get(core).copied().unwrap_or(0);
-        c.busy
-            .saturating_sub(c.softirq + c.irq)
-            .saturating_sub(now.saturating_sub(then))
+    /// Seconds from `earlier` to this sample.
+    pub fn seconds_since(&self, earlier: &CoreLoad) -> f64 {
+        self.at.duration_since(earlier.at).as_secs_f64()
     }
+
+    /// Ticks other people's work took on `core` since `earlier`: their
+    /// visible threads there, plus the core's sampled user + system ticks
+    /// that no visible thread accounts for. A lower bound (a visible
+    /// thread's ticks may include softirq ticks).
+    pub fn others_since(&self, earlier: &CoreLoad, core: usize) -> u64 {
+        let delta = |now: &[u64], then: &[u64]| {
+            now.get(core)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(then.get(core).copied().unwrap_or(0))
+        };
+        let ours = delta(&self.ours, &earlier.ours);
+        let others = delta(&self.others, &earlier.others);
+        let kernel = delta(&self.kernel, &earlier.kernel);
+        let c = self.cpu(core).since(earlier.cpu(core));
+        let unseen = c
+            .busy
+            .saturating_sub(c.softirq + c.irq)
+            .saturating_sub(ours + others + kernel);
+        others + unseen
+    }
+}
+
+/// The network-namespace inode of a named namespace (`/run/netns/NAME`).
+///
+/// # Errors
+/// If the namespace file does not exist.
+pub fn netns_inode(name: &str) -> Result<u64> {
+    let path = Path::new("/run/netns").join(name);
+    Ok(fs::metadata(&path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .ino())
 }
 
 fn numeric_entries(dir: &Path) -> Vec<u32> {
@@ -305,6 +370,7 @@ mod tests {
         assert_eq!(c1.busy, 40 + 30 + 1 + 20);
         assert_eq!(c1.softirq, 20);
         assert_eq!(c1.irq, 1);
+        assert_eq!(c1.idle, 4500 + 2);
         assert_eq!(parse_cpu(STAT, 0).unwrap().busy, 60 + 1 + 20 + 1 + 10);
         let all = parse_all_cpus(STAT).unwrap();
         assert_eq!(all.len(), 2);
@@ -321,11 +387,13 @@ mod tests {
             busy: 10,
             softirq: 5,
             irq: 1,
+            idle: 7,
         };
         let b = CpuTimes {
             busy: 25,
             softirq: 4,
             irq: 3,
+            idle: 9,
         };
         assert_eq!(
             b.since(a),
@@ -333,6 +401,7 @@ mod tests {
                 busy: 15,
                 softirq: 0,
                 irq: 2,
+                idle: 2,
             }
         );
     }
@@ -340,16 +409,16 @@ mod tests {
     #[test]
     fn director_share_of_a_core() {
         let core = CpuTimes {
-            busy: 100,
-            softirq: 30,
-            irq: 2,
+            busy: 40,
+            softirq: 10,
+            irq: 0,
+            idle: 300,
         };
-        // Kernel-only director (nftables): softirq + irq, not the stranger's 68.
-        assert_eq!(director_ticks(core, None), 32);
-        // A process that ran 50 ticks: 50 + 32, below the core's 100.
-        assert_eq!(director_ticks(core, Some(50)), 82);
-        // Busy polling: never more than the core did.
-        assert_eq!(director_ticks(core, Some(100)), 100);
+        // 500 ticks elapsed, 300 idle: 200 busy, of which only 40 were
+        // sampled; a stranger took 30.
+        assert_eq!(director_ticks(core, 500, 30), 170);
+        // Never below zero, whatever the estimates.
+        assert_eq!(director_ticks(core, 250, 100), 0);
     }
 
     #[test]
@@ -358,11 +427,12 @@ mod tests {
                     1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         let s = parse_proc_stat(text).unwrap();
         assert_eq!(s.cpu, 1);
+        assert_eq!(s.ppid, 17);
         assert_eq!(s.ticks, 168);
         assert_eq!(s.child_ticks, 13);
         assert!(parse_proc_stat("1 (x) S 0").is_err());
-        let load = CoreLoad::sample().unwrap();
-        assert!(load.invisible_since(&load, 0) == 0);
+        let load = CoreLoad::sample(&HashSet::new()).unwrap();
+        assert_eq!(load.others_since(&load, 0), 0);
         assert!(parse_proc_stat("no parens").is_err());
     }
 
@@ -378,7 +448,7 @@ mod tests {
         let ticks = process_ticks(std::process::id()).unwrap();
         // Just that it parses; the value depends on the machine.
         let _ = ticks;
-        assert!(CoreLoad::sample().unwrap().cpu(0).busy > 0);
+        assert!(CoreLoad::sample(&HashSet::new()).unwrap().cpu(0).busy > 0);
         assert!(clk_tck() > 0);
     }
 }

@@ -426,8 +426,8 @@ fn document(m: &Meta<'_>) -> String {
         let _ = writeln!(
             s,
             "**Not an idle machine:** load average {} before and {} after the run: other \
-             engineers were compiling and testing in their worktrees on the same two cores, \
-             in processes this program cannot see. They took at least {client_max:.2} of the \
+             engineers were compiling and testing in their worktrees on the same two cores. \
+             Their processes took at least {client_max:.2} of the \
              client core and {director_max:.2} of the director core during some measurement; \
              {disturbed} of {} measurements are marked as disturbed (details below). The \
              director's CPU figure leaves out their time on its core (see CPU below), but \
@@ -472,17 +472,16 @@ veth runs the receiver's softirq on the *sender's* core, which would put nftable
 forwarding path on the client's core. {nice}
 
 **CPU.** `CPU` is the director's use of its core over the workload, in cores (1.00 = the \
-core did nothing else and was never idle): the core's busy time from `/proc/stat` (user + \
-system + irq + softirq), capped at the director process's utime + stime (`/proc/PID/stat`) \
-plus the core's softirq and irq time. For nftables that is the softirq time, for HAProxy \
-its process and its TCP stack, for l4vs its worker and the AF_PACKET receive path. The cap \
-removes other people's processes that ran on the core (invisible here: other PID \
-namespaces); on a quiet core it does not bite. This kernel samples CPU time per tick \
-(`CONFIG_TICK_CPU_ACCOUNTING`): a softirq tick is charged to the softirq column and to the \
-running task, so with a stranger on the core the capped figure can overcount by up to the \
-softirq time. The raw core busy time, softirq and process time are in the details. `per \
-CPU-s` = rate / CPU. Busy polling keeps the core at 1.00 whatever the load: that is what \
-`idle_sleep_us` trades against latency.
+core was never idle and nobody else used it): the core's busy time, measured as elapsed \
+time minus its `idle` and `iowait` from `/proc/stat` (which this kernel measures rather \
+than samples), minus what other people's processes took of the core (their threads' \
+utime + stime on it, plus sampled user + system time no visible thread explains). For \
+nftables that is its softirq time, for HAProxy its process and its TCP stack, for l4vs its \
+worker and the AF_PACKET receive path. Not the `/proc/stat` busy columns: this kernel \
+samples them at the tick and stops the tick on an idle core (`NO_HZ_IDLE`), so the short \
+softirq bursts of a mostly idle core, nftables' whole cost, are largely never sampled; the \
+details show both. `per CPU-s` = rate / CPU. Busy polling keeps the core at 1.00 whatever \
+the load: that is what `idle_sleep_us` trades against latency.
 
 **Caveats.** Everything is on one VM's two vCPUs: the client and servers saturate core \
 {cc} before any director saturates core {dc}, so the rates mostly measure the lab, and the \

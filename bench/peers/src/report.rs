@@ -17,8 +17,11 @@ pub struct Measure {
     pub rate: f64,
     /// The director's CPU ([`crate::cpu::director_ticks`]), in cores.
     pub director_cores: f64,
-    /// The director core's busy time, whoever used it, in cores.
+    /// The director core's busy time (elapsed − idle), whoever used it, in cores.
     pub core_busy_cores: f64,
+    /// The busy time the tick sampled on that core (the `/proc/stat`
+    /// busy columns), in cores: below `core_busy_cores` by what it missed.
+    pub core_sampled_cores: f64,
     /// Of that, softirq (kernel packet processing), in cores.
     pub softirq_cores: f64,
     /// The director process's own utime+stime, in cores, where there is a process.
@@ -157,8 +160,8 @@ pub fn details(rows: &[Row]) -> String {
             match c {
                 Cell::Measured(m) => {
                     let mut d = format!(
-                        "{what}: director core busy {:.2} (softirq {:.2}",
-                        m.core_busy_cores, m.softirq_cores
+                        "{what}: director core busy {:.2} (tick-sampled {:.2}, of it softirq {:.2}",
+                        m.core_busy_cores, m.core_sampled_cores, m.softirq_cores
                     );
                     if let Some(p) = m.process_cores {
                         let _ = write!(d, ", director process {p:.2}");
@@ -200,6 +203,7 @@ mod tests {
             rate,
             director_cores: cores,
             core_busy_cores: cores + 0.1,
+            core_sampled_cores: cores,
             softirq_cores: cores / 2.0,
             process_cores: Some(0.5),
             others_client_core: 0.3,

@@ -201,8 +201,10 @@ pub fn parse_softnet_drops(text: &str) -> Result<u64> {
 /// A thread's utime + stime is attributed to the CPU it last ran on
 /// (`/proc/PID/task/TID/stat` field 39), which for the benchmark's pinned
 /// threads is their only CPU and for a compiler a fair guess over a few
-/// seconds; reaped children's time (`cutime`, `cstime`: the clients, which
-/// start and end inside a measurement) goes to their parent's CPU. A
+/// seconds; the benchmark's reaped children's time (`cutime`, `cstime`:
+/// the clients, which start and end inside a measurement) goes to their
+/// parent's CPU. Other people's threads count while they live, capped at
+/// the core's sampled user + system time less the benchmark's own. A
 /// process is the benchmark's if it lives in one of the benchmark's
 /// network namespaces or is the benchmark itself; a kernel thread if it is
 /// `kthreadd` or its child. Work in processes this program cannot see at
@@ -236,11 +238,14 @@ impl CoreLoad {
             let Some(p) = read_stat(&dir.join("stat")) else {
                 continue;
             };
-            let bucket = if pid == 2 || p.ppid == 2 {
+            let is_kernel = pid == 2 || p.ppid == 2;
+            let is_ours = !is_kernel
+                && (pid == me
+                    || fs::metadata(dir.join("ns/net"))
+                        .is_ok_and(|m| own_namespaces.contains(&m.ino())));
+            let bucket = if is_kernel {
                 &mut kernel
-            } else if pid == me
-                || fs::metadata(dir.join("ns/net")).is_ok_and(|m| own_namespaces.contains(&m.ino()))
-            {
+            } else if is_ours {
                 &mut ours
             } else {
                 &mut others
@@ -250,7 +255,12 @@ impl CoreLoad {
                     *v += ticks;
                 }
             };
-            add(p.cpu, p.child_ticks);
+            // Reaped children: only ours (the clients). Another session's
+            // build tool reaps a compiler that ran for many seconds all at
+            // once, which would land on one core in one instant.
+            if is_ours {
+                add(p.cpu, p.child_ticks);
+            }
             for tid in numeric_entries(&dir.join("task")) {
                 if let Some(t) = read_stat(&dir.join("task").join(tid.to_string()).join("stat")) {
                     add(t.cpu, t.ticks);
@@ -278,8 +288,8 @@ impl CoreLoad {
 
     /// Ticks other people's work took on `core` since `earlier`: their
     /// visible threads there, plus the core's sampled user + system ticks
-    /// that no visible thread accounts for. A lower bound (a visible
-    /// thread's ticks may include softirq ticks).
+    /// that no visible thread accounts for, at most the core's sampled
+    /// user + system ticks less the benchmark's own there.
     pub fn others_since(&self, earlier: &CoreLoad, core: usize) -> u64 {
         let delta = |now: &[u64], then: &[u64]| {
             now.get(core)
@@ -291,11 +301,10 @@ impl CoreLoad {
         let others = delta(&self.others, &earlier.others);
         let kernel = delta(&self.kernel, &earlier.kernel);
         let c = self.cpu(core).since(earlier.cpu(core));
-        let unseen = c
-            .busy
-            .saturating_sub(c.softirq + c.irq)
-            .saturating_sub(ours + others + kernel);
-        others + unseen
+        // Sampled user + system time of the core: nobody's processes ran longer.
+        let sampled = c.busy.saturating_sub(c.softirq + c.irq);
+        let unseen = sampled.saturating_sub(ours + others + kernel);
+        (others + unseen).min(sampled.saturating_sub(ours))
     }
 }
 

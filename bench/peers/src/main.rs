@@ -422,26 +422,39 @@ fn document(m: &Meta<'_>) -> String {
             .and_then(|x| x.parse::<f64>().ok())
             .is_some_and(|x| x >= 0.5)
     };
-    if disturbed > 0 || busy_load(m.load_before) || busy_load(m.load_after) {
+    if busy_load(m.load_before) {
+        let _ = write!(
+            s,
+            "**Not an idle machine:** load average {} when the run started: other engineers \
+             were compiling and testing in their worktrees on the same two cores. The \
+             benchmark waited for a quiet machine before each director (up to {} s; the \
+             details say how long and how busy it was). ",
+            m.load_before,
+            m.opts.quiet_wait.as_secs()
+        );
+    } else {
+        let _ = write!(s, "Load average {} when the run started. ", m.load_before);
+    }
+    if disturbed > 0 {
         let _ = writeln!(
             s,
-            "**Not an idle machine:** load average {} before and {} after the run: other \
-             engineers were compiling and testing in their worktrees on the same two cores. \
-             Their processes took at least {client_max:.2} of the \
-             client core and {director_max:.2} of the director core during some measurement; \
-             {disturbed} of {} measurements are marked as disturbed (details below). The \
-             director's CPU figure leaves out their time on its core (see CPU below), but \
-             what they took from the client core lowers the rates.\n",
-            m.load_before,
-            m.load_after,
-            measured.len()
+            "During {disturbed} of {} measurements other people's processes still took a \
+             noticeable share of a core (up to {client_max:.2} of the client core and \
+             {director_max:.2} of the director core), marked in the table: the director's \
+             CPU figure leaves out their time on its core (see CPU below), but what they took \
+             from the client core lowers the rates. (The load average after the run, {}, \
+             counts the benchmark's own processes.)\n",
+            measured.len(),
+            m.load_after
         );
     } else {
         let _ = writeln!(
             s,
-            "Load average {} before and {} after the run; no measurement saw a noticeable \
-             share of either core taken by other processes.\n",
-            m.load_before, m.load_after
+            "No measurement saw other people's processes take {:.2} core or more of either \
+             core. (The load average after the run, {}, counts the benchmark's own \
+             processes.)\n",
+            report::NOISY,
+            m.load_after
         );
     }
     s += &report::table(m.rows);

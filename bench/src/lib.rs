@@ -16,5 +16,6 @@ pub mod dpdk;
 pub mod micro;
 pub mod report;
 pub mod results;
+pub mod suite;
 pub mod traffic;
 pub mod tsc;

@@ -67,6 +67,9 @@ pub struct DutStats {
     pub idle_cycles: u64,
     /// Frames it dropped, by reason, non-zero only.
     pub drops: Vec<(String, u64)>,
+    /// Share of the generator's run its threads spent waiting for a CPU
+    /// (taken by other processes), where the kernel tells.
+    pub stolen: Option<f64>,
 }
 
 impl DutStats {
@@ -437,7 +440,7 @@ fn micro_section(w: &mut String, s: &Suite) {
     };
     let _ = writeln!(
         w,
-        "`l4vs-cycles`: TSC cycles per packet in `Worker::process`, pinned to core {}, \
+        "`l4vs-cycles`: TSC cycles per packet in `Worker::process`, pinned to core {}{}, \
          with the packets already in memory. Established flows: the connection table \
          (1.25 × the live count) is filled first (SYN then ACK per flow), then {}-byte \
          TCP ACKs of flows drawn uniformly at random from the live ones are processed in \
@@ -447,6 +450,13 @@ fn micro_section(w: &mut String, s: &Suite) {
          the caches, which is what the column for 1 M shows. Mpps/core = TSC rate / \
          cycles: one core doing nothing else. TSC {:.3} GHz{}; 100 real servers.\n",
         meta.core.map_or("-".to_owned(), |c| c.to_string()),
+        match s.micro.iter().filter_map(|m| m.as_ref().ok()?.stolen).reduce(f64::max) {
+            Some(x) => format!(
+                " (other processes took up to {:.0}% of its time: numbers are high by about that much or more)",
+                x * 100.0
+            ),
+            None => String::new(),
+        },
         meta.frame_size,
         crate::micro::BATCH,
         meta.tsc_hz as f64 / 1e9,
@@ -604,7 +614,11 @@ fn io_section(w: &mut String, s: &Suite) {
          own view: busy TSC cycles per frame in its loop (I/O included) and the share of \
          its polling time that was busy. A busy share well under 100% means the device \
          under test was waiting for the generator: then Mpps is the generator's limit, \
-         and the cycles per frame compare the two loops better.\n"
+         and the cycles per frame compare the two loops better. \"CPU lost\" is the share \
+         of the run the generator's and the device under test's threads spent runnable \
+         but waiting for a CPU (/proc/PID/schedstat): time other processes on this shared \
+         machine took. A run that lost more than 5% is repeated (up to the attempts the \
+         suite allows) and the least disturbed attempt is shown.\n"
     );
     let groups = [
         ("size", "By frame size (UDP, max rate)"),
@@ -660,9 +674,11 @@ fn io_section(w: &mut String, s: &Suite) {
                         s.ratio(p).map_or("-".to_owned(), |r| format!("{r:.2}"))
                     };
                     let dut = p.dut_stats.as_ref();
+                    let pct =
+                        |x: Option<f64>| x.map_or("?".to_owned(), |v| format!("{:.0}%", v * 100.0));
                     let _ = writeln!(
                         w,
-                        "{head} {:.3} | {:.3} | {:.3} | {:.3}% | {} | {} | {} | {} |",
+                        "{head} {:.3} | {:.3} | {:.3} | {:.3}% | {} | {} | {} | {} | {} / {} |",
                         r.tx_mpps,
                         r.rx_mpps,
                         r.rx_gbps,
@@ -673,6 +689,8 @@ fn io_section(w: &mut String, s: &Suite) {
                             .map_or("-".to_owned(), |c| format!("{c:.0}")),
                         dut.and_then(DutStats::busy_share)
                             .map_or("-".to_owned(), |b| format!("{:.0}%", b * 100.0)),
+                        pct(r.stolen),
+                        pct(dut.and_then(|d| d.stolen)),
                     );
                 }
             }
@@ -939,6 +957,7 @@ mod tests {
             tx_backpressure: 0,
             setup_tx: 0,
             line_rate_gbps: None,
+            stolen: None,
         }
     }
 
@@ -956,6 +975,7 @@ mod tests {
                 busy_cycles: 500_000,
                 idle_cycles: 500_000,
                 drops: vec![],
+                stolen: None,
             }),
         }
     }

@@ -70,6 +70,10 @@ pub struct MicroReport {
     pub established: Vec<EstablishedRow>,
     /// New-connection rows.
     pub new_conns: Vec<NewConnRow>,
+    /// Share of the run the benchmark's thread spent waiting for a CPU
+    /// (taken by other processes), where the kernel tells.
+    #[serde(default)]
+    pub stolen: Option<f64>,
 }
 
 /// One `l4vs-gen` run.
@@ -110,6 +114,10 @@ pub struct GenReport {
     pub setup_tx: u64,
     /// The port's line rate, if it reports one, in Gbit/s.
     pub line_rate_gbps: Option<f64>,
+    /// Share of the measured window the generator's thread spent waiting
+    /// for a CPU (taken by other processes), where the kernel tells.
+    #[serde(default)]
+    pub stolen: Option<f64>,
 }
 
 /// What `l4vs-fwd` did, printed on stop.

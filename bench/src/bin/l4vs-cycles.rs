@@ -7,9 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use l4vs_bench::micro::{self, Instructions, METHODS, MODES, SCHEDULERS};
 use l4vs_bench::results::MicroReport;
+use l4vs_bench::suite;
 use l4vs_bench::tsc;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,7 +28,8 @@ struct Cli {
     /// Timed packets per established-flow measurement.
     #[arg(long, default_value_t = 2_000_000)]
     samples: u64,
-    /// SYNs (new connections) per scheduler measurement.
+    /// SYNs (new connections) per scheduler measurement; 0 skips the
+    /// new-connection table.
     #[arg(long, default_value_t = 1_000_000)]
     syns: u64,
     /// Real servers behind the service.
@@ -44,10 +46,19 @@ struct Cli {
     json: bool,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    if cli.live.contains(&0) || cli.samples == 0 || cli.syns == 0 || cli.reals == 0 {
-        bail!("--live, --samples, --syns and --reals must all be at least 1");
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("l4vs-cycles: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if cli.live.contains(&0) || cli.samples == 0 || cli.reals == 0 {
+        bail!("--live, --samples and --reals must all be at least 1");
     }
     if cli.reals > 60_000 {
         bail!("--reals {}: at most 60000", cli.reals);
@@ -75,6 +86,7 @@ fn main() -> Result<()> {
     } else {
         Box::new(std::io::stdout())
     };
+    let wait0 = (Instant::now(), suite::runqueue_wait_ns(None));
     let hz = tsc::calibrate(Duration::from_millis(500));
     writeln!(
         out,
@@ -125,44 +137,60 @@ fn main() -> Result<()> {
         }
     }
 
-    writeln!(
-        out,
-        "\nnew connections: {} SYNs of unique tuples into an empty table of {}, {} reals",
-        cli.syns,
-        cli.syns * 2,
-        cli.reals
-    )?;
-    writeln!(
-        out,
-        "{:<10} {:<6} {:>11} {:>14} {:>10}",
-        "mode", "sched", "cycles/conn", "conns/s/core", "instr/conn"
-    )?;
     let mut new_conns = Vec::new();
-    for (kind, sname) in SCHEDULERS {
-        for (method, mname) in METHODS {
-            let row = micro::new_conns(
-                *method,
-                mname,
-                *kind,
-                sname,
-                cli.reals,
-                cli.syns,
-                hz,
-                perf.as_mut(),
-            )
-            .map_err(anyhow::Error::msg)?;
-            writeln!(
-                out,
-                "{:<10} {:<6} {:>11.1} {:>14.0} {:>10}",
-                row.mode,
-                row.scheduler,
-                row.cycles_per_conn,
-                row.conns_per_sec_per_core,
-                row.instructions_per_conn
-                    .map_or("-".into(), |i| format!("{i:.0}")),
-            )?;
-            new_conns.push(row);
+    if cli.syns > 0 {
+        writeln!(
+            out,
+            "\nnew connections: {} SYNs of unique tuples into an empty table of {}, {} reals",
+            cli.syns,
+            cli.syns * 2,
+            cli.reals
+        )?;
+        writeln!(
+            out,
+            "{:<10} {:<6} {:>11} {:>14} {:>10}",
+            "mode", "sched", "cycles/conn", "conns/s/core", "instr/conn"
+        )?;
+        for (kind, sname) in SCHEDULERS {
+            for (method, mname) in METHODS {
+                let row = micro::new_conns(
+                    *method,
+                    mname,
+                    *kind,
+                    sname,
+                    cli.reals,
+                    cli.syns,
+                    hz,
+                    perf.as_mut(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                writeln!(
+                    out,
+                    "{:<10} {:<6} {:>11.1} {:>14.0} {:>10}",
+                    row.mode,
+                    row.scheduler,
+                    row.cycles_per_conn,
+                    row.conns_per_sec_per_core,
+                    row.instructions_per_conn
+                        .map_or("-".into(), |i| format!("{i:.0}")),
+                )?;
+                new_conns.push(row);
+            }
         }
+    }
+    let stolen = match (wait0.1, suite::runqueue_wait_ns(None)) {
+        (Some(a), Some(b)) => {
+            let wall = wait0.0.elapsed().as_secs_f64().max(1e-9);
+            Some((b.saturating_sub(a) as f64 / 1e9 / wall).min(1.0))
+        }
+        _ => None,
+    };
+    if let Some(s) = stolen {
+        writeln!(
+            out,
+            "\nCPU taken by other processes during the run: {:.1}%",
+            s * 100.0
+        )?;
     }
     let report = MicroReport {
         tsc_hz: hz,
@@ -172,6 +200,7 @@ fn main() -> Result<()> {
         perf_note,
         established,
         new_conns,
+        stolen,
     };
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -16,6 +16,7 @@ use l4vs_bench::dpdk::{open_port, EalOptions};
 use l4vs_bench::results::FwdReport;
 use l4vs_dpdk::{Eal, Mbuf, Mempool};
 use std::io::Write;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,13 +49,25 @@ struct Cli {
     /// Frames per rx_burst.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
     burst: u16,
-    /// Seconds to wait for the link.
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds to wait for the link before saying "running" (0: do not
+    /// wait, as a memif server must: its link comes up when the client
+    /// connects).
+    #[arg(long, default_value_t = 0.0)]
     link_timeout: f64,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("l4vs-fwd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;

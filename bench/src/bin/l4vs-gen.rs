@@ -26,6 +26,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use l4vs_bench::dpdk::{open_port, EalOptions};
 use l4vs_bench::results::GenReport;
+use l4vs_bench::suite;
 use l4vs_bench::traffic::{self, Endpoints, Params, Rate, Sizes, Template, Traffic};
 use l4vs_dpdk::{Eal, Mbuf, Mempool, RxQueue, TxQueue};
 use l4vs_wire::ethernet::Address as MacAddr;
@@ -424,10 +425,14 @@ fn run(cli: &Cli, params: Params) -> Result<()> {
     let progress_ticks = (cli.progress > 0.0).then(|| ticks(Duration::from_secs_f64(cli.progress)));
     let count_limit = cli.count.unwrap_or(u64::MAX);
     let mut end = w.end;
+    let mut wait_at_start: Option<Option<u64>> = None;
     loop {
         let now = l4vs_dpdk::rdtsc();
         if now >= end || stop.load(Ordering::Relaxed) {
             break;
+        }
+        if wait_at_start.is_none() && now >= w.start {
+            wait_at_start = Some(suite::runqueue_wait_ns(None));
         }
         io.receive(&w, &mut s);
         let allowed = match plan.pps {
@@ -464,6 +469,7 @@ fn run(cli: &Cli, params: Params) -> Result<()> {
         }
     }
     let window_end = end.min(l4vs_dpdk::rdtsc());
+    let wait_at_end = suite::runqueue_wait_ns(None);
     io.discard_pending();
     s.tx = in_window_from.map_or(0, |from| seq - from);
     s.setup_tx += in_window_from.unwrap_or(seq);
@@ -485,7 +491,10 @@ fn run(cli: &Cli, params: Params) -> Result<()> {
     }
     let stats = port.stats().ok();
     let secs = window_end.saturating_sub(w.start) as f64 / hz as f64;
-    let report = report(cli, &plan, &s, secs, line_rate_bps);
+    let mut report = report(cli, &plan, &s, secs, line_rate_bps);
+    if let (Some(Some(a)), Some(b)) = (wait_at_start, wait_at_end) {
+        report.stolen = Some((b.saturating_sub(a) as f64 / 1e9 / secs.max(1e-9)).min(1.0));
+    }
     print_human(&report, stats.map(|p| p.imissed));
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -528,6 +537,7 @@ fn report(cli: &Cli, plan: &traffic::Plan, s: &Stats, secs: f64, line: Option<f6
         tx_backpressure: s.refused,
         setup_tx: s.setup_tx,
         line_rate_gbps: line.map(|b| b / 1e9),
+        stolen: None,
     }
 }
 
@@ -542,7 +552,7 @@ fn print_human(r: &GenReport, imissed: Option<u64>) {
         e,
         "l4vs-gen: {:.2} s: tx {} ({:.3} Mpps)  rx {} ({:.3} Mpps, {:.3} Gbit/s)  loss {:.4}%\n\
          l4vs-gen: latency {lat}\n\
-         l4vs-gen: bursts tx_burst cut short {}  other frames received {}  setup/warm-up frames {}  port imissed {}",
+         l4vs-gen: bursts tx_burst cut short {}  other frames received {}  setup/warm-up frames {}  port imissed {}  CPU taken by other processes {}",
         r.seconds,
         r.tx,
         r.tx_mpps,
@@ -554,5 +564,6 @@ fn print_human(r: &GenReport, imissed: Option<u64>) {
         r.other_rx,
         r.setup_tx,
         imissed.map_or("?".into(), |m| m.to_string()),
+        r.stolen.map_or("?".into(), |s| format!("{:.1}%", s * 100.0)),
     );
 }

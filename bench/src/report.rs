@@ -867,6 +867,17 @@ pub fn plots(s: &Suite, dir: &Path) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// 1500 -> "1500", 10000 -> "10 K", 1000000 -> "1 M".
+fn axis_label(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{} M", (x / 1e6 * 10.0).round() / 10.0)
+    } else if x >= 1e4 {
+        format!("{} K", (x / 1e3 * 10.0).round() / 10.0)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 fn chart(
     path: &Path,
     title: &str,
@@ -893,6 +904,8 @@ fn chart(
             c.configure_mesh()
                 .x_desc(xlabel)
                 .y_desc("Mpps")
+                .x_label_formatter(&|x: &f64| axis_label(*x))
+                .y_label_formatter(&|y: &f64| format!("{y:.1}"))
                 .draw()
                 .map_err(|e| err(&e))?;
             for s in series.iter().filter(|s| !s.points.is_empty()) {
@@ -1033,6 +1046,14 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("established flows ≤ 150 cycles/packet, one core, 1 M live connections | not measured"), "{md}");
+    }
+
+    #[test]
+    fn axis_labels() {
+        assert_eq!(axis_label(1.0), "1");
+        assert_eq!(axis_label(1518.0), "1518");
+        assert_eq!(axis_label(10_000.0), "10 K");
+        assert_eq!(axis_label(2_500_000.0), "2.5 M");
     }
 
     #[test]

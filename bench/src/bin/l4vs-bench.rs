@@ -53,7 +53,7 @@ struct Cli {
     #[arg(long)]
     duration: Option<f64>,
     /// Attempts per generator run while other processes take more than 5%
-    /// of its time (default 2 quick, 3 full); the least disturbed is kept.
+    /// of its time (default 3); the least disturbed is kept.
     #[arg(long)]
     attempts: Option<u32>,
     /// The command line to record in the report (default: this one).

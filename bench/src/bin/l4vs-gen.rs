@@ -17,6 +17,11 @@
 //! back-pressure, not as loss (with memif the device under test pushes
 //! back instead of dropping). Loss is counted over frames the port took.
 //!
+//! A frame's stamp is the TSC read at the top of the loop iteration that
+//! sends it, so it also decides which side of the measured window the
+//! frame is on, for both counts alike; latency therefore includes up to
+//! one RX drain of the generator itself (a few microseconds at most).
+//!
 //! Parameters are checked before the EAL starts (see
 //! `l4vs_bench::traffic::ParamError`); an impossible run exits with
 //! status 2 and says why.
@@ -234,6 +239,7 @@ impl Io {
     /// took. What it refuses now waits for the next call.
     fn send(
         &mut self,
+        stamp: u64,
         n: usize,
         seq: &mut u64,
         s: &mut Stats,
@@ -245,7 +251,10 @@ impl Io {
         if n == 0 {
             return 0;
         }
-        let tsc = l4vs_dpdk::rdtsc();
+        // The stamp is the loop's own `now`, so a frame counts in the
+        // measured window on the receive side exactly when it counted on
+        // the send side.
+        let tsc = stamp;
         let old = self.pending;
         for (slot, (t, flow)) in self.tx_bufs[..old].iter_mut().zip(&self.meta[..old]) {
             if let Some(m) = slot.as_mut() {
@@ -393,9 +402,14 @@ fn run(cli: &Cli, params: Params) -> Result<()> {
                 None => u64::MAX,
             };
             let want = (cli.flows - seq).min(allowed.saturating_sub(seq)) as usize;
-            io.send(want, &mut seq, &mut s, std::slice::from_ref(&syn64), |k| {
-                (0, k)
-            });
+            io.send(
+                l4vs_dpdk::rdtsc(),
+                want,
+                &mut seq,
+                &mut s,
+                std::slice::from_ref(&syn64),
+                |k| (0, k),
+            );
         }
         io.discard_pending();
         s.setup_tx += seq;
@@ -449,7 +463,7 @@ fn run(cli: &Cli, params: Params) -> Result<()> {
             }
             want = want.min(left as usize);
         }
-        io.send(want, &mut seq, &mut s, &templates, pick);
+        io.send(now, want, &mut seq, &mut s, &templates, pick);
         if let Some(pt) = progress_ticks {
             if now - last_progress >= pt && now >= w.start {
                 let from = in_window_from.unwrap_or(seq);

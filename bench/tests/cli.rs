@@ -136,9 +136,23 @@ fn generator_through_io_forward_over_memif() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
+    /// Kills the forwarder and removes the EAL directories if the test
+    /// fails half-way, so nothing outlives it.
+    struct Cleanup(std::process::Child, u32);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            for side in ["fwd", "gen"] {
+                let _ =
+                    std::fs::remove_dir(format!("/var/run/dpdk/l4vs-bench-test-{side}-{}", self.1));
+            }
+        }
+    }
+
     let sock = format!("/run/l4vs-bench-test-{}.sock", std::process::id());
     let tag = std::process::id();
-    let mut fwd = Command::new(env!("CARGO_BIN_EXE_l4vs-fwd"))
+    let fwd = Command::new(env!("CARGO_BIN_EXE_l4vs-fwd"))
         .args([
             "--port",
             &format!("net_memif0,role=server,socket={sock},mac=02:00:00:00:00:01"),
@@ -155,7 +169,8 @@ fn generator_through_io_forward_over_memif() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start l4vs-fwd");
-    let mut lines = BufReader::new(fwd.stdout.take().unwrap()).lines();
+    let mut fwd = Cleanup(fwd, tag);
+    let mut lines = BufReader::new(fwd.0.stdout.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     assert!(first.contains("running"), "l4vs-fwd did not start: {first}");
     for (traffic, size) in [("udp", "64"), ("tcp", "imix"), ("syn", "128")] {
@@ -206,16 +221,10 @@ fn generator_through_io_forward_over_memif() {
         }
     }
     let _ = Command::new("kill")
-        .args(["-INT", &fwd.id().to_string()])
+        .args(["-INT", &fwd.0.id().to_string()])
         .status();
     let last = lines.map_while(Result::ok).last().unwrap_or_default();
-    assert!(fwd.wait().unwrap().success());
+    assert!(fwd.0.wait().unwrap().success());
     let r: FwdReport = serde_json::from_str(&last).expect("l4vs-fwd report");
     assert!(r.rx > 0 && r.tx + r.tx_dropped == r.rx, "{r:?}");
-    for p in [
-        format!("l4vs-bench-test-fwd-{tag}"),
-        format!("l4vs-bench-test-gen-{tag}"),
-    ] {
-        let _ = std::fs::remove_dir(format!("/var/run/dpdk/{p}"));
-    }
 }

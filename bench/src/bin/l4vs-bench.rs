@@ -577,10 +577,6 @@ fn specs(quick: bool) -> Vec<Spec> {
             });
         }
     }
-    v.push(Spec {
-        group: "flows",
-        ..base.clone()
-    });
     for &f in flows {
         // A million flows need a million frames to open them all.
         let warmup = base.warmup.max(f as f64 / 1e6 + 0.5);
@@ -641,12 +637,16 @@ fn io_points(ctx: &mut Ctx) -> Vec<IoPoint> {
             break;
         }
         eprintln!(
-            "l4vs-bench: [{}/{n}] {} {} {} flows {} B rate {}",
+            "l4vs-bench: [{}/{n}] {} {} {} flows, {} frames, rate {}",
             i + 1,
             s.dut.label(),
             s.traffic,
             s.flows,
-            s.size,
+            if s.size == "imix" {
+                "IMIX".to_owned()
+            } else {
+                format!("{} B", s.size)
+            },
             s.rate_pps.map_or("max".into(), |r| format!("{r}"))
         );
         let mut best: Option<(Result<GenReport, String>, Option<DutStats>, f64)> = None;
@@ -935,6 +935,7 @@ fn peers(ctx: &Ctx) -> String {
 
 fn notes(s: &Suite) -> Vec<String> {
     let mut n = Vec::new();
+    n.extend(report::cross_check(s));
     n.push(
         "l4vs's connection table is fixed at 2^20 entries per worker in the `l4vs` binary \
          (there is no config key for it yet), so generator runs stop at 1 M flows; the \

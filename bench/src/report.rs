@@ -765,10 +765,10 @@ fn io_section(w: &mut String, s: &Suite) {
                         let list: Vec<String> =
                             d.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
                         format!(
-                            "{} {} {} B {} flows: {}",
+                            "{} {} {} {} flows: {}",
                             p.dut,
                             p.traffic,
-                            p.size,
+                            size_label(&p.size),
                             p.flows,
                             list.join(" ")
                         )
@@ -842,13 +842,15 @@ pub fn plots(s: &Suite, dir: &Path) -> Result<Vec<(String, String)>, String> {
             color: &RED,
         });
     }
-    let ceiling: Vec<(f64, f64)> =
+    // The ceiling does not depend on flows: the one of the flows runs'
+    // traffic, size and rate, drawn across the chart.
+    let ceiling =
         s.io.iter()
-            .filter(|p| p.group == "flows" && p.is_ceiling())
-            .filter_map(|p| p.result.as_ref().ok().map(|r| r.rx_mpps))
-            .map(|m| (0.0, m))
-            .collect();
-    if let Some(&(_, c)) = ceiling.first() {
+            .find(|p| p.group == "flows" && !p.is_ceiling())
+            .and_then(|p| s.ceiling_for(p))
+            .and_then(|c| c.result.as_ref().ok())
+            .map(|r| r.rx_mpps);
+    if let Some(c) = ceiling {
         let xs: Vec<f64> = series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -1152,6 +1154,18 @@ mod tests {
         };
         let files = plots(&s, &dir).unwrap();
         assert_eq!(files.len(), 1, "no flows data, so only the size chart");
+        let mut flows = point("l4vs dr", "64", Ok(gen(1.0)));
+        flows.group = "flows".into();
+        let s = Suite {
+            io: vec![point(CEILING, "64", Ok(gen(2.0))), flows],
+            ..Suite::default()
+        };
+        let files = plots(&s, &dir).unwrap();
+        let svg = std::fs::read_to_string(dir.join(&files[0].0)).unwrap();
+        assert!(
+            svg.contains("I/O ceiling through the port"),
+            "the ceiling of the size runs is drawn"
+        );
         let svg = std::fs::read_to_string(dir.join(&files[0].0)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("l4vs dr"), "{svg}");
         let _ = std::fs::remove_dir_all(&dir);

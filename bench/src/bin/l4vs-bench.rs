@@ -873,6 +873,12 @@ fn one_point(ctx: &mut Ctx, s: &Spec) -> PointResult {
         stolen: dut_stolen,
         ..d
     });
+    if stats.is_none() {
+        eprintln!(
+            "l4vs-bench:   {name} printed no final counters (exited by itself: {exited}): {}",
+            tail(&[out_lines.clone(), errs.clone()].concat(), 4)
+        );
+    }
     match gen_result {
         Ok(g) => {
             if !exited {

@@ -455,6 +455,10 @@ fn run(cli: &Cli, params: Params) -> Result<()> {
         };
         let mut want = allowed.saturating_sub(seq) as usize;
         if now >= w.start {
+            if in_window_from.is_none() {
+                // Progress rates count from the start of the window.
+                last_progress = now;
+            }
             let from = *in_window_from.get_or_insert(seq);
             let left = count_limit.saturating_sub(seq - from);
             if left == 0 {

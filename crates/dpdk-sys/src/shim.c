@@ -31,6 +31,20 @@ int l4vs_eth_link_up(uint16_t port_id)
 	return link.link_status == RTE_ETH_LINK_UP;
 }
 
+int64_t l4vs_eth_link_speed(uint16_t port_id)
+{
+	struct rte_eth_link link;
+	int ret;
+
+	memset(&link, 0, sizeof(link));
+	ret = rte_eth_link_get_nowait(port_id, &link);
+	if (ret < 0)
+		return ret;
+	if (link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN)
+		return 0;
+	return link.link_speed;
+}
+
 struct rte_mbuf *l4vs_pktmbuf_alloc(struct rte_mempool *mp)
 {
 	return rte_pktmbuf_alloc(mp);

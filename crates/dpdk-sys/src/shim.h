@@ -46,6 +46,9 @@ uint16_t l4vs_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
 			   struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
 /* 1 if the link is up, 0 if down, a negative errno on failure. */
 int l4vs_eth_link_up(uint16_t port_id);
+/* The link speed in Mbit/s (0 when the driver reports none), or a
+ * negative errno on failure; does not wait for negotiation. */
+int64_t l4vs_eth_link_speed(uint16_t port_id);
 
 /* mbuf */
 struct rte_mbuf *l4vs_pktmbuf_alloc(struct rte_mempool *mp);

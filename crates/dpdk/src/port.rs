@@ -361,6 +361,19 @@ impl Port {
         .unwrap_or(false)
     }
 
+    /// The link speed in Mbit/s as the driver reports it (without waiting
+    /// for negotiation); `None` when it reports none (virtual devices
+    /// often do not) or cannot be read.
+    pub fn link_speed_mbps(&self) -> Option<u32> {
+        with_eal("link speed", |_| {
+            // SAFETY: live EAL; the shim validates the port id.
+            Ok(unsafe { sys::l4vs_eth_link_speed(self.id) })
+        })
+        .ok()
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|s| *s != 0)
+    }
+
     /// The port's basic counters.
     ///
     /// # Errors
@@ -561,6 +574,7 @@ mod tests {
         let e = Port::by_name("net_ring0").unwrap_err();
         assert_eq!(e.code(), errno::ENODEV);
         assert!(!Port { id: 0 }.link_up());
+        assert_eq!(Port { id: 0 }.link_speed_mbps(), None);
         assert!(Port { id: 0 }.rx_queue(0).is_err());
     }
 

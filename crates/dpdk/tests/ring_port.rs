@@ -69,6 +69,8 @@ fn eal_pool_port_ring() {
     port.configure(&cfg, &pool).unwrap();
     port.start().unwrap();
     assert!(port.link_up());
+    // net_ring reports a fixed 10 Gbit/s link (rte_eth_ring.c).
+    assert_eq!(port.link_speed_mbps(), Some(10_000));
     port.mac_addr().unwrap();
 
     let mut rxq = port.rx_queue(0).unwrap();

@@ -498,7 +498,7 @@ fn micro_section(w: &mut String, s: &Suite) {
     };
     let _ = writeln!(
         w,
-        "`l4vs-cycles`: TSC cycles per packet in `Worker::process`, pinned to core {}{}, \
+        "`l4vs-cycles`: TSC cycles per packet in `Worker::process_burst` (the worker loop's path: a prefetch pass over the batch, then each packet), pinned to core {}{}, \
          with the packets already in memory. Established flows: the connection table \
          (1.25 × the live count) is filled first (SYN then ACK per flow), then {}-byte \
          TCP ACKs of flows drawn uniformly at random from the live ones are processed in \
@@ -602,7 +602,7 @@ fn micro_section(w: &mut String, s: &Suite) {
             "New connections: {} SYNs of tuples never seen before into an empty table of {} \
              entries ({} reals; wrr weights 1..5), timed as above; each creates a connection \
              (schedule, insert, rewrite). Schedulers are one line each in \
-             `bench/src/micro.rs` (`SCHEDULERS`): wlc and mh join when they land.\n",
+             `bench/src/micro.rs` (`SCHEDULERS`).\n",
             fmt_count(first.syns),
             fmt_count(first.capacity),
             first.reals

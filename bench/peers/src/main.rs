@@ -425,8 +425,8 @@ fn document(m: &Meta<'_>) -> String {
     if busy_load(m.load_before) {
         let _ = write!(
             s,
-            "**Not an idle machine:** load average {} when the run started: other engineers \
-             were compiling and testing in their worktrees on the same two cores. The \
+            "**Not an idle machine:** load average {} when the run started (a build just \
+             before the run, or other work on the same two cores, counts in it). The \
              benchmark waited for a quiet machine before each director (up to {} s; the \
              details say how long and how busy it was). ",
             m.load_before,

@@ -263,13 +263,7 @@ fn reload(
     }
     let snap = plan::rebuild(&new, macs, Some(&snapshot.load()))
         .context("building the service snapshot")?;
-    for n in &new.neighbors {
-        neighbors.set_static(
-            n.address,
-            l4vs_wire::ethernet::Address(n.mac),
-            n.port as u16,
-        );
-    }
+    plan::seed_neighbors(&new, neighbors);
     snapshot.store(Arc::new(snap));
     Ok(new)
 }

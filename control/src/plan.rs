@@ -60,10 +60,7 @@ pub fn rebuild(
                 .unwrap_or_else(|| format!("{}:{}/{}", s.vip, s.port, s.protocol.as_str())),
             vip: s.vip,
             port: s.port,
-            protocol: match s.protocol {
-                config::Protocol::Tcp => Protocol::Tcp,
-                config::Protocol::Udp => Protocol::Udp,
-            },
+            protocol: protocol(s.protocol),
             scheduler: scheduler(s.scheduler),
             reals: s
                 .reals
@@ -99,10 +96,7 @@ pub fn rebuild(
         .map(|m| MarkRule {
             dst: m.destination,
             prefix_len: m.prefix_len,
-            protocol: m.protocol.map(|p| match p {
-                config::Protocol::Tcp => Protocol::Tcp,
-                config::Protocol::Udp => Protocol::Udp,
-            }),
+            protocol: m.protocol.map(protocol),
             ports: m.ports.clone(),
             mark: m.mark,
         })
@@ -158,13 +152,26 @@ pub fn scheduler(s: config::Scheduler) -> SchedulerKind {
     }
 }
 
+fn protocol(p: config::Protocol) -> Protocol {
+    match p {
+        config::Protocol::Tcp => Protocol::Tcp,
+        config::Protocol::Udp => Protocol::Udp,
+    }
+}
+
 /// A neighbour table seeded with the config's static entries.
 pub fn neighbors(cfg: &Config) -> NeighborTable {
     let t = NeighborTable::new(4096 + cfg.neighbors.len());
+    seed_neighbors(cfg, &t);
+    t
+}
+
+/// Installs the config's static neighbour entries in `t` (at start, and
+/// again on a reload).
+pub fn seed_neighbors(cfg: &Config, t: &NeighborTable) {
     for n in &cfg.neighbors {
         t.set_static(n.address, MacAddr(n.mac), n.port as u16);
     }
-    t
 }
 
 #[cfg(test)]

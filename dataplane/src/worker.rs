@@ -27,7 +27,7 @@ use crate::packet::PacketBuf;
 use crate::sched::RealStats;
 use crate::sched::{SchedPacket, Scheduler};
 use crate::snapshot::Real;
-use crate::snapshot::{prefix_mask, ForwardMethod, Persistence, Snapshot};
+use crate::snapshot::{prefix_mask, ForwardMethod, Persistence, Service, Snapshot};
 use crate::state::{self, Activity};
 use crate::steer::Steering;
 use crate::verdict::{Counters, DropReason, Verdict};
@@ -203,14 +203,7 @@ impl Worker {
             }
             let mac = snap.ports()[usize::from(port)].mac;
             let mut frame = [0u8; 60];
-            let mut eth = ethernet::Frame::new_unchecked(&mut frame[..]);
-            eth.set_dst_addr(MacAddr::BROADCAST);
-            eth.set_src_addr(mac);
-            eth.set_outer_ethertype(EtherType::Arp);
-            let mut a = arp::Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..]);
-            a.set_header(arp::Operation::Request);
-            a.set_sender(mac, sip);
-            a.set_target(MacAddr::UNSPECIFIED, next_hop);
+            write_arp_request(&mut frame, ethernet::HEADER_LEN, mac, sip, next_hop);
             self.counters.arp_requests.inc();
             emit(port, &frame);
         }
@@ -438,7 +431,7 @@ impl Worker {
             proto: proto.into(),
         };
         let chosen = match svc.options.persistence {
-            Some(p) => self.persistent_real(sid, &opening, p, now_s),
+            Some(p) => self.persistent_real(sid, svc, &opening, p, now_s),
             None => self.sched[usize::from(sid)].schedule(&svc.reals, &svc.stats, &opening, now_s),
         };
         let Some(ri) = chosen else {
@@ -496,11 +489,7 @@ impl Worker {
 
     /// True when the connection's real server is still in its service.
     fn real_exists(&self, c: &Conn) -> bool {
-        self.snap
-            .services()
-            .get(usize::from(c.service))
-            .and_then(|s| s.reals.get(usize::from(c.real)))
-            .is_some_and(|r| r.addr == c.rip && r.method == c.method)
+        real_stats(&self.snap, c).is_some_and(|(_, r)| r.method == c.method)
     }
 
     /// The timeouts of a service's connections (the worker's defaults for
@@ -524,12 +513,11 @@ impl Worker {
     fn persistent_real(
         &mut self,
         sid: u16,
+        svc: &Service,
         t: &SchedPacket,
         p: Persistence,
         now_s: u32,
     ) -> Option<usize> {
-        let snap = self.snap.clone();
-        let svc = &snap.services()[usize::from(sid)];
         let masked = Ipv4Addr::from_bits(t.src.to_bits() & prefix_mask(p.netmask));
         let key = if svc.options.fwmark != 0 {
             Tuple {
@@ -673,15 +661,7 @@ impl Worker {
             {
                 let mac = self.snap.ports()[usize::from(port)].mac;
                 pkt.truncate(l2 + arp::PACKET_LEN);
-                let d = pkt.data_mut();
-                let mut eth = ethernet::Frame::new_unchecked(&mut *d);
-                eth.set_dst_addr(MacAddr::BROADCAST);
-                eth.set_src_addr(mac);
-                d[l2 - 2..l2].copy_from_slice(&u16::from(EtherType::Arp).to_be_bytes());
-                let mut a = arp::Packet::new_unchecked(&mut d[l2..]);
-                a.set_header(arp::Operation::Request);
-                a.set_sender(mac, sip);
-                a.set_target(MacAddr::UNSPECIFIED, next_hop);
+                write_arp_request(pkt.data_mut(), l2, mac, sip, next_hop);
                 self.counters.arp_requests.inc();
                 // The original packet is lost: count it here, since the
                 // buffer itself leaves as the request.
@@ -944,6 +924,20 @@ impl Worker {
         self.counters.icmp_echo_replies.inc();
         Verdict::Forward { port: in_port }
     }
+}
+
+/// Writes a broadcast ARP request for `target` from (`mac`, `sip`) into
+/// `frame`, whose L2 header is `l2` bytes long (an 802.1Q tag is kept: only
+/// the EtherType before the payload changes).
+fn write_arp_request(frame: &mut [u8], l2: usize, mac: MacAddr, sip: Ipv4Addr, target: Ipv4Addr) {
+    let mut eth = ethernet::Frame::new_unchecked(&mut *frame);
+    eth.set_dst_addr(MacAddr::BROADCAST);
+    eth.set_src_addr(mac);
+    frame[l2 - 2..l2].copy_from_slice(&u16::from(EtherType::Arp).to_be_bytes());
+    let mut a = arp::Packet::new_unchecked(&mut frame[l2..]);
+    a.set_header(arp::Operation::Request);
+    a.set_sender(mac, sip);
+    a.set_target(MacAddr::UNSPECIFIED, target);
 }
 
 /// The shared statistics and the configuration of a connection's real

@@ -179,7 +179,6 @@ impl Rig {
             scheduler,
             reals: real_list,
             options: Default::default(),
-            stats: Default::default(),
         };
         let snap = Snapshot::new(
             vec![PortInfo {

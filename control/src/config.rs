@@ -137,7 +137,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 pub use l4vs_dataplane::conn::Timeouts;
-use l4vs_dataplane::snapshot::prefix_mask;
+use l4vs_dataplane::model::prefix_mask;
 use std::path::Path;
 
 mod emit;

@@ -12,6 +12,7 @@
 use crate::config::{self, Config};
 use crate::mbuf_packet::MbufPacket;
 use crate::plan;
+use crate::table::{Change, Network, ServiceTable};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use l4vs_dataplane::{
@@ -72,6 +73,17 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .context("installing the SIGHUP handler")?;
+    // keepalived's habit: SIGUSR1 dumps the service table, SIGUSR2 the
+    // statistics; neither stops the director.
+    let usr1 = Arc::new(AtomicBool::new(false));
+    let usr2 = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGUSR1, &usr1),
+        (signal_hook::consts::SIGUSR2, &usr2),
+    ] {
+        signal_hook::flag::register(sig, flag.clone())
+            .context("installing the SIGUSR1/SIGUSR2 handlers")?;
+    }
     let eal = Eal::init(&cfg.eal_argv("l4vs")).context("EAL init")?;
     println!("l4vs: {} initialised", l4vs_dpdk::version());
     let pool = Arc::new(
@@ -115,17 +127,17 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         ports.push(port);
         macs.push(mac);
     }
+    let mut table = ServiceTable::from_config(cfg)
+        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))?;
     let snapshot = Arc::new(ArcSwap::from_pointee(
-        plan::snapshot(cfg, &macs).context("building the service snapshot")?,
+        plan::publish(&mut table, cfg, &macs).context("building the service snapshot")?,
     ));
     let neighbors = Arc::new(plan::neighbors(cfg));
-    for s in snapshot.load().services() {
+    for (_, s) in snapshot.load().services() {
         println!(
-            "l4vs: service {} {}:{}/{} {:?} -> {} real(s)",
+            "l4vs: service {} {} scheduler {} -> {} real(s)",
             s.name,
-            s.vip,
-            s.port,
-            s.protocol.as_str(),
+            crate::table::ServiceKey::of(s),
             s.scheduler,
             s.reals.len()
         );
@@ -202,13 +214,23 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         if handles.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
         }
+        if usr1.swap(false, Ordering::Relaxed) {
+            print_services(&snapshot.load());
+        }
+        if usr2.swap(false, Ordering::Relaxed) {
+            print_workers(cfg, &ports, &all_counters, &neighbors);
+        }
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(path, &running, &macs, &snapshot, &neighbors) {
-                Ok(new) => {
+            match reload(path, &running, &mut table, &macs, &snapshot, &neighbors) {
+                Ok((new, changes)) => {
+                    for line in change_lines(&changes) {
+                        println!("l4vs: reload: {line}");
+                    }
                     println!(
-                        "l4vs: reloaded {}: {} service(s)",
+                        "l4vs: reloaded {}: {} service(s), {} change(s)",
                         path.display(),
-                        new.services.len()
+                        table.len(),
+                        changes.len()
                     );
                     running = new;
                 }
@@ -240,19 +262,23 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Re-reads the config for SIGHUP. Services, reals, weights, schedulers,
-/// addresses, the gateway and static neighbours change in place; EAL,
+/// Re-reads the config for SIGHUP and applies the difference to the
+/// running service table, command by command (as `ipvsadm` would), then
+/// publishes only the services that changed. Addresses, the gateway,
+/// static neighbours, classifier rules and timeouts change in place; EAL,
 /// workers, ports and mbufs need a restart, so a file that changes them is
 /// refused, as is an invalid one: either way the running configuration
 /// stays. Static neighbours that disappear from the file stay known until
-/// ARP replaces them.
+/// ARP replaces them. Changes made at run time by other means are
+/// overwritten by the file, as keepalived's reload does.
 fn reload(
     path: &Path,
     running: &Config,
+    table: &mut ServiceTable,
     macs: &[[u8; 6]],
     snapshot: &ArcSwap<Snapshot>,
     neighbors: &NeighborTable,
-) -> Result<Config> {
+) -> Result<(Config, Vec<Change>)> {
     let new = config::load(path)?;
     if new.eal != running.eal
         || new.workers != running.workers
@@ -261,11 +287,43 @@ fn reload(
     {
         bail!("eal, workers, ports and mbufs cannot change while running; restart l4vs for that");
     }
-    let snap = plan::rebuild(&new, macs, Some(&snapshot.load()))
-        .context("building the service snapshot")?;
+    let target = ServiceTable::from_config(&new)
+        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))?;
+    // Work on a copy: a refused command or snapshot leaves the running
+    // table as it was.
+    let mut next = table.clone();
+    next.set_environment(Network::of(&new), new.expire_quiescent_template);
+    let mut changes = Vec::new();
+    for cmd in next.diff(&target) {
+        changes.push(next.apply(cmd).context("applying the new configuration")?);
+    }
+    let snap = plan::publish(&mut next, &new, macs).context("building the service snapshot")?;
     plan::seed_neighbors(&new, neighbors);
     snapshot.store(Arc::new(snap));
-    Ok(new)
+    *table = next;
+    Ok((new, changes))
+}
+
+/// One log line per service, its changes joined in order:
+/// `service http: real 198.18.2.14:80 added; 198.18.2.12:80 weight 1 -> 3`.
+fn change_lines(changes: &[Change]) -> Vec<String> {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for c in changes {
+        match lines.last_mut() {
+            Some((svc, whats)) if *svc == c.service => whats.push(c.what.clone()),
+            _ => lines.push((c.service.clone(), vec![c.what.clone()])),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(svc, whats)| {
+            if svc.is_empty() {
+                whats.join("; ")
+            } else {
+                format!("service {svc}: {}", whats.join("; "))
+            }
+        })
+        .collect()
 }
 
 fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
@@ -352,6 +410,15 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
             }
         }
         out.flush();
+        // A change publishes a new snapshot; pick it up between bursts.
+        // Unchanged services keep their scheduler state (see
+        // Worker::set_snapshot), so this costs little even for big tables.
+        {
+            let current = snapshot.load();
+            if !Arc::ptr_eq(&current, worker.snapshot()) {
+                worker.set_snapshot(Arc::clone(&current));
+            }
+        }
         if now_ms >= next_housekeeping {
             worker.housekeeping(now_ms);
             if worker_id == 0 {
@@ -363,11 +430,6 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
                         }
                     }
                 });
-            }
-            // A reload publishes a new snapshot; pick it up between bursts.
-            let current = snapshot.load();
-            if !Arc::ptr_eq(&current, worker.snapshot()) {
-                worker.set_snapshot(Arc::clone(&current));
             }
             next_housekeeping = now_ms + HOUSEKEEPING_MS;
         }
@@ -499,7 +561,14 @@ fn print_final(
     snap: &Snapshot,
 ) {
     println!("l4vs: stopping; final counters");
-    for s in snap.services() {
+    print_services(snap);
+    print_workers(cfg, ports, workers, neighbors);
+}
+
+/// The services and their reals with live connection counts (SIGUSR1, and
+/// at exit).
+fn print_services(snap: &Snapshot) {
+    for (_, s) in snap.services() {
         for (r, st) in s.reals.iter().zip(s.stats.iter()) {
             println!(
                 "  service {} real {}:{} weight={} activeconns={} inactconns={}{}",
@@ -517,6 +586,17 @@ fn print_final(
             );
         }
     }
+    let _ = std::io::stdout().flush();
+}
+
+/// Every worker's counters and drops, the ports' counters and the
+/// neighbours (SIGUSR2, and at exit).
+fn print_workers(
+    cfg: &Config,
+    ports: &[Port],
+    workers: &[Arc<Counters>],
+    neighbors: &NeighborTable,
+) {
     for (i, c) in workers.iter().enumerate() {
         let named: Vec<String> = c
             .named()

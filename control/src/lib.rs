@@ -5,3 +5,4 @@ pub mod config;
 pub mod director;
 pub mod mbuf_packet;
 pub mod plan;
+pub mod table;

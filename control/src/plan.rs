@@ -1,38 +1,56 @@
-//! From a validated config to what the dataplane runs: the [`Snapshot`]
-//! and the static neighbour entries. Pure functions, tested without DPDK.
+//! From a validated config and the service table to what the dataplane
+//! runs: the [`Snapshot`] and the static neighbour entries. Pure functions,
+//! tested without DPDK.
 
 use crate::config::{self, Config};
+use crate::table::{ServiceTable, TableError};
 use l4vs_dataplane::{
-    ForwardMethod, LocalAddress, MarkRule, NeighborTable, Persistence, PortInfo, Protocol, Real,
-    SchedulerKind, Service, ServiceOptions, Snapshot, SnapshotError,
+    ForwardMethod, LocalAddress, MarkRule, NeighborTable, PortInfo, Protocol, SchedulerKind,
+    Snapshot, SnapshotError,
 };
 use l4vs_wire::ethernet::Address as MacAddr;
 
 /// IP MTU assumed for every port until MTU configuration exists.
 pub const DEFAULT_MTU: u16 = 1500;
 
-/// Builds the dataplane snapshot; `macs[i]` is port i's MAC address.
+/// Builds the dataplane snapshot of a config on its own (tests, and
+/// `check-config`); `macs[i]` is port i's MAC address.
 ///
 /// # Errors
-/// What [`Snapshot::new`] refuses (the config validator already rejects
-/// those cases, so this is a second line of defence).
-pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, SnapshotError> {
-    rebuild(cfg, macs, None)
+/// A service or real the table refuses (the config validator already
+/// rejects those cases, so this is a second line of defence), with its key
+/// path.
+pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, PlanError> {
+    let mut table =
+        ServiceTable::from_config(cfg).map_err(|(key, e)| PlanError::Service(key, e))?;
+    publish(&mut table, cfg, macs)
 }
 
-/// [`snapshot`] for a reload: a service that keeps its identity (VIP, port
-/// and protocol, or mark) and exactly the same real servers keeps the
-/// running per-real connection counts, so least-connection scheduling and
-/// thresholds see the connections that are still open. A changed list of
-/// reals starts from zero.
+/// Why a config could not become a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A service or real server, by key path, and the rule it broke.
+    #[error("{0}: {1}")]
+    Service(String, TableError),
+    /// The snapshot's own checks (ports, duplicates).
+    #[error("{0}")]
+    Snapshot(#[from] SnapshotError),
+    /// A service that could not be compiled.
+    #[error("{0}")]
+    Table(#[from] TableError),
+}
+
+/// The snapshot of `table` with the config's ports, addresses, gateway
+/// and classifier rules: compiles the services changed since the last
+/// publication (only those) on the calling thread.
 ///
 /// # Errors
 /// As [`snapshot`].
-pub fn rebuild(
+pub fn publish(
+    table: &mut ServiceTable,
     cfg: &Config,
     macs: &[[u8; 6]],
-    previous: Option<&Snapshot>,
-) -> Result<Snapshot, SnapshotError> {
+) -> Result<Snapshot, PlanError> {
     let ports = macs
         .iter()
         .map(|m| PortInfo {
@@ -50,46 +68,6 @@ pub fn rebuild(
         })
         .collect();
     let gateway = cfg.gateway.as_ref().map(|g| (g.address, g.port as u16));
-    let services = cfg
-        .services
-        .iter()
-        .map(|s| Service {
-            name: s
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}:{}/{}", s.vip, s.port, s.protocol.as_str())),
-            vip: s.vip,
-            port: s.port,
-            protocol: protocol(s.protocol),
-            scheduler: scheduler(s.scheduler),
-            reals: s
-                .reals
-                .iter()
-                .map(|r| Real {
-                    addr: r.address,
-                    port: r.port,
-                    weight: r.weight,
-                    method: match r.forward {
-                        config::Forward::Nat => ForwardMethod::Nat,
-                        config::Forward::Tunnel => ForwardMethod::Tunnel,
-                        config::Forward::Dr => ForwardMethod::DirectRouting,
-                    },
-                    upper_threshold: r.upper_threshold,
-                    lower_threshold: r.lower_threshold,
-                })
-                .collect(),
-            options: ServiceOptions {
-                fwmark: s.fwmark.unwrap_or(0),
-                persistence: s.persistence.map(|p| Persistence {
-                    timeout: p.timeout,
-                    netmask: p.netmask,
-                }),
-                timeouts: s.timeouts,
-                expire_quiescent_template: cfg.expire_quiescent_template,
-            },
-            stats: Default::default(),
-        })
-        .collect();
     let marks = cfg
         .firewall_marks
         .iter()
@@ -101,26 +79,17 @@ pub fn rebuild(
             mark: m.mark,
         })
         .collect();
-    let mut services: Vec<Service> = services;
-    if let Some(old) = previous {
-        for s in &mut services {
-            let same = old.services().iter().find(|o| {
-                o.vip == s.vip
-                    && o.port == s.port
-                    && o.protocol == s.protocol
-                    && o.options.fwmark == s.options.fwmark
-                    && o.reals.len() == s.reals.len()
-                    && o.reals
-                        .iter()
-                        .zip(&s.reals)
-                        .all(|(a, b)| (a.addr, a.port, a.method) == (b.addr, b.port, b.method))
-            });
-            if let Some(o) = same {
-                s.stats = o.stats.clone();
-            }
-        }
+    let slots = table.compile()?;
+    Ok(Snapshot::from_slots(ports, locals, gateway, slots)?.with_marks(marks))
+}
+
+/// The dataplane's forwarding method for a configured one.
+pub fn method(f: config::Forward) -> ForwardMethod {
+    match f {
+        config::Forward::Nat => ForwardMethod::Nat,
+        config::Forward::Tunnel => ForwardMethod::Tunnel,
+        config::Forward::Dr => ForwardMethod::DirectRouting,
     }
-    Ok(Snapshot::new(ports, locals, gateway, services)?.with_marks(marks))
 }
 
 /// The dataplane's scheduler for a configured one.
@@ -152,7 +121,8 @@ pub fn scheduler(s: config::Scheduler) -> SchedulerKind {
     }
 }
 
-fn protocol(p: config::Protocol) -> Protocol {
+/// The dataplane's protocol for a configured one.
+pub fn protocol(p: config::Protocol) -> Protocol {
     match p {
         config::Protocol::Tcp => Protocol::Tcp,
         config::Protocol::Udp => Protocol::Udp,
@@ -195,7 +165,7 @@ mod tests {
             let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
             let vip = "198.18.0.100".parse().unwrap();
             let web = s.service_id(vip, 80, 6).expect("http service");
-            let svc = &s.services()[usize::from(web)];
+            let svc = s.service(web).unwrap();
             assert_eq!(svc.reals.len(), 3, "{file}");
             assert!(svc.reals.iter().all(|r| r.method == method), "{file}");
             assert!(s.service_id(vip, 53, 17).is_some(), "{file}: udp echo");
@@ -207,7 +177,7 @@ mod tests {
     fn wrr_weights_carry_over() {
         let cfg = load("lab-wrr.yaml");
         let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
-        let svc = &s.services()[0];
+        let svc = s.service(0).unwrap();
         assert_eq!(svc.scheduler, SchedulerKind::Wrr);
         assert_eq!(
             svc.reals.iter().map(|r| r.weight).collect::<Vec<_>>(),
@@ -219,7 +189,7 @@ mod tests {
     fn schedulers_and_thresholds_carry_over() {
         let cfg = load("example-schedulers.yaml");
         let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
-        let kinds: Vec<SchedulerKind> = s.services().iter().map(|s| s.scheduler).collect();
+        let kinds: Vec<SchedulerKind> = s.services().map(|(_, s)| s.scheduler).collect();
         assert_eq!(
             kinds,
             [
@@ -241,7 +211,7 @@ mod tests {
                 SchedulerKind::Twos,
             ]
         );
-        let web = &s.services()[0];
+        let web = s.service(0).unwrap();
         let t: Vec<(u32, u32)> = web
             .reals
             .iter()
@@ -250,8 +220,7 @@ mod tests {
         assert_eq!(t, [(1000, 800), (600, 0), (0, 0)]);
         assert!(s
             .services()
-            .iter()
-            .all(|svc| svc.stats.len() == svc.reals.len()));
+            .all(|(_, svc)| svc.stats.len() == svc.reals.len()));
         // Every config name maps to the dataplane's scheduler of that name.
         for svc in &cfg.services {
             assert_eq!(scheduler(svc.scheduler).as_str(), svc.scheduler.as_str());

@@ -10,6 +10,7 @@
 //! Nothing on the per-packet path allocates, locks, logs or formats.
 
 pub mod conn;
+pub mod model;
 pub mod neighbor;
 pub mod packet;
 pub mod sched;
@@ -20,12 +21,12 @@ pub mod testpkt;
 pub mod verdict;
 pub mod worker;
 
+pub use model::{
+    ForwardMethod, MarkRule, Persistence, Protocol, Real, SchedulerKind, Service, ServiceOptions,
+};
 pub use neighbor::NeighborTable;
 pub use packet::{PacketBuf, VecPacket};
 pub use sched::{RealStats, SchedPacket, Scheduler};
-pub use snapshot::{
-    ForwardMethod, LocalAddress, MarkRule, Persistence, PortInfo, Protocol, Real, SchedulerKind,
-    Service, ServiceOptions, Snapshot, SnapshotError,
-};
+pub use snapshot::{CompiledService, LocalAddress, PortInfo, Snapshot, SnapshotError};
 pub use verdict::{Counters, DropReason, Verdict};
 pub use worker::{Worker, WorkerConfig};

@@ -1,275 +1,106 @@
-//! The immutable configuration a worker forwards by.
+//! The immutable configuration a worker forwards by, in compiled form.
 //!
-//! The control thread validates the operator's config, builds a
-//! [`Snapshot`] and publishes it; workers read it without locks. A snapshot
-//! never changes: a new config is a new snapshot. Lookups on it (VIP,
-//! local address, route) allocate nothing.
+//! The control thread keeps the service table (the model, [`crate::model`])
+//! and publishes a [`Snapshot`]; workers read it without locks. A snapshot
+//! never changes: a change is a new snapshot. Lookups on it (VIP, local
+//! address, route) allocate nothing.
+//!
+//! Services sit in stable *slots*: a service keeps its slot (its service
+//! id, which connection entries record) for as long as it exists, and a
+//! deleted service leaves its slot empty until a new service takes it. Each
+//! service is an [`Arc<CompiledService>`]: a change to one service compiles
+//! that one again on the control thread (its Maglev table included) and
+//! shares every other service's `Arc` with the previous snapshot, so a
+//! worker that swaps snapshots can tell, by pointer, which services
+//! changed and keep the scheduler state of all the others.
 
-use crate::conn::Timeouts;
-use crate::sched::{mh, RealStats};
+use crate::model::{prefix_mask, MarkRule, SchedulerKind, Service};
+use crate::sched::{mh, RealStats, SharedTables};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::Address as MacAddr;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
-/// Transport protocol of a virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    /// TCP (6)
-    Tcp,
-    /// UDP (17)
-    Udp,
-}
-
-impl Protocol {
-    /// The IP protocol number.
-    pub const fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-        }
-    }
-
-    /// "tcp" or "udp".
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
-
-/// How packets reach a real server (ipvsadm -m, -i, -g). IPVS keeps the
-/// method per real server, and so does l4vs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ForwardMethod {
-    /// Rewrite destination address and port; undo it on the replies.
-    Nat,
-    /// Encapsulate in an outer IPv4 header to the real server (RFC 2003).
-    Tunnel,
-    /// Rewrite the destination MAC only.
-    DirectRouting,
-}
-
-/// A service's scheduler: the IPVS set, with the options IPVS keeps in the
-/// service's scheduler flags (`ipvsadm -b`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchedulerKind {
-    /// Round robin (`ip_vs_rr.c`).
-    Rr,
-    /// Weighted round robin (`ip_vs_wrr.c`).
-    Wrr,
-    /// Least connection (`ip_vs_lc.c`).
-    Lc,
-    /// Weighted least connection (`ip_vs_wlc.c`).
-    Wlc,
-    /// Locality-based least connection (`ip_vs_lblc.c`).
-    Lblc,
-    /// Locality-based least connection with replication (`ip_vs_lblcr.c`).
-    Lblcr,
-    /// Destination hashing (`ip_vs_dh.c`).
-    Dh,
-    /// Source hashing (`ip_vs_sh.c`).
-    Sh {
-        /// Hash the source port too (IP_VS_SVC_F_SCHED_SH_PORT, `sh-port`).
-        port: bool,
-        /// Look further when the hashed real is unavailable
-        /// (IP_VS_SVC_F_SCHED_SH_FALLBACK, `sh-fallback`).
-        fallback: bool,
-    },
-    /// Shortest expected delay (`ip_vs_sed.c`).
-    Sed,
-    /// Never queue (`ip_vs_nq.c`).
-    Nq,
-    /// Maglev hashing (`ip_vs_mh.c`).
-    Mh {
-        /// Lookup table size: a prime, at least the number of reals
-        /// ([`mh::DEFAULT_TABLE_SIZE`] by default).
-        table_size: u32,
-        /// Hash the source port too (IP_VS_SVC_F_SCHED_MH_PORT, `mh-port`).
-        port: bool,
-        /// Look further when the hashed real is unavailable
-        /// (IP_VS_SVC_F_SCHED_MH_FALLBACK, `mh-fallback`).
-        fallback: bool,
-    },
-    /// Weighted fail-over (`ip_vs_fo.c`).
-    Fo,
-    /// Overflow connection (`ip_vs_ovf.c`).
-    Ovf,
-    /// Power of two choices (`ip_vs_twos.c`).
-    Twos,
-}
-
-impl SchedulerKind {
-    /// The ipvsadm `-s` name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SchedulerKind::Rr => "rr",
-            SchedulerKind::Wrr => "wrr",
-            SchedulerKind::Lc => "lc",
-            SchedulerKind::Wlc => "wlc",
-            SchedulerKind::Lblc => "lblc",
-            SchedulerKind::Lblcr => "lblcr",
-            SchedulerKind::Dh => "dh",
-            SchedulerKind::Sh { .. } => "sh",
-            SchedulerKind::Sed => "sed",
-            SchedulerKind::Nq => "nq",
-            SchedulerKind::Mh { .. } => "mh",
-            SchedulerKind::Fo => "fo",
-            SchedulerKind::Ovf => "ovf",
-            SchedulerKind::Twos => "twos",
-        }
-    }
-
-    /// Maglev with the default table size and no flags.
-    pub const fn mh() -> SchedulerKind {
-        SchedulerKind::Mh {
-            table_size: mh::DEFAULT_TABLE_SIZE,
-            port: false,
-            fallback: false,
-        }
-    }
-}
-
-/// A real server of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Real {
-    /// Its address.
-    pub addr: Ipv4Addr,
-    /// Its port (NAT rewrites to it; tunnel and DR keep the packet's).
-    pub port: u16,
-    /// Weight; 0 means quiescent: no new connections.
-    pub weight: u32,
-    /// Forwarding method.
-    pub method: ForwardMethod,
-    /// Connections (active + inactive) at which the real becomes
-    /// overloaded and takes no new ones (`ipvsadm -x`); 0 = no limit.
-    pub upper_threshold: u32,
-    /// Connections below which an overloaded real takes new ones again
-    /// (`ipvsadm -y`); 0 = three quarters of `upper_threshold`.
-    pub lower_threshold: u32,
-}
-
-/// A virtual service: (VIP, port, protocol) and its real servers.
-///
-/// Equality compares the configuration and ignores `stats`, which is
-/// live state.
-#[derive(Debug, Clone)]
-pub struct Service {
-    /// Operator's name, for reports.
-    pub name: String,
-    /// Virtual IP.
-    pub vip: Ipv4Addr,
-    /// Virtual port.
-    pub port: u16,
-    /// Protocol.
-    pub protocol: Protocol,
-    /// Scheduler.
-    pub scheduler: SchedulerKind,
-    /// Real servers, in configuration order (the order IPVS keeps its
-    /// destination list in, which every scheduler walks).
-    pub reals: Vec<Real>,
-    /// Firewall mark, persistence, timeouts.
-    pub options: ServiceOptions,
+/// A service as workers forward by it: the model [`Service`] (readable
+/// through `Deref`), its real servers' shared connection counts, and its
+/// scheduler's read-only tables, built once here on the control thread.
+#[derive(Debug)]
+pub struct CompiledService {
+    service: Service,
     /// Connection counts and overload flags, one per real, shared by every
-    /// worker. [`Snapshot::new`] gives a service fresh, zeroed stats unless
-    /// it already has exactly one per real (a control plane that rebuilds a
-    /// snapshot may hand the old ones over to keep the counts).
+    /// worker.
     pub stats: Arc<[RealStats]>,
+    tables: SharedTables,
 }
 
-impl PartialEq for Service {
-    fn eq(&self, other: &Service) -> bool {
-        self.name == other.name
-            && self.vip == other.vip
-            && self.port == other.port
-            && self.protocol == other.protocol
-            && self.scheduler == other.scheduler
-            && self.reals == other.reals
-            && self.options == other.options
+impl core::ops::Deref for CompiledService {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
     }
 }
 
-impl Eq for Service {}
+impl CompiledService {
+    /// Compiles `service` with fresh, zeroed counts.
+    ///
+    /// # Errors
+    /// More than 65535 reals, or an mh table size that is not a prime at
+    /// least as large as the number of reals.
+    pub fn compile(service: Service) -> Result<Arc<CompiledService>, SnapshotError> {
+        let n = service.reals.len();
+        CompiledService::compile_with_stats(service, Self::fresh_stats(n))
+    }
 
-impl Service {
+    /// Compiles `service`, keeping `stats` when it holds exactly one entry
+    /// per real (a changed service whose reals are the same keeps its
+    /// connection counts); fresh ones otherwise. Builds the Maglev table of
+    /// an mh service: the expensive part, done here and not on a worker.
+    ///
+    /// # Errors
+    /// As [`CompiledService::compile`].
+    pub fn compile_with_stats(
+        service: Service,
+        stats: Arc<[RealStats]>,
+    ) -> Result<Arc<CompiledService>, SnapshotError> {
+        let n = service.reals.len();
+        if n > usize::from(u16::MAX) {
+            return Err(SnapshotError::TooManyReals(service.name.clone(), n));
+        }
+        if let SchedulerKind::Mh { table_size, .. } = service.scheduler {
+            if !mh::is_prime(table_size) || (table_size as usize) < n {
+                return Err(SnapshotError::BadMhTableSize(
+                    service.name.clone(),
+                    table_size,
+                    n,
+                ));
+            }
+        }
+        let stats = if stats.len() == n {
+            stats
+        } else {
+            Self::fresh_stats(n)
+        };
+        let tables = SharedTables::build(service.scheduler, &service.reals);
+        Ok(Arc::new(CompiledService {
+            service,
+            stats,
+            tables,
+        }))
+    }
+
     /// Zeroed stats for `n` reals.
     pub fn fresh_stats(n: usize) -> Arc<[RealStats]> {
         (0..n).map(|_| RealStats::default()).collect()
     }
-}
 
-/// What a service adds to (VIP, port, protocol) and its reals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ServiceOptions {
-    /// A firewall-mark service (ipvsadm -f): matched by the mark the
-    /// classifier gives a packet, not by `vip`/`port`/`protocol`; the real
-    /// server's port is the packet's own. 0 = not a fwmark service.
-    pub fwmark: u32,
-    /// Persistence (ipvsadm -p/-M): a client's connections go to the real
-    /// its first one went to, while a template entry lives.
-    pub persistence: Option<Persistence>,
-    /// State timeouts of this service's connections.
-    pub timeouts: Timeouts,
-    /// A template whose real is quiescent (weight 0) no longer binds new
-    /// connections (IPVS `expire_quiescent_template`).
-    pub expire_quiescent_template: bool,
-}
-
-/// Persistence of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Persistence {
-    /// Template lifetime in seconds, renewed by each new connection.
-    pub timeout: u32,
-    /// Client netmask as a prefix length: clients in one prefix share a
-    /// template (ipvsadm -M).
-    pub netmask: u8,
-}
-
-/// A classifier rule: packets matching it get `mark` (the iptables mangle
-/// rules LVS setups used, built in). Rules are tried in order; the first
-/// match wins, so a specific rule must come before a broader one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MarkRule {
-    /// Destination prefix.
-    pub dst: Ipv4Addr,
-    /// Its length.
-    pub prefix_len: u8,
-    /// Protocol, or any.
-    pub protocol: Option<Protocol>,
-    /// Inclusive destination port ranges; empty = any port.
-    pub ports: Vec<(u16, u16)>,
-    /// The mark.
-    pub mark: u32,
-}
-
-/// The netmask of a prefix length (0 to 32; longer counts as 32).
-pub fn prefix_mask(prefix_len: u8) -> u32 {
-    if prefix_len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix_len.min(32)))
-    }
-}
-
-impl MarkRule {
-    /// True when a packet to `dst:dport` over `proto` matches.
-    #[inline]
-    pub fn matches(&self, dst: Ipv4Addr, dport: u16, proto: u8) -> bool {
-        let m = prefix_mask(self.prefix_len);
-        dst.to_bits() & m == self.dst.to_bits() & m
-            && self.protocol.is_none_or(|p| p.number() == proto)
-            && (self.ports.is_empty()
-                || self
-                    .ports
-                    .iter()
-                    .any(|(lo, hi)| (*lo..=*hi).contains(&dport)))
+    /// The model service this was compiled from.
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 
-    fn covers(&self, a: Ipv4Addr) -> bool {
-        let m = prefix_mask(self.prefix_len);
-        a.to_bits() & m == self.dst.to_bits() & m
+    /// The scheduler's read-only tables, shared by every worker.
+    pub fn tables(&self) -> &SharedTables {
+        &self.tables
     }
 }
 
@@ -333,7 +164,7 @@ pub struct Snapshot {
     ports: Vec<PortInfo>,
     locals: Vec<LocalAddress>,
     gateway: Option<(Ipv4Addr, u16)>,
-    services: Vec<Service>,
+    slots: Vec<Option<Arc<CompiledService>>>,
     by_key: FxHashMap<(u32, u16, u8), u16>,
     by_mark: FxHashMap<u32, u16>,
     marks: Vec<MarkRule>,
@@ -342,7 +173,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds and indexes a snapshot.
+    /// Builds and indexes a snapshot of `services`, compiling each afresh
+    /// into slots 0, 1, ... in order.
     ///
     /// # Errors
     /// Duplicate services, references to missing ports, too many services
@@ -351,7 +183,31 @@ impl Snapshot {
         ports: Vec<PortInfo>,
         locals: Vec<LocalAddress>,
         gateway: Option<(Ipv4Addr, u16)>,
-        mut services: Vec<Service>,
+        services: Vec<Service>,
+    ) -> Result<Snapshot, SnapshotError> {
+        if services.len() > usize::from(u16::MAX) {
+            return Err(SnapshotError::TooManyServices(services.len()));
+        }
+        let slots = services
+            .into_iter()
+            .map(|s| CompiledService::compile(s).map(Some))
+            .collect::<Result<Vec<_>, _>>()?;
+        Snapshot::from_slots(ports, locals, gateway, slots)
+    }
+
+    /// Builds and indexes a snapshot of already compiled services, each in
+    /// its slot (`None`: a free slot). The control thread's service table
+    /// uses this to publish a change: unchanged services are the same
+    /// `Arc`s as in the previous snapshot.
+    ///
+    /// # Errors
+    /// Duplicate services, references to missing ports, more than 65535
+    /// slots.
+    pub fn from_slots(
+        ports: Vec<PortInfo>,
+        locals: Vec<LocalAddress>,
+        gateway: Option<(Ipv4Addr, u16)>,
+        slots: Vec<Option<Arc<CompiledService>>>,
     ) -> Result<Snapshot, SnapshotError> {
         let nports = ports.len();
         let check_port = |p: u16| {
@@ -367,28 +223,15 @@ impl Snapshot {
         if let Some((_, p)) = gateway {
             check_port(p)?;
         }
-        if services.len() > usize::from(u16::MAX) {
-            return Err(SnapshotError::TooManyServices(services.len()));
-        }
-        for s in &mut services {
-            let n = s.reals.len();
-            if n > usize::from(u16::MAX) {
-                return Err(SnapshotError::TooManyReals(s.name.clone(), n));
-            }
-            if let SchedulerKind::Mh { table_size, .. } = s.scheduler {
-                if !mh::is_prime(table_size) || (table_size as usize) < n {
-                    return Err(SnapshotError::BadMhTableSize(s.name.clone(), table_size, n));
-                }
-            }
-            if s.stats.len() != n {
-                s.stats = Service::fresh_stats(n);
-            }
+        if slots.len() > usize::from(u16::MAX) {
+            return Err(SnapshotError::TooManyServices(slots.len()));
         }
         let mut by_key = FxHashMap::default();
         let mut by_mark = FxHashMap::default();
         let mut vips = FxHashSet::default();
         let mut owner_prefix = 32u8;
-        for (i, s) in services.iter().enumerate() {
+        for (i, s) in slots.iter().enumerate() {
+            let Some(s) = s else { continue };
             if s.options.fwmark != 0 {
                 if by_mark.insert(s.options.fwmark, i as u16).is_some() {
                     return Err(SnapshotError::DuplicateMark(s.options.fwmark));
@@ -412,7 +255,7 @@ impl Snapshot {
             ports,
             locals,
             gateway,
-            services,
+            slots,
             by_key,
             by_mark,
             marks: Vec::new(),
@@ -457,9 +300,23 @@ impl Snapshot {
         &self.ports
     }
 
-    /// The services, indexed by service id.
-    pub fn services(&self) -> &[Service] {
-        &self.services
+    /// The service slots, indexed by service id (`None`: a free slot).
+    pub fn slots(&self) -> &[Option<Arc<CompiledService>>] {
+        &self.slots
+    }
+
+    /// The service in slot `sid`, if there is one.
+    #[inline]
+    pub fn service(&self, sid: u16) -> Option<&Arc<CompiledService>> {
+        self.slots.get(usize::from(sid))?.as_ref()
+    }
+
+    /// The services with their ids, in slot order.
+    pub fn services(&self) -> impl Iterator<Item = (u16, &Arc<CompiledService>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u16, s.as_ref()?)))
     }
 
     /// The default next hop and its port.
@@ -535,6 +392,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ForwardMethod, Protocol, Real};
 
     fn snap() -> Snapshot {
         let port = PortInfo {
@@ -561,7 +419,6 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             reals: vec![],
             options: Default::default(),
-            stats: Default::default(),
         };
         Snapshot::new(
             vec![port],
@@ -606,26 +463,50 @@ mod tests {
     #[test]
     fn stats_are_one_per_real_and_kept_when_given() {
         let s = snap();
-        let mut svc = s.services()[0].clone();
+        let mut svc = s.service(0).unwrap().service().clone();
         svc.reals = vec![real(11), real(12)];
-        let made = Snapshot::new(s.ports().to_vec(), vec![], None, vec![svc.clone()]).unwrap();
-        let stats = made.services()[0].stats.clone();
+        let made = CompiledService::compile(svc.clone()).unwrap();
+        let stats = made.stats.clone();
         assert_eq!(stats.len(), 2);
         // Handed over with the right length: the same counters.
         stats[1].conn_bound(&svc.reals[1], false);
-        let mut again = made.services()[0].clone();
+        let mut again = svc.clone();
         again.name = "renamed".into();
-        let kept = Snapshot::new(s.ports().to_vec(), vec![], None, vec![again]).unwrap();
-        assert_eq!(kept.services()[0].stats[1].inactive(), 1);
-        assert!(Arc::ptr_eq(&kept.services()[0].stats, &stats));
-        // Equality ignores the live counts.
-        assert_eq!(made.services()[0], svc);
+        let kept = CompiledService::compile_with_stats(again, stats.clone()).unwrap();
+        assert_eq!(kept.stats[1].inactive(), 1);
+        assert!(Arc::ptr_eq(&kept.stats, &stats));
+        // With another number of reals, fresh counts.
+        let mut more = svc.clone();
+        more.reals.push(real(13));
+        let fresh = CompiledService::compile_with_stats(more, stats.clone()).unwrap();
+        assert_eq!(fresh.stats.len(), 3);
+        assert_eq!(fresh.stats[1].inactive(), 0);
+        assert_eq!(*made.service(), svc);
+    }
+
+    #[test]
+    fn slots_keep_their_ids_and_free_slots_match_nothing() {
+        let s = snap();
+        let web = s.service(0).unwrap().clone();
+        let mut other = web.service().clone();
+        other.port = 443;
+        let other = CompiledService::compile(other).unwrap();
+        let made = Snapshot::from_slots(s.ports().to_vec(), vec![], None, vec![None, Some(other)])
+            .unwrap();
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        assert_eq!(made.service_id(vip, 443, 6), Some(1));
+        assert_eq!(made.service_id(vip, 80, 6), None);
+        assert!(made.service(0).is_none());
+        assert_eq!(made.services().map(|(i, _)| i).collect::<Vec<_>>(), [1]);
+        let again = Snapshot::from_slots(s.ports().to_vec(), vec![], None, vec![Some(web.clone())])
+            .unwrap();
+        assert!(Arc::ptr_eq(again.service(0).unwrap(), &web));
     }
 
     #[test]
     fn mh_table_size_must_be_a_large_enough_prime() {
         let s = snap();
-        let mut svc = s.services()[0].clone();
+        let mut svc = s.service(0).unwrap().service().clone();
         svc.reals = vec![real(11), real(12), real(13)];
         for (size, ok) in [
             (65537, true),
@@ -651,8 +532,8 @@ mod tests {
     #[test]
     fn rejects_duplicates_and_bad_ports() {
         let s = snap();
-        let mut svcs = s.services().to_vec();
-        svcs.push(svcs[0].clone());
+        let one = s.service(0).unwrap().service().clone();
+        let svcs = vec![one.clone(), one];
         let e = Snapshot::new(s.ports().to_vec(), vec![], None, svcs).unwrap_err();
         assert!(matches!(e, SnapshotError::DuplicateService(..)));
         let e = Snapshot::new(

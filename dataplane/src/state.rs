@@ -124,7 +124,7 @@ pub fn transition(
 mod tests {
     use super::*;
     use crate::conn::Tuple;
-    use crate::snapshot::ForwardMethod;
+    use crate::model::ForwardMethod;
     use core::net::Ipv4Addr;
     use tcp::flags::{ACK, FIN, PSH, RST, SYN};
 

@@ -21,13 +21,13 @@
 //!   original packet is counted as `neighbor_unresolved`.
 //! - 802.1Q frames keep their tag.
 
-use crate::conn::{self, Conn, ConnState, ConnTable, Direction, Timeouts, Tuple};
+use crate::conn::{self, Conn, ConnTable, Direction};
+use crate::model::{prefix_mask, ConnState, ForwardMethod, Persistence, Real, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
 use crate::sched::RealStats;
 use crate::sched::{SchedPacket, Scheduler};
-use crate::snapshot::Real;
-use crate::snapshot::{prefix_mask, ForwardMethod, Persistence, Service, Snapshot};
+use crate::snapshot::{CompiledService, Snapshot};
 use crate::state::{self, Activity};
 use crate::steer::Steering;
 use crate::verdict::{Counters, DropReason, Verdict};
@@ -81,7 +81,10 @@ impl Default for WorkerConfig {
 #[derive(Debug)]
 pub struct Worker {
     snap: Arc<Snapshot>,
-    sched: Vec<Scheduler>,
+    /// Scheduler state per service slot of `snap` (None: a free slot).
+    sched: Vec<Option<Scheduler>>,
+    /// Snapshots taken so far; mixed into the seed of rebuilt schedulers.
+    generation: u64,
     conns: ConnTable,
     neigh: Arc<NeighborTable>,
     counters: Arc<Counters>,
@@ -113,38 +116,75 @@ impl Worker {
         counters: Arc<Counters>,
         cfg: WorkerConfig,
     ) -> Worker {
-        // Each worker's random stream (twos) differs: seed by worker and
-        // service.
-        let sched = snap
-            .services()
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                Scheduler::with_seed(s.scheduler, &s.reals, cfg.seed ^ ((i as u64) << 48))
-            })
-            .collect();
-        Worker {
-            snap,
-            sched,
+        let mut w = Worker {
+            snap: Arc::clone(&snap),
+            sched: Vec::new(),
+            generation: 0,
             conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
             neigh,
             counters,
             steer: Steering::new(cfg.worker_id, cfg.workers),
             cfg,
             ident: 0,
-        }
+        };
+        w.sched = snap
+            .slots()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.as_ref().map(|s| w.fresh_scheduler(i, s)))
+            .collect();
+        w
     }
 
-    /// Switches to a new configuration between bursts. Established
-    /// connections keep their real servers (their entries carry what
-    /// forwarding needs); schedulers start afresh on the new service list.
+    /// New per-worker scheduler state for the service in slot `slot`. Its
+    /// random stream (twos) is seeded by worker, slot and snapshot
+    /// generation, so that no two workers, and no two rebuilds, draw the
+    /// same sequence.
+    fn fresh_scheduler(&self, slot: usize, svc: &CompiledService) -> Scheduler {
+        let seed = self.cfg.seed
+            ^ ((slot as u64) << 48)
+            ^ self.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Scheduler::with_tables(svc.scheduler, &svc.reals, svc.tables(), seed)
+    }
+
+    /// Switches to a new snapshot between bursts. A service whose compiled
+    /// form is the same `Arc` in the same slot as before keeps its
+    /// scheduler state (rr/wrr positions, lblc/lblcr caches, twos's random
+    /// stream, its shared mh table); only changed or new services get new
+    /// state, built from the tables the control thread compiled. Costs a
+    /// pointer comparison per slot plus the per-worker state of the
+    /// changed services. Established connections keep their real servers
+    /// (their entries carry what forwarding needs).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
-        self.sched = snap
-            .services()
-            .iter()
-            .map(|s| Scheduler::new(s.scheduler, &s.reals))
-            .collect();
+        self.generation = self.generation.wrapping_add(1);
+        let mut old = core::mem::take(&mut self.sched);
+        let mut sched = Vec::with_capacity(snap.slots().len());
+        for (i, slot) in snap.slots().iter().enumerate() {
+            let Some(new) = slot else {
+                sched.push(None);
+                continue;
+            };
+            let unchanged = self
+                .snap
+                .slots()
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|prev| Arc::ptr_eq(prev, new));
+            let kept = if unchanged {
+                old.get_mut(i).and_then(Option::take)
+            } else {
+                None
+            };
+            sched.push(Some(kept.unwrap_or_else(|| self.fresh_scheduler(i, new))));
+        }
+        self.sched = sched;
         self.snap = snap;
+    }
+
+    /// The scheduler state of the service in slot `sid`, if any (tests
+    /// use it to check what a snapshot swap kept).
+    pub fn scheduler(&self, sid: u16) -> Option<&Scheduler> {
+        self.sched.get(usize::from(sid))?.as_ref()
     }
 
     /// The snapshot this worker forwards by.
@@ -183,8 +223,7 @@ impl Worker {
         let snap = self.snap.clone();
         let reals = snap
             .services()
-            .iter()
-            .flat_map(|s| s.reals.iter().map(|r| r.addr));
+            .flat_map(|(_, s)| s.reals.iter().map(|r| r.addr));
         for target in reals.chain(snap.gateway()) {
             let Some((next_hop, port)) = snap.route(target) else {
                 continue;
@@ -422,7 +461,9 @@ impl Worker {
             }
         }
         let snap = self.snap.clone();
-        let svc = &snap.services()[usize::from(sid)];
+        let Some(svc) = snap.service(sid) else {
+            return Verdict::Drop(DropReason::NoService);
+        };
         let opening = SchedPacket {
             src,
             sport: l4.sport,
@@ -432,7 +473,7 @@ impl Worker {
         };
         let chosen = match svc.options.persistence {
             Some(p) => self.persistent_real(sid, svc, &opening, p, now_s),
-            None => self.sched[usize::from(sid)].schedule(&svc.reals, &svc.stats, &opening, now_s),
+            None => self.schedule(sid, svc, &opening, now_s),
         };
         let Some(ri) = chosen else {
             return Verdict::Drop(DropReason::NoRealServer);
@@ -487,6 +528,21 @@ impl Worker {
         (owner != self.steer.me()).then_some(owner)
     }
 
+    /// Runs the scheduler of the service in slot `sid`.
+    #[inline]
+    fn schedule(
+        &mut self,
+        sid: u16,
+        svc: &CompiledService,
+        pkt: &SchedPacket,
+        now_s: u32,
+    ) -> Option<usize> {
+        self.sched
+            .get_mut(usize::from(sid))?
+            .as_mut()?
+            .schedule(&svc.reals, &svc.stats, pkt, now_s)
+    }
+
     /// True when the connection's real server is still in its service.
     fn real_exists(&self, c: &Conn) -> bool {
         real_stats(&self.snap, c).is_some_and(|(_, r)| r.method == c.method)
@@ -497,8 +553,7 @@ impl Worker {
     #[inline]
     fn timeouts_of(&self, sid: u16) -> Timeouts {
         self.snap
-            .services()
-            .get(usize::from(sid))
+            .service(sid)
             .map_or(self.cfg.timeouts, |s| s.options.timeouts)
     }
 
@@ -513,7 +568,7 @@ impl Worker {
     fn persistent_real(
         &mut self,
         sid: u16,
-        svc: &Service,
+        svc: &CompiledService,
         t: &SchedPacket,
         p: Persistence,
         now_s: u32,
@@ -550,7 +605,7 @@ impl Worker {
             }
             self.conns.remove(ti);
         }
-        let ri = self.sched[usize::from(sid)].schedule(&svc.reals, &svc.stats, t, now_s)?;
+        let ri = self.schedule(sid, svc, t, now_s)?;
         let real = &svc.reals[ri];
         let mut tpl = Conn::new(
             &key,
@@ -832,8 +887,7 @@ impl Worker {
             } else {
                 odst
             };
-            let owner = self.steer.owner(client);
-            if owner != self.steer.me() {
+            if let Some(owner) = self.foreign_owner(client) {
                 return Verdict::Redirect { worker: owner };
             }
         }
@@ -943,12 +997,18 @@ fn write_arp_request(frame: &mut [u8], l2: usize, mac: MacAddr, sip: Ipv4Addr, t
 /// The shared statistics and the configuration of a connection's real
 /// server, if the snapshot still has it (a reload may have removed it).
 fn real_stats<'a>(snap: &'a Snapshot, c: &Conn) -> Option<(&'a RealStats, &'a Real)> {
-    let svc = snap.services().get(usize::from(c.service))?;
-    let real = svc
-        .reals
-        .get(usize::from(c.real))
-        .filter(|r| r.addr == c.rip)?;
-    Some((svc.stats.get(usize::from(c.real))?, real))
+    let svc = snap.service(c.service)?;
+    let i = usize::from(c.real);
+    let i = match svc.reals.get(i) {
+        Some(r) if r.addr == c.rip => i,
+        // A change removed reals before this one since the connection was
+        // scheduled, so its index moved: find it by address (and, for
+        // NAT, the port it rewrites to). Runs on connection events only.
+        _ => svc.reals.iter().position(|r| {
+            r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == c.rport)
+        })?,
+    };
+    Some((svc.stats.get(i)?, &svc.reals[i]))
 }
 
 /// ip_vs_unbind_dest for a connection leaving the table: its real server

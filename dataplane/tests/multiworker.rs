@@ -54,7 +54,6 @@ fn nat_is_correct_on_any_queue() {
         scheduler: SchedulerKind::Rr,
         reals,
         options: Default::default(),
-        stats: Default::default(),
     };
     let snap = Arc::new(
         Snapshot::new(

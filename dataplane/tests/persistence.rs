@@ -45,7 +45,6 @@ fn service(port: u16, protocol: Protocol, reals: Vec<Real>, options: ServiceOpti
         scheduler: SchedulerKind::Rr,
         reals,
         options,
-        stats: Default::default(),
     }
 }
 
@@ -300,7 +299,6 @@ fn fwmark_service_groups_http_and_https_with_persistence() {
             fwmark: 1,
             ..persistent(300, 32)
         },
-        stats: Default::default(),
     };
     let (mut w, counters) = worker(snapshot(vec![svc], web_marks()));
     for (i, client) in [Ipv4Addr::new(198, 18, 1, 10), Ipv4Addr::new(198, 18, 1, 11)]
@@ -348,7 +346,6 @@ fn overlapping_mark_rules_first_match_wins() {
             fwmark: mark,
             ..Default::default()
         },
-        stats: Default::default(),
     };
     let rules = vec![
         MarkRule {

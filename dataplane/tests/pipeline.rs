@@ -68,7 +68,6 @@ fn rig_with(
         scheduler,
         reals: reals.clone(),
         options: Default::default(),
-        stats: Default::default(),
     };
     let udp_svc = Service {
         name: "dns".into(),
@@ -84,11 +83,10 @@ fn rig_with(
                 } else {
                     53
                 },
-                ..r.clone()
+                ..*r
             })
             .collect(),
         options: Default::default(),
-        stats: Default::default(),
     };
     let snap = Snapshot::new(
         vec![PortInfo {
@@ -1024,7 +1022,7 @@ fn per_real_counts_follow_connection_state() {
     let mut r = rig(ForwardMethod::Nat);
     let stats = |r: &Rig| {
         let snap = r.worker.snapshot().clone();
-        let s = &snap.services()[0].stats[0];
+        let s = &snap.service(0).unwrap().stats[0];
         (s.active(), s.inactive())
     };
     run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));

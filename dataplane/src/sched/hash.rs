@@ -8,7 +8,7 @@
 //! nothing, unless sh's fallback flag is set.
 
 use super::{available, RealStats};
-use crate::snapshot::Real;
+use crate::model::Real;
 use core::net::Ipv4Addr;
 
 /// IP_VS_DH_TAB_BITS / IP_VS_SH_TAB_BITS default.
@@ -128,8 +128,8 @@ fn sh_hash(addr: Ipv4Addr, port: u16, offset: u32) -> u32 {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::model::SchedulerKind;
     use crate::sched::Scheduler;
-    use crate::snapshot::SchedulerKind;
 
     #[test]
     fn dh_table_cycles_through_reals() {

@@ -7,7 +7,7 @@
 //! strictly better, so the first of equals (in configuration order) wins.
 
 use super::{available, ratio_gt, RealStats};
-use crate::snapshot::Real;
+use crate::model::Real;
 
 /// ip_vs_lc_schedule: the available real with the least overhead
 /// `(active << 8) + inactive`; weights other than 0 do not matter.
@@ -132,7 +132,7 @@ pub(super) fn ovf(reals: &[Real], stats: &[RealStats]) -> Option<usize> {
 mod tests {
     use super::super::testutil::*;
     use super::*;
-    use crate::snapshot::SchedulerKind;
+    use crate::model::SchedulerKind;
 
     #[test]
     fn lc_picks_least_overhead_first_wins() {
@@ -242,7 +242,7 @@ mod tests {
         let r = reals(&[5, 10, 10, 1]);
         let st = stats(4);
         assert_eq!(fo(&r, &st), Some(1), "first of equals");
-        let mut r1 = r[1].clone();
+        let mut r1 = r[1];
         r1.upper_threshold = 1;
         st[1].conn_bound(&r1, false);
         assert_eq!(fo(&r, &st), Some(2));

@@ -27,7 +27,7 @@
 
 use super::lc::{weighted_least, weighted_least_of};
 use super::{ratio_gt, RealStats};
-use crate::snapshot::Real;
+use crate::model::Real;
 use core::net::Ipv4Addr;
 
 const SLOT_BITS: u32 = 15;
@@ -499,7 +499,7 @@ mod tests {
         let mut s = Lblc::new();
         assert_eq!(s.schedule(&r, &st, dst(1), 0), Some(0));
         // The threshold flag: the kernel's cache hit does not check it.
-        let mut capped = r[0].clone();
+        let mut capped = r[0];
         capped.upper_threshold = 1;
         st[0].conn_bound(&capped, false);
         assert!(st[0].is_overloaded());

@@ -35,14 +35,11 @@
 //! looking up does not.
 
 use super::{available, RealStats, SchedPacket};
-use crate::snapshot::Real;
+use crate::model::Real;
 use core::net::Ipv4Addr;
 use core::num::NonZeroU32;
 
-/// The lookup table size of Maglev's paper and of l4vs's default: prime,
-/// and over 100 times the reals of most services, which keeps each real's
-/// share within 1 % of the others.
-pub const DEFAULT_TABLE_SIZE: u32 = 65537;
+pub use crate::model::DEFAULT_MH_TABLE_SIZE as DEFAULT_TABLE_SIZE;
 
 /// The kernel's fixed `hash1` / `hash2` keys (`generate_hash_secret`).
 const KEY1: (u64, u64) = (2_654_435_761, 2_654_435_761);

@@ -19,15 +19,18 @@
 //!   packet). The least-connection family reads them; a count another
 //!   worker is changing at the same moment may be read one step stale,
 //!   as in IPVS, where the counters are read without the lock too.
-//! - Big immutable tables (mh's lookup table, dh's and sh's 256 buckets)
-//!   are built per worker in [`Scheduler::new`]: simple, and a table per
-//!   worker stays in that core's cache. Building them once per snapshot and
-//!   sharing them read-only is a later memory optimisation.
+//! - Big immutable tables are built once per change of a service, on the
+//!   control thread, and shared read-only by every worker: mh's lookup
+//!   table ([`SharedTables`], up to 131 071 slots, which take milliseconds
+//!   to fill). A worker that picks up a new snapshot builds only the small
+//!   per-worker part of a *changed* service's scheduler (dh's and sh's 256
+//!   buckets, rr/wrr positions, lblc/lblcr caches) and keeps the state of
+//!   every unchanged service as it is.
 //!
-//! Allocation: [`Scheduler::new`] allocates every table a scheduler will
-//! ever use (mh's lookup table, lblc/lblcr's fixed-capacity address
-//! tables); [`Scheduler::schedule`] allocates nothing, locks nothing and
-//! logs nothing.
+//! Allocation: [`Scheduler::with_tables`] allocates every table a scheduler
+//! will ever use (lblc/lblcr's fixed-capacity address tables);
+//! [`Scheduler::schedule`] allocates nothing, locks nothing and logs
+//! nothing.
 //!
 //! "Available" is what each kernel scheduler checks, which is not always
 //! the same test: most skip reals with weight 0 (quiescent) and reals whose
@@ -35,8 +38,9 @@
 //! lblc's cache hit ignores the flag, ovf also skips reals with more active
 //! connections than their weight. Each function's doc says what it checks.
 
-use crate::snapshot::{Real, SchedulerKind};
+use crate::model::{Real, SchedulerKind};
 use core::net::Ipv4Addr;
+use std::sync::Arc;
 
 mod hash;
 mod lc;
@@ -86,9 +90,35 @@ enum State {
         port: bool,
         fallback: bool,
     },
-    Mh(mh::Maglev),
+    Mh(Arc<mh::Maglev>),
     Lblc(locality::Lblc),
     Lblcr(locality::Lblcr),
+}
+
+/// The read-only part of a service's scheduler state, built once per
+/// change of the service on the control thread and shared by every
+/// worker's [`Scheduler`]: the Maglev lookup table (`ip_vs_mh_reassign`),
+/// the one table whose fill costs milliseconds. Other schedulers have
+/// none.
+#[derive(Debug, Clone, Default)]
+pub struct SharedTables {
+    maglev: Option<Arc<mh::Maglev>>,
+}
+
+impl SharedTables {
+    /// Builds the tables `kind` needs over `reals` (allocates the mh table
+    /// of `table_size` slots; nothing for other schedulers).
+    pub fn build(kind: SchedulerKind, reals: &[Real]) -> SharedTables {
+        let maglev = match kind {
+            SchedulerKind::Mh {
+                table_size,
+                port,
+                fallback,
+            } => Some(Arc::new(mh::Maglev::new(reals, table_size, port, fallback))),
+            _ => None,
+        };
+        SharedTables { maglev }
+    }
 }
 
 /// Seed of [`Scheduler::new`]; workers pass their own to
@@ -103,8 +133,24 @@ impl Scheduler {
     }
 
     /// Fresh state for a service; `seed` seeds twos's random generator and
-    /// should differ between workers.
+    /// should differ between workers. Builds the shared tables too: a
+    /// worker uses [`Scheduler::with_tables`] with the ones the control
+    /// thread built.
     pub fn with_seed(kind: SchedulerKind, reals: &[Real], seed: u64) -> Scheduler {
+        Scheduler::with_tables(kind, reals, &SharedTables::build(kind, reals), seed)
+    }
+
+    /// Fresh per-worker state for a service whose read-only tables are
+    /// `tables` (built by [`SharedTables::build`] for the same `kind` and
+    /// `reals`; an mh service without one gets a table built here).
+    /// `seed` seeds twos's random generator and should differ between
+    /// workers and between rebuilds.
+    pub fn with_tables(
+        kind: SchedulerKind,
+        reals: &[Real],
+        tables: &SharedTables,
+        seed: u64,
+    ) -> Scheduler {
         let state = match kind {
             SchedulerKind::Rr => State::Rr(rr::RoundRobin::default()),
             SchedulerKind::Wrr => State::Wrr(rr::Weighted::new(reals)),
@@ -125,18 +171,31 @@ impl Scheduler {
                 table_size,
                 port,
                 fallback,
-            } => State::Mh(mh::Maglev::new(reals, table_size, port, fallback)),
+            } => State::Mh(match &tables.maglev {
+                Some(t) => Arc::clone(t),
+                None => Arc::new(mh::Maglev::new(reals, table_size, port, fallback)),
+            }),
             SchedulerKind::Lblc => State::Lblc(locality::Lblc::new()),
             SchedulerKind::Lblcr => State::Lblcr(locality::Lblcr::new()),
         };
         Scheduler { state }
     }
 
+    /// The address of the shared Maglev table this scheduler reads, if it
+    /// is an mh scheduler: two schedulers with the same value share one
+    /// table (tests use it to check that a reload kept a table).
+    pub fn shared_table_id(&self) -> Option<usize> {
+        match &self.state {
+            State::Mh(t) => Some(Arc::as_ptr(t) as usize),
+            _ => None,
+        }
+    }
+
     /// Picks a real server index for the connection `pkt` opens at `now_s`
     /// (seconds), or `None` when no real is available.
     ///
     /// `stats` holds one entry per real (the service's
-    /// [`stats`](crate::snapshot::Service::stats)); reals without one are
+    /// [`stats`](crate::snapshot::CompiledService::stats)); reals without one are
     /// never picked.
     pub fn schedule(
         &mut self,
@@ -190,7 +249,7 @@ fn ratio_gt(a: u64, b: u32, c: u64, d: u32) -> bool {
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
-    use crate::snapshot::ForwardMethod;
+    use crate::model::ForwardMethod;
 
     pub fn reals(weights: &[u32]) -> Vec<Real> {
         weights

@@ -3,7 +3,7 @@
 //! 0 or the overloaded flag.
 
 use super::{available, RealStats};
-use crate::snapshot::Real;
+use crate::model::Real;
 
 /// ip_vs_rr's state: the last real chosen (`None` = the list head).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,7 +115,7 @@ impl Weighted {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use crate::snapshot::SchedulerKind;
+    use crate::model::SchedulerKind;
 
     #[test]
     fn rr_cycles_in_order_and_skips_quiescent() {
@@ -174,9 +174,9 @@ mod tests {
         let r = reals(&[3, 1]);
         let st = stats(2);
         st[0].conn_bound(
-            &crate::snapshot::Real {
+            &crate::model::Real {
                 upper_threshold: 1,
-                ..r[0].clone()
+                ..r[0]
             },
             false,
         );
@@ -184,9 +184,9 @@ mod tests {
         let picks: Vec<_> = (0..3).map(|_| s.schedule(&r, &st)).collect();
         assert_eq!(picks, [1, 1, 1].map(Some));
         st[1].conn_bound(
-            &crate::snapshot::Real {
+            &crate::model::Real {
                 upper_threshold: 1,
-                ..r[1].clone()
+                ..r[1]
             },
             false,
         );

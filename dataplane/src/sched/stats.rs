@@ -10,7 +10,7 @@
 //! Counts saturate at 0 and `u32::MAX` instead of wrapping, so an unbalanced
 //! caller skews a count but never turns it into a huge one.
 
-use crate::snapshot::Real;
+use crate::model::Real;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 /// Connection counts of one real server. One cache line each, so workers
@@ -145,7 +145,7 @@ mod tests {
         Real {
             upper_threshold: upper,
             lower_threshold: lower,
-            ..reals(&[1])[0].clone()
+            ..reals(&[1])[0]
         }
     }
 

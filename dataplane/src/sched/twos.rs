@@ -7,7 +7,7 @@
 //! random state is shared or locked.
 
 use super::{available, ratio_gt, RealStats};
-use crate::snapshot::Real;
+use crate::model::Real;
 
 /// xorshift64* (Vigna, "An experimental exploration of Marsaglia's
 /// xorshift generators, scrambled", 2016): fast, 64-bit state, good enough
@@ -83,7 +83,7 @@ pub(super) fn twos(rng: &mut Rng, reals: &[Real], stats: &[RealStats]) -> Option
 mod tests {
     use super::super::testutil::*;
     use super::*;
-    use crate::snapshot::SchedulerKind;
+    use crate::model::SchedulerKind;
 
     #[test]
     fn rng_streams_differ_by_seed_and_look_uniform() {

@@ -1,0 +1,1512 @@
+//! The service table: the director's one model of its virtual services and
+//! real servers, changed only through ipvsadm's operations.
+//!
+//! This is l4vs's `ip_vs_ctl.c`: add, edit and delete a virtual service
+//! (`ipvsadm -A/-E/-D`), add, edit and delete a real server (`-a/-e/-d`),
+//! set the global timeouts (`--set`) and flush (`-C`). Each operation is a
+//! [`Command`], checks its own rules and either changes the table or
+//! returns a [`TableError`] and changes nothing. The YAML loader is a list
+//! of commands ([`ServiceTable::from_config`]); a SIGHUP reload is the
+//! [`ServiceTable::diff`] between the running table and the new file's,
+//! applied command by command; `l4vsadm` and the health checks will send
+//! the same commands.
+//!
+//! Addresses in commands are [`IpAddr`]: what faces the operator is
+//! address-family neutral, so IPv6 can follow; today an IPv6 address is
+//! refused with [`TableError::Ipv6Unsupported`].
+//!
+//! Publishing: every service sits in a stable slot (its service id, which
+//! connection entries record). A command marks the services it touches;
+//! [`ServiceTable::compile`] compiles only those again (Maglev tables
+//! included) and hands back every other service's compiled `Arc`
+//! unchanged, so workers keep their scheduler state for them. A changed
+//! service whose real servers are the same keeps their connection counts;
+//! a real that stays in a changed list keeps its counts too.
+
+use crate::config::{
+    self, Config, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT, MIN_MH_TABLE_SIZE,
+};
+use l4vs_dataplane::model::{
+    ForwardMethod, Persistence, Protocol, Real, SchedulerKind, Service, ServiceOptions, Timeouts,
+};
+use l4vs_dataplane::sched::{mh, RealStats};
+use l4vs_dataplane::{CompiledService, SnapshotError};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+/// How an operator names a virtual service: `-t/-u VIP:PORT` or `-f MARK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKey {
+    /// (protocol, VIP, port); port 0 = every port (persistent services).
+    Addr {
+        /// TCP or UDP.
+        protocol: Protocol,
+        /// The virtual IP.
+        vip: IpAddr,
+        /// The virtual port.
+        port: u16,
+    },
+    /// A firewall-mark service (`-f`), 1..=2^32-1.
+    Fwmark(u32),
+}
+
+impl ServiceKey {
+    /// The key of a model service.
+    pub fn of(s: &Service) -> ServiceKey {
+        if s.options.fwmark != 0 {
+            ServiceKey::Fwmark(s.options.fwmark)
+        } else {
+            ServiceKey::Addr {
+                protocol: s.protocol,
+                vip: IpAddr::V4(s.vip),
+                port: s.port,
+            }
+        }
+    }
+}
+
+/// As ipvsadm lists a service: `TCP 198.18.0.100:80`, `FWM 7`.
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Addr {
+                protocol,
+                vip: IpAddr::V6(v),
+                port,
+            } => write!(f, "{} [{v}]:{port}", protocol.as_str().to_uppercase()),
+            ServiceKey::Addr {
+                protocol,
+                vip,
+                port,
+            } => write!(f, "{} {vip}:{port}", protocol.as_str().to_uppercase()),
+            ServiceKey::Fwmark(m) => write!(f, "FWM {m}"),
+        }
+    }
+}
+
+/// A virtual service's settings (`ipvsadm -A` / `-E`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Which service.
+    pub key: ServiceKey,
+    /// The operator's name (1 to 64 of `[A-Za-z0-9_-]`), unique; without
+    /// one the service is called by its key.
+    pub name: Option<String>,
+    /// `-s` and `-b`.
+    pub scheduler: SchedulerKind,
+    /// `-p` and `-M`.
+    pub persistence: Option<Persistence>,
+    /// Its connections' timeouts; `None`: the table's global ones
+    /// (`--set`), followed when they change.
+    pub timeouts: Option<Timeouts>,
+}
+
+/// A real server's settings (`ipvsadm -a` / `-e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealSpec {
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its port; 0 = the service's port (the packet's own in a
+    /// firewall-mark or port-zero service).
+    pub port: u16,
+    /// `-w`, 0..=[`MAX_WEIGHT`]; 0 = quiescent.
+    pub weight: u32,
+    /// `-m`, `-i`, `-g`.
+    pub method: ForwardMethod,
+    /// `-x`; 0 = none.
+    pub upper_threshold: u32,
+    /// `-y`; 0 = three quarters of the upper one.
+    pub lower_threshold: u32,
+}
+
+/// One ipvsadm operation on the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `-A`: a new virtual service, without real servers.
+    AddService(ServiceSpec),
+    /// `-E`: new settings for an existing service; its reals stay.
+    EditService(ServiceSpec),
+    /// `-D`: remove a service and its reals.
+    DeleteService(ServiceKey),
+    /// `-a`: a new real server of a service.
+    AddReal(ServiceKey, RealSpec),
+    /// `-e`: new settings of an existing real server (found by address
+    /// and port).
+    EditReal(ServiceKey, RealSpec),
+    /// `-d`: remove a real server (address, port).
+    DeleteReal(ServiceKey, IpAddr, u16),
+    /// `--set tcp tcpfin udp`: the global ESTABLISHED, FIN_WAIT and UDP
+    /// timeouts in seconds; 0 leaves one unchanged, as ipvsadm does.
+    SetTimeouts {
+        /// ESTABLISHED.
+        tcp: u32,
+        /// FIN_WAIT.
+        tcp_fin: u32,
+        /// UDP.
+        udp: u32,
+    },
+    /// `-C`: remove every service.
+    Flush,
+}
+
+/// Why a command was refused. The table is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// `-A` of a service that exists (ipvsadm's EEXIST text).
+    #[error("Service already exists")]
+    ServiceExists,
+    /// A command naming a service that does not exist (ESRCH).
+    #[error("No such service")]
+    NoSuchService,
+    /// `-a` of a real server the service has (EEXIST).
+    #[error("Destination already exists")]
+    RealExists,
+    /// `-e`/`-d` of a real server the service does not have (ENOENT).
+    #[error("No such destination")]
+    NoSuchReal,
+    /// An IPv6 address: the dataplane forwards IPv4 only so far.
+    #[error("{0} is an IPv6 address; l4vs forwards IPv4 only so far")]
+    Ipv6Unsupported(IpAddr),
+    /// Not a unicast address (0.0.0.0, broadcast, loopback, multicast).
+    #[error("{0} is not a unicast address")]
+    NotUnicast(Ipv4Addr),
+    /// Port 0 without persistence (ipvsadm's own words).
+    #[error("Zero port specified for non-persistent service")]
+    ZeroPortNotPersistent,
+    /// Firewall mark 0.
+    #[error("firewall mark 0 is not a mark: use 1..=4294967295")]
+    ZeroFwmark,
+    /// A name outside 1 to 64 of `[A-Za-z0-9_-]`.
+    #[error("`{0}` is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -")]
+    BadName(String),
+    /// Another service has the name.
+    #[error("another service is already called `{0}`")]
+    NameTaken(String),
+    /// Persistence timeout 0 or netmask over 32.
+    #[error("persistence needs a timeout of at least 1 s and a netmask of /0 to /32")]
+    BadPersistence,
+    /// An mh table size that is not a prime in IPVS's range, or smaller
+    /// than the number of reals.
+    #[error("a Maglev table of {size} slots cannot serve {reals} real servers: use a prime in {MIN_MH_TABLE_SIZE}..={MAX_MH_TABLE_SIZE} and at least the number of reals")]
+    BadMhTableSize {
+        /// The size asked for.
+        size: u32,
+        /// The reals it must hold.
+        reals: usize,
+    },
+    /// The real server's address is the service's VIP.
+    #[error("{0} is the service's VIP; a real server needs its own address")]
+    RealIsVip(Ipv4Addr),
+    /// The real server's address is one of the director's own.
+    #[error("{0} is one of the director's own addresses")]
+    RealIsDirector(Ipv4Addr),
+    /// A NAT real server without a port in a service with one.
+    #[error("a NAT real server needs a port to rewrite to")]
+    NatNeedsPort,
+    /// A port on a real of a firewall-mark or port-zero service.
+    #[error("a real server of a firewall-mark or port-zero service gets each packet on the packet's own port: give no port")]
+    PortInPortlessService,
+    /// Tunnel or DR with a port other than the service's.
+    #[error("{method} forwarding cannot change the port: the real server receives the packet on the service port {service_port}")]
+    PortChangeNotNat {
+        /// The real's method.
+        method: ForwardMethod,
+        /// The service's port.
+        service_port: u16,
+    },
+    /// A weight over [`MAX_WEIGHT`].
+    #[error("weight {0} is out of range 0..={MAX_WEIGHT}")]
+    BadWeight(u32),
+    /// A threshold over [`MAX_THRESHOLD`], or a lower one above the upper.
+    #[error("thresholds upper {upper}, lower {lower}: each at most {MAX_THRESHOLD}, and the lower one (-y) not above the upper one (-x), 0 meaning none")]
+    BadThresholds {
+        /// `-x`.
+        upper: u32,
+        /// `-y`.
+        lower: u32,
+    },
+    /// A DR real off every director subnet without a static neighbour.
+    #[error("{0} is not on-link, and direct routing only rewrites the MAC: add a director address whose subnet contains it, or a static neighbor")]
+    NotOnLink(Ipv4Addr),
+    /// A real off every director subnet, and no gateway.
+    #[error("no route to {0}: it is in no director address's subnet and there is no gateway")]
+    NoRoute(Ipv4Addr),
+    /// More than 65535 services or reals per service (connection entries
+    /// hold 16-bit indices).
+    #[error("too many {0}: the limit is 65535")]
+    TooMany(&'static str),
+    /// A timeout of more than IPVS's 2147483 s.
+    #[error("timeout {0} s is out of range 1..=2147483")]
+    BadTimeout(u32),
+}
+
+impl From<SnapshotError> for TableError {
+    fn from(e: SnapshotError) -> TableError {
+        match e {
+            SnapshotError::BadMhTableSize(_, size, reals) => {
+                TableError::BadMhTableSize { size, reals }
+            }
+            SnapshotError::TooManyReals(..) => TableError::TooMany("real servers in a service"),
+            _ => TableError::TooMany("services"),
+        }
+    }
+}
+
+/// What a command changed, for the log (`Display`: `real 198.18.2.14:80
+/// added`, `198.18.2.12:80 weight 1 -> 3`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The service's name, or its key when unnamed; empty for global
+    /// changes.
+    pub service: String,
+    /// What happened to it.
+    pub what: String,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.service.is_empty() {
+            f.write_str(&self.what)
+        } else {
+            write!(f, "service {}: {}", self.service, self.what)
+        }
+    }
+}
+
+/// The director's own subnets and next hops, which decide whether a real
+/// server can be reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    /// Director addresses with their prefix lengths.
+    pub addresses: Vec<(Ipv4Addr, u8)>,
+    /// Whether there is a default gateway.
+    pub gateway: bool,
+    /// Addresses with a static neighbour entry.
+    pub static_neighbors: Vec<Ipv4Addr>,
+}
+
+impl Network {
+    /// The network of a config.
+    pub fn of(cfg: &Config) -> Network {
+        Network {
+            addresses: cfg
+                .addresses
+                .iter()
+                .map(|a| (a.address, a.prefix_len))
+                .collect(),
+            gateway: cfg.gateway.is_some(),
+            static_neighbors: cfg.neighbors.iter().map(|n| n.address).collect(),
+        }
+    }
+
+    fn on_link(&self, a: Ipv4Addr) -> bool {
+        self.static_neighbors.contains(&a)
+            || self.addresses.iter().any(|(addr, len)| {
+                let m = l4vs_dataplane::model::prefix_mask(*len);
+                a.to_bits() & m == addr.to_bits() & m
+            })
+    }
+}
+
+/// One service in its slot.
+#[derive(Debug, Clone)]
+struct Entry {
+    spec: ServiceSpec,
+    reals: Vec<Real>,
+    /// The last compiled form; `dirty` when a command changed the service
+    /// since.
+    compiled: Option<Arc<CompiledService>>,
+    dirty: bool,
+}
+
+/// The table. Cloning is cheap enough for a reload to work on a copy
+/// (compiled services are shared `Arc`s).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceTable {
+    slots: Vec<Option<Entry>>,
+    index: HashMap<ServiceKey, u16>,
+    /// Free slots, lowest last.
+    free: Vec<u16>,
+    network: Network,
+    timeouts: Timeouts,
+    expire_quiescent_template: bool,
+}
+
+fn v4(a: IpAddr) -> Result<Ipv4Addr, TableError> {
+    match a {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(TableError::Ipv6Unsupported(a)),
+    }
+}
+
+fn unicast(a: Ipv4Addr) -> Result<Ipv4Addr, TableError> {
+    if a.is_unspecified() || a.is_broadcast() || a.is_loopback() || a.is_multicast() {
+        Err(TableError::NotUnicast(a))
+    } else {
+        Ok(a)
+    }
+}
+
+fn check_timeouts(t: &Timeouts) -> Result<(), TableError> {
+    const MAX: u32 = 2_147_483;
+    for v in [
+        t.tcp_established,
+        t.tcp_syn_sent,
+        t.tcp_syn_recv,
+        t.tcp_fin_wait,
+        t.tcp_time_wait,
+        t.tcp_close,
+        t.tcp_close_wait,
+        t.tcp_last_ack,
+        t.tcp_listen,
+        t.tcp_synack,
+        t.udp,
+    ] {
+        if v == 0 || v > MAX {
+            return Err(TableError::BadTimeout(v));
+        }
+    }
+    Ok(())
+}
+
+impl ServiceTable {
+    /// An empty table over `network`, with IPVS's default timeouts.
+    pub fn new(network: Network) -> ServiceTable {
+        ServiceTable {
+            network,
+            ..ServiceTable::default()
+        }
+    }
+
+    /// Loads a validated config: an empty table, the config's globals,
+    /// then `-A` for each service and `-a` for each of its reals, in file
+    /// order.
+    ///
+    /// # Errors
+    /// The key path of the service or real (`services[3].reals[1]`) and
+    /// the rule it broke. The config validator checks the same rules with
+    /// line numbers first, so this happens only if the two disagree.
+    pub fn from_config(cfg: &Config) -> Result<ServiceTable, (String, TableError)> {
+        let mut t = ServiceTable::new(Network::of(cfg));
+        t.timeouts = cfg.timeouts;
+        t.expire_quiescent_template = cfg.expire_quiescent_template;
+        for (i, s) in cfg.services.iter().enumerate() {
+            let (spec, reals) = spec_of(s, &cfg.timeouts);
+            t.apply(Command::AddService(spec.clone()))
+                .map_err(|e| (format!("services[{i}]"), e))?;
+            for (j, r) in reals.into_iter().enumerate() {
+                t.apply(Command::AddReal(spec.key, r))
+                    .map_err(|e| (format!("services[{i}].reals[{j}]"), e))?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// The number of services.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True without services.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The global timeouts (`--set`, `timeouts:` in the config).
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The services' settings and reals, in slot order.
+    pub fn services(&self) -> impl Iterator<Item = (&ServiceSpec, &[Real])> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|e| (&e.spec, e.reals.as_slice()))
+    }
+
+    /// The slot (service id) of a service.
+    pub fn slot_of(&self, key: &ServiceKey) -> Option<u16> {
+        self.index.get(key).copied()
+    }
+
+    /// Replaces the network the reachability rules check against (a
+    /// reload may change the director's addresses) and the global
+    /// `expire_quiescent_template`; services are recompiled when it
+    /// changes.
+    pub fn set_environment(&mut self, network: Network, expire_quiescent_template: bool) {
+        self.network = network;
+        if expire_quiescent_template != self.expire_quiescent_template {
+            self.expire_quiescent_template = expire_quiescent_template;
+            self.slots.iter_mut().flatten().for_each(|e| e.dirty = true);
+        }
+    }
+
+    fn entry(&self, key: &ServiceKey) -> Result<&Entry, TableError> {
+        let slot = self.index.get(key).ok_or(TableError::NoSuchService)?;
+        self.slots[usize::from(*slot)]
+            .as_ref()
+            .ok_or(TableError::NoSuchService)
+    }
+
+    fn entry_mut(&mut self, key: &ServiceKey) -> Result<&mut Entry, TableError> {
+        let slot = *self.index.get(key).ok_or(TableError::NoSuchService)?;
+        self.slots[usize::from(slot)]
+            .as_mut()
+            .ok_or(TableError::NoSuchService)
+    }
+
+    /// Applies one command: checks its rules, then changes the table.
+    ///
+    /// # Errors
+    /// The rule the command broke; the table is unchanged.
+    pub fn apply(&mut self, cmd: Command) -> Result<Change, TableError> {
+        match cmd {
+            Command::AddService(spec) => self.add_service(spec),
+            Command::EditService(spec) => self.edit_service(spec),
+            Command::DeleteService(key) => self.delete_service(&key),
+            Command::AddReal(key, r) => self.add_real(&key, r),
+            Command::EditReal(key, r) => self.edit_real(&key, r),
+            Command::DeleteReal(key, addr, port) => self.delete_real(&key, addr, port),
+            Command::SetTimeouts { tcp, tcp_fin, udp } => self.set_timeouts(tcp, tcp_fin, udp),
+            Command::Flush => {
+                let n = self.len();
+                self.slots.clear();
+                self.index.clear();
+                self.free.clear();
+                Ok(Change {
+                    service: String::new(),
+                    what: format!("{n} service(s) flushed"),
+                })
+            }
+        }
+    }
+
+    /// The rules of `-A`/`-E` that do not depend on other services.
+    fn check_service(&self, spec: &ServiceSpec, reals: usize) -> Result<(), TableError> {
+        match spec.key {
+            ServiceKey::Addr { vip, port, .. } => {
+                unicast(v4(vip)?)?;
+                if port == 0 && spec.persistence.is_none() {
+                    return Err(TableError::ZeroPortNotPersistent);
+                }
+            }
+            ServiceKey::Fwmark(0) => return Err(TableError::ZeroFwmark),
+            ServiceKey::Fwmark(_) => {}
+        }
+        if let Some(name) = &spec.name {
+            let ok = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(TableError::BadName(cut(name)));
+            }
+        }
+        if let Some(p) = spec.persistence {
+            if p.timeout == 0 || p.netmask > 32 {
+                return Err(TableError::BadPersistence);
+            }
+        }
+        if let SchedulerKind::Mh { table_size, .. } = spec.scheduler {
+            if !(MIN_MH_TABLE_SIZE..=MAX_MH_TABLE_SIZE).contains(&table_size)
+                || !mh::is_prime(table_size)
+                || (table_size as usize) < reals
+            {
+                return Err(TableError::BadMhTableSize {
+                    size: table_size,
+                    reals,
+                });
+            }
+        }
+        if let Some(t) = &spec.timeouts {
+            check_timeouts(t)?;
+        }
+        Ok(())
+    }
+
+    fn name_taken(&self, spec: &ServiceSpec) -> Result<(), TableError> {
+        if let Some(name) = &spec.name {
+            let other = self
+                .slots
+                .iter()
+                .flatten()
+                .any(|e| e.spec.key != spec.key && e.spec.name.as_deref() == Some(name));
+            if other {
+                return Err(TableError::NameTaken(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_service(&mut self, spec: ServiceSpec) -> Result<Change, TableError> {
+        if self.index.contains_key(&spec.key) {
+            return Err(TableError::ServiceExists);
+        }
+        self.check_service(&spec, 0)?;
+        self.name_taken(&spec)?;
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                if self.slots.len() >= usize::from(u16::MAX) {
+                    return Err(TableError::TooMany("services"));
+                }
+                self.slots.push(None);
+                (self.slots.len() - 1) as u16
+            }
+        };
+        let change = Change {
+            service: display_name(&spec),
+            what: format!("added ({}, scheduler {})", spec.key, spec.scheduler),
+        };
+        self.index.insert(spec.key, slot);
+        self.slots[usize::from(slot)] = Some(Entry {
+            spec,
+            reals: Vec::new(),
+            compiled: None,
+            dirty: true,
+        });
+        Ok(change)
+    }
+
+    fn edit_service(&mut self, spec: ServiceSpec) -> Result<Change, TableError> {
+        let n = self.entry(&spec.key)?.reals.len();
+        self.check_service(&spec, n)?;
+        self.name_taken(&spec)?;
+        let e = self.entry_mut(&spec.key)?;
+        let mut what = Vec::new();
+        if e.spec.scheduler != spec.scheduler {
+            what.push(format!(
+                "scheduler {} -> {}",
+                e.spec.scheduler, spec.scheduler
+            ));
+        }
+        if e.spec.persistence != spec.persistence {
+            what.push(format!(
+                "persistence {} -> {}",
+                persistence_text(e.spec.persistence),
+                persistence_text(spec.persistence)
+            ));
+        }
+        if e.spec.timeouts != spec.timeouts {
+            what.push("timeouts changed".to_owned());
+        }
+        if e.spec.name != spec.name {
+            what.push(format!(
+                "renamed to {}",
+                spec.name.as_deref().unwrap_or("(none)")
+            ));
+        }
+        let service = display_name(&e.spec);
+        e.spec = spec;
+        e.dirty = true;
+        Ok(Change {
+            service,
+            what: if what.is_empty() {
+                "edited, unchanged".to_owned()
+            } else {
+                what.join(", ")
+            },
+        })
+    }
+
+    fn delete_service(&mut self, key: &ServiceKey) -> Result<Change, TableError> {
+        let slot = self.index.remove(key).ok_or(TableError::NoSuchService)?;
+        let e = self.slots[usize::from(slot)].take();
+        // Lowest slot reused first.
+        self.free.push(slot);
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(Change {
+            service: e.map(|e| display_name(&e.spec)).unwrap_or_default(),
+            what: "deleted".to_owned(),
+        })
+    }
+
+    /// The rules of `-a`/`-e` for `r` in `e`; gives the real as stored.
+    fn check_real(&self, e: &Entry, r: &RealSpec) -> Result<Real, TableError> {
+        let addr = unicast(v4(r.addr)?)?;
+        let (vip, svc_port) = match e.spec.key {
+            ServiceKey::Addr { vip, port, .. } => (v4(vip)?, port),
+            ServiceKey::Fwmark(_) => (Ipv4Addr::UNSPECIFIED, 0),
+        };
+        if addr == vip {
+            return Err(TableError::RealIsVip(addr));
+        }
+        if self.network.addresses.iter().any(|(a, _)| *a == addr) {
+            return Err(TableError::RealIsDirector(addr));
+        }
+        let port = match (svc_port, r.port, r.method) {
+            (0, 0, _) => 0,
+            (0, _, _) => return Err(TableError::PortInPortlessService),
+            (s, 0, _) => s,
+            (_, p, ForwardMethod::Nat) => p,
+            (s, p, m) if p != s => {
+                return Err(TableError::PortChangeNotNat {
+                    method: m,
+                    service_port: s,
+                })
+            }
+            (_, p, _) => p,
+        };
+        if port == 0 && svc_port != 0 && r.method == ForwardMethod::Nat {
+            return Err(TableError::NatNeedsPort);
+        }
+        if r.weight > MAX_WEIGHT {
+            return Err(TableError::BadWeight(r.weight));
+        }
+        if r.upper_threshold > MAX_THRESHOLD
+            || r.lower_threshold > MAX_THRESHOLD
+            || r.lower_threshold > r.upper_threshold
+        {
+            return Err(TableError::BadThresholds {
+                upper: r.upper_threshold,
+                lower: r.lower_threshold,
+            });
+        }
+        if !self.network.on_link(addr) {
+            if r.method == ForwardMethod::DirectRouting {
+                return Err(TableError::NotOnLink(addr));
+            }
+            if !self.network.gateway {
+                return Err(TableError::NoRoute(addr));
+            }
+        }
+        Ok(Real {
+            addr,
+            port,
+            weight: r.weight,
+            method: r.method,
+            upper_threshold: r.upper_threshold,
+            lower_threshold: r.lower_threshold,
+        })
+    }
+
+    fn add_real(&mut self, key: &ServiceKey, r: RealSpec) -> Result<Change, TableError> {
+        let e = self.entry(key)?;
+        let real = self.check_real(e, &r)?;
+        if e.reals
+            .iter()
+            .any(|x| x.addr == real.addr && x.port == real.port)
+        {
+            return Err(TableError::RealExists);
+        }
+        if e.reals.len() >= usize::from(u16::MAX) {
+            return Err(TableError::TooMany("real servers in a service"));
+        }
+        if let SchedulerKind::Mh { table_size, .. } = e.spec.scheduler {
+            if table_size as usize <= e.reals.len() {
+                return Err(TableError::BadMhTableSize {
+                    size: table_size,
+                    reals: e.reals.len() + 1,
+                });
+            }
+        }
+        let e = self.entry_mut(key)?;
+        e.reals.push(real);
+        e.dirty = true;
+        Ok(Change {
+            service: display_name(&e.spec),
+            what: format!(
+                "real {}:{} added (weight {}, {})",
+                real.addr, real.port, real.weight, real.method
+            ),
+        })
+    }
+
+    fn find_real(e: &Entry, addr: IpAddr, port: u16) -> Result<usize, TableError> {
+        let addr = v4(addr)?;
+        let svc_port = match e.spec.key {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark(_) => 0,
+        };
+        // A port left out means the service's, as when adding.
+        let port = if port == 0 { svc_port } else { port };
+        e.reals
+            .iter()
+            .position(|x| x.addr == addr && x.port == port)
+            .ok_or(TableError::NoSuchReal)
+    }
+
+    fn edit_real(&mut self, key: &ServiceKey, r: RealSpec) -> Result<Change, TableError> {
+        let e = self.entry(key)?;
+        let i = Self::find_real(e, r.addr, r.port)?;
+        let real = self.check_real(e, &r)?;
+        let e = self.entry_mut(key)?;
+        let old = e.reals[i];
+        let mut what = Vec::new();
+        if old.weight != real.weight {
+            what.push(format!("weight {} -> {}", old.weight, real.weight));
+        }
+        if old.method != real.method {
+            what.push(format!("forwarding {} -> {}", old.method, real.method));
+        }
+        if (old.upper_threshold, old.lower_threshold)
+            != (real.upper_threshold, real.lower_threshold)
+        {
+            what.push(format!(
+                "thresholds {}/{} -> {}/{}",
+                old.upper_threshold,
+                old.lower_threshold,
+                real.upper_threshold,
+                real.lower_threshold
+            ));
+        }
+        e.reals[i] = real;
+        e.dirty = true;
+        Ok(Change {
+            service: display_name(&e.spec),
+            what: format!(
+                "{}:{} {}",
+                real.addr,
+                real.port,
+                if what.is_empty() {
+                    "unchanged".to_owned()
+                } else {
+                    what.join(", ")
+                }
+            ),
+        })
+    }
+
+    fn delete_real(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> Result<Change, TableError> {
+        let e = self.entry(key)?;
+        let i = Self::find_real(e, addr, port)?;
+        let e = self.entry_mut(key)?;
+        let gone = e.reals.remove(i);
+        e.dirty = true;
+        Ok(Change {
+            service: display_name(&e.spec),
+            what: format!("real {}:{} removed", gone.addr, gone.port),
+        })
+    }
+
+    fn set_timeouts(&mut self, tcp: u32, tcp_fin: u32, udp: u32) -> Result<Change, TableError> {
+        let mut t = self.timeouts;
+        if tcp != 0 {
+            t.tcp_established = tcp;
+        }
+        if tcp_fin != 0 {
+            t.tcp_fin_wait = tcp_fin;
+        }
+        if udp != 0 {
+            t.udp = udp;
+        }
+        check_timeouts(&t)?;
+        if t != self.timeouts {
+            self.timeouts = t;
+            // Services that follow the global timeouts change with them.
+            for e in self.slots.iter_mut().flatten() {
+                if e.spec.timeouts.is_none() {
+                    e.dirty = true;
+                }
+            }
+        }
+        Ok(Change {
+            service: String::new(),
+            what: format!(
+                "timeouts tcp {} tcpfin {} udp {}",
+                t.tcp_established, t.tcp_fin_wait, t.udp
+            ),
+        })
+    }
+
+    /// The model service in slot `e`, as the dataplane compiles it.
+    fn model(&self, e: &Entry) -> Service {
+        let (vip, port, protocol, fwmark) = match e.spec.key {
+            ServiceKey::Addr {
+                protocol,
+                vip: IpAddr::V4(vip),
+                port,
+            } => (vip, port, protocol, 0),
+            // Refused by the rules before it gets here.
+            ServiceKey::Addr { protocol, .. } => (Ipv4Addr::UNSPECIFIED, 0, protocol, 0),
+            ServiceKey::Fwmark(m) => (Ipv4Addr::UNSPECIFIED, 0, Protocol::Tcp, m),
+        };
+        Service {
+            name: display_name(&e.spec),
+            vip,
+            port,
+            protocol,
+            scheduler: e.spec.scheduler,
+            reals: e.reals.clone(),
+            options: ServiceOptions {
+                fwmark,
+                persistence: e.spec.persistence,
+                timeouts: e.spec.timeouts.unwrap_or(self.timeouts),
+                expire_quiescent_template: self.expire_quiescent_template,
+            },
+        }
+    }
+
+    /// Compiles the services changed since the last call (on the calling
+    /// thread: this is where Maglev tables are built) and returns every
+    /// slot, with unchanged services' `Arc`s as they were.
+    ///
+    /// # Errors
+    /// What [`CompiledService::compile_with_stats`] refuses (the rules
+    /// above already rule it out); the table is then unchanged.
+    pub fn compile(&mut self) -> Result<Vec<Option<Arc<CompiledService>>>, TableError> {
+        let mut built: Vec<(usize, Arc<CompiledService>)> = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(e) = slot else { continue };
+            if !e.dirty && e.compiled.is_some() {
+                continue;
+            }
+            let model = self.model(e);
+            let stats = carried_stats(e.compiled.as_deref(), &model.reals);
+            built.push((i, CompiledService::compile_with_stats(model, stats)?));
+        }
+        for (i, c) in built {
+            if let Some(e) = self.slots[i].as_mut() {
+                e.compiled = Some(c);
+                e.dirty = false;
+            }
+        }
+        Ok(self
+            .slots
+            .iter()
+            .map(|s| s.as_ref().and_then(|e| e.compiled.clone()))
+            .collect())
+    }
+
+    /// The commands that turn this table into `target`: services gone are
+    /// deleted, new ones added with their reals, changed ones edited; in a
+    /// kept service, reals gone are deleted, new ones added at the end
+    /// (IPVS keeps reals in the order they were added), changed ones
+    /// edited. Applying them to this table gives `target`'s services,
+    /// and touches nothing that did not change.
+    pub fn diff(&self, target: &ServiceTable) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        let t = target.timeouts;
+        if (t.tcp_established, t.tcp_fin_wait, t.udp)
+            != (
+                self.timeouts.tcp_established,
+                self.timeouts.tcp_fin_wait,
+                self.timeouts.udp,
+            )
+        {
+            cmds.push(Command::SetTimeouts {
+                tcp: t.tcp_established,
+                tcp_fin: t.tcp_fin_wait,
+                udp: t.udp,
+            });
+        }
+        for e in self.slots.iter().flatten() {
+            if !target.index.contains_key(&e.spec.key) {
+                cmds.push(Command::DeleteService(e.spec.key));
+            }
+        }
+        for n in target.slots.iter().flatten() {
+            let key = n.spec.key;
+            let Ok(o) = self.entry(&key) else {
+                cmds.push(Command::AddService(n.spec.clone()));
+                cmds.extend(n.reals.iter().map(|r| Command::AddReal(key, real_spec(r))));
+                continue;
+            };
+            if o.spec != n.spec {
+                cmds.push(Command::EditService(n.spec.clone()));
+            }
+            for r in &o.reals {
+                if !n.reals.iter().any(|x| (x.addr, x.port) == (r.addr, r.port)) {
+                    cmds.push(Command::DeleteReal(key, IpAddr::V4(r.addr), r.port));
+                }
+            }
+            for r in &n.reals {
+                match o
+                    .reals
+                    .iter()
+                    .find(|x| (x.addr, x.port) == (r.addr, r.port))
+                {
+                    None => cmds.push(Command::AddReal(key, real_spec(r))),
+                    Some(x) if x != r => cmds.push(Command::EditReal(key, real_spec(r))),
+                    Some(_) => {}
+                }
+            }
+        }
+        cmds
+    }
+}
+
+/// The stats a recompiled service starts with: the previous ones when its
+/// reals are the same (address and port, in order); otherwise fresh ones,
+/// each real that was there before carrying its connection counts over.
+fn carried_stats(prev: Option<&CompiledService>, reals: &[Real]) -> Arc<[RealStats]> {
+    let Some(prev) = prev else {
+        return CompiledService::fresh_stats(reals.len());
+    };
+    let same = prev.reals.len() == reals.len()
+        && prev
+            .reals
+            .iter()
+            .zip(reals)
+            .all(|(a, b)| (a.addr, a.port) == (b.addr, b.port));
+    if same {
+        return prev.stats.clone();
+    }
+    reals
+        .iter()
+        .map(|r| {
+            prev.reals
+                .iter()
+                .position(|p| (p.addr, p.port) == (r.addr, r.port))
+                .and_then(|i| prev.stats.get(i))
+                .map_or_else(RealStats::default, |s| {
+                    RealStats::with_counts(s.active(), s.inactive())
+                })
+        })
+        .collect()
+}
+
+fn real_spec(r: &Real) -> RealSpec {
+    RealSpec {
+        addr: IpAddr::V4(r.addr),
+        port: r.port,
+        weight: r.weight,
+        method: r.method,
+        upper_threshold: r.upper_threshold,
+        lower_threshold: r.lower_threshold,
+    }
+}
+
+/// At most 64 characters of an echoed value, so that a huge one does not
+/// flood the log.
+fn cut(v: &str) -> String {
+    match v.char_indices().nth(64) {
+        Some((at, _)) => format!("{}… ({} bytes)", &v[..at], v.len()),
+        None => v.to_owned(),
+    }
+}
+
+fn display_name(spec: &ServiceSpec) -> String {
+    spec.name.clone().unwrap_or_else(|| spec.key.to_string())
+}
+
+fn persistence_text(p: Option<Persistence>) -> String {
+    match p {
+        Some(p) => format!("{} s /{}", p.timeout, p.netmask),
+        None => "none".to_owned(),
+    }
+}
+
+/// A config service as a `-A` spec and its reals as `-a` specs. Timeouts
+/// equal to the global ones follow the global ones.
+pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<RealSpec>) {
+    let key = match s.fwmark {
+        Some(m) => ServiceKey::Fwmark(m),
+        None => ServiceKey::Addr {
+            protocol: crate::plan::protocol(s.protocol),
+            vip: IpAddr::V4(s.vip),
+            port: s.port,
+        },
+    };
+    let spec = ServiceSpec {
+        key,
+        name: s.name.clone(),
+        scheduler: crate::plan::scheduler(s.scheduler),
+        persistence: s.persistence.map(|p| Persistence {
+            timeout: p.timeout,
+            netmask: p.netmask,
+        }),
+        timeouts: (s.timeouts != *global).then_some(s.timeouts),
+    };
+    let reals = s
+        .reals
+        .iter()
+        .map(|r| RealSpec {
+            addr: IpAddr::V4(r.address),
+            port: r.port,
+            weight: r.weight,
+            method: crate::plan::method(r.forward),
+            upper_threshold: r.upper_threshold,
+            lower_threshold: r.lower_threshold,
+        })
+        .collect();
+    (spec, reals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> Network {
+        Network {
+            addresses: vec![
+                (Ipv4Addr::new(198, 18, 1, 1), 24),
+                (Ipv4Addr::new(198, 18, 2, 1), 24),
+            ],
+            gateway: false,
+            static_neighbors: vec![],
+        }
+    }
+
+    fn key(port: u16) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port,
+        }
+    }
+
+    fn spec(port: u16, scheduler: SchedulerKind) -> ServiceSpec {
+        ServiceSpec {
+            key: key(port),
+            name: None,
+            scheduler,
+            persistence: None,
+            timeouts: None,
+        }
+    }
+
+    fn real(last: u8, weight: u32) -> RealSpec {
+        RealSpec {
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)),
+            port: 80,
+            weight,
+            method: ForwardMethod::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+
+    /// One rr service on port 80 with reals .11 .12 .13.
+    fn web() -> ServiceTable {
+        let mut t = ServiceTable::new(net());
+        t.apply(Command::AddService(spec(80, SchedulerKind::Rr)))
+            .unwrap();
+        for last in [11, 12, 13] {
+            t.apply(Command::AddReal(key(80), real(last, 1))).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn add_edit_delete_service() {
+        let mut t = web();
+        assert_eq!(
+            t.apply(Command::AddService(spec(80, SchedulerKind::Wrr))),
+            Err(TableError::ServiceExists)
+        );
+        let c = t
+            .apply(Command::EditService(spec(80, SchedulerKind::Wrr)))
+            .unwrap();
+        assert_eq!(
+            c.to_string(),
+            "service TCP 198.18.0.100:80: scheduler rr -> wrr"
+        );
+        assert_eq!(
+            t.services().next().unwrap().1.len(),
+            3,
+            "-E keeps the reals"
+        );
+        assert_eq!(
+            t.apply(Command::EditService(spec(81, SchedulerKind::Wrr))),
+            Err(TableError::NoSuchService)
+        );
+        t.apply(Command::DeleteService(key(80))).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(
+            t.apply(Command::DeleteService(key(80))),
+            Err(TableError::NoSuchService)
+        );
+    }
+
+    #[test]
+    fn service_rules() {
+        let mut t = ServiceTable::new(net());
+        let cases: Vec<(ServiceSpec, TableError)> = vec![
+            (
+                spec(0, SchedulerKind::Rr),
+                TableError::ZeroPortNotPersistent,
+            ),
+            (
+                ServiceSpec {
+                    key: ServiceKey::Fwmark(0),
+                    ..spec(80, SchedulerKind::Rr)
+                },
+                TableError::ZeroFwmark,
+            ),
+            (
+                ServiceSpec {
+                    key: ServiceKey::Addr {
+                        protocol: Protocol::Tcp,
+                        vip: "2001:db8::1".parse().unwrap(),
+                        port: 80,
+                    },
+                    ..spec(80, SchedulerKind::Rr)
+                },
+                TableError::Ipv6Unsupported("2001:db8::1".parse().unwrap()),
+            ),
+            (
+                ServiceSpec {
+                    key: ServiceKey::Addr {
+                        protocol: Protocol::Tcp,
+                        vip: IpAddr::V4(Ipv4Addr::new(224, 0, 0, 1)),
+                        port: 80,
+                    },
+                    ..spec(80, SchedulerKind::Rr)
+                },
+                TableError::NotUnicast(Ipv4Addr::new(224, 0, 0, 1)),
+            ),
+            (
+                spec(
+                    80,
+                    SchedulerKind::Mh {
+                        table_size: 65536,
+                        port: false,
+                        fallback: false,
+                    },
+                ),
+                TableError::BadMhTableSize {
+                    size: 65536,
+                    reals: 0,
+                },
+            ),
+            (
+                ServiceSpec {
+                    persistence: Some(Persistence {
+                        timeout: 0,
+                        netmask: 32,
+                    }),
+                    ..spec(80, SchedulerKind::Rr)
+                },
+                TableError::BadPersistence,
+            ),
+        ];
+        for (s, e) in cases {
+            assert_eq!(t.apply(Command::AddService(s.clone())), Err(e), "{s:?}");
+            assert!(t.is_empty());
+        }
+        let long = "x".repeat(1 << 20);
+        let e = t
+            .apply(Command::AddService(ServiceSpec {
+                name: Some(long),
+                ..spec(80, SchedulerKind::Rr)
+            }))
+            .unwrap_err();
+        assert!(e.to_string().len() < 200, "the echoed name is cut");
+        // Port 0 is fine with persistence; names are unique.
+        let persistent = ServiceSpec {
+            name: Some("all".into()),
+            persistence: Some(Persistence {
+                timeout: 300,
+                netmask: 24,
+            }),
+            ..spec(0, SchedulerKind::Rr)
+        };
+        t.apply(Command::AddService(persistent)).unwrap();
+        assert_eq!(
+            t.apply(Command::AddService(ServiceSpec {
+                name: Some("all".into()),
+                ..spec(80, SchedulerKind::Rr)
+            })),
+            Err(TableError::NameTaken("all".into()))
+        );
+    }
+
+    #[test]
+    fn real_rules() {
+        let mut t = web();
+        let k = key(80);
+        let bad: Vec<(RealSpec, TableError)> = vec![
+            (real(11, 1), TableError::RealExists),
+            (
+                RealSpec {
+                    addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+                    ..real(0, 1)
+                },
+                TableError::RealIsVip(Ipv4Addr::new(198, 18, 0, 100)),
+            ),
+            (
+                real(1, 1),
+                TableError::RealIsDirector(Ipv4Addr::new(198, 18, 2, 1)),
+            ),
+            (
+                real(20, MAX_WEIGHT + 1),
+                TableError::BadWeight(MAX_WEIGHT + 1),
+            ),
+            (
+                RealSpec {
+                    upper_threshold: 10,
+                    lower_threshold: 11,
+                    ..real(20, 1)
+                },
+                TableError::BadThresholds {
+                    upper: 10,
+                    lower: 11,
+                },
+            ),
+            (
+                RealSpec {
+                    port: 8080,
+                    method: ForwardMethod::DirectRouting,
+                    ..real(20, 1)
+                },
+                TableError::PortChangeNotNat {
+                    method: ForwardMethod::DirectRouting,
+                    service_port: 80,
+                },
+            ),
+            (
+                RealSpec {
+                    addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)),
+                    method: ForwardMethod::DirectRouting,
+                    ..real(0, 1)
+                },
+                TableError::NotOnLink(Ipv4Addr::new(203, 0, 113, 5)),
+            ),
+            (
+                RealSpec {
+                    addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)),
+                    ..real(0, 1)
+                },
+                TableError::NoRoute(Ipv4Addr::new(203, 0, 113, 5)),
+            ),
+        ];
+        for (r, e) in bad {
+            assert_eq!(t.apply(Command::AddReal(k, r)), Err(e), "{r:?}");
+        }
+        assert_eq!(t.services().next().unwrap().1.len(), 3, "nothing added");
+        assert_eq!(
+            t.apply(Command::AddReal(key(81), real(20, 1))),
+            Err(TableError::NoSuchService)
+        );
+        // A port left out is the service's; NAT may change it.
+        t.apply(Command::AddReal(
+            k,
+            RealSpec {
+                port: 0,
+                ..real(20, 1)
+            },
+        ))
+        .unwrap();
+        t.apply(Command::AddReal(
+            k,
+            RealSpec {
+                port: 8080,
+                ..real(20, 1)
+            },
+        ))
+        .unwrap();
+        let ports: Vec<u16> = t
+            .services()
+            .next()
+            .unwrap()
+            .1
+            .iter()
+            .map(|r| r.port)
+            .collect();
+        assert_eq!(ports, [80, 80, 80, 80, 8080]);
+        // -e and -d find reals by address and port.
+        let c = t.apply(Command::EditReal(k, real(12, 3))).unwrap();
+        assert_eq!(c.what, "198.18.2.12:80 weight 1 -> 3");
+        assert_eq!(
+            t.apply(Command::EditReal(k, real(99, 3))),
+            Err(TableError::NoSuchReal)
+        );
+        let c = t
+            .apply(Command::DeleteReal(
+                k,
+                IpAddr::V4(Ipv4Addr::new(198, 18, 2, 20)),
+                8080,
+            ))
+            .unwrap();
+        assert_eq!(c.what, "real 198.18.2.20:8080 removed");
+        assert_eq!(
+            t.apply(Command::DeleteReal(
+                k,
+                IpAddr::V4(Ipv4Addr::new(198, 18, 2, 20)),
+                8080
+            )),
+            Err(TableError::NoSuchReal)
+        );
+    }
+
+    #[test]
+    fn an_mh_table_must_hold_every_real() {
+        let mut t = ServiceTable::new(net());
+        let small = SchedulerKind::Mh {
+            table_size: 251,
+            port: false,
+            fallback: false,
+        };
+        t.apply(Command::AddService(spec(80, small))).unwrap();
+        for i in 0..251u8 {
+            let r = RealSpec {
+                addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, 2 + i)),
+                ..real(0, 1)
+            };
+            t.apply(Command::AddReal(key(80), r)).unwrap();
+        }
+        // 251 reals fill a 251-slot table; one more is refused.
+        assert_eq!(t.services().next().unwrap().1.len(), 251);
+        assert_eq!(
+            t.apply(Command::AddReal(
+                key(80),
+                RealSpec {
+                    addr: IpAddr::V4(Ipv4Addr::new(198, 18, 1, 201)),
+                    ..real(0, 1)
+                }
+            )),
+            Err(TableError::BadMhTableSize {
+                size: 251,
+                reals: 252
+            })
+        );
+    }
+
+    #[test]
+    fn set_timeouts_and_flush() {
+        let mut t = web();
+        t.apply(Command::SetTimeouts {
+            tcp: 600,
+            tcp_fin: 0,
+            udp: 30,
+        })
+        .unwrap();
+        let now = t.timeouts();
+        assert_eq!(
+            (now.tcp_established, now.tcp_fin_wait, now.udp),
+            (600, 120, 30)
+        );
+        let slots = t.compile().unwrap();
+        assert_eq!(
+            slots[0].as_ref().unwrap().options.timeouts.tcp_established,
+            600
+        );
+        assert_eq!(
+            t.apply(Command::SetTimeouts {
+                tcp: 3_000_000,
+                tcp_fin: 0,
+                udp: 0
+            }),
+            Err(TableError::BadTimeout(3_000_000))
+        );
+        assert_eq!(t.timeouts(), now);
+        let c = t.apply(Command::Flush).unwrap();
+        assert_eq!(c.to_string(), "1 service(s) flushed");
+        assert!(t.is_empty());
+        assert!(t.compile().unwrap().is_empty());
+    }
+
+    #[test]
+    fn compile_rebuilds_only_what_changed_and_keeps_counts() {
+        let mut t = web();
+        t.apply(Command::AddService(spec(443, SchedulerKind::mh())))
+            .unwrap();
+        t.apply(Command::AddReal(
+            key(443),
+            RealSpec {
+                port: 443,
+                ..real(11, 1)
+            },
+        ))
+        .unwrap();
+        let first = t.compile().unwrap();
+        let web0 = first[0].clone().unwrap();
+        web0.stats[1].conn_bound(&web0.reals[1], false);
+        // Nothing changed: the same Arcs.
+        let again = t.compile().unwrap();
+        assert!(Arc::ptr_eq(again[0].as_ref().unwrap(), &web0));
+        // A weight change recompiles that service only, keeping its
+        // counts; the mh service is untouched.
+        t.apply(Command::EditReal(key(80), real(12, 5))).unwrap();
+        let next = t.compile().unwrap();
+        let web1 = next[0].clone().unwrap();
+        assert!(!Arc::ptr_eq(&web1, &web0));
+        assert!(Arc::ptr_eq(&web1.stats, &web0.stats));
+        assert!(Arc::ptr_eq(
+            next[1].as_ref().unwrap(),
+            first[1].as_ref().unwrap()
+        ));
+        // Removing a real before it carries the others' counts over.
+        t.apply(Command::DeleteReal(
+            key(80),
+            IpAddr::V4(Ipv4Addr::new(198, 18, 2, 11)),
+            80,
+        ))
+        .unwrap();
+        let web2 = t.compile().unwrap()[0].clone().unwrap();
+        assert_eq!(web2.reals[0].addr, Ipv4Addr::new(198, 18, 2, 12));
+        assert_eq!(web2.stats[0].inactive(), 1);
+        // A deleted service frees its slot; the next one added takes it.
+        t.apply(Command::DeleteService(key(80))).unwrap();
+        assert!(t.compile().unwrap()[0].is_none());
+        t.apply(Command::AddService(spec(8080, SchedulerKind::Rr)))
+            .unwrap();
+        assert_eq!(t.slot_of(&key(8080)), Some(0));
+    }
+
+    fn apply_diff(from: &ServiceTable, to: &ServiceTable) -> (ServiceTable, Vec<Command>) {
+        let mut t = from.clone();
+        let cmds = t.diff(to);
+        for c in cmds.clone() {
+            t.apply(c).unwrap();
+        }
+        (t, cmds)
+    }
+
+    fn listing(t: &ServiceTable) -> Vec<(ServiceSpec, Vec<Real>)> {
+        let mut v: Vec<_> = t.services().map(|(s, r)| (s.clone(), r.to_vec())).collect();
+        v.sort_by_key(|(s, _)| s.key.to_string());
+        v
+    }
+
+    #[test]
+    fn diff_applies_only_the_differences() {
+        let old = web();
+        // Weight changed.
+        let mut new = web();
+        new.apply(Command::EditReal(key(80), real(12, 3))).unwrap();
+        let (got, cmds) = apply_diff(&old, &new);
+        assert_eq!(cmds, [Command::EditReal(key(80), real(12, 3))]);
+        assert_eq!(listing(&got), listing(&new));
+        // Real added and removed.
+        let mut new = web();
+        new.apply(Command::DeleteReal(
+            key(80),
+            IpAddr::V4(Ipv4Addr::new(198, 18, 2, 11)),
+            80,
+        ))
+        .unwrap();
+        new.apply(Command::AddReal(key(80), real(14, 1))).unwrap();
+        let (got, cmds) = apply_diff(&old, &new);
+        assert_eq!(
+            cmds,
+            [
+                Command::DeleteReal(key(80), IpAddr::V4(Ipv4Addr::new(198, 18, 2, 11)), 80),
+                Command::AddReal(key(80), real(14, 1)),
+            ]
+        );
+        assert_eq!(listing(&got), listing(&new));
+        // Service added and removed, scheduler changed.
+        let mut new = ServiceTable::new(net());
+        new.apply(Command::AddService(spec(443, SchedulerKind::Wlc)))
+            .unwrap();
+        new.apply(Command::AddReal(
+            key(443),
+            RealSpec {
+                port: 443,
+                ..real(11, 1)
+            },
+        ))
+        .unwrap();
+        let (got, cmds) = apply_diff(&old, &new);
+        assert_eq!(cmds.len(), 3, "{cmds:?}");
+        assert_eq!(listing(&got), listing(&new));
+        let mut new = web();
+        new.apply(Command::EditService(spec(80, SchedulerKind::Wrr)))
+            .unwrap();
+        let (got, cmds) = apply_diff(&old, &new);
+        assert_eq!(cmds, [Command::EditService(spec(80, SchedulerKind::Wrr))]);
+        assert_eq!(listing(&got), listing(&new));
+        // The same table: nothing to do.
+        assert!(old.diff(&web()).is_empty());
+    }
+}

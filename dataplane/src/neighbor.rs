@@ -27,6 +27,8 @@ struct Slot {
     value: AtomicU64,
     /// When an ARP request for this address was last sent (ms).
     last_request_ms: AtomicU64,
+    /// Unanswered solicitations in a row (the exponent of the back-off).
+    solicitations: AtomicU32,
 }
 
 /// A resolved neighbour.
@@ -125,6 +127,9 @@ impl NeighborTable {
                 s.value.store(new, Ordering::Release);
             }
         }
+        if s.solicitations.load(Ordering::Relaxed) != 0 {
+            s.solicitations.store(0, Ordering::Relaxed);
+        }
         true
     }
 
@@ -152,6 +157,31 @@ impl NeighborTable {
         s.last_request_ms
             .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
+    }
+
+    /// True when an unsolicited ARP request for `ip` (a configured next hop
+    /// no packet is waiting for) should be sent now. The interval doubles
+    /// with each request left unanswered, from `base_ms` up to `cap_ms`, so
+    /// that absent real servers cost a few requests a minute each rather
+    /// than one a second; an answer ([`NeighborTable::learn`]) starts it
+    /// over. Traffic that needs the neighbour asks on demand through
+    /// [`NeighborTable::should_request`] at the base interval, whatever
+    /// the back-off. Records the attempt.
+    pub fn should_solicit(&self, ip: Ipv4Addr, now_ms: u64, base_ms: u64, cap_ms: u64) -> bool {
+        let Some(s) = self.find_or_claim(ip.to_bits()) else {
+            return false;
+        };
+        let n = s.solicitations.load(Ordering::Relaxed);
+        let interval = base_ms
+            .checked_shl(n.min(63))
+            .unwrap_or(u64::MAX)
+            .min(cap_ms.max(base_ms));
+        if !self.should_request(ip, now_ms, interval) {
+            return false;
+        }
+        s.solicitations
+            .store(n.saturating_add(1), Ordering::Relaxed);
+        true
     }
 
     /// Every resolved entry, for reports.
@@ -202,6 +232,27 @@ mod tests {
         assert!(!t.should_request(ip, 1500, 1000));
         assert!(t.should_request(ip, 2000, 1000));
         assert_eq!(t.lookup(ip), None, "a pending request is not a resolution");
+    }
+
+    #[test]
+    fn solicitation_backs_off_to_the_cap_and_restarts_when_answered() {
+        let t = NeighborTable::new(16);
+        let ip = Ipv4Addr::new(198, 18, 2, 13);
+        let sent: Vec<u64> = (1..=200u64)
+            .map(|s| s * 1000)
+            .filter(|now| t.should_solicit(ip, *now, 1000, 60_000))
+            .collect();
+        // 1, 2, 4, 8, 16, 32 s apart, then every 60 s.
+        assert_eq!(
+            sent,
+            [1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 124_000, 184_000]
+        );
+        // Traffic still asks at the base interval.
+        assert!(t.should_request(ip, 185_000, 1000));
+        // An answer restarts the back-off.
+        t.learn(ip, MacAddr([2, 0, 0, 0, 2, 13]), 0);
+        assert!(t.should_solicit(ip, 187_000, 1000, 60_000));
+        assert!(t.should_solicit(ip, 188_000, 1000, 60_000));
     }
 
     #[test]

@@ -47,8 +47,12 @@ pub struct WorkerConfig {
     pub timeouts: Timeouts,
     /// Hash seed of the connection table.
     pub seed: u64,
-    /// Minimum interval between ARP requests for one neighbour.
+    /// Minimum interval between ARP requests for one neighbour, and the
+    /// first interval of the solicitation back-off.
     pub arp_retry_ms: u64,
+    /// Longest interval between unanswered solicitations of a configured
+    /// next hop (the back-off doubles up to it).
+    pub arp_solicit_cap_ms: u64,
     /// Entries examined per housekeeping call for expiry.
     pub sweep_budget: usize,
     /// This worker's index among `workers`.
@@ -69,6 +73,7 @@ impl Default for WorkerConfig {
             timeouts: Timeouts::default(),
             seed: 0x6c34_7673,
             arp_retry_ms: 1000,
+            arp_solicit_cap_ms: 60_000,
             sweep_budget: 256,
             worker_id: 0,
             workers: 1,
@@ -215,7 +220,8 @@ impl Worker {
 
     /// Emits an ARP request (a 60-byte frame, with the port to send it on)
     /// for each configured next hop — real servers and the gateway — that
-    /// is not resolved and was not asked for within the retry interval. Run
+    /// is not resolved, backing off exponentially per neighbour from
+    /// `arp_retry_ms` to `arp_solicit_cap_ms` while it does not answer. Run
     /// it from housekeeping on one worker, so that neighbours are known
     /// before the first packet to them, which would otherwise be lost to
     /// resolution.
@@ -234,10 +240,12 @@ impl Worker {
             let Some(sip) = snap.source_address(port, next_hop) else {
                 continue;
             };
-            if !self
-                .neigh
-                .should_request(next_hop, now_ms, self.cfg.arp_retry_ms)
-            {
+            if !self.neigh.should_solicit(
+                next_hop,
+                now_ms,
+                self.cfg.arp_retry_ms,
+                self.cfg.arp_solicit_cap_ms,
+            ) {
                 continue;
             }
             let mac = snap.ports()[usize::from(port)].mac;

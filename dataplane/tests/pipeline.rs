@@ -1014,6 +1014,27 @@ fn next_hops_are_solicited_before_traffic() {
     assert!(sent.is_empty());
 }
 
+/// Absent real servers are solicited with an exponential back-off, not
+/// once a second for ever: 200 of them over one housekeeping minute cost
+/// 6 requests each (1, 2, 4, 8, 16 s apart), not 60.
+#[test]
+fn absent_reals_are_solicited_with_a_back_off() {
+    let weights = vec![1; 200];
+    let mut r = rig_with(
+        ForwardMethod::Nat,
+        SchedulerKind::Rr,
+        &weights,
+        WorkerConfig::default(),
+    );
+    let mut sent = 0usize;
+    for tick in 0..600u64 {
+        // Housekeeping every 100 ms for a minute.
+        r.worker
+            .solicit_next_hops(1000 + tick * 100, |_, _| sent += 1);
+    }
+    assert_eq!(sent, 200 * 6, "requests per absent real in 60 s");
+}
+
 /// The per-real counts the least-connection schedulers read follow each
 /// connection: inactive when bound, active from SYN_RECV, inactive again
 /// when it closes, gone when it expires (IPVS's activeconns/inactconns).

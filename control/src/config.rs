@@ -12,7 +12,10 @@
 //! form `FILE:LINE:COL: KEY: MESSAGE`, e.g.
 //! `configs/x.yaml:14:7: services[0].reals[1].weight: must be in 0..=2147483647`.
 //! The first error found is reported; YAML syntax errors, unknown keys and
-//! wrong types are found while reading, the rules below afterwards.
+//! wrong types are found while reading, the rules below afterwards. A value
+//! from the file is echoed as written, in backticks, with control
+//! characters escaped and cut after [`MAX_ECHO_CHARS`] characters (then
+//! followed by its length in bytes), so no value floods the terminal.
 //!
 //! # Schema
 //!
@@ -599,6 +602,53 @@ impl fmt::Display for ConfigError {
         }
         write!(f, " {}", self.message)
     }
+}
+
+/// The most characters of a user's value that an error message echoes; a
+/// longer value is cut (see [`echo`]), so a 50 MB name in a file costs a
+/// line of stderr, not 50 MB of it.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// `value` as an error message quotes it: in backticks, control characters
+/// and bidirectional overrides escaped (`\n`, `\u{0}`), and cut after
+/// [`MAX_ECHO_CHARS`] characters with `…` and the value's full length, e.g.
+/// ``"`aaaa…` (52428800 bytes)"``.
+pub(crate) fn echo(value: &str) -> String {
+    match clip(value, MAX_ECHO_CHARS) {
+        (shown, false) => format!("`{shown}`"),
+        (shown, true) => format!("`{shown}…` ({} bytes)", value.len()),
+    }
+}
+
+/// The start of `text` as it is safe to print: at most `max` characters,
+/// counting an escape as its length, cut on a character boundary; `true`
+/// when something was left out.
+pub(crate) fn clip(text: &str, max: usize) -> (String, bool) {
+    // Characters that would garble the operator's terminal or reorder the
+    // text around them (Trojan Source, CVE-2021-42574).
+    let escaped = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    let mut out = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let w = if escaped(c) {
+            c.escape_default().count()
+        } else {
+            1
+        };
+        if width + w > max {
+            return (out, true);
+        }
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        width += w;
+    }
+    (out, false)
 }
 
 /// Reads and validates the config file at `path`.

@@ -8,7 +8,11 @@
 use serde_saphyr::granit_parser::{Event, Parser};
 use serde_saphyr::Error;
 
-use super::ConfigError;
+use super::{clip, echo, ConfigError, MAX_ECHO_CHARS};
+
+/// The most characters of a parser message passed on: serde-saphyr's own
+/// messages may quote the document.
+const MAX_PARSER_MESSAGE_CHARS: usize = 200;
 
 /// Which node to name when several start at the error position (a block
 /// mapping starts where its first key does).
@@ -74,7 +78,7 @@ fn key_path_at(text: &str, line: usize, column: usize, pick: Pick) -> (String, (
                 ..
             }) => {
                 if *expect_key {
-                    *key = scalar.unwrap_or_else(|| "?".to_owned());
+                    *key = scalar.map_or_else(|| "?".to_owned(), |k| key_segment(&k));
                     is_key = true;
                 }
                 *expect_key = !*expect_key;
@@ -107,6 +111,33 @@ fn key_path_at(text: &str, line: usize, column: usize, pick: Pick) -> (String, (
     }
     // Report the error's own position, which may lie inside the node.
     (best.0, target)
+}
+
+/// A mapping key as a key-path segment: cut to [`MAX_ECHO_CHARS`] with `…`.
+fn key_segment(key: &str) -> String {
+    match clip(key, MAX_ECHO_CHARS) {
+        (shown, false) => shown,
+        (shown, true) => format!("{shown}…"),
+    }
+}
+
+/// What serde found instead of what it expected, without echoing a string:
+/// serde writes one as Rust's Debug form (`string "a\"b"`).
+pub(super) fn describe_found(unexpected: &str) -> String {
+    if unexpected.starts_with("string ") {
+        "a string".to_owned()
+    } else {
+        clip(unexpected, MAX_ECHO_CHARS).0
+    }
+}
+
+/// A parser message as it may be printed: bounded and without control
+/// characters.
+fn parser_message(msg: &str) -> String {
+    match clip(msg, MAX_PARSER_MESSAGE_CHARS) {
+        (shown, false) => shown,
+        (shown, true) => format!("{shown}…"),
+    }
 }
 
 /// `parent.key`, or `key` at the top level.
@@ -149,7 +180,8 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
         } => (
             path(Pick::Inner),
             format!(
-                "unknown key `{field}`; expected one of: {}",
+                "unknown key {}; expected one of: {}",
+                echo(field),
                 expected.join(", ")
             ),
         ),
@@ -167,7 +199,11 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             ..
         } => (
             path(Pick::Outer),
-            format!("expected {expected}, found {unexpected}"),
+            format!(
+                "expected {}, found {}",
+                parser_message(expected),
+                describe_found(unexpected)
+            ),
         ),
         Error::Unexpected { expected, .. } => {
             let message = match *expected {
@@ -192,13 +228,14 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             String::new(),
             "expected one YAML document, found several (`---`)".to_owned(),
         ),
-        Error::ExternalMessage { msg, .. } => {
-            (path(Pick::Inner), format!("YAML syntax error: {msg}"))
-        }
+        Error::ExternalMessage { msg, .. } => (
+            path(Pick::Inner),
+            format!("YAML syntax error: {}", parser_message(msg)),
+        ),
         other => {
             use serde_saphyr::MessageFormatter;
             let msg = serde_saphyr::UserMessageFormatter.format_message(other);
-            (path(Pick::Inner), msg.escape_debug().to_string())
+            (path(Pick::Inner), parser_message(&msg))
         }
     };
     ConfigError {

@@ -1100,3 +1100,116 @@ fn empty_lists_may_be_left_empty() {
     let cfg = parse(&format!("{HEAD}services:\n"), FILE).unwrap();
     assert!(cfg.services.is_empty());
 }
+
+// ---- what errors echo -------------------------------------------------------
+
+#[test]
+fn echo_quotes_escapes_and_cuts() {
+    assert_eq!(echo("web"), "`web`");
+    assert_eq!(echo("a\nb\0"), "`a\\nb\\u{0}`");
+    assert_eq!(echo("x\u{202e}y"), "`x\\u{202e}y`");
+    let exact = "a".repeat(MAX_ECHO_CHARS);
+    assert_eq!(echo(&exact), format!("`{exact}`"));
+    // Cut on a character boundary, with the full length in bytes.
+    let long = "é".repeat(100);
+    assert_eq!(
+        echo(&long),
+        format!("`{}…` (200 bytes)", "é".repeat(MAX_ECHO_CHARS))
+    );
+    // An escape counts as its length.
+    let nuls = "\0".repeat(100);
+    let (shown, cut) = clip(&nuls, MAX_ECHO_CHARS);
+    assert!(cut && shown.chars().count() <= MAX_ECHO_CHARS, "{shown}");
+}
+
+/// Values are echoed as the operator wrote them, never in Rust's Debug form
+/// (`Int(33)`, `Str("…")`, `string "…"`).
+#[test]
+fn errors_echo_plain_values() {
+    let marks = "firewall_marks:\n  - { mark: 1, destination: 198.18.0.100/32, protocol: tcp, ports: [80] }\n";
+    let svc = "services:\n  - fwmark: 1\n    scheduler: rr\n    forward: nat\n    persistence: { timeout: 600, netmask: 24 }\n";
+    let text = format!("{HEAD}{marks}{svc}");
+    parse(&text, FILE).unwrap();
+    let key = "services[0].persistence.netmask";
+    let e = expect_err(&text.replace("netmask: 24", "netmask: 33"), 15, key, "");
+    assert!(e.message.starts_with("33 is not a netmask: "), "{e}");
+    let e = expect_err(
+        &text.replace("netmask: 24", "netmask: 255.0.255.0"),
+        15,
+        key,
+        "",
+    );
+    assert!(
+        e.message.starts_with("`255.0.255.0` is not a netmask: "),
+        "{e}"
+    );
+    let key = "firewall_marks[0].ports[0]";
+    let e = expect_err(&text.replace("[80]", "[70000]"), 10, key, "");
+    assert!(
+        e.message.starts_with("70000 is not a port 1..=65535"),
+        "{e}"
+    );
+    let e = expect_err(&text.replace("[80]", "[\"80-x\"]"), 10, key, "");
+    assert!(
+        e.message.starts_with("`80-x` is not a port 1..=65535"),
+        "{e}"
+    );
+    // A control character is shown escaped, not written to the terminal.
+    let text = with_service("rr", "").replace("vip: 198.18.0.100", "vip: \"198.18.0.\\e[2J\"");
+    let e = expect_err(&text, 11, "services[0].vip", "is not an IPv4 address");
+    assert!(e.message.starts_with("`198.18.0.\\u{1b}[2J` is not"), "{e}");
+    // serde's description of a string it did not expect is its Debug form.
+    assert_eq!(locate::describe_found("string \"a\\\"b\""), "a string");
+    assert_eq!(locate::describe_found("sequence"), "sequence");
+}
+
+/// A huge value costs a line of stderr: the message is cut and still names
+/// the key.
+#[test]
+fn errors_cut_huge_values() {
+    let big = "a".repeat(1 << 20);
+    let cases = [
+        (
+            with_service("rr", "").replace("name: web", &format!("name: {big}!")),
+            "services[0].name",
+        ),
+        (
+            with_service("rr", "").replace("vip: 198.18.0.100", &format!("vip: {big}")),
+            "services[0].vip",
+        ),
+        (
+            with_service("rr", "").replace("scheduler: rr", &format!("scheduler: {big}")),
+            "services[0].scheduler",
+        ),
+        (
+            HEAD.replace("iface=eth0", &format!("iface=eth0 {big}")),
+            "ports[0].device",
+        ),
+        (
+            format!("eal:\n  args: [\"--vdev={big}\"]\n{HEAD}"),
+            "eal.args[0]",
+        ),
+    ];
+    for (text, key) in cases {
+        let shown = parse(&text, FILE).unwrap_err().to_string();
+        assert!(
+            shown.len() < 300,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..300]
+        );
+        assert!(shown.contains(&format!(" {key}")), "{shown}");
+        assert!(shown.contains("bytes)"), "{shown}");
+    }
+    // An unknown key is in the key path and the message, each cut.
+    let shown = parse(&format!("{HEAD}? {big}\n: 1\n"), FILE)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.len() < 400,
+        "{} bytes: {}",
+        shown.len(),
+        &shown[..400]
+    );
+    assert!(shown.contains("unknown key `aaaa"), "{shown}");
+}

@@ -17,6 +17,15 @@
 //! characters escaped and cut after [`MAX_ECHO_CHARS`] characters (then
 //! followed by its length in bytes), so no value floods the terminal.
 //!
+//! # Limits
+//!
+//! [`load`] reads only a regular file (not a FIFO, which would block it,
+//! nor a device such as `/dev/zero`, which never ends) of at most
+//! [`MAX_CONFIG_BYTES`] (64 MiB). 100 000 real servers written out with
+//! every key, one flow mapping a line, take about 14 MB, so the limit
+//! leaves room for comments and names while bounding what a mistaken path
+//! can make l4vs read.
+//!
 //! # Schema
 //!
 //! ```yaml
@@ -137,6 +146,8 @@
 //!   MAC. A NAT or tunnel real off-link needs a `gateway`.
 
 use std::fmt;
+use std::fs::{File, FileType, Metadata};
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
 
 pub use l4vs_dataplane::conn::Timeouts;
@@ -150,6 +161,9 @@ mod raw;
 mod tests;
 mod validate;
 
+/// The largest config file [`load`] reads, in bytes (64 MiB): over four
+/// times what 100 000 real servers take with every key written out.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
 /// Default `workers.burst`.
 pub const DEFAULT_BURST: u16 = 32;
 /// Largest `workers.burst`: the size of each worker's fixed receive array.
@@ -654,17 +668,91 @@ pub(crate) fn clip(text: &str, max: usize) -> (String, bool) {
 /// Reads and validates the config file at `path`.
 ///
 /// # Errors
-/// The file cannot be read or is not UTF-8 (no position), or [`parse`] fails.
+/// The file cannot be read, is not a regular file, is larger than
+/// [`MAX_CONFIG_BYTES`] or is not UTF-8 (no position), or [`parse`] fails.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let fail = |message: String| ConfigError {
         file: file.clone(),
         line: 0,
         column: 0,
         key: String::new(),
-        message: format!("cannot read the config file: {e}"),
+        message,
+    };
+    let bytes = read_config_file(path).map_err(fail)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the file is not UTF-8 text: invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
     parse(&text, &file)
+}
+
+/// The bytes of the file at `path`, refused unless it is a regular file of
+/// at most [`MAX_CONFIG_BYTES`]; the error is the message.
+fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
+    let unreadable = |e: io::Error| format!("cannot read the config file: {e}");
+    // Look before opening: opening a FIFO blocks until a writer comes.
+    check_config_file(&std::fs::metadata(path).map_err(unreadable)?)?;
+    let f = File::open(path).map_err(unreadable)?;
+    // The path may name another file by now.
+    check_config_file(&f.metadata().map_err(unreadable)?)?;
+    read_limited(f, MAX_CONFIG_BYTES)
+        .map_err(unreadable)?
+        .ok_or_else(|| too_large(None))
+}
+
+/// Whether `meta` is of a file [`load`] reads.
+fn check_config_file(meta: &Metadata) -> Result<(), String> {
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "not a regular file: {}; the config must be a file",
+            describe_file_type(meta.file_type())
+        ));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(Some(meta.len())));
+    }
+    Ok(())
+}
+
+/// The error for a file over [`MAX_CONFIG_BYTES`], `len` bytes when known.
+fn too_large(len: Option<u64>) -> String {
+    let size = match len {
+        Some(len) => format!("the file is {len} bytes"),
+        None => format!("the file grew past {MAX_CONFIG_BYTES} bytes while read"),
+    };
+    format!(
+        "{size}, more than the {MAX_CONFIG_BYTES} bytes (64 MiB) a config may have, enough for 100 000 real servers"
+    )
+}
+
+/// What a file that is not a regular file is, for the operator.
+fn describe_file_type(ty: FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_dir() {
+        "a directory"
+    } else if ty.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ty.is_char_device() {
+        "a character device"
+    } else if ty.is_block_device() {
+        "a block device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else {
+        "an unknown kind of file"
+    }
+}
+
+/// Reads `r` to its end if it holds at most `max` bytes, `None` if more.
+/// Reads at most `max + 1` bytes, so a file that grows while read (or a
+/// device that never ends) is still bounded.
+fn read_limited(r: impl Read, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    r.take(max.saturating_add(1)).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= max).then_some(buf))
 }
 
 /// Parses and validates `text`; `file_name` is only used in errors.

@@ -1213,3 +1213,114 @@ fn errors_cut_huge_values() {
     );
     assert!(shown.contains("unknown key `aaaa"), "{shown}");
 }
+
+// ---- what load reads --------------------------------------------------------
+
+/// A fresh directory for one test's files.
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("l4vs-config-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}
+
+#[track_caller]
+fn expect_load_err(path: &Path, needle: &str) -> ConfigError {
+    let err = load(path).expect_err("load should refuse it");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: ", path.display())),
+        "{shown}"
+    );
+    assert_eq!((err.line, err.key.as_str()), (0, ""), "{shown}");
+    assert!(err.message.contains(needle), "{shown}");
+    err
+}
+
+/// A FIFO is refused without being opened, which would wait for a writer.
+#[test]
+fn load_refuses_a_fifo() {
+    let dir = scratch_dir("fifo");
+    let fifo = dir.join("l4vs.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("running mkfifo");
+    assert!(made.success());
+    // A writer, so that a load that opens the FIFO reads this and fails the
+    // test instead of waiting forever.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(HEAD.as_bytes()).unwrap();
+        })
+    };
+    let err = load(&fifo);
+    // Meet the writer if load did not.
+    if err.is_err() {
+        let mut text = String::new();
+        std::fs::File::open(&fifo)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .unwrap();
+    }
+    writer.join().unwrap();
+    let err = err.expect_err("a FIFO is not a config file");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not a regular file: a FIFO (named pipe); the config must be a file",
+            fifo.display()
+        )
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn load_refuses_a_directory_and_a_device() {
+    let dir = scratch_dir("dir");
+    expect_load_err(&dir, "not a regular file: a directory");
+    std::fs::remove_dir_all(dir).unwrap();
+    // Read, /dev/zero would fill memory: it is valid UTF-8 and never ends.
+    expect_load_err(
+        Path::new("/dev/zero"),
+        "not a regular file: a character device",
+    );
+}
+
+#[test]
+fn load_refuses_a_file_over_the_limit() {
+    let dir = scratch_dir("big");
+    let path = dir.join("big.yaml");
+    // Sparse: no disk space taken.
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+    drop(f);
+    expect_load_err(
+        &path,
+        &format!("the file is {} bytes, more than", MAX_CONFIG_BYTES + 1),
+    );
+    // At the limit it is read (and is no YAML config).
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(MAX_CONFIG_BYTES)
+        .unwrap();
+    let err = load(&path).unwrap_err();
+    assert!(!err.message.contains("more than"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A file that grows while read is bounded too.
+#[test]
+fn read_limited_stops_after_the_limit() {
+    assert_eq!(read_limited(std::io::repeat(b'a'), 1000).unwrap(), None);
+    let exact = vec![b'a'; 1000];
+    assert_eq!(
+        read_limited(exact.as_slice(), 1000).unwrap().as_deref(),
+        Some(exact.as_slice())
+    );
+    assert_eq!(read_limited(exact.as_slice(), 999).unwrap(), None);
+}

@@ -26,6 +26,16 @@
 //! leaves room for comments and names while bounding what a mistaken path
 //! can make l4vs read.
 //!
+//! The YAML parser's budget (serde-saphyr's, raised where it is too small)
+//! is sized the same way: at most [`MAX_YAML_NODES`] nodes (4 million;
+//! 100 000 real servers with every key take about 1.5 million) and
+//! [`MAX_YAML_EVENTS`] parser events. Aliases (`*name`) are counted as
+//! what they expand to and may replay at most [`MAX_ALIAS_REPLAYED_EVENTS`]
+//! events in all; serde-saphyr's other limits stay as they are (50 000
+//! aliases and anchors; from 100 aliases on, at most 10 per anchor; 64
+//! levels of nesting), so an alias bomb ("billion laughs") is refused after
+//! a bounded amount of work rather than expanded. Errors name the limit.
+//!
 //! # Schema
 //!
 //! ```yaml
@@ -164,6 +174,20 @@ mod validate;
 /// The largest config file [`load`] reads, in bytes (64 MiB): over four
 /// times what 100 000 real servers take with every key written out.
 pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+/// The most YAML nodes (scalars, lists, mappings) a config may have,
+/// aliases expanded. A real server written with every key is 13 nodes and
+/// a service about 20 besides its reals, so 100 000 real servers take
+/// about 1.5 million: this leaves more than twice that. (serde-saphyr's
+/// default, 250 000, stopped at about 2 900 services of 10 reals.)
+pub const MAX_YAML_NODES: usize = 4_000_000;
+/// The most YAML parser events: a node is one, the end of a list or a
+/// mapping another, plus a few for the stream and the document.
+pub const MAX_YAML_EVENTS: usize = 2 * MAX_YAML_NODES + 16;
+/// The most events YAML aliases may replay in all (serde-saphyr's default):
+/// enough to share a list of reals among thousands of services, and what
+/// bounds the work an alias bomb ("billion laughs") costs before it is
+/// refused.
+pub const MAX_ALIAS_REPLAYED_EVENTS: usize = 1_000_000;
 /// Default `workers.burst`.
 pub const DEFAULT_BURST: u16 = 32;
 /// Largest `workers.burst`: the size of each worker's fixed receive array.
@@ -760,9 +784,24 @@ fn read_limited(r: impl Read, max: u64) -> io::Result<Option<Vec<u8>>> {
 /// # Errors
 /// The first YAML or validation error, with its position and key path.
 pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig =
-        serde_saphyr::from_str(text).map_err(|e| locate::yaml_error(&e, text, file_name))?;
+    let options = serde_saphyr::options! {
+        budget: Some(yaml_budget()),
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_ALIAS_REPLAYED_EVENTS,
+        },
+    };
+    let raw: raw::RawConfig = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|e| locate::yaml_error(&e, text, file_name))?;
     validate::validate(raw, file_name)
+}
+
+/// The YAML parser's budget: serde-saphyr's, with room for 100 000 real
+/// servers (see the module doc).
+fn yaml_budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_YAML_NODES;
+    budget.max_events = MAX_YAML_EVENTS;
+    budget
 }
 
 /// The effective config as YAML: every default filled in, port references

@@ -5,10 +5,14 @@
 //! naming the node found there. On a syntax error the events stop at the
 //! error, and the path is that of the last node read before it.
 
+use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::granit_parser::{Event, Parser};
 use serde_saphyr::Error;
 
-use super::{clip, echo, ConfigError, MAX_ECHO_CHARS};
+use super::{
+    clip, echo, yaml_budget, ConfigError, MAX_ALIAS_REPLAYED_EVENTS, MAX_ECHO_CHARS,
+    MAX_YAML_EVENTS, MAX_YAML_NODES,
+};
 
 /// The most characters of a parser message passed on: serde-saphyr's own
 /// messages may quote the document.
@@ -140,6 +144,50 @@ fn parser_message(msg: &str) -> String {
     }
 }
 
+/// Which of the YAML parser's limits a document broke, in the operator's
+/// terms.
+pub(super) fn budget_message(breach: &BudgetBreach) -> String {
+    let budget = yaml_budget();
+    let bomb = "the limit against alias bombs (\"billion laughs\")";
+    match breach {
+        BudgetBreach::Nodes { .. } => format!(
+            "the document has more than {MAX_YAML_NODES} nodes (the limit, sized for 100 000 real servers)"
+        ),
+        BudgetBreach::Events { .. } => format!(
+            "the document has more than {MAX_YAML_EVENTS} YAML events (the limit, sized for 100 000 real servers)"
+        ),
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "the document's values add up to more than {} bytes (the limit)",
+            budget.max_total_scalar_bytes
+        ),
+        BudgetBreach::Depth { .. } => format!(
+            "lists and mappings nest more than {} levels deep",
+            budget.max_depth
+        ),
+        BudgetBreach::Aliases { .. } => format!(
+            "the document has more than {} YAML aliases (`*name`), {bomb}",
+            budget.max_aliases
+        ),
+        BudgetBreach::Anchors { .. } => format!(
+            "the document has more than {} YAML anchors (`&name`), {bomb}",
+            budget.max_anchors
+        ),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "{aliases} YAML aliases (`*name`) for {anchors} {}: more than {} per anchor is over {bomb}",
+            if *anchors == 1 { "anchor (`&name`)" } else { "anchors (`&name`)" },
+            budget.alias_anchor_ratio_multiplier
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
+            format!("YAML anchors (`&name`) hold more than can be replayed, {bomb}")
+        }
+        BudgetBreach::MergeKeys { .. } => format!(
+            "the document has more than {} YAML merge keys (`<<`)",
+            budget.max_merge_keys
+        ),
+        _ => "the document is beyond one of the YAML parser's limits".to_owned(),
+    }
+}
+
 /// `parent.key`, or `key` at the top level.
 pub(super) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {
@@ -227,6 +275,21 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
         Error::MultipleDocuments { .. } => (
             String::new(),
             "expected one YAML document, found several (`---`)".to_owned(),
+        ),
+        Error::Budget { breach, .. } => (path(Pick::Inner), budget_message(breach)),
+        Error::AliasReplayLimitExceeded { .. } => (
+            path(Pick::Inner),
+            format!(
+                "YAML aliases (`*name`) expand to more than {MAX_ALIAS_REPLAYED_EVENTS} events, the limit against alias bombs (\"billion laughs\")"
+            ),
+        ),
+        Error::AliasExpansionLimitExceeded { expansions, .. } => (
+            path(Pick::Inner),
+            format!("a YAML anchor (`&name`) is expanded {expansions} times, more than allowed"),
+        ),
+        Error::AliasReplayStackDepthExceeded { max_depth, .. } => (
+            path(Pick::Inner),
+            format!("YAML aliases (`*name`) nest more than {max_depth} deep"),
         ),
         Error::ExternalMessage { msg, .. } => (
             path(Pick::Inner),

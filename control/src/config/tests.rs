@@ -1324,3 +1324,111 @@ fn read_limited_stops_after_the_limit() {
     );
     assert_eq!(read_limited(exact.as_slice(), 999).unwrap(), None);
 }
+
+// ---- the YAML parser's limits -----------------------------------------------
+
+/// A valid config of `services` NAT services of `reals` reals each: VIPs
+/// from 10.0.0.1 on, every real its own address in 198.18.0.0/15, on-link.
+fn many_services(services: usize, reals: usize) -> String {
+    use std::fmt::Write;
+    let mut t = String::from(
+        "workers:\n  cores: [1]\nports:\n  - name: lan\n    device: net_af_packet0,iface=eth0\naddresses:\n  - { port: lan, address: 198.18.0.1/15 }\nservices:\n",
+    );
+    let vip0 = u32::from(Ipv4Addr::new(10, 0, 0, 1));
+    let real0 = u32::from(Ipv4Addr::new(198, 18, 0, 16));
+    for i in 0..services {
+        let vip = Ipv4Addr::from(vip0 + i as u32);
+        write!(
+            t,
+            "  - name: s{i}\n    vip: {vip}\n    port: 80\n    protocol: tcp\n    scheduler: wrr\n    forward: nat\n    reals:\n"
+        )
+        .unwrap();
+        for j in 0..reals {
+            let real = Ipv4Addr::from(real0 + (i * reals + j) as u32);
+            writeln!(t, "      - {{ address: {real}, port: 8080, weight: {j} }}").unwrap();
+        }
+    }
+    t
+}
+
+/// 100 000 real servers fit the parser's budget (serde-saphyr's default
+/// stopped at about 2 900 services of 10 reals).
+#[test]
+fn ten_thousand_services_of_ten_reals_parse() {
+    let text = many_services(10_000, 10);
+    let cfg = parse(&text, FILE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.services.len(), 10_000);
+    assert_eq!(
+        cfg.services.iter().map(|s| s.reals.len()).sum::<usize>(),
+        100_000
+    );
+    let last = cfg.services[9_999].reals[9];
+    assert_eq!(
+        (last.address, last.port, last.weight),
+        (Ipv4Addr::new(198, 19, 134, 175), 8080, 9)
+    );
+}
+
+/// A breach of the parser's budget reads as the limit, not serde-saphyr's
+/// Debug form (`Nodes { nodes: 250001 }`). (A document over the node limit
+/// takes half a minute to reach it in a debug build, so the message is
+/// checked alone; [`alias_bombs_are_refused`] goes through the budget.)
+#[test]
+fn budget_breaches_name_the_limit() {
+    use serde_saphyr::budget::BudgetBreach;
+    assert_eq!(
+        locate::budget_message(&BudgetBreach::Nodes {
+            nodes: MAX_YAML_NODES + 1
+        }),
+        "the document has more than 4000000 nodes (the limit, sized for 100 000 real servers)"
+    );
+    assert_eq!(
+        locate::budget_message(&BudgetBreach::Events {
+            events: MAX_YAML_EVENTS + 1
+        }),
+        "the document has more than 8000016 YAML events (the limit, sized for 100 000 real servers)"
+    );
+}
+
+/// An alias bomb is refused after a bounded amount of work, not expanded.
+#[test]
+fn alias_bombs_are_refused() {
+    // The schema has no list of lists to hold the classic one: it is refused
+    // at its first nested list, before anything is expanded.
+    let mut laughs = String::from("eal:\n  args: [&a lol");
+    for level in b'b'..=b'i' {
+        let (name, prev) = (char::from(level), char::from(level - 1));
+        let nine = vec![format!("*{prev}"); 9].join(",");
+        laughs.push_str(&format!(", &{name} [{nine}]"));
+    }
+    laughs.push_str("]\n");
+    let e = parse(&format!("{laughs}{HEAD}"), FILE).unwrap_err();
+    assert_eq!(e.key, "eal.args[1]", "{e}");
+    assert!(e.message.contains("expected a single value"), "{e}");
+
+    // Shaped to the schema: a service of 1 000 reals, aliased 1 000 times,
+    // is a million reals.
+    let mut text = format!(
+        "{HEAD}services:\n  - &s\n    vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: nat\n    reals: [&r {{ address: 198.18.2.11 }}"
+    );
+    text.push_str(&", *r".repeat(999));
+    text.push_str("]\n");
+    text.push_str(&"  - *s\n".repeat(1_000));
+    let e = parse(&text, FILE).unwrap_err();
+    assert_eq!(
+        e.message,
+        format!("YAML aliases (`*name`) expand to more than {MAX_ALIAS_REPLAYED_EVENTS} events, the limit against alias bombs (\"billion laughs\")"),
+    );
+    assert!(e.key.starts_with("services["), "{e}");
+
+    // Many aliases of few anchors are refused whatever they expand to.
+    let text = format!(
+        "{HEAD}services:\n  - &s {{ vip: 198.18.0.100, port: 80, protocol: tcp, scheduler: rr, forward: nat }}\n{}",
+        "  - *s\n".repeat(150)
+    );
+    let e = parse(&text, FILE).unwrap_err();
+    assert_eq!(
+        e.message,
+        "150 YAML aliases (`*name`) for 1 anchor (`&name`): more than 10 per anchor is over the limit against alias bombs (\"billion laughs\")",
+    );
+}

@@ -597,6 +597,78 @@ impl Config {
     }
 }
 
+/// The first setting that differs between `running` and `new` and that only
+/// a restart can change, as its key path (`eal.args`, `workers.cores`,
+/// `ports[0].device`, `mbufs`...); `None` when a reload can apply `new`.
+///
+/// `eal`, `workers`, `ports` and `mbufs` are fixed once EAL has started:
+/// they choose the lcores and devices, the worker threads and their
+/// connection tables, the queues and the mempool. A port added or removed
+/// is named by its index (`ports[1]`).
+pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
+    // Destructured in full so that a new field must be sorted into "restart"
+    // or "reload" here.
+    let Config {
+        eal,
+        workers,
+        ports,
+        mbufs,
+        addresses: _,
+        gateway: _,
+        neighbors: _,
+        services: _,
+        timeouts: _,
+        expire_quiescent_template: _,
+        expire_nodest_conn: _,
+        firewall_marks: _,
+    } = running;
+    let Eal { args, main_core } = eal;
+    let Workers {
+        cores,
+        burst,
+        idle_sleep_us,
+        connections,
+    } = workers;
+    let differs = [
+        ("eal.args", *args != new.eal.args),
+        ("eal.main_core", *main_core != new.eal.main_core),
+        ("workers.cores", *cores != new.workers.cores),
+        ("workers.burst", *burst != new.workers.burst),
+        (
+            "workers.idle_sleep_us",
+            *idle_sleep_us != new.workers.idle_sleep_us,
+        ),
+        (
+            "workers.connections",
+            *connections != new.workers.connections,
+        ),
+    ];
+    if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
+        return Some((*key).to_owned());
+    }
+    for i in 0..ports.len().max(new.ports.len()) {
+        let (Some(old), Some(new)) = (ports.get(i), new.ports.get(i)) else {
+            return Some(format!("ports[{i}]"));
+        };
+        let Port {
+            name,
+            device,
+            rx_desc,
+            tx_desc,
+        } = old;
+        let differs = [
+            ("name", *name != new.name),
+            ("device", *device != new.device),
+            ("rx_desc", *rx_desc != new.rx_desc),
+            ("tx_desc", *tx_desc != new.tx_desc),
+        ];
+        if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
+            return Some(format!("ports[{i}].{key}"));
+        }
+    }
+    (*mbufs != new.mbufs).then(|| "mbufs".to_owned())
+}
+
 pub(crate) fn min_mbufs(workers: usize, ports: &[Port]) -> u64 {
     let per_worker: u64 = ports
         .iter()

@@ -1432,3 +1432,58 @@ fn alias_bombs_are_refused() {
         "150 YAML aliases (`*name`) for 1 anchor (`&name`): more than 10 per anchor is over the limit against alias bombs (\"billion laughs\")",
     );
 }
+
+// ---- what a reload may change -----------------------------------------------
+
+/// Each restart-only setting is named by its key; services are not one.
+#[test]
+fn restart_only_change_names_the_key() {
+    let running = parse(&with_service("rr", ""), FILE).unwrap();
+    let changed = |edit: &dyn Fn(&mut Config)| {
+        let mut new = running.clone();
+        edit(&mut new);
+        restart_only_change(&running, &new)
+    };
+    assert_eq!(changed(&|_| ()), None);
+    assert_eq!(changed(&|c| c.services[0].reals[0].weight = 5), None);
+    assert_eq!(changed(&|c| c.services.clear()), None);
+    assert_eq!(changed(&|c| c.timeouts.udp = 30), None);
+    type Edit<'a> = &'a dyn Fn(&mut Config);
+    let cases: [(&str, Edit); 12] = [
+        ("eal.args", &|c| c.eal.args.push("--no-huge".into())),
+        ("eal.main_core", &|c| c.eal.main_core = 3),
+        ("workers.cores", &|c| c.workers.cores.push(2)),
+        ("workers.burst", &|c| c.workers.burst = 64),
+        ("workers.idle_sleep_us", &|c| c.workers.idle_sleep_us = 10),
+        ("workers.connections", &|c| c.workers.connections = 4096),
+        ("ports[0].name", &|c| c.ports[0].name = "wan".into()),
+        ("ports[0].device", &|c| {
+            c.ports[0].device.args = Some("iface=eth1".into());
+        }),
+        ("ports[0].rx_desc", &|c| c.ports[0].rx_desc = 512),
+        ("ports[0].tx_desc", &|c| c.ports[0].tx_desc = 512),
+        ("ports[1]", &|c| {
+            let mut p = c.ports[0].clone();
+            p.name = "wan".into();
+            c.ports.push(p);
+        }),
+        ("mbufs", &|c| c.mbufs = 16383),
+    ];
+    for (key, edit) in cases {
+        assert_eq!(changed(edit).as_deref(), Some(key));
+    }
+    // A port removed is named too, and the first difference wins.
+    let mut two = running.clone();
+    two.ports.push(running.ports[0].clone());
+    assert_eq!(
+        restart_only_change(&two, &running).as_deref(),
+        Some("ports[1]")
+    );
+    let mut both = running.clone();
+    both.mbufs = 1;
+    both.workers.cores = vec![5];
+    assert_eq!(
+        restart_only_change(&running, &both).as_deref(),
+        Some("workers.cores")
+    );
+}

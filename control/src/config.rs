@@ -12,7 +12,29 @@
 //! form `FILE:LINE:COL: KEY: MESSAGE`, e.g.
 //! `configs/x.yaml:14:7: services[0].reals[1].weight: must be in 0..=2147483647`.
 //! The first error found is reported; YAML syntax errors, unknown keys and
-//! wrong types are found while reading, the rules below afterwards.
+//! wrong types are found while reading, the rules below afterwards. A value
+//! from the file is echoed as written, in backticks, with control
+//! characters escaped and cut after [`MAX_ECHO_CHARS`] characters (then
+//! followed by its length in bytes), so no value floods the terminal.
+//!
+//! # Limits
+//!
+//! [`load`] reads only a regular file (not a FIFO, which would block it,
+//! nor a device such as `/dev/zero`, which never ends) of at most
+//! [`MAX_CONFIG_BYTES`] (64 MiB). 100 000 real servers written out with
+//! every key, one flow mapping a line, take about 14 MB, so the limit
+//! leaves room for comments and names while bounding what a mistaken path
+//! can make l4vs read.
+//!
+//! The YAML parser's budget (serde-saphyr's, raised where it is too small)
+//! is sized the same way: at most [`MAX_YAML_NODES`] nodes (4 million;
+//! 100 000 real servers with every key take about 1.5 million) and
+//! [`MAX_YAML_EVENTS`] parser events. Aliases (`*name`) are counted as
+//! what they expand to and may replay at most [`MAX_ALIAS_REPLAYED_EVENTS`]
+//! events in all; serde-saphyr's other limits stay as they are (50 000
+//! aliases and anchors; from 100 aliases on, at most 10 per anchor; 64
+//! levels of nesting), so an alias bomb ("billion laughs") is refused after
+//! a bounded amount of work rather than expanded. Errors name the limit.
 //!
 //! # Schema
 //!
@@ -134,6 +156,8 @@
 //!   MAC. A NAT or tunnel real off-link needs a `gateway`.
 
 use std::fmt;
+use std::fs::{File, FileType, Metadata};
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
 
 pub use l4vs_dataplane::conn::Timeouts;
@@ -147,6 +171,23 @@ mod raw;
 mod tests;
 mod validate;
 
+/// The largest config file [`load`] reads, in bytes (64 MiB): over four
+/// times what 100 000 real servers take with every key written out.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+/// The most YAML nodes (scalars, lists, mappings) a config may have,
+/// aliases expanded. A real server written with every key is 13 nodes and
+/// a service about 20 besides its reals, so 100 000 real servers take
+/// about 1.5 million: this leaves more than twice that. (serde-saphyr's
+/// default, 250 000, stopped at about 2 900 services of 10 reals.)
+pub const MAX_YAML_NODES: usize = 4_000_000;
+/// The most YAML parser events: a node is one, the end of a list or a
+/// mapping another, plus a few for the stream and the document.
+pub const MAX_YAML_EVENTS: usize = 2 * MAX_YAML_NODES + 16;
+/// The most events YAML aliases may replay in all (serde-saphyr's default):
+/// enough to share a list of reals among thousands of services, and what
+/// bounds the work an alias bomb ("billion laughs") costs before it is
+/// refused.
+pub const MAX_ALIAS_REPLAYED_EVENTS: usize = 1_000_000;
 /// Default `workers.burst`.
 pub const DEFAULT_BURST: u16 = 32;
 /// Largest `workers.burst`: the size of each worker's fixed receive array.
@@ -556,6 +597,78 @@ impl Config {
     }
 }
 
+/// The first setting that differs between `running` and `new` and that only
+/// a restart can change, as its key path (`eal.args`, `workers.cores`,
+/// `ports[0].device`, `mbufs`...); `None` when a reload can apply `new`.
+///
+/// `eal`, `workers`, `ports` and `mbufs` are fixed once EAL has started:
+/// they choose the lcores and devices, the worker threads and their
+/// connection tables, the queues and the mempool. A port added or removed
+/// is named by its index (`ports[1]`).
+pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
+    // Destructured in full so that a new field must be sorted into "restart"
+    // or "reload" here.
+    let Config {
+        eal,
+        workers,
+        ports,
+        mbufs,
+        addresses: _,
+        gateway: _,
+        neighbors: _,
+        services: _,
+        timeouts: _,
+        expire_quiescent_template: _,
+        expire_nodest_conn: _,
+        firewall_marks: _,
+    } = running;
+    let Eal { args, main_core } = eal;
+    let Workers {
+        cores,
+        burst,
+        idle_sleep_us,
+        connections,
+    } = workers;
+    let differs = [
+        ("eal.args", *args != new.eal.args),
+        ("eal.main_core", *main_core != new.eal.main_core),
+        ("workers.cores", *cores != new.workers.cores),
+        ("workers.burst", *burst != new.workers.burst),
+        (
+            "workers.idle_sleep_us",
+            *idle_sleep_us != new.workers.idle_sleep_us,
+        ),
+        (
+            "workers.connections",
+            *connections != new.workers.connections,
+        ),
+    ];
+    if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
+        return Some((*key).to_owned());
+    }
+    for i in 0..ports.len().max(new.ports.len()) {
+        let (Some(old), Some(new)) = (ports.get(i), new.ports.get(i)) else {
+            return Some(format!("ports[{i}]"));
+        };
+        let Port {
+            name,
+            device,
+            rx_desc,
+            tx_desc,
+        } = old;
+        let differs = [
+            ("name", *name != new.name),
+            ("device", *device != new.device),
+            ("rx_desc", *rx_desc != new.rx_desc),
+            ("tx_desc", *tx_desc != new.tx_desc),
+        ];
+        if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
+            return Some(format!("ports[{i}].{key}"));
+        }
+    }
+    (*mbufs != new.mbufs).then(|| "mbufs".to_owned())
+}
+
 pub(crate) fn min_mbufs(workers: usize, ports: &[Port]) -> u64 {
     let per_worker: u64 = ports
         .iter()
@@ -601,20 +714,141 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The most characters of a user's value that an error message echoes; a
+/// longer value is cut (see [`echo`]), so a 50 MB name in a file costs a
+/// line of stderr, not 50 MB of it.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// `value` as an error message quotes it: in backticks, control characters
+/// and bidirectional overrides escaped (`\n`, `\u{0}`), and cut after
+/// [`MAX_ECHO_CHARS`] characters with `…` and the value's full length, e.g.
+/// ``"`aaaa…` (52428800 bytes)"``.
+pub(crate) fn echo(value: &str) -> String {
+    match clip(value, MAX_ECHO_CHARS) {
+        (shown, false) => format!("`{shown}`"),
+        (shown, true) => format!("`{shown}…` ({} bytes)", value.len()),
+    }
+}
+
+/// The start of `text` as it is safe to print: at most `max` characters,
+/// counting an escape as its length, cut on a character boundary; `true`
+/// when something was left out.
+pub(crate) fn clip(text: &str, max: usize) -> (String, bool) {
+    // Characters that would garble the operator's terminal or reorder the
+    // text around them (Trojan Source, CVE-2021-42574).
+    let escaped = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    let mut out = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let w = if escaped(c) {
+            c.escape_default().count()
+        } else {
+            1
+        };
+        if width + w > max {
+            return (out, true);
+        }
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        width += w;
+    }
+    (out, false)
+}
+
 /// Reads and validates the config file at `path`.
 ///
 /// # Errors
-/// The file cannot be read or is not UTF-8 (no position), or [`parse`] fails.
+/// The file cannot be read, is not a regular file, is larger than
+/// [`MAX_CONFIG_BYTES`] or is not UTF-8 (no position), or [`parse`] fails.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let fail = |message: String| ConfigError {
         file: file.clone(),
         line: 0,
         column: 0,
         key: String::new(),
-        message: format!("cannot read the config file: {e}"),
+        message,
+    };
+    let bytes = read_config_file(path).map_err(fail)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the file is not UTF-8 text: invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
     parse(&text, &file)
+}
+
+/// The bytes of the file at `path`, refused unless it is a regular file of
+/// at most [`MAX_CONFIG_BYTES`]; the error is the message.
+fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
+    let unreadable = |e: io::Error| format!("cannot read the config file: {e}");
+    // Look before opening: opening a FIFO blocks until a writer comes.
+    check_config_file(&std::fs::metadata(path).map_err(unreadable)?)?;
+    let f = File::open(path).map_err(unreadable)?;
+    // The path may name another file by now.
+    check_config_file(&f.metadata().map_err(unreadable)?)?;
+    read_limited(f, MAX_CONFIG_BYTES)
+        .map_err(unreadable)?
+        .ok_or_else(|| too_large(None))
+}
+
+/// Whether `meta` is of a file [`load`] reads.
+fn check_config_file(meta: &Metadata) -> Result<(), String> {
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "not a regular file: {}; the config must be a file",
+            describe_file_type(meta.file_type())
+        ));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(Some(meta.len())));
+    }
+    Ok(())
+}
+
+/// The error for a file over [`MAX_CONFIG_BYTES`], `len` bytes when known.
+fn too_large(len: Option<u64>) -> String {
+    let size = match len {
+        Some(len) => format!("the file is {len} bytes"),
+        None => format!("the file grew past {MAX_CONFIG_BYTES} bytes while read"),
+    };
+    format!(
+        "{size}, more than the {MAX_CONFIG_BYTES} bytes (64 MiB) a config may have, enough for 100 000 real servers"
+    )
+}
+
+/// What a file that is not a regular file is, for the operator.
+fn describe_file_type(ty: FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_dir() {
+        "a directory"
+    } else if ty.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ty.is_char_device() {
+        "a character device"
+    } else if ty.is_block_device() {
+        "a block device"
+    } else if ty.is_socket() {
+        "a socket"
+    } else {
+        "an unknown kind of file"
+    }
+}
+
+/// Reads `r` to its end if it holds at most `max` bytes, `None` if more.
+/// Reads at most `max + 1` bytes, so a file that grows while read (or a
+/// device that never ends) is still bounded.
+fn read_limited(r: impl Read, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    r.take(max.saturating_add(1)).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= max).then_some(buf))
 }
 
 /// Parses and validates `text`; `file_name` is only used in errors.
@@ -622,9 +856,24 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// # Errors
 /// The first YAML or validation error, with its position and key path.
 pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig =
-        serde_saphyr::from_str(text).map_err(|e| locate::yaml_error(&e, text, file_name))?;
+    let options = serde_saphyr::options! {
+        budget: Some(yaml_budget()),
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_ALIAS_REPLAYED_EVENTS,
+        },
+    };
+    let raw: raw::RawConfig = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|e| locate::yaml_error(&e, text, file_name))?;
     validate::validate(raw, file_name)
+}
+
+/// The YAML parser's budget: serde-saphyr's, with room for 100 000 real
+/// servers (see the module doc).
+fn yaml_budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_YAML_NODES;
+    budget.max_events = MAX_YAML_EVENTS;
+    budget
 }
 
 /// The effective config as YAML: every default filled in, port references

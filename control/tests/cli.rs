@@ -89,6 +89,27 @@ fn missing_config_file_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/l4vs.yaml"));
 }
 
+/// Neither command opens what is not a regular file: a directory, or a
+/// device that would never end (reading `/dev/zero` would fill memory).
+#[test]
+fn config_that_is_not_a_file_is_an_error() {
+    let dir = write_temp("x", "").parent().unwrap().to_owned();
+    for (path, what) in [
+        (dir.to_str().unwrap(), "a directory"),
+        ("/dev/zero", "a character device"),
+    ] {
+        for args in [vec!["check-config", path], vec!["run", "--config", path]] {
+            let out = l4vs(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&format!("{path}: not a regular file: {what}")),
+                "{args:?}: {err}"
+            );
+        }
+    }
+}
+
 /// A port whose interface does not exist: EAL or the port lookup fails and
 /// l4vs exits non-zero with DPDK's reason, instead of running without it.
 #[test]

@@ -5,10 +5,18 @@
 //! naming the node found there. On a syntax error the events stop at the
 //! error, and the path is that of the last node read before it.
 
+use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::granit_parser::{Event, Parser};
 use serde_saphyr::Error;
 
-use super::ConfigError;
+use super::{
+    clip, echo, yaml_budget, ConfigError, MAX_ALIAS_REPLAYED_EVENTS, MAX_ECHO_CHARS,
+    MAX_YAML_EVENTS, MAX_YAML_NODES,
+};
+
+/// The most characters of a parser message passed on: serde-saphyr's own
+/// messages may quote the document.
+const MAX_PARSER_MESSAGE_CHARS: usize = 200;
 
 /// Which node to name when several start at the error position (a block
 /// mapping starts where its first key does).
@@ -74,7 +82,7 @@ fn key_path_at(text: &str, line: usize, column: usize, pick: Pick) -> (String, (
                 ..
             }) => {
                 if *expect_key {
-                    *key = scalar.unwrap_or_else(|| "?".to_owned());
+                    *key = scalar.map_or_else(|| "?".to_owned(), |k| key_segment(&k));
                     is_key = true;
                 }
                 *expect_key = !*expect_key;
@@ -107,6 +115,77 @@ fn key_path_at(text: &str, line: usize, column: usize, pick: Pick) -> (String, (
     }
     // Report the error's own position, which may lie inside the node.
     (best.0, target)
+}
+
+/// A mapping key as a key-path segment: cut to [`MAX_ECHO_CHARS`] with `…`.
+fn key_segment(key: &str) -> String {
+    match clip(key, MAX_ECHO_CHARS) {
+        (shown, false) => shown,
+        (shown, true) => format!("{shown}…"),
+    }
+}
+
+/// What serde found instead of what it expected, without echoing a string:
+/// serde writes one as Rust's Debug form (`string "a\"b"`).
+pub(super) fn describe_found(unexpected: &str) -> String {
+    if unexpected.starts_with("string ") {
+        "a string".to_owned()
+    } else {
+        clip(unexpected, MAX_ECHO_CHARS).0
+    }
+}
+
+/// A parser message as it may be printed: bounded and without control
+/// characters.
+fn parser_message(msg: &str) -> String {
+    match clip(msg, MAX_PARSER_MESSAGE_CHARS) {
+        (shown, false) => shown,
+        (shown, true) => format!("{shown}…"),
+    }
+}
+
+/// Which of the YAML parser's limits a document broke, in the operator's
+/// terms.
+pub(super) fn budget_message(breach: &BudgetBreach) -> String {
+    let budget = yaml_budget();
+    let bomb = "the limit against alias bombs (\"billion laughs\")";
+    match breach {
+        BudgetBreach::Nodes { .. } => format!(
+            "the document has more than {MAX_YAML_NODES} nodes (the limit, sized for 100 000 real servers)"
+        ),
+        BudgetBreach::Events { .. } => format!(
+            "the document has more than {MAX_YAML_EVENTS} YAML events (the limit, sized for 100 000 real servers)"
+        ),
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "the document's values add up to more than {} bytes (the limit)",
+            budget.max_total_scalar_bytes
+        ),
+        BudgetBreach::Depth { .. } => format!(
+            "lists and mappings nest more than {} levels deep",
+            budget.max_depth
+        ),
+        BudgetBreach::Aliases { .. } => format!(
+            "the document has more than {} YAML aliases (`*name`), {bomb}",
+            budget.max_aliases
+        ),
+        BudgetBreach::Anchors { .. } => format!(
+            "the document has more than {} YAML anchors (`&name`), {bomb}",
+            budget.max_anchors
+        ),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "{aliases} YAML aliases (`*name`) for {anchors} {}: more than {} per anchor is over {bomb}",
+            if *anchors == 1 { "anchor (`&name`)" } else { "anchors (`&name`)" },
+            budget.alias_anchor_ratio_multiplier
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
+            format!("YAML anchors (`&name`) hold more than can be replayed, {bomb}")
+        }
+        BudgetBreach::MergeKeys { .. } => format!(
+            "the document has more than {} YAML merge keys (`<<`)",
+            budget.max_merge_keys
+        ),
+        _ => "the document is beyond one of the YAML parser's limits".to_owned(),
+    }
 }
 
 /// `parent.key`, or `key` at the top level.
@@ -149,7 +228,8 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
         } => (
             path(Pick::Inner),
             format!(
-                "unknown key `{field}`; expected one of: {}",
+                "unknown key {}; expected one of: {}",
+                echo(field),
                 expected.join(", ")
             ),
         ),
@@ -167,7 +247,11 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             ..
         } => (
             path(Pick::Outer),
-            format!("expected {expected}, found {unexpected}"),
+            format!(
+                "expected {}, found {}",
+                parser_message(expected),
+                describe_found(unexpected)
+            ),
         ),
         Error::Unexpected { expected, .. } => {
             let message = match *expected {
@@ -192,13 +276,29 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             String::new(),
             "expected one YAML document, found several (`---`)".to_owned(),
         ),
-        Error::ExternalMessage { msg, .. } => {
-            (path(Pick::Inner), format!("YAML syntax error: {msg}"))
-        }
+        Error::Budget { breach, .. } => (path(Pick::Inner), budget_message(breach)),
+        Error::AliasReplayLimitExceeded { .. } => (
+            path(Pick::Inner),
+            format!(
+                "YAML aliases (`*name`) expand to more than {MAX_ALIAS_REPLAYED_EVENTS} events, the limit against alias bombs (\"billion laughs\")"
+            ),
+        ),
+        Error::AliasExpansionLimitExceeded { expansions, .. } => (
+            path(Pick::Inner),
+            format!("a YAML anchor (`&name`) is expanded {expansions} times, more than allowed"),
+        ),
+        Error::AliasReplayStackDepthExceeded { max_depth, .. } => (
+            path(Pick::Inner),
+            format!("YAML aliases (`*name`) nest more than {max_depth} deep"),
+        ),
+        Error::ExternalMessage { msg, .. } => (
+            path(Pick::Inner),
+            format!("YAML syntax error: {}", parser_message(msg)),
+        ),
         other => {
             use serde_saphyr::MessageFormatter;
             let msg = serde_saphyr::UserMessageFormatter.format_message(other);
-            (path(Pick::Inner), msg.escape_debug().to_string())
+            (path(Pick::Inner), parser_message(&msg))
         }
     };
     ConfigError {

@@ -96,6 +96,17 @@ pub(super) enum IntOrString {
     Str(String),
 }
 
+impl IntOrString {
+    /// The value as an error message echoes it: the integer, or the text by
+    /// [`super::echo`].
+    pub(super) fn echo(&self) -> String {
+        match self {
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::Str(s) => super::echo(s),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for IntOrString {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

@@ -1100,3 +1100,390 @@ fn empty_lists_may_be_left_empty() {
     let cfg = parse(&format!("{HEAD}services:\n"), FILE).unwrap();
     assert!(cfg.services.is_empty());
 }
+
+// ---- what errors echo -------------------------------------------------------
+
+#[test]
+fn echo_quotes_escapes_and_cuts() {
+    assert_eq!(echo("web"), "`web`");
+    assert_eq!(echo("a\nb\0"), "`a\\nb\\u{0}`");
+    assert_eq!(echo("x\u{202e}y"), "`x\\u{202e}y`");
+    let exact = "a".repeat(MAX_ECHO_CHARS);
+    assert_eq!(echo(&exact), format!("`{exact}`"));
+    // Cut on a character boundary, with the full length in bytes.
+    let long = "é".repeat(100);
+    assert_eq!(
+        echo(&long),
+        format!("`{}…` (200 bytes)", "é".repeat(MAX_ECHO_CHARS))
+    );
+    // An escape counts as its length.
+    let nuls = "\0".repeat(100);
+    let (shown, cut) = clip(&nuls, MAX_ECHO_CHARS);
+    assert!(cut && shown.chars().count() <= MAX_ECHO_CHARS, "{shown}");
+}
+
+/// Values are echoed as the operator wrote them, never in Rust's Debug form
+/// (`Int(33)`, `Str("…")`, `string "…"`).
+#[test]
+fn errors_echo_plain_values() {
+    let marks = "firewall_marks:\n  - { mark: 1, destination: 198.18.0.100/32, protocol: tcp, ports: [80] }\n";
+    let svc = "services:\n  - fwmark: 1\n    scheduler: rr\n    forward: nat\n    persistence: { timeout: 600, netmask: 24 }\n";
+    let text = format!("{HEAD}{marks}{svc}");
+    parse(&text, FILE).unwrap();
+    let key = "services[0].persistence.netmask";
+    let e = expect_err(&text.replace("netmask: 24", "netmask: 33"), 15, key, "");
+    assert!(e.message.starts_with("33 is not a netmask: "), "{e}");
+    let e = expect_err(
+        &text.replace("netmask: 24", "netmask: 255.0.255.0"),
+        15,
+        key,
+        "",
+    );
+    assert!(
+        e.message.starts_with("`255.0.255.0` is not a netmask: "),
+        "{e}"
+    );
+    let key = "firewall_marks[0].ports[0]";
+    let e = expect_err(&text.replace("[80]", "[70000]"), 10, key, "");
+    assert!(
+        e.message.starts_with("70000 is not a port 1..=65535"),
+        "{e}"
+    );
+    let e = expect_err(&text.replace("[80]", "[\"80-x\"]"), 10, key, "");
+    assert!(
+        e.message.starts_with("`80-x` is not a port 1..=65535"),
+        "{e}"
+    );
+    // A control character is shown escaped, not written to the terminal.
+    let text = with_service("rr", "").replace("vip: 198.18.0.100", "vip: \"198.18.0.\\e[2J\"");
+    let e = expect_err(&text, 11, "services[0].vip", "is not an IPv4 address");
+    assert!(e.message.starts_with("`198.18.0.\\u{1b}[2J` is not"), "{e}");
+    // serde's description of a string it did not expect is its Debug form.
+    assert_eq!(locate::describe_found("string \"a\\\"b\""), "a string");
+    assert_eq!(locate::describe_found("sequence"), "sequence");
+}
+
+/// A huge value costs a line of stderr: the message is cut and still names
+/// the key.
+#[test]
+fn errors_cut_huge_values() {
+    let big = "a".repeat(1 << 20);
+    let cases = [
+        (
+            with_service("rr", "").replace("name: web", &format!("name: {big}!")),
+            "services[0].name",
+        ),
+        (
+            with_service("rr", "").replace("vip: 198.18.0.100", &format!("vip: {big}")),
+            "services[0].vip",
+        ),
+        (
+            with_service("rr", "").replace("scheduler: rr", &format!("scheduler: {big}")),
+            "services[0].scheduler",
+        ),
+        (
+            HEAD.replace("iface=eth0", &format!("iface=eth0 {big}")),
+            "ports[0].device",
+        ),
+        (
+            format!("eal:\n  args: [\"--vdev={big}\"]\n{HEAD}"),
+            "eal.args[0]",
+        ),
+    ];
+    for (text, key) in cases {
+        let shown = parse(&text, FILE).unwrap_err().to_string();
+        assert!(
+            shown.len() < 300,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..300]
+        );
+        assert!(shown.contains(&format!(" {key}")), "{shown}");
+        assert!(shown.contains("bytes)"), "{shown}");
+    }
+    // An unknown key is in the key path and the message, each cut.
+    let shown = parse(&format!("{HEAD}? {big}\n: 1\n"), FILE)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.len() < 400,
+        "{} bytes: {}",
+        shown.len(),
+        &shown[..400]
+    );
+    assert!(shown.contains("unknown key `aaaa"), "{shown}");
+}
+
+// ---- what load reads --------------------------------------------------------
+
+/// A fresh directory for one test's files.
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("l4vs-config-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}
+
+#[track_caller]
+fn expect_load_err(path: &Path, needle: &str) -> ConfigError {
+    let err = load(path).expect_err("load should refuse it");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: ", path.display())),
+        "{shown}"
+    );
+    assert_eq!((err.line, err.key.as_str()), (0, ""), "{shown}");
+    assert!(err.message.contains(needle), "{shown}");
+    err
+}
+
+/// A FIFO is refused without being opened, which would wait for a writer.
+#[test]
+fn load_refuses_a_fifo() {
+    let dir = scratch_dir("fifo");
+    let fifo = dir.join("l4vs.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("running mkfifo");
+    assert!(made.success());
+    // A writer, so that a load that opens the FIFO reads this and fails the
+    // test instead of waiting forever.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            w.write_all(HEAD.as_bytes()).unwrap();
+        })
+    };
+    let err = load(&fifo);
+    // Meet the writer if load did not.
+    if err.is_err() {
+        let mut text = String::new();
+        std::fs::File::open(&fifo)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .unwrap();
+    }
+    writer.join().unwrap();
+    let err = err.expect_err("a FIFO is not a config file");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: not a regular file: a FIFO (named pipe); the config must be a file",
+            fifo.display()
+        )
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn load_refuses_a_directory_and_a_device() {
+    let dir = scratch_dir("dir");
+    expect_load_err(&dir, "not a regular file: a directory");
+    std::fs::remove_dir_all(dir).unwrap();
+    // Read, /dev/zero would fill memory: it is valid UTF-8 and never ends.
+    expect_load_err(
+        Path::new("/dev/zero"),
+        "not a regular file: a character device",
+    );
+}
+
+#[test]
+fn load_refuses_a_file_over_the_limit() {
+    let dir = scratch_dir("big");
+    let path = dir.join("big.yaml");
+    // Sparse: no disk space taken.
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+    drop(f);
+    expect_load_err(
+        &path,
+        &format!("the file is {} bytes, more than", MAX_CONFIG_BYTES + 1),
+    );
+    // At the limit it is read (and is no YAML config).
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(MAX_CONFIG_BYTES)
+        .unwrap();
+    let err = load(&path).unwrap_err();
+    assert!(!err.message.contains("more than"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A file that grows while read is bounded too.
+#[test]
+fn read_limited_stops_after_the_limit() {
+    assert_eq!(read_limited(std::io::repeat(b'a'), 1000).unwrap(), None);
+    let exact = vec![b'a'; 1000];
+    assert_eq!(
+        read_limited(exact.as_slice(), 1000).unwrap().as_deref(),
+        Some(exact.as_slice())
+    );
+    assert_eq!(read_limited(exact.as_slice(), 999).unwrap(), None);
+}
+
+// ---- the YAML parser's limits -----------------------------------------------
+
+/// A valid config of `services` NAT services of `reals` reals each: VIPs
+/// from 10.0.0.1 on, every real its own address in 198.18.0.0/15, on-link.
+fn many_services(services: usize, reals: usize) -> String {
+    use std::fmt::Write;
+    let mut t = String::from(
+        "workers:\n  cores: [1]\nports:\n  - name: lan\n    device: net_af_packet0,iface=eth0\naddresses:\n  - { port: lan, address: 198.18.0.1/15 }\nservices:\n",
+    );
+    let vip0 = u32::from(Ipv4Addr::new(10, 0, 0, 1));
+    let real0 = u32::from(Ipv4Addr::new(198, 18, 0, 16));
+    for i in 0..services {
+        let vip = Ipv4Addr::from(vip0 + i as u32);
+        write!(
+            t,
+            "  - name: s{i}\n    vip: {vip}\n    port: 80\n    protocol: tcp\n    scheduler: wrr\n    forward: nat\n    reals:\n"
+        )
+        .unwrap();
+        for j in 0..reals {
+            let real = Ipv4Addr::from(real0 + (i * reals + j) as u32);
+            writeln!(t, "      - {{ address: {real}, port: 8080, weight: {j} }}").unwrap();
+        }
+    }
+    t
+}
+
+/// 100 000 real servers fit the parser's budget (serde-saphyr's default
+/// stopped at about 2 900 services of 10 reals).
+#[test]
+fn ten_thousand_services_of_ten_reals_parse() {
+    let text = many_services(10_000, 10);
+    let cfg = parse(&text, FILE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.services.len(), 10_000);
+    assert_eq!(
+        cfg.services.iter().map(|s| s.reals.len()).sum::<usize>(),
+        100_000
+    );
+    let last = cfg.services[9_999].reals[9];
+    assert_eq!(
+        (last.address, last.port, last.weight),
+        (Ipv4Addr::new(198, 19, 134, 175), 8080, 9)
+    );
+}
+
+/// A breach of the parser's budget reads as the limit, not serde-saphyr's
+/// Debug form (`Nodes { nodes: 250001 }`). (A document over the node limit
+/// takes half a minute to reach it in a debug build, so the message is
+/// checked alone; [`alias_bombs_are_refused`] goes through the budget.)
+#[test]
+fn budget_breaches_name_the_limit() {
+    use serde_saphyr::budget::BudgetBreach;
+    assert_eq!(
+        locate::budget_message(&BudgetBreach::Nodes {
+            nodes: MAX_YAML_NODES + 1
+        }),
+        "the document has more than 4000000 nodes (the limit, sized for 100 000 real servers)"
+    );
+    assert_eq!(
+        locate::budget_message(&BudgetBreach::Events {
+            events: MAX_YAML_EVENTS + 1
+        }),
+        "the document has more than 8000016 YAML events (the limit, sized for 100 000 real servers)"
+    );
+}
+
+/// An alias bomb is refused after a bounded amount of work, not expanded.
+#[test]
+fn alias_bombs_are_refused() {
+    // The schema has no list of lists to hold the classic one: it is refused
+    // at its first nested list, before anything is expanded.
+    let mut laughs = String::from("eal:\n  args: [&a lol");
+    for level in b'b'..=b'i' {
+        let (name, prev) = (char::from(level), char::from(level - 1));
+        let nine = vec![format!("*{prev}"); 9].join(",");
+        laughs.push_str(&format!(", &{name} [{nine}]"));
+    }
+    laughs.push_str("]\n");
+    let e = parse(&format!("{laughs}{HEAD}"), FILE).unwrap_err();
+    assert_eq!(e.key, "eal.args[1]", "{e}");
+    assert!(e.message.contains("expected a single value"), "{e}");
+
+    // Shaped to the schema: a service of 1 000 reals, aliased 1 000 times,
+    // is a million reals.
+    let mut text = format!(
+        "{HEAD}services:\n  - &s\n    vip: 198.18.0.100\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: nat\n    reals: [&r {{ address: 198.18.2.11 }}"
+    );
+    text.push_str(&", *r".repeat(999));
+    text.push_str("]\n");
+    text.push_str(&"  - *s\n".repeat(1_000));
+    let e = parse(&text, FILE).unwrap_err();
+    assert_eq!(
+        e.message,
+        format!("YAML aliases (`*name`) expand to more than {MAX_ALIAS_REPLAYED_EVENTS} events, the limit against alias bombs (\"billion laughs\")"),
+    );
+    assert!(e.key.starts_with("services["), "{e}");
+
+    // Many aliases of few anchors are refused whatever they expand to.
+    let text = format!(
+        "{HEAD}services:\n  - &s {{ vip: 198.18.0.100, port: 80, protocol: tcp, scheduler: rr, forward: nat }}\n{}",
+        "  - *s\n".repeat(150)
+    );
+    let e = parse(&text, FILE).unwrap_err();
+    assert_eq!(
+        e.message,
+        "150 YAML aliases (`*name`) for 1 anchor (`&name`): more than 10 per anchor is over the limit against alias bombs (\"billion laughs\")",
+    );
+}
+
+// ---- what a reload may change -----------------------------------------------
+
+/// Each restart-only setting is named by its key; services are not one.
+#[test]
+fn restart_only_change_names_the_key() {
+    let running = parse(&with_service("rr", ""), FILE).unwrap();
+    let changed = |edit: &dyn Fn(&mut Config)| {
+        let mut new = running.clone();
+        edit(&mut new);
+        restart_only_change(&running, &new)
+    };
+    assert_eq!(changed(&|_| ()), None);
+    assert_eq!(changed(&|c| c.services[0].reals[0].weight = 5), None);
+    assert_eq!(changed(&|c| c.services.clear()), None);
+    assert_eq!(changed(&|c| c.timeouts.udp = 30), None);
+    type Edit<'a> = &'a dyn Fn(&mut Config);
+    let cases: [(&str, Edit); 12] = [
+        ("eal.args", &|c| c.eal.args.push("--no-huge".into())),
+        ("eal.main_core", &|c| c.eal.main_core = 3),
+        ("workers.cores", &|c| c.workers.cores.push(2)),
+        ("workers.burst", &|c| c.workers.burst = 64),
+        ("workers.idle_sleep_us", &|c| c.workers.idle_sleep_us = 10),
+        ("workers.connections", &|c| c.workers.connections = 4096),
+        ("ports[0].name", &|c| c.ports[0].name = "wan".into()),
+        ("ports[0].device", &|c| {
+            c.ports[0].device.args = Some("iface=eth1".into());
+        }),
+        ("ports[0].rx_desc", &|c| c.ports[0].rx_desc = 512),
+        ("ports[0].tx_desc", &|c| c.ports[0].tx_desc = 512),
+        ("ports[1]", &|c| {
+            let mut p = c.ports[0].clone();
+            p.name = "wan".into();
+            c.ports.push(p);
+        }),
+        ("mbufs", &|c| c.mbufs = 16383),
+    ];
+    for (key, edit) in cases {
+        assert_eq!(changed(edit).as_deref(), Some(key));
+    }
+    // A port removed is named too, and the first difference wins.
+    let mut two = running.clone();
+    two.ports.push(running.ports[0].clone());
+    assert_eq!(
+        restart_only_change(&two, &running).as_deref(),
+        Some("ports[1]")
+    );
+    let mut both = running.clone();
+    both.mbufs = 1;
+    both.workers.cores = vec![5];
+    assert_eq!(
+        restart_only_change(&running, &both).as_deref(),
+        Some("workers.cores")
+    );
+}

@@ -11,7 +11,7 @@ use super::raw::{
     IntOrString, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService, RawTimeouts, S,
 };
 use super::{
-    Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark, Forward, Gateway,
+    echo, Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark, Forward, Gateway,
     Neighbor, Persistence, Port, Protocol, Real, Scheduler, Service, Timeouts, Workers,
     DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE,
     MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT,
@@ -106,7 +106,7 @@ impl Checker<'_> {
             self.err(
                 &v.referenced,
                 key,
-                format!("`{s}` is not an IPv4 address (a.b.c.d){hint}"),
+                format!("{} is not an IPv4 address (a.b.c.d){hint}", echo(s)),
             )
         })?;
         let why = if ip.is_unspecified() {
@@ -137,7 +137,10 @@ impl Checker<'_> {
             return Err(self.err(
                 &v.referenced,
                 key,
-                format!("`{s}` has no prefix length: write address/length, e.g. 198.18.1.1/24"),
+                format!(
+                    "{} has no prefix length: write address/length, e.g. 198.18.1.1/24",
+                    echo(s)
+                ),
             ));
         };
         let len_ok = !len.is_empty() && len.len() <= 2 && len.bytes().all(|b| b.is_ascii_digit());
@@ -147,7 +150,7 @@ impl Checker<'_> {
                 return Err(self.err(
                     &v.referenced,
                     key,
-                    format!("`{len}` is not a prefix length: must be in 1..=32"),
+                    format!("{} is not a prefix length: must be in 1..=32", echo(len)),
                 ))
             }
         };
@@ -161,7 +164,7 @@ impl Checker<'_> {
             self.err(
                 &v.referenced,
                 key,
-                format!("`{s}` is not a MAC address (xx:xx:xx:xx:xx:xx)"),
+                format!("{} is not a MAC address (xx:xx:xx:xx:xx:xx)", echo(s)),
             )
         };
         let mut mac = [0u8; 6];
@@ -183,7 +186,10 @@ impl Checker<'_> {
             return Err(self.err(
                 &v.referenced,
                 key,
-                format!("{s} is a multicast MAC address; a unicast one is required"),
+                format!(
+                    "{} is a multicast MAC address; a unicast one is required",
+                    echo(s)
+                ),
             ));
         }
         Ok(mac)
@@ -195,7 +201,11 @@ impl Checker<'_> {
             self.err(
                 &v.referenced,
                 key,
-                format!("no port named `{}` (ports: {})", v.value, names.join(", ")),
+                format!(
+                    "no port named {} (ports: {})",
+                    echo(&v.value),
+                    names.join(", ")
+                ),
             )
         })
     }
@@ -426,7 +436,10 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
                 return Err(c.err(
                     &at,
                     format!("services[{i}].name"),
-                    format!("service name `{name}` is already used by services[{j}] (line {l})"),
+                    format!(
+                        "service name {} is already used by services[{j}] (line {l})",
+                        echo(name)
+                    ),
                 ));
             }
         }
@@ -482,14 +495,17 @@ fn port(c: &Checker<'_>, i: usize, p: &S<RawPort>, earlier: &[Port]) -> Result<P
         return Err(c.err(
             &p.name.referenced,
             format!("{base}.name"),
-            format!("`{name}` is not a valid port name: 1 to 32 characters of A-Z a-z 0-9 _ -"),
+            format!(
+                "{} is not a valid port name: 1 to 32 characters of A-Z a-z 0-9 _ -",
+                echo(&name)
+            ),
         ));
     }
     if let Some(j) = earlier.iter().position(|q| q.name == name) {
         return Err(c.err(
             &p.name.referenced,
             format!("{base}.name"),
-            format!("port name `{name}` is already used by ports[{j}]"),
+            format!("port name {} is already used by ports[{j}]", echo(&name)),
         ));
     }
     let device_key = format!("{base}.device");
@@ -498,7 +514,10 @@ fn port(c: &Checker<'_>, i: usize, p: &S<RawPort>, earlier: &[Port]) -> Result<P
         return Err(c.err(
             &p.device.referenced,
             device_key,
-            format!("device {} is already used by ports[{j}]", device.name),
+            format!(
+                "device {} is already used by ports[{j}]",
+                echo(&device.name)
+            ),
         ));
     }
     let (lo, hi) = (i64::from(MIN_DESC), i64::from(MAX_DESC));
@@ -540,7 +559,10 @@ fn device(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Device> {
         return Err(c.err(
             &v.referenced,
             key,
-            format!("`{s}` is not a device: it must be non-empty, without whitespace"),
+            format!(
+                "{} is not a device: it must be non-empty, without whitespace",
+                echo(s)
+            ),
         ));
     }
     let (name, args) = match s.split_once(',') {
@@ -551,7 +573,10 @@ fn device(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Device> {
         return Err(c.err(
             &v.referenced,
             key,
-            format!("`{s}` ends in a comma: device arguments expected after it"),
+            format!(
+                "{} ends in a comma: device arguments expected after it",
+                echo(s)
+            ),
         ));
     }
     let args = args.map(str::to_owned);
@@ -570,7 +595,8 @@ fn device(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Device> {
             &v.referenced,
             key,
             format!(
-                "`{name}` is neither a PCI address (0000:03:00.0) nor a DPDK virtual device name (net_af_packet0,iface=eth0; net_tap0; ...)"
+                "{} is neither a PCI address (0000:03:00.0) nor a DPDK virtual device name (net_af_packet0,iface=eth0; net_tap0; ...)",
+                echo(name)
             ),
         ));
     }
@@ -603,7 +629,10 @@ fn eal_args(c: &Checker<'_>, args: &[S<String>], ports: &[Port]) -> Result<Vec<S
                 return Err(c.err(
                     &a.referenced,
                     key,
-                    format!("`{arg}`: l4vs sets the EAL {what} itself from {source}; remove it"),
+                    format!(
+                        "{}: l4vs sets the EAL {what} itself from {source}; remove it",
+                        echo(arg)
+                    ),
                 ));
             }
             if option == "--no-pci" {
@@ -612,8 +641,9 @@ fn eal_args(c: &Checker<'_>, args: &[S<String>], ports: &[Port]) -> Result<Vec<S
                         &a.referenced,
                         key,
                         format!(
-                            "`--no-pci` would hide port `{}` ({}), a PCI device",
-                            p.name, p.device.name
+                            "`--no-pci` would hide port {} ({}), a PCI device",
+                            echo(&p.name),
+                            p.device.name
                         ),
                     ));
                 }
@@ -645,7 +675,7 @@ fn parse_protocol(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Protocol>
         other => Err(c.err(
             &v.referenced,
             key,
-            format!("unknown protocol `{other}`: expected tcp or udp"),
+            format!("unknown protocol {}: expected tcp or udp", echo(other)),
         )),
     }
 }
@@ -681,7 +711,8 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
                 &v.referenced,
                 format!("{base}.scheduler"),
                 format!(
-                    "unknown scheduler `{other}`: expected one of {} (ipvsadm -s)",
+                    "unknown scheduler {}: expected one of {} (ipvsadm -s)",
+                    echo(other),
                     Scheduler::NAMES.join(" ")
                 ),
             ))
@@ -702,7 +733,8 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
                 &f.referenced,
                 key,
                 format!(
-                    "unknown scheduler flag `{flag}`: expected sh-port, sh-fallback, mh-port or mh-fallback ({hint})"
+                    "unknown scheduler flag {}: expected sh-port, sh-fallback, mh-port or mh-fallback ({hint})",
+                    echo(flag)
                 ),
             ));
         };
@@ -717,11 +749,15 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
             return Err(c.err(
                 &f.referenced,
                 key,
-                format!("`{flag}` is a flag of the {owner} scheduler; {fix}"),
+                format!("{} is a flag of the {owner} scheduler; {fix}", echo(flag)),
             ));
         }
         if seen.contains(&flag) {
-            return Err(c.err(&f.referenced, key, format!("`{flag}` is listed twice")));
+            return Err(c.err(
+                &f.referenced,
+                key,
+                format!("{} is listed twice", echo(flag)),
+            ));
         }
         seen.push(flag);
         // The owner check above leaves only sh and mh here.
@@ -767,7 +803,8 @@ fn parse_forward(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Forward> {
             &v.referenced,
             key,
             format!(
-                "unknown forwarding method `{other}`: expected nat, tunnel or dr (ipvsadm -m, -i, -g)"
+                "unknown forwarding method {}: expected nat, tunnel or dr (ipvsadm -m, -i, -g)",
+                echo(other)
             ),
         )),
     }
@@ -790,7 +827,10 @@ fn service(
                 return Err(c.err(
                     &n.referenced,
                     format!("{base}.name"),
-                    format!("`{name}` is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -"),
+                    format!(
+                        "{} is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -",
+                        echo(&name)
+                    ),
                 ));
             }
             Some(name)
@@ -1050,7 +1090,7 @@ fn persistence(c: &Checker<'_>, key: &str, p: &RawPersistence) -> Result<Persist
                     return Err(c.err(
                         &m.referenced,
                         k,
-                        format!("{other:?} is not a netmask: a prefix length 0..=32 or a contiguous mask like 255.255.255.0"),
+                        format!("{} is not a netmask: a prefix length 0..=32 or a contiguous mask like 255.255.255.0", other.echo()),
                     ))
                 }
             }
@@ -1075,7 +1115,10 @@ fn firewall_mark(c: &Checker<'_>, key: &str, m: &RawMark) -> Result<FirewallMark
             c.err(
                 &p.referenced,
                 &k,
-                format!("{:?} is not a port 1..=65535 or a range `lo-hi`", p.value),
+                format!(
+                    "{} is not a port 1..=65535 or a range `lo-hi`",
+                    p.value.echo()
+                ),
             )
         };
         let range = match &p.value {

@@ -201,10 +201,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             .context("spawning a worker")?;
         handles.push(h);
     }
+    let cores: Vec<String> = cfg.workers.cores.iter().map(u32::to_string).collect();
     println!(
-        "l4vs: {} worker(s) on cores {:?}; running",
+        "l4vs: {} worker(s) on cores {}; running",
         handles.len(),
-        cfg.workers.cores
+        cores.join(", ")
     );
     let _ = std::io::stdout().flush();
 
@@ -280,12 +281,11 @@ fn reload(
     neighbors: &NeighborTable,
 ) -> Result<(Config, Vec<Change>)> {
     let new = config::load(path)?;
-    if new.eal != running.eal
-        || new.workers != running.workers
-        || new.ports != running.ports
-        || new.mbufs != running.mbufs
-    {
-        bail!("eal, workers, ports and mbufs cannot change while running; restart l4vs for that");
+    if let Some(key) = config::restart_only_change(running, &new) {
+        bail!(
+            "{}: {key} changed, and eal, workers, ports and mbufs cannot change while running; restart l4vs for that",
+            path.display()
+        );
     }
     let target = ServiceTable::from_config(&new)
         .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))?;

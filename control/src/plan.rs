@@ -131,7 +131,14 @@ pub fn protocol(p: config::Protocol) -> Protocol {
 
 /// A neighbour table seeded with the config's static entries.
 pub fn neighbors(cfg: &Config) -> NeighborTable {
-    let t = NeighborTable::new(4096 + cfg.neighbors.len());
+    // Room for every real server's address twice over (a reload may add
+    // some), the static entries, and 4096 learned neighbours besides.
+    let reals: std::collections::HashSet<_> = cfg
+        .services
+        .iter()
+        .flat_map(|s| s.reals.iter().map(|r| r.address))
+        .collect();
+    let t = NeighborTable::new(4096 + 2 * reals.len() + cfg.neighbors.len());
     seed_neighbors(cfg, &t);
     t
 }

@@ -414,6 +414,15 @@ fn weight_changes_by_sighup_under_traffic_lose_no_connection() {
     // never touched, so no line names it.
     assert!(!director.log_text().contains("service echo:"));
 
+    // A change that needs a restart is refused and names its key.
+    std::fs::write(
+        &config,
+        original.replace("idle_sleep_us: 50", "idle_sleep_us: 60"),
+    )
+    .unwrap();
+    director.signal("HUP");
+    director.wait_log("workers.idle_sleep_us changed");
+
     director.signal("USR1");
     director.wait_log("service http real 198.18.2.12:80 weight=5");
     director.signal("USR2");

@@ -172,8 +172,9 @@ impl NeighborTable {
             return false;
         };
         let n = s.solicitations.load(Ordering::Relaxed);
+        // The first retry comes after `base_ms`, then 2, 4, 8... times it.
         let interval = base_ms
-            .checked_shl(n.min(63))
+            .checked_shl(n.saturating_sub(1).min(63))
             .unwrap_or(u64::MAX)
             .min(cap_ms.max(base_ms));
         if !self.should_request(ip, now_ms, interval) {

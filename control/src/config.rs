@@ -160,8 +160,8 @@ use std::fs::{File, FileType, Metadata};
 use std::io::{self, Read};
 use std::net::Ipv4Addr;
 
-pub use l4vs_dataplane::conn::Timeouts;
 use l4vs_dataplane::model::prefix_mask;
+pub use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind, Timeouts};
 use std::path::Path;
 
 mod emit;
@@ -248,15 +248,6 @@ pub struct FirewallMark {
     pub protocol: Option<Protocol>,
     /// Inclusive destination port ranges; empty: any port.
     pub ports: Vec<(u16, u16)>,
-}
-
-/// Persistence of a service (ipvsadm -p TIMEOUT -M NETMASK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Persistence {
-    /// Seconds (ipvsadm's default 300).
-    pub timeout: u32,
-    /// Client netmask as a prefix length (32 unless set).
-    pub netmask: u8,
 }
 
 /// EAL settings besides the cores and the devices, which l4vs adds itself.
@@ -382,9 +373,9 @@ pub struct Service {
     pub persistence: Option<Persistence>,
     /// Effective timeouts: the global ones with this service's overrides.
     pub timeouts: Timeouts,
-    pub scheduler: Scheduler,
+    pub scheduler: SchedulerKind,
     /// The service's default method; each [`Real`] carries its effective one.
-    pub forward: Forward,
+    pub forward: ForwardMethod,
     pub reals: Vec<Real>,
 }
 
@@ -397,163 +388,13 @@ pub struct Real {
     /// 0..=[`MAX_WEIGHT`]; 0 = quiescent (no new connections).
     pub weight: u32,
     /// Effective method (the real's own or the service's).
-    pub forward: Forward,
+    pub forward: ForwardMethod,
     /// Connections at which the real is overloaded; 0 = none.
     pub upper_threshold: u32,
     /// Connections below which it is not any more; 0 = 3/4 of the upper.
     /// Never above `upper_threshold`.
     pub lower_threshold: u32,
 }
-
-/// A service's transport protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    /// The YAML spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-
-    /// The IP protocol number (RFC 790 / IANA).
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-        }
-    }
-}
-
-/// A service's scheduler (IPVS's, by ipvsadm name), with the options that
-/// apply to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin (`ip_vs_rr.c`).
-    Rr,
-    /// Weighted round robin (`ip_vs_wrr.c`).
-    Wrr,
-    /// Least connection (`ip_vs_lc.c`).
-    Lc,
-    /// Weighted least connection (`ip_vs_wlc.c`).
-    Wlc,
-    /// Locality-based least connection (`ip_vs_lblc.c`).
-    Lblc,
-    /// Locality-based least connection with replication (`ip_vs_lblcr.c`).
-    Lblcr,
-    /// Destination hashing (`ip_vs_dh.c`).
-    Dh,
-    /// Source hashing (`ip_vs_sh.c`).
-    Sh {
-        /// `sh-port`.
-        port: bool,
-        /// `sh-fallback`.
-        fallback: bool,
-    },
-    /// Shortest expected delay (`ip_vs_sed.c`).
-    Sed,
-    /// Never queue (`ip_vs_nq.c`).
-    Nq,
-    /// Maglev hashing (`ip_vs_mh.c`).
-    Mh {
-        /// A prime in [`MIN_MH_TABLE_SIZE`]..=[`MAX_MH_TABLE_SIZE`].
-        table_size: u32,
-        /// `mh-port`.
-        port: bool,
-        /// `mh-fallback`.
-        fallback: bool,
-    },
-    /// Weighted fail-over (`ip_vs_fo.c`).
-    Fo,
-    /// Overflow connection (`ip_vs_ovf.c`).
-    Ovf,
-    /// Power of two choices (`ip_vs_twos.c`).
-    Twos,
-}
-
-impl Scheduler {
-    /// Every scheduler name, in the order ipvsadm's man page lists them.
-    pub const NAMES: [&'static str; 14] = [
-        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
-        "twos",
-    ];
-
-    /// The YAML (and ipvsadm `-s`) spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheduler::Rr => "rr",
-            Scheduler::Wrr => "wrr",
-            Scheduler::Lc => "lc",
-            Scheduler::Wlc => "wlc",
-            Scheduler::Lblc => "lblc",
-            Scheduler::Lblcr => "lblcr",
-            Scheduler::Dh => "dh",
-            Scheduler::Sh { .. } => "sh",
-            Scheduler::Sed => "sed",
-            Scheduler::Nq => "nq",
-            Scheduler::Mh { .. } => "mh",
-            Scheduler::Fo => "fo",
-            Scheduler::Ovf => "ovf",
-            Scheduler::Twos => "twos",
-        }
-    }
-
-    /// The set `sched_flags`, by their ipvsadm names.
-    pub fn flags(self) -> Vec<&'static str> {
-        let (port, fallback, names) = match self {
-            Scheduler::Sh { port, fallback } => (port, fallback, ["sh-port", "sh-fallback"]),
-            Scheduler::Mh { port, fallback, .. } => (port, fallback, ["mh-port", "mh-fallback"]),
-            _ => return Vec::new(),
-        };
-        let mut v = Vec::new();
-        if port {
-            v.push(names[0]);
-        }
-        if fallback {
-            v.push(names[1]);
-        }
-        v
-    }
-}
-
-/// A real server's forwarding method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Forward {
-    /// Masquerading (`ipvsadm -m`): rewrite destination address and port,
-    /// undo it on the replies, which must come back through the director.
-    Nat,
-    /// IP-IP tunnel (`ipvsadm -i`): an outer IPv4 header to the real server.
-    Tunnel,
-    /// Direct routing (`ipvsadm -g`): rewrite the destination MAC only.
-    Dr,
-}
-
-impl Forward {
-    /// The YAML spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Forward::Nat => "nat",
-            Forward::Tunnel => "tunnel",
-            Forward::Dr => "dr",
-        }
-    }
-}
-
-macro_rules! display_as_str {
-    ($($t:ty),*) => {$(
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    )*};
-}
-display_as_str!(Protocol, Scheduler, Forward);
 
 impl Config {
     /// The smallest `mbufs` this config accepts: workers × Σ ports
@@ -718,6 +559,15 @@ impl fmt::Display for ConfigError {
 /// longer value is cut (see [`echo`]), so a 50 MB name in a file costs a
 /// line of stderr, not 50 MB of it.
 pub const MAX_ECHO_CHARS: usize = 64;
+
+/// A name as the config and the service table take it: 1 to `max`
+/// characters of `[A-Za-z0-9_-]`.
+pub(crate) fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
 
 /// `value` as an error message quotes it: in backticks, control characters
 /// and bidirectional overrides escaped (`\n`, `\u{0}`), and cut after

@@ -2,12 +2,9 @@
 //! runs: the [`Snapshot`] and the static neighbour entries. Pure functions,
 //! tested without DPDK.
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::table::{ServiceTable, TableError};
-use l4vs_dataplane::{
-    ForwardMethod, LocalAddress, MarkRule, NeighborTable, PortInfo, Protocol, SchedulerKind,
-    Snapshot, SnapshotError,
-};
+use l4vs_dataplane::{LocalAddress, MarkRule, NeighborTable, PortInfo, Snapshot, SnapshotError};
 use l4vs_wire::ethernet::Address as MacAddr;
 
 /// IP MTU assumed for every port until MTU configuration exists.
@@ -74,59 +71,13 @@ pub fn publish(
         .map(|m| MarkRule {
             dst: m.destination,
             prefix_len: m.prefix_len,
-            protocol: m.protocol.map(protocol),
+            protocol: m.protocol,
             ports: m.ports.clone(),
             mark: m.mark,
         })
         .collect();
     let slots = table.compile()?;
     Ok(Snapshot::from_slots(ports, locals, gateway, slots)?.with_marks(marks))
-}
-
-/// The dataplane's forwarding method for a configured one.
-pub fn method(f: config::Forward) -> ForwardMethod {
-    match f {
-        config::Forward::Nat => ForwardMethod::Nat,
-        config::Forward::Tunnel => ForwardMethod::Tunnel,
-        config::Forward::Dr => ForwardMethod::DirectRouting,
-    }
-}
-
-/// The dataplane's scheduler for a configured one.
-pub fn scheduler(s: config::Scheduler) -> SchedulerKind {
-    use config::Scheduler as C;
-    match s {
-        C::Rr => SchedulerKind::Rr,
-        C::Wrr => SchedulerKind::Wrr,
-        C::Lc => SchedulerKind::Lc,
-        C::Wlc => SchedulerKind::Wlc,
-        C::Lblc => SchedulerKind::Lblc,
-        C::Lblcr => SchedulerKind::Lblcr,
-        C::Dh => SchedulerKind::Dh,
-        C::Sh { port, fallback } => SchedulerKind::Sh { port, fallback },
-        C::Sed => SchedulerKind::Sed,
-        C::Nq => SchedulerKind::Nq,
-        C::Mh {
-            table_size,
-            port,
-            fallback,
-        } => SchedulerKind::Mh {
-            table_size,
-            port,
-            fallback,
-        },
-        C::Fo => SchedulerKind::Fo,
-        C::Ovf => SchedulerKind::Ovf,
-        C::Twos => SchedulerKind::Twos,
-    }
-}
-
-/// The dataplane's protocol for a configured one.
-pub fn protocol(p: config::Protocol) -> Protocol {
-    match p {
-        config::Protocol::Tcp => Protocol::Tcp,
-        config::Protocol::Udp => Protocol::Udp,
-    }
 }
 
 /// A neighbour table seeded with the config's static entries.
@@ -154,6 +105,8 @@ pub fn seed_neighbors(cfg: &Config, t: &NeighborTable) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
+    use l4vs_dataplane::{ForwardMethod, SchedulerKind};
     use std::path::Path;
 
     fn load(name: &str) -> Config {
@@ -228,10 +181,6 @@ mod tests {
         assert!(s
             .services()
             .all(|(_, svc)| svc.stats.len() == svc.reals.len()));
-        // Every config name maps to the dataplane's scheduler of that name.
-        for svc in &cfg.services {
-            assert_eq!(scheduler(svc.scheduler).as_str(), svc.scheduler.as_str());
-        }
     }
 
     #[test]

@@ -172,14 +172,14 @@ pub enum TableError {
     /// Not a unicast address (0.0.0.0, broadcast, loopback, multicast).
     #[error("{0} is not a unicast address")]
     NotUnicast(Ipv4Addr),
-    /// Port 0 without persistence (ipvsadm's own words).
-    #[error("Zero port specified for non-persistent service")]
+    /// Port 0 without persistence (ipvsadm's own words first).
+    #[error("Zero port specified for non-persistent service: port 0 (every port of the VIP) needs persistence, as in IPVS")]
     ZeroPortNotPersistent,
     /// Firewall mark 0.
     #[error("firewall mark 0 is not a mark: use 1..=4294967295")]
     ZeroFwmark,
-    /// A name outside 1 to 64 of `[A-Za-z0-9_-]`.
-    #[error("`{0}` is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -")]
+    /// A name outside 1 to 64 of `[A-Za-z0-9_-]` (as echoed: quoted, cut).
+    #[error("{0} is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -")]
     BadName(String),
     /// Another service has the name.
     #[error("another service is already called `{0}`")]
@@ -200,16 +200,13 @@ pub enum TableError {
     #[error("{0} is the service's VIP; a real server needs its own address")]
     RealIsVip(Ipv4Addr),
     /// The real server's address is one of the director's own.
-    #[error("{0} is one of the director's own addresses")]
+    #[error("{0} is the director's own address")]
     RealIsDirector(Ipv4Addr),
-    /// A NAT real server without a port in a service with one.
-    #[error("a NAT real server needs a port to rewrite to")]
-    NatNeedsPort,
     /// A port on a real of a firewall-mark or port-zero service.
-    #[error("a real server of a firewall-mark or port-zero service gets each packet on the packet's own port: give no port")]
+    #[error("the real server gets each packet on its own port in a firewall-mark or port-zero service: leave the port out")]
     PortInPortlessService,
     /// Tunnel or DR with a port other than the service's.
-    #[error("{method} forwarding cannot change the port: the real server receives the packet on the service port {service_port}")]
+    #[error("{method} forwarding cannot change the port: the real server receives the packet on the service port {service_port}; write {service_port} or leave it out")]
     PortChangeNotNat {
         /// The real's method.
         method: ForwardMethod,
@@ -219,13 +216,19 @@ pub enum TableError {
     /// A weight over [`MAX_WEIGHT`].
     #[error("weight {0} is out of range 0..={MAX_WEIGHT}")]
     BadWeight(u32),
-    /// A threshold over [`MAX_THRESHOLD`], or a lower one above the upper.
-    #[error("thresholds upper {upper}, lower {lower}: each at most {MAX_THRESHOLD}, and the lower one (-y) not above the upper one (-x), 0 meaning none")]
-    BadThresholds {
-        /// `-x`.
-        upper: u32,
+    /// A threshold over [`MAX_THRESHOLD`].
+    #[error("threshold {0} is out of range 0..={MAX_THRESHOLD}")]
+    BadThreshold(u32),
+    /// A lower threshold without an upper one.
+    #[error("lower threshold {0} without an upper threshold: the lower one (ipvsadm -y, lower_threshold) may not exceed the upper one (-x, upper_threshold), 0 meaning none")]
+    LowerWithoutUpper(u32),
+    /// A lower threshold above the upper one.
+    #[error("lower threshold {lower} is above upper threshold {upper} (ipvsadm -y above -x); IPVS refuses that")]
+    LowerAboveUpper {
         /// `-y`.
         lower: u32,
+        /// `-x`.
+        upper: u32,
     },
     /// A DR real off every director subnet without a static neighbour.
     #[error("{0} is not on-link, and direct routing only rewrites the MAC: add a director address whose subnet contains it, or a static neighbor")]
@@ -240,6 +243,174 @@ pub enum TableError {
     /// A timeout of more than IPVS's 2147483 s.
     #[error("timeout {0} s is out of range 1..=2147483")]
     BadTimeout(u32),
+}
+
+/// The part of a real server a [`TableError`] is about, so that the
+/// config validator can point at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealField {
+    /// `address`.
+    Address,
+    /// `port`.
+    Port,
+    /// `weight`.
+    Weight,
+    /// `upper_threshold`.
+    UpperThreshold,
+    /// `lower_threshold`.
+    LowerThreshold,
+    /// None in particular (the service, or the table).
+    Other,
+}
+
+impl TableError {
+    /// Which part of a real server this error is about.
+    pub fn real_field(&self) -> RealField {
+        match self {
+            TableError::RealIsVip(_)
+            | TableError::RealIsDirector(_)
+            | TableError::NotOnLink(_)
+            | TableError::NoRoute(_)
+            | TableError::NotUnicast(_)
+            | TableError::Ipv6Unsupported(_)
+            | TableError::RealExists => RealField::Address,
+            TableError::PortInPortlessService | TableError::PortChangeNotNat { .. } => {
+                RealField::Port
+            }
+            TableError::BadWeight(_) => RealField::Weight,
+            TableError::BadThreshold(_) => RealField::UpperThreshold,
+            TableError::LowerWithoutUpper(_) | TableError::LowerAboveUpper { .. } => {
+                RealField::LowerThreshold
+            }
+            _ => RealField::Other,
+        }
+    }
+}
+
+/// What the rules of a real server need to know of its service.
+#[derive(Debug, Clone, Copy)]
+pub struct RealContext<'a> {
+    /// The service's VIP (0.0.0.0 for a firewall-mark service).
+    pub vip: Ipv4Addr,
+    /// The service's port (0 for a firewall-mark or port-zero service).
+    pub service_port: u16,
+    /// The director's subnets and next hops.
+    pub network: &'a Network,
+}
+
+/// The rules of `-a`/`-e` for one real server (those of `ip_vs_ctl.c` and
+/// ipvsadm, and l4vs's reachability rules), without the table: the
+/// address is unicast IPv4, neither the VIP nor a director address; the
+/// port is the service's unless NAT rewrites it (0 = the service's; none
+/// in a firewall-mark or port-zero service); weight and thresholds in
+/// range with the lower threshold not above the upper one; a DR real
+/// on-link, any other on-link or behind the gateway. Gives the real as the
+/// table stores it.
+///
+/// # Errors
+/// The first rule broken; [`TableError::real_field`] says where.
+pub fn check_real(ctx: RealContext<'_>, r: &RealSpec) -> Result<Real, TableError> {
+    let addr = unicast(v4(r.addr)?)?;
+    if ctx.network.addresses.iter().any(|(a, _)| *a == addr) {
+        return Err(TableError::RealIsDirector(addr));
+    }
+    if addr == ctx.vip {
+        return Err(TableError::RealIsVip(addr));
+    }
+    let port = match (ctx.service_port, r.port, r.method) {
+        (0, 0, _) => 0,
+        (0, _, _) => return Err(TableError::PortInPortlessService),
+        (s, 0, _) => s,
+        (_, p, ForwardMethod::Nat) => p,
+        (s, p, m) if p != s => {
+            return Err(TableError::PortChangeNotNat {
+                method: m,
+                service_port: s,
+            })
+        }
+        (_, p, _) => p,
+    };
+    if r.weight > MAX_WEIGHT {
+        return Err(TableError::BadWeight(r.weight));
+    }
+    for t in [r.upper_threshold, r.lower_threshold] {
+        if t > MAX_THRESHOLD {
+            return Err(TableError::BadThreshold(t));
+        }
+    }
+    if r.lower_threshold > r.upper_threshold {
+        return Err(if r.upper_threshold == 0 {
+            TableError::LowerWithoutUpper(r.lower_threshold)
+        } else {
+            TableError::LowerAboveUpper {
+                lower: r.lower_threshold,
+                upper: r.upper_threshold,
+            }
+        });
+    }
+    if !ctx.network.on_link(addr) {
+        if r.method == ForwardMethod::DirectRouting {
+            return Err(TableError::NotOnLink(addr));
+        }
+        if !ctx.network.gateway {
+            return Err(TableError::NoRoute(addr));
+        }
+    }
+    Ok(Real {
+        addr,
+        port,
+        weight: r.weight,
+        method: r.method,
+        upper_threshold: r.upper_threshold,
+        lower_threshold: r.lower_threshold,
+    })
+}
+
+/// The rules of `-A`/`-E` that do not depend on other services: a
+/// unicast IPv4 VIP, port 0 only with persistence (ipvsadm), a mark other
+/// than 0, a valid name, persistence of at least 1 s over /0 to /32, an mh
+/// table size that is a prime in IPVS's range holding `reals` reals,
+/// timeouts in range.
+///
+/// # Errors
+/// The first rule broken.
+pub fn check_service(spec: &ServiceSpec, reals: usize) -> Result<(), TableError> {
+    match spec.key {
+        ServiceKey::Addr { vip, port, .. } => {
+            unicast(v4(vip)?)?;
+            if port == 0 && spec.persistence.is_none() {
+                return Err(TableError::ZeroPortNotPersistent);
+            }
+        }
+        ServiceKey::Fwmark(0) => return Err(TableError::ZeroFwmark),
+        ServiceKey::Fwmark(_) => {}
+    }
+    if let Some(name) = &spec.name {
+        let ok = config::valid_name(name, 64);
+        if !ok {
+            return Err(TableError::BadName(config::echo(name)));
+        }
+    }
+    if let Some(p) = spec.persistence {
+        if p.timeout == 0 || p.netmask > 32 {
+            return Err(TableError::BadPersistence);
+        }
+    }
+    if let SchedulerKind::Mh { table_size, .. } = spec.scheduler {
+        if !(MIN_MH_TABLE_SIZE..=MAX_MH_TABLE_SIZE).contains(&table_size)
+            || !mh::is_prime(table_size)
+            || (table_size as usize) < reals
+        {
+            return Err(TableError::BadMhTableSize {
+                size: table_size,
+                reals,
+            });
+        }
+    }
+    if let Some(t) = &spec.timeouts {
+        check_timeouts(t)?;
+    }
+    Ok(())
 }
 
 impl From<SnapshotError> for TableError {
@@ -301,7 +472,9 @@ impl Network {
         }
     }
 
-    fn on_link(&self, a: Ipv4Addr) -> bool {
+    /// True when `a` is inside a director subnet or has a static
+    /// neighbour entry.
+    pub fn on_link(&self, a: Ipv4Addr) -> bool {
         self.static_neighbors.contains(&a)
             || self.addresses.iter().any(|(addr, len)| {
                 let m = l4vs_dataplane::model::prefix_mask(*len);
@@ -484,49 +657,6 @@ impl ServiceTable {
         }
     }
 
-    /// The rules of `-A`/`-E` that do not depend on other services.
-    fn check_service(&self, spec: &ServiceSpec, reals: usize) -> Result<(), TableError> {
-        match spec.key {
-            ServiceKey::Addr { vip, port, .. } => {
-                unicast(v4(vip)?)?;
-                if port == 0 && spec.persistence.is_none() {
-                    return Err(TableError::ZeroPortNotPersistent);
-                }
-            }
-            ServiceKey::Fwmark(0) => return Err(TableError::ZeroFwmark),
-            ServiceKey::Fwmark(_) => {}
-        }
-        if let Some(name) = &spec.name {
-            let ok = (1..=64).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                return Err(TableError::BadName(cut(name)));
-            }
-        }
-        if let Some(p) = spec.persistence {
-            if p.timeout == 0 || p.netmask > 32 {
-                return Err(TableError::BadPersistence);
-            }
-        }
-        if let SchedulerKind::Mh { table_size, .. } = spec.scheduler {
-            if !(MIN_MH_TABLE_SIZE..=MAX_MH_TABLE_SIZE).contains(&table_size)
-                || !mh::is_prime(table_size)
-                || (table_size as usize) < reals
-            {
-                return Err(TableError::BadMhTableSize {
-                    size: table_size,
-                    reals,
-                });
-            }
-        }
-        if let Some(t) = &spec.timeouts {
-            check_timeouts(t)?;
-        }
-        Ok(())
-    }
-
     fn name_taken(&self, spec: &ServiceSpec) -> Result<(), TableError> {
         if let Some(name) = &spec.name {
             let other = self
@@ -545,7 +675,7 @@ impl ServiceTable {
         if self.index.contains_key(&spec.key) {
             return Err(TableError::ServiceExists);
         }
-        self.check_service(&spec, 0)?;
+        check_service(&spec, 0)?;
         self.name_taken(&spec)?;
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -573,7 +703,7 @@ impl ServiceTable {
 
     fn edit_service(&mut self, spec: ServiceSpec) -> Result<Change, TableError> {
         let n = self.entry(&spec.key)?.reals.len();
-        self.check_service(&spec, n)?;
+        check_service(&spec, n)?;
         self.name_taken(&spec)?;
         let e = self.entry_mut(&spec.key)?;
         let mut what = Vec::new();
@@ -624,63 +754,20 @@ impl ServiceTable {
         })
     }
 
-    /// The rules of `-a`/`-e` for `r` in `e`; gives the real as stored.
+    /// The rules of `-a`/`-e` for `r` in `e` ([`check_real`]).
     fn check_real(&self, e: &Entry, r: &RealSpec) -> Result<Real, TableError> {
-        let addr = unicast(v4(r.addr)?)?;
-        let (vip, svc_port) = match e.spec.key {
+        let (vip, service_port) = match e.spec.key {
             ServiceKey::Addr { vip, port, .. } => (v4(vip)?, port),
             ServiceKey::Fwmark(_) => (Ipv4Addr::UNSPECIFIED, 0),
         };
-        if addr == vip {
-            return Err(TableError::RealIsVip(addr));
-        }
-        if self.network.addresses.iter().any(|(a, _)| *a == addr) {
-            return Err(TableError::RealIsDirector(addr));
-        }
-        let port = match (svc_port, r.port, r.method) {
-            (0, 0, _) => 0,
-            (0, _, _) => return Err(TableError::PortInPortlessService),
-            (s, 0, _) => s,
-            (_, p, ForwardMethod::Nat) => p,
-            (s, p, m) if p != s => {
-                return Err(TableError::PortChangeNotNat {
-                    method: m,
-                    service_port: s,
-                })
-            }
-            (_, p, _) => p,
-        };
-        if port == 0 && svc_port != 0 && r.method == ForwardMethod::Nat {
-            return Err(TableError::NatNeedsPort);
-        }
-        if r.weight > MAX_WEIGHT {
-            return Err(TableError::BadWeight(r.weight));
-        }
-        if r.upper_threshold > MAX_THRESHOLD
-            || r.lower_threshold > MAX_THRESHOLD
-            || r.lower_threshold > r.upper_threshold
-        {
-            return Err(TableError::BadThresholds {
-                upper: r.upper_threshold,
-                lower: r.lower_threshold,
-            });
-        }
-        if !self.network.on_link(addr) {
-            if r.method == ForwardMethod::DirectRouting {
-                return Err(TableError::NotOnLink(addr));
-            }
-            if !self.network.gateway {
-                return Err(TableError::NoRoute(addr));
-            }
-        }
-        Ok(Real {
-            addr,
-            port,
-            weight: r.weight,
-            method: r.method,
-            upper_threshold: r.upper_threshold,
-            lower_threshold: r.lower_threshold,
-        })
+        check_real(
+            RealContext {
+                vip,
+                service_port,
+                network: &self.network,
+            },
+            r,
+        )
     }
 
     fn add_real(&mut self, key: &ServiceKey, r: RealSpec) -> Result<Change, TableError> {
@@ -975,15 +1062,6 @@ fn real_spec(r: &Real) -> RealSpec {
     }
 }
 
-/// At most 64 characters of an echoed value, so that a huge one does not
-/// flood the log.
-fn cut(v: &str) -> String {
-    match v.char_indices().nth(64) {
-        Some((at, _)) => format!("{}… ({} bytes)", &v[..at], v.len()),
-        None => v.to_owned(),
-    }
-}
-
 fn display_name(spec: &ServiceSpec) -> String {
     spec.name.clone().unwrap_or_else(|| spec.key.to_string())
 }
@@ -1001,7 +1079,7 @@ pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<Real
     let key = match s.fwmark {
         Some(m) => ServiceKey::Fwmark(m),
         None => ServiceKey::Addr {
-            protocol: crate::plan::protocol(s.protocol),
+            protocol: s.protocol,
             vip: IpAddr::V4(s.vip),
             port: s.port,
         },
@@ -1009,11 +1087,8 @@ pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<Real
     let spec = ServiceSpec {
         key,
         name: s.name.clone(),
-        scheduler: crate::plan::scheduler(s.scheduler),
-        persistence: s.persistence.map(|p| Persistence {
-            timeout: p.timeout,
-            netmask: p.netmask,
-        }),
+        scheduler: s.scheduler,
+        persistence: s.persistence,
         timeouts: (s.timeouts != *global).then_some(s.timeouts),
     };
     let reals = s
@@ -1023,7 +1098,7 @@ pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<Real
             addr: IpAddr::V4(r.address),
             port: r.port,
             weight: r.weight,
-            method: crate::plan::method(r.forward),
+            method: r.forward,
             upper_threshold: r.upper_threshold,
             lower_threshold: r.lower_threshold,
         })
@@ -1237,7 +1312,7 @@ mod tests {
                     lower_threshold: 11,
                     ..real(20, 1)
                 },
-                TableError::BadThresholds {
+                TableError::LowerAboveUpper {
                     upper: 10,
                     lower: 11,
                 },

@@ -157,6 +157,12 @@ impl core::fmt::Display for SchedulerKind {
 }
 
 impl SchedulerKind {
+    /// Every scheduler name, in the order ipvsadm's man page lists them.
+    pub const NAMES: [&'static str; 14] = [
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+        "twos",
+    ];
+
     /// The ipvsadm `-s` name.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -11,7 +11,7 @@ use serde_saphyr::{FlowMap, FlowSeq};
 
 use std::collections::BTreeMap;
 
-use super::{format_mac, Config, Scheduler, Timeouts};
+use super::{format_mac, Config, SchedulerKind, Timeouts};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -248,11 +248,11 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                         .collect()
                 },
                 scheduler: s.scheduler.as_str(),
-                sched_flags: Some(s.scheduler.flags())
+                sched_flags: Some(s.scheduler.flags().collect::<Vec<_>>())
                     .filter(|f| !f.is_empty())
                     .map(FlowSeq),
                 mh_table_size: match s.scheduler {
-                    Scheduler::Mh { table_size, .. } => Some(table_size),
+                    SchedulerKind::Mh { table_size, .. } => Some(table_size),
                     _ => None,
                 },
                 forward: s.forward.as_str(),

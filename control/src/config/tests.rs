@@ -116,11 +116,14 @@ fn lab_nat_has_the_lab_addresses_and_defaults() {
     assert_eq!(protocols, vec![(Protocol::Tcp, 80), (Protocol::Udp, 53)]);
     for s in &cfg.services {
         assert_eq!(s.vip, Ipv4Addr::new(198, 18, 0, 100));
-        assert_eq!(s.scheduler, Scheduler::Rr);
+        assert_eq!(s.scheduler, SchedulerKind::Rr);
         let reals: Vec<_> = s.reals.iter().map(|r| r.address.octets()[3]).collect();
         assert_eq!(reals, vec![11, 12, 13]);
         for r in &s.reals {
-            assert_eq!((r.port, r.weight, r.forward), (s.port, 1, Forward::Nat));
+            assert_eq!(
+                (r.port, r.weight, r.forward),
+                (s.port, 1, ForwardMethod::Nat)
+            );
         }
     }
 }
@@ -128,10 +131,10 @@ fn lab_nat_has_the_lab_addresses_and_defaults() {
 #[test]
 fn forwarding_methods_of_the_lab_configs() {
     for (file, forward) in [
-        ("lab-nat.yaml", Forward::Nat),
-        ("lab-tunnel.yaml", Forward::Tunnel),
-        ("lab-dr.yaml", Forward::Dr),
-        ("lab-wrr.yaml", Forward::Nat),
+        ("lab-nat.yaml", ForwardMethod::Nat),
+        ("lab-tunnel.yaml", ForwardMethod::Tunnel),
+        ("lab-dr.yaml", ForwardMethod::DirectRouting),
+        ("lab-wrr.yaml", ForwardMethod::Nat),
     ] {
         let cfg = load(&configs_dir().join(file)).unwrap();
         for s in &cfg.services {
@@ -143,7 +146,7 @@ fn forwarding_methods_of_the_lab_configs() {
         }
     }
     let wrr = load(&configs_dir().join("lab-wrr.yaml")).unwrap();
-    assert_eq!(wrr.services[0].scheduler, Scheduler::Wrr);
+    assert_eq!(wrr.services[0].scheduler, SchedulerKind::Wrr);
     let weights: Vec<u32> = wrr.services[0].reals.iter().map(|r| r.weight).collect();
     assert_eq!(weights, vec![3, 1, 0]);
 }
@@ -159,9 +162,9 @@ fn example_full_resolves_references_and_overrides() {
     assert_eq!((gw.port, gw.address), (0, Ipv4Addr::new(203, 0, 113, 1)));
     assert_eq!(cfg.neighbors[1].mac, [0x00, 0x1b, 0x21, 0x3a, 0x4c, 0x11]);
     let http = &cfg.services[1];
-    assert_eq!(http.forward, Forward::Dr);
-    assert_eq!(http.reals[0].forward, Forward::Dr);
-    assert_eq!(http.reals[2].forward, Forward::Nat);
+    assert_eq!(http.forward, ForwardMethod::DirectRouting);
+    assert_eq!(http.reals[0].forward, ForwardMethod::DirectRouting);
+    assert_eq!(http.reals[2].forward, ForwardMethod::Nat);
     assert_eq!(http.reals[2].port, 8080);
     assert!(cfg.services[3].reals.is_empty());
     assert_eq!(cfg.services[3].name, None);
@@ -444,11 +447,11 @@ fn unknown_scheduler() {
 
 #[test]
 fn every_ipvs_scheduler_parses_and_round_trips() {
-    for name in Scheduler::NAMES {
+    for name in SchedulerKind::NAMES {
         let cfg = parse(&with_service(name, ""), FILE).unwrap_or_else(|e| panic!("{name}: {e}"));
         let s = cfg.services[0].scheduler;
         assert_eq!(s.as_str(), name);
-        assert!(s.flags().is_empty());
+        assert!(s.flags().next().is_none());
         let yaml = to_yaml(&cfg);
         assert_eq!(parse(&yaml, FILE).unwrap(), cfg, "{name}:\n{yaml}");
         assert!(!yaml.contains("sched_flags"), "{yaml}");
@@ -461,7 +464,7 @@ fn every_ipvs_scheduler_parses_and_round_trips() {
     let cfg = parse(&with_service("mh", ""), FILE).unwrap();
     assert_eq!(
         cfg.services[0].scheduler,
-        Scheduler::Mh {
+        SchedulerKind::Mh {
             table_size: DEFAULT_MH_TABLE_SIZE,
             port: false,
             fallback: false
@@ -478,7 +481,7 @@ fn scheduler_flags_and_mh_table_size() {
     let cfg = parse(&text, FILE).unwrap();
     assert_eq!(
         cfg.services[0].scheduler,
-        Scheduler::Mh {
+        SchedulerKind::Mh {
             table_size: 4093,
             port: true,
             fallback: true
@@ -495,7 +498,7 @@ fn scheduler_flags_and_mh_table_size() {
     let cfg = parse(&with_service("sh\n    sched_flags: [sh-port]", ""), FILE).unwrap();
     assert_eq!(
         cfg.services[0].scheduler,
-        Scheduler::Sh {
+        SchedulerKind::Sh {
             port: true,
             fallback: false
         }
@@ -576,7 +579,7 @@ fn bad_mh_table_size() {
         &with_service("mh\n    mh_table_size: 251", &more),
         15,
         "services[0].mh_table_size",
-        "cannot hold 252 reals",
+        "cannot serve 252 real servers",
     );
     parse(&with_service("mh\n    mh_table_size: 257", &more), FILE).unwrap();
 }
@@ -627,13 +630,13 @@ fn bad_connection_thresholds() {
         &real("upper_threshold: 10, lower_threshold: 11"),
         18,
         "services[0].reals[1].lower_threshold",
-        "lower_threshold 11 is above upper_threshold 10",
+        "lower threshold 11 is above upper threshold 10",
     );
     expect_err(
         &real("lower_threshold: 3"),
         18,
         "services[0].reals[1].lower_threshold",
-        "without an upper_threshold",
+        "without an upper threshold",
     );
     expect_err(
         &real("upper_threshold: -1"),
@@ -658,7 +661,7 @@ fn example_schedulers_config() {
             .find(|s| s.name.as_deref() == Some(n))
             .unwrap()
     };
-    assert_eq!(by_name("web").scheduler, Scheduler::Wlc);
+    assert_eq!(by_name("web").scheduler, SchedulerKind::Wlc);
     let web = &by_name("web").reals;
     assert_eq!(
         (web[0].upper_threshold, web[0].lower_threshold),
@@ -667,7 +670,7 @@ fn example_schedulers_config() {
     assert_eq!((web[1].upper_threshold, web[1].lower_threshold), (600, 0));
     assert_eq!(
         by_name("tls").scheduler,
-        Scheduler::Mh {
+        SchedulerKind::Mh {
             table_size: 65537,
             port: true,
             fallback: true
@@ -675,7 +678,7 @@ fn example_schedulers_config() {
     );
     assert_eq!(
         by_name("dns").scheduler,
-        Scheduler::Sh {
+        SchedulerKind::Sh {
             port: false,
             fallback: true
         }

@@ -3,7 +3,7 @@
 //! the offending value.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde_saphyr::{Location, Spanned};
 
@@ -11,11 +11,14 @@ use super::raw::{
     IntOrString, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService, RawTimeouts, S,
 };
 use super::{
-    echo, Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark, Forward, Gateway,
-    Neighbor, Persistence, Port, Protocol, Real, Scheduler, Service, Timeouts, Workers,
-    DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE,
-    MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT,
-    MIN_DESC, MIN_MH_TABLE_SIZE,
+    echo, valid_name, Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark,
+    ForwardMethod, Gateway, Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service,
+    Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS,
+    DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE,
+    MAX_THRESHOLD, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE,
+};
+use crate::table::{
+    self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
 };
 use l4vs_dataplane::sched::mh::is_prime;
 
@@ -211,13 +214,6 @@ impl Checker<'_> {
     }
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 fn list<T>(v: &Option<S<Vec<T>>>) -> &[T] {
     v.as_ref().map_or(&[], |l| l.value.as_slice())
 }
@@ -407,9 +403,12 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
 
     // services
     let net = Network {
-        addresses: &addresses,
-        neighbors: &neighbors,
+        addresses: addresses
+            .iter()
+            .map(|a| (a.address, a.prefix_len))
+            .collect(),
         gateway: gateway.is_some(),
+        static_neighbors: neighbors.iter().map(|n| n.address).collect(),
     };
     let timeouts = timeouts(&c, raw.timeouts.as_ref(), "timeouts", Timeouts::default())?;
     let flag = |v: &Option<S<bool>>| v.as_ref().is_some_and(|b| b.value);
@@ -654,20 +653,6 @@ fn eal_args(c: &Checker<'_>, args: &[S<String>], ports: &[Port]) -> Result<Vec<S
     Ok(out)
 }
 
-/// What the real-server reachability rules look at.
-struct Network<'a> {
-    addresses: &'a [Address],
-    neighbors: &'a [Neighbor],
-    gateway: bool,
-}
-
-impl Network<'_> {
-    fn on_link(&self, ip: Ipv4Addr) -> bool {
-        self.addresses.iter().any(|a| a.contains(ip))
-            || self.neighbors.iter().any(|n| n.address == ip)
-    }
-}
-
 fn parse_protocol(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Protocol> {
     match v.value.trim() {
         "tcp" => Ok(Protocol::Tcp),
@@ -681,31 +666,31 @@ fn parse_protocol(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Protocol>
 }
 
 /// `scheduler`, `sched_flags` and `mh_table_size` of a service.
-fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Scheduler> {
+fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<SchedulerKind> {
     let v = &s.scheduler;
     let name = v.value.trim();
     let mut sched = match name {
-        "rr" => Scheduler::Rr,
-        "wrr" => Scheduler::Wrr,
-        "lc" => Scheduler::Lc,
-        "wlc" => Scheduler::Wlc,
-        "lblc" => Scheduler::Lblc,
-        "lblcr" => Scheduler::Lblcr,
-        "dh" => Scheduler::Dh,
-        "sh" => Scheduler::Sh {
+        "rr" => SchedulerKind::Rr,
+        "wrr" => SchedulerKind::Wrr,
+        "lc" => SchedulerKind::Lc,
+        "wlc" => SchedulerKind::Wlc,
+        "lblc" => SchedulerKind::Lblc,
+        "lblcr" => SchedulerKind::Lblcr,
+        "dh" => SchedulerKind::Dh,
+        "sh" => SchedulerKind::Sh {
             port: false,
             fallback: false,
         },
-        "sed" => Scheduler::Sed,
-        "nq" => Scheduler::Nq,
-        "mh" => Scheduler::Mh {
+        "sed" => SchedulerKind::Sed,
+        "nq" => SchedulerKind::Nq,
+        "mh" => SchedulerKind::Mh {
             table_size: DEFAULT_MH_TABLE_SIZE,
             port: false,
             fallback: false,
         },
-        "fo" => Scheduler::Fo,
-        "ovf" => Scheduler::Ovf,
-        "twos" => Scheduler::Twos,
+        "fo" => SchedulerKind::Fo,
+        "ovf" => SchedulerKind::Ovf,
+        "twos" => SchedulerKind::Twos,
         other => {
             return Err(c.err(
                 &v.referenced,
@@ -713,7 +698,7 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
                 format!(
                     "unknown scheduler {}: expected one of {} (ipvsadm -s)",
                     echo(other),
-                    Scheduler::NAMES.join(" ")
+                    SchedulerKind::NAMES.join(" ")
                 ),
             ))
         }
@@ -740,7 +725,7 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
         };
         if owner != name {
             let fix = match sched {
-                Scheduler::Sh { .. } | Scheduler::Mh { .. } => {
+                SchedulerKind::Sh { .. } | SchedulerKind::Mh { .. } => {
                     let what = if is_port { "port" } else { "fallback" };
                     format!("for {name} write {name}-{what}")
                 }
@@ -761,7 +746,8 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
         }
         seen.push(flag);
         // The owner check above leaves only sh and mh here.
-        if let Scheduler::Sh { port, fallback } | Scheduler::Mh { port, fallback, .. } = &mut sched
+        if let SchedulerKind::Sh { port, fallback } | SchedulerKind::Mh { port, fallback, .. } =
+            &mut sched
         {
             *if is_port { port } else { fallback } = true;
         }
@@ -769,7 +755,7 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
 
     if let Some(t) = &s.mh_table_size {
         let key = format!("{base}.mh_table_size");
-        let Scheduler::Mh { table_size, .. } = &mut sched else {
+        let SchedulerKind::Mh { table_size, .. } = &mut sched else {
             return Err(c.err(
                 &t.referenced,
                 key,
@@ -794,11 +780,11 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
     Ok(sched)
 }
 
-fn parse_forward(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Forward> {
+fn parse_forward(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<ForwardMethod> {
     match v.value.trim() {
-        "nat" => Ok(Forward::Nat),
-        "tunnel" => Ok(Forward::Tunnel),
-        "dr" => Ok(Forward::Dr),
+        "nat" => Ok(ForwardMethod::Nat),
+        "tunnel" => Ok(ForwardMethod::Tunnel),
+        "dr" => Ok(ForwardMethod::DirectRouting),
         other => Err(c.err(
             &v.referenced,
             key,
@@ -814,28 +800,12 @@ fn service(
     c: &Checker<'_>,
     i: usize,
     raw: &S<RawService>,
-    net: &Network<'_>,
+    net: &Network,
     global: &Timeouts,
 ) -> Result<Service> {
     let s = &raw.value;
     let base = format!("services[{i}]");
-    let name = match &s.name {
-        None => None,
-        Some(n) => {
-            let name = n.value.trim().to_owned();
-            if !valid_name(&name, 64) {
-                return Err(c.err(
-                    &n.referenced,
-                    format!("{base}.name"),
-                    format!(
-                        "{} is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -",
-                        echo(&name)
-                    ),
-                ));
-            }
-            Some(name)
-        }
-    };
+    let name = s.name.as_ref().map(|n| n.value.trim().to_owned());
     let persistence = s
         .persistence
         .as_ref()
@@ -857,15 +827,7 @@ fn service(
         }
         (None, Some(vip), Some(port), Some(protocol)) => {
             let vip = c.ipv4(vip, &format!("{base}.vip"))?;
-            let port_key = format!("{base}.port");
-            if port.value == 0 && persistence.is_none() {
-                return Err(c.err(
-                    &port.referenced,
-                    port_key,
-                    "port 0 (every port of the VIP) needs persistence, as in IPVS: add `persistence: { timeout: 300 }` or use 1..=65535",
-                ));
-            }
-            let port: u16 = c.int(port, &port_key, 0, 65535)?;
+            let port: u16 = c.int(port, &format!("{base}.port"), 0, 65535)?;
             let protocol = parse_protocol(c, protocol, &format!("{base}.protocol"))?;
             (None, vip, port, protocol)
         }
@@ -883,6 +845,43 @@ fn service(
         }
     };
     let scheduler = parse_scheduler(c, s, &base)?;
+    // The rules themselves are the service table's (`ipvsadm -A`); this
+    // points at the key each one is about.
+    let spec = ServiceSpec {
+        key: match fwmark {
+            Some(m) => ServiceKey::Fwmark(m),
+            None => ServiceKey::Addr {
+                protocol,
+                vip: IpAddr::V4(vip),
+                port,
+            },
+        },
+        name: name.clone(),
+        scheduler,
+        persistence,
+        timeouts: Some(timeouts),
+    };
+    let check = |reals: usize| {
+        table::check_service(&spec, reals).map_err(|e| {
+            let at = |v: Option<Location>, key: &str| (v, format!("{base}.{key}"));
+            let (loc, key) = match e {
+                TableError::BadName(_) => at(s.name.as_ref().map(|n| n.referenced), "name"),
+                TableError::ZeroPortNotPersistent => {
+                    at(s.port.as_ref().map(|p| p.referenced), "port")
+                }
+                TableError::BadMhTableSize { .. } => match &s.mh_table_size {
+                    Some(t) => at(Some(t.referenced), "mh_table_size"),
+                    None => at(Some(s.scheduler.referenced), "scheduler"),
+                },
+                TableError::BadPersistence => {
+                    at(s.persistence.as_ref().map(|p| p.referenced), "persistence")
+                }
+                _ => (None, base.clone()),
+            };
+            c.err(&loc.unwrap_or(raw.referenced), key, e.to_string())
+        })
+    };
+    check(0)?;
     let forward = parse_forward(c, &s.forward, &format!("{base}.forward"))?;
     let mut reals: Vec<Real> = Vec::new();
     let mut lines: Vec<u64> = Vec::new();
@@ -905,22 +904,7 @@ fn service(
         reals.push(real);
         lines.push(r.referenced.line());
     }
-    if let Scheduler::Mh { table_size, .. } = scheduler {
-        if (table_size as usize) < reals.len() {
-            let (at, key) = match &s.mh_table_size {
-                Some(t) => (t.referenced, format!("{base}.mh_table_size")),
-                None => (s.scheduler.referenced, format!("{base}.scheduler")),
-            };
-            return Err(c.err(
-                &at,
-                key,
-                format!(
-                    "a Maglev table of {table_size} slots cannot hold {} reals: set mh_table_size to a larger prime",
-                    reals.len()
-                ),
-            ));
-        }
-    }
+    check(reals.len())?;
     Ok(Service {
         name,
         fwmark,
@@ -941,58 +925,30 @@ fn real(
     r: &RawReal,
     vip: Ipv4Addr,
     svc_port: u16,
-    svc_forward: Forward,
-    net: &Network<'_>,
+    svc_forward: ForwardMethod,
+    net: &Network,
 ) -> Result<Real> {
     let addr_key = format!("{base}.address");
     let address = c.ipv4(&r.address, &addr_key)?;
-    if let Some(k) = net.addresses.iter().position(|a| a.address == address) {
-        return Err(c.err(
-            &r.address.referenced,
-            addr_key,
-            format!("{address} is the director's own address (addresses[{k}])"),
-        ));
-    }
-    if address == vip {
-        return Err(c.err(
-            &r.address.referenced,
-            addr_key,
-            format!("{address} is the service's VIP; a real server needs its own address"),
-        ));
-    }
     let forward = match &r.forward {
         Some(f) => parse_forward(c, f, &format!("{base}.forward"))?,
         None => svc_forward,
     };
     let port_key = format!("{base}.port");
     let port = match &r.port {
-        None => svc_port,
-        Some(p) if svc_port == 0 => {
-            return Err(c.err(
-                &p.referenced,
-                port_key,
-                "the real server gets each packet on its own port in a firewall-mark or port-zero service: leave the port out",
-            ))
-        }
+        None => 0,
         Some(p) => {
             let port: u16 = c.int(p, &port_key, 0, 65535)?;
-            match forward {
-                Forward::Nat if port == 0 => {
-                    return Err(c.err(
-                        &p.referenced,
-                        port_key,
-                        format!("a NAT real server needs a port to rewrite to: use 1..=65535 or leave it out for the service port {svc_port}"),
-                    ))
-                }
-                Forward::Tunnel | Forward::Dr if port != svc_port => {
-                    return Err(c.err(
-                        &p.referenced,
-                        port_key,
-                        format!("{forward} forwarding cannot change the port: the real server receives the packet on the service port {svc_port}; write {svc_port} or leave it out"),
-                    ))
-                }
-                _ => port,
+            // Written out, 0 is no port at all, which NAT cannot rewrite
+            // to (left out, the port is the service's).
+            if forward == ForwardMethod::Nat && port == 0 && svc_port != 0 {
+                return Err(c.err(
+                    &p.referenced,
+                    port_key,
+                    format!("a NAT real server needs a port to rewrite to: use 1..=65535 or leave it out for the service port {svc_port}"),
+                ));
             }
+            port
         }
     };
     let weight = c.opt_int(
@@ -1007,41 +963,38 @@ fn real(
     let max = i64::from(MAX_THRESHOLD);
     let upper_threshold = c.opt_int(&r.upper_threshold, &upper_key, 0, max, 0)?;
     let lower_threshold: u32 = c.opt_int(&r.lower_threshold, &lower_key, 0, max, 0)?;
-    if let Some(l) = r
-        .lower_threshold
-        .as_ref()
-        .filter(|_| lower_threshold > upper_threshold)
-    {
-        let message = if upper_threshold == 0 {
-            format!("lower_threshold {lower_threshold} without an upper_threshold: the lower one (ipvsadm -y) may not exceed the upper one (-x), 0 meaning none")
-        } else {
-            format!("lower_threshold {lower_threshold} is above upper_threshold {upper_threshold}; IPVS refuses that")
-        };
-        return Err(c.err(&l.referenced, lower_key, message));
-    }
-    if !net.on_link(address) {
-        if forward == Forward::Dr {
-            return Err(c.err(
-                &r.address.referenced,
-                addr_key,
-                format!("{address} is not on-link, and direct routing only rewrites the MAC: add a director address whose subnet contains it, or a static neighbor"),
-            ));
-        }
-        if !net.gateway {
-            return Err(c.err(
-                &r.address.referenced,
-                addr_key,
-                format!("no route to {address}: it is in no director address's subnet and there is no gateway"),
-            ));
-        }
-    }
-    Ok(Real {
-        address,
+    // The rules themselves are the service table's (`ipvsadm -a`).
+    let spec = RealSpec {
+        addr: IpAddr::V4(address),
         port,
         weight,
-        forward,
+        method: forward,
         upper_threshold,
         lower_threshold,
+    };
+    let ctx = RealContext {
+        vip,
+        service_port: svc_port,
+        network: net,
+    };
+    let real = table::check_real(ctx, &spec).map_err(|e| {
+        let at = |v: &Option<S<i64>>| v.as_ref().map(|v| v.referenced);
+        let (key, loc) = match e.real_field() {
+            RealField::Port => (port_key, at(&r.port)),
+            RealField::Weight => (format!("{base}.weight"), at(&r.weight)),
+            RealField::UpperThreshold => (upper_key, at(&r.upper_threshold)),
+            RealField::LowerThreshold => (lower_key, at(&r.lower_threshold)),
+            RealField::Address | RealField::Other => (addr_key, None),
+        };
+        c.err(&loc.unwrap_or(r.address.referenced), key, e.to_string())
+    })?;
+    Ok(Real {
+        address: real.addr,
+        port: real.port,
+        weight: real.weight,
+        forward: real.method,
+        upper_threshold: real.upper_threshold,
+        lower_threshold: real.lower_threshold,
     })
 }
 

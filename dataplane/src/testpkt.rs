@@ -1,6 +1,7 @@
 //! Packet builders for tests and benchmarks (not for the per-packet path:
 //! they allocate).
 
+use crate::snapshot::{LocalAddress, PortInfo};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
 use l4vs_wire::{arp, icmp, ipv4, tcp, udp};
@@ -117,4 +118,28 @@ pub fn arp(
     a.set_sender(src_mac, sender);
     a.set_target(target_mac, target);
     f
+}
+
+/// The lab director's MAC address in tests and benchmarks.
+pub const DIRECTOR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+/// The lab director's one port ([`DIRECTOR_MAC`], MTU 1500) and its two
+/// addresses on it: 198.18.1.1/24 towards the clients and 198.18.2.1/24
+/// towards the real servers.
+pub fn lab_director() -> (Vec<PortInfo>, Vec<LocalAddress>) {
+    let local = |addr| LocalAddress {
+        port: 0,
+        addr,
+        prefix_len: 24,
+    };
+    (
+        vec![PortInfo {
+            mac: DIRECTOR_MAC,
+            mtu: 1500,
+        }],
+        vec![
+            local(Ipv4Addr::new(198, 18, 1, 1)),
+            local(Ipv4Addr::new(198, 18, 2, 1)),
+        ],
+    )
 }

@@ -5,17 +5,16 @@
 //! the persistence netmask applied, as the connection's own packets do.
 
 use core::net::Ipv4Addr;
-use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
 use l4vs_dataplane::{
-    CompiledService, Counters, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, Persistence,
-    PortInfo, Protocol, Real, SchedulerKind, Service, ServiceOptions, Snapshot, VecPacket, Verdict,
-    Worker, WorkerConfig,
+    CompiledService, Counters, ForwardMethod, NeighborTable, PacketBuf, Persistence, Protocol,
+    Real, SchedulerKind, Service, ServiceOptions, Snapshot, VecPacket, Verdict, Worker,
+    WorkerConfig,
 };
 use l4vs_wire::ethernet::Address as Mac;
 use l4vs_wire::{icmp, ipv4, tcp};
 use std::sync::Arc;
 
-const DIRECTOR_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
 const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
@@ -45,29 +44,8 @@ fn service(port: u16, scheduler: SchedulerKind, options: ServiceOptions) -> Serv
 }
 
 fn snapshot(slots: Vec<Option<Arc<CompiledService>>>) -> Arc<Snapshot> {
-    Arc::new(
-        Snapshot::from_slots(
-            vec![PortInfo {
-                mac: DIRECTOR_MAC,
-                mtu: 1500,
-            }],
-            vec![
-                LocalAddress {
-                    port: 0,
-                    addr: Ipv4Addr::new(198, 18, 1, 1),
-                    prefix_len: 24,
-                },
-                LocalAddress {
-                    port: 0,
-                    addr: Ipv4Addr::new(198, 18, 2, 1),
-                    prefix_len: 24,
-                },
-            ],
-            None,
-            slots,
-        )
-        .unwrap(),
-    )
+    let (ports, locals) = testpkt::lab_director();
+    Arc::new(Snapshot::from_slots(ports, locals, None, slots).unwrap())
 }
 
 fn worker(snap: Arc<Snapshot>, seed: u64, id: u16, workers: u16) -> Worker {

@@ -21,10 +21,10 @@
 use clap::Parser;
 use core::net::Ipv4Addr;
 use l4vs_control::table::{Command, Network, RealSpec, ServiceKey, ServiceSpec, ServiceTable};
-use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
 use l4vs_dataplane::{
-    Counters, ForwardMethod, LocalAddress, NeighborTable, PortInfo, Protocol, SchedulerKind,
-    Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
+    Counters, ForwardMethod, NeighborTable, Protocol, SchedulerKind, Snapshot, VecPacket, Verdict,
+    Worker, WorkerConfig,
 };
 use l4vs_wire::ethernet::Address as MacAddr;
 use std::net::IpAddr;
@@ -46,7 +46,6 @@ struct Args {
     window_ms: u64,
 }
 
-const DIRECTOR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 1, 10]);
 const BURST: usize = 32;
 
@@ -109,27 +108,9 @@ fn table(n: usize, reals: usize) -> ServiceTable {
 
 /// The snapshot of `t`, compiling what changed since the last call.
 fn publish(t: &mut ServiceTable) -> Snapshot {
-    Snapshot::from_slots(
-        vec![PortInfo {
-            mac: DIRECTOR_MAC,
-            mtu: 1500,
-        }],
-        vec![
-            LocalAddress {
-                port: 0,
-                addr: Ipv4Addr::new(198, 18, 1, 1),
-                prefix_len: 24,
-            },
-            LocalAddress {
-                port: 0,
-                addr: Ipv4Addr::new(198, 18, 2, 1),
-                prefix_len: 24,
-            },
-        ],
-        None,
-        t.compile().expect("compile"),
-    )
-    .expect("benchmark snapshot")
+    let (ports, locals) = testpkt::lab_director();
+    Snapshot::from_slots(ports, locals, None, t.compile().expect("compile"))
+        .expect("benchmark snapshot")
 }
 
 /// What the worker thread shares with the main thread.

@@ -1,0 +1,544 @@
+//! One worker's packet pipeline: parse, classify, look up or schedule a
+//! connection, rewrite, and decide.
+//!
+//! A [`Worker`] owns its connection table, its per-service scheduler state
+//! and its counters; it reads the shared [`Snapshot`] and the lock-free
+//! [`NeighborTable`]. [`Worker::process`] handles one packet in place and
+//! returns its [`Verdict`]; the caller (the lcore loop, or a test) does the
+//! I/O. Malformed input never panics: every early exit is a counted
+//! [`DropReason`].
+//!
+//! The module follows the kernel's IPVS split: this file is dispatch and
+//! connection lookup (`ip_vs_in` in ip_vs_core.c); `xmit` transmits, one
+//! function per forwarding method (ip_vs_xmit.c); `icmp` relays ICMP
+//! errors and answers echo requests (`ip_vs_in_icmp`, `ip_vs_out_icmp`);
+//! `persist` keeps persistence templates (`ip_vs_sched_persist`); `arp`
+//! answers ARP and solicits next hops.
+//!
+//! Choices where LVS leaves room, stated once here:
+//! - Fragments are dropped (`ip_fragment`): the director does not reassemble,
+//!   and a non-first fragment carries no ports to classify by.
+//! - TTL is left alone for NAT and DR, as IPVS does on its LOCAL_IN path;
+//!   IP-IP copies the inner TTL to the outer header and refuses TTL <= 1.
+//! - A TCP packet without a connection creates one only if it is a SYN
+//!   without ACK; a SYN that finds a CLOSE or TIME_WAIT entry is scheduled
+//!   afresh (IPVS's conn_reuse behaviour).
+//! - An unresolved next hop turns the packet itself into an ARP request
+//!   (rate-limited per neighbour), so resolving allocates nothing; the
+//!   original packet is counted as `neighbor_unresolved`.
+//! - 802.1Q frames keep their tag.
+
+use crate::conn::{self, Conn, ConnTable, Direction};
+use crate::model::{ConnState, ForwardMethod, Real, Timeouts, Tuple};
+use crate::neighbor::NeighborTable;
+use crate::packet::PacketBuf;
+use crate::sched::RealStats;
+use crate::sched::{SchedPacket, Scheduler};
+use crate::snapshot::{CompiledService, Snapshot};
+use crate::state::{self, Activity};
+use crate::steer::Steering;
+use crate::verdict::{Counters, DropReason, Verdict};
+use core::net::Ipv4Addr;
+use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
+use l4vs_wire::ipv4::{self, Protocol};
+use l4vs_wire::{tcp, udp, Error as WireError};
+use std::sync::Arc;
+
+mod arp;
+mod icmp;
+mod persist;
+mod xmit;
+
+/// Tunables of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Connection table capacity.
+    pub conn_capacity: u32,
+    /// State timeouts.
+    pub timeouts: Timeouts,
+    /// Hash seed of the connection table.
+    pub seed: u64,
+    /// Minimum interval between ARP requests for one neighbour, and the
+    /// first interval of the solicitation back-off.
+    pub arp_retry_ms: u64,
+    /// Longest interval between unanswered solicitations of a configured
+    /// next hop (the back-off doubles up to it).
+    pub arp_solicit_cap_ms: u64,
+    /// Entries examined per housekeeping call for expiry.
+    pub sweep_budget: usize,
+    /// This worker's index among `workers`.
+    pub worker_id: u16,
+    /// Number of workers sharing the ports (see [`crate::steer`]).
+    pub workers: u16,
+    /// IPVS `expire_nodest_conn`: a packet of a connection whose real
+    /// server was removed from its service expires the connection and is
+    /// dropped. Off (the IPVS default), such connections keep forwarding
+    /// to their old real until they end.
+    pub expire_nodest_conn: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            conn_capacity: 1 << 20,
+            timeouts: Timeouts::default(),
+            seed: 0x6c34_7673,
+            arp_retry_ms: 1000,
+            arp_solicit_cap_ms: 60_000,
+            sweep_budget: 256,
+            worker_id: 0,
+            workers: 1,
+            expire_nodest_conn: false,
+        }
+    }
+}
+
+/// A worker's dataplane state.
+#[derive(Debug)]
+pub struct Worker {
+    snap: Arc<Snapshot>,
+    /// Scheduler state per service slot of `snap` (None: a free slot).
+    sched: Vec<Option<Scheduler>>,
+    /// Snapshots taken so far; mixed into the seed of rebuilt schedulers.
+    generation: u64,
+    conns: ConnTable,
+    neigh: Arc<NeighborTable>,
+    counters: Arc<Counters>,
+    cfg: WorkerConfig,
+    steer: Steering,
+    ident: u16,
+}
+
+/// Where a packet's L2 next hop is.
+struct NextHop {
+    port: u16,
+    mac: MacAddr,
+    ip: Ipv4Addr,
+}
+
+/// What the L4 header says, read once.
+#[derive(Clone, Copy)]
+struct L4 {
+    sport: u16,
+    dport: u16,
+    tcp_flags: Option<u8>,
+}
+
+impl Worker {
+    /// A worker forwarding by `snap`.
+    pub fn new(
+        snap: Arc<Snapshot>,
+        neigh: Arc<NeighborTable>,
+        counters: Arc<Counters>,
+        cfg: WorkerConfig,
+    ) -> Worker {
+        let mut w = Worker {
+            snap: Arc::clone(&snap),
+            sched: Vec::new(),
+            generation: 0,
+            conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
+            neigh,
+            counters,
+            steer: Steering::new(cfg.worker_id, cfg.workers),
+            cfg,
+            ident: 0,
+        };
+        w.sched = snap
+            .slots()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.as_ref().map(|s| w.fresh_scheduler(i, s)))
+            .collect();
+        w
+    }
+
+    /// New per-worker scheduler state for the service in slot `slot`. Its
+    /// random stream (twos) is seeded by worker, slot and snapshot
+    /// generation, so that no two workers, and no two rebuilds, draw the
+    /// same sequence.
+    fn fresh_scheduler(&self, slot: usize, svc: &CompiledService) -> Scheduler {
+        let seed = self.cfg.seed
+            ^ ((slot as u64) << 48)
+            ^ self.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Scheduler::with_tables(svc.scheduler, &svc.reals, svc.tables(), seed)
+    }
+
+    /// Switches to a new snapshot between bursts. A service whose compiled
+    /// form is the same `Arc` in the same slot as before keeps its
+    /// scheduler state (rr/wrr positions, lblc/lblcr caches, twos's random
+    /// stream, its shared mh table); only changed or new services get new
+    /// state, built from the tables the control thread compiled. Costs a
+    /// pointer comparison per slot plus the per-worker state of the
+    /// changed services. Established connections keep their real servers
+    /// (their entries carry what forwarding needs).
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.generation = self.generation.wrapping_add(1);
+        let mut old = core::mem::take(&mut self.sched);
+        let mut sched = Vec::with_capacity(snap.slots().len());
+        for (i, slot) in snap.slots().iter().enumerate() {
+            let Some(new) = slot else {
+                sched.push(None);
+                continue;
+            };
+            let unchanged = self
+                .snap
+                .slots()
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|prev| Arc::ptr_eq(prev, new));
+            let kept = if unchanged {
+                old.get_mut(i).and_then(Option::take)
+            } else {
+                None
+            };
+            sched.push(Some(kept.unwrap_or_else(|| self.fresh_scheduler(i, new))));
+        }
+        self.sched = sched;
+        self.snap = snap;
+    }
+
+    /// The scheduler state of the service in slot `sid`, if any (tests
+    /// use it to check what a snapshot swap kept).
+    pub fn scheduler(&self, sid: u16) -> Option<&Scheduler> {
+        self.sched.get(usize::from(sid))?.as_ref()
+    }
+
+    /// The snapshot this worker forwards by.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// This worker's connection table.
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// Expires connections a few at a time; call between bursts.
+    pub fn housekeeping(&mut self, now_ms: u64) {
+        let snap = &self.snap;
+        let n = self
+            .conns
+            .expire((now_ms / 1000) as u32, self.cfg.sweep_budget, |c| {
+                unbind(snap, c)
+            });
+        self.counters.conns_expired.add(n as u64);
+    }
+
+    /// Loads the connection-table bucket of a frame's tuple into cache.
+    /// Call it for every packet of a burst before processing the burst.
+    #[inline]
+    pub fn prefetch(&self, frame: &[u8]) {
+        if let Some(t) = peek_tuple(frame) {
+            self.conns.prefetch(&t);
+        }
+    }
+
+    /// Processes a burst: prefetches every packet's bucket, then handles
+    /// each packet; `verdicts[i]` is packet i's.
+    pub fn process_burst<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        pkts: &mut [B],
+        verdicts: &mut [Verdict],
+        now_ms: u64,
+    ) {
+        for p in pkts.iter() {
+            self.prefetch(p.data());
+        }
+        for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+            *v = self.process(in_port, p, now_ms);
+        }
+    }
+
+    /// Handles one packet received on `in_port`, in place, and counts it.
+    pub fn process<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
+        self.counters.rx.inc();
+        let v = self.classify(in_port, pkt, now_ms);
+        match v {
+            Verdict::Forward { .. } => self.counters.forwarded.inc(),
+            Verdict::Drop(r) => self.counters.count_drop(r),
+            Verdict::ToControl => self.counters.to_control.inc(),
+            Verdict::Consumed => self.counters.consumed.inc(),
+            Verdict::Redirect { .. } => self.counters.redirected.inc(),
+        }
+        v
+    }
+
+    fn classify<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
+        let Some(port) = self.snap.ports().get(usize::from(in_port)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let port_mac = port.mac;
+        let (l2, ethertype) = {
+            let Ok(eth) = ethernet::Frame::new_checked(pkt.data()) else {
+                return Verdict::Drop(DropReason::EthTruncated);
+            };
+            let dst = eth.dst_addr();
+            if !dst.is_multicast() && dst != port_mac {
+                return Verdict::Drop(DropReason::EthOtherHost);
+            }
+            (eth.header_len(), eth.ethertype())
+        };
+        match ethertype {
+            EtherType::Arp => self.arp(in_port, port_mac, pkt, l2),
+            EtherType::Ipv4 => self.ipv4(in_port, pkt, l2, now_ms),
+            _ => Verdict::Drop(DropReason::EthUnknownType),
+        }
+    }
+
+    fn ipv4<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, l2: usize, now_ms: u64) -> Verdict {
+        let data = pkt.data();
+        let ip = match ipv4::Packet::new_checked(&data[l2..]) {
+            Ok(ip) => ip,
+            Err(WireError::Truncated) => return Verdict::Drop(DropReason::IpTruncated),
+            Err(_) => return Verdict::Drop(DropReason::IpMalformed),
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Drop(DropReason::IpBadChecksum);
+        }
+        if ip.is_fragment() {
+            return Verdict::Drop(DropReason::IpFragment);
+        }
+        let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        let l4 = match proto {
+            Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
+                Ok(t) => L4 {
+                    sport: t.src_port(),
+                    dport: t.dst_port(),
+                    tcp_flags: Some(t.flags()),
+                },
+                Err(_) => return Verdict::Drop(DropReason::L4Truncated),
+            },
+            Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
+                Ok(u) => L4 {
+                    sport: u.src_port(),
+                    dport: u.dst_port(),
+                    tcp_flags: None,
+                },
+                Err(_) => return Verdict::Drop(DropReason::L4Truncated),
+            },
+            Protocol::Icmp => return self.icmp(in_port, pkt, l2, now_ms),
+            _ if self.snap.is_local(dst) => return Verdict::ToControl,
+            _ => return Verdict::Drop(DropReason::L4Unsupported),
+        };
+        let tuple = Tuple {
+            proto: proto.into(),
+            src,
+            sport: l4.sport,
+            dst,
+            dport: l4.dport,
+        };
+        // The client side of the tuple decides the owning worker.
+        if self.steer.workers() > 1 {
+            let client = if self.snap.is_vip(dst) { src } else { dst };
+            if let Some(owner) = self.foreign_owner(client) {
+                return Verdict::Redirect { worker: owner };
+            }
+        }
+        let now_s = (now_ms / 1000) as u32;
+
+        if let Some((i, dir)) = self.conns.lookup(&tuple) {
+            let c = *self.conns.get(i);
+            // IPVS conn_reuse_mode: a fresh SYN on a TIME_WAIT or CLOSE
+            // entry is a new connection, scheduled afresh.
+            let fresh_syn = dir == Direction::In
+                && l4
+                    .tcp_flags
+                    .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
+                && matches!(c.state, ConnState::Close | ConnState::TimeWait);
+            if self.cfg.expire_nodest_conn && !self.real_exists(&c) {
+                let gone = self.conns.remove(i);
+                unbind(&self.snap, &gone);
+                self.counters.conns_expired.inc();
+                return Verdict::Drop(DropReason::NoDestination);
+            }
+            if c.expires <= now_s || fresh_syn {
+                let gone = self.conns.remove(i);
+                unbind(&self.snap, &gone);
+                self.counters.conns_expired.inc();
+            } else {
+                let timeouts = self.timeouts_of(c.service);
+                let c = self.conns.get_mut(i);
+                let activity = state::transition(c, dir, l4.tcp_flags, now_s, &timeouts);
+                let c = *c;
+                if activity != Activity::Unchanged {
+                    if let Some((stats, _)) = real_stats(&self.snap, &c) {
+                        match activity {
+                            Activity::Activated => stats.conn_activated(),
+                            _ => stats.conn_deactivated(),
+                        }
+                    }
+                }
+                return self.forward(pkt, l2, &c, dir, now_ms);
+            }
+        }
+
+        // No connection: only a packet to a service may open one.
+        let Some(sid) = self.snap.classify(dst, l4.dport, proto.into()) else {
+            return if self.snap.is_vip(dst) {
+                Verdict::Drop(DropReason::NoService)
+            } else if self.snap.is_local(dst) {
+                Verdict::ToControl
+            } else {
+                Verdict::Drop(DropReason::IpNotForUs)
+            };
+        };
+        if let Some(f) = l4.tcp_flags {
+            if f & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) != tcp::flags::SYN {
+                return Verdict::Drop(DropReason::TcpNotSyn);
+            }
+        }
+        let snap = self.snap.clone();
+        let Some(svc) = snap.service(sid) else {
+            return Verdict::Drop(DropReason::NoService);
+        };
+        let opening = SchedPacket {
+            src,
+            sport: l4.sport,
+            dst,
+            dport: l4.dport,
+            proto: proto.into(),
+        };
+        let chosen = match svc.options.persistence {
+            Some(p) => self.persistent_real(sid, svc, &opening, p, now_s),
+            None => self.schedule(sid, svc, &opening, now_s),
+        };
+        let Some(ri) = chosen else {
+            return Verdict::Drop(DropReason::NoRealServer);
+        };
+        let real = &svc.reals[ri];
+        // NAT may change the port; fwmark and port-zero services keep the
+        // packet's own, and tunnel/DR cannot change it.
+        let keeps_port = svc.options.fwmark != 0 || svc.port == 0;
+        let rport = if real.method == ForwardMethod::Nat && real.port != 0 && !keeps_port {
+            real.port
+        } else {
+            l4.dport
+        };
+        let mut c = Conn::new(
+            &tuple,
+            real.addr,
+            rport,
+            sid,
+            ri as u16,
+            real.method,
+            ConnState::None,
+            now_s,
+        );
+        // ip_vs_in: the packet that created the connection sets its state.
+        let activity = state::transition(
+            &mut c,
+            Direction::In,
+            l4.tcp_flags,
+            now_s,
+            &svc.options.timeouts,
+        );
+        if self.conns.insert(c).is_err() {
+            return Verdict::Drop(DropReason::ConnTableFull);
+        }
+        // ip_vs_bind_dest counts every new connection inactive; then its
+        // first packet's state change (a SYN: SYN_RECV) may activate it.
+        svc.stats[ri].conn_bound(real, false);
+        if activity == Activity::Activated {
+            svc.stats[ri].conn_activated();
+        }
+        self.counters.conns_created.inc();
+        self.forward(pkt, l2, &c, Direction::In, now_ms)
+    }
+
+    /// The worker owning `client`, when it is not this one. Clients are
+    /// masked by the widest persistence netmask first, so all clients that
+    /// share a persistence template share a worker.
+    #[inline]
+    fn foreign_owner(&self, client: Ipv4Addr) -> Option<u16> {
+        let key = Ipv4Addr::from_bits(client.to_bits() & self.snap.owner_mask());
+        let owner = self.steer.owner(key);
+        (owner != self.steer.me()).then_some(owner)
+    }
+
+    /// Runs the scheduler of the service in slot `sid`.
+    #[inline]
+    fn schedule(
+        &mut self,
+        sid: u16,
+        svc: &CompiledService,
+        pkt: &SchedPacket,
+        now_s: u32,
+    ) -> Option<usize> {
+        self.sched
+            .get_mut(usize::from(sid))?
+            .as_mut()?
+            .schedule(&svc.reals, &svc.stats, pkt, now_s)
+    }
+
+    /// True when the connection's real server is still in its service.
+    fn real_exists(&self, c: &Conn) -> bool {
+        real_stats(&self.snap, c).is_some_and(|(_, r)| r.method == c.method)
+    }
+
+    /// The timeouts of a service's connections (the worker's defaults for
+    /// a connection whose service is gone).
+    #[inline]
+    fn timeouts_of(&self, sid: u16) -> Timeouts {
+        self.snap
+            .service(sid)
+            .map_or(self.cfg.timeouts, |s| s.options.timeouts)
+    }
+}
+
+/// The shared statistics and the configuration of a connection's real
+/// server, if the snapshot still has it (a reload may have removed it).
+fn real_stats<'a>(snap: &'a Snapshot, c: &Conn) -> Option<(&'a RealStats, &'a Real)> {
+    let svc = snap.service(c.service)?;
+    let i = usize::from(c.real);
+    let i = match svc.reals.get(i) {
+        Some(r) if r.addr == c.rip => i,
+        // A change removed reals before this one since the connection was
+        // scheduled, so its index moved: find it by address (and, for
+        // NAT, the port it rewrites to). Runs on connection events only.
+        _ => svc.reals.iter().position(|r| {
+            r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == c.rport)
+        })?,
+    };
+    Some((svc.stats.get(i)?, &svc.reals[i]))
+}
+
+/// ip_vs_unbind_dest for a connection leaving the table: its real server
+/// counts one active or inactive connection less. Templates were never
+/// counted.
+fn unbind(snap: &Snapshot, c: &Conn) {
+    if c.flags & conn::flags::TEMPLATE != 0 {
+        return;
+    }
+    if let Some((stats, real)) = real_stats(snap, c) {
+        stats.conn_unbound(real, c.flags & conn::flags::INACTIVE == 0);
+    }
+}
+
+/// The tuple of a TCP or UDP frame, without any validation beyond what
+/// reading it needs (checksums and lengths are checked by `process`).
+#[inline]
+fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::Ipv4 {
+        return None;
+    }
+    let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
+    let proto = ip.protocol();
+    if !matches!(proto, Protocol::Tcp | Protocol::Udp) {
+        return None;
+    }
+    let (sport, dport) = tcp::ports(ip.payload())?;
+    Some(Tuple {
+        proto: proto.into(),
+        src: ip.src_addr(),
+        sport,
+        dst: ip.dst_addr(),
+        dport,
+    })
+}

@@ -1,0 +1,271 @@
+//! Transmit, one function per forwarding method, as ip_vs_xmit.c has
+//! them: `nat_xmit` (ip_vs_nat_xmit), `tunnel_xmit` (ip_vs_tunnel_xmit),
+//! `dr_xmit` (ip_vs_dr_xmit); and the route and neighbour lookup they share.
+
+use super::arp::write_arp_request;
+use super::{NextHop, Worker};
+use crate::conn::{Conn, Direction};
+use crate::model::ForwardMethod;
+use crate::packet::PacketBuf;
+use crate::verdict::{DropReason, Verdict};
+use core::net::Ipv4Addr;
+use l4vs_wire::ethernet::{self};
+use l4vs_wire::ipv4::{self, Protocol};
+use l4vs_wire::rewrite::{self, End};
+use l4vs_wire::{arp, icmp};
+
+impl Worker {
+    /// Sends a packet of connection `c` travelling `dir` by the
+    /// connection's forwarding method.
+    pub(super) fn forward<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        c: &Conn,
+        dir: Direction,
+        now_ms: u64,
+    ) -> Verdict {
+        match c.method {
+            ForwardMethod::Nat => self.nat_xmit(pkt, l2, c, dir, now_ms),
+            ForwardMethod::Tunnel => self.tunnel_xmit(pkt, l2, c, now_ms),
+            ForwardMethod::DirectRouting => self.dr_xmit(pkt, l2, c, now_ms),
+        }
+    }
+
+    /// ip_vs_nat_xmit / ip_vs_nat_xmit's reply side (`handle_response`):
+    /// towards the real, the destination becomes the real's address and
+    /// port; back from it, the source becomes the VIP and virtual port;
+    /// IP and L4 checksums are updated incrementally.
+    fn nat_xmit<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        c: &Conn,
+        dir: Direction,
+        now_ms: u64,
+    ) -> Verdict {
+        let hop = match self.next_hop(pkt, l2, c.destination(dir), now_ms) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
+        let ip = &mut pkt.data_mut()[l2..];
+        let (end, addr, port) = match dir {
+            Direction::In => (End::Dst, c.rip, c.rport),
+            Direction::Out => (End::Src, c.vip, c.vport),
+        };
+        if rewrite::rewrite(ip, end, addr, port).is_err() {
+            return Verdict::Drop(DropReason::L4Truncated);
+        }
+        match dir {
+            Direction::In => self.counters.nat_in.inc(),
+            Direction::Out => self.counters.nat_out.inc(),
+        }
+        self.send(pkt, &hop)
+    }
+
+    /// ip_vs_tunnel_xmit: an outer IPv4 header to the real server (RFC
+    /// 2003); a packet too big for the tunnel with DF set is answered with
+    /// fragmentation needed.
+    fn tunnel_xmit<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        c: &Conn,
+        now_ms: u64,
+    ) -> Verdict {
+        let hop = match self.next_hop(pkt, l2, c.rip, now_ms) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
+        match self.encapsulate(pkt, l2, c.rip, &hop) {
+            Ok(()) => self.counters.tunnel.inc(),
+            Err(TunnelError::Drop(r)) => return Verdict::Drop(r),
+            Err(TunnelError::TooBig { mtu }) => return self.frag_needed(pkt, l2, c, mtu, now_ms),
+        }
+        self.send(pkt, &hop)
+    }
+
+    /// ip_vs_dr_xmit: the packet as it is, to the real server's MAC.
+    fn dr_xmit<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, c: &Conn, now_ms: u64) -> Verdict {
+        let hop = match self.next_hop(pkt, l2, c.rip, now_ms) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
+        self.counters.direct.inc();
+        self.send(pkt, &hop)
+    }
+
+    /// Route and resolve `toward`: its next hop, or the verdict for a packet
+    /// that had to become an ARP request (or be dropped) on the way.
+    pub(super) fn next_hop<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        toward: Ipv4Addr,
+        now_ms: u64,
+    ) -> Result<NextHop, Verdict> {
+        let Some((next_hop, port)) = self.snap.route(toward) else {
+            return Err(Verdict::Drop(DropReason::NoRoute));
+        };
+        self.resolve(pkt, l2, next_hop, port, now_ms)
+    }
+
+    /// Addresses the frame to `hop` and forwards it.
+    pub(super) fn send<B: PacketBuf>(&self, pkt: &mut B, hop: &NextHop) -> Verdict {
+        let src_mac = self.snap.ports()[usize::from(hop.port)].mac;
+        let mut eth = ethernet::Frame::new_unchecked(pkt.data_mut());
+        eth.set_dst_addr(hop.mac);
+        eth.set_src_addr(src_mac);
+        Verdict::Forward { port: hop.port }
+    }
+
+    /// The MAC of `next_hop`, or the verdict for a packet that became an
+    /// ARP request (or was dropped) because it is not known yet.
+    pub(super) fn resolve<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        next_hop: Ipv4Addr,
+        port: u16,
+        now_ms: u64,
+    ) -> Result<NextHop, Verdict> {
+        if let Some(n) = self.neigh.lookup(next_hop) {
+            return Ok(NextHop {
+                port: n.port,
+                mac: n.mac,
+                ip: next_hop,
+            });
+        }
+        let src_ip = self.snap.source_address(port, next_hop);
+        let enough_room = pkt.data().len() >= l2 + arp::PACKET_LEN;
+        match src_ip {
+            Some(sip)
+                if enough_room
+                    && self
+                        .neigh
+                        .should_request(next_hop, now_ms, self.cfg.arp_retry_ms) =>
+            {
+                let mac = self.snap.ports()[usize::from(port)].mac;
+                pkt.truncate(l2 + arp::PACKET_LEN);
+                write_arp_request(pkt.data_mut(), l2, mac, sip, next_hop);
+                self.counters.arp_requests.inc();
+                // The original packet is lost: count it here, since the
+                // buffer itself leaves as the request.
+                self.counters.count_drop(DropReason::NeighborUnresolved);
+                Err(Verdict::Forward { port })
+            }
+            _ => Err(Verdict::Drop(DropReason::NeighborUnresolved)),
+        }
+    }
+
+    /// RFC 2003 encapsulation: an outer header to the real server, inner
+    /// packet untouched; outer TTL and DF copied from the inner header.
+    pub(super) fn encapsulate<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        rip: Ipv4Addr,
+        hop: &NextHop,
+    ) -> Result<(), TunnelError> {
+        let (tl, ttl, df, tos) = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
+            (
+                usize::from(ip.total_len()),
+                ip.ttl(),
+                ip.dont_frag(),
+                ip.tos(),
+            )
+        };
+        if ttl <= 1 {
+            return Err(TunnelError::Drop(DropReason::IpTtlExpired));
+        }
+        let mtu = usize::from(self.snap.ports()[usize::from(hop.port)].mtu);
+        if tl + ipv4::HEADER_LEN > mtu {
+            // IPVS (ip_vs_tunnel_xmit): DF set -> fragmentation needed with
+            // the MTU the tunnel leaves; without DF the packet would need
+            // fragmenting, which l4vs does not do.
+            return Err(if df {
+                TunnelError::TooBig {
+                    mtu: (mtu - ipv4::HEADER_LEN) as u16,
+                }
+            } else {
+                TunnelError::Drop(DropReason::TunnelTooBig)
+            });
+        }
+        let src = self
+            .snap
+            .source_address(hop.port, hop.ip)
+            .ok_or(TunnelError::Drop(DropReason::NoRoute))?;
+        pkt.truncate(l2 + tl);
+        if !pkt.prepend(ipv4::HEADER_LEN) {
+            return Err(TunnelError::Drop(DropReason::TunnelNoHeadroom));
+        }
+        let d = pkt.data_mut();
+        d.copy_within(ipv4::HEADER_LEN..ipv4::HEADER_LEN + l2, 0);
+        self.ident = self.ident.wrapping_add(1);
+        let mut outer = ipv4::Packet::new_unchecked(&mut d[l2..l2 + ipv4::HEADER_LEN]);
+        outer.set_version_and_header_len(ipv4::HEADER_LEN);
+        outer.set_tos(tos);
+        outer.set_total_len((tl + ipv4::HEADER_LEN) as u16);
+        outer.set_ident(self.ident);
+        outer.set_unfragmented(df);
+        outer.set_ttl(ttl);
+        outer.set_protocol(Protocol::IpIp);
+        outer.set_src_addr(src);
+        outer.set_dst_addr(rip);
+        outer.fill_checksum();
+        Ok(())
+    }
+
+    /// Turns a packet too big for the tunnel into ICMP "fragmentation
+    /// needed" (RFC 1191, next-hop MTU `mtu`) from the VIP back to the
+    /// client, quoting the IP header and 8 bytes of payload (RFC 792).
+    pub(super) fn frag_needed<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        c: &Conn,
+        mtu: u16,
+        now_ms: u64,
+    ) -> Verdict {
+        let hop = match self.next_hop(pkt, l2, c.client, now_ms) {
+            Ok(h) => h,
+            Err(v) => return v,
+        };
+        // The original packet is lost either way; count it as too big.
+        self.counters.count_drop(DropReason::TunnelTooBig);
+        let hl = ipv4::Packet::new_unchecked(&pkt.data()[l2..]).header_len();
+        let quote = hl + 8;
+        let total = ipv4::HEADER_LEN + icmp::HEADER_LEN + quote;
+        let d = pkt.data_mut();
+        d.copy_within(l2..l2 + quote, l2 + ipv4::HEADER_LEN + icmp::HEADER_LEN);
+        self.ident = self.ident.wrapping_add(1);
+        let mut ip = ipv4::Packet::new_unchecked(&mut d[l2..l2 + total]);
+        ip.set_version_and_header_len(ipv4::HEADER_LEN);
+        ip.set_tos(0);
+        ip.set_total_len(total as u16);
+        ip.set_ident(self.ident);
+        ip.set_unfragmented(false);
+        ip.set_ttl(64);
+        ip.set_protocol(Protocol::Icmp);
+        ip.set_src_addr(c.vip);
+        ip.set_dst_addr(c.client);
+        ip.fill_checksum();
+        let mut m = icmp::Packet::new_unchecked(&mut d[l2 + ipv4::HEADER_LEN..l2 + total]);
+        m.set_type_and_code(icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED);
+        m.set_rest_of_header(0, mtu);
+        m.fill_checksum();
+        pkt.truncate(l2 + total);
+        self.counters.icmp_frag_needed_sent.inc();
+        self.send(pkt, &hop)
+    }
+}
+
+/// Why a packet could not be tunnelled.
+pub(super) enum TunnelError {
+    Drop(DropReason),
+    /// Too big with DF set: answer with fragmentation needed at this MTU.
+    TooBig {
+        mtu: u16,
+    },
+}

@@ -1,63 +1,130 @@
 //! `l4vs run`: boot EAL and the ports, start one pinned worker per
-//! configured core, and run the control loop until SIGINT/SIGTERM.
+//! configured core, and run the control thread until SIGINT/SIGTERM.
 //!
-//! Each worker owns RX/TX queue `i` of every port and a
-//! [`l4vs_dataplane::Worker`]; it polls its queues, hands each mbuf to the
-//! dataplane, batches forwarded packets per TX port and frees the rest.
-//! The control thread (the EAL main lcore) only waits, so far: the slow
-//! path (exception path to the kernel, health checks, sync) comes later.
-//! On a stop signal workers finish their burst, everything is flushed, and
-//! the final counters are printed.
+//! Each worker owns RX/TX queue `i` of every port and runs the dataplane's
+//! lcore loop ([`l4vs_dataplane::lcore::Lcore`]) over them
+//! ([`crate::port_io::DpdkIo`]). The control thread (the EAL main lcore)
+//! owns the service table and publishes its changes (SIGHUP), injects what
+//! it sends itself (ARP solicitations of the next hops) through a ring per
+//! port that worker 0 transmits from, drains the workers' punt rings (traffic for the
+//! director's own addresses, freed and counted until the exception path to
+//! the kernel exists) and their event rings, and prints the table and the
+//! counters on SIGUSR1/SIGUSR2. On a stop signal workers finish their
+//! round, everything is flushed, and the final counters are printed.
 
 use crate::config::{self, Config};
-use crate::mbuf_packet::MbufPacket;
 use crate::plan;
+use crate::port_io::DpdkIo;
 use crate::table::{Change, Network, ServiceTable};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
-use l4vs_dataplane::{
-    Counters, DropReason, NeighborTable, Snapshot, Verdict, Worker, WorkerConfig,
-};
-use l4vs_dpdk::{
-    Eal, Mbuf, Mempool, Port, PortConfig, Ring, RingConsumer, RingProducer, RxQueue, TxQueue,
-};
+use l4vs_dataplane::lcore::{Lcore, LcoreConfig, MAX_BURST};
+use l4vs_dataplane::rings::{self, ControlEnd, Event, WorkerEnd};
+use l4vs_dataplane::{Counters, DropReason, NeighborTable, Snapshot, Worker, WorkerConfig};
+use l4vs_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, Ring, RingConsumer, RingProducer};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The largest burst a worker uses; `workers.burst` is at most this.
-const MAX_BURST: usize = 256;
 /// Empty polls before an idle worker starts sleeping.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
-/// Housekeeping (connection expiry) interval.
+/// Housekeeping (connection expiry, solicitation) interval.
 const HOUSEKEEPING_MS: u64 = 100;
 /// Slots of each worker-to-worker redirect ring.
 const REDIRECT_RING_SIZE: u32 = 2048;
+/// Slots of each worker's punt ring to the control thread.
+const PUNT_RING_SIZE: u32 = 1024;
+/// Slots of each port's inject ring (control thread to worker 0).
+const INJECT_RING_SIZE: u32 = 512;
+/// How often the control thread wakes up.
+const CONTROL_TICK: Duration = Duration::from_millis(10);
 
 /// Everything a worker thread takes with it.
 struct WorkerPlan {
     core: u32,
-    rx: Vec<(u16, RxQueue)>,
-    tx: Vec<TxQueue>,
-    burst: usize,
-    idle_sleep: Duration,
+    io: DpdkIo,
+    lcore: LcoreConfig,
     snapshot: Arc<ArcSwap<Snapshot>>,
     neighbors: Arc<NeighborTable>,
     counters: Arc<Counters>,
+    worker: WorkerConfig,
+    control: WorkerEnd,
+}
+
+/// What the control thread counts of its own work and of the workers'
+/// events.
+#[derive(Debug, Default)]
+struct ControlCounts {
+    /// Frames the control thread sent (ARP solicitations).
+    injected: u64,
+    /// Frames it could not send (no mbuf, or the TX queue was full).
+    inject_dropped: u64,
+    /// Packets the workers punted to the control thread.
+    punted: u64,
+    /// Connection events read from the workers: created, state changed,
+    /// ended.
+    events: [u64; 3],
+}
+
+/// The control thread's side of the ports and the workers.
+struct ControlSide {
     pool: Arc<Mempool>,
-    seed: u64,
-    worker_id: u16,
-    workers: u16,
-    timeouts: l4vs_dataplane::conn::Timeouts,
-    expire_nodest_conn: bool,
-    conn_capacity: u32,
-    /// Rings to the other workers, indexed by worker (None for itself).
-    redirect_out: Vec<Option<RingProducer>>,
-    /// Rings from the other workers.
-    redirect_in: Vec<RingConsumer>,
+    /// Frames to send, one ring per port, to worker 0, which transmits
+    /// them on its queues (the virtual PMDs have no queue to spare for the
+    /// control thread).
+    inject: Vec<RingProducer>,
+    punt: Vec<RingConsumer>,
+    workers: Vec<ControlEnd>,
+    counts: ControlCounts,
+}
+
+impl ControlSide {
+    /// Sends `frame` on `port` through the control thread's own queue.
+    fn inject(&mut self, port: u16, frame: &[u8]) {
+        let sent = self.pool.alloc().and_then(|mut m| {
+            if !m.append(frame.len()) {
+                return None;
+            }
+            m.data_mut().copy_from_slice(frame);
+            let mut one = [Some(m)];
+            let ring = self.inject.get_mut(usize::from(port))?;
+            (ring.enqueue_burst(&mut one) == 1).then_some(())
+        });
+        match sent {
+            Some(()) => self.counts.injected += 1,
+            None => self.counts.inject_dropped += 1,
+        }
+    }
+
+    /// Drains the punt and event rings.
+    fn drain(&mut self) {
+        let mut burst: [Option<Mbuf>; 64] = [const { None }; 64];
+        for r in &mut self.punt {
+            loop {
+                let n = r.dequeue_burst(&mut burst);
+                if n == 0 {
+                    break;
+                }
+                self.counts.punted += n as u64;
+                // No exception path to the kernel yet: freed here.
+                burst[..n].iter_mut().for_each(|m| drop(m.take()));
+            }
+        }
+        let counts = &mut self.counts.events;
+        for w in &mut self.workers {
+            w.drain_events(|e| {
+                let k = match e {
+                    Event::Created(_) => 0,
+                    Event::StateChanged(_) => 1,
+                    Event::Ended(_) => 2,
+                };
+                counts[k] += 1;
+            });
+        }
+    }
 }
 
 /// Runs the director until a stop signal; prints final counters.
@@ -160,39 +227,79 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let mut redirect_out = redirect_out.into_iter();
     let mut redirect_in = redirect_in.into_iter();
 
+    let mut inject_in = Vec::new();
+    let mut inject_out = Vec::new();
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        let (tx, rx) = Ring::create(&format!("l4vs_inject_{pi}"), INJECT_RING_SIZE)
+            .with_context(|| format!("inject ring of port {}", p.name))?;
+        inject_in.push(tx);
+        inject_out.push(rx);
+    }
+    let mut inject_out = Some(inject_out);
+    let mut control = ControlSide {
+        pool: pool.clone(),
+        inject: inject_in,
+        punt: Vec::new(),
+        workers: Vec::new(),
+        counts: ControlCounts::default(),
+    };
+    let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
     let mut handles = Vec::new();
     let mut all_counters = Vec::new();
     for (i, core) in cfg.workers.cores.iter().enumerate() {
         let q = i as u16;
         let mut rx = Vec::new();
         let mut tx = Vec::new();
-        for (pi, port) in ports.iter().enumerate() {
-            rx.push((
-                pi as u16,
-                port.rx_queue(q).with_context(|| format!("RX queue {q}"))?,
-            ));
+        for port in &ports {
+            rx.push(port.rx_queue(q).with_context(|| format!("RX queue {q}"))?);
             tx.push(port.tx_queue(q).with_context(|| format!("TX queue {q}"))?);
         }
+        let (punt_in, punt_out) = {
+            let (p, c) = Ring::create(&format!("l4vs_punt_{i}"), PUNT_RING_SIZE)
+                .with_context(|| format!("punt ring of worker {i}"))?;
+            (p, c)
+        };
+        control.punt.push(punt_out);
+        let (control_end, worker_end) = rings::pair(rings::COMMAND_SLOTS, rings::EVENT_SLOTS);
+        control.workers.push(control_end);
         let counters = Arc::new(Counters::default());
         all_counters.push(counters.clone());
-        let plan = WorkerPlan {
-            core: *core,
+        let io = DpdkIo::new(
             rx,
             tx,
-            burst: usize::from(cfg.workers.burst).clamp(1, MAX_BURST),
-            idle_sleep: Duration::from_micros(u64::from(cfg.workers.idle_sleep_us)),
+            redirect_out.next().unwrap_or_default(),
+            redirect_in.next().unwrap_or_default(),
+            punt_in,
+            if i == 0 {
+                inject_out.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            counters.clone(),
+        );
+        let plan = WorkerPlan {
+            core: *core,
+            io,
+            lcore: LcoreConfig {
+                burst: usize::from(cfg.workers.burst).clamp(1, MAX_BURST),
+                housekeeping_ms: HOUSEKEEPING_MS,
+                idle_sleep: Duration::from_micros(u64::from(cfg.workers.idle_sleep_us)),
+                idle_polls_before_sleep: IDLE_POLLS_BEFORE_SLEEP,
+                cycles_per_ms,
+            },
             snapshot: snapshot.clone(),
             neighbors: neighbors.clone(),
             counters,
-            seed: 0x6c34_7673_0000_0000 ^ (u64::from(q) << 16) ^ u64::from(std::process::id()),
-            pool: pool.clone(),
-            worker_id: q,
-            workers: nworkers,
-            timeouts: cfg.timeouts,
-            expire_nodest_conn: cfg.expire_nodest_conn,
-            conn_capacity: cfg.workers.connections,
-            redirect_out: redirect_out.next().unwrap_or_default(),
-            redirect_in: redirect_in.next().unwrap_or_default(),
+            worker: WorkerConfig {
+                seed: 0x6c34_7673_0000_0000 ^ (u64::from(q) << 16) ^ u64::from(std::process::id()),
+                worker_id: q,
+                workers: nworkers,
+                timeouts: cfg.timeouts,
+                expire_nodest_conn: cfg.expire_nodest_conn,
+                conn_capacity: cfg.workers.connections,
+                ..WorkerConfig::default()
+            },
+            control: worker_end,
         };
         let stop = stop.clone();
         let h = thread::Builder::new()
@@ -209,17 +316,37 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     );
     let _ = std::io::stdout().flush();
 
+    let defaults = WorkerConfig::default();
+    let backoff = (defaults.arp_retry_ms, defaults.arp_solicit_cap_ms);
+    let started = Instant::now();
+    let mut next_housekeeping = Duration::ZERO;
     let mut running = cfg.clone();
     while !stop.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(CONTROL_TICK);
         if handles.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
+        }
+        control.drain();
+        let now = started.elapsed();
+        if now >= next_housekeeping {
+            // Neighbour solicitation: the next hops are known before the
+            // first packet to them needs them.
+            let snap = snapshot.load();
+            let now_ms = now.as_millis() as u64 + 1;
+            l4vs_dataplane::worker::solicit_next_hops(
+                &snap,
+                &neighbors,
+                now_ms,
+                backoff,
+                |port, frame| control.inject(port, frame),
+            );
+            next_housekeeping = now + Duration::from_millis(HOUSEKEEPING_MS);
         }
         if usr1.swap(false, Ordering::Relaxed) {
             print_services(&snapshot.load());
         }
         if usr2.swap(false, Ordering::Relaxed) {
-            print_workers(cfg, &ports, &all_counters, &neighbors);
+            print_workers(cfg, &ports, &all_counters, &control.counts, &neighbors);
         }
         if hup.swap(false, Ordering::Relaxed) {
             match reload(path, &running, &mut table, &macs, &snapshot, &neighbors) {
@@ -250,7 +377,16 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             Err(_) => failed.push("a worker panicked".to_owned()),
         }
     }
-    print_final(cfg, &ports, &all_counters, &neighbors, &snapshot.load());
+    control.drain();
+    print_final(
+        cfg,
+        &ports,
+        &all_counters,
+        &control.counts,
+        &neighbors,
+        &snapshot.load(),
+    );
+    drop(control);
     for p in &ports {
         let _ = p.stop();
         let _ = p.close();
@@ -336,233 +472,37 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         );
     }
     l4vs_dpdk::register_thread().context("registering the worker with DPDK")?;
-    let WorkerPlan {
-        mut rx,
-        tx,
-        burst,
-        idle_sleep,
-        snapshot,
-        neighbors,
-        counters,
-        pool,
-        seed,
-        worker_id,
-        workers,
-        timeouts,
-        expire_nodest_conn,
-        conn_capacity,
-        redirect_out,
-        mut redirect_in,
-        ..
-    } = plan;
-    let cfg = WorkerConfig {
-        seed,
-        worker_id,
-        workers,
-        timeouts,
-        expire_nodest_conn,
-        conn_capacity,
-        ..WorkerConfig::default()
-    };
-    let mut worker = Worker::new(snapshot.load_full(), neighbors, counters.clone(), cfg);
-    let mut out = Outputs {
-        tx_batches: tx.iter().map(|_| Batch::new()).collect(),
-        tx,
-        redirect_batches: redirect_out.iter().map(|_| Batch::new()).collect(),
-        redirect_out,
-        counters: counters.clone(),
-    };
-
-    let hz = l4vs_dpdk::tsc_hz().max(1);
-    let cycles_per_ms = (hz / 1000).max(1);
-    let start = l4vs_dpdk::rdtsc();
-    let mut burst_buf: [Option<Mbuf>; MAX_BURST] = [const { None }; MAX_BURST];
-    let mut idle_polls = 0u32;
-    let mut next_housekeeping = 0u64;
-
-    while !stop.load(Ordering::Relaxed) {
-        let t0 = l4vs_dpdk::rdtsc();
-        let now_ms = (t0 - start) / cycles_per_ms;
-        let mut received = 0;
-        for (port, q) in rx.iter_mut() {
-            let n = q.burst(&mut burst_buf[..burst]);
-            received += n;
-            for m in burst_buf[..n].iter().flatten() {
-                worker.prefetch(m.data());
-            }
-            for slot in &mut burst_buf[..n] {
-                if let Some(mut m) = slot.take() {
-                    let v = worker.process(*port, &mut MbufPacket(&mut m), now_ms);
-                    out.dispatch(m, v);
-                }
-            }
-        }
-        // Packets other workers received for connections this one owns.
-        for ring in redirect_in.iter_mut() {
-            let n = ring.dequeue_burst(&mut burst_buf[..burst]);
-            received += n;
-            for slot in &mut burst_buf[..n] {
-                if let Some(mut m) = slot.take() {
-                    let port = m.port();
-                    let v = worker.process(port, &mut MbufPacket(&mut m), now_ms);
-                    out.dispatch(m, v);
-                }
-            }
-        }
-        out.flush();
-        // A change publishes a new snapshot; pick it up between bursts.
-        // Unchanged services keep their scheduler state (see
-        // Worker::set_snapshot), so this costs little even for big tables.
-        {
-            let current = snapshot.load();
-            if !Arc::ptr_eq(&current, worker.snapshot()) {
-                worker.set_snapshot(Arc::clone(&current));
-            }
-        }
-        if now_ms >= next_housekeeping {
-            worker.housekeeping(now_ms);
-            if worker_id == 0 {
-                worker.solicit_next_hops(now_ms, |port, frame| {
-                    if let Some(mut m) = pool.alloc() {
-                        if m.append(frame.len()) {
-                            m.data_mut().copy_from_slice(frame);
-                            out.dispatch(m, Verdict::Forward { port });
-                        }
-                    }
-                });
-            }
-            next_housekeeping = now_ms + HOUSEKEEPING_MS;
-        }
-        let t1 = l4vs_dpdk::rdtsc();
-        if received > 0 {
-            counters.busy_cycles.add(t1 - t0);
-            idle_polls = 0;
-        } else {
-            counters.idle_cycles.add(t1 - t0);
-            idle_polls = idle_polls.saturating_add(1);
-            if !idle_sleep.is_zero() && idle_polls > IDLE_POLLS_BEFORE_SLEEP {
-                thread::sleep(idle_sleep);
-            }
-        }
-    }
-    out.flush();
-    drop(rx);
-    drop(out);
-    drop(redirect_in);
+    let worker = Worker::new(
+        plan.snapshot.load_full(),
+        plan.neighbors,
+        plan.counters,
+        plan.worker,
+    );
+    let mut lcore = Lcore::new(
+        worker,
+        plan.io,
+        plan.snapshot,
+        Some(plan.control),
+        plan.lcore,
+    );
+    lcore.run(stop);
+    // The queues and rings go before the thread leaves DPDK.
+    drop(lcore);
     l4vs_dpdk::unregister_thread();
     Ok(())
-}
-
-/// Where a worker's packets leave: TX queues and redirect rings, each
-/// behind a batch flushed once per poll round.
-struct Outputs {
-    tx: Vec<TxQueue>,
-    tx_batches: Vec<Batch>,
-    redirect_out: Vec<Option<RingProducer>>,
-    redirect_batches: Vec<Batch>,
-    counters: Arc<Counters>,
-}
-
-impl Outputs {
-    /// Queues a packet by its verdict; anything not forwarded or
-    /// redirected is freed here (dropping the mbuf frees it).
-    #[inline]
-    fn dispatch(&mut self, m: Mbuf, v: Verdict) {
-        match v {
-            Verdict::Forward { port } => {
-                let p = usize::from(port);
-                if self.tx_batches[p].push(m) {
-                    let q = &mut self.tx[p];
-                    let lost = self.tx_batches[p].flush_with(|pkts| q.burst(pkts));
-                    self.counters.tx_dropped.add(lost);
-                }
-            }
-            Verdict::Redirect { worker } => {
-                let w = usize::from(worker);
-                match self.redirect_out.get_mut(w) {
-                    Some(Some(ring)) => {
-                        if self.redirect_batches[w].push(m) {
-                            let lost = self.redirect_batches[w]
-                                .flush_with(|pkts| ring.enqueue_burst(pkts));
-                            self.counters.redirect_dropped.add(lost);
-                        }
-                    }
-                    _ => self.counters.redirect_dropped.inc(),
-                }
-            }
-            Verdict::Drop(_) | Verdict::ToControl | Verdict::Consumed => {}
-        }
-    }
-
-    fn flush(&mut self) {
-        for (b, q) in self.tx_batches.iter_mut().zip(self.tx.iter_mut()) {
-            let lost = b.flush_with(|pkts| q.burst(pkts));
-            self.counters.tx_dropped.add(lost);
-        }
-        for (b, r) in self
-            .redirect_batches
-            .iter_mut()
-            .zip(self.redirect_out.iter_mut())
-        {
-            if let Some(r) = r {
-                let lost = b.flush_with(|pkts| r.enqueue_burst(pkts));
-                self.counters.redirect_dropped.add(lost);
-            }
-        }
-    }
-}
-
-/// Packets waiting for one TX queue or ring.
-struct Batch {
-    pkts: [Option<Mbuf>; MAX_BURST],
-    len: usize,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        Batch {
-            pkts: [const { None }; MAX_BURST],
-            len: 0,
-        }
-    }
-
-    /// Queues a packet; true when the batch is full and must be flushed.
-    #[inline]
-    fn push(&mut self, m: Mbuf) -> bool {
-        self.pkts[self.len] = Some(m);
-        self.len += 1;
-        self.len == MAX_BURST
-    }
-
-    /// Hands the queued packets to `send`, which takes ownership of the
-    /// first N and returns N; frees the rest and returns how many.
-    #[inline]
-    fn flush_with(&mut self, send: impl FnOnce(&mut [Option<Mbuf>]) -> usize) -> u64 {
-        if self.len == 0 {
-            return 0;
-        }
-        let sent = send(&mut self.pkts[..self.len]);
-        let mut lost = 0;
-        for slot in &mut self.pkts[sent..self.len] {
-            if slot.take().is_some() {
-                lost += 1;
-            }
-        }
-        self.len = 0;
-        lost
-    }
 }
 
 fn print_final(
     cfg: &Config,
     ports: &[Port],
     workers: &[Arc<Counters>],
+    control: &ControlCounts,
     neighbors: &NeighborTable,
     snap: &Snapshot,
 ) {
     println!("l4vs: stopping; final counters");
     print_services(snap);
-    print_workers(cfg, ports, workers, neighbors);
+    print_workers(cfg, ports, workers, control, neighbors);
 }
 
 /// The services and their reals with live connection counts (SIGUSR1, and
@@ -595,8 +535,14 @@ fn print_workers(
     cfg: &Config,
     ports: &[Port],
     workers: &[Arc<Counters>],
+    control: &ControlCounts,
     neighbors: &NeighborTable,
 ) {
+    let [created, changed, ended] = control.events;
+    println!(
+        "  control: arp_requests={} inject_dropped={} punted={} conn_events_created={created} conn_events_state={changed} conn_events_ended={ended}",
+        control.injected, control.inject_dropped, control.punted
+    );
     for (i, c) in workers.iter().enumerate() {
         let named: Vec<String> = c
             .named()

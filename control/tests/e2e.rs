@@ -186,6 +186,16 @@ fn balance_in(mode: Mode, config: &str) {
 
     let log = director.stop();
     assert_eq!(counter(&log, "no_service"), 3, "{log}");
+    // The control thread solicited the three reals through worker 0's
+    // queue (its inject path) before traffic needed them.
+    let control = log
+        .lines()
+        .find(|l| l.trim_start().starts_with("control:"))
+        .unwrap_or_default();
+    assert!(
+        counter(control, "arp_requests") >= 3 && counter(control, "inject_dropped") == 0,
+        "{mode}: {control}\n{log}"
+    );
     let forwarded_by_mode = match mode {
         Mode::Nat => counter(&log, "nat_in"),
         Mode::Tunnel => counter(&log, "tunnel"),

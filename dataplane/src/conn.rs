@@ -535,6 +535,32 @@ impl ConnTable {
         c
     }
 
+    /// Removes the connections among entries `from..` for which `matches`
+    /// holds, examining at most `budget` entries, and hands each to
+    /// `on_remove` after removing it. Returns where to go on from, or
+    /// `None` when the whole table has been examined: a flush of a million
+    /// entries is spread over many calls between bursts instead of
+    /// stopping a worker for milliseconds.
+    pub fn remove_where(
+        &mut self,
+        from: u32,
+        budget: usize,
+        mut matches: impl FnMut(&Conn) -> bool,
+        mut on_remove: impl FnMut(&Conn),
+    ) -> Option<u32> {
+        let end = from
+            .saturating_add(budget.min(u32::MAX as usize) as u32)
+            .min(self.cap);
+        for i in from..end {
+            let c = self.entries[i as usize];
+            if c.state != ConnState::Free && matches(&c) {
+                let gone = self.remove(i);
+                on_remove(&gone);
+            }
+        }
+        (end < self.cap).then_some(end)
+    }
+
     /// Advances the clock to `now` (seconds), examining at most `budget`
     /// entries, and hands each expired connection to `on_expire` after
     /// removing it. Returns how many expired. Unfinished work (budget spent)

@@ -10,9 +10,11 @@
 //! Nothing on the per-packet path allocates, locks, logs or formats.
 
 pub mod conn;
+pub mod lcore;
 pub mod model;
 pub mod neighbor;
 pub mod packet;
+pub mod rings;
 pub mod sched;
 pub mod snapshot;
 pub mod state;

@@ -18,6 +18,29 @@ pub trait PacketBuf {
     fn truncate(&mut self, len: usize);
 }
 
+/// A borrowed buffer is a buffer (the lcore loop hands the worker views).
+impl<B: PacketBuf + ?Sized> PacketBuf for &mut B {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        (**self).data()
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        (**self).data_mut()
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        (**self).prepend(n)
+    }
+
+    #[inline]
+    fn truncate(&mut self, len: usize) {
+        (**self).truncate(len)
+    }
+}
+
 /// A packet in a `Vec<u8>` with headroom in front, like an mbuf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VecPacket {

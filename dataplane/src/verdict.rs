@@ -149,6 +149,13 @@ pub struct Counters {
     pub tunnel: Counter,
     /// Direct routing (MAC rewrite).
     pub direct: Counter,
+    /// Connection events dropped because the event ring was full.
+    pub events_dropped: Counter,
+    /// Commands from the control thread applied.
+    pub commands_applied: Counter,
+    /// Packets for the control thread dropped because the punt ring was
+    /// full.
+    pub punt_dropped: Counter,
     /// Time spent polling empty queues vs processing, in TSC cycles.
     pub idle_cycles: Counter,
     /// Cycles spent on bursts that carried packets.
@@ -179,6 +186,9 @@ impl Default for Counters {
             nat_out: Counter::default(),
             tunnel: Counter::default(),
             direct: Counter::default(),
+            events_dropped: Counter::default(),
+            commands_applied: Counter::default(),
+            punt_dropped: Counter::default(),
             idle_cycles: Counter::default(),
             busy_cycles: Counter::default(),
             drops: core::array::from_fn(|_| Counter::default()),
@@ -199,7 +209,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 21] {
+    pub fn named(&self) -> [(&'static str, u64); 24] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -220,6 +230,9 @@ impl Counters {
             ("nat_out", self.nat_out.get()),
             ("tunnel", self.tunnel.get()),
             ("direct", self.direct.get()),
+            ("events_dropped", self.events_dropped.get()),
+            ("commands_applied", self.commands_applied.get()),
+            ("punt_dropped", self.punt_dropped.get()),
             ("idle_cycles", self.idle_cycles.get()),
             ("busy_cycles", self.busy_cycles.get()),
         ]

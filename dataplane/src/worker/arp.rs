@@ -3,49 +3,62 @@
 //! next hops (real servers, the gateway) before traffic needs them.
 
 use super::Worker;
+use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
+use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
 use core::net::Ipv4Addr;
 use l4vs_wire::arp;
 use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
 
-impl Worker {
-    /// Emits an ARP request (a 60-byte frame, with the port to send it on)
-    /// for each configured next hop — real servers and the gateway — that
-    /// is not resolved, backing off exponentially per neighbour from
-    /// `arp_retry_ms` to `arp_solicit_cap_ms` while it does not answer. Run
-    /// it from housekeeping on one worker, so that neighbours are known
-    /// before the first packet to them, which would otherwise be lost to
-    /// resolution.
-    pub fn solicit_next_hops(&mut self, now_ms: u64, mut emit: impl FnMut(u16, &[u8; 60])) {
-        let snap = self.snap.clone();
-        let reals = snap
-            .services()
-            .flat_map(|(_, s)| s.reals.iter().map(|r| r.addr));
-        for target in reals.chain(snap.gateway()) {
-            let Some((next_hop, port)) = snap.route(target) else {
-                continue;
-            };
-            if self.neigh.lookup(next_hop).is_some() {
-                continue;
-            }
-            let Some(sip) = snap.source_address(port, next_hop) else {
-                continue;
-            };
-            if !self.neigh.should_solicit(
-                next_hop,
-                now_ms,
-                self.cfg.arp_retry_ms,
-                self.cfg.arp_solicit_cap_ms,
-            ) {
-                continue;
-            }
-            let mac = snap.ports()[usize::from(port)].mac;
-            let mut frame = [0u8; 60];
-            write_arp_request(&mut frame, ethernet::HEADER_LEN, mac, sip, next_hop);
-            self.counters.arp_requests.inc();
-            emit(port, &frame);
+/// Emits an ARP request (a 60-byte frame, with the port to send it on)
+/// for each configured next hop — real servers and the gateway — that is
+/// not resolved, backing off exponentially per neighbour from `backoff.0`
+/// to `backoff.1` milliseconds while it does not answer
+/// ([`NeighborTable::should_solicit`]); returns how many. The control
+/// thread runs it every housekeeping interval, so that neighbours are
+/// known before the first packet to them, which would otherwise be lost to
+/// resolution.
+pub fn solicit_next_hops(
+    snap: &Snapshot,
+    neigh: &NeighborTable,
+    now_ms: u64,
+    backoff: (u64, u64),
+    mut emit: impl FnMut(u16, &[u8; 60]),
+) -> usize {
+    let reals = snap
+        .services()
+        .flat_map(|(_, s)| s.reals.iter().map(|r| r.addr));
+    let mut sent = 0;
+    for target in reals.chain(snap.gateway()) {
+        let Some((next_hop, port)) = snap.route(target) else {
+            continue;
+        };
+        if neigh.lookup(next_hop).is_some() {
+            continue;
         }
+        let Some(sip) = snap.source_address(port, next_hop) else {
+            continue;
+        };
+        if !neigh.should_solicit(next_hop, now_ms, backoff.0, backoff.1) {
+            continue;
+        }
+        let mac = snap.ports()[usize::from(port)].mac;
+        let mut frame = [0u8; 60];
+        write_arp_request(&mut frame, ethernet::HEADER_LEN, mac, sip, next_hop);
+        sent += 1;
+        emit(port, &frame);
+    }
+    sent
+}
+
+impl Worker {
+    /// [`solicit_next_hops`] over this worker's snapshot and neighbour
+    /// table with its retry settings, counted as its `arp_requests`.
+    pub fn solicit_next_hops(&mut self, now_ms: u64, emit: impl FnMut(u16, &[u8; 60])) {
+        let backoff = (self.cfg.arp_retry_ms, self.cfg.arp_solicit_cap_ms);
+        let n = solicit_next_hops(&self.snap, &self.neigh, now_ms, backoff, emit);
+        self.counters.arp_requests.add(n as u64);
     }
 
     pub(super) fn arp<B: PacketBuf>(

@@ -32,6 +32,7 @@ use crate::conn::{self, Conn, ConnTable, Direction};
 use crate::model::{ConnState, ForwardMethod, Real, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
+use crate::rings::{Command, Event};
 use crate::sched::RealStats;
 use crate::sched::{SchedPacket, Scheduler};
 use crate::snapshot::{CompiledService, Snapshot};
@@ -45,6 +46,7 @@ use l4vs_wire::{tcp, udp, Error as WireError};
 use std::sync::Arc;
 
 mod arp;
+pub use arp::solicit_next_hops;
 mod icmp;
 mod persist;
 mod xmit;
@@ -101,6 +103,10 @@ pub struct Worker {
     sched: Vec<Option<Scheduler>>,
     /// Snapshots taken so far; mixed into the seed of rebuilt schedulers.
     generation: u64,
+    /// Where connection events go (the control thread), if anywhere.
+    events: Option<rtrb::Producer<Event>>,
+    /// A flush in progress: what it removes and where it goes on from.
+    flush: Option<(Flush, u32)>,
     conns: ConnTable,
     neigh: Arc<NeighborTable>,
     counters: Arc<Counters>,
@@ -124,6 +130,36 @@ struct L4 {
     tcp_flags: Option<u8>,
 }
 
+/// Which connections a flush removes.
+#[derive(Debug, Clone, Copy)]
+enum Flush {
+    Service(u16),
+    Real(u16, Ipv4Addr, u16),
+}
+
+impl Flush {
+    fn matches(self, c: &Conn) -> bool {
+        match self {
+            Flush::Service(s) => c.service == s,
+            Flush::Real(s, addr, port) => c.service == s && c.rip == addr && c.rport == port,
+        }
+    }
+}
+
+/// Entries a flush examines per housekeeping round.
+const FLUSH_BUDGET: usize = 16_384;
+
+/// Hands `e` to the control thread, or counts it lost when the ring is
+/// full (never blocks).
+#[inline]
+fn emit(events: &mut Option<rtrb::Producer<Event>>, counters: &Counters, e: Event) {
+    if let Some(p) = events {
+        if p.push(e).is_err() {
+            counters.events_dropped.inc();
+        }
+    }
+}
+
 impl Worker {
     /// A worker forwarding by `snap`.
     pub fn new(
@@ -136,6 +172,8 @@ impl Worker {
             snap: Arc::clone(&snap),
             sched: Vec::new(),
             generation: 0,
+            events: None,
+            flush: None,
             conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
             neigh,
             counters,
@@ -218,15 +256,78 @@ impl Worker {
         &self.conns
     }
 
-    /// Expires connections a few at a time; call between bursts.
+    /// Expires connections a few at a time, and goes on with a flush in
+    /// progress; call between bursts.
     pub fn housekeeping(&mut self, now_ms: u64) {
-        let snap = &self.snap;
+        let (snap, events, counters) = (&self.snap, &mut self.events, &self.counters);
         let n = self
             .conns
             .expire((now_ms / 1000) as u32, self.cfg.sweep_budget, |c| {
-                unbind(snap, c)
+                unbind(snap, c);
+                emit(events, counters, Event::Ended(*c));
             });
-        self.counters.conns_expired.add(n as u64);
+        counters.conns_expired.add(n as u64);
+        if let Some((what, from)) = self.flush {
+            let next = self.conns.remove_where(
+                from,
+                FLUSH_BUDGET,
+                |c| what.matches(c),
+                |c| {
+                    unbind(snap, c);
+                    counters.conns_expired.inc();
+                    emit(events, counters, Event::Ended(*c));
+                },
+            );
+            self.flush = next.map(|n| (what, n));
+        }
+    }
+
+    /// Sends connection events (created, state changed, ended) to `ring`
+    /// from now on.
+    pub fn set_event_ring(&mut self, ring: rtrb::Producer<Event>) {
+        self.events = Some(ring);
+    }
+
+    /// True while a flush is still going through the table.
+    pub fn flushing(&self) -> bool {
+        self.flush.is_some()
+    }
+
+    /// Applies a command of the control thread (between bursts).
+    pub fn apply(&mut self, cmd: Command) {
+        self.counters.commands_applied.inc();
+        match cmd {
+            Command::InsertConn(c) => self.insert_synced(c),
+            // A newer flush replaces one in progress, which starts over.
+            Command::FlushService { service } => self.flush = Some((Flush::Service(service), 0)),
+            Command::FlushReal {
+                service,
+                addr,
+                port,
+            } => self.flush = Some((Flush::Real(service, addr, port), 0)),
+        }
+    }
+
+    /// A connection entry from the control thread (connection sync): an
+    /// existing entry of the same client tuple is replaced, counting it
+    /// off its real server; the new one is counted on its real server, as
+    /// active when its state is.
+    fn insert_synced(&mut self, c: Conn) {
+        if let Some((i, _)) = self.conns.lookup(&c.in_tuple()) {
+            let gone = self.conns.remove(i);
+            unbind(&self.snap, &gone);
+            emit(&mut self.events, &self.counters, Event::Ended(gone));
+        }
+        if self.conns.insert(c).is_err() {
+            self.counters.count_drop(DropReason::ConnTableFull);
+            return;
+        }
+        if c.flags & conn::flags::TEMPLATE == 0 {
+            if let Some((stats, real)) = real_stats(&self.snap, &c) {
+                stats.conn_bound(real, c.flags & conn::flags::INACTIVE == 0);
+            }
+        }
+        emit(&mut self.events, &self.counters, Event::Created(c));
     }
 
     /// Loads the connection-table bucket of a frame's tuple into cache.
@@ -352,20 +453,20 @@ impl Worker {
                     .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
             if self.cfg.expire_nodest_conn && !self.real_exists(&c) {
-                let gone = self.conns.remove(i);
-                unbind(&self.snap, &gone);
-                self.counters.conns_expired.inc();
+                self.end_conn(i);
                 return Verdict::Drop(DropReason::NoDestination);
             }
             if c.expires <= now_s || fresh_syn {
-                let gone = self.conns.remove(i);
-                unbind(&self.snap, &gone);
-                self.counters.conns_expired.inc();
+                self.end_conn(i);
             } else {
                 let timeouts = self.timeouts_of(c.service);
-                let c = self.conns.get_mut(i);
-                let activity = state::transition(c, dir, l4.tcp_flags, now_s, &timeouts);
-                let c = *c;
+                let entry = self.conns.get_mut(i);
+                let activity = state::transition(entry, dir, l4.tcp_flags, now_s, &timeouts);
+                let before = c.state;
+                let c = *entry;
+                if c.state != before {
+                    emit(&mut self.events, &self.counters, Event::StateChanged(c));
+                }
                 if activity != Activity::Unchanged {
                     if let Some((stats, _)) = real_stats(&self.snap, &c) {
                         match activity {
@@ -448,6 +549,7 @@ impl Worker {
             svc.stats[ri].conn_activated();
         }
         self.counters.conns_created.inc();
+        emit(&mut self.events, &self.counters, Event::Created(c));
         self.forward(pkt, l2, &c, Direction::In, now_ms)
     }
 
@@ -459,6 +561,15 @@ impl Worker {
         let key = Ipv4Addr::from_bits(client.to_bits() & self.snap.owner_mask());
         let owner = self.steer.owner(key);
         (owner != self.steer.me()).then_some(owner)
+    }
+
+    /// Removes connection `i` before its time (expired on a packet, reused
+    /// by a new SYN, or its real server gone): counted and told.
+    fn end_conn(&mut self, i: u32) {
+        let gone = self.conns.remove(i);
+        unbind(&self.snap, &gone);
+        self.counters.conns_expired.inc();
+        emit(&mut self.events, &self.counters, Event::Ended(gone));
     }
 
     /// Runs the scheduler of the service in slot `sid`.

@@ -1,9 +1,10 @@
 //! Persistence: `ip_vs_sched_persist` (ip_vs_core.c), the template that
 //! keeps a client (masked by the persistence netmask) on one real server.
 
-use super::Worker;
+use super::{emit, Worker};
 use crate::conn::{self, Conn};
 use crate::model::{prefix_mask, ConnState, Persistence, Tuple};
+use crate::rings::Event;
 use crate::sched::SchedPacket;
 use crate::snapshot::CompiledService;
 use core::net::Ipv4Addr;
@@ -55,7 +56,8 @@ impl Worker {
                 self.conns.get_mut(ti).expires = now_s.saturating_add(p.timeout);
                 return Some(usize::from(tpl.real));
             }
-            self.conns.remove(ti);
+            let gone = self.conns.remove(ti);
+            emit(&mut self.events, &self.counters, Event::Ended(gone));
         }
         let ri = self.schedule(sid, svc, t, now_s)?;
         let real = &svc.reals[ri];
@@ -74,6 +76,7 @@ impl Worker {
         // connection: the connection's own insert decides that.
         if self.conns.insert(tpl).is_ok() {
             self.counters.templates_created.inc();
+            emit(&mut self.events, &self.counters, Event::Created(tpl));
         }
         Some(ri)
     }

@@ -1,0 +1,317 @@
+//! The lcore loop over a memory packet I/O: what it sends where, the
+//! snapshot it picks up, the commands it applies and the events it tells,
+//! and what it counts when a ring is full.
+
+use arc_swap::ArcSwap;
+use core::net::Ipv4Addr;
+use l4vs_dataplane::conn::Conn;
+use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo};
+use l4vs_dataplane::model::{ConnState, Tuple};
+use l4vs_dataplane::rings::{self, Command, ControlEnd, Event};
+use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::{
+    Counters, DropReason, ForwardMethod, NeighborTable, PacketBuf, Protocol, Real, SchedulerKind,
+    Service, Snapshot, VecPacket, Worker, WorkerConfig,
+};
+use l4vs_wire::ethernet::Address as Mac;
+use l4vs_wire::{ipv4, tcp};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
+/// Cycles per millisecond of the memory I/O's clock.
+const CPM: u64 = 1000;
+
+fn rip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
+}
+
+/// One port in memory: frames to receive, frames sent, frames punted; a
+/// clock the test sets.
+#[derive(Default)]
+struct MemIo {
+    rx: VecDeque<VecPacket>,
+    sent: Vec<(u16, VecPacket)>,
+    punted: Vec<VecPacket>,
+    clock: u64,
+}
+
+impl PacketIo for MemIo {
+    type Pkt = VecPacket;
+    type View<'a> = &'a mut VecPacket;
+
+    fn view(pkt: &mut VecPacket) -> &mut VecPacket {
+        pkt
+    }
+    fn bytes(pkt: &VecPacket) -> &[u8] {
+        pkt.data()
+    }
+    fn in_port(_: &VecPacket) -> u16 {
+        0
+    }
+    fn ports(&self) -> u16 {
+        1
+    }
+    fn rx_burst(&mut self, _port: u16, out: &mut [Option<VecPacket>]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(p) = self.rx.pop_front() else { break };
+            out[n] = Some(p);
+            n += 1;
+        }
+        n
+    }
+    fn redirected_burst(&mut self, _out: &mut [Option<VecPacket>]) -> usize {
+        0
+    }
+    fn tx(&mut self, port: u16, pkt: VecPacket) {
+        self.sent.push((port, pkt));
+    }
+    fn redirect(&mut self, _worker: u16, _pkt: VecPacket) {
+        panic!("one worker redirects nothing");
+    }
+    fn punt(&mut self, pkt: VecPacket) {
+        self.punted.push(pkt);
+    }
+    fn transmit_injected(&mut self) -> usize {
+        0
+    }
+    fn flush(&mut self) {}
+    fn cycles(&self) -> u64 {
+        self.clock
+    }
+}
+
+fn service(weight: u32) -> Service {
+    Service {
+        name: "web".into(),
+        vip: VIP,
+        port: 80,
+        protocol: Protocol::Tcp,
+        scheduler: SchedulerKind::Rr,
+        reals: (0..2)
+            .map(|i| Real {
+                addr: rip(i),
+                port: 8080,
+                weight,
+                method: ForwardMethod::Nat,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            })
+            .collect(),
+        options: Default::default(),
+    }
+}
+
+fn snapshot(weight: u32) -> Arc<Snapshot> {
+    let (ports, locals) = testpkt::lab_director();
+    Arc::new(Snapshot::new(ports, locals, None, vec![service(weight)]).unwrap())
+}
+
+struct Rig {
+    lcore: Lcore<MemIo>,
+    control: ControlEnd,
+    published: Arc<ArcSwap<Snapshot>>,
+    counters: Arc<Counters>,
+}
+
+fn rig(event_slots: usize) -> Rig {
+    let published = Arc::new(ArcSwap::new(snapshot(1)));
+    let neigh = Arc::new(NeighborTable::new(64));
+    for i in 0..2 {
+        neigh.set_static(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+    }
+    neigh.set_static(CLIENT, CLIENT_MAC, 0);
+    let counters = Arc::new(Counters::default());
+    let worker = Worker::new(
+        published.load_full(),
+        neigh,
+        counters.clone(),
+        WorkerConfig {
+            conn_capacity: 1024,
+            ..WorkerConfig::default()
+        },
+    );
+    let (control, worker_end) = rings::pair(16, event_slots);
+    let lcore = Lcore::new(
+        worker,
+        MemIo::default(),
+        published.clone(),
+        Some(worker_end),
+        LcoreConfig {
+            cycles_per_ms: CPM,
+            ..LcoreConfig::default()
+        },
+    );
+    Rig {
+        lcore,
+        control,
+        published,
+        counters,
+    }
+}
+
+fn segment(sport: u16, flags: u8) -> VecPacket {
+    let h = Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl: 64,
+    };
+    VecPacket::new(&testpkt::tcp(&h, sport, 80, flags, &[]))
+}
+
+fn events(control: &mut ControlEnd) -> Vec<Event> {
+    let mut v = Vec::new();
+    control.drain_events(|e| v.push(e));
+    v
+}
+
+#[test]
+fn the_loop_forwards_punts_and_tells_the_control_thread() {
+    let mut r = rig(64);
+    let io = r.lcore.io_mut();
+    io.rx.push_back(segment(1000, tcp::flags::SYN));
+    io.rx.push_back(segment(1000, tcp::flags::ACK));
+    // A packet for the director's own address on a port it does not
+    // serve: the control thread's.
+    let h = Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: Ipv4Addr::new(198, 18, 1, 1),
+        ttl: 64,
+    };
+    io.rx.push_back(VecPacket::new(&testpkt::tcp(
+        &h,
+        999,
+        22,
+        tcp::flags::SYN,
+        &[],
+    )));
+    assert_eq!(r.lcore.poll(), 3);
+    let io = r.lcore.io();
+    assert_eq!(io.sent.len(), 2);
+    let ip = ipv4::Packet::new_checked(&io.sent[0].1.data()[14..]).unwrap();
+    assert_eq!(ip.dst_addr(), rip(0), "NAT to the first real");
+    assert_eq!(io.punted.len(), 1);
+    assert_eq!(r.counters.to_control.get(), 1);
+    // Created (SYN_RECV), then ESTABLISHED.
+    let ev = events(&mut r.control);
+    assert!(matches!(ev[..], [Event::Created(c), Event::StateChanged(s)]
+        if c.state == ConnState::SynRecv && s.state == ConnState::Established));
+}
+
+#[test]
+fn a_published_snapshot_is_picked_up_between_bursts() {
+    let mut r = rig(64);
+    r.lcore.poll();
+    // Every real quiescent: new connections have nowhere to go.
+    r.published.store(snapshot(0));
+    r.lcore.poll();
+    r.lcore
+        .io_mut()
+        .rx
+        .push_back(segment(2000, tcp::flags::SYN));
+    r.lcore.poll();
+    assert_eq!(r.counters.drops_of(DropReason::NoRealServer), 1);
+    assert!(Arc::ptr_eq(
+        r.lcore.worker().snapshot(),
+        &r.published.load_full()
+    ));
+}
+
+#[test]
+fn commands_insert_and_flush_connections() {
+    let mut r = rig(64);
+    // A connection synced from a peer: an ACK with no SYN seen here is
+    // forwarded, to the real the entry names.
+    let t = Tuple {
+        proto: 6,
+        src: CLIENT,
+        sport: 3000,
+        dst: VIP,
+        dport: 80,
+    };
+    let mut c = Conn::new(
+        &t,
+        rip(1),
+        8080,
+        0,
+        1,
+        ForwardMethod::Nat,
+        ConnState::Established,
+        900,
+    );
+    c.flags = 0;
+    r.control.send(Command::InsertConn(c)).unwrap();
+    r.lcore.poll();
+    assert_eq!(r.lcore.worker().conns().len(), 1);
+    let stats = r
+        .lcore
+        .worker()
+        .snapshot()
+        .service(0)
+        .unwrap()
+        .stats
+        .clone();
+    assert_eq!(
+        (stats[1].active(), stats[1].inactive()),
+        (1, 0),
+        "counted active"
+    );
+    r.lcore
+        .io_mut()
+        .rx
+        .push_back(segment(3000, tcp::flags::ACK));
+    r.lcore.poll();
+    let sent = &r.lcore.io().sent;
+    assert_eq!(sent.len(), 1);
+    let ip = ipv4::Packet::new_checked(&sent[0].1.data()[14..]).unwrap();
+    assert_eq!(ip.dst_addr(), rip(1));
+
+    // Flush the service: the entry goes, the real's count with it.
+    r.control
+        .send(Command::FlushService { service: 0 })
+        .unwrap();
+    r.lcore.poll();
+    // Housekeeping runs the flush; advance the clock past its interval.
+    r.lcore.io_mut().clock += 200 * CPM;
+    r.lcore.poll();
+    assert_eq!(r.lcore.worker().conns().len(), 0);
+    assert_eq!((stats[1].active(), stats[1].inactive()), (0, 0));
+    let ev = events(&mut r.control);
+    assert!(
+        matches!(ev.last(), Some(Event::Ended(g)) if g.rip == rip(1)),
+        "{ev:?}"
+    );
+    assert_eq!(r.counters.commands_applied.get(), 2);
+}
+
+#[test]
+fn a_full_event_ring_drops_and_counts_never_blocks() {
+    let mut r = rig(2);
+    for k in 0..5 {
+        r.lcore
+            .io_mut()
+            .rx
+            .push_back(segment(4000 + k, tcp::flags::SYN));
+    }
+    r.lcore.poll();
+    assert_eq!(r.lcore.io().sent.len(), 5, "every packet forwarded");
+    assert_eq!(events(&mut r.control).len(), 2);
+    assert_eq!(r.counters.events_dropped.get(), 3);
+}
+
+#[test]
+fn a_full_command_ring_refuses_the_command() {
+    let mut r = rig(4);
+    let cmd = Command::FlushService { service: 0 };
+    for _ in 0..16 {
+        r.control.send(cmd).unwrap();
+    }
+    assert_eq!(r.control.send(cmd), Err(cmd));
+}

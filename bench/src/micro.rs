@@ -1,6 +1,8 @@
-//! In-process microbenchmarks of the dataplane: TSC cycles per packet in
-//! [`Worker::process`], with the packets already in memory, so no I/O is
-//! counted.
+//! In-process microbenchmarks of the dataplane: TSC cycles per packet of
+//! the worker loop the director runs ([`Lcore::poll`]: a receive burst,
+//! the prefetch pass, processing, transmit queueing, the checks between
+//! bursts), over a memory [`PacketIo`] whose packets are already in
+//! memory, so no device I/O is counted.
 //!
 //! The rig is one worker with one port, one TCP service (VIP
 //! 198.18.0.100:80) over `reals` real servers whose MACs are in the
@@ -13,8 +15,9 @@
 //!   then 64-byte ACK segments of flows drawn uniformly at random from the
 //!   live ones are processed in batches of [`BATCH`]. Each batch is
 //!   rebuilt from a pristine copy (`Worker::process` edits packets in
-//!   place) *outside* the timed region; the timed region is the loop of
-//!   `process` calls over the batch, between two `rdtsc` reads, minus the
+//!   place) *outside* the timed region and staged as the next receive
+//!   burst; the timed region is one `Lcore::poll` round over the batch,
+//!   between two `rdtsc` reads, minus the
 //!   measured cost of an empty timed region. The rebuilt packets are in
 //!   L1 when processed (as a received burst is after the driver touched
 //!   it); the connection-table bucket and entry are wherever the random
@@ -32,15 +35,16 @@
 
 use crate::results::{EstablishedRow, NewConnRow};
 use crate::traffic::{self, Endpoints, Template, Traffic};
+use arc_swap::ArcSwap;
 use core::net::Ipv4Addr;
+use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo};
 use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::{
-    Counters, ForwardMethod, LocalAddress, NeighborTable, PortInfo, Protocol, Real, SchedulerKind,
-    Service, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
+    Counters, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo, Protocol, Real,
+    SchedulerKind, Service, Snapshot, VecPacket, Worker, WorkerConfig,
 };
 use l4vs_wire::ethernet::Address as MacAddr;
 use l4vs_wire::tcp;
-use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -118,9 +122,67 @@ fn real_mac(i: usize) -> MacAddr {
     MacAddr([0x02, 0, 0x02, b[1], b[2], b[3]])
 }
 
-/// A worker over one TCP service, ready to be benchmarked.
+/// The benchmark's packet I/O: one port whose next receive burst the
+/// benchmark stages; what the loop transmits is kept to be reused. Its
+/// clock stands still at [`NOW_MS`] (one cycle per millisecond), the time
+/// the connections were opened at.
+#[derive(Default)]
+pub struct MemIo {
+    staged: Vec<VecPacket>,
+    sent: Vec<VecPacket>,
+    clock: u64,
+}
+
+impl PacketIo for MemIo {
+    type Pkt = VecPacket;
+    type View<'a> = &'a mut VecPacket;
+
+    #[inline]
+    fn view(pkt: &mut VecPacket) -> &mut VecPacket {
+        pkt
+    }
+    #[inline]
+    fn bytes(pkt: &VecPacket) -> &[u8] {
+        pkt.data()
+    }
+    fn in_port(_: &VecPacket) -> u16 {
+        0
+    }
+    fn ports(&self) -> u16 {
+        1
+    }
+    #[inline]
+    fn rx_burst(&mut self, _port: u16, out: &mut [Option<VecPacket>]) -> usize {
+        let n = self.staged.len().min(out.len());
+        for (slot, p) in out.iter_mut().zip(self.staged.drain(..n)) {
+            *slot = Some(p);
+        }
+        n
+    }
+    fn redirected_burst(&mut self, _out: &mut [Option<VecPacket>]) -> usize {
+        0
+    }
+    #[inline]
+    fn tx(&mut self, _port: u16, pkt: VecPacket) {
+        self.sent.push(pkt);
+    }
+    fn redirect(&mut self, _worker: u16, _pkt: VecPacket) {}
+    fn punt(&mut self, _pkt: VecPacket) {}
+    fn transmit_injected(&mut self) -> usize {
+        0
+    }
+    fn flush(&mut self) {}
+    #[inline]
+    fn cycles(&self) -> u64 {
+        self.clock
+    }
+}
+
+/// A worker loop over one TCP service, ready to be benchmarked.
 pub struct Rig {
-    worker: Worker,
+    lcore: Lcore<MemIo>,
+    /// Buffers to stage the next batch in.
+    spare: Vec<VecPacket>,
     counters: Arc<Counters>,
     reals: usize,
 }
@@ -211,8 +273,23 @@ impl Rig {
             conn_capacity: capacity,
             ..WorkerConfig::default()
         };
+        let snap = Arc::new(snap);
+        let worker = Worker::new(snap.clone(), neigh, counters.clone(), cfg);
+        let mut lcore = Lcore::new(
+            worker,
+            MemIo::default(),
+            Arc::new(ArcSwap::new(snap)),
+            None,
+            LcoreConfig {
+                burst: BATCH,
+                cycles_per_ms: 1,
+                ..LcoreConfig::default()
+            },
+        );
+        lcore.io_mut().clock = NOW_MS;
         Rig {
-            worker: Worker::new(Arc::new(snap), neigh, counters.clone(), cfg),
+            lcore,
+            spare: Vec::new(),
             counters,
             reals,
         }
@@ -220,12 +297,12 @@ impl Rig {
 
     /// Connections in the table.
     pub fn live(&self) -> u64 {
-        self.worker.conns().len() as u64
+        self.lcore.worker().conns().len() as u64
     }
 
     /// Bytes allocated per connection of capacity.
     pub fn bytes_per_conn(&self) -> u64 {
-        self.worker.conns().bytes_per_conn() as u64
+        self.lcore.worker().conns().bytes_per_conn() as u64
     }
 
     /// The worker's counters.
@@ -244,7 +321,7 @@ impl Rig {
             for t in [&syn, &ack] {
                 t.write(&mut scratch, flow, 0);
                 p.reset(&scratch, VecPacket::DEFAULT_HEADROOM);
-                self.worker.process(0, &mut p, NOW_MS);
+                self.lcore.worker_mut().process(0, &mut p, NOW_MS);
             }
         }
         t0.elapsed().as_secs_f64()
@@ -353,30 +430,32 @@ fn timer_overhead() -> f64 {
     total as f64 / n as f64
 }
 
-/// Processes `flows` in batches; times only the `process` loops.
+/// Stages the next batch of `flows` as the loop's receive burst, taking
+/// buffers back from what the loop sent (allocating only to make up for
+/// dropped ones, outside the timed region).
+fn stage(rig: &mut Rig, src: &mut dyn Source, chunk: &[u64]) {
+    let io = rig.lcore.io_mut();
+    rig.spare.append(&mut io.sent);
+    for f in chunk {
+        let mut p = rig.spare.pop().unwrap_or_else(|| VecPacket::new(&[0; 64]));
+        src.write(&mut p, *f);
+        io.staged.push(p);
+    }
+}
+
+/// Processes `flows` in batches, one loop round each; times only the
+/// rounds.
 fn timed_pass(rig: &mut Rig, src: &mut dyn Source, flows: &[u64]) -> Pass {
     let overhead = timer_overhead();
-    let mut bufs: Vec<VecPacket> = (0..BATCH).map(|_| VecPacket::new(&[0; 64])).collect();
-    let mut verdicts = [Verdict::Consumed; BATCH];
     let mut cycles = 0u64;
     let mut batches = 0u64;
     let mut forwarded = 0u64;
     for chunk in flows.chunks(BATCH) {
-        for (p, f) in bufs.iter_mut().zip(chunk) {
-            src.write(p, *f);
-        }
-        let n = chunk.len();
-        // The worker loop's path: a prefetch pass over the burst, then
-        // each packet.
+        stage(rig, src, chunk);
         let t0 = l4vs_dpdk::rdtsc();
-        rig.worker
-            .process_burst(0, &mut bufs[..n], &mut verdicts[..n], NOW_MS);
+        rig.lcore.poll();
         let t1 = l4vs_dpdk::rdtsc();
-        black_box(&verdicts);
-        forwarded += verdicts[..n]
-            .iter()
-            .filter(|v| matches!(v, Verdict::Forward { .. }))
-            .count() as u64;
+        forwarded += rig.lcore.io().sent.len() as u64;
         cycles += t1.wrapping_sub(t0);
         batches += 1;
     }
@@ -389,8 +468,8 @@ fn timed_pass(rig: &mut Rig, src: &mut dyn Source, flows: &[u64]) -> Pass {
     }
 }
 
-/// A second pass with the counter enabled around each batch's `process`
-/// loop only, less the count of an empty enable/disable pair.
+/// A second pass with the counter enabled around each batch's loop round
+/// only, less the count of an empty enable/disable pair.
 fn count_instructions(
     rig: &mut Rig,
     src: &mut dyn Source,
@@ -406,20 +485,13 @@ fn count_instructions(
         }
         c.read().ok()? as f64 / 1000.0
     };
-    let mut bufs: Vec<VecPacket> = (0..BATCH).map(|_| VecPacket::new(&[0; 64])).collect();
-    let mut verdicts = [Verdict::Consumed; BATCH];
     c.reset().ok()?;
     let mut batches = 0u64;
     for chunk in flows.chunks(BATCH) {
-        for (p, f) in bufs.iter_mut().zip(chunk) {
-            src.write(p, *f);
-        }
-        let n = chunk.len();
+        stage(rig, src, chunk);
         c.enable().ok()?;
-        rig.worker
-            .process_burst(0, &mut bufs[..n], &mut verdicts[..n], NOW_MS);
+        rig.lcore.poll();
         c.disable().ok()?;
-        black_box(&verdicts);
         batches += 1;
     }
     let total = c.read().ok()? as f64;

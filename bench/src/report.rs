@@ -498,7 +498,7 @@ fn micro_section(w: &mut String, s: &Suite) {
     };
     let _ = writeln!(
         w,
-        "`l4vs-cycles`: TSC cycles per packet in `Worker::process_burst` (the worker loop's path: a prefetch pass over the batch, then each packet), pinned to core {}{}, \
+        "`l4vs-cycles`: TSC cycles per packet of `Lcore::poll`, the director's worker loop (receive burst, prefetch pass, each packet, transmit queueing, the checks between bursts) over memory I/O, pinned to core {}{}, \
          with the packets already in memory. Established flows: the connection table \
          (1.25 × the live count) is filled first (SYN then ACK per flow), then {}-byte \
          TCP ACKs of flows drawn uniformly at random from the live ones are processed in \

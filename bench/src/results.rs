@@ -20,7 +20,7 @@ pub struct EstablishedRow {
     pub bytes_per_conn: u64,
     /// Packets timed.
     pub packets: u64,
-    /// Mean TSC cycles per packet in `Worker::process_burst` (the worker loop's path: a prefetch pass over the batch, then each packet).
+    /// Mean TSC cycles per packet of `Lcore::poll`, the director's worker loop (a receive burst, the prefetch pass, each packet, transmit queueing, the checks between bursts), over memory I/O.
     pub cycles_per_packet: f64,
     /// Millions of packets per second one core would forward at that cost.
     pub mpps_per_core: f64,

@@ -153,6 +153,11 @@ impl<Io: PacketIo> Lcore<Io> {
         &self.worker
     }
 
+    /// The worker, mutable (benchmarks fill its table directly).
+    pub fn worker_mut(&mut self) -> &mut Worker {
+        &mut self.worker
+    }
+
     /// The I/O.
     pub fn io(&self) -> &Io {
         &self.io

@@ -339,23 +339,6 @@ impl Worker {
         }
     }
 
-    /// Processes a burst: prefetches every packet's bucket, then handles
-    /// each packet; `verdicts[i]` is packet i's.
-    pub fn process_burst<B: PacketBuf>(
-        &mut self,
-        in_port: u16,
-        pkts: &mut [B],
-        verdicts: &mut [Verdict],
-        now_ms: u64,
-    ) {
-        for p in pkts.iter() {
-            self.prefetch(p.data());
-        }
-        for (p, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
-            *v = self.process(in_port, p, now_ms);
-        }
-    }
-
     /// Handles one packet received on `in_port`, in place, and counts it.
     pub fn process<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
         self.counters.rx.inc();

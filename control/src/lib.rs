@@ -5,4 +5,5 @@ pub mod config;
 pub mod director;
 pub mod mbuf_packet;
 pub mod plan;
+pub mod startup;
 pub mod table;

@@ -133,6 +133,7 @@ impl ControlSide {
 /// # Errors
 /// EAL, mempool or port setup failures, with the DPDK error text.
 pub fn run(cfg: &Config, path: &Path) -> Result<()> {
+    let _port_locks = crate::startup::preflight(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;

@@ -6,4 +6,5 @@ pub mod director;
 pub mod mbuf_packet;
 pub mod plan;
 pub mod port_io;
+pub mod startup;
 pub mod table;

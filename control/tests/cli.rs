@@ -1,9 +1,14 @@
 //! The `l4vs` binary's command line: `check-config` prints the effective
 //! config, and every bad input exits non-zero with a message that names
-//! what is wrong, before anything touches DPDK.
+//! what is wrong, before anything touches DPDK; so does a machine that
+//! cannot run the config, or ports another l4vs drives (root only: two
+//! real directors on `net_ring` ports).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 fn l4vs(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_l4vs"))
@@ -110,18 +115,268 @@ fn config_that_is_not_a_file_is_an_error() {
     }
 }
 
-/// A port whose interface does not exist: EAL or the port lookup fails and
-/// l4vs exits non-zero with DPDK's reason, instead of running without it.
+/// A port whose kernel interface does not exist is named, with the key to
+/// fix, before DPDK starts (DPDK's own report was "No such device" from the
+/// port lookup).
 #[test]
-fn missing_device_fails_with_the_dpdk_reason() {
-    let good = std::fs::read_to_string(configs().join("lab-nat.yaml")).unwrap();
-    let bad = good.replace("iface=eth0", "iface=l4vs-nonexistent0");
+fn missing_interface_is_named_with_its_key() {
+    let bad = lab_nat_on_core0().replace("iface=eth0", "iface=l4vs-noiface0");
     let path = write_temp("no-iface.yaml", &bad);
-    let out = l4vs(&["run", "--config", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_fails(&path);
     assert!(
-        err.contains("l4vs:") && (err.contains("port lan") || err.contains("EAL")),
+        err.contains(
+            "l4vs: port lan: interface l4vs-noiface0 does not exist (device net_af_packet0,iface=l4vs-noiface0): create it or fix ports[0].device"
+        ),
         "{err}"
     );
+}
+
+/// A worker core or the main core that is not an online CPU is refused
+/// (a worker's used to start with a warning only). The port does not
+/// exist either, so that without the check the run fails rather than
+/// forwards.
+#[test]
+fn offline_cores_are_refused() {
+    let base = lab_nat_on_core0().replace("iface=eth0", "iface=l4vs-noiface0");
+    for (from, to, key) in [
+        ("cores: [0]", "cores: [0, 1023]", "workers.cores"),
+        ("main_core: 0", "main_core: 1023", "eal.main_core"),
+    ] {
+        let bad = base.replacen(from, to, 1);
+        assert_ne!(bad, base);
+        let path = write_temp("offline-core.yaml", &bad);
+        let err = run_fails(&path);
+        assert!(
+            err.contains(&format!(
+                "l4vs: {key}: core 1023 is not an online CPU of this machine (online: "
+            )),
+            "{key}: {err}"
+        );
+    }
+}
+
+/// A second l4vs on the ports of a running one is refused, naming the
+/// first one's pid and lock (it used to start and forward beside it).
+#[test]
+fn second_instance_on_the_same_port_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: the port locks in /run/l4vs need root");
+        return;
+    }
+    let device = format!("net_ring_{}a", std::process::id());
+    let path = write_temp("first.yaml", &ring_config(&device, &["--no-shconf"]));
+    let lock = format!("/run/l4vs/port-vdev={device}.lock");
+    let _cleanup = Cleanup(vec![PathBuf::from(&lock)]);
+    let first = Running::start(&path);
+    let err = run_fails(&path);
+    assert!(
+        err.contains(&format!(
+            "l4vs: port ring ({device}) is in use by another l4vs (pid {}, lock {lock}): stop it first",
+            first.pid()
+        )),
+        "{err}"
+    );
+}
+
+/// A second DPDK primary process on the runtime directory of a running
+/// one: EAL fails without an error code (it used to read "Success (errno
+/// 0)"); l4vs names the directory and the other process first.
+#[test]
+fn dpdk_runtime_dir_in_use_is_named() {
+    if !is_root() {
+        eprintln!("skipped: the port locks in /run/l4vs need root");
+        return;
+    }
+    let pid = std::process::id();
+    let prefix = format!("l4vs-cli-{pid}");
+    let shared = ["--file-prefix", prefix.as_str()];
+    let a = write_temp(
+        "prefix-a.yaml",
+        &ring_config(&format!("net_ring_{pid}b"), &shared),
+    );
+    let b = write_temp(
+        "prefix-b.yaml",
+        &ring_config(&format!("net_ring_{pid}c"), &shared),
+    );
+    let mut cleanup = Cleanup(vec![Path::new("/var/run/dpdk").join(&prefix)]);
+    for port in ["b", "c"] {
+        cleanup
+            .0
+            .push(format!("/run/l4vs/port-vdev=net_ring_{pid}{port}.lock").into());
+    }
+    let first = Running::start(&a);
+    let err = run_fails(&b);
+    let holder = first.pid();
+    first.stop();
+    assert!(!err.contains("Success"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "/dpdk/{prefix} is in use by another DPDK process (pid {holder}, lock "
+        )) && err.contains("add --file-prefix NAME (or --no-shconf) to eal.args"),
+        "{err}"
+    );
+}
+
+/// Files and directories a test leaves behind, removed on drop (after the
+/// [`Running`] directors made before it, which drop first).
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir_all(p));
+        }
+    }
+}
+
+/// `configs/lab-nat.yaml` with its worker on core 0, which every machine
+/// has online.
+fn lab_nat_on_core0() -> String {
+    let text = std::fs::read_to_string(configs().join("lab-nat.yaml")).unwrap();
+    let text2 = text.replacen("cores: [1]", "cores: [0]", 1);
+    assert_ne!(text, text2);
+    text2
+}
+
+/// Runs `l4vs run --config path`, which must fail within 30 s; its stderr.
+fn run_fails(path: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l4vs"))
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running l4vs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "l4vs kept running: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().take(2).eq(["Uid:", "0"]))
+}
+
+/// A config with one `net_ring` port, `device` (at most 18 characters:
+/// the ring PMD names its rings after it), that runs anywhere: no
+/// hugepages, no PCI, one worker on a core this process may use. A ring
+/// port has no traffic, so it forwards nothing.
+fn ring_config(device: &str, extra_args: &[&str]) -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    let core: u32 = allowed
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut args = vec![
+        "--no-huge",
+        "-m",
+        "128",
+        "--no-pci",
+        "--no-telemetry",
+        "--log-level=*:error",
+    ];
+    args.extend_from_slice(extra_args);
+    let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "eal:\n  args: [{}]\n  main_core: {core}\nworkers:\n  cores: [{core}]\n  idle_sleep_us: 1000\n  connections: 1024\nports:\n  - name: ring\n    device: {device}\n    rx_desc: 64\n    tx_desc: 64\nmbufs: 1023\n",
+        args.join(", ")
+    )
+}
+
+/// An `l4vs run` in the background until [`Running::stop`] or drop
+/// (SIGINT, then SIGKILL after 10 s).
+struct Running {
+    child: Option<Child>,
+}
+
+impl Running {
+    /// Starts `l4vs run --config path` and waits (30 s at most) for it to
+    /// print that it is running.
+    fn start(path: &Path) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_l4vs"))
+            .args(["run", "--config", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running l4vs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Running { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("; running") => return running,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let out = running.child.take().unwrap().wait_with_output().unwrap();
+                    panic!(
+                        "the first l4vs did not start: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            assert!(Instant::now() < deadline, "the first l4vs never ran");
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGINT, and wait for it to end.
+    fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.end();
+    }
 }

@@ -87,7 +87,9 @@ impl Eal {
     ///
     /// # Errors
     /// With `rte_errno`'s text when `rte_eal_init` fails (a bad argument,
-    /// no memory, ...), `EALREADY` if an `Eal` was already created in this
+    /// no memory, ...), or code 0 when it fails without setting one (the
+    /// runtime config locked by another primary process, among others:
+    /// DPDK's log says which), `EALREADY` if an `Eal` was already created in this
     /// process, `EINVAL` for an argument containing NUL or an empty `args`.
     /// DPDK allows a retry after some failures only.
     pub fn init(args: &[String]) -> Result<Eal> {

@@ -139,6 +139,13 @@ pub struct Suite {
     pub run: RunInfo,
     /// The microbenchmark reports (several invocations), or why they failed.
     pub micro: Vec<Result<MicroReport, String>>,
+    /// An earlier build's microbenchmark report, measured in the same run
+    /// with the same arguments as the first of `micro`: (which build, its
+    /// report or why it failed).
+    pub micro_baseline: Option<(String, Result<MicroReport, String>)>,
+    /// `l4vs-reload`'s output per build, this one first: (which build, its
+    /// printed lines or why it failed).
+    pub reload: Vec<(String, Result<String, String>)>,
     /// The generator runs.
     pub io: Vec<IoPoint>,
     /// The topology sentence: what the ports are.
@@ -272,6 +279,8 @@ pub fn render(s: &Suite) -> String {
     run_section(w, s);
     targets_section(w, s);
     micro_section(w, s);
+    baseline_section(w, s);
+    reload_section(w, s);
     io_section(w, s);
     if !s.plots.is_empty() {
         let _ = writeln!(w, "## Plots\n");
@@ -482,6 +491,115 @@ fn bound_text(s: &Suite, p: &IoPoint) -> String {
         ),
         (Some(c), None) => format!("its loop spent {c:.0} busy TSC cycles per SYN, I/O included"),
         _ => "the device under test's own counters are missing".to_owned(),
+    }
+}
+
+/// This build's established-flow and new-connection cycles against an
+/// earlier build's, measured in the same run with the same arguments.
+fn baseline_section(w: &mut String, s: &Suite) {
+    let Some((label, base)) = &s.micro_baseline else {
+        return;
+    };
+    let _ = writeln!(
+        w,
+        "### Against an earlier build, same run
+"
+    );
+    let (base, now) = match (base, s.micro.first()) {
+        (Ok(b), Some(Ok(n))) => (b, n),
+        (Err(e), _) => {
+            let _ = writeln!(
+                w,
+                "{label}: did not run: {e}
+"
+            );
+            return;
+        }
+        _ => {
+            let _ = writeln!(w, "This build's microbenchmarks did not run.\n");
+            return;
+        }
+    };
+    let _ = writeln!(
+        w,
+        "{label} against this build, `l4vs-cycles` with the same arguments, one after \
+         the other on core {}. Ratio below 1: this build is faster.\n",
+        now.core.map_or_else(|| "-".to_owned(), |c| c.to_string())
+    );
+    let _ = writeln!(
+        w,
+        "| measurement | earlier: cycles | this build: cycles | ratio |\n|---|---:|---:|---:|"
+    );
+    for n in &now.established {
+        if let Some(b) = base
+            .established
+            .iter()
+            .find(|b| b.mode == n.mode && b.live_target == n.live_target)
+        {
+            let _ = writeln!(
+                w,
+                "| {} at {} live, per packet | {:.0} | {:.0} | {:.2} |",
+                n.mode,
+                fmt_count(n.live_target),
+                b.cycles_per_packet,
+                n.cycles_per_packet,
+                n.cycles_per_packet / b.cycles_per_packet.max(1e-9)
+            );
+        }
+    }
+    for n in &now.new_conns {
+        if let Some(b) = base
+            .new_conns
+            .iter()
+            .find(|b| b.mode == n.mode && b.scheduler == n.scheduler)
+        {
+            let _ = writeln!(
+                w,
+                "| new {} connection, {} | {:.0} | {:.0} | {:.2} |",
+                n.mode,
+                n.scheduler,
+                b.cycles_per_conn,
+                n.cycles_per_conn,
+                n.cycles_per_conn / b.cycles_per_conn.max(1e-9)
+            );
+        }
+    }
+    let _ = writeln!(w);
+}
+
+/// `l4vs-reload` per build: how long a change to 1000 mh services stops a
+/// busy worker.
+fn reload_section(w: &mut String, s: &Suite) {
+    if s.reload.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "## Reload: the longest worker stall while a change is published
+"
+    );
+    let _ = writeln!(
+        w,
+        "`l4vs-reload --services 1000 --reals 10`: one worker thread (core 1) forwards \
+         established NAT flows in bursts of 32 and picks up a new snapshot between two \
+         bursts; the control thread (core 0) publishes one real server's weight change in \
+         one of 1000 Maglev (`mh`, 65537 slots) services, then a reload of the same \
+         configuration, each built as that build's director builds it. It prints the \
+         longest gap between the starts of two bursts in a 300 ms window after each change, the \
+         part of it the worker spent swapping snapshots (its own cost; the rest of a gap \
+         is the OS taking the core), and the longest gap in a quiet window before it \
+         (what the machine does without a change). Target: no worker delayed by more \
+         than 1 ms.\n"
+    );
+    for (label, out) in &s.reload {
+        match out {
+            Ok(text) => {
+                let _ = writeln!(w, "{label}:\n\n```\n{}\n```\n", text.trim_end());
+            }
+            Err(e) => {
+                let _ = writeln!(w, "{label}: did not run: {e}\n");
+            }
+        }
     }
 }
 
@@ -1114,6 +1232,59 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 0.75 | 500 | 50% | ? / ? |"), "{md}");
+    }
+
+    fn micro_with(nat_cycles: f64) -> MicroReport {
+        MicroReport {
+            tsc_hz: 2_000_000_000,
+            tsc_invariant: Some(true),
+            core: Some(1),
+            frame_size: 64,
+            perf_note: None,
+            established: vec![EstablishedRow {
+                mode: "nat".into(),
+                live_target: 10_000,
+                live: 10_000,
+                capacity: 12_500,
+                bytes_per_conn: 66,
+                packets: 1000,
+                cycles_per_packet: nat_cycles,
+                mpps_per_core: 2e9 / nat_cycles / 1e6,
+                instructions_per_packet: None,
+                fill_seconds: 0.0,
+            }],
+            new_conns: vec![],
+            stolen: None,
+        }
+    }
+
+    #[test]
+    fn an_earlier_build_and_the_reload_figures_are_reported() {
+        let s = Suite {
+            micro: vec![Ok(micro_with(330.0))],
+            micro_baseline: Some(("commit d26873c".into(), Ok(micro_with(300.0)))),
+            reload: vec![
+                (
+                    "This build".into(),
+                    Ok("l4vs-reload: one weight changed: 0.1 ms\n".into()),
+                ),
+                ("commit d26873c (before)".into(), Err("not found".into())),
+            ],
+            ..Suite::default()
+        };
+        let md = render(&s);
+        assert!(
+            md.contains("| nat at 10 K live, per packet | 300 | 330 | 1.10 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("This build:\n\n```\nl4vs-reload: one weight changed: 0.1 ms\n```"),
+            "{md}"
+        );
+        assert!(
+            md.contains("commit d26873c (before): did not run: not found"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -68,6 +68,13 @@ struct Cli {
     /// Skip the microbenchmarks.
     #[arg(long)]
     skip_micro: bool,
+    /// An earlier build's `l4vs-cycles` and `l4vs-reload` to measure in the
+    /// same run, for a before/after comparison (a directory).
+    #[arg(long)]
+    baseline_bin_dir: Option<PathBuf>,
+    /// How the report names the earlier build (e.g. its commit).
+    #[arg(long, default_value = "the earlier build")]
+    baseline_label: String,
     /// Skip the generator runs.
     #[arg(long)]
     skip_io: bool,
@@ -254,7 +261,7 @@ fn run(cli: Cli) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    for b in ["l4vs", "l4vs-gen", "l4vs-fwd", "l4vs-cycles"] {
+    for b in ["l4vs", "l4vs-gen", "l4vs-fwd", "l4vs-cycles", "l4vs-reload"] {
         let p = cli.bin_dir.join(b);
         if !p.exists() {
             bail!("{} not found: build first (cargo build --release -p l4vs-control -p l4vs-bench) or pass --bin-dir", p.display());
@@ -308,6 +315,12 @@ fn run(cli: Cli) -> Result<()> {
     };
     if !ctx.cli.skip_micro {
         suite.micro = micro(&mut ctx);
+        if let Some(dir) = ctx.cli.baseline_bin_dir.clone() {
+            let args = micro_runs(ctx.cli.quick).swap_remove(0);
+            let base = cycles(&ctx, &dir.join("l4vs-cycles"), &args);
+            suite.micro_baseline = Some((ctx.cli.baseline_label.clone(), base));
+        }
+        suite.reload = reload(&ctx);
     }
     ctx.sample_others();
     if !ctx.cli.skip_io && !ctx.stop.load(Ordering::Relaxed) {
@@ -464,9 +477,9 @@ fn commit() -> String {
     )
 }
 
-fn micro(ctx: &mut Ctx) -> Vec<Result<MicroReport, String>> {
-    let core = ctx.cli.dut_core.to_string();
-    let runs: Vec<Vec<String>> = if ctx.cli.quick {
+/// The `l4vs-cycles` invocations of a run.
+fn micro_runs(quick: bool) -> Vec<Vec<String>> {
+    if quick {
         vec![
             vec![
                 "--live",
@@ -499,28 +512,65 @@ fn micro(ctx: &mut Ctx) -> Vec<Result<MicroReport, String>> {
     }
     .into_iter()
     .map(|v| v.into_iter().map(str::to_owned).collect())
-    .collect();
+    .collect()
+}
+
+/// One `l4vs-cycles` run of the binary at `bin` on the device under
+/// test's core.
+fn cycles(ctx: &Ctx, bin: &Path, args: &[String]) -> Result<MicroReport, String> {
+    let core = ctx.cli.dut_core.to_string();
+    eprintln!("l4vs-bench: {} {}", bin.display(), args.join(" "));
+    let res = Command::new(bin)
+        .args(args)
+        .args(["--core", &core, "--json"])
+        .stderr(Stdio::inherit())
+        .output();
+    match res {
+        Err(e) => Err(format!("{} could not start: {e}", bin.display())),
+        Ok(o) if !o.status.success() => {
+            Err(format!("l4vs-cycles {}: {}", args.join(" "), o.status))
+        }
+        Ok(o) => serde_json::from_slice::<MicroReport>(&o.stdout)
+            .map_err(|e| format!("l4vs-cycles printed no report: {e}")),
+    }
+}
+
+fn micro(ctx: &mut Ctx) -> Vec<Result<MicroReport, String>> {
     let mut out = Vec::new();
-    for args in runs {
+    for args in micro_runs(ctx.cli.quick) {
         if ctx.stop.load(Ordering::Relaxed) {
             break;
         }
-        eprintln!("l4vs-bench: l4vs-cycles {}", args.join(" "));
-        let res = Command::new(ctx.bin("l4vs-cycles"))
-            .args(&args)
-            .args(["--core", &core, "--json"])
-            .stderr(Stdio::inherit())
-            .output();
-        out.push(match res {
-            Err(e) => Err(format!("l4vs-cycles could not start: {e}")),
-            Ok(o) if !o.status.success() => {
-                Err(format!("l4vs-cycles {}: {}", args.join(" "), o.status))
-            }
-            Ok(o) => serde_json::from_slice::<MicroReport>(&o.stdout)
-                .map_err(|e| format!("l4vs-cycles printed no report: {e}")),
-        });
+        out.push(cycles(ctx, &ctx.bin("l4vs-cycles"), &args));
     }
     out
+}
+
+/// `l4vs-reload` of this build and, if given, of the earlier one.
+fn reload(ctx: &Ctx) -> Vec<(String, Result<String, String>)> {
+    let mut builds = vec![("This build".to_owned(), ctx.bin("l4vs-reload"))];
+    if let Some(dir) = &ctx.cli.baseline_bin_dir {
+        builds.push((
+            format!("{} (before)", ctx.cli.baseline_label),
+            dir.join("l4vs-reload"),
+        ));
+    }
+    builds
+        .into_iter()
+        .map(|(label, bin)| {
+            eprintln!("l4vs-bench: {} --services 1000 --reals 10", bin.display());
+            let out = Command::new(&bin)
+                .args(["--services", "1000", "--reals", "10"])
+                .stderr(Stdio::inherit())
+                .output();
+            let r = match out {
+                Err(e) => Err(format!("{} could not start: {e}", bin.display())),
+                Ok(o) if !o.status.success() => Err(format!("{}: {}", bin.display(), o.status)),
+                Ok(o) => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+            };
+            (label, r)
+        })
+        .collect()
 }
 
 fn topology(ctx: &Ctx) -> String {

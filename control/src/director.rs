@@ -197,6 +197,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     }
     let mut table = ServiceTable::from_config(cfg)
         .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))?;
+    table.set_workers(usize::from(nworkers));
     let snapshot = Arc::new(ArcSwap::from_pointee(
         plan::publish(&mut table, cfg, &macs).context("building the service snapshot")?,
     ));
@@ -321,6 +322,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let backoff = (defaults.arp_retry_ms, defaults.arp_solicit_cap_ms);
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
+    let mut next_estimate = crate::estimator::INTERVAL;
     let mut running = cfg.clone();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
@@ -343,8 +345,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             );
             next_housekeeping = now + Duration::from_millis(HOUSEKEEPING_MS);
         }
+        if now >= next_estimate {
+            table.sample_rates();
+            next_estimate = now + crate::estimator::INTERVAL;
+        }
         if usr1.swap(false, Ordering::Relaxed) {
-            print_services(&snapshot.load());
+            print_services(&mut table);
         }
         if usr2.swap(false, Ordering::Relaxed) {
             print_workers(cfg, &ports, &all_counters, &control.counts, &neighbors);
@@ -385,7 +391,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         &all_counters,
         &control.counts,
         &neighbors,
-        &snapshot.load(),
+        &mut table,
     );
     drop(control);
     for p in &ports {
@@ -499,31 +505,42 @@ fn print_final(
     workers: &[Arc<Counters>],
     control: &ControlCounts,
     neighbors: &NeighborTable,
-    snap: &Snapshot,
+    table: &mut ServiceTable,
 ) {
     println!("l4vs: stopping; final counters");
-    print_services(snap);
+    print_services(table);
     print_workers(cfg, ports, workers, control, neighbors);
 }
 
 /// The services and their reals with live connection counts (SIGUSR1, and
 /// at exit).
-fn print_services(snap: &Snapshot) {
-    for (_, s) in snap.services() {
-        for (r, st) in s.reals.iter().zip(s.stats.iter()) {
+fn print_services(table: &mut ServiceTable) {
+    let counters = |c: &crate::stats::Counted| {
+        let (t, r) = (c.totals, c.rates);
+        format!(
+            "conns={} inpkts={} outpkts={} inbytes={} outbytes={} cps={} inpps={} outpps={} inbps={} outbps={}",
+            t.conns, t.inpkts, t.outpkts, t.inbytes, t.outbytes, r.cps, r.inpps, r.outpps, r.inbps, r.outbps
+        )
+    };
+    for s in table.report() {
+        println!(
+            "  service {} {} scheduler {}: {}",
+            s.name,
+            s.key,
+            s.scheduler,
+            counters(&s.counted)
+        );
+        for r in &s.reals {
             println!(
-                "  service {} real {}:{} weight={} activeconns={} inactconns={}{}",
+                "  service {} real {}:{} {} weight={} activeconns={} inactconns={} {}",
                 s.name,
-                r.addr,
-                r.port,
-                r.weight,
-                st.active(),
-                st.inactive(),
-                if st.is_overloaded() {
-                    " overloaded"
-                } else {
-                    ""
-                }
+                r.real.addr,
+                r.real.port,
+                r.real.method.ipvsadm_name(),
+                r.real.weight,
+                r.active,
+                r.inactive,
+                counters(&r.counted)
             );
         }
     }

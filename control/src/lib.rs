@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod director;
+pub mod estimator;
 pub mod mbuf_packet;
 pub mod plan;
 pub mod port_io;
 pub mod startup;
+pub mod stats;
 pub mod table;

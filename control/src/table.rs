@@ -26,6 +26,7 @@
 use crate::config::{
     self, Config, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT, MIN_MH_TABLE_SIZE,
 };
+use crate::stats::{Counted, Keeping};
 use l4vs_dataplane::model::{
     ForwardMethod, Persistence, Protocol, Real, SchedulerKind, Service, ServiceOptions, Timeouts,
 };
@@ -137,6 +138,9 @@ pub enum Command {
     EditReal(ServiceKey, RealSpec),
     /// `-d`: remove a real server (address, port).
     DeleteReal(ServiceKey, IpAddr, u16),
+    /// `-Z`: zero the counters and rates of one service and its reals, or
+    /// of every service.
+    Zero(Option<ServiceKey>),
     /// `--set tcp tcpfin udp`: the global ESTABLISHED, FIN_WAIT and UDP
     /// timeouts in seconds; 0 leaves one unchanged, as ipvsadm does.
     SetTimeouts {
@@ -425,6 +429,36 @@ impl From<SnapshotError> for TableError {
     }
 }
 
+/// A service as [`ServiceTable::report`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceReport {
+    /// Which service.
+    pub key: ServiceKey,
+    /// Its name (its key when unnamed).
+    pub name: String,
+    /// Its scheduler.
+    pub scheduler: SchedulerKind,
+    /// Its persistence.
+    pub persistence: Option<Persistence>,
+    /// Its counters and rates.
+    pub counted: Counted,
+    /// Its real servers, in order.
+    pub reals: Vec<RealReport>,
+}
+
+/// A real server as [`ServiceTable::report`] shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealReport {
+    /// Its settings.
+    pub real: Real,
+    /// Active connections (`ActiveConn`).
+    pub active: u32,
+    /// Inactive connections (`InActConn`).
+    pub inactive: u32,
+    /// Its counters and rates.
+    pub counted: Counted,
+}
+
 /// What a command changed, for the log (`Display`: `real 198.18.2.14:80
 /// added`, `198.18.2.12:80 weight 1 -> 3`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,6 +526,8 @@ struct Entry {
     /// since.
     compiled: Option<Arc<CompiledService>>,
     dirty: bool,
+    /// Its statistics across compilations.
+    keeping: Keeping,
 }
 
 /// The table. Cloning is cheap enough for a reload to work on a copy
@@ -505,6 +541,8 @@ pub struct ServiceTable {
     network: Network,
     timeouts: Timeouts,
     expire_quiescent_template: bool,
+    /// Workers that count traffic (rows per compiled service).
+    workers: usize,
 }
 
 fn v4(a: IpAddr) -> Result<Ipv4Addr, TableError> {
@@ -644,6 +682,7 @@ impl ServiceTable {
             Command::EditReal(key, r) => self.edit_real(&key, r),
             Command::DeleteReal(key, addr, port) => self.delete_real(&key, addr, port),
             Command::SetTimeouts { tcp, tcp_fin, udp } => self.set_timeouts(tcp, tcp_fin, udp),
+            Command::Zero(key) => self.zero(key.as_ref()),
             Command::Flush => {
                 let n = self.len();
                 self.slots.clear();
@@ -697,6 +736,7 @@ impl ServiceTable {
             reals: Vec::new(),
             compiled: None,
             dirty: true,
+            keeping: Keeping::default(),
         });
         Ok(change)
     }
@@ -948,11 +988,16 @@ impl ServiceTable {
             }
             let model = self.model(e);
             let stats = carried_stats(e.compiled.as_deref(), &model.reals);
-            built.push((i, CompiledService::compile_with_stats(model, stats)?));
+            built.push((
+                i,
+                CompiledService::compile_with_stats(model, stats, self.workers.max(1))?,
+            ));
         }
         for (i, c) in built {
             if let Some(e) = self.slots[i].as_mut() {
-                e.compiled = Some(c);
+                if let Some(old) = e.compiled.replace(c) {
+                    e.keeping.retire(old);
+                }
                 e.dirty = false;
             }
         }
@@ -961,6 +1006,80 @@ impl ServiceTable {
             .iter()
             .map(|s| s.as_ref().and_then(|e| e.compiled.clone()))
             .collect())
+    }
+
+    /// Sets how many workers count traffic; services compiled from now on
+    /// get a row per worker (set it before the first [`compile`]).
+    ///
+    /// [`compile`]: ServiceTable::compile
+    pub fn set_workers(&mut self, workers: usize) {
+        self.workers = workers;
+    }
+
+    fn zero(&mut self, key: Option<&ServiceKey>) -> Result<Change, TableError> {
+        let slots: Vec<u16> = match key {
+            Some(k) => vec![*self.index.get(k).ok_or(TableError::NoSuchService)?],
+            None => self.index.values().copied().collect(),
+        };
+        for s in &slots {
+            if let Some(e) = self.slots[usize::from(*s)].as_mut() {
+                e.keeping.zero(e.compiled.as_deref());
+            }
+        }
+        Ok(Change {
+            service: key.map(ToString::to_string).unwrap_or_default(),
+            what: format!("counters of {} service(s) zeroed", slots.len()),
+        })
+    }
+
+    /// Takes one sample of every rate estimator; call every
+    /// [`crate::estimator::INTERVAL`].
+    pub fn sample_rates(&mut self) {
+        for e in self.slots.iter_mut().flatten() {
+            e.keeping.sample(e.compiled.as_deref());
+        }
+    }
+
+    /// Every service with its reals: settings, connection counts, traffic
+    /// counters and rates, in slot order. What `l4vsadm -L`, the metrics
+    /// and SIGUSR1 show.
+    pub fn report(&mut self) -> Vec<ServiceReport> {
+        self.slots
+            .iter_mut()
+            .flatten()
+            .map(|e| {
+                let (svc, reals) = e.keeping.read(e.compiled.as_deref(), &e.reals);
+                let conns = |i: usize| {
+                    e.compiled
+                        .as_ref()
+                        .filter(|c| c.reals.get(i) == e.reals.get(i))
+                        .and_then(|c| c.stats.get(i))
+                        .map_or((0, 0), |s| (s.active(), s.inactive()))
+                };
+                ServiceReport {
+                    key: e.spec.key,
+                    name: display_name(&e.spec),
+                    scheduler: e.spec.scheduler,
+                    persistence: e.spec.persistence,
+                    counted: svc,
+                    reals: e
+                        .reals
+                        .iter()
+                        .zip(reals)
+                        .enumerate()
+                        .map(|(i, (r, counted))| {
+                            let (active, inactive) = conns(i);
+                            RealReport {
+                                real: *r,
+                                active,
+                                inactive,
+                                counted,
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
     }
 
     /// The commands that turn this table into `target`: services gone are
@@ -1109,6 +1228,7 @@ pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<Real
 #[cfg(test)]
 mod tests {
     use super::*;
+    use l4vs_dataplane::traffic::Totals;
 
     fn net() -> Network {
         Network {
@@ -1516,6 +1636,61 @@ mod tests {
         t.apply(Command::AddService(spec(8080, SchedulerKind::Rr)))
             .unwrap();
         assert_eq!(t.slot_of(&key(8080)), Some(0));
+    }
+
+    #[test]
+    fn counters_survive_recompilation_and_zeroing() {
+        let mut t = web();
+        t.set_workers(2);
+        let first = t.compile().unwrap()[0].clone().unwrap();
+        // Worker 1 counts a new connection to real .12 and its packet.
+        first.traffic.service(1).unwrap().conn();
+        first.traffic.service(1).unwrap().packet_in(60);
+        first.traffic.real(1, 1).unwrap().conn();
+        first.traffic.real(1, 1).unwrap().packet_in(60);
+        // A weight change recompiles; a worker still holds the old form
+        // and counts one more packet on it, then swaps.
+        t.apply(Command::EditReal(key(80), real(12, 3))).unwrap();
+        let second = t.compile().unwrap()[0].clone().unwrap();
+        first.traffic.service(1).unwrap().packet_in(40);
+        first.traffic.real(1, 1).unwrap().packet_in(40);
+        second.traffic.service(0).unwrap().packet_out(100);
+        second.traffic.real(0, 1).unwrap().packet_out(100);
+        let expect = Totals {
+            conns: 1,
+            inpkts: 2,
+            inbytes: 100,
+            outpkts: 1,
+            outbytes: 100,
+        };
+        let report = t.report();
+        assert_eq!(report[0].counted.totals, expect);
+        assert_eq!(report[0].reals[1].counted.totals, expect);
+        assert_eq!(report[0].reals[0].counted.totals, Totals::default());
+        // The old form is dropped by the workers: folded, nothing lost.
+        drop(first);
+        assert_eq!(t.report()[0].counted.totals, expect);
+        // Rates: the estimator started with the service, so its first
+        // interval saw the 100 bytes above (50 B/s, a quarter of the way:
+        // 400 in fixed point ×32), the second 1000 more (500 B/s): 400 +
+        // (16000 - 400) / 4 = 4300, read as (4300 + 15) >> 5 = 134 B/s.
+        t.sample_rates();
+        second.traffic.service(0).unwrap().packet_in(1000);
+        t.sample_rates();
+        let r = t.report()[0].counted.rates;
+        assert_eq!((r.inbps, r.inpps), (134, 0));
+        // -Z: zero, then counting on.
+        t.apply(Command::Zero(None)).unwrap();
+        let z = t.report();
+        assert_eq!(z[0].counted.totals, Totals::default());
+        assert_eq!(z[0].counted.rates, Default::default());
+        second.traffic.real(0, 1).unwrap().packet_in(10);
+        let after = t.report();
+        assert_eq!(after[0].reals[1].counted.totals.inpkts, 1);
+        assert_eq!(
+            t.apply(Command::Zero(Some(key(81)))),
+            Err(TableError::NoSuchService)
+        );
     }
 
     fn apply_diff(from: &ServiceTable, to: &ServiceTable) -> (ServiceTable, Vec<Command>) {

@@ -434,7 +434,17 @@ fn weight_changes_by_sighup_under_traffic_lose_no_connection() {
     director.wait_log("workers.idle_sleep_us changed");
 
     director.signal("USR1");
-    director.wait_log("service http real 198.18.2.12:80 weight=5");
+    director.wait_log("service http real 198.18.2.12:80 Masq weight=5");
+    // The live counters went on across the reloads: every connection and
+    // every packet of them, in and out, on the service's line.
+    let log = director.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("service http TCP 198.18.0.100:80") && l.contains("conns="))
+        .unwrap_or_default();
+    assert!(counter(line, "conns") >= 603, "{line}");
+    assert!(counter(line, "inpkts") >= 603 * 3, "{line}");
+    assert!(counter(line, "outpkts") >= 603 * 2, "{line}");
     director.signal("USR2");
     director.wait_log("worker 0:");
     let still = lab.http_load(VIP_HTTP, 10).unwrap();

@@ -20,6 +20,7 @@ pub mod snapshot;
 pub mod state;
 pub mod steer;
 pub mod testpkt;
+pub mod traffic;
 pub mod verdict;
 pub mod worker;
 

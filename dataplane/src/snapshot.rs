@@ -16,6 +16,7 @@
 
 use crate::model::{prefix_mask, MarkRule, SchedulerKind, Service};
 use crate::sched::{mh, RealStats, SharedTables};
+use crate::traffic::Traffic;
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::Address as MacAddr;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -30,6 +31,8 @@ pub struct CompiledService {
     /// Connection counts and overload flags, one per real, shared by every
     /// worker.
     pub stats: Arc<[RealStats]>,
+    /// Packet, byte and connection counters, a row per worker.
+    pub traffic: Traffic,
     tables: SharedTables,
 }
 
@@ -41,26 +44,30 @@ impl core::ops::Deref for CompiledService {
 }
 
 impl CompiledService {
-    /// Compiles `service` with fresh, zeroed counts.
+    /// Compiles `service` with fresh, zeroed counts, with traffic rows for
+    /// one worker.
     ///
     /// # Errors
     /// More than 65535 reals, or an mh table size that is not a prime at
     /// least as large as the number of reals.
     pub fn compile(service: Service) -> Result<Arc<CompiledService>, SnapshotError> {
         let n = service.reals.len();
-        CompiledService::compile_with_stats(service, Self::fresh_stats(n))
+        CompiledService::compile_with_stats(service, Self::fresh_stats(n), 1)
     }
 
     /// Compiles `service`, keeping `stats` when it holds exactly one entry
     /// per real (a changed service whose reals are the same keeps its
-    /// connection counts); fresh ones otherwise. Builds the Maglev table of
-    /// an mh service: the expensive part, done here and not on a worker.
+    /// connection counts); fresh ones otherwise. Traffic rows start at zero
+    /// for `workers` workers (the control thread adds up what earlier
+    /// compilations counted). Builds the Maglev table of an mh service: the
+    /// expensive part, done here and not on a worker.
     ///
     /// # Errors
     /// As [`CompiledService::compile`].
     pub fn compile_with_stats(
         service: Service,
         stats: Arc<[RealStats]>,
+        workers: usize,
     ) -> Result<Arc<CompiledService>, SnapshotError> {
         let n = service.reals.len();
         if n > usize::from(u16::MAX) {
@@ -81,9 +88,11 @@ impl CompiledService {
             Self::fresh_stats(n)
         };
         let tables = SharedTables::build(service.scheduler, &service.reals);
+        let traffic = Traffic::new(workers.max(1), n);
         Ok(Arc::new(CompiledService {
             service,
             stats,
+            traffic,
             tables,
         }))
     }
@@ -472,13 +481,13 @@ mod tests {
         stats[1].conn_bound(&svc.reals[1], false);
         let mut again = svc.clone();
         again.name = "renamed".into();
-        let kept = CompiledService::compile_with_stats(again, stats.clone()).unwrap();
+        let kept = CompiledService::compile_with_stats(again, stats.clone(), 1).unwrap();
         assert_eq!(kept.stats[1].inactive(), 1);
         assert!(Arc::ptr_eq(&kept.stats, &stats));
         // With another number of reals, fresh counts.
         let mut more = svc.clone();
         more.reals.push(real(13));
-        let fresh = CompiledService::compile_with_stats(more, stats.clone()).unwrap();
+        let fresh = CompiledService::compile_with_stats(more, stats.clone(), 1).unwrap();
         assert_eq!(fresh.stats.len(), 3);
         assert_eq!(fresh.stats[1].inactive(), 0);
         assert_eq!(*made.service(), svc);

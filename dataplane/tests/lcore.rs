@@ -315,3 +315,45 @@ fn a_full_command_ring_refuses_the_command() {
     }
     assert_eq!(r.control.send(cmd), Err(cmd));
 }
+
+#[test]
+fn traffic_is_counted_per_service_and_real_as_ipvs_does() {
+    let mut r = rig(64);
+    r.lcore
+        .io_mut()
+        .rx
+        .push_back(segment(5000, tcp::flags::SYN));
+    r.lcore
+        .io_mut()
+        .rx
+        .push_back(segment(5000, tcp::flags::ACK));
+    // The real server's reply, back through the director.
+    let h = Hdr {
+        src_mac: Mac([2, 0, 0, 0, 2, 11]),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(0),
+        dst: CLIENT,
+        ttl: 64,
+    };
+    r.lcore.io_mut().rx.push_back(VecPacket::new(&testpkt::tcp(
+        &h,
+        8080,
+        5000,
+        tcp::flags::ACK,
+        &[0; 10],
+    )));
+    r.lcore.poll();
+    assert_eq!(r.lcore.io().sent.len(), 3);
+    let snap = r.lcore.worker().snapshot().clone();
+    let t = &snap.service(0).unwrap().traffic;
+    let expect = l4vs_dataplane::traffic::Totals {
+        conns: 1,
+        inpkts: 2,
+        inbytes: 2 * 40,
+        outpkts: 1,
+        outbytes: 50,
+    };
+    assert_eq!(t.service_totals(), expect);
+    assert_eq!(t.real_totals(0), expect);
+    assert_eq!(t.real_totals(1), Default::default());
+}

@@ -389,6 +389,7 @@ impl Worker {
             return Verdict::Drop(DropReason::IpFragment);
         }
         let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        let ip_len = u64::from(ip.total_len());
         let l4 = match proto {
             Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
                 Ok(t) => L4 {
@@ -442,11 +443,15 @@ impl Worker {
             if c.expires <= now_s || fresh_syn {
                 self.end_conn(i);
             } else {
-                let timeouts = self.timeouts_of(c.service);
+                let svc = self.snap.service(c.service);
+                let timeouts = svc.map_or(self.cfg.timeouts, |s| s.options.timeouts);
                 let entry = self.conns.get_mut(i);
                 let activity = state::transition(entry, dir, l4.tcp_flags, now_s, &timeouts);
                 let before = c.state;
                 let c = *entry;
+                if let Some(svc) = svc {
+                    count_packet(svc, self.cfg.worker_id, &c, dir, ip_len);
+                }
                 if c.state != before {
                     emit(&mut self.events, &self.counters, Event::StateChanged(c));
                 }
@@ -531,6 +536,14 @@ impl Worker {
         if activity == Activity::Activated {
             svc.stats[ri].conn_activated();
         }
+        let w = self.cfg.worker_id;
+        for row in [svc.traffic.service(w), svc.traffic.real(w, ri)]
+            .into_iter()
+            .flatten()
+        {
+            row.conn();
+        }
+        count_packet(svc, w, &c, Direction::In, ip_len);
         self.counters.conns_created.inc();
         emit(&mut self.events, &self.counters, Event::Created(c));
         self.forward(pkt, l2, &c, Direction::In, now_ms)
@@ -574,14 +587,25 @@ impl Worker {
     fn real_exists(&self, c: &Conn) -> bool {
         real_stats(&self.snap, c).is_some_and(|(_, r)| r.method == c.method)
     }
+}
 
-    /// The timeouts of a service's connections (the worker's defaults for
-    /// a connection whose service is gone).
-    #[inline]
-    fn timeouts_of(&self, sid: u16) -> Timeouts {
-        self.snap
-            .service(sid)
-            .map_or(self.cfg.timeouts, |s| s.options.timeouts)
+/// Counts a packet of `bytes` IP bytes of connection `c` on its service's
+/// and its real server's traffic rows of worker `w` (`ip_vs_in_stats`,
+/// `ip_vs_out_stats`). A real whose index no longer names it (a change
+/// removed reals before it) is not counted; its service still is.
+#[inline]
+fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: u64) {
+    let i = usize::from(c.real);
+    let real = svc
+        .reals
+        .get(i)
+        .filter(|r| r.addr == c.rip)
+        .and_then(|_| svc.traffic.real(w, i));
+    for row in [svc.traffic.service(w), real].into_iter().flatten() {
+        match dir {
+            Direction::In => row.packet_in(bytes),
+            Direction::Out => row.packet_out(bytes),
+        }
     }
 }
 

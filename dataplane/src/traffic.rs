@@ -116,6 +116,13 @@ impl Traffic {
         }
     }
 
+    /// Worker `w`'s rows: the service's, then its reals' in order.
+    #[inline]
+    pub fn rows(&self, w: u16) -> Option<(&Row, &[Row])> {
+        let at = usize::from(w) * self.stride;
+        self.rows.get(at..at + self.stride)?.split_first()
+    }
+
     /// Worker `w`'s row of the service.
     #[inline]
     pub fn service(&self, w: u16) -> Option<&Row> {

@@ -595,16 +595,25 @@ impl Worker {
 /// removed reals before it) is not counted; its service still is.
 #[inline]
 fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: u64) {
+    let Some((service, reals)) = svc.traffic.rows(w) else {
+        return;
+    };
     let i = usize::from(c.real);
-    let real = svc
-        .reals
+    let real = reals
         .get(i)
-        .filter(|r| r.addr == c.rip)
-        .and_then(|_| svc.traffic.real(w, i));
-    for row in [svc.traffic.service(w), real].into_iter().flatten() {
-        match dir {
-            Direction::In => row.packet_in(bytes),
-            Direction::Out => row.packet_out(bytes),
+        .filter(|_| svc.reals.get(i).is_some_and(|r| r.addr == c.rip));
+    match dir {
+        Direction::In => {
+            service.packet_in(bytes);
+            if let Some(r) = real {
+                r.packet_in(bytes);
+            }
+        }
+        Direction::Out => {
+            service.packet_out(bytes);
+            if let Some(r) = real {
+                r.packet_out(bytes);
+            }
         }
     }
 }

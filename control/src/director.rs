@@ -323,6 +323,8 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
     let mut next_estimate = crate::estimator::INTERVAL;
+    // Snapshots replaced by a reload, until every worker has let go.
+    let mut retired: Vec<Arc<Snapshot>> = Vec::new();
     let mut running = cfg.clone();
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
@@ -330,6 +332,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             stop.store(true, Ordering::Relaxed);
         }
         control.drain();
+        retired.retain(|s| Arc::strong_count(s) > 1);
         let now = started.elapsed();
         if now >= next_housekeeping {
             // Neighbour solicitation: the next hops are known before the
@@ -356,7 +359,15 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             print_workers(cfg, &ports, &all_counters, &control.counts, &neighbors);
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match reload(path, &running, &mut table, &macs, &snapshot, &neighbors) {
+            match reload(
+                path,
+                &running,
+                &mut table,
+                &macs,
+                &snapshot,
+                &mut retired,
+                &neighbors,
+            ) {
                 Ok((new, changes)) => {
                     for line in change_lines(&changes) {
                         println!("l4vs: reload: {line}");
@@ -421,6 +432,7 @@ fn reload(
     table: &mut ServiceTable,
     macs: &[[u8; 6]],
     snapshot: &ArcSwap<Snapshot>,
+    retired: &mut Vec<Arc<Snapshot>>,
     neighbors: &NeighborTable,
 ) -> Result<(Config, Vec<Change>)> {
     let new = config::load(path)?;
@@ -442,7 +454,9 @@ fn reload(
     }
     let snap = plan::publish(&mut next, &new, macs).context("building the service snapshot")?;
     plan::seed_neighbors(&new, neighbors);
-    snapshot.store(Arc::new(snap));
+    // The old snapshot is freed here, on the control thread, once no
+    // worker holds it (see `retired` in `run`), never on a worker.
+    retired.push(snapshot.swap(Arc::new(snap)));
     *table = next;
     Ok((new, changes))
 }

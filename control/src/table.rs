@@ -32,7 +32,8 @@ use l4vs_dataplane::model::{
 };
 use l4vs_dataplane::sched::{mh, RealStats};
 use l4vs_dataplane::{CompiledService, SnapshotError};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -536,8 +537,10 @@ struct Entry {
 pub struct ServiceTable {
     slots: Vec<Option<Entry>>,
     index: HashMap<ServiceKey, u16>,
-    /// Free slots, lowest last.
-    free: Vec<u16>,
+    /// The services' names, for the uniqueness rule.
+    names: HashMap<String, ServiceKey>,
+    /// Free slots; the lowest is reused first.
+    free: BinaryHeap<Reverse<u16>>,
     network: Network,
     timeouts: Timeouts,
     expire_quiescent_template: bool,
@@ -687,6 +690,7 @@ impl ServiceTable {
                 let n = self.len();
                 self.slots.clear();
                 self.index.clear();
+                self.names.clear();
                 self.free.clear();
                 Ok(Change {
                     service: String::new(),
@@ -698,12 +702,7 @@ impl ServiceTable {
 
     fn name_taken(&self, spec: &ServiceSpec) -> Result<(), TableError> {
         if let Some(name) = &spec.name {
-            let other = self
-                .slots
-                .iter()
-                .flatten()
-                .any(|e| e.spec.key != spec.key && e.spec.name.as_deref() == Some(name));
-            if other {
+            if self.names.get(name).is_some_and(|k| *k != spec.key) {
                 return Err(TableError::NameTaken(name.clone()));
             }
         }
@@ -717,7 +716,7 @@ impl ServiceTable {
         check_service(&spec, 0)?;
         self.name_taken(&spec)?;
         let slot = match self.free.pop() {
-            Some(s) => s,
+            Some(Reverse(s)) => s,
             None => {
                 if self.slots.len() >= usize::from(u16::MAX) {
                     return Err(TableError::TooMany("services"));
@@ -731,6 +730,9 @@ impl ServiceTable {
             what: format!("added ({}, scheduler {})", spec.key, spec.scheduler),
         };
         self.index.insert(spec.key, slot);
+        if let Some(n) = &spec.name {
+            self.names.insert(n.clone(), spec.key);
+        }
         self.slots[usize::from(slot)] = Some(Entry {
             spec,
             reals: Vec::new(),
@@ -770,8 +772,18 @@ impl ServiceTable {
             ));
         }
         let service = display_name(&e.spec);
+        let key = spec.key;
+        let (old_name, new_name) = (e.spec.name.clone(), spec.name.clone());
         e.spec = spec;
         e.dirty = true;
+        if old_name != new_name {
+            if let Some(n) = old_name {
+                self.names.remove(&n);
+            }
+            if let Some(n) = new_name {
+                self.names.insert(n, key);
+            }
+        }
         Ok(Change {
             service,
             what: if what.is_empty() {
@@ -785,9 +797,10 @@ impl ServiceTable {
     fn delete_service(&mut self, key: &ServiceKey) -> Result<Change, TableError> {
         let slot = self.index.remove(key).ok_or(TableError::NoSuchService)?;
         let e = self.slots[usize::from(slot)].take();
-        // Lowest slot reused first.
-        self.free.push(slot);
-        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(n) = e.as_ref().and_then(|e| e.spec.name.as_ref()) {
+            self.names.remove(n);
+        }
+        self.free.push(Reverse(slot));
         Ok(Change {
             service: e.map(|e| display_name(&e.spec)).unwrap_or_default(),
             what: "deleted".to_owned(),

@@ -228,6 +228,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut gen = 0;
+    let mut retired = vec![first.clone()];
     for (what, changed) in [
         ("one weight changed", Some(args.services / 2)),
         ("full reload, same config", None),
@@ -257,6 +258,9 @@ fn main() {
             }
         }
         let next = Arc::new(publish(&mut running));
+        // As the director does: the control thread keeps what it replaced,
+        // so that the worker never frees a whole snapshot.
+        retired.push(next.clone());
         let control_ms = c0.elapsed().as_secs_f64() * 1e3;
         shared.max_gap_ns.store(0, Ordering::Relaxed);
         *shared.next.lock().expect("lock") = Some(next);

@@ -211,27 +211,22 @@ impl Worker {
     /// (their entries carry what forwarding needs).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.generation = self.generation.wrapping_add(1);
-        let mut old = core::mem::take(&mut self.sched);
-        let mut sched = Vec::with_capacity(snap.slots().len());
+        // In place: no allocation unless the table grew.
+        let n = snap.slots().len();
+        self.sched.resize_with(n, || None);
         for (i, slot) in snap.slots().iter().enumerate() {
-            let Some(new) = slot else {
-                sched.push(None);
-                continue;
+            let unchanged = match (slot, self.snap.slots().get(i).and_then(Option::as_ref)) {
+                (Some(new), Some(prev)) => Arc::ptr_eq(prev, new),
+                (None, _) => {
+                    self.sched[i] = None;
+                    continue;
+                }
+                (Some(_), None) => false,
             };
-            let unchanged = self
-                .snap
-                .slots()
-                .get(i)
-                .and_then(Option::as_ref)
-                .is_some_and(|prev| Arc::ptr_eq(prev, new));
-            let kept = if unchanged {
-                old.get_mut(i).and_then(Option::take)
-            } else {
-                None
-            };
-            sched.push(Some(kept.unwrap_or_else(|| self.fresh_scheduler(i, new))));
+            if let (false, Some(new)) = (unchanged && self.sched[i].is_some(), slot) {
+                self.sched[i] = Some(self.fresh_scheduler(i, new));
+            }
         }
-        self.sched = sched;
         self.snap = snap;
     }
 

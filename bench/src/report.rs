@@ -139,10 +139,9 @@ pub struct Suite {
     pub run: RunInfo,
     /// The microbenchmark reports (several invocations), or why they failed.
     pub micro: Vec<Result<MicroReport, String>>,
-    /// An earlier build's microbenchmark report, measured in the same run
-    /// with the same arguments as the first of `micro`: (which build, its
-    /// report or why it failed).
-    pub micro_baseline: Option<(String, Result<MicroReport, String>)>,
+    /// This build against an earlier one, measured alternately in the same
+    /// run with the same arguments.
+    pub comparison: Option<Comparison>,
     /// `l4vs-reload`'s output per build, this one first: (which build, its
     /// printed lines or why it failed).
     pub reload: Vec<(String, Result<String, String>)>,
@@ -156,6 +155,24 @@ pub struct Suite {
     pub notes: Vec<String>,
     /// Plot files written, relative to RESULTS.md, with captions.
     pub plots: Vec<(String, String)>,
+}
+
+/// This build and an earlier one, `l4vs-cycles` with the same arguments,
+/// alternately, several rounds.
+#[derive(Debug, Clone, Default)]
+pub struct Comparison {
+    /// How the report names the earlier build.
+    pub label: String,
+    /// Per round: (this build, the earlier build), or why it failed.
+    pub rounds: Vec<Result<(MicroReport, MicroReport), String>>,
+}
+
+fn median_of(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
 }
 
 /// The targets from the benchmark issue.
@@ -495,72 +512,68 @@ fn bound_text(s: &Suite, p: &IoPoint) -> String {
 }
 
 /// This build's established-flow and new-connection cycles against an
-/// earlier build's, measured in the same run with the same arguments.
+/// earlier build's: medians of rounds run alternately in the same run.
 fn baseline_section(w: &mut String, s: &Suite) {
-    let Some((label, base)) = &s.micro_baseline else {
+    let Some(c) = &s.comparison else {
+        return;
+    };
+    let _ = writeln!(w, "### Against an earlier build, same run\n");
+    let ok: Vec<&(MicroReport, MicroReport)> = c.rounds.iter().flatten().collect();
+    for e in c.rounds.iter().filter_map(|r| r.as_ref().err()) {
+        let _ = writeln!(w, "A round did not run: {e}\n");
+    }
+    let Some((first, _)) = ok.first() else {
         return;
     };
     let _ = writeln!(
         w,
-        "### Against an earlier build, same run
-"
-    );
-    let (base, now) = match (base, s.micro.first()) {
-        (Ok(b), Some(Ok(n))) => (b, n),
-        (Err(e), _) => {
-            let _ = writeln!(
-                w,
-                "{label}: did not run: {e}
-"
-            );
-            return;
-        }
-        _ => {
-            let _ = writeln!(w, "This build's microbenchmarks did not run.\n");
-            return;
-        }
-    };
-    let _ = writeln!(
-        w,
-        "{label} against this build, `l4vs-cycles` with the same arguments, one after \
-         the other on core {}. Ratio below 1: this build is faster.\n",
-        now.core.map_or_else(|| "-".to_owned(), |c| c.to_string())
+        "{} against this build: `l4vs-cycles` with the same arguments, the two builds \
+         alternately, {} rounds, on core {}; the median of the rounds per row. The \
+         spread between rounds of one build on this shared VM is itself tens of percent, \
+         so read the ratio with that in mind. Ratio below 1: this build is faster.\n",
+        c.label,
+        ok.len(),
+        first.core.map_or_else(|| "-".to_owned(), |c| c.to_string())
     );
     let _ = writeln!(
         w,
         "| measurement | earlier: cycles | this build: cycles | ratio |\n|---|---:|---:|---:|"
     );
-    for n in &now.established {
-        if let Some(b) = base
-            .established
-            .iter()
-            .find(|b| b.mode == n.mode && b.live_target == n.live_target)
-        {
+    for n in &first.established {
+        let pick = |r: &MicroReport| {
+            r.established
+                .iter()
+                .find(|b| b.mode == n.mode && b.live_target == n.live_target)
+                .map(|b| b.cycles_per_packet)
+        };
+        let now = median_of(ok.iter().filter_map(|(a, _)| pick(a)).collect());
+        let base = median_of(ok.iter().filter_map(|(_, b)| pick(b)).collect());
+        if let (Some(now), Some(base)) = (now, base) {
             let _ = writeln!(
                 w,
-                "| {} at {} live, per packet | {:.0} | {:.0} | {:.2} |",
+                "| {} at {} live, per packet | {base:.0} | {now:.0} | {:.2} |",
                 n.mode,
                 fmt_count(n.live_target),
-                b.cycles_per_packet,
-                n.cycles_per_packet,
-                n.cycles_per_packet / b.cycles_per_packet.max(1e-9)
+                now / base.max(1e-9)
             );
         }
     }
-    for n in &now.new_conns {
-        if let Some(b) = base
-            .new_conns
-            .iter()
-            .find(|b| b.mode == n.mode && b.scheduler == n.scheduler)
-        {
+    for n in &first.new_conns {
+        let pick = |r: &MicroReport| {
+            r.new_conns
+                .iter()
+                .find(|b| b.mode == n.mode && b.scheduler == n.scheduler)
+                .map(|b| b.cycles_per_conn)
+        };
+        let now = median_of(ok.iter().filter_map(|(a, _)| pick(a)).collect());
+        let base = median_of(ok.iter().filter_map(|(_, b)| pick(b)).collect());
+        if let (Some(now), Some(base)) = (now, base) {
             let _ = writeln!(
                 w,
-                "| new {} connection, {} | {:.0} | {:.0} | {:.2} |",
+                "| new {} connection, {} | {base:.0} | {now:.0} | {:.2} |",
                 n.mode,
                 n.scheduler,
-                b.cycles_per_conn,
-                n.cycles_per_conn,
-                n.cycles_per_conn / b.cycles_per_conn.max(1e-9)
+                now / base.max(1e-9)
             );
         }
     }
@@ -575,8 +588,7 @@ fn reload_section(w: &mut String, s: &Suite) {
     }
     let _ = writeln!(
         w,
-        "## Reload: the longest worker stall while a change is published
-"
+        "## Reload: the longest worker stall while a change is published\n"
     );
     let _ = writeln!(
         w,
@@ -1262,7 +1274,15 @@ mod tests {
     fn an_earlier_build_and_the_reload_figures_are_reported() {
         let s = Suite {
             micro: vec![Ok(micro_with(330.0))],
-            micro_baseline: Some(("commit d26873c".into(), Ok(micro_with(300.0)))),
+            comparison: Some(Comparison {
+                label: "commit d26873c".into(),
+                rounds: vec![
+                    Ok((micro_with(330.0), micro_with(300.0))),
+                    Ok((micro_with(360.0), micro_with(250.0))),
+                    Ok((micro_with(300.0), micro_with(330.0))),
+                    Err("l4vs-cycles: signal 9".into()),
+                ],
+            }),
             reload: vec![
                 (
                     "This build".into(),

@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use l4vs_bench::report::{self, DutStats, IoPoint, Machine, RunInfo, Suite, CEILING};
+use l4vs_bench::report::{self, Comparison, DutStats, IoPoint, Machine, RunInfo, Suite, CEILING};
 use l4vs_bench::results::{GenReport, MicroReport};
 use l4vs_bench::suite::{self, Method};
 use std::io::{BufRead, BufReader, Read};
@@ -316,9 +316,7 @@ fn run(cli: Cli) -> Result<()> {
     if !ctx.cli.skip_micro {
         suite.micro = micro(&mut ctx);
         if let Some(dir) = ctx.cli.baseline_bin_dir.clone() {
-            let args = micro_runs(ctx.cli.quick).swap_remove(0);
-            let base = cycles(&ctx, &dir.join("l4vs-cycles"), &args);
-            suite.micro_baseline = Some((ctx.cli.baseline_label.clone(), base));
+            suite.comparison = Some(compare(&ctx, &dir));
         }
         suite.reload = reload(&ctx);
     }
@@ -544,6 +542,27 @@ fn micro(ctx: &mut Ctx) -> Vec<Result<MicroReport, String>> {
         out.push(cycles(ctx, &ctx.bin("l4vs-cycles"), &args));
     }
     out
+}
+
+/// Rounds of both builds measured one after the other with the first
+/// microbenchmark arguments.
+const COMPARISON_ROUNDS: usize = 3;
+
+/// This build against the one in `dir`, alternately.
+fn compare(ctx: &Ctx, dir: &Path) -> Comparison {
+    let args = micro_runs(ctx.cli.quick).swap_remove(0);
+    let rounds = (0..COMPARISON_ROUNDS)
+        .take_while(|_| !ctx.stop.load(Ordering::Relaxed))
+        .map(|_| {
+            let now = cycles(ctx, &ctx.bin("l4vs-cycles"), &args)?;
+            let base = cycles(ctx, &dir.join("l4vs-cycles"), &args)?;
+            Ok((now, base))
+        })
+        .collect();
+    Comparison {
+        label: ctx.cli.baseline_label.clone(),
+        rounds,
+    }
 }
 
 /// `l4vs-reload` of this build and, if given, of the earlier one.

@@ -586,17 +586,17 @@ impl Worker {
 
 /// Counts a packet of `bytes` IP bytes of connection `c` on its service's
 /// and its real server's traffic rows of worker `w` (`ip_vs_in_stats`,
-/// `ip_vs_out_stats`). A real whose index no longer names it (a change
-/// removed reals before it) is not counted; its service still is.
+/// `ip_vs_out_stats`). The real is the one at the connection's index: a
+/// change that removed a real before it counts the rest of the
+/// connection's packets on its neighbour, a counting error IPVS does not
+/// have (it points at the destination) and that ends with the connection;
+/// checking the address here would cost every packet.
 #[inline]
 fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: u64) {
     let Some((service, reals)) = svc.traffic.rows(w) else {
         return;
     };
-    let i = usize::from(c.real);
-    let real = reals
-        .get(i)
-        .filter(|_| svc.reals.get(i).is_some_and(|r| r.addr == c.rip));
+    let real = reals.get(usize::from(c.real));
     match dir {
         Direction::In => {
             service.packet_in(bytes);

@@ -539,43 +539,40 @@ fn baseline_section(w: &mut String, s: &Suite) {
         w,
         "| measurement | earlier: cycles | this build: cycles | ratio |\n|---|---:|---:|---:|"
     );
-    for n in &first.established {
-        let pick = |r: &MicroReport| {
-            r.established
-                .iter()
-                .find(|b| b.mode == n.mode && b.live_target == n.live_target)
-                .map(|b| b.cycles_per_packet)
-        };
+    // One row: the medians of `pick` over the rounds, each build.
+    let mut row = |label: String, pick: &dyn Fn(&MicroReport) -> Option<f64>| {
         let now = median_of(ok.iter().filter_map(|(a, _)| pick(a)).collect());
         let base = median_of(ok.iter().filter_map(|(_, b)| pick(b)).collect());
         if let (Some(now), Some(base)) = (now, base) {
-            let _ = writeln!(
-                w,
-                "| {} at {} live, per packet | {base:.0} | {now:.0} | {:.2} |",
-                n.mode,
-                fmt_count(n.live_target),
-                now / base.max(1e-9)
-            );
+            let ratio = now / base.max(1e-9);
+            let _ = writeln!(w, "| {label} | {base:.0} | {now:.0} | {ratio:.2} |");
         }
+    };
+    for n in &first.established {
+        row(
+            format!(
+                "{} at {} live, per packet",
+                n.mode,
+                fmt_count(n.live_target)
+            ),
+            &|r| {
+                r.established
+                    .iter()
+                    .find(|b| b.mode == n.mode && b.live_target == n.live_target)
+                    .map(|b| b.cycles_per_packet)
+            },
+        );
     }
     for n in &first.new_conns {
-        let pick = |r: &MicroReport| {
-            r.new_conns
-                .iter()
-                .find(|b| b.mode == n.mode && b.scheduler == n.scheduler)
-                .map(|b| b.cycles_per_conn)
-        };
-        let now = median_of(ok.iter().filter_map(|(a, _)| pick(a)).collect());
-        let base = median_of(ok.iter().filter_map(|(_, b)| pick(b)).collect());
-        if let (Some(now), Some(base)) = (now, base) {
-            let _ = writeln!(
-                w,
-                "| new {} connection, {} | {base:.0} | {now:.0} | {:.2} |",
-                n.mode,
-                n.scheduler,
-                now / base.max(1e-9)
-            );
-        }
+        row(
+            format!("new {} connection, {}", n.mode, n.scheduler),
+            &|r| {
+                r.new_conns
+                    .iter()
+                    .find(|b| b.mode == n.mode && b.scheduler == n.scheduler)
+                    .map(|b| b.cycles_per_conn)
+            },
+        );
     }
     let _ = writeln!(w);
 }

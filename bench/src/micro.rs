@@ -37,7 +37,7 @@ use crate::results::{EstablishedRow, NewConnRow};
 use crate::traffic::{self, Endpoints, Template, Traffic};
 use arc_swap::ArcSwap;
 use core::net::Ipv4Addr;
-use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo};
+use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo, MAX_BURST};
 use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::{
     Counters, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo, Protocol, Real,
@@ -123,17 +123,47 @@ fn real_mac(i: usize) -> MacAddr {
 }
 
 /// The benchmark's packet I/O: one port whose next receive burst the
-/// benchmark stages; what the loop transmits is kept to be reused. A
-/// packet is a boxed buffer, a pointer as an mbuf is, so handing it around
-/// the loop costs what it costs with DPDK. Its clock stands still at
-/// [`NOW_MS`] (one cycle per millisecond), the time the connections were
-/// opened at.
-#[derive(Default)]
-#[expect(clippy::vec_box, reason = "a packet is a pointer, as an mbuf is")]
+/// benchmark stages; what the loop transmits is kept to be reused. Like a
+/// PMD's, its queues are fixed arrays, and a packet is a boxed buffer, a
+/// pointer as an mbuf is, so handing packets around the loop costs what it
+/// costs with DPDK. Its clock stands still at [`NOW_MS`] (one cycle per
+/// millisecond), the time the connections were opened at.
 pub struct MemIo {
-    staged: Vec<Box<VecPacket>>,
-    sent: Vec<Box<VecPacket>>,
+    staged: [Option<Box<VecPacket>>; MAX_BURST],
+    staged_len: usize,
+    sent: [Option<Box<VecPacket>>; MAX_BURST],
+    sent_len: usize,
     clock: u64,
+}
+
+impl Default for MemIo {
+    fn default() -> Self {
+        MemIo {
+            staged: [const { None }; MAX_BURST],
+            staged_len: 0,
+            sent: [const { None }; MAX_BURST],
+            sent_len: 0,
+            clock: 0,
+        }
+    }
+}
+
+impl MemIo {
+    /// Queues `p` as part of the next receive burst; false when full.
+    fn stage(&mut self, p: Box<VecPacket>) -> bool {
+        if self.staged_len == MAX_BURST {
+            return false;
+        }
+        self.staged[self.staged_len] = Some(p);
+        self.staged_len += 1;
+        true
+    }
+
+    /// Takes back what the loop sent.
+    fn take_sent(&mut self) -> impl Iterator<Item = Box<VecPacket>> + '_ {
+        let n = std::mem::take(&mut self.sent_len);
+        self.sent[..n].iter_mut().filter_map(Option::take)
+    }
 }
 
 impl PacketIo for MemIo {
@@ -156,10 +186,13 @@ impl PacketIo for MemIo {
     }
     #[inline]
     fn rx_burst(&mut self, _port: u16, out: &mut [Option<Box<VecPacket>>]) -> usize {
-        let n = self.staged.len().min(out.len());
-        for (slot, p) in out.iter_mut().zip(self.staged.drain(..n)) {
-            *slot = Some(p);
+        let n = self.staged_len.min(out.len());
+        for (o, s) in out[..n].iter_mut().zip(&mut self.staged[..n]) {
+            *o = s.take();
         }
+        // What did not fit waits for the next burst, in order.
+        self.staged[..self.staged_len].rotate_left(n);
+        self.staged_len -= n;
         n
     }
     fn redirected_burst(&mut self, _out: &mut [Option<Box<VecPacket>>]) -> usize {
@@ -167,7 +200,11 @@ impl PacketIo for MemIo {
     }
     #[inline]
     fn tx(&mut self, _port: u16, pkt: Box<VecPacket>) {
-        self.sent.push(pkt);
+        // Dropped (freed) when full, as a full TX queue does.
+        if let Some(slot) = self.sent.get_mut(self.sent_len) {
+            *slot = Some(pkt);
+            self.sent_len += 1;
+        }
     }
     fn redirect(&mut self, _worker: u16, _pkt: Box<VecPacket>) {}
     fn punt(&mut self, _pkt: Box<VecPacket>) {}
@@ -408,6 +445,14 @@ impl Instructions {
 /// Timed passes per measurement; the median is reported.
 pub const PASSES: usize = 3;
 
+/// Packets an established-flow measurement of `samples` runs through the
+/// timed loop: a warm-up of a quarter of them, then [`PASSES`] passes
+/// (without the instructions pass). Callgrind's count of the loop divided
+/// by this is instructions per packet.
+pub fn timed_packets(samples: u64) -> u64 {
+    samples / 4 + PASSES as u64 * samples
+}
+
 /// The pass with the median cycles per packet.
 fn median(passes: &mut [Pass]) -> Pass {
     passes.sort_by(|a, b| a.cycles_per_packet.total_cmp(&b.cycles_per_packet));
@@ -439,14 +484,14 @@ fn timer_overhead() -> f64 {
 /// dropped ones, outside the timed region).
 fn stage(rig: &mut Rig, src: &mut dyn Source, chunk: &[u64]) {
     let io = rig.lcore.io_mut();
-    rig.spare.append(&mut io.sent);
+    rig.spare.extend(io.take_sent());
     for f in chunk {
         let mut p = rig
             .spare
             .pop()
             .unwrap_or_else(|| Box::new(VecPacket::new(&[0; 64])));
         src.write(&mut p, *f);
-        io.staged.push(p);
+        io.stage(p);
     }
 }
 
@@ -462,7 +507,7 @@ fn timed_pass(rig: &mut Rig, src: &mut dyn Source, flows: &[u64]) -> Pass {
         let t0 = l4vs_dpdk::rdtsc();
         rig.lcore.poll();
         let t1 = l4vs_dpdk::rdtsc();
-        forwarded += rig.lcore.io().sent.len() as u64;
+        forwarded += rig.lcore.io().sent_len as u64;
         cycles += t1.wrapping_sub(t0);
         batches += 1;
     }

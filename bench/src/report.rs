@@ -145,6 +145,9 @@ pub struct Suite {
     /// `l4vs-reload`'s output per build, this one first: (which build, its
     /// printed lines or why it failed).
     pub reload: Vec<(String, Result<String, String>)>,
+    /// Instructions per packet of the timed loop by callgrind, per mode:
+    /// (mode, this build, the earlier build if compared).
+    pub instructions: Vec<InstructionsRow>,
     /// The generator runs.
     pub io: Vec<IoPoint>,
     /// The topology sentence: what the ports are.
@@ -156,6 +159,10 @@ pub struct Suite {
     /// Plot files written, relative to RESULTS.md, with captions.
     pub plots: Vec<(String, String)>,
 }
+
+/// Callgrind's instructions per packet of one mode: (mode, this build, the
+/// earlier build if compared), each a count or why it is missing.
+pub type InstructionsRow = (String, Result<f64, String>, Option<Result<f64, String>>);
 
 /// This build and an earlier one, `l4vs-cycles` with the same arguments,
 /// alternately, several rounds.
@@ -297,6 +304,7 @@ pub fn render(s: &Suite) -> String {
     targets_section(w, s);
     micro_section(w, s);
     baseline_section(w, s);
+    instructions_section(w, s);
     reload_section(w, s);
     io_section(w, s);
     if !s.plots.is_empty() {
@@ -573,6 +581,52 @@ fn baseline_section(w: &mut String, s: &Suite) {
                     .map(|b| b.cycles_per_conn)
             },
         );
+    }
+    let _ = writeln!(w);
+}
+
+/// Callgrind's instructions per packet: exact and repeatable, where the
+/// cycles of this shared VM are not.
+fn instructions_section(w: &mut String, s: &Suite) {
+    if s.instructions.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "### Instructions per packet (callgrind)\n");
+    let _ = writeln!(
+        w,
+        "`valgrind --tool=callgrind` counting only inside the timed loop \
+         (`--toggle-collect` on `Lcore::poll`, and on `Worker::process_burst` for builds \
+         that timed that), `l4vs-cycles --live 10000 --samples 100000 --syns 0` per \
+         mode; the count divided by the packets the loop ran (warm-up and three \
+         passes). The same binary and inputs give the same count on any load, so \
+         this is the figure to compare builds by on this VM.\n"
+    );
+    let compared = s.instructions.iter().any(|(_, _, b)| b.is_some());
+    let fmt = |r: &Result<f64, String>| match r {
+        Ok(v) => format!("{v:.0}"),
+        Err(e) => format!("not measured: {e}"),
+    };
+    if compared {
+        let _ = writeln!(
+            w,
+            "| mode (10 K live) | earlier build | this build | ratio |\n|---|---:|---:|---:|"
+        );
+    } else {
+        let _ = writeln!(w, "| mode (10 K live) | this build |\n|---|---:|");
+    }
+    for (mode, now, base) in &s.instructions {
+        match base {
+            Some(b) => {
+                let ratio = match (now, b) {
+                    (Ok(n), Ok(b)) => format!("{:.3}", n / b.max(1e-9)),
+                    _ => "-".to_owned(),
+                };
+                let _ = writeln!(w, "| {mode} | {} | {} | {ratio} |", fmt(b), fmt(now));
+            }
+            None => {
+                let _ = writeln!(w, "| {mode} | {} |", fmt(now));
+            }
+        }
     }
     let _ = writeln!(w);
 }

@@ -1656,18 +1656,15 @@ mod tests {
         let mut t = web();
         t.set_workers(2);
         let first = t.compile().unwrap()[0].clone().unwrap();
-        // Worker 1 counts a new connection to real .12 and its packet.
-        first.traffic.service(1).unwrap().conn();
-        first.traffic.service(1).unwrap().packet_in(60);
+        // Worker 1 counts a new connection to real .12 and its packet (on
+        // the real's row; the service's counters are the sum).
         first.traffic.real(1, 1).unwrap().conn();
         first.traffic.real(1, 1).unwrap().packet_in(60);
         // A weight change recompiles; a worker still holds the old form
         // and counts one more packet on it, then swaps.
         t.apply(Command::EditReal(key(80), real(12, 3))).unwrap();
         let second = t.compile().unwrap()[0].clone().unwrap();
-        first.traffic.service(1).unwrap().packet_in(40);
         first.traffic.real(1, 1).unwrap().packet_in(40);
-        second.traffic.service(0).unwrap().packet_out(100);
         second.traffic.real(0, 1).unwrap().packet_out(100);
         let expect = Totals {
             conns: 1,
@@ -1683,7 +1680,8 @@ mod tests {
         // The old form is dropped by the workers: folded, nothing lost.
         drop(first);
         assert_eq!(t.report()[0].counted.totals, expect);
-        // Rates: the estimator started with the service, so its first
+        // Rates (a packet no real is named for counts on the service's own
+        // row): the estimator started with the service, so its first
         // interval saw the 100 bytes above (50 B/s, a quarter of the way:
         // 400 in fixed point ×32), the second 1000 more (500 B/s): 400 +
         // (16000 - 400) / 4 = 4300, read as (4300 + 15) >> 5 = 134 B/s.

@@ -3,10 +3,13 @@
 //! `ipvsadm -L --stats`).
 //!
 //! Design note: each compiled service holds one row of counters per
-//! worker for itself and one per worker for each of its reals, every row a
-//! cache line of its own. A worker writes only its own rows, with relaxed
-//! load+store ([`Counter`]: a plain `mov` on x86, no locked instruction);
-//! the control thread sums the rows of every worker whenever it reads. A
+//! worker for each of its reals, and one more per worker for what no real
+//! can be named for; every row is a cache line of its own. A packet
+//! updates one row, its real's: the service's counters are the sum of all
+//! its rows, which the control thread computes when it reads (IPVS updates
+//! both per packet; one row per packet halves the cost, and the sums are
+//! the same). A worker writes only its own rows, with relaxed load+store
+//! ([`Counter`]: a plain `mov` on x86, no locked instruction). A
 //! worker index beyond the rows (a test that compiled for fewer workers)
 //! counts nothing rather than panicking. Bytes are IP bytes (the IP total
 //! length, as `skb->len` is on IPVS's hooks), not Ethernet frames.
@@ -96,7 +99,8 @@ impl Row {
 }
 
 /// The rows of one compiled service: per worker, the service's own row
-/// then one per real, in the service's order.
+/// (traffic no real can be named for) then one per real, in the service's
+/// order.
 #[derive(Debug)]
 pub struct Traffic {
     rows: Box<[Row]>,
@@ -116,7 +120,7 @@ impl Traffic {
         }
     }
 
-    /// Worker `w`'s rows: the service's, then its reals' in order.
+    /// Worker `w`'s rows: the service's own, then its reals' in order.
     #[inline]
     pub fn rows(&self, w: u16) -> Option<(&Row, &[Row])> {
         let at = usize::from(w) * self.stride;
@@ -138,9 +142,12 @@ impl Traffic {
         self.rows.get(usize::from(w) * self.stride + 1 + r)
     }
 
-    /// The service's counters, summed over the workers.
+    /// The service's counters: every row of every worker (its reals' and
+    /// its own).
     pub fn service_totals(&self) -> Totals {
-        self.sum(0)
+        (0..self.stride)
+            .map(|col| self.sum(col))
+            .fold(Totals::default(), Totals::plus)
     }
 
     /// Real `r`'s counters, summed over the workers (zero for a real that
@@ -170,13 +177,15 @@ mod tests {
         t.service(1).unwrap().packet_in(100);
         t.real(1, 2).unwrap().packet_out(40);
         t.real(0, 2).unwrap().packet_in(60);
+        // The service: its own row and its reals'.
         assert_eq!(
             t.service_totals(),
             Totals {
                 conns: 1,
-                inpkts: 1,
-                inbytes: 100,
-                ..Totals::default()
+                inpkts: 2,
+                inbytes: 160,
+                outpkts: 1,
+                outbytes: 40,
             }
         );
         assert_eq!(

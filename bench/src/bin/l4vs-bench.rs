@@ -12,7 +12,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use l4vs_bench::report::{self, Comparison, DutStats, IoPoint, Machine, RunInfo, Suite, CEILING};
+use l4vs_bench::report::{
+    self, Comparison, DutStats, InstructionsRow, IoPoint, Machine, RunInfo, Suite, CEILING,
+};
 use l4vs_bench::results::{GenReport, MicroReport};
 use l4vs_bench::suite::{self, Method};
 use std::io::{BufRead, BufReader, Read};
@@ -319,6 +321,7 @@ fn run(cli: Cli) -> Result<()> {
             suite.comparison = Some(compare(&ctx, &dir));
         }
         suite.reload = reload(&ctx);
+        suite.instructions = instructions(&ctx);
     }
     ctx.sample_others();
     if !ctx.cli.skip_io && !ctx.stop.load(Ordering::Relaxed) {
@@ -563,6 +566,59 @@ fn compare(ctx: &Ctx, dir: &Path) -> Comparison {
         label: ctx.cli.baseline_label.clone(),
         rounds,
     }
+}
+
+/// Samples of each callgrind run (it runs about 50 times slower).
+const CALLGRIND_SAMPLES: u64 = 100_000;
+
+/// Instructions per packet of `bin`'s timed loop in `mode`, by callgrind
+/// counting only inside it.
+fn callgrind(ctx: &Ctx, bin: &Path, mode: &str) -> Result<f64, String> {
+    let out = ctx.tmp.join(format!("callgrind-{mode}.out"));
+    eprintln!("l4vs-bench: callgrind {} --modes {mode}", bin.display());
+    let o = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .args([
+            "--toggle-collect=*Lcore*poll*",
+            "--toggle-collect=*process_burst*",
+        ])
+        .arg(bin)
+        .args(["--live", "10000", "--samples"])
+        .arg(CALLGRIND_SAMPLES.to_string())
+        .args(["--modes", mode, "--syns", "0", "--no-instructions"])
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("valgrind could not start: {e}"))?;
+    let _ = std::fs::remove_file(&out);
+    if !o.status.success() {
+        return Err(format!("valgrind: {}", o.status));
+    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    let total: u64 = err
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or("callgrind printed no count")?;
+    Ok(total as f64 / l4vs_bench::micro::timed_packets(CALLGRIND_SAMPLES) as f64)
+}
+
+/// Callgrind's instructions per packet for each mode, this build and the
+/// earlier one if given.
+fn instructions(ctx: &Ctx) -> Vec<InstructionsRow> {
+    ["nat", "nat-reply", "tunnel", "dr"]
+        .into_iter()
+        .take_while(|_| !ctx.stop.load(Ordering::Relaxed))
+        .map(|mode| {
+            let now = callgrind(ctx, &ctx.bin("l4vs-cycles"), mode);
+            let base = ctx
+                .cli
+                .baseline_bin_dir
+                .as_ref()
+                .map(|d| callgrind(ctx, &d.join("l4vs-cycles"), mode));
+            (mode.to_owned(), now, base)
+        })
+        .collect()
 }
 
 /// `l4vs-reload` of this build and, if given, of the earlier one.

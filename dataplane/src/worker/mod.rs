@@ -439,9 +439,10 @@ impl Worker {
                 self.end_conn(i);
             } else {
                 let svc = self.snap.service(c.service);
-                let timeouts = svc.map_or(self.cfg.timeouts, |s| s.options.timeouts);
+                // By reference: the timeouts are not copied per packet.
+                let timeouts = svc.map_or(&self.cfg.timeouts, |s| &s.options.timeouts);
                 let entry = self.conns.get_mut(i);
-                let activity = state::transition(entry, dir, l4.tcp_flags, now_s, &timeouts);
+                let activity = state::transition(entry, dir, l4.tcp_flags, now_s, timeouts);
                 let before = c.state;
                 let c = *entry;
                 if let Some(svc) = svc {
@@ -532,10 +533,7 @@ impl Worker {
             svc.stats[ri].conn_activated();
         }
         let w = self.cfg.worker_id;
-        for row in [svc.traffic.service(w), svc.traffic.real(w, ri)]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
             row.conn();
         }
         count_packet(svc, w, &c, Direction::In, ip_len);
@@ -584,32 +582,23 @@ impl Worker {
     }
 }
 
-/// Counts a packet of `bytes` IP bytes of connection `c` on its service's
-/// and its real server's traffic rows of worker `w` (`ip_vs_in_stats`,
-/// `ip_vs_out_stats`). The real is the one at the connection's index: a
-/// change that removed a real before it counts the rest of the
-/// connection's packets on its neighbour, a counting error IPVS does not
-/// have (it points at the destination) and that ends with the connection;
-/// checking the address here would cost every packet.
+/// Counts a packet of `bytes` IP bytes of connection `c` on worker `w`'s
+/// row of its real server (`ip_vs_in_stats`, `ip_vs_out_stats`; the
+/// service's counters are the sum of its rows, see [`crate::traffic`]).
+/// The real is the one at the connection's index, or the service's own row
+/// when there is none: a change that removed a real before it counts the
+/// rest of the connection's packets on its neighbour, a counting error
+/// IPVS does not have (it points at the destination) and that ends with
+/// the connection; checking the address here would cost every packet.
 #[inline]
 fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: u64) {
     let Some((service, reals)) = svc.traffic.rows(w) else {
         return;
     };
-    let real = reals.get(usize::from(c.real));
+    let row = reals.get(usize::from(c.real)).unwrap_or(service);
     match dir {
-        Direction::In => {
-            service.packet_in(bytes);
-            if let Some(r) = real {
-                r.packet_in(bytes);
-            }
-        }
-        Direction::Out => {
-            service.packet_out(bytes);
-            if let Some(r) = real {
-                r.packet_out(bytes);
-            }
-        }
+        Direction::In => row.packet_in(bytes),
+        Direction::Out => row.packet_out(bytes),
     }
 }
 

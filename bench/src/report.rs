@@ -536,7 +536,8 @@ fn baseline_section(w: &mut String, s: &Suite) {
     let _ = writeln!(
         w,
         "{} against this build: `l4vs-cycles` with the same arguments, the two builds \
-         alternately, {} rounds, on core {}; the median of the rounds per row. The \
+         alternately (each first in every other round), {} rounds, on core {}; the \
+         median of the rounds per row. The \
          spread between rounds of one build on this shared VM is itself tens of percent, \
          so read the ratio with that in mind. Ratio below 1: this build is faster.\n",
         c.label,

@@ -556,10 +556,18 @@ fn compare(ctx: &Ctx, dir: &Path) -> Comparison {
     let args = micro_runs(ctx.cli.quick).swap_remove(0);
     let rounds = (0..COMPARISON_ROUNDS)
         .take_while(|_| !ctx.stop.load(Ordering::Relaxed))
-        .map(|_| {
-            let now = cycles(ctx, &ctx.bin("l4vs-cycles"), &args)?;
-            let base = cycles(ctx, &dir.join("l4vs-cycles"), &args)?;
-            Ok((now, base))
+        .enumerate()
+        .map(|(round, _)| {
+            // Each build goes first in every other round, so that whatever
+            // the order costs falls on both.
+            let (first, second) = (ctx.bin("l4vs-cycles"), dir.join("l4vs-cycles"));
+            if round % 2 == 0 {
+                let now = cycles(ctx, &first, &args)?;
+                Ok((now, cycles(ctx, &second, &args)?))
+            } else {
+                let base = cycles(ctx, &second, &args)?;
+                Ok((cycles(ctx, &first, &args)?, base))
+            }
         })
         .collect();
     Comparison {

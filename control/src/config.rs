@@ -206,6 +206,8 @@ pub const DEFAULT_MBUFS: u32 = 8191;
 pub const MAX_CORE: u32 = 1024;
 /// Largest real-server weight: IPVS keeps weights in an `int`.
 pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+/// Largest timeout in seconds: IPVS keeps timeouts in jiffies in an `int`.
+pub const MAX_TIMEOUT_S: u32 = 2_147_483;
 /// Largest connection threshold (ipvsadm parses `-x`/`-y` as an `int`).
 pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
 /// Default `mh_table_size`.
@@ -559,6 +561,23 @@ impl fmt::Display for ConfigError {
 /// longer value is cut (see [`echo`]), so a 50 MB name in a file costs a
 /// line of stderr, not 50 MB of it.
 pub const MAX_ECHO_CHARS: usize = 64;
+
+/// Why `ip` cannot be a director, service or real-server address (the
+/// config and the service table take unicast addresses only), if it
+/// cannot.
+pub(crate) fn not_unicast(ip: Ipv4Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_broadcast() {
+        Some("the broadcast address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip.is_loopback() {
+        Some("a loopback address")
+    } else {
+        None
+    }
+}
 
 /// A name as the config and the service table take it: 1 to `max`
 /// characters of `[A-Za-z0-9_-]`.

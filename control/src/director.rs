@@ -60,7 +60,7 @@ struct WorkerPlan {
 struct ControlCounts {
     /// Frames the control thread sent (ARP solicitations).
     injected: u64,
-    /// Frames it could not send (no mbuf, or the TX queue was full).
+    /// Frames it could not send (no mbuf, or the inject ring was full).
     inject_dropped: u64,
     /// Packets the workers punted to the control thread.
     punted: u64,
@@ -82,7 +82,8 @@ struct ControlSide {
 }
 
 impl ControlSide {
-    /// Sends `frame` on `port` through the control thread's own queue.
+    /// Sends `frame` on `port`: a copy in a new mbuf, through the inject
+    /// ring that worker 0 transmits from.
     fn inject(&mut self, port: u16, frame: &[u8]) {
         let sent = self.pool.alloc().and_then(|mut m| {
             if !m.append(frame.len()) {
@@ -195,8 +196,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         ports.push(port);
         macs.push(mac);
     }
-    let mut table = ServiceTable::from_config(cfg)
-        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))?;
+    let mut table = table_of(cfg, path)?;
     table.set_workers(usize::from(nworkers));
     let snapshot = Arc::new(ArcSwap::from_pointee(
         plan::publish(&mut table, cfg, &macs).context("building the service snapshot")?,
@@ -256,11 +256,8 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             rx.push(port.rx_queue(q).with_context(|| format!("RX queue {q}"))?);
             tx.push(port.tx_queue(q).with_context(|| format!("TX queue {q}"))?);
         }
-        let (punt_in, punt_out) = {
-            let (p, c) = Ring::create(&format!("l4vs_punt_{i}"), PUNT_RING_SIZE)
-                .with_context(|| format!("punt ring of worker {i}"))?;
-            (p, c)
-        };
+        let (punt_in, punt_out) = Ring::create(&format!("l4vs_punt_{i}"), PUNT_RING_SIZE)
+            .with_context(|| format!("punt ring of worker {i}"))?;
         control.punt.push(punt_out);
         let (control_end, worker_end) = rings::pair(rings::COMMAND_SLOTS, rings::EVENT_SLOTS);
         control.workers.push(control_end);
@@ -318,8 +315,6 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     );
     let _ = std::io::stdout().flush();
 
-    let defaults = WorkerConfig::default();
-    let backoff = (defaults.arp_retry_ms, defaults.arp_solicit_cap_ms);
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
     let mut next_estimate = crate::estimator::INTERVAL;
@@ -343,7 +338,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 &snap,
                 &neighbors,
                 now_ms,
-                backoff,
+                l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS,
                 |port, frame| control.inject(port, frame),
             );
             next_housekeeping = now + Duration::from_millis(HOUSEKEEPING_MS);
@@ -442,8 +437,7 @@ fn reload(
             path.display()
         );
     }
-    let target = ServiceTable::from_config(&new)
-        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))?;
+    let target = table_of(&new, path)?;
     // Work on a copy: a refused command or snapshot leaves the running
     // table as it was.
     let mut next = table.clone();
@@ -459,6 +453,13 @@ fn reload(
     retired.push(snapshot.swap(Arc::new(snap)));
     *table = next;
     Ok((new, changes))
+}
+
+/// The service table of `cfg`, loaded from the file at `path` (named in
+/// the error, with the key path of the service or real it refused).
+fn table_of(cfg: &Config, path: &Path) -> Result<ServiceTable> {
+    ServiceTable::from_config(cfg)
+        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))
 }
 
 /// One log line per service, its changes joined in order:

@@ -24,7 +24,7 @@
 //! a real that stays in a changed list keeps its counts too.
 
 use crate::config::{
-    self, Config, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_WEIGHT, MIN_MH_TABLE_SIZE,
+    self, Config, MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_MH_TABLE_SIZE,
 };
 use crate::stats::{Counted, Keeping};
 use l4vs_dataplane::model::{
@@ -55,6 +55,15 @@ pub enum ServiceKey {
 }
 
 impl ServiceKey {
+    /// The virtual port; 0 for a firewall-mark service (its reals get the
+    /// packet's own port).
+    pub fn port(&self) -> u16 {
+        match self {
+            ServiceKey::Addr { port, .. } => *port,
+            ServiceKey::Fwmark(_) => 0,
+        }
+    }
+
     /// The key of a model service.
     pub fn of(s: &Service) -> ServiceKey {
         if s.options.fwmark != 0 {
@@ -174,9 +183,10 @@ pub enum TableError {
     /// An IPv6 address: the dataplane forwards IPv4 only so far.
     #[error("{0} is an IPv6 address; l4vs forwards IPv4 only so far")]
     Ipv6Unsupported(IpAddr),
-    /// Not a unicast address (0.0.0.0, broadcast, loopback, multicast).
-    #[error("{0} is not a unicast address")]
-    NotUnicast(Ipv4Addr),
+    /// Not a unicast address (0.0.0.0, broadcast, loopback, multicast),
+    /// and what it is instead.
+    #[error("{0} is {1}; a unicast address is required")]
+    NotUnicast(Ipv4Addr, &'static str),
     /// Port 0 without persistence (ipvsadm's own words first).
     #[error("Zero port specified for non-persistent service: port 0 (every port of the VIP) needs persistence, as in IPVS")]
     ZeroPortNotPersistent,
@@ -245,8 +255,8 @@ pub enum TableError {
     /// hold 16-bit indices).
     #[error("too many {0}: the limit is 65535")]
     TooMany(&'static str),
-    /// A timeout of more than IPVS's 2147483 s.
-    #[error("timeout {0} s is out of range 1..=2147483")]
+    /// A timeout of 0 or more than IPVS's [`MAX_TIMEOUT_S`].
+    #[error("timeout {0} s is out of range 1..={MAX_TIMEOUT_S}")]
     BadTimeout(u32),
 }
 
@@ -276,7 +286,7 @@ impl TableError {
             | TableError::RealIsDirector(_)
             | TableError::NotOnLink(_)
             | TableError::NoRoute(_)
-            | TableError::NotUnicast(_)
+            | TableError::NotUnicast(..)
             | TableError::Ipv6Unsupported(_)
             | TableError::RealExists => RealField::Address,
             TableError::PortInPortlessService | TableError::PortChangeNotNat { .. } => {
@@ -556,15 +566,13 @@ fn v4(a: IpAddr) -> Result<Ipv4Addr, TableError> {
 }
 
 fn unicast(a: Ipv4Addr) -> Result<Ipv4Addr, TableError> {
-    if a.is_unspecified() || a.is_broadcast() || a.is_loopback() || a.is_multicast() {
-        Err(TableError::NotUnicast(a))
-    } else {
-        Ok(a)
+    match config::not_unicast(a) {
+        Some(what) => Err(TableError::NotUnicast(a, what)),
+        None => Ok(a),
     }
 }
 
 fn check_timeouts(t: &Timeouts) -> Result<(), TableError> {
-    const MAX: u32 = 2_147_483;
     for v in [
         t.tcp_established,
         t.tcp_syn_sent,
@@ -578,7 +586,7 @@ fn check_timeouts(t: &Timeouts) -> Result<(), TableError> {
         t.tcp_synack,
         t.udp,
     ] {
-        if v == 0 || v > MAX {
+        if v == 0 || v > MAX_TIMEOUT_S {
             return Err(TableError::BadTimeout(v));
         }
     }
@@ -809,14 +817,14 @@ impl ServiceTable {
 
     /// The rules of `-a`/`-e` for `r` in `e` ([`check_real`]).
     fn check_real(&self, e: &Entry, r: &RealSpec) -> Result<Real, TableError> {
-        let (vip, service_port) = match e.spec.key {
-            ServiceKey::Addr { vip, port, .. } => (v4(vip)?, port),
-            ServiceKey::Fwmark(_) => (Ipv4Addr::UNSPECIFIED, 0),
+        let vip = match e.spec.key {
+            ServiceKey::Addr { vip, .. } => v4(vip)?,
+            ServiceKey::Fwmark(_) => Ipv4Addr::UNSPECIFIED,
         };
         check_real(
             RealContext {
                 vip,
-                service_port,
+                service_port: e.spec.key.port(),
                 network: &self.network,
             },
             r,
@@ -835,14 +843,8 @@ impl ServiceTable {
         if e.reals.len() >= usize::from(u16::MAX) {
             return Err(TableError::TooMany("real servers in a service"));
         }
-        if let SchedulerKind::Mh { table_size, .. } = e.spec.scheduler {
-            if table_size as usize <= e.reals.len() {
-                return Err(TableError::BadMhTableSize {
-                    size: table_size,
-                    reals: e.reals.len() + 1,
-                });
-            }
-        }
+        // The service's own rules with one real more (the mh table size).
+        check_service(&e.spec, e.reals.len() + 1)?;
         let e = self.entry_mut(key)?;
         e.reals.push(real);
         e.dirty = true;
@@ -857,12 +859,8 @@ impl ServiceTable {
 
     fn find_real(e: &Entry, addr: IpAddr, port: u16) -> Result<usize, TableError> {
         let addr = v4(addr)?;
-        let svc_port = match e.spec.key {
-            ServiceKey::Addr { port, .. } => port,
-            ServiceKey::Fwmark(_) => 0,
-        };
         // A port left out means the service's, as when adding.
-        let port = if port == 0 { svc_port } else { port };
+        let port = if port == 0 { e.spec.key.port() } else { port };
         e.reals
             .iter()
             .position(|x| x.addr == addr && x.port == port)
@@ -1360,7 +1358,7 @@ mod tests {
                     },
                     ..spec(80, SchedulerKind::Rr)
                 },
-                TableError::NotUnicast(Ipv4Addr::new(224, 0, 0, 1)),
+                TableError::NotUnicast(Ipv4Addr::new(224, 0, 0, 1), "a multicast address"),
             ),
             (
                 spec(

@@ -168,12 +168,6 @@ impl<Io: PacketIo> Lcore<Io> {
         &mut self.io
     }
 
-    /// Milliseconds since the loop started, by the time-stamp counter.
-    #[inline]
-    pub fn now_ms(&self) -> u64 {
-        self.io.cycles().wrapping_sub(self.start) / self.cfg.cycles_per_ms
-    }
-
     /// One round of the loop; returns the packets received (from ports
     /// and other workers).
     pub fn poll(&mut self) -> usize {
@@ -260,10 +254,5 @@ impl<Io: PacketIo> Lcore<Io> {
             }
         }
         self.io.flush();
-    }
-
-    /// Ends the loop, giving back the worker and the I/O.
-    pub fn into_parts(self) -> (Worker, Io) {
-        (self.worker, self.io)
     }
 }

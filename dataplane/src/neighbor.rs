@@ -15,6 +15,10 @@ use core::net::Ipv4Addr;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use l4vs_wire::ethernet::Address as MacAddr;
 
+/// The back-off of unanswered solicitations, milliseconds: the first
+/// retry after the first value, doubling up to the second.
+pub const SOLICIT_BACKOFF_MS: (u64, u64) = (1000, 60_000);
+
 const VALID: u64 = 1 << 63;
 const STATIC: u64 = 1 << 62;
 const MAX_PROBE: usize = 32;

@@ -4,7 +4,9 @@
 
 use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
+use l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS;
 use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::worker::solicit_next_hops;
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo,
     Protocol, Real, SchedulerKind, Service, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
@@ -980,7 +982,7 @@ mod fuzz {
 
 #[test]
 fn next_hops_are_solicited_before_traffic() {
-    let mut r = rig_with(
+    let r = rig_with(
         ForwardMethod::Nat,
         SchedulerKind::Rr,
         &[1, 1],
@@ -988,8 +990,10 @@ fn next_hops_are_solicited_before_traffic() {
     );
     r.neigh.learn(rip(1), rmac(1), 0);
     let mut sent = Vec::new();
-    r.worker
-        .solicit_next_hops(5000, |port, frame| sent.push((port, *frame)));
+    let solicit = |r: &Rig, now, emit: &mut dyn FnMut(u16, &[u8; 60])| {
+        solicit_next_hops(r.worker.snapshot(), &r.neigh, now, SOLICIT_BACKOFF_MS, emit)
+    };
+    solicit(&r, 5000, &mut |port, frame| sent.push((port, *frame)));
     assert_eq!(sent.len(), 1, "only the unresolved real");
     let (port, frame) = &sent[0];
     assert_eq!(*port, 0);
@@ -1004,13 +1008,11 @@ fn next_hops_are_solicited_before_traffic() {
     assert_eq!(a.target_proto_addr(), rip(0));
     // Within the retry interval: nothing new.
     sent.clear();
-    r.worker
-        .solicit_next_hops(5500, |port, frame| sent.push((port, *frame)));
+    solicit(&r, 5500, &mut |port, frame| sent.push((port, *frame)));
     assert!(sent.is_empty());
     // Resolved: nothing to ask.
     r.neigh.learn(rip(0), rmac(0), 0);
-    r.worker
-        .solicit_next_hops(9000, |port, frame| sent.push((port, *frame)));
+    solicit(&r, 9000, &mut |port, frame| sent.push((port, *frame)));
     assert!(sent.is_empty());
 }
 
@@ -1020,7 +1022,7 @@ fn next_hops_are_solicited_before_traffic() {
 #[test]
 fn absent_reals_are_solicited_with_a_back_off() {
     let weights = vec![1; 100];
-    let mut r = rig_with(
+    let r = rig_with(
         ForwardMethod::Nat,
         SchedulerKind::Rr,
         &weights,
@@ -1029,8 +1031,13 @@ fn absent_reals_are_solicited_with_a_back_off() {
     let mut sent = 0usize;
     for tick in 0..600u64 {
         // Housekeeping every 100 ms for a minute.
-        r.worker
-            .solicit_next_hops(1000 + tick * 100, |_, _| sent += 1);
+        solicit_next_hops(
+            r.worker.snapshot(),
+            &r.neigh,
+            1000 + tick * 100,
+            SOLICIT_BACKOFF_MS,
+            |_, _| sent += 1,
+        );
     }
     assert_eq!(sent, 100 * 6, "requests per absent real in 60 s");
 }

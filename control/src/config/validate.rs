@@ -11,11 +11,11 @@ use super::raw::{
     IntOrString, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService, RawTimeouts, S,
 };
 use super::{
-    echo, valid_name, Address, Config, ConfigError, Device, DeviceKind, Eal, FirewallMark,
-    ForwardMethod, Gateway, Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service,
-    Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS,
-    DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE,
-    MAX_THRESHOLD, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE,
+    echo, not_unicast, valid_name, Address, Config, ConfigError, Device, DeviceKind, Eal,
+    FirewallMark, ForwardMethod, Gateway, Neighbor, Persistence, Port, Protocol, Real,
+    SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC,
+    DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
+    MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -112,18 +112,7 @@ impl Checker<'_> {
                 format!("{} is not an IPv4 address (a.b.c.d){hint}", echo(s)),
             )
         })?;
-        let why = if ip.is_unspecified() {
-            Some("the unspecified address")
-        } else if ip.is_broadcast() {
-            Some("the broadcast address")
-        } else if ip.is_multicast() {
-            Some("a multicast address")
-        } else if ip.is_loopback() {
-            Some("a loopback address")
-        } else {
-            None
-        };
-        match why {
+        match not_unicast(ip) {
             Some(why) => Err(self.err(
                 &v.referenced,
                 key,
@@ -1009,7 +998,7 @@ fn timeouts(
     let Some(raw) = raw else { return Ok(base) };
     let t = &raw.value;
     let f = |v: &Option<S<i64>>, name: &str, d: u32| {
-        c.opt_int(v, &format!("{key}.{name}"), 1, 2_147_483, d)
+        c.opt_int(v, &format!("{key}.{name}"), 1, i64::from(MAX_TIMEOUT_S), d)
     };
     Ok(Timeouts {
         tcp_established: f(&t.tcp_established, "tcp_established", base.tcp_established)?,
@@ -1029,7 +1018,13 @@ fn timeouts(
 /// `persistence: { timeout, netmask }`; netmask as a prefix length or a
 /// dotted mask (ipvsadm -M).
 fn persistence(c: &Checker<'_>, key: &str, p: &RawPersistence) -> Result<Persistence> {
-    let timeout = c.opt_int(&p.timeout, &format!("{key}.timeout"), 1, 2_147_483, 300)?;
+    let timeout = c.opt_int(
+        &p.timeout,
+        &format!("{key}.timeout"),
+        1,
+        i64::from(MAX_TIMEOUT_S),
+        300,
+    )?;
     let netmask = match &p.netmask {
         None => 32,
         Some(m) => {

@@ -15,7 +15,8 @@ use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
 /// for each configured next hop — real servers and the gateway — that is
 /// not resolved, backing off exponentially per neighbour from `backoff.0`
 /// to `backoff.1` milliseconds while it does not answer
-/// ([`NeighborTable::should_solicit`]); returns how many. The control
+/// ([`NeighborTable::should_solicit`]; the director uses
+/// [`crate::neighbor::SOLICIT_BACKOFF_MS`]); returns how many. The control
 /// thread runs it every housekeeping interval, so that neighbours are
 /// known before the first packet to them, which would otherwise be lost to
 /// resolution.
@@ -53,14 +54,6 @@ pub fn solicit_next_hops(
 }
 
 impl Worker {
-    /// [`solicit_next_hops`] over this worker's snapshot and neighbour
-    /// table with its retry settings, counted as its `arp_requests`.
-    pub fn solicit_next_hops(&mut self, now_ms: u64, emit: impl FnMut(u16, &[u8; 60])) {
-        let backoff = (self.cfg.arp_retry_ms, self.cfg.arp_solicit_cap_ms);
-        let n = solicit_next_hops(&self.snap, &self.neigh, now_ms, backoff, emit);
-        self.counters.arp_requests.add(n as u64);
-    }
-
     pub(super) fn arp<B: PacketBuf>(
         &mut self,
         in_port: u16,

@@ -60,12 +60,9 @@ pub struct WorkerConfig {
     pub timeouts: Timeouts,
     /// Hash seed of the connection table.
     pub seed: u64,
-    /// Minimum interval between ARP requests for one neighbour, and the
-    /// first interval of the solicitation back-off.
+    /// Minimum interval between ARP requests for one neighbour that
+    /// traffic is waiting for.
     pub arp_retry_ms: u64,
-    /// Longest interval between unanswered solicitations of a configured
-    /// next hop (the back-off doubles up to it).
-    pub arp_solicit_cap_ms: u64,
     /// Entries examined per housekeeping call for expiry.
     pub sweep_budget: usize,
     /// This worker's index among `workers`.
@@ -85,8 +82,7 @@ impl Default for WorkerConfig {
             conn_capacity: 1 << 20,
             timeouts: Timeouts::default(),
             seed: 0x6c34_7673,
-            arp_retry_ms: 1000,
-            arp_solicit_cap_ms: 60_000,
+            arp_retry_ms: crate::neighbor::SOLICIT_BACKOFF_MS.0,
             sweep_budget: 256,
             worker_id: 0,
             workers: 1,
@@ -181,12 +177,7 @@ impl Worker {
             cfg,
             ident: 0,
         };
-        w.sched = snap
-            .slots()
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.as_ref().map(|s| w.fresh_scheduler(i, s)))
-            .collect();
+        w.sync_schedulers(&snap);
         w
     }
 
@@ -211,23 +202,32 @@ impl Worker {
     /// (their entries carry what forwarding needs).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.generation = self.generation.wrapping_add(1);
-        // In place: no allocation unless the table grew.
-        let n = snap.slots().len();
-        self.sched.resize_with(n, || None);
+        self.sync_schedulers(&snap);
+        self.snap = snap;
+    }
+
+    /// Fits the scheduler slots to `snap`, in place (no allocation unless
+    /// the table grew): a slot keeps its state when it has one and its
+    /// service is the same `Arc` as in the current snapshot; any other
+    /// service gets fresh state; a free slot gets none.
+    fn sync_schedulers(&mut self, snap: &Snapshot) {
+        self.sched.resize_with(snap.slots().len(), || None);
         for (i, slot) in snap.slots().iter().enumerate() {
-            let unchanged = match (slot, self.snap.slots().get(i).and_then(Option::as_ref)) {
-                (Some(new), Some(prev)) => Arc::ptr_eq(prev, new),
-                (None, _) => {
-                    self.sched[i] = None;
-                    continue;
-                }
-                (Some(_), None) => false,
+            let Some(new) = slot else {
+                self.sched[i] = None;
+                continue;
             };
-            if let (false, Some(new)) = (unchanged && self.sched[i].is_some(), slot) {
+            let kept = self.sched[i].is_some()
+                && self
+                    .snap
+                    .slots()
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|prev| Arc::ptr_eq(prev, new));
+            if !kept {
                 self.sched[i] = Some(self.fresh_scheduler(i, new));
             }
         }
-        self.snap = snap;
     }
 
     /// The scheduler state of the service in slot `sid`, if any (tests
@@ -281,11 +281,6 @@ impl Worker {
     /// from now on.
     pub fn set_event_ring(&mut self, ring: rtrb::Producer<Event>) {
         self.events = Some(ring);
-    }
-
-    /// True while a flush is still going through the table.
-    pub fn flushing(&self) -> bool {
-        self.flush.is_some()
     }
 
     /// Applies a command of the control thread (between bursts).

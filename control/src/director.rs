@@ -530,6 +530,7 @@ fn print_final(
 /// The services and their reals with live connection counts (SIGUSR1, and
 /// at exit).
 fn print_services(table: &mut ServiceTable) {
+    println!("l4vs: services (conns, packets and bytes since the start or -Z; rates per second)");
     let counters = |c: &crate::stats::Counted| {
         let (t, r) = (c.totals, c.rates);
         format!(
@@ -571,6 +572,7 @@ fn print_workers(
     control: &ControlCounts,
     neighbors: &NeighborTable,
 ) {
+    println!("l4vs: counters of the control thread, the workers and the ports");
     let [created, changed, ended] = control.events;
     println!(
         "  control: arp_requests={} inject_dropped={} punted={} conn_events_created={created} conn_events_state={changed} conn_events_ended={ended}",

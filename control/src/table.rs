@@ -187,8 +187,8 @@ pub enum TableError {
     /// and what it is instead.
     #[error("{0} is {1}; a unicast address is required")]
     NotUnicast(Ipv4Addr, &'static str),
-    /// Port 0 without persistence (ipvsadm's own words first).
-    #[error("Zero port specified for non-persistent service: port 0 (every port of the VIP) needs persistence, as in IPVS")]
+    /// Port 0 without persistence (ipvsadm's words quoted).
+    #[error("port 0 (every port of the VIP) needs persistence, as in IPVS (ipvsadm: \"Zero port specified for non-persistent service\")")]
     ZeroPortNotPersistent,
     /// Firewall mark 0.
     #[error("firewall mark 0 is not a mark: use 1..=4294967295")]
@@ -852,7 +852,10 @@ impl ServiceTable {
             service: display_name(&e.spec),
             what: format!(
                 "real {}:{} added (weight {}, {})",
-                real.addr, real.port, real.weight, real.method
+                real.addr,
+                real.port,
+                real.weight,
+                real.method.ipvsadm_name()
             ),
         })
     }
@@ -878,7 +881,11 @@ impl ServiceTable {
             what.push(format!("weight {} -> {}", old.weight, real.weight));
         }
         if old.method != real.method {
-            what.push(format!("forwarding {} -> {}", old.method, real.method));
+            what.push(format!(
+                "forwarding {} -> {}",
+                old.method.ipvsadm_name(),
+                real.method.ipvsadm_name()
+            ));
         }
         if (old.upper_threshold, old.lower_threshold)
             != (real.upper_threshold, real.lower_threshold)
@@ -1484,14 +1491,16 @@ mod tests {
             Err(TableError::NoSuchService)
         );
         // A port left out is the service's; NAT may change it.
-        t.apply(Command::AddReal(
-            k,
-            RealSpec {
-                port: 0,
-                ..real(20, 1)
-            },
-        ))
-        .unwrap();
+        let c = t
+            .apply(Command::AddReal(
+                k,
+                RealSpec {
+                    port: 0,
+                    ..real(20, 1)
+                },
+            ))
+            .unwrap();
+        assert_eq!(c.what, "real 198.18.2.20:80 added (weight 1, Masq)");
         t.apply(Command::AddReal(
             k,
             RealSpec {

@@ -434,6 +434,7 @@ fn weight_changes_by_sighup_under_traffic_lose_no_connection() {
     director.wait_log("workers.idle_sleep_us changed");
 
     director.signal("USR1");
+    director.wait_log("l4vs: services (");
     director.wait_log("service http real 198.18.2.12:80 Masq weight=5");
     // The live counters went on across the reloads: every connection and
     // every packet of them, in and out, on the service's line.
@@ -446,6 +447,7 @@ fn weight_changes_by_sighup_under_traffic_lose_no_connection() {
     assert!(counter(line, "inpkts") >= 603 * 3, "{line}");
     assert!(counter(line, "outpkts") >= 603 * 2, "{line}");
     director.signal("USR2");
+    director.wait_log("l4vs: counters of the control thread, the workers and the ports");
     director.wait_log("worker 0:");
     let still = lab.http_load(VIP_HTTP, 10).unwrap();
     assert_eq!(still.failed, 0, "{still:?}");

@@ -1103,7 +1103,7 @@ impl ServiceTable {
     /// The commands that turn this table into `target`: services gone are
     /// deleted, new ones added with their reals, changed ones edited; in a
     /// kept service, reals gone are deleted, new ones added at the end
-    /// (IPVS keeps reals in the order they were added), changed ones
+    /// (l4vs appends, see `Service::reals` for the order), changed ones
     /// edited. Applying them to this table gives `target`'s services,
     /// and touches nothing that did not change.
     pub fn diff(&self, target: &ServiceTable) -> Vec<Command> {

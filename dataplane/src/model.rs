@@ -242,8 +242,21 @@ pub struct Service {
     pub protocol: Protocol,
     /// Scheduler.
     pub scheduler: SchedulerKind,
-    /// Real servers, in the order they were added (the order IPVS keeps its
-    /// destination list in, which every scheduler walks).
+    /// Real servers, in the order every scheduler walks them (rr and wrr
+    /// sequences, which of two equal candidates lc, wlc, sed, nq, fo and
+    /// ovf take — the first — and how sh and dh fill their buckets).
+    ///
+    /// This is a deliberate choice: the order of the config file's `reals`
+    /// list, and a real added at run time goes last. The kernel walks
+    /// `svc->destinations`, where `ip_vs_add_dest` puts a new destination
+    /// at the head (`list_add_rcu` in `__ip_vs_update_dest`), so it walks
+    /// newest first; `ipvsadm -L` and `ipvsadm-save` print that order. A
+    /// file whose reals are listed as `ipvsadm -L` shows them (which is how
+    /// an import writes them) walks them as that kernel does; a real added
+    /// later with `ipvsadm -a` goes first in the kernel and last here.
+    /// l4vs keeps the file's order because the file is what the operator
+    /// reads, and because appending keeps the positions of existing reals,
+    /// which connections point at.
     pub reals: Vec<Real>,
     /// Firewall mark, persistence, timeouts.
     pub options: ServiceOptions,

@@ -1,6 +1,21 @@
 //! Destination and source hashing (`ip_vs_dh.c`, `ip_vs_sh.c`): a static
-//! table of 256 buckets, each naming a real, indexed by a multiplicative
-//! hash of the destination (dh) or source (sh) address.
+//! table of 256 buckets, each naming a real, indexed by a hash of the
+//! destination (dh) or source (sh) address, as the current kernel has them:
+//!
+//! - dh: `ip_vs_dh_hashkey` = `(addr * 2654435761) & 255`, host order. Only
+//!   the low 8 bits of the product are kept, and they depend only on the low
+//!   8 bits of the address: destinations that differ only above their last
+//!   octet share a bucket. That is the kernel's behaviour today, and l4vs
+//!   keeps it so that a dh service spreads as an IPVS one does.
+//! - sh: `ip_vs_sh_hashkey` = `(offset + hash_32(port + addr, 8)) & 255`,
+//!   with `hash_32(v, 8)` = `(v * 0x61C88647) >> 24` (include/linux/hash.h,
+//!   GOLDEN_RATIO_32), port 0 unless sh-port is set. The top bits of the
+//!   product depend on every bit of the address (kernels before 3.15 used
+//!   dh's hash, where only the last octet counted).
+//!
+//! Reals are walked in the order of the service's `reals` list, which is
+//! l4vs's counterpart of the kernel's `svc->destinations` list (see
+//! [`crate::model::Service::reals`] for how that order relates to IPVS's).
 //!
 //! The bucket tables are built once per worker when the scheduler is made
 //! (the kernel rebuilds them on every destination change; a new snapshot
@@ -15,8 +30,10 @@ use core::net::Ipv4Addr;
 const TAB_BITS: u32 = 8;
 const TAB_SIZE: usize = 1 << TAB_BITS;
 const TAB_MASK: u32 = TAB_SIZE as u32 - 1;
-/// Knuth's multiplicative hash constant, the kernel's 2654435761.
+/// Knuth's multiplicative hash constant, the kernel's 2654435761 (dh).
 const GOLDEN: u32 = 2_654_435_761;
+/// The kernel's GOLDEN_RATIO_32, the multiplier of `hash_32` (sh).
+const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
 const EMPTY: u16 = u16::MAX;
 
 /// 256 buckets of real indices.
@@ -114,14 +131,16 @@ impl Buckets {
     }
 }
 
-/// ip_vs_sh_hashkey: `offset + (port + addr) * 2654435761`, host order,
-/// of which the bucket index keeps the low bits.
+/// ip_vs_sh_hashkey: `(offset + hash_32(port + addr, 8)) & 255`, address
+/// and port in host order.
 fn sh_hash(addr: Ipv4Addr, port: u16, offset: u32) -> u32 {
-    offset.wrapping_add(
-        addr.to_bits()
-            .wrapping_add(u32::from(port))
-            .wrapping_mul(GOLDEN),
-    )
+    offset.wrapping_add(hash_32(addr.to_bits().wrapping_add(u32::from(port)))) & TAB_MASK
+}
+
+/// include/linux/hash.h `hash_32(val, IP_VS_SH_TAB_BITS)`: the top
+/// `TAB_BITS` bits of `val * GOLDEN_RATIO_32`.
+fn hash_32(val: u32) -> u32 {
+    val.wrapping_mul(GOLDEN_RATIO_32) >> (32 - TAB_BITS)
 }
 
 #[cfg(test)]
@@ -197,8 +216,37 @@ mod tests {
             assert_eq!(s.schedule(&r, &st, &pkt(c, 2000), 0), Some(first));
             seen[first] += 1;
         }
-        // 192 buckets to 64: consecutive addresses walk every bucket evenly.
+        // 192 buckets to 64; counted from the kernel's formula by hand
+        // (a Python one-liner over the same 4096 addresses).
         assert_eq!(seen, [3072, 1024]);
+    }
+
+    /// Golden values from the current kernel's formula, worked out apart
+    /// from this code: hash_32(addr, 8) = (addr * 0x61C88647 mod 2^32) >> 24.
+    /// Clients that differ only in their third octet land in different
+    /// buckets (25, 225, 170), where the old hash put all three in 117.
+    #[test]
+    fn sh_hash_is_the_current_kernels() {
+        let c = |o: u8| Ipv4Addr::new(198, 18, o, 5);
+        assert_eq!(sh_hash(c(10), 0, 0), 25);
+        assert_eq!(sh_hash(c(11), 0, 0), 225);
+        assert_eq!(sh_hash(c(12), 0, 0), 170);
+        assert_eq!(sh_hash(c(10), 40000, 0), 189, "sh-port adds the port");
+        assert_eq!(sh_hash(c(10), 0, 3), 28, "offset added after hashing");
+        assert_eq!(sh_hash(c(10), 0, 250), 19, "and the sum wraps at 256");
+        // dh keeps the kernel's older hash: only the last octet counts.
+        let dh = |a: Ipv4Addr| a.to_bits().wrapping_mul(GOLDEN) & TAB_MASK;
+        assert_eq!((dh(c(10)), dh(c(11)), dh(c(12))), (117, 117, 117));
+        // Three reals of weight 1: buckets cycle 0 1 2, so the three
+        // clients go to three different reals (25 % 3, 225 % 3, 170 % 3).
+        let r = reals(&[1, 1, 1]);
+        let b = Buckets::sh_table(&r);
+        let st = stats(3);
+        let got: Vec<_> = [10, 11, 12]
+            .iter()
+            .map(|o| b.sh(&r, &st, c(*o), 0, false).unwrap())
+            .collect();
+        assert_eq!(got, [1, 0, 2]);
     }
 
     #[test]
@@ -213,7 +261,7 @@ mod tests {
             assert_eq!(b.sh(&r, &st, c, port, false), Some(i));
             seen[i] += 1;
         }
-        assert_eq!(seen, [256; 4]);
+        assert_eq!(seen, [257, 256, 255, 256], "from the kernel's formula");
     }
 
     #[test]

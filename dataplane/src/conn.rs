@@ -17,11 +17,15 @@
 //!   full does it spill past the first.
 //! - **Expiry**: a timer wheel of [`WHEEL_SLOTS`] one-second slots, each a
 //!   circular doubly linked list through the entries (sentinels sit after
-//!   the last entry). Refreshing a connection only rewrites its `expires`;
-//!   when its slot comes round, an entry whose time has not come is moved
-//!   to the slot of its new time. So advancing the clock costs the entries
-//!   that expire plus those that were refreshed since their slot was set —
-//!   never a scan of the table.
+//!   the last entry). Refreshing a connection to a later time only
+//!   rewrites its `expires`; when its slot comes round, an entry whose time
+//!   has not come is moved to the slot of its new time. A connection whose
+//!   time moves earlier (an RST puts it in CLOSE, a FIN in TIME_WAIT) is
+//!   moved to its new slot at once by [`ConnTable::refile`], so it expires
+//!   at its new time, as the kernel's `__ip_vs_conn_put_timer` re-arms the
+//!   timer with the new state's timeout. So advancing the clock costs the
+//!   entries that expire plus those that were refreshed since their slot
+//!   was set — never a scan of the table.
 //!
 //! What may fail, and why that is acceptable: an insert fails when no entry
 //! is free or all [`MAX_PROBE`] buckets of a tuple are full; the caller
@@ -399,7 +403,9 @@ impl ConnTable {
     }
 
     /// The entry at `i`, mutable. Changing `expires` is how a connection is
-    /// refreshed; tuples, method and flags must not be changed.
+    /// refreshed; a caller that moves it earlier must call
+    /// [`ConnTable::refile`] afterwards. Tuples, method and flags must not
+    /// be changed.
     #[inline]
     pub fn get_mut(&mut self, i: u32) -> &mut Conn {
         &mut self.entries[i as usize]
@@ -459,6 +465,28 @@ impl ConnTable {
         }
     }
 
+    /// Files entry `i` (in no list) under the wheel slot of its `expires`;
+    /// a time not after the slot being drained joins the drain list, so it
+    /// is examined in this pass and not a whole turn later.
+    fn file(&mut self, i: u32) {
+        let expires = self.entries[i as usize].expires;
+        let head = if self.draining && expires <= self.tick + 1 {
+            self.drain_sentinel()
+        } else {
+            self.slot_sentinel(expires)
+        };
+        self.link_after(head, i);
+    }
+
+    /// Moves connection `i` to the wheel slot of its current `expires`:
+    /// call it when a state change made `expires` earlier than it was, so
+    /// the entry expires then and not when its old slot comes round. O(1).
+    pub fn refile(&mut self, i: u32) {
+        debug_assert!(i < self.cap && self.entries[i as usize].state != ConnState::Free);
+        self.unlink(i);
+        self.file(i);
+    }
+
     fn slot_sentinel(&self, expires: u32) -> u32 {
         // Never in the past: a slot behind the clock would wait a whole turn.
         let t = expires.max(self.tick + 1);
@@ -512,8 +540,7 @@ impl ConnTable {
         }
         self.free = next_free;
         self.len += 1;
-        let head = self.slot_sentinel(c.expires);
-        self.link_after(head, i);
+        self.file(i);
         Ok(i)
     }
 
@@ -758,6 +785,36 @@ mod tests {
             "the refreshed one, at 300"
         );
         assert_eq!(t.expire(2000, usize::MAX, |_| {}), 5);
+        assert!(t.is_empty());
+    }
+
+    /// A connection whose timeout got shorter expires at its new time, not
+    /// when the slot of its old time comes round (set_tcp_state, then
+    /// __ip_vs_conn_put_timer with the new timeout); only it is visited.
+    #[test]
+    fn an_earlier_expiry_is_kept() {
+        let mut t = ConnTable::new(64, 1, 0);
+        let long = t.insert(conn(1, ForwardMethod::Nat, 600)).unwrap();
+        let other = t.insert(conn(2, ForwardMethod::Nat, 600)).unwrap();
+        t.get_mut(long).expires = 12;
+        t.refile(long);
+        assert_eq!(t.expire(11, usize::MAX, |_| {}), 0);
+        let mut gone = vec![];
+        assert_eq!(t.expire(12, usize::MAX, |c| gone.push(c.cport)), 1);
+        assert_eq!(gone, [conn(1, ForwardMethod::Nat, 0).cport]);
+        assert_eq!(t.expiry_visits(), 1, "only the refiled entry was visited");
+        assert_eq!(t.get(other).expires, 600);
+        // Refiled while a drain is half done (budget spent): a time in the
+        // slot being drained is examined in this same pass.
+        let mut t = ConnTable::new(64, 1, 0);
+        for k in 0..4 {
+            t.insert(conn(k, ForwardMethod::Tunnel, 5)).unwrap();
+        }
+        let late = t.insert(conn(9, ForwardMethod::Tunnel, 900)).unwrap();
+        assert_eq!(t.expire(5, 2, |_| {}), 2, "budget spent mid-slot");
+        t.get_mut(late).expires = 5;
+        t.refile(late);
+        assert_eq!(t.expire(5, usize::MAX, |_| {}), 3);
         assert!(t.is_empty());
     }
 

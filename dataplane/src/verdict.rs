@@ -135,6 +135,15 @@ pub struct Counters {
     pub icmp_errors_forwarded: Counter,
     /// ICMP fragmentation-needed sent for packets too big to tunnel.
     pub icmp_frag_needed_sent: Counter,
+    /// ICMP time exceeded sent for packets that would leave with TTL 0.
+    pub icmp_time_exceeded_sent: Counter,
+    /// ICMP port unreachable sent for new connections no real could take.
+    pub icmp_port_unreachable_sent: Counter,
+    /// ICMP errors not sent because of the ICMP rate limit.
+    pub icmp_rate_limited: Counter,
+    /// Datagrams of one-packet-scheduling services scheduled (no entry
+    /// kept).
+    pub ops_scheduled: Counter,
     /// Connections created.
     pub conns_created: Counter,
     /// Persistence templates created.
@@ -179,6 +188,10 @@ impl Default for Counters {
             icmp_echo_replies: Counter::default(),
             icmp_errors_forwarded: Counter::default(),
             icmp_frag_needed_sent: Counter::default(),
+            icmp_time_exceeded_sent: Counter::default(),
+            icmp_port_unreachable_sent: Counter::default(),
+            icmp_rate_limited: Counter::default(),
+            ops_scheduled: Counter::default(),
             conns_created: Counter::default(),
             templates_created: Counter::default(),
             conns_expired: Counter::default(),
@@ -209,7 +222,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 24] {
+    pub fn named(&self) -> [(&'static str, u64); 28] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -223,6 +236,16 @@ impl Counters {
             ("icmp_echo_replies", self.icmp_echo_replies.get()),
             ("icmp_errors_forwarded", self.icmp_errors_forwarded.get()),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),
+            (
+                "icmp_time_exceeded_sent",
+                self.icmp_time_exceeded_sent.get(),
+            ),
+            (
+                "icmp_port_unreachable_sent",
+                self.icmp_port_unreachable_sent.get(),
+            ),
+            ("icmp_rate_limited", self.icmp_rate_limited.get()),
+            ("ops_scheduled", self.ops_scheduled.get()),
             ("conns_created", self.conns_created.get()),
             ("templates_created", self.templates_created.get()),
             ("conns_expired", self.conns_expired.get()),

@@ -439,72 +439,104 @@ fn per_service_timeouts_apply() {
     assert_eq!(counters.conns_expired.get(), 1);
 }
 
+/// ip_vs_in_hook on a connection whose real server was removed: with
+/// `expire_nodest_conn` off (the default) the client's packet is dropped
+/// and the entry stays; on, the entry ends and the packet is scheduled
+/// afresh: a UDP datagram goes to a remaining real, a TCP segment that is
+/// not a SYN finds no connection and is dropped. Replies of the removed
+/// NAT real are still rewritten (ip_vs_out_hook does not check).
 #[test]
-fn removed_real_keeps_or_expires_its_connections_as_configured() {
-    for expire_nodest in [false, true] {
-        let snap = snapshot(
-            vec![service(
-                80,
-                Protocol::Tcp,
-                reals(ForwardMethod::Nat, &[1, 1]),
-                ServiceOptions::default(),
-            )],
-            vec![],
-        );
-        let neigh = Arc::new(NeighborTable::new(64));
-        for i in 0..2 {
-            neigh.learn(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
-        }
-        let counters = Arc::new(Counters::default());
-        let cfg = WorkerConfig {
-            conn_capacity: 64,
-            expire_nodest_conn: expire_nodest,
-            ..Default::default()
-        };
-        let mut w = Worker::new(snap, neigh, counters.clone(), cfg);
-        let a = Ipv4Addr::new(198, 18, 1, 10);
-        assert_eq!(syn(&mut w, a, 20000, 80, 0).unwrap().0, rip(0));
-        // Real 0 is removed from the service.
-        let only_1 = vec![Real {
-            addr: rip(1),
-            port: 8080,
-            weight: 1,
-            method: ForwardMethod::Nat,
-            upper_threshold: 0,
-            lower_threshold: 0,
-        }];
-        w.set_snapshot(snapshot(
-            vec![service(
-                80,
-                Protocol::Tcp,
-                only_1,
-                ServiceOptions::default(),
-            )],
-            vec![],
-        ));
-        let h = Hdr {
-            src_mac: Mac([2, 0, 0, 0, 1, 10]),
-            dst_mac: DIRECTOR_MAC,
-            src: a,
-            dst: VIP,
-            ttl: 64,
-        };
-        let mut p = VecPacket::new(&testpkt::tcp(&h, 20000, 80, tcp::flags::ACK, b"x"));
-        let v = w.process(0, &mut p, 1000);
-        if expire_nodest {
-            assert_eq!(v, Verdict::Drop(DropReason::NoDestination));
-            assert_eq!(w.conns().len(), 0);
-        } else {
-            assert!(
-                matches!(v, Verdict::Forward { .. }),
-                "IPVS default: the old real keeps it"
+fn removed_real_drops_or_reschedules_as_configured() {
+    for (protocol, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 53)] {
+        for expire_nodest in [false, true] {
+            let snap = snapshot(
+                vec![service(
+                    port,
+                    protocol,
+                    reals(ForwardMethod::Nat, &[1, 1]),
+                    ServiceOptions::default(),
+                )],
+                vec![],
             );
-            assert_eq!(
+            let neigh = Arc::new(NeighborTable::new(64));
+            for i in 0..2 {
+                neigh.learn(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+            }
+            neigh.learn(Ipv4Addr::new(198, 18, 1, 10), Mac([2, 0, 0, 0, 1, 10]), 0);
+            let counters = Arc::new(Counters::default());
+            let cfg = WorkerConfig {
+                conn_capacity: 64,
+                expire_nodest_conn: expire_nodest,
+                ..Default::default()
+            };
+            let mut w = Worker::new(snap, neigh, counters.clone(), cfg);
+            let a = Ipv4Addr::new(198, 18, 1, 10);
+            let h = Hdr {
+                src_mac: Mac([2, 0, 0, 0, 1, 10]),
+                dst_mac: DIRECTOR_MAC,
+                src: a,
+                dst: VIP,
+                ttl: 64,
+            };
+            let frame = |flags: u8| match protocol {
+                Protocol::Tcp => testpkt::tcp(&h, 20000, port, flags, b"x"),
+                Protocol::Udp => testpkt::udp(&h, 20000, port, b"x", true),
+            };
+            let dst_of = |p: &VecPacket| {
                 ipv4::Packet::new_checked(&p.data()[14..])
                     .unwrap()
-                    .dst_addr(),
-                rip(0)
-            );
+                    .dst_addr()
+            };
+            let mut p = VecPacket::new(&frame(tcp::flags::SYN));
+            assert!(matches!(w.process(0, &mut p, 0), Verdict::Forward { .. }));
+            assert_eq!(dst_of(&p), rip(0));
+            // Real 0 is removed from the service.
+            let only_1 = vec![Real {
+                addr: rip(1),
+                port: 8080,
+                weight: 1,
+                method: ForwardMethod::Nat,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            }];
+            w.set_snapshot(snapshot(
+                vec![service(port, protocol, only_1, ServiceOptions::default())],
+                vec![],
+            ));
+            // The removed real's reply is still rewritten back to the VIP.
+            let reply = Hdr {
+                src_mac: Mac([2, 0, 0, 0, 2, 11]),
+                dst_mac: DIRECTOR_MAC,
+                src: rip(0),
+                dst: a,
+                ttl: 64,
+            };
+            let mut r = VecPacket::new(&match protocol {
+                Protocol::Tcp => testpkt::tcp(&reply, 8080, 20000, tcp::flags::ACK, b"y"),
+                Protocol::Udp => testpkt::udp(&reply, 8080, 20000, b"y", true),
+            });
+            assert!(matches!(w.process(0, &mut r, 500), Verdict::Forward { .. }));
+            let ip = ipv4::Packet::new_checked(&r.data()[14..]).unwrap();
+            assert_eq!(ip.src_addr(), VIP);
+
+            let mut p = VecPacket::new(&frame(tcp::flags::ACK));
+            let v = w.process(0, &mut p, 1000);
+            match (expire_nodest, protocol) {
+                (false, _) => {
+                    assert_eq!(v, Verdict::Drop(DropReason::NoDestination));
+                    assert_eq!(w.conns().len(), 1, "the entry stays until it times out");
+                }
+                (true, Protocol::Tcp) => {
+                    assert_eq!(v, Verdict::Drop(DropReason::TcpNotSyn));
+                    assert_eq!(w.conns().len(), 0);
+                }
+                (true, Protocol::Udp) => {
+                    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+                    assert_eq!(dst_of(&p), rip(1), "scheduled afresh");
+                    assert_eq!(w.conns().len(), 1);
+                    assert_eq!(counters.conns_created.get(), 2);
+                }
+            }
         }
     }
 }

@@ -162,6 +162,16 @@ fn eth_of(p: &VecPacket) -> ethernet::Frame<&[u8]> {
     ethernet::Frame::new_checked(p.data()).unwrap()
 }
 
+/// `frame` with its IP TTL set to `ttl` and the header checksum redone
+/// from scratch: what a forwarded packet must look like.
+fn with_ttl(frame: &[u8], ttl: u8) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+    ip.set_ttl(ttl);
+    ip.fill_checksum();
+    f
+}
+
 #[test]
 fn nat_rewrites_both_directions_with_valid_checksums() {
     let mut r = rig(ForwardMethod::Nat);
@@ -221,7 +231,11 @@ fn direct_routing_rewrites_only_the_mac() {
     let frame = testpkt::tcp(&from_client(), 40000, 80, SYN, b"");
     let (v, p) = run(&mut r, &frame);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(&p.data()[12..], &frame[12..], "IP packet untouched");
+    assert_eq!(
+        &p.data()[12..],
+        &with_ttl(&frame, 63)[12..],
+        "IP packet untouched but for the TTL"
+    );
     assert_eq!(
         (eth_of(&p).dst_addr(), eth_of(&p).src_addr()),
         (rmac(0), DIRECTOR_MAC)
@@ -241,33 +255,23 @@ fn tunnel_prepends_an_outer_header() {
         (outer.src_addr(), outer.dst_addr()),
         (DIR_SERVER_SIDE, rip(0))
     );
-    assert_eq!(outer.ttl(), 64);
+    assert_eq!(outer.ttl(), 63, "the decremented inner TTL");
     assert!(outer.dont_frag());
     assert!(outer.verify_checksum());
     let inner_len = frame.len() - 6 - ethernet::HEADER_LEN;
     assert_eq!(usize::from(outer.total_len()), inner_len + 20);
     assert_eq!(
         outer.payload(),
-        &frame[ethernet::HEADER_LEN..frame.len() - 6],
-        "inner packet untouched"
+        &with_ttl(&frame, 63)[ethernet::HEADER_LEN..frame.len() - 6],
+        "inner packet untouched but for its TTL"
     );
     assert_eq!(p.data().len(), ethernet::HEADER_LEN + 20 + inner_len);
     assert_eq!(eth_of(&p).dst_addr(), rmac(0));
 }
 
 #[test]
-fn tunnel_refuses_ttl_1_and_answers_oversize_with_frag_needed() {
+fn tunnel_answers_oversize_with_frag_needed() {
     let mut r = rig(ForwardMethod::Tunnel);
-    let h = Hdr {
-        ttl: 1,
-        ..from_client()
-    };
-    assert_eq!(
-        run(&mut r, &testpkt::tcp(&h, 40000, 80, SYN, b"")).0,
-        Verdict::Drop(DropReason::IpTtlExpired)
-    );
-    assert_eq!(r.counters.drops_of(DropReason::IpTtlExpired), 1);
-
     // 1500 bytes with DF: no room for the outer header.
     let big = vec![0xabu8; 1500 - 40];
     let frame = testpkt::tcp(&from_client(), 40001, 80, SYN, &big);
@@ -275,10 +279,11 @@ fn tunnel_refuses_ttl_1_and_answers_oversize_with_frag_needed() {
     assert_eq!(v, Verdict::Forward { port: 0 });
     let ip = ip_of(&p);
     assert_eq!(
-        (ip.src_addr(), ip.dst_addr(), ip.protocol()),
-        (VIP, CLIENT, ipv4::Protocol::Icmp)
+        (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.tos()),
+        (VIP, CLIENT, ipv4::Protocol::Icmp, 0xc0)
     );
     assert!(ip.verify_checksum());
+    assert_eq!(ip.total_len(), 576, "quoted as far as 576 bytes go");
     let m = icmp::Packet::new_checked(ip.payload()).unwrap();
     assert_eq!(
         (m.msg_type(), m.code()),
@@ -286,11 +291,9 @@ fn tunnel_refuses_ttl_1_and_answers_oversize_with_frag_needed() {
     );
     assert_eq!(m.next_hop_mtu(), 1480);
     assert!(m.verify_checksum());
-    assert_eq!(
-        m.data(),
-        &frame[14..14 + 28],
-        "quotes the IP header and 8 bytes"
-    );
+    // The quote carries the decremented TTL: the kernel checks the MTU
+    // after decrement_ttl.
+    assert_eq!(m.data(), &with_ttl(&frame, 63)[14..14 + 548]);
     assert_eq!(eth_of(&p).dst_addr(), CLIENT_MAC);
     assert_eq!(r.counters.drops_of(DropReason::TunnelTooBig), 1);
     assert_eq!(r.counters.icmp_frag_needed_sent.get(), 1);
@@ -439,7 +442,7 @@ fn icmp_error_for_direct_routing_is_relayed_unchanged() {
     let (v, p) = run(&mut r, &err);
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(eth_of(&p).dst_addr(), rmac(0));
-    assert_eq!(&p.data()[14..], &err[14..]);
+    assert_eq!(&p.data()[14..], &with_ttl(&err, 63)[14..]);
 }
 
 #[test]
@@ -817,20 +820,6 @@ fn bad_input_is_dropped_with_a_reason() {
         ip.fill_checksum();
     }
     cases.push(("non-first fragment", frag, DropReason::IpFragment));
-    cases.push((
-        "TTL 1 for IP-IP",
-        testpkt::tcp(
-            &Hdr {
-                ttl: 1,
-                ..from_client()
-            },
-            40000,
-            80,
-            SYN,
-            b"",
-        ),
-        DropReason::IpTtlExpired,
-    ));
     let mut lldp = good.clone();
     lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
     cases.push(("unknown EtherType", lldp, DropReason::EthUnknownType));

@@ -52,8 +52,14 @@ impl From<Message> for u8 {
     }
 }
 
+/// Destination-unreachable code "port unreachable" (RFC 792).
+pub const CODE_PORT_UNREACHABLE: u8 = 3;
+
 /// Destination-unreachable code "fragmentation needed and DF set".
 pub const CODE_FRAG_NEEDED: u8 = 4;
+
+/// Time-exceeded code "time to live exceeded in transit" (RFC 792).
+pub const CODE_TTL_EXCEEDED: u8 = 0;
 
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 8;

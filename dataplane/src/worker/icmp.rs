@@ -1,7 +1,10 @@
 //! ICMP, as `ip_vs_in_icmp` / `ip_vs_out_icmp` (ip_vs_core.c) handle it:
 //! echo requests to a VIP or a director address answered in place; errors
 //! about one of our connections relayed to its other end, with the quoted
-//! header rewritten for NAT.
+//! header rewritten for NAT. And the errors the director itself sends
+//! about a packet it cannot forward (`icmp_send` in net/ipv4/icmp.c, as
+//! IPVS calls it): time exceeded, port unreachable, fragmentation needed,
+//! built in place from the packet and rate-limited.
 
 use super::xmit::TunnelError;
 use super::Worker;
@@ -9,10 +12,78 @@ use crate::conn::Direction;
 use crate::model::{ForwardMethod, Tuple};
 use crate::packet::PacketBuf;
 use crate::verdict::{DropReason, Verdict};
+use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self};
 use l4vs_wire::ipv4::{self, Protocol};
 use l4vs_wire::rewrite::End;
 use l4vs_wire::{checksum, icmp, tcp};
+
+/// An ICMP error the director sends about a packet it drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IcmpError {
+    /// Time exceeded in transit (type 11, code 0): the packet would leave
+    /// with TTL 0 (`decrement_ttl` in ip_vs_xmit.c, `ip_forward`).
+    TtlExceeded,
+    /// Port unreachable (type 3, code 3): no real server can take a new
+    /// connection (`ip_vs_leave` in ip_vs_core.c).
+    PortUnreachable,
+    /// Fragmentation needed (type 3, code 4) with the next-hop MTU in the
+    /// header's second half (RFC 1191; `ensure_mtu_is_adequate`).
+    FragNeeded {
+        /// Next-hop MTU, bytes.
+        mtu: u16,
+    },
+}
+
+/// The longest ICMP error the kernel sends: `icmp_send` quotes as much of
+/// the offending packet as fits in 576 bytes (RFC 1812 4.3.2.3).
+const ICMP_ERROR_MAX: usize = 576;
+/// Type of service of ICMP errors: `icmp_send` sets precedence
+/// "internetwork control" (IPTOS_PREC_INTERNETCONTROL).
+const ICMP_ERROR_TOS: u8 = 0xc0;
+
+/// The kernel's global ICMP rate limit (`icmp_global_allow`, sysctls
+/// `net.ipv4.icmp_msgs_per_sec` and `icmp_msgs_burst`): a token bucket
+/// holding at most `burst` messages, refilled at `per_sec` a second. One
+/// per worker, so a director sends at most `workers x per_sec` a second.
+#[derive(Debug, Clone, Copy)]
+pub struct IcmpRateLimit {
+    per_sec: u32,
+    burst: u32,
+    credit: u32,
+    stamp_ms: u64,
+}
+
+impl IcmpRateLimit {
+    /// A full bucket: `per_sec` messages a second, `burst` at once. A
+    /// `per_sec` of 0 sends none.
+    pub fn new(per_sec: u32, burst: u32) -> IcmpRateLimit {
+        IcmpRateLimit {
+            per_sec,
+            burst,
+            credit: burst,
+            stamp_ms: 0,
+        }
+    }
+
+    /// True, taking a token, when a message may be sent at `now_ms`. The
+    /// bucket is refilled at most every 20 ms, as the kernel does (HZ/50).
+    pub fn allow(&mut self, now_ms: u64) -> bool {
+        let delta = now_ms.saturating_sub(self.stamp_ms);
+        if delta >= 20 {
+            let add = delta.saturating_mul(u64::from(self.per_sec)) / 1000;
+            self.credit = u64::from(self.credit)
+                .saturating_add(add)
+                .min(u64::from(self.burst)) as u32;
+            self.stamp_ms = now_ms;
+        }
+        if self.credit == 0 {
+            return false;
+        }
+        self.credit -= 1;
+        true
+    }
+}
 
 impl Worker {
     /// ICMP: echo requests to a VIP or a local address are answered in
@@ -96,6 +167,16 @@ impl Worker {
             };
         };
         let c = *self.conns.get(i);
+        // Relayed errors are forwarded packets too (ip_vs_icmp_xmit goes
+        // through __ip_vs_get_out_rt); one whose TTL runs out is dropped
+        // without an answer, as no ICMP error is sent about another.
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
+            if ip.ttl() <= 1 {
+                return Verdict::Drop(DropReason::IpTtlExpired);
+            }
+            ip.decrement_ttl();
+        }
         let hop = match self.next_hop(pkt, l2, c.destination(dir), now_ms) {
             Ok(h) => h,
             Err(v) => return v,
@@ -137,6 +218,89 @@ impl Worker {
         }
         self.counters.icmp_errors_forwarded.inc();
         self.send(pkt, &hop)
+    }
+
+    /// Drops the IPv4 packet at `l2` for `why` and, as `icmp_send` does,
+    /// answers its source with the ICMP error `err` from `from` (None: the
+    /// director's address on the way back), built in place: the frame
+    /// keeps its Ethernet header (and VLAN tag), a new IP and ICMP header
+    /// go in front of the offending packet, which is quoted up to 576 bytes
+    /// in all. Sent only when the source is a unicast address, the
+    /// packet's header has room in front (28 bytes of headroom), and the
+    /// worker's ICMP rate limit allows (else `icmp_rate_limited`); in every
+    /// case `why` is counted once. The caller has validated the IP header.
+    pub(super) fn reply_icmp_error<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        err: IcmpError,
+        from: Option<Ipv4Addr>,
+        why: DropReason,
+        now_ms: u64,
+    ) -> Verdict {
+        let (to, tl) = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
+            (ip.src_addr(), usize::from(ip.total_len()))
+        };
+        if to.is_unspecified() || to.is_broadcast() || to.is_multicast() {
+            return Verdict::Drop(why);
+        }
+        let Some((next_hop, port)) = self.snap.route(to) else {
+            return Verdict::Drop(why);
+        };
+        let Some(src) = from.or_else(|| self.snap.source_address(port, next_hop)) else {
+            return Verdict::Drop(why);
+        };
+        if !self.icmp_limit.allow(now_ms) {
+            self.counters.icmp_rate_limited.inc();
+            return Verdict::Drop(why);
+        }
+        let head = ipv4::HEADER_LEN + icmp::HEADER_LEN;
+        let quote = tl.min(ICMP_ERROR_MAX - head);
+        pkt.truncate(l2 + quote);
+        if !pkt.prepend(head) {
+            return Verdict::Drop(why);
+        }
+        let d = pkt.data_mut();
+        d.copy_within(head..head + l2, 0);
+        self.ident = self.ident.wrapping_add(1);
+        let total = head + quote;
+        let mut ip = ipv4::Packet::new_unchecked(&mut d[l2..l2 + ipv4::HEADER_LEN]);
+        ip.set_version_and_header_len(ipv4::HEADER_LEN);
+        ip.set_tos(ICMP_ERROR_TOS);
+        ip.set_total_len(total as u16);
+        ip.set_ident(self.ident);
+        ip.set_unfragmented(false);
+        ip.set_ttl(64);
+        ip.set_protocol(Protocol::Icmp);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(to);
+        ip.fill_checksum();
+        let mut m = icmp::Packet::new_unchecked(&mut d[l2 + ipv4::HEADER_LEN..l2 + total]);
+        let (msg, code, mtu) = match err {
+            IcmpError::TtlExceeded => (icmp::Message::TimeExceeded, icmp::CODE_TTL_EXCEEDED, 0),
+            IcmpError::PortUnreachable => (
+                icmp::Message::DstUnreachable,
+                icmp::CODE_PORT_UNREACHABLE,
+                0,
+            ),
+            IcmpError::FragNeeded { mtu } => {
+                (icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED, mtu)
+            }
+        };
+        m.set_type_and_code(msg, code);
+        m.set_rest_of_header(0, mtu);
+        m.fill_checksum();
+        self.counters.count_drop(why);
+        match err {
+            IcmpError::TtlExceeded => self.counters.icmp_time_exceeded_sent.inc(),
+            IcmpError::PortUnreachable => self.counters.icmp_port_unreachable_sent.inc(),
+            IcmpError::FragNeeded { .. } => self.counters.icmp_frag_needed_sent.inc(),
+        }
+        match self.resolve(pkt, l2, next_hop, port, now_ms) {
+            Ok(hop) => self.send(pkt, &hop),
+            Err(v) => v,
+        }
     }
 
     /// Answers an echo request to a VIP or a local address in place.

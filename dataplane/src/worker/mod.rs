@@ -18,8 +18,16 @@
 //! Choices where LVS leaves room, stated once here:
 //! - Fragments are dropped (`ip_fragment`): the director does not reassemble,
 //!   and a non-first fragment carries no ports to classify by.
-//! - TTL is left alone for NAT and DR, as IPVS does on its LOCAL_IN path;
-//!   IP-IP copies the inner TTL to the outer header and refuses TTL <= 1.
+//! - TTL is decremented on every forwarded packet, as IPVS's
+//!   `decrement_ttl` does; one that would leave with TTL 0 is answered with
+//!   ICMP time exceeded (see `xmit`). IP-IP copies the decremented inner TTL
+//!   to the outer header.
+//! - A new connection that no real server can take is answered with ICMP
+//!   port unreachable from the VIP (`ip_vs_leave`).
+//! - A client's packet of a connection whose real server was removed is
+//!   dropped (`real_server_removed`), or with `expire_nodest_conn` ends the
+//!   connection and is scheduled afresh, as `ip_vs_in_hook` does; a
+//!   quiescent (weight 0) real keeps its connections.
 //! - A TCP packet without a connection creates one only if it is a SYN
 //!   without ACK; a SYN that finds a CLOSE or TIME_WAIT entry is scheduled
 //!   afresh (IPVS's conn_reuse behaviour).
@@ -48,6 +56,7 @@ use std::sync::Arc;
 mod arp;
 pub use arp::solicit_next_hops;
 mod icmp;
+pub use icmp::IcmpRateLimit;
 mod persist;
 mod xmit;
 
@@ -69,11 +78,22 @@ pub struct WorkerConfig {
     pub worker_id: u16,
     /// Number of workers sharing the ports (see [`crate::steer`]).
     pub workers: u16,
-    /// IPVS `expire_nodest_conn`: a packet of a connection whose real
-    /// server was removed from its service expires the connection and is
-    /// dropped. Off (the IPVS default), such connections keep forwarding
-    /// to their old real until they end.
+    /// IPVS `expire_nodest_conn` (ip_vs_in_hook in ip_vs_core.c). Off (the
+    /// default): a client's packet of a connection whose real server was
+    /// removed from its service is dropped (`real_server_removed`), and the
+    /// entry stays until it times out. On: that packet expires the
+    /// connection and is scheduled afresh (a TCP packet that is not a SYN
+    /// then finds no connection and is dropped); and a SYN on a
+    /// connection whose real has weight 0 starts a new one, as the kernel's
+    /// conn_reuse check does. Replies of a removed NAT real are still
+    /// rewritten, as ip_vs_out_hook does not check the destination.
     pub expire_nodest_conn: bool,
+    /// `net.ipv4.icmp_msgs_per_sec`: ICMP errors this worker may send a
+    /// second (kernel default 1000).
+    pub icmp_msgs_per_sec: u32,
+    /// `net.ipv4.icmp_msgs_burst`: ICMP errors it may send at once (kernel
+    /// default 50).
+    pub icmp_msgs_burst: u32,
 }
 
 impl Default for WorkerConfig {
@@ -87,6 +107,8 @@ impl Default for WorkerConfig {
             worker_id: 0,
             workers: 1,
             expire_nodest_conn: false,
+            icmp_msgs_per_sec: 1000,
+            icmp_msgs_burst: 50,
         }
     }
 }
@@ -109,6 +131,7 @@ pub struct Worker {
     cfg: WorkerConfig,
     steer: Steering,
     ident: u16,
+    icmp_limit: icmp::IcmpRateLimit,
 }
 
 /// Where a packet's L2 next hop is.
@@ -174,6 +197,7 @@ impl Worker {
             neigh,
             counters,
             steer: Steering::new(cfg.worker_id, cfg.workers),
+            icmp_limit: icmp::IcmpRateLimit::new(cfg.icmp_msgs_per_sec, cfg.icmp_msgs_burst),
             cfg,
             ident: 0,
         };
@@ -422,17 +446,32 @@ impl Worker {
             // IPVS conn_reuse_mode: a fresh SYN on a TIME_WAIT or CLOSE
             // entry is a new connection, scheduled afresh.
             let fresh_syn = dir == Direction::In
-                && l4
-                    .tcp_flags
-                    .is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
+                && is_syn(l4.tcp_flags)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
-            if self.cfg.expire_nodest_conn && !self.real_exists(&c) {
-                self.end_conn(i);
+            // ip_vs_in_hook: is the connection's real server still there?
+            let real_at = match dir {
+                Direction::In => self.real_index(&c),
+                Direction::Out => Some(usize::from(c.real)),
+            };
+            let resched_quiescent = self.cfg.expire_nodest_conn
+                && is_syn(l4.tcp_flags)
+                && real_at.is_some_and(|r| self.real_weight(&c, r) == Some(0));
+            if let Some(r) = real_at.filter(|r| *r != usize::from(c.real)) {
+                // A removal moved it: point the entry at its new position,
+                // so its packets count on it.
+                self.conns.get_mut(i).real = r as u16;
+            }
+            let expired = c.expires <= now_s;
+            // The reuse check comes first in the kernel: a fresh SYN on a
+            // closed entry is scheduled whether its real is there or not.
+            if real_at.is_none() && !expired && !fresh_syn && !self.cfg.expire_nodest_conn {
                 return Verdict::Drop(DropReason::NoDestination);
             }
-            if c.expires <= now_s || fresh_syn {
+            if real_at.is_none() || resched_quiescent || expired || fresh_syn {
                 self.end_conn(i);
             } else {
+                let c = *self.conns.get(i);
+                let before_expires = c.expires;
                 let svc = self.snap.service(c.service);
                 // By reference: the timeouts are not copied per packet.
                 let timeouts = svc.map_or(&self.cfg.timeouts, |s| &s.options.timeouts);
@@ -440,6 +479,11 @@ impl Worker {
                 let activity = state::transition(entry, dir, l4.tcp_flags, now_s, timeouts);
                 let before = c.state;
                 let c = *entry;
+                // A shorter timeout (RST -> CLOSE, FIN -> TIME_WAIT) takes
+                // effect now, as __ip_vs_conn_put_timer re-arms the timer.
+                if c.expires < before_expires {
+                    self.conns.refile(i);
+                }
                 if let Some(svc) = svc {
                     count_packet(svc, self.cfg.worker_id, &c, dir, ip_len);
                 }
@@ -489,7 +533,16 @@ impl Worker {
             None => self.schedule(sid, svc, &opening, now_s),
         };
         let Some(ri) = chosen else {
-            return Verdict::Drop(DropReason::NoRealServer);
+            // ip_vs_leave: no TCP socket to send a reset from, so ICMP port
+            // unreachable from the VIP, for TCP and UDP alike.
+            return self.reply_icmp_error(
+                pkt,
+                l2,
+                icmp::IcmpError::PortUnreachable,
+                Some(dst),
+                DropReason::NoRealServer,
+                now_ms,
+            );
         };
         let real = &svc.reals[ri];
         // NAT may change the port; fwmark and port-zero services keep the
@@ -571,9 +624,41 @@ impl Worker {
             .schedule(&svc.reals, &svc.stats, pkt, now_s)
     }
 
-    /// True when the connection's real server is still in its service.
-    fn real_exists(&self, c: &Conn) -> bool {
-        real_stats(&self.snap, c).is_some_and(|(_, r)| r.method == c.method)
+    /// Where the connection's real server is in its service now, or None
+    /// when it was removed (the kernel's destination without
+    /// IP_VS_DEST_F_AVAILABLE). One bounds check and one comparison for a
+    /// real that has not moved; a search by address only after a change
+    /// removed reals before it.
+    #[inline]
+    fn real_index(&self, c: &Conn) -> Option<usize> {
+        let svc = self.snap.service(c.service)?;
+        real_position(svc, c)
+    }
+
+    /// The weight of the real at `r` in the connection's service.
+    fn real_weight(&self, c: &Conn, r: usize) -> Option<u32> {
+        Some(self.snap.service(c.service)?.reals.get(r)?.weight)
+    }
+}
+
+/// A SYN without ACK: the packet that may open a TCP connection.
+#[inline]
+fn is_syn(tcp_flags: Option<u8>) -> bool {
+    tcp_flags.is_some_and(|f| f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN)
+}
+
+/// The position of connection `c`'s real server in `svc`: the one at its
+/// index when the address matches, else found by address (and, for NAT,
+/// the port it rewrites to); None when it is not there.
+#[inline]
+fn real_position(svc: &CompiledService, c: &Conn) -> Option<usize> {
+    let i = usize::from(c.real);
+    match svc.reals.get(i) {
+        Some(r) if r.addr == c.rip => Some(i),
+        _ => svc
+            .reals
+            .iter()
+            .position(|r| r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == c.rport)),
     }
 }
 
@@ -581,10 +666,11 @@ impl Worker {
 /// row of its real server (`ip_vs_in_stats`, `ip_vs_out_stats`; the
 /// service's counters are the sum of its rows, see [`crate::traffic`]).
 /// The real is the one at the connection's index, or the service's own row
-/// when there is none: a change that removed a real before it counts the
-/// rest of the connection's packets on its neighbour, a counting error
-/// IPVS does not have (it points at the destination) and that ends with
-/// the connection; checking the address here would cost every packet.
+/// when there is none. After a change removed a real before it, the
+/// client's next packet moves the index (see `real_index`); a NAT reply
+/// that comes first counts on the neighbour, a counting error IPVS does
+/// not have (it points at the destination) and that checking here would
+/// cost every reply.
 #[inline]
 fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: u64) {
     let Some((service, reals)) = svc.traffic.rows(w) else {
@@ -601,16 +687,7 @@ fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: 
 /// server, if the snapshot still has it (a reload may have removed it).
 fn real_stats<'a>(snap: &'a Snapshot, c: &Conn) -> Option<(&'a RealStats, &'a Real)> {
     let svc = snap.service(c.service)?;
-    let i = usize::from(c.real);
-    let i = match svc.reals.get(i) {
-        Some(r) if r.addr == c.rip => i,
-        // A change removed reals before this one since the connection was
-        // scheduled, so its index moved: find it by address (and, for
-        // NAT, the port it rewrites to). Runs on connection events only.
-        _ => svc.reals.iter().position(|r| {
-            r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == c.rport)
-        })?,
-    };
+    let i = real_position(svc, c)?;
     Some((svc.stats.get(i)?, &svc.reals[i]))
 }
 

@@ -53,7 +53,12 @@ impl Worker {
             let usable =
                 real.is_some_and(|r| r.weight > 0 || !svc.options.expire_quiescent_template);
             if tpl.expires > now_s && tpl.service == sid && usable {
-                self.conns.get_mut(ti).expires = now_s.saturating_add(p.timeout);
+                let expires = now_s.saturating_add(p.timeout);
+                self.conns.get_mut(ti).expires = expires;
+                // A reload that shortened the persistence timeout.
+                if expires < tpl.expires {
+                    self.conns.refile(ti);
+                }
                 return Some(usize::from(tpl.real));
             }
             let gone = self.conns.remove(ti);

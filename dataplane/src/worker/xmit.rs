@@ -3,16 +3,17 @@
 //! `dr_xmit` (ip_vs_dr_xmit); and the route and neighbour lookup they share.
 
 use super::arp::write_arp_request;
+use super::icmp::IcmpError;
 use super::{NextHop, Worker};
 use crate::conn::{Conn, Direction};
 use crate::model::ForwardMethod;
 use crate::packet::PacketBuf;
 use crate::verdict::{DropReason, Verdict};
 use core::net::Ipv4Addr;
+use l4vs_wire::arp;
 use l4vs_wire::ethernet::{self};
 use l4vs_wire::ipv4::{self, Protocol};
 use l4vs_wire::rewrite::{self, End};
-use l4vs_wire::{arp, icmp};
 
 impl Worker {
     /// Sends a packet of connection `c` travelling `dir` by the
@@ -20,6 +21,16 @@ impl Worker {
     /// next hop up itself: hoisting the lookup here measured 35 to 46
     /// instructions a packet more under callgrind (it changes what the
     /// compiler inlines), so the three lookups stay.
+    ///
+    /// First the TTL, as the kernel does for every packet it forwards:
+    /// the client's packets in `decrement_ttl` (ip_vs_xmit.c, called from
+    /// `__ip_vs_get_out_rt` by the NAT, tunnel and DR transmitters), NAT
+    /// replies in `ip_forward`. A packet that would leave with TTL 0 is
+    /// dropped (`ip_ttl_expired`) and its source gets ICMP time exceeded
+    /// (type 11, code 0): from the VIP for a client's packet, which was
+    /// addressed to it, and from the director's own address for a real
+    /// server's reply. IP-IP decrements the inner TTL, then copies it to
+    /// the outer header (ip_vs_tunnel_xmit).
     pub(super) fn forward<B: PacketBuf>(
         &mut self,
         pkt: &mut B,
@@ -28,6 +39,21 @@ impl Worker {
         dir: Direction,
         now_ms: u64,
     ) -> Verdict {
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
+            if ip.ttl() <= 1 {
+                let from = (dir == Direction::In).then_some(c.vip);
+                return self.reply_icmp_error(
+                    pkt,
+                    l2,
+                    IcmpError::TtlExceeded,
+                    from,
+                    DropReason::IpTtlExpired,
+                    now_ms,
+                );
+            }
+            ip.decrement_ttl();
+        }
         match c.method {
             ForwardMethod::Nat => self.nat_xmit(pkt, l2, c, dir, now_ms),
             ForwardMethod::Tunnel => self.tunnel_xmit(pkt, l2, c, now_ms),
@@ -83,7 +109,18 @@ impl Worker {
         match self.encapsulate(pkt, l2, c.rip, &hop) {
             Ok(()) => self.counters.tunnel.inc(),
             Err(TunnelError::Drop(r)) => return Verdict::Drop(r),
-            Err(TunnelError::TooBig { mtu }) => return self.frag_needed(pkt, l2, c, mtu, now_ms),
+            Err(TunnelError::TooBig { mtu }) => {
+                // The quote carries the decremented TTL: the kernel checks
+                // the MTU after decrement_ttl (__ip_vs_get_out_rt).
+                return self.reply_icmp_error(
+                    pkt,
+                    l2,
+                    IcmpError::FragNeeded { mtu },
+                    Some(c.vip),
+                    DropReason::TunnelTooBig,
+                    now_ms,
+                );
+            }
         }
         self.send(pkt, &hop)
     }
@@ -162,7 +199,8 @@ impl Worker {
     }
 
     /// RFC 2003 encapsulation: an outer header to the real server, inner
-    /// packet untouched; outer TTL and DF copied from the inner header.
+    /// packet untouched; outer TTL and DF copied from the inner header (its
+    /// TTL already decremented by the caller).
     pub(super) fn encapsulate<B: PacketBuf>(
         &mut self,
         pkt: &mut B,
@@ -179,9 +217,6 @@ impl Worker {
                 ip.tos(),
             )
         };
-        if ttl <= 1 {
-            return Err(TunnelError::Drop(DropReason::IpTtlExpired));
-        }
         let mtu = usize::from(self.snap.ports()[usize::from(hop.port)].mtu);
         if tl + ipv4::HEADER_LEN > mtu {
             // IPVS (ip_vs_tunnel_xmit): DF set -> fragmentation needed with
@@ -218,49 +253,6 @@ impl Worker {
         outer.set_dst_addr(rip);
         outer.fill_checksum();
         Ok(())
-    }
-
-    /// Turns a packet too big for the tunnel into ICMP "fragmentation
-    /// needed" (RFC 1191, next-hop MTU `mtu`) from the VIP back to the
-    /// client, quoting the IP header and 8 bytes of payload (RFC 792).
-    pub(super) fn frag_needed<B: PacketBuf>(
-        &mut self,
-        pkt: &mut B,
-        l2: usize,
-        c: &Conn,
-        mtu: u16,
-        now_ms: u64,
-    ) -> Verdict {
-        let hop = match self.next_hop(pkt, l2, c.client, now_ms) {
-            Ok(h) => h,
-            Err(v) => return v,
-        };
-        // The original packet is lost either way; count it as too big.
-        self.counters.count_drop(DropReason::TunnelTooBig);
-        let hl = ipv4::Packet::new_unchecked(&pkt.data()[l2..]).header_len();
-        let quote = hl + 8;
-        let total = ipv4::HEADER_LEN + icmp::HEADER_LEN + quote;
-        let d = pkt.data_mut();
-        d.copy_within(l2..l2 + quote, l2 + ipv4::HEADER_LEN + icmp::HEADER_LEN);
-        self.ident = self.ident.wrapping_add(1);
-        let mut ip = ipv4::Packet::new_unchecked(&mut d[l2..l2 + total]);
-        ip.set_version_and_header_len(ipv4::HEADER_LEN);
-        ip.set_tos(0);
-        ip.set_total_len(total as u16);
-        ip.set_ident(self.ident);
-        ip.set_unfragmented(false);
-        ip.set_ttl(64);
-        ip.set_protocol(Protocol::Icmp);
-        ip.set_src_addr(c.vip);
-        ip.set_dst_addr(c.client);
-        ip.fill_checksum();
-        let mut m = icmp::Packet::new_unchecked(&mut d[l2 + ipv4::HEADER_LEN..l2 + total]);
-        m.set_type_and_code(icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED);
-        m.set_rest_of_header(0, mtu);
-        m.fill_checksum();
-        pkt.truncate(l2 + total);
-        self.counters.icmp_frag_needed_sent.inc();
-        self.send(pkt, &hop)
     }
 }
 

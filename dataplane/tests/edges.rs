@@ -1,0 +1,434 @@
+//! Golden-packet tests of IPVS's behaviour at the edges (issue 8): TTL,
+//! ICMP errors the director sends and their rate limit, removed reals,
+//! expiry after a state change. Each expected value is worked out from the
+//! kernel source the test names, not read back from l4vs.
+
+use core::net::Ipv4Addr;
+use l4vs_dataplane::conn::Timeouts;
+use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::{
+    Counters, DropReason, ForwardMethod, NeighborTable, PacketBuf, Protocol, Real, SchedulerKind,
+    Service, ServiceOptions, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
+};
+use l4vs_wire::ethernet::Address as Mac;
+use l4vs_wire::{icmp, ipv4, tcp, udp};
+use std::sync::Arc;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
+const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+/// The director's address towards the real servers (testpkt::lab_director).
+const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
+const SYN: u8 = tcp::flags::SYN;
+const ACK: u8 = tcp::flags::ACK;
+const RST: u8 = tcp::flags::RST;
+
+fn rip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
+}
+
+fn rmac(i: usize) -> Mac {
+    Mac([2, 0, 0, 0, 2, 11 + i as u8])
+}
+
+struct Rig {
+    w: Worker,
+    counters: Arc<Counters>,
+}
+
+/// One worker with a TCP service on VIP:80 and a UDP one on VIP:53, both
+/// with `weights.len()` reals of `method`, `opts`, and every neighbour
+/// known.
+fn rig(method: ForwardMethod, weights: &[u32], opts: ServiceOptions, cfg: WorkerConfig) -> Rig {
+    let reals = |port| {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Real {
+                addr: rip(i),
+                port,
+                weight: *w,
+                method,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            })
+            .collect::<Vec<_>>()
+    };
+    let svc = |port, protocol| Service {
+        name: format!("{protocol}-{port}"),
+        vip: VIP,
+        port,
+        protocol,
+        scheduler: SchedulerKind::Rr,
+        reals: reals(port),
+        options: opts,
+    };
+    let (ports, locals) = testpkt::lab_director();
+    let snap = Snapshot::new(
+        ports,
+        locals,
+        None,
+        vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
+    )
+    .unwrap();
+    let neigh = Arc::new(NeighborTable::new(64));
+    for i in 0..weights.len() {
+        neigh.learn(rip(i), rmac(i), 0);
+    }
+    neigh.learn(CLIENT, CLIENT_MAC, 0);
+    let counters = Arc::new(Counters::default());
+    let w = Worker::new(
+        Arc::new(snap),
+        neigh,
+        counters.clone(),
+        WorkerConfig {
+            conn_capacity: 1024,
+            ..cfg
+        },
+    );
+    Rig { w, counters }
+}
+
+fn client(ttl: u8) -> Hdr {
+    Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl,
+    }
+}
+
+fn run(r: &mut Rig, frame: &[u8], now_ms: u64) -> (Verdict, VecPacket) {
+    let mut p = VecPacket::new(frame);
+    let v = r.w.process(0, &mut p, now_ms);
+    (v, p)
+}
+
+fn ip_of(p: &VecPacket) -> ipv4::Packet<&[u8]> {
+    ipv4::Packet::new_checked(&p.data()[14..]).unwrap()
+}
+
+/// Checks that `p` is an ICMP error `msg`/`code` from `from` to `to`,
+/// quoting `quoted` (RFC 792; icmp_send quotes up to 576 bytes in all).
+fn assert_icmp_error(
+    p: &VecPacket,
+    (msg, code): (icmp::Message, u8),
+    from: Ipv4Addr,
+    to: Ipv4Addr,
+    quoted: &[u8],
+) {
+    let ip = ip_of(p);
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.ttl()),
+        (from, to, ipv4::Protocol::Icmp, 64)
+    );
+    assert!(ip.verify_checksum());
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!((m.msg_type(), m.code()), (msg, code));
+    assert!(m.verify_checksum());
+    assert_eq!(m.data(), quoted);
+    assert_eq!(usize::from(ip.total_len()), 28 + quoted.len());
+    assert_eq!(p.data().len(), 14 + 28 + quoted.len(), "nothing after it");
+}
+
+/// decrement_ttl (ip_vs_xmit.c): every method forwards TTL - 1 with a
+/// header checksum as if computed afresh; NAT replies too (ip_forward).
+#[test]
+fn every_method_decrements_the_ttl() {
+    for method in [
+        ForwardMethod::Nat,
+        ForwardMethod::DirectRouting,
+        ForwardMethod::Tunnel,
+    ] {
+        let mut r = rig(method, &[1], ServiceOptions::default(), Default::default());
+        let (v, p) = run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
+        assert_eq!(v, Verdict::Forward { port: 0 }, "{method}");
+        let ip = ip_of(&p);
+        assert!(ip.verify_checksum(), "{method}");
+        let inner = match method {
+            ForwardMethod::Tunnel => {
+                assert_eq!(ip.ttl(), 63, "outer TTL copies the decremented inner");
+                ipv4::Packet::new_checked(ip.payload()).unwrap()
+            }
+            _ => ip,
+        };
+        assert_eq!(inner.ttl(), 63, "{method}");
+        assert!(inner.verify_checksum(), "{method}");
+        assert!(
+            tcp::Packet::new_checked(inner.payload())
+                .unwrap()
+                .verify_checksum(inner.src_addr(), inner.dst_addr()),
+            "{method}: the TTL is not in the pseudo-header"
+        );
+    }
+    // A NAT reply leaves with TTL - 1 too.
+    let mut r = rig(
+        ForwardMethod::Nat,
+        &[1],
+        ServiceOptions::default(),
+        Default::default(),
+    );
+    run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
+    let reply = Hdr {
+        src_mac: rmac(0),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(0),
+        dst: CLIENT,
+        ttl: 2,
+    };
+    let (v, p) = run(&mut r, &testpkt::tcp(&reply, 80, 40000, SYN | ACK, b""), 0);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!((ip_of(&p).src_addr(), ip_of(&p).ttl()), (VIP, 1));
+    assert!(ip_of(&p).verify_checksum());
+}
+
+/// A packet that would leave with TTL 0 is dropped and answered with ICMP
+/// time exceeded (type 11, code 0): a client's packet from the VIP it was
+/// sent to, a real server's reply from the director's address on the way
+/// back (icmp_send picks the outgoing address for a forwarded packet).
+/// The quote is the packet as it arrived.
+#[test]
+fn ttl_1_is_answered_with_time_exceeded_in_every_mode() {
+    for method in [
+        ForwardMethod::Nat,
+        ForwardMethod::DirectRouting,
+        ForwardMethod::Tunnel,
+    ] {
+        let mut r = rig(method, &[1], ServiceOptions::default(), Default::default());
+        for ttl in [1, 0] {
+            let frame = testpkt::udp(&client(ttl), 5000 + u16::from(ttl), 53, b"query", true);
+            let (v, p) = run(&mut r, &frame, 0);
+            assert_eq!(v, Verdict::Forward { port: 0 }, "{method} ttl {ttl}");
+            assert_eq!(p.data()[..6], CLIENT_MAC.0, "{method}: back to the client");
+            assert_icmp_error(
+                &p,
+                (icmp::Message::TimeExceeded, icmp::CODE_TTL_EXCEEDED),
+                VIP,
+                CLIENT,
+                &frame[14..],
+            );
+        }
+        assert_eq!(r.counters.drops_of(DropReason::IpTtlExpired), 2);
+        assert_eq!(r.counters.icmp_time_exceeded_sent.get(), 2);
+    }
+    let mut r = rig(
+        ForwardMethod::Nat,
+        &[1],
+        ServiceOptions::default(),
+        Default::default(),
+    );
+    run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
+    let reply = testpkt::tcp(
+        &Hdr {
+            src_mac: rmac(0),
+            dst_mac: DIRECTOR_MAC,
+            src: rip(0),
+            dst: CLIENT,
+            ttl: 1,
+        },
+        80,
+        40000,
+        SYN | ACK,
+        b"",
+    );
+    let (v, p) = run(&mut r, &reply, 0);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(p.data()[..6], rmac(0).0, "back to the real server");
+    assert_icmp_error(
+        &p,
+        (icmp::Message::TimeExceeded, icmp::CODE_TTL_EXCEEDED),
+        DIR_SERVER_SIDE,
+        rip(0),
+        &reply[14..],
+    );
+}
+
+/// The quote stops where 576 bytes do (icmp_send), and Ethernet padding
+/// after a short packet is not quoted.
+#[test]
+fn icmp_errors_quote_at_most_576_bytes_and_no_padding() {
+    let mut r = rig(
+        ForwardMethod::DirectRouting,
+        &[1],
+        ServiceOptions::default(),
+        Default::default(),
+    );
+    let big = testpkt::udp(&client(1), 5000, 53, &[7u8; 1000], true);
+    let (_, p) = run(&mut r, &big, 0);
+    assert_icmp_error(
+        &p,
+        (icmp::Message::TimeExceeded, 0),
+        VIP,
+        CLIENT,
+        &big[14..14 + 548],
+    );
+    let mut short = testpkt::udp(&client(1), 5001, 53, b"q", true);
+    let ip_len = short.len() - 14;
+    short.resize(60, 0xee); // padded to the Ethernet minimum
+    let (_, p) = run(&mut r, &short, 0);
+    assert_icmp_error(
+        &p,
+        (icmp::Message::TimeExceeded, 0),
+        VIP,
+        CLIENT,
+        &short[14..14 + ip_len],
+    );
+}
+
+/// icmp_global_allow: a burst of `icmp_msgs_burst`, then
+/// `icmp_msgs_per_sec` a second; what is held back is counted, and the
+/// packet's own drop reason is counted every time.
+#[test]
+fn icmp_errors_are_rate_limited_and_counted() {
+    let mut r = rig(
+        ForwardMethod::DirectRouting,
+        &[1],
+        ServiceOptions::default(),
+        WorkerConfig {
+            icmp_msgs_per_sec: 100,
+            icmp_msgs_burst: 5,
+            ..Default::default()
+        },
+    );
+    let mut sent = 0;
+    for k in 0..20u16 {
+        let (v, _) = run(
+            &mut r,
+            &testpkt::udp(&client(1), 6000 + k, 53, b"q", true),
+            0,
+        );
+        match v {
+            Verdict::Forward { .. } => sent += 1,
+            Verdict::Drop(DropReason::IpTtlExpired) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sent, 5, "the burst");
+    assert_eq!(r.counters.icmp_rate_limited.get(), 15);
+    assert_eq!(r.counters.drops_of(DropReason::IpTtlExpired), 20);
+    // 100 ms later: 10 more tokens (100 a second).
+    let mut later = 0;
+    for k in 0..20u16 {
+        let (v, _) = run(
+            &mut r,
+            &testpkt::udp(&client(1), 7000 + k, 53, b"q", true),
+            100,
+        );
+        later += u32::from(matches!(v, Verdict::Forward { .. }));
+    }
+    assert_eq!(later, 5, "refilled, but never past the burst");
+    assert_eq!(r.counters.icmp_time_exceeded_sent.get(), 10);
+}
+
+/// ip_vs_leave: a new connection that no real can take gets ICMP port
+/// unreachable (type 3, code 3) from the VIP, for TCP and UDP; an ACK
+/// without a connection is not scheduled and stays a silent drop.
+#[test]
+fn no_available_real_is_answered_with_port_unreachable() {
+    for weights in [&[0u32, 0][..], &[][..]] {
+        let mut r = rig(
+            ForwardMethod::Nat,
+            weights,
+            ServiceOptions::default(),
+            Default::default(),
+        );
+        let syn = testpkt::tcp(&client(64), 40000, 80, SYN, b"");
+        let dgram = testpkt::udp(&client(64), 5000, 53, b"query", true);
+        for frame in [&syn, &dgram] {
+            let (v, p) = run(&mut r, frame, 0);
+            assert_eq!(v, Verdict::Forward { port: 0 }, "weights {weights:?}");
+            assert_eq!(p.data()[..6], CLIENT_MAC.0);
+            assert_icmp_error(
+                &p,
+                (icmp::Message::DstUnreachable, icmp::CODE_PORT_UNREACHABLE),
+                VIP,
+                CLIENT,
+                &frame[14..],
+            );
+        }
+        assert_eq!(r.counters.drops_of(DropReason::NoRealServer), 2);
+        assert_eq!(r.counters.icmp_port_unreachable_sent.get(), 2);
+        assert_eq!(r.w.conns().len(), 0);
+        let (v, _) = run(&mut r, &testpkt::tcp(&client(64), 40001, 80, ACK, b""), 0);
+        assert_eq!(v, Verdict::Drop(DropReason::TcpNotSyn));
+    }
+}
+
+/// set_tcp_state then __ip_vs_conn_put_timer: a connection whose timeout
+/// got shorter expires at the new time. With tcp_close 2 s, a connection
+/// reset at 9.8 s is gone by 11.8 s (the worker's clock counts whole
+/// seconds, so at 11 s to 12 s), not 900 s later.
+#[test]
+fn a_reset_connection_expires_at_its_close_timeout() {
+    let opts = ServiceOptions {
+        timeouts: Timeouts {
+            tcp_syn_recv: 600,
+            tcp_close: 2,
+            ..Timeouts::default()
+        },
+        ..Default::default()
+    };
+    let mut r = rig(ForwardMethod::Nat, &[1], opts, Default::default());
+    run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
+    r.w.housekeeping(9_000);
+    assert_eq!(r.w.conns().len(), 1);
+    // The real's SYN-ACK and the client's ACK (ESTABLISHED, 900 s), then
+    // the client's RST: CLOSE, 2 s.
+    let reply = Hdr {
+        src_mac: rmac(0),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(0),
+        dst: CLIENT,
+        ttl: 64,
+    };
+    run(
+        &mut r,
+        &testpkt::tcp(&reply, 80, 40000, SYN | ACK, b""),
+        9_500,
+    );
+    run(
+        &mut r,
+        &testpkt::tcp(&client(64), 40000, 80, ACK, b""),
+        9_600,
+    );
+    run(
+        &mut r,
+        &testpkt::tcp(&client(64), 40000, 80, RST, b""),
+        9_800,
+    );
+    r.w.housekeeping(10_900);
+    assert_eq!(r.w.conns().len(), 1, "CLOSE for 2 s on a one-second clock");
+    r.w.housekeeping(12_000);
+    assert_eq!(r.w.conns().len(), 0, "gone at its close timeout");
+    assert_eq!(r.counters.conns_expired.get(), 1);
+    // The real no longer counts it (lc/wlc see the right numbers).
+    let snap = r.w.snapshot().clone();
+    let svc = snap.services().next().unwrap().1;
+    assert_eq!((svc.stats[0].active(), svc.stats[0].inactive()), (0, 0));
+}
+
+/// The same for a UDP datagram answered with ICMP: nothing else changes a
+/// UDP entry's time, so a UDP entry expires at its udp timeout.
+#[test]
+fn udp_entries_expire_at_their_timeout() {
+    let opts = ServiceOptions {
+        timeouts: Timeouts {
+            udp: 3,
+            ..Timeouts::default()
+        },
+        ..Default::default()
+    };
+    let mut r = rig(ForwardMethod::DirectRouting, &[1], opts, Default::default());
+    let (v, p) = run(
+        &mut r,
+        &testpkt::udp(&client(64), 5000, 53, b"q", true),
+        1_000,
+    );
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert!(udp::Packet::new_checked(ip_of(&p).payload()).is_ok());
+    r.w.housekeeping(3_000);
+    assert_eq!(r.w.conns().len(), 1);
+    r.w.housekeeping(4_000);
+    assert_eq!(r.w.conns().len(), 0);
+}

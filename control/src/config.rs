@@ -373,6 +373,9 @@ pub struct Service {
     pub port: u16,
     pub protocol: Protocol,
     pub persistence: Option<Persistence>,
+    /// One-packet scheduling (ipvsadm `-o`, keepalived `ops`): UDP only,
+    /// DR or tunnel reals only.
+    pub ops: bool,
     /// Effective timeouts: the global ones with this service's overrides.
     pub timeouts: Timeouts,
     pub scheduler: SchedulerKind,

@@ -112,6 +112,8 @@ pub struct ServiceSpec {
     /// Its connections' timeouts; `None`: the table's global ones
     /// (`--set`), followed when they change.
     pub timeouts: Option<Timeouts>,
+    /// `-o`: one-packet scheduling (UDP only, no NAT reals).
+    pub ops: bool,
 }
 
 /// A real server's settings (`ipvsadm -a` / `-e`).
@@ -193,6 +195,12 @@ pub enum TableError {
     /// Firewall mark 0.
     #[error("firewall mark 0 is not a mark: use 1..=4294967295")]
     ZeroFwmark,
+    /// `-o` on a TCP service (ipvsadm's words).
+    #[error("One-Packet Scheduling is only for UDP virtual services")]
+    OpsNotUdp,
+    /// `-o` with a NAT real server.
+    #[error("one-packet scheduling keeps no connection, so the replies of a NAT (-m) real server could not be rewritten: use direct routing (-g) or tunnel (-i) real servers with ops")]
+    OpsWithNat,
     /// A name outside 1 to 64 of `[A-Za-z0-9_-]` (as echoed: quoted, cut).
     #[error("{0} is not a valid service name: 1 to 64 characters of A-Z a-z 0-9 _ -")]
     BadName(String),
@@ -309,6 +317,8 @@ pub struct RealContext<'a> {
     pub vip: Ipv4Addr,
     /// The service's port (0 for a firewall-mark or port-zero service).
     pub service_port: u16,
+    /// The service schedules one packet at a time (`-o`).
+    pub ops: bool,
     /// The director's subnets and next hops.
     pub network: &'a Network,
 }
@@ -363,6 +373,9 @@ pub fn check_real(ctx: RealContext<'_>, r: &RealSpec) -> Result<Real, TableError
             }
         });
     }
+    if ctx.ops && r.method == ForwardMethod::Nat {
+        return Err(TableError::OpsWithNat);
+    }
     if !ctx.network.on_link(addr) {
         if r.method == ForwardMethod::DirectRouting {
             return Err(TableError::NotOnLink(addr));
@@ -399,6 +412,17 @@ pub fn check_service(spec: &ServiceSpec, reals: usize) -> Result<(), TableError>
         }
         ServiceKey::Fwmark(0) => return Err(TableError::ZeroFwmark),
         ServiceKey::Fwmark(_) => {}
+    }
+    if spec.ops
+        && matches!(
+            spec.key,
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                ..
+            }
+        )
+    {
+        return Err(TableError::OpsNotUdp);
     }
     if let Some(name) = &spec.name {
         let ok = config::valid_name(name, 64);
@@ -752,8 +776,12 @@ impl ServiceTable {
     }
 
     fn edit_service(&mut self, spec: ServiceSpec) -> Result<Change, TableError> {
-        let n = self.entry(&spec.key)?.reals.len();
+        let e = self.entry(&spec.key)?;
+        let n = e.reals.len();
         check_service(&spec, n)?;
+        if spec.ops && e.reals.iter().any(|r| r.method == ForwardMethod::Nat) {
+            return Err(TableError::OpsWithNat);
+        }
         self.name_taken(&spec)?;
         let e = self.entry_mut(&spec.key)?;
         let mut what = Vec::new();
@@ -772,6 +800,12 @@ impl ServiceTable {
         }
         if e.spec.timeouts != spec.timeouts {
             what.push("timeouts changed".to_owned());
+        }
+        if e.spec.ops != spec.ops {
+            what.push(format!(
+                "ops {}",
+                if spec.ops { "off -> on" } else { "on -> off" }
+            ));
         }
         if e.spec.name != spec.name {
             what.push(format!(
@@ -825,6 +859,7 @@ impl ServiceTable {
             RealContext {
                 vip,
                 service_port: e.spec.key.port(),
+                ops: e.spec.ops,
                 network: &self.network,
             },
             r,
@@ -986,6 +1021,7 @@ impl ServiceTable {
                 persistence: e.spec.persistence,
                 timeouts: e.spec.timeouts.unwrap_or(self.timeouts),
                 expire_quiescent_template: self.expire_quiescent_template,
+                ops: e.spec.ops,
             },
         }
     }
@@ -1134,7 +1170,10 @@ impl ServiceTable {
                 cmds.extend(n.reals.iter().map(|r| Command::AddReal(key, real_spec(r))));
                 continue;
             };
-            if o.spec != n.spec {
+            // Turning ops on needs the NAT reals gone first; any other
+            // edit goes before the reals, which may depend on it.
+            let ops_on = n.spec.ops && !o.spec.ops;
+            if o.spec != n.spec && !ops_on {
                 cmds.push(Command::EditService(n.spec.clone()));
             }
             for r in &o.reals {
@@ -1152,6 +1191,9 @@ impl ServiceTable {
                     Some(x) if x != r => cmds.push(Command::EditReal(key, real_spec(r))),
                     Some(_) => {}
                 }
+            }
+            if ops_on {
+                cmds.push(Command::EditService(n.spec.clone()));
             }
         }
         cmds
@@ -1227,6 +1269,7 @@ pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<Real
         scheduler: s.scheduler,
         persistence: s.persistence,
         timeouts: (s.timeouts != *global).then_some(s.timeouts),
+        ops: s.ops,
     };
     let reals = s
         .reals
@@ -1274,6 +1317,7 @@ mod tests {
             scheduler,
             persistence: None,
             timeouts: None,
+            ops: false,
         }
     }
 
@@ -1724,6 +1768,79 @@ mod tests {
         let mut v: Vec<_> = t.services().map(|(s, r)| (s.clone(), r.to_vec())).collect();
         v.sort_by_key(|(s, _)| s.key.to_string());
         v
+    }
+
+    /// ops: UDP only (ipvsadm's words), never with a NAT real, whichever
+    /// comes first; a reload that turns it on while replacing NAT reals by
+    /// DR ones applies (the edit goes after the reals).
+    #[test]
+    fn ops_rules_and_their_diff_order() {
+        let udp = |port| ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port,
+        };
+        let ops_spec = |ops| ServiceSpec {
+            key: udp(53),
+            ops,
+            ..spec(53, SchedulerKind::Rr)
+        };
+        let dr = |last| RealSpec {
+            method: ForwardMethod::DirectRouting,
+            port: 53,
+            ..real(last, 1)
+        };
+        let nat = |last| RealSpec {
+            port: 53,
+            ..real(last, 1)
+        };
+        let mut t = ServiceTable::new(net());
+        assert_eq!(
+            t.apply(Command::AddService(ServiceSpec {
+                ops: true,
+                ..spec(80, SchedulerKind::Rr)
+            })),
+            Err(TableError::OpsNotUdp)
+        );
+        t.apply(Command::AddService(ops_spec(true))).unwrap();
+        assert_eq!(
+            t.apply(Command::AddReal(udp(53), nat(11))),
+            Err(TableError::OpsWithNat)
+        );
+        t.apply(Command::AddReal(udp(53), dr(11))).unwrap();
+        assert_eq!(
+            t.apply(Command::EditReal(udp(53), nat(11))),
+            Err(TableError::OpsWithNat)
+        );
+        let mut old = ServiceTable::new(net());
+        old.apply(Command::AddService(ops_spec(false))).unwrap();
+        old.apply(Command::AddReal(udp(53), nat(11))).unwrap();
+        let before = old.clone();
+        assert_eq!(
+            old.apply(Command::EditService(ops_spec(true))),
+            Err(TableError::OpsWithNat)
+        );
+        assert_eq!(
+            listing(&old),
+            listing(&before),
+            "a refused edit changes nothing"
+        );
+        let (got, cmds) = apply_diff(&old, &t);
+        assert_eq!(
+            cmds.last(),
+            Some(&Command::EditService(ops_spec(true))),
+            "{cmds:?}"
+        );
+        assert_eq!(listing(&got), listing(&t));
+        // And back: ops off first, then the NAT real.
+        let (got, cmds) = apply_diff(&t, &old);
+        assert_eq!(cmds.first(), Some(&Command::EditService(ops_spec(false))));
+        assert_eq!(listing(&got), listing(&old));
+        let mut got = got;
+        let compiled = got.compile().unwrap();
+        assert!(compiled.iter().flatten().all(|s| !s.options.ops));
+        let mut t = t;
+        assert!(t.compile().unwrap().iter().flatten().all(|s| s.options.ops));
     }
 
     #[test]

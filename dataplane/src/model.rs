@@ -277,6 +277,12 @@ pub struct ServiceOptions {
     /// A template whose real is quiescent (weight 0) no longer binds new
     /// connections (IPVS `expire_quiescent_template`).
     pub expire_quiescent_template: bool,
+    /// One-packet scheduling (ipvsadm `-o`/`--ops`, IP_VS_SVC_F_ONEPACKET):
+    /// each UDP datagram is scheduled on its own and no connection entry
+    /// is kept (the kernel's IP_VS_CONN_F_ONE_PACKET connections expire as
+    /// soon as their packet is sent). Only UDP datagrams are affected, as
+    /// in `ip_vs_schedule`; the table refuses it with NAT reals.
+    pub ops: bool,
 }
 
 /// Persistence of a service.

@@ -432,3 +432,41 @@ fn udp_entries_expire_at_their_timeout() {
     r.w.housekeeping(4_000);
     assert_eq!(r.w.conns().len(), 0);
 }
+
+/// One-packet scheduling (ipvsadm -o): six datagrams from one source port
+/// go round the three reals (rr) and leave no entry; each is counted as a
+/// connection and a packet on its real, as ip_vs_conn_new counts it.
+#[test]
+fn ops_schedules_every_datagram_and_keeps_no_entry() {
+    for method in [ForwardMethod::DirectRouting, ForwardMethod::Tunnel] {
+        let opts = ServiceOptions {
+            ops: true,
+            ..Default::default()
+        };
+        let mut r = rig(method, &[1, 1, 1], opts, Default::default());
+        let mut went = vec![];
+        for _ in 0..6 {
+            let (v, p) = run(&mut r, &testpkt::udp(&client(64), 5000, 53, b"q", true), 0);
+            assert_eq!(v, Verdict::Forward { port: 0 }, "{method}");
+            went.push(Mac(p.data()[..6].try_into().unwrap()));
+        }
+        assert_eq!(
+            went,
+            [rmac(0), rmac(1), rmac(2), rmac(0), rmac(1), rmac(2)],
+            "{method}"
+        );
+        assert_eq!(r.w.conns().len(), 0);
+        assert_eq!(r.counters.ops_scheduled.get(), 6);
+        assert_eq!(r.counters.conns_created.get(), 0, "no entry created");
+        let snap = r.w.snapshot().clone();
+        let (_, udp_svc) = snap.services().nth(1).unwrap();
+        let totals = udp_svc.traffic.service_totals();
+        assert_eq!((totals.conns, totals.inpkts), (6, 6));
+        // A TCP service of the same options is not affected: its flows
+        // keep their real (ops is for UDP only, as ip_vs_schedule has it).
+        let (_, p1) = run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
+        let (_, p2) = run(&mut r, &testpkt::tcp(&client(64), 40000, 80, ACK, b""), 0);
+        assert_eq!(p1.data()[..6], p2.data()[..6]);
+        assert_eq!(r.w.conns().len(), 1);
+    }
+}

@@ -3,7 +3,7 @@
 //! The output mirrors `raw` key for key, so that `parse(to_yaml(c)) == c`;
 //! short records (addresses, neighbours, reals) are flow mappings, one a line.
 //! Settings whose default means "none" (scheduler flags, connection
-//! thresholds) are printed only when set, as the gateway is; every other
+//! thresholds, `ops`) are printed only when set, as the gateway is; every other
 //! default, `mh_table_size` included, is printed.
 
 use serde::Serialize;
@@ -118,6 +118,8 @@ struct OutService<'a> {
     protocol: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     persistence: Option<FlowMap<OutPersistence>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ops: bool,
     /// Only the timeouts that differ from the global ones.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     timeouts: BTreeMap<&'static str, u32>,
@@ -240,6 +242,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                         netmask: p.netmask,
                     })
                 }),
+                ops: s.ops,
                 timeouts: {
                     let global = timeout_map(&cfg.timeouts);
                     timeout_map(&s.timeouts)

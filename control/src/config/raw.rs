@@ -205,6 +205,8 @@ pub(super) struct RawService {
     #[serde(default)]
     pub persistence: Option<S<RawPersistence>>,
     #[serde(default)]
+    pub ops: Option<S<bool>>,
+    #[serde(default)]
     pub timeouts: Option<S<RawTimeouts>>,
     pub scheduler: S<String>,
     #[serde(default)]

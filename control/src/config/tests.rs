@@ -1490,3 +1490,53 @@ fn restart_only_change_names_the_key() {
         Some("workers.cores")
     );
 }
+
+/// `ops: true` (ipvsadm -o, keepalived `ops`): UDP services with DR or
+/// tunnel reals; refused on TCP with ipvsadm's words, and with NAT reals at
+/// the key that makes them NAT; printed back only when set.
+#[test]
+fn ops_is_for_udp_services_without_nat_reals() {
+    let svc = |protocol: &str, forward: &str, real_forward: &str| {
+        format!(
+            "{HEAD}\
+services:
+  - name: dns
+    vip: 198.18.0.100
+    port: 53
+    protocol: {protocol}
+    ops: true
+    scheduler: rr
+    forward: {forward}
+    reals:
+      - {{ address: 198.18.2.11{real_forward} }}
+"
+        )
+    };
+    let cfg = parse(&svc("udp", "dr", ""), FILE).unwrap();
+    assert!(cfg.services[0].ops);
+    let back = parse(&to_yaml(&cfg), FILE).unwrap();
+    assert_eq!(back, cfg);
+    assert!(to_yaml(&cfg).contains("ops: true"));
+    let plain = parse(&with_service("rr", ""), FILE).unwrap();
+    assert!(!plain.services[0].ops);
+    assert!(!to_yaml(&plain).contains("ops"), "not printed when off");
+
+    expect_err(
+        &svc("tcp", "dr", ""),
+        14,
+        "services[0].ops",
+        "One-Packet Scheduling is only for UDP virtual services",
+    );
+    expect_err(
+        &svc("udp", "nat", ", port: 53"),
+        16,
+        "services[0].forward",
+        "replies of a NAT (-m) real server could not be rewritten",
+    );
+    expect_err(
+        &svc("udp", "dr", ", port: 53, forward: nat"),
+        18,
+        "services[0].reals[0].forward",
+        "replies of a NAT (-m) real server could not be rewritten",
+    );
+}

@@ -795,6 +795,7 @@ fn service(
     let s = &raw.value;
     let base = format!("services[{i}]");
     let name = s.name.as_ref().map(|n| n.value.trim().to_owned());
+    let ops = s.ops.as_ref().is_some_and(|o| o.value);
     let persistence = s
         .persistence
         .as_ref()
@@ -849,6 +850,7 @@ fn service(
         scheduler,
         persistence,
         timeouts: Some(timeouts),
+        ops,
     };
     let check = |reals: usize| {
         table::check_service(&spec, reals).map_err(|e| {
@@ -865,6 +867,7 @@ fn service(
                 TableError::BadPersistence => {
                     at(s.persistence.as_ref().map(|p| p.referenced), "persistence")
                 }
+                TableError::OpsNotUdp => at(s.ops.as_ref().map(|o| o.referenced), "ops"),
                 _ => (None, base.clone()),
             };
             c.err(&loc.unwrap_or(raw.referenced), key, e.to_string())
@@ -876,7 +879,13 @@ fn service(
     let mut lines: Vec<u64> = Vec::new();
     for (j, r) in list(&s.reals).iter().enumerate() {
         let key = format!("{base}.reals[{j}]");
-        let real = real(c, &key, &r.value, vip, port, forward, net)?;
+        let ctx = RealContext {
+            vip,
+            service_port: port,
+            ops,
+            network: net,
+        };
+        let real = real(c, &key, &r.value, ctx, forward, &s.forward)?;
         if let Some(k) = reals
             .iter()
             .position(|x| x.address == real.address && x.port == real.port)
@@ -901,6 +910,7 @@ fn service(
         port,
         protocol,
         persistence,
+        ops,
         timeouts,
         scheduler,
         forward,
@@ -908,15 +918,17 @@ fn service(
     })
 }
 
+/// A real server of a service: `ctx` is what its rules need of the
+/// service, `svc_forward` the service's method and where it is written.
 fn real(
     c: &Checker<'_>,
     base: &str,
     r: &RawReal,
-    vip: Ipv4Addr,
-    svc_port: u16,
+    ctx: RealContext<'_>,
     svc_forward: ForwardMethod,
-    net: &Network,
+    svc_forward_at: &S<String>,
 ) -> Result<Real> {
+    let svc_port = ctx.service_port;
     let addr_key = format!("{base}.address");
     let address = c.ipv4(&r.address, &addr_key)?;
     let forward = match &r.forward {
@@ -961,13 +973,22 @@ fn real(
         upper_threshold,
         lower_threshold,
     };
-    let ctx = RealContext {
-        vip,
-        service_port: svc_port,
-        network: net,
-    };
     let real = table::check_real(ctx, &spec).map_err(|e| {
         let at = |v: &Option<S<i64>>| v.as_ref().map(|v| v.referenced);
+        if let TableError::OpsWithNat = e {
+            // Said by the real's own `forward`, or the service's.
+            return match &r.forward {
+                Some(f) => c.err(&f.referenced, format!("{base}.forward"), e.to_string()),
+                None => {
+                    let svc = base.rsplit_once(".reals").map_or(base, |(s, _)| s);
+                    c.err(
+                        &svc_forward_at.referenced,
+                        format!("{svc}.forward"),
+                        e.to_string(),
+                    )
+                }
+            };
+        }
         let (key, loc) = match e.real_field() {
             RealField::Port => (port_key, at(&r.port)),
             RealField::Weight => (format!("{base}.weight"), at(&r.weight)),

@@ -563,6 +563,19 @@ impl Worker {
             ConnState::None,
             now_s,
         );
+        if svc.options.ops && proto == Protocol::Udp {
+            // ip_vs_schedule with IP_VS_SVC_F_ONEPACKET: a connection that
+            // lives for this one datagram. It is counted (ip_vs_conn_new
+            // counts it on the service and real) but not kept, so the next
+            // datagram of the same flow is scheduled on its own.
+            let w = self.cfg.worker_id;
+            if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
+                row.conn();
+            }
+            count_packet(svc, w, &c, Direction::In, ip_len);
+            self.counters.ops_scheduled.inc();
+            return self.forward(pkt, l2, &c, Direction::In, now_ms);
+        }
         // ip_vs_in: the packet that created the connection sets its state.
         let activity = state::transition(
             &mut c,

@@ -1839,7 +1839,6 @@ mod tests {
         let mut got = got;
         let compiled = got.compile().unwrap();
         assert!(compiled.iter().flatten().all(|s| !s.options.ops));
-        let mut t = t;
         assert!(t.compile().unwrap().iter().flatten().all(|s| s.options.ops));
     }
 

@@ -97,6 +97,7 @@ fn table(n: usize, reals: usize) -> ServiceTable {
             scheduler: SchedulerKind::mh(),
             persistence: None,
             timeouts: None,
+            ops: false,
         }))
         .expect("-A");
         for j in 0..reals {

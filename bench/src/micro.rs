@@ -216,6 +216,10 @@ impl PacketIo for MemIo {
     fn cycles(&self) -> u64 {
         self.clock
     }
+    /// The benchmarks resolve every next hop beforehand: nothing asks.
+    fn alloc(&mut self, _len: usize) -> Option<Box<VecPacket>> {
+        None
+    }
 }
 
 /// A worker loop over one TCP service, ready to be benchmarked.

@@ -274,6 +274,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             } else {
                 Vec::new()
             },
+            pool.clone(),
             counters.clone(),
         );
         let plan = WorkerPlan {

@@ -10,7 +10,7 @@
 use crate::mbuf_packet::MbufPacket;
 use l4vs_dataplane::lcore::{PacketIo, MAX_BURST};
 use l4vs_dataplane::Counters;
-use l4vs_dpdk::{Mbuf, RingConsumer, RingProducer, RxQueue, TxQueue};
+use l4vs_dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue};
 use std::sync::Arc;
 
 /// Packets waiting for one TX queue or ring.
@@ -80,6 +80,8 @@ pub struct DpdkIo {
     /// The control thread's frames to send, one ring per port (worker 0
     /// only).
     inject: Vec<RingConsumer>,
+    /// Where the frames the worker originates (ARP requests) come from.
+    pool: Arc<Mempool>,
     counters: Arc<Counters>,
 }
 
@@ -88,7 +90,9 @@ impl DpdkIo {
     /// `redirect_out[w]` its ring to worker w (None for itself);
     /// `redirect_in` the rings from the others; `punt` its ring to the
     /// control thread; `inject[i]` the control thread's frames for port i
-    /// (empty but on one worker); what is lost is counted on `counters`.
+    /// (empty but on one worker); `pool` gives the frames the worker
+    /// originates; what is lost is counted on `counters`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rx: Vec<RxQueue>,
         tx: Vec<TxQueue>,
@@ -96,6 +100,7 @@ impl DpdkIo {
         redirect_in: Vec<RingConsumer>,
         punt: RingProducer,
         inject: Vec<RingConsumer>,
+        pool: Arc<Mempool>,
         counters: Arc<Counters>,
     ) -> DpdkIo {
         DpdkIo {
@@ -106,6 +111,7 @@ impl DpdkIo {
             next_in: 0,
             punt: out(punt),
             inject,
+            pool,
             counters,
         }
     }
@@ -184,6 +190,11 @@ impl PacketIo for DpdkIo {
             let lost = o.batch.flush_with(|p| o.to.enqueue_burst(p));
             self.counters.punt_dropped.add(lost);
         }
+    }
+
+    fn alloc(&mut self, len: usize) -> Option<Mbuf> {
+        let mut m = self.pool.alloc()?;
+        m.append(len).then_some(m)
     }
 
     fn transmit_injected(&mut self) -> usize {

@@ -7,7 +7,8 @@
 //! worker, punt to the control thread, or free); then the packets other
 //! workers handed over; the frames the control thread injects; flush the
 //! queues; pick up a newly published
-//! snapshot; apply a few commands of the control thread; and, every
+//! snapshot; apply a few commands of the control thread; send the held
+//! packets whose next hop ARP has resolved; and, every
 //! [`LcoreConfig::housekeeping_ms`], expire connections. The control
 //! crate implements [`PacketIo`] over DPDK queues and rings; the
 //! benchmarks over memory, so they time this same loop.
@@ -17,9 +18,11 @@
 use crate::packet::PacketBuf;
 use crate::rings::{Command, WorkerEnd};
 use crate::snapshot::Snapshot;
+use crate::verdict::DropReason;
 use crate::verdict::Verdict;
 use crate::worker::Worker;
 use arc_swap::ArcSwap;
+use core::net::Ipv4Addr;
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,17 @@ pub const MAX_BURST: usize = 256;
 /// Commands applied at most per poll round, so that a flood of them (a
 /// bulk connection sync) cannot hold a worker off its queues.
 pub const COMMANDS_PER_ROUND: usize = 64;
+/// Packets a worker holds for unresolved next hops, in all. A packet that
+/// finds the queue full is dropped (`neighbor_queue_full`).
+pub const NEIGHBOR_QUEUE_SLOTS: usize = 256;
+/// Packets held for one next hop; the oldest is dropped for a newer one
+/// (`neighbor_queue_full`), as the kernel's `__neigh_event_send` does once
+/// `unres_qlen_bytes` (about a hundred full-size frames) is reached.
+pub const NEIGHBOR_QUEUE_PER_HOP: usize = 64;
+/// How long a held packet waits for ARP before it is dropped
+/// (`neighbor_unresolved`): the kernel gives up on a neighbour after
+/// `mcast_solicit` (3) requests `retrans_time` (1 s) apart.
+pub const NEIGHBOR_QUEUE_TIMEOUT_MS: u64 = 3000;
 
 /// A worker's packet I/O: its receive queues, transmit queues and the
 /// rings to other workers and to the control thread. Implementations
@@ -69,6 +83,16 @@ pub trait PacketIo {
     fn flush(&mut self);
     /// The time-stamp counter, in cycles.
     fn cycles(&self) -> u64;
+    /// A new packet of `len` bytes (contents unspecified) for a frame the
+    /// worker originates (an ARP request), or None when none is free.
+    fn alloc(&mut self, len: usize) -> Option<Self::Pkt>;
+}
+
+/// A packet held until ARP resolves its next hop.
+struct Held<P> {
+    pkt: P,
+    next_hop: Ipv4Addr,
+    since_ms: u64,
 }
 
 /// How a worker loop runs.
@@ -108,6 +132,9 @@ pub struct Lcore<Io: PacketIo> {
     commands: Option<rtrb::Consumer<Command>>,
     cfg: LcoreConfig,
     pkts: Box<[Option<Io::Pkt>]>,
+    /// Packets waiting for their next hop's MAC; `held_count` are Some.
+    held: Box<[Option<Held<Io::Pkt>>]>,
+    held_count: usize,
     start: u64,
     next_housekeeping_ms: u64,
     idle_polls: u32,
@@ -142,6 +169,8 @@ impl<Io: PacketIo> Lcore<Io> {
             commands,
             cfg,
             pkts: (0..MAX_BURST).map(|_| None).collect(),
+            held: (0..NEIGHBOR_QUEUE_SLOTS).map(|_| None).collect(),
+            held_count: 0,
             start,
             next_housekeeping_ms: 0,
             idle_polls: 0,
@@ -218,13 +247,122 @@ impl<Io: PacketIo> Lcore<Io> {
             Verdict::Forward { port } => self.io.tx(port, p),
             Verdict::Redirect { worker } => self.io.redirect(worker, p),
             Verdict::ToControl => self.io.punt(p),
+            Verdict::AwaitNeighbor {
+                port,
+                next_hop,
+                solicit,
+            } => {
+                if solicit {
+                    self.solicit(port, next_hop);
+                }
+                self.hold(p, next_hop, now_ms);
+            }
             // Dropping the packet frees it.
             Verdict::Drop(_) | Verdict::Consumed => {}
         }
     }
 
-    /// What happens between bursts: a new snapshot, commands, expiry.
+    /// Sends the ARP request a held packet waits for, in a new packet.
+    fn solicit(&mut self, port: u16, next_hop: Ipv4Addr) {
+        let mut frame = [0u8; 60];
+        if !self.worker.write_arp_request(port, next_hop, &mut frame) {
+            return;
+        }
+        if let Some(mut req) = self.io.alloc(frame.len()) {
+            {
+                let mut v = Io::view(&mut req);
+                let n = v.data().len().min(frame.len());
+                v.data_mut()[..n].copy_from_slice(&frame[..n]);
+                v.truncate(frame.len());
+            }
+            self.io.tx(port, req);
+        }
+    }
+
+    /// Queues `p` for `next_hop`: in a free slot, or in place of the
+    /// oldest packet for the same next hop once it holds
+    /// [`NEIGHBOR_QUEUE_PER_HOP`]; dropped when every slot is taken.
+    fn hold(&mut self, p: Io::Pkt, next_hop: Ipv4Addr, now_ms: u64) {
+        let mut same = 0;
+        let mut oldest: Option<usize> = None;
+        let mut free: Option<usize> = None;
+        for (i, h) in self.held.iter().enumerate() {
+            match h {
+                Some(h) if h.next_hop == next_hop => {
+                    same += 1;
+                    if oldest.is_none_or(|o| {
+                        self.held[o]
+                            .as_ref()
+                            .is_some_and(|x| x.since_ms > h.since_ms)
+                    }) {
+                        oldest = Some(i);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if free.is_none() {
+                        free = Some(i);
+                    }
+                }
+            }
+        }
+        let counters = self.worker.counters();
+        let slot = match (same >= NEIGHBOR_QUEUE_PER_HOP, oldest, free) {
+            (true, Some(o), _) => {
+                // Dropping the old packet frees it.
+                self.held[o] = None;
+                self.held_count -= 1;
+                counters.count_drop(DropReason::NeighborQueueFull);
+                o
+            }
+            (_, _, Some(f)) => f,
+            _ => {
+                counters.count_drop(DropReason::NeighborQueueFull);
+                return;
+            }
+        };
+        self.held[slot] = Some(Held {
+            pkt: p,
+            next_hop,
+            since_ms: now_ms,
+        });
+        self.held_count += 1;
+    }
+
+    /// Sends the held packets whose next hop has been resolved, and drops
+    /// those that waited [`NEIGHBOR_QUEUE_TIMEOUT_MS`].
+    fn release_held(&mut self, now_ms: u64) {
+        for slot in self.held.iter_mut() {
+            let Some(h) = slot else { continue };
+            let port = self.worker.readdress(&mut Io::view(&mut h.pkt), h.next_hop);
+            let counters = self.worker.counters();
+            if let Some(port) = port {
+                if let Some(h) = slot.take() {
+                    self.io.tx(port, h.pkt);
+                    counters.neighbor_released.inc();
+                    counters.forwarded.inc();
+                    self.held_count -= 1;
+                }
+            } else if now_ms.saturating_sub(h.since_ms) >= NEIGHBOR_QUEUE_TIMEOUT_MS {
+                *slot = None;
+                counters.count_drop(DropReason::NeighborUnresolved);
+                self.held_count -= 1;
+            }
+        }
+    }
+
+    /// Packets held for unresolved next hops now.
+    pub fn held(&self) -> usize {
+        self.held_count
+    }
+
+    /// What happens between bursts: held packets, a new snapshot,
+    /// commands, expiry.
     fn between_bursts(&mut self, now_ms: u64) {
+        if self.held_count > 0 {
+            self.release_held(now_ms);
+            self.io.flush();
+        }
         {
             let current = self.snapshot.load();
             if !Arc::ptr_eq(&current, self.worker.snapshot()) {

@@ -6,6 +6,7 @@
 //! worker stores with `Relaxed` load+store (a plain `mov` on x86, no locked
 //! instruction), and the control thread reads them at any time.
 
+use core::net::Ipv4Addr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The end of a packet's path through a worker.
@@ -26,6 +27,20 @@ pub enum Verdict {
     Redirect {
         /// The owning worker's index.
         worker: u16,
+    },
+    /// The packet is ready to leave on `port` but the MAC address of its
+    /// next hop is not known yet: hold it until ARP resolves `next_hop`
+    /// (the kernel queues it on the neighbour entry, `unres_qlen`), then
+    /// address it ([`crate::Worker::readdress`]) and send it. When
+    /// `solicit` is set, the worker's rate limit allows an ARP request for
+    /// `next_hop` now ([`crate::Worker::write_arp_request`] builds it).
+    AwaitNeighbor {
+        /// Egress port.
+        port: u16,
+        /// The next hop whose MAC is missing.
+        next_hop: Ipv4Addr,
+        /// Send an ARP request now.
+        solicit: bool,
     },
 }
 
@@ -72,6 +87,7 @@ drop_reasons! {
     ConnTableFull => "conn_table_full",
     NoRoute => "no_route",
     NeighborUnresolved => "neighbor_unresolved",
+    NeighborQueueFull => "neighbor_queue_full",
     TunnelNoHeadroom => "tunnel_no_headroom",
     TunnelTooBig => "tunnel_too_big",
     IcmpUnhandled => "icmp_unhandled",
@@ -129,6 +145,12 @@ pub struct Counters {
     pub arp_replies: Counter,
     /// ARP requests sent for unresolved next hops.
     pub arp_requests: Counter,
+    /// Packets held until their next hop resolves (verdict
+    /// `AwaitNeighbor`).
+    pub neighbor_held: Counter,
+    /// Held packets sent once their next hop resolved (also counted as
+    /// `forwarded`).
+    pub neighbor_released: Counter,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: Counter,
     /// ICMP errors forwarded to the real server or client of their connection.
@@ -185,6 +207,8 @@ impl Default for Counters {
             redirect_dropped: Counter::default(),
             arp_replies: Counter::default(),
             arp_requests: Counter::default(),
+            neighbor_held: Counter::default(),
+            neighbor_released: Counter::default(),
             icmp_echo_replies: Counter::default(),
             icmp_errors_forwarded: Counter::default(),
             icmp_frag_needed_sent: Counter::default(),
@@ -222,7 +246,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 28] {
+    pub fn named(&self) -> [(&'static str, u64); 30] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -233,6 +257,8 @@ impl Counters {
             ("redirect_dropped", self.redirect_dropped.get()),
             ("arp_replies", self.arp_replies.get()),
             ("arp_requests", self.arp_requests.get()),
+            ("neighbor_held", self.neighbor_held.get()),
+            ("neighbor_released", self.neighbor_released.get()),
             ("icmp_echo_replies", self.icmp_echo_replies.get()),
             ("icmp_errors_forwarded", self.icmp_errors_forwarded.get()),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),

@@ -82,6 +82,9 @@ impl PacketIo for MemIo {
     fn cycles(&self) -> u64 {
         self.clock
     }
+    fn alloc(&mut self, len: usize) -> Option<VecPacket> {
+        Some(VecPacket::new(&vec![0xee; len]))
+    }
 }
 
 fn service(weight: u32) -> Service {
@@ -118,11 +121,16 @@ struct Rig {
 }
 
 fn rig(event_slots: usize) -> Rig {
-    let published = Arc::new(ArcSwap::new(snapshot(1)));
     let neigh = Arc::new(NeighborTable::new(64));
     for i in 0..2 {
         neigh.set_static(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
     }
+    rig_with(event_slots, neigh)
+}
+
+/// As [`rig`], with only the client's MAC known.
+fn rig_with(event_slots: usize, neigh: Arc<NeighborTable>) -> Rig {
+    let published = Arc::new(ArcSwap::new(snapshot(1)));
     neigh.set_static(CLIENT, CLIENT_MAC, 0);
     let counters = Arc::new(Counters::default());
     let worker = Worker::new(
@@ -356,4 +364,99 @@ fn traffic_is_counted_per_service_and_real_as_ipvs_does() {
     assert_eq!(t.service_totals(), expect);
     assert_eq!(t.real_totals(0), expect);
     assert_eq!(t.real_totals(1), Default::default());
+}
+
+/// The first packets to a next hop that is not resolved are held, not
+/// lost (the kernel's neighbour queue): the loop sends one ARP request in
+/// a packet of its own, then the held packets in order once the reply is
+/// learned; a packet whose next hop never answers is dropped after
+/// NEIGHBOR_QUEUE_TIMEOUT_MS; a next hop holds at most
+/// NEIGHBOR_QUEUE_PER_HOP packets, the oldest giving way.
+#[test]
+fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
+    use l4vs_dataplane::lcore::{NEIGHBOR_QUEUE_PER_HOP, NEIGHBOR_QUEUE_TIMEOUT_MS};
+    use l4vs_wire::arp;
+    let neigh = Arc::new(NeighborTable::new(64));
+    let mut r = rig_with(64, neigh.clone());
+    let io = r.lcore.io_mut();
+    io.rx.push_back(segment(1000, tcp::flags::SYN));
+    io.rx.push_back(segment(1000, tcp::flags::ACK));
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 2);
+    let sent: Vec<_> = r.lcore.io_mut().sent.drain(..).collect();
+    assert_eq!(sent.len(), 1, "one ARP request, not one per packet");
+    let req = arp::Packet::new_checked(&sent[0].1.data()[14..]).unwrap();
+    assert_eq!(req.target_proto_addr(), rip(0));
+    assert_eq!(sent[0].1.data().len(), 60);
+    assert_eq!(r.counters.arp_requests.get(), 1);
+    // Nothing changes while the next hop is silent.
+    r.lcore.io_mut().clock += 1000 * CPM;
+    r.lcore.poll();
+    assert_eq!((r.lcore.held(), r.lcore.io().sent.len()), (2, 0));
+    // The reply arrives: both leave, in order, addressed to the real.
+    let rmac = Mac([2, 0, 0, 0, 2, 11]);
+    r.lcore.io_mut().rx.push_back(VecPacket::new(&testpkt::arp(
+        arp::Operation::Reply,
+        rmac,
+        rip(0),
+        DIRECTOR_MAC,
+        Ipv4Addr::new(198, 18, 2, 1),
+        DIRECTOR_MAC,
+    )));
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 0);
+    let sent: Vec<_> = r.lcore.io_mut().sent.drain(..).collect();
+    assert_eq!(sent.len(), 2);
+    for (i, (port, p)) in sent.iter().enumerate() {
+        assert_eq!(*port, 0);
+        assert_eq!(&p.data()[..6], &rmac.0);
+        let ip = ipv4::Packet::new_checked(&p.data()[14..]).unwrap();
+        assert_eq!(ip.dst_addr(), rip(0));
+        let t = tcp::Packet::new_checked(ip.payload()).unwrap();
+        let want = if i == 0 {
+            tcp::flags::SYN
+        } else {
+            tcp::flags::ACK
+        };
+        assert_eq!(
+            t.flags() & (tcp::flags::SYN | tcp::flags::ACK),
+            want,
+            "in order"
+        );
+    }
+    assert_eq!(r.counters.neighbor_released.get(), 2);
+
+    // rip(1) never answers: its packets go after the timeout, counted.
+    let io = r.lcore.io_mut();
+    io.rx.push_back(segment(1001, tcp::flags::SYN));
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 1);
+    r.lcore.io_mut().clock += (NEIGHBOR_QUEUE_TIMEOUT_MS - 1) * CPM;
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 1);
+    r.lcore.io_mut().clock += CPM;
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 0);
+    assert_eq!(r.counters.drops_of(DropReason::NeighborUnresolved), 1);
+
+    // A burst for one silent next hop: at most NEIGHBOR_QUEUE_PER_HOP
+    // held, the oldest dropped for the newest.
+    let extra = 10;
+    for k in 0..(NEIGHBOR_QUEUE_PER_HOP + extra) as u16 {
+        // Every other new connection goes to rip(1) (rr over two reals
+        // whose first is resolved now).
+        r.lcore
+            .io_mut()
+            .rx
+            .push_back(segment(2000 + k, tcp::flags::SYN));
+    }
+    while !r.lcore.io().rx.is_empty() {
+        r.lcore.poll();
+    }
+    let to_rip1 = (NEIGHBOR_QUEUE_PER_HOP + extra) / 2;
+    assert_eq!(r.lcore.held(), to_rip1.min(NEIGHBOR_QUEUE_PER_HOP));
+    assert_eq!(
+        r.counters.drops_of(DropReason::NeighborQueueFull),
+        to_rip1.saturating_sub(NEIGHBOR_QUEUE_PER_HOP) as u64
+    );
 }

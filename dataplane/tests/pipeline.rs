@@ -646,23 +646,46 @@ fn unknown_next_hop_is_resolved_by_arp_then_forwarded() {
         &[1],
         WorkerConfig::default(),
     );
-    let (v, p) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
-    assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(eth_of(&p).dst_addr(), Mac::BROADCAST);
-    let a = arp::Packet::new_checked(&p.data()[14..]).unwrap();
+    // The packet is ready but for the next hop's MAC: the worker asks for
+    // it to be held and for an ARP request.
+    let (v, mut held) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
+    assert_eq!(
+        v,
+        Verdict::AwaitNeighbor {
+            port: 0,
+            next_hop: rip(0),
+            solicit: true
+        }
+    );
+    assert_eq!(ip_of(&held).dst_addr(), rip(0), "already rewritten");
+    let mut frame = [0u8; 60];
+    assert!(r.worker.write_arp_request(0, rip(0), &mut frame));
+    assert_eq!(&frame[..6], &Mac::BROADCAST.0);
+    let a = arp::Packet::new_checked(&frame[14..]).unwrap();
     assert_eq!(a.operation(), Operation::Request);
     assert_eq!(
-        (a.sender_proto_addr(), a.target_proto_addr()),
-        (DIR_SERVER_SIDE, rip(0))
-    );
-    assert_eq!(r.counters.drops_of(DropReason::NeighborUnresolved), 1);
-    // Retransmitted SYN within the retry interval: dropped, no second request.
-    assert_eq!(
-        run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b"")).0,
-        Verdict::Drop(DropReason::NeighborUnresolved)
+        (
+            a.sender_hw_addr(),
+            a.sender_proto_addr(),
+            a.target_proto_addr()
+        ),
+        (DIRECTOR_MAC, DIR_SERVER_SIDE, rip(0))
     );
     assert_eq!(r.counters.arp_requests.get(), 1);
-    // The real server answers; the next retransmission goes through.
+    assert_eq!(r.counters.neighbor_held.get(), 1);
+    // A retransmission within the retry interval is held too, with no
+    // second request.
+    let (v, _) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
+    assert_eq!(
+        v,
+        Verdict::AwaitNeighbor {
+            port: 0,
+            next_hop: rip(0),
+            solicit: false
+        }
+    );
+    assert_eq!(r.worker.readdress(&mut held, rip(0)), None, "not yet");
+    // The real server answers: the held packet is addressed to it.
     let reply = testpkt::arp(
         Operation::Reply,
         rmac(0),
@@ -672,10 +695,12 @@ fn unknown_next_hop_is_resolved_by_arp_then_forwarded() {
         DIRECTOR_MAC,
     );
     assert_eq!(run(&mut r, &reply).0, Verdict::Consumed);
-    r.neigh.learn(CLIENT, CLIENT_MAC, 0);
-    let (v, p) = run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
-    assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(eth_of(&p).dst_addr(), rmac(0));
+    assert_eq!(r.worker.readdress(&mut held, rip(0)), Some(0));
+    assert_eq!(
+        (eth_of(&held).dst_addr(), eth_of(&held).src_addr()),
+        (rmac(0), DIRECTOR_MAC)
+    );
+    assert!(ip_of(&held).verify_checksum());
 }
 
 #[test]

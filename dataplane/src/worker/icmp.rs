@@ -177,7 +177,7 @@ impl Worker {
             }
             ip.decrement_ttl();
         }
-        let hop = match self.next_hop(pkt, l2, c.destination(dir), now_ms) {
+        let hop = match self.next_hop(c.destination(dir), now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -297,7 +297,7 @@ impl Worker {
             IcmpError::PortUnreachable => self.counters.icmp_port_unreachable_sent.inc(),
             IcmpError::FragNeeded { .. } => self.counters.icmp_frag_needed_sent.inc(),
         }
-        match self.resolve(pkt, l2, next_hop, port, now_ms) {
+        match self.resolve(next_hop, port, now_ms) {
             Ok(hop) => self.send(pkt, &hop),
             Err(v) => v,
         }

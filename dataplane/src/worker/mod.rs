@@ -31,9 +31,12 @@
 //! - A TCP packet without a connection creates one only if it is a SYN
 //!   without ACK; a SYN that finds a CLOSE or TIME_WAIT entry is scheduled
 //!   afresh (IPVS's conn_reuse behaviour).
-//! - An unresolved next hop turns the packet itself into an ARP request
-//!   (rate-limited per neighbour), so resolving allocates nothing; the
-//!   original packet is counted as `neighbor_unresolved`.
+//! - A packet whose next hop is not resolved yet is held, not lost: the
+//!   verdict `AwaitNeighbor` asks the lcore loop to keep it in a bounded
+//!   queue (the kernel's `unres_qlen`) and to send an ARP request
+//!   (rate-limited per neighbour); it leaves when the reply comes, or is
+//!   dropped as `neighbor_unresolved` after
+//!   [`crate::lcore::NEIGHBOR_QUEUE_TIMEOUT_MS`].
 //! - 802.1Q frames keep their tag.
 
 use crate::conn::{self, Conn, ConnTable, Direction};
@@ -137,8 +140,12 @@ pub struct Worker {
 /// Where a packet's L2 next hop is.
 struct NextHop {
     port: u16,
-    mac: MacAddr,
+    /// None while ARP has not resolved `ip`: the packet is then finished
+    /// and held (verdict `AwaitNeighbor`) rather than lost.
+    mac: Option<MacAddr>,
     ip: Ipv4Addr,
+    /// For an unresolved hop: an ARP request may be sent now.
+    solicit: bool,
 }
 
 /// What the L4 header says, read once.
@@ -363,6 +370,7 @@ impl Worker {
             Verdict::ToControl => self.counters.to_control.inc(),
             Verdict::Consumed => self.counters.consumed.inc(),
             Verdict::Redirect { .. } => self.counters.redirected.inc(),
+            Verdict::AwaitNeighbor { .. } => self.counters.neighbor_held.inc(),
         }
         v
     }

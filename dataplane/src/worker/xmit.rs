@@ -10,7 +10,6 @@ use crate::model::ForwardMethod;
 use crate::packet::PacketBuf;
 use crate::verdict::{DropReason, Verdict};
 use core::net::Ipv4Addr;
-use l4vs_wire::arp;
 use l4vs_wire::ethernet::{self};
 use l4vs_wire::ipv4::{self, Protocol};
 use l4vs_wire::rewrite::{self, End};
@@ -57,7 +56,7 @@ impl Worker {
         match c.method {
             ForwardMethod::Nat => self.nat_xmit(pkt, l2, c, dir, now_ms),
             ForwardMethod::Tunnel => self.tunnel_xmit(pkt, l2, c, now_ms),
-            ForwardMethod::DirectRouting => self.dr_xmit(pkt, l2, c, now_ms),
+            ForwardMethod::DirectRouting => self.dr_xmit(pkt, c, now_ms),
         }
     }
 
@@ -73,7 +72,7 @@ impl Worker {
         dir: Direction,
         now_ms: u64,
     ) -> Verdict {
-        let hop = match self.next_hop(pkt, l2, c.destination(dir), now_ms) {
+        let hop = match self.next_hop(c.destination(dir), now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -102,7 +101,7 @@ impl Worker {
         c: &Conn,
         now_ms: u64,
     ) -> Verdict {
-        let hop = match self.next_hop(pkt, l2, c.rip, now_ms) {
+        let hop = match self.next_hop(c.rip, now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -126,8 +125,8 @@ impl Worker {
     }
 
     /// ip_vs_dr_xmit: the packet as it is, to the real server's MAC.
-    fn dr_xmit<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, c: &Conn, now_ms: u64) -> Verdict {
-        let hop = match self.next_hop(pkt, l2, c.rip, now_ms) {
+    fn dr_xmit<B: PacketBuf>(&mut self, pkt: &mut B, c: &Conn, now_ms: u64) -> Verdict {
+        let hop = match self.next_hop(c.rip, now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
@@ -135,36 +134,41 @@ impl Worker {
         self.send(pkt, &hop)
     }
 
-    /// Route and resolve `toward`: its next hop, or the verdict for a packet
-    /// that had to become an ARP request (or be dropped) on the way.
-    pub(super) fn next_hop<B: PacketBuf>(
-        &mut self,
-        pkt: &mut B,
-        l2: usize,
-        toward: Ipv4Addr,
-        now_ms: u64,
-    ) -> Result<NextHop, Verdict> {
+    /// Route and resolve `toward`: its next hop (perhaps not resolved yet),
+    /// or the verdict for a packet that cannot leave (no route).
+    pub(super) fn next_hop(&mut self, toward: Ipv4Addr, now_ms: u64) -> Result<NextHop, Verdict> {
         let Some((next_hop, port)) = self.snap.route(toward) else {
             return Err(Verdict::Drop(DropReason::NoRoute));
         };
-        self.resolve(pkt, l2, next_hop, port, now_ms)
+        self.resolve(next_hop, port, now_ms)
     }
 
-    /// Addresses the frame to `hop` and forwards it.
+    /// Addresses the frame to `hop` and forwards it; a frame whose hop is
+    /// not resolved yet is held (`AwaitNeighbor`).
+    #[inline]
     pub(super) fn send<B: PacketBuf>(&self, pkt: &mut B, hop: &NextHop) -> Verdict {
+        let Some(mac) = hop.mac else {
+            return Verdict::AwaitNeighbor {
+                port: hop.port,
+                next_hop: hop.ip,
+                solicit: hop.solicit,
+            };
+        };
         let src_mac = self.snap.ports()[usize::from(hop.port)].mac;
         let mut eth = ethernet::Frame::new_unchecked(pkt.data_mut());
-        eth.set_dst_addr(hop.mac);
+        eth.set_dst_addr(mac);
         eth.set_src_addr(src_mac);
         Verdict::Forward { port: hop.port }
     }
 
-    /// The MAC of `next_hop`, or the verdict for a packet that became an
-    /// ARP request (or was dropped) because it is not known yet.
-    pub(super) fn resolve<B: PacketBuf>(
+    /// The MAC of `next_hop`, or, when it is not known yet, a hop without
+    /// one, which [`Worker::send`] turns into `AwaitNeighbor` once the
+    /// packet is finished (asking for an ARP request when the per-neighbour
+    /// rate limit allows one). A next hop the director has no address
+    /// towards cannot be asked: the packet is dropped as
+    /// `neighbor_unresolved`.
+    pub(super) fn resolve(
         &mut self,
-        pkt: &mut B,
-        l2: usize,
         next_hop: Ipv4Addr,
         port: u16,
         now_ms: u64,
@@ -172,29 +176,58 @@ impl Worker {
         if let Some(n) = self.neigh.lookup(next_hop) {
             return Ok(NextHop {
                 port: n.port,
-                mac: n.mac,
+                mac: Some(n.mac),
                 ip: next_hop,
+                solicit: false,
             });
         }
-        let src_ip = self.snap.source_address(port, next_hop);
-        let enough_room = pkt.data().len() >= l2 + arp::PACKET_LEN;
-        match src_ip {
-            Some(sip)
-                if enough_room
-                    && self
-                        .neigh
-                        .should_request(next_hop, now_ms, self.cfg.arp_retry_ms) =>
-            {
-                let mac = self.snap.ports()[usize::from(port)].mac;
-                pkt.truncate(l2 + arp::PACKET_LEN);
-                write_arp_request(pkt.data_mut(), l2, mac, sip, next_hop);
-                self.counters.arp_requests.inc();
-                // The original packet is lost: count it here, since the
-                // buffer itself leaves as the request.
-                self.counters.count_drop(DropReason::NeighborUnresolved);
-                Err(Verdict::Forward { port })
-            }
-            _ => Err(Verdict::Drop(DropReason::NeighborUnresolved)),
+        if self.snap.source_address(port, next_hop).is_none() {
+            return Err(Verdict::Drop(DropReason::NeighborUnresolved));
+        }
+        let solicit = self
+            .neigh
+            .should_request(next_hop, now_ms, self.cfg.arp_retry_ms);
+        Ok(NextHop {
+            port,
+            mac: None,
+            ip: next_hop,
+            solicit,
+        })
+    }
+
+    /// Writes into `frame` the ARP request for `next_hop` that a packet
+    /// held on `port` is waiting for (a 60-byte broadcast frame from the
+    /// port's MAC and the director's address towards `next_hop`), and
+    /// counts it. False, writing nothing, when the director has no address
+    /// towards it.
+    pub fn write_arp_request(&self, port: u16, next_hop: Ipv4Addr, frame: &mut [u8; 60]) -> bool {
+        let (Some(sip), Some(p)) = (
+            self.snap.source_address(port, next_hop),
+            self.snap.ports().get(usize::from(port)),
+        ) else {
+            return false;
+        };
+        *frame = [0; 60];
+        write_arp_request(frame, ethernet::HEADER_LEN, p.mac, sip, next_hop);
+        self.counters.arp_requests.inc();
+        true
+    }
+
+    /// Addresses a held packet to its next hop, now that ARP resolved it:
+    /// its port and MAC from the neighbour table, the port's own MAC as
+    /// source. Returns the port to send it on, or None while `next_hop` is
+    /// still unresolved.
+    pub fn readdress<B: PacketBuf>(&self, pkt: &mut B, next_hop: Ipv4Addr) -> Option<u16> {
+        let n = self.neigh.lookup(next_hop)?;
+        let hop = NextHop {
+            port: n.port,
+            mac: Some(n.mac),
+            ip: next_hop,
+            solicit: false,
+        };
+        match self.send(pkt, &hop) {
+            Verdict::Forward { port } => Some(port),
+            _ => None,
         }
     }
 

@@ -198,6 +198,12 @@ pub const MAX_IDLE_SLEEP_US: u32 = 1_000_000;
 pub const DEFAULT_DESC: u16 = 1024;
 /// Smallest `rx_desc` / `tx_desc`.
 pub const MIN_DESC: u16 = 32;
+/// Smallest port MTU: every IPv4 host must take 68-byte datagrams (RFC 791).
+pub const MIN_MTU: u16 = 68;
+/// Largest port MTU: a frame must fit one mbuf of the pool's 2048-byte
+/// data room with an 802.1Q-tagged Ethernet header (2048 - 18). Jumbo
+/// frames would need chained mbufs, which l4vs does not build.
+pub const MAX_MTU: u16 = 2030;
 /// Largest `rx_desc` / `tx_desc`.
 pub const MAX_DESC: u16 = 32768;
 /// Default `mbufs` (a mempool is most memory-efficient at 2^n - 1).
@@ -287,6 +293,11 @@ pub struct Port {
     pub device: Device,
     pub rx_desc: u16,
     pub tx_desc: u16,
+    /// IP MTU in bytes, [`MIN_MTU`]..=[`MAX_MTU`]; `None`: the device's
+    /// own (`rte_eth_dev_get_mtu`; for af_packet, af_xdp and tap the
+    /// kernel interface's). Packets larger than it leave fragmented, or are
+    /// answered with ICMP fragmentation needed when DF is set.
+    pub mtu: Option<u16>,
 }
 
 /// Whether a device is probed on the PCI bus or created as a virtual device.
@@ -501,12 +512,14 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
             device,
             rx_desc,
             tx_desc,
+            mtu,
         } = old;
         let differs = [
             ("name", *name != new.name),
             ("device", *device != new.device),
             ("rx_desc", *rx_desc != new.rx_desc),
             ("tx_desc", *tx_desc != new.tx_desc),
+            ("mtu", *mtu != new.mtu),
         ];
         if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
             return Some(format!("ports[{i}].{key}"));

@@ -20,7 +20,9 @@ use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use l4vs_dataplane::lcore::{Lcore, LcoreConfig, MAX_BURST};
 use l4vs_dataplane::rings::{self, ControlEnd, Event, WorkerEnd};
-use l4vs_dataplane::{Counters, DropReason, NeighborTable, Snapshot, Worker, WorkerConfig};
+use l4vs_dataplane::{
+    Counters, DropReason, NeighborTable, PortInfo, Snapshot, Worker, WorkerConfig,
+};
 use l4vs_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, Ring, RingConsumer, RingProducer};
 use std::io::Write;
 use std::path::Path;
@@ -168,7 +170,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
 
     let nworkers = cfg.workers.cores.len() as u16;
     let mut ports = Vec::new();
-    let mut macs = Vec::new();
+    let mut port_infos = Vec::new();
     for p in &cfg.ports {
         let port = Port::by_name(&p.device.name)
             .with_context(|| format!("port {}: device {}", p.name, p.device.name))?;
@@ -182,24 +184,35 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         };
         port.configure(&pc, &pool)
             .with_context(|| format!("configuring port {}", p.name))?;
+        if let Some(mtu) = p.mtu {
+            port.set_mtu(mtu)
+                .with_context(|| format!("port {}: setting mtu {mtu}", p.name))?;
+        }
         port.start()
             .with_context(|| format!("starting port {}", p.name))?;
         let mac = port
             .mac_addr()
             .with_context(|| format!("port {} MAC", p.name))?;
+        let mtu = port
+            .mtu()
+            .with_context(|| format!("port {} MTU", p.name))?
+            .clamp(crate::config::MIN_MTU, crate::config::MAX_MTU);
         println!(
-            "l4vs: port {} ({}) up, MAC {}",
+            "l4vs: port {} ({}) up, MAC {}, MTU {mtu}",
             p.name,
             p.device.spec(),
             crate::config::format_mac(&mac)
         );
         ports.push(port);
-        macs.push(mac);
+        port_infos.push(PortInfo {
+            mac: l4vs_wire::ethernet::Address(mac),
+            mtu,
+        });
     }
     let mut table = table_of(cfg, path)?;
     table.set_workers(usize::from(nworkers));
     let snapshot = Arc::new(ArcSwap::from_pointee(
-        plan::publish(&mut table, cfg, &macs).context("building the service snapshot")?,
+        plan::publish(&mut table, cfg, &port_infos).context("building the service snapshot")?,
     ));
     let neighbors = Arc::new(plan::neighbors(cfg));
     for (_, s) in snapshot.load().services() {
@@ -359,7 +372,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 path,
                 &running,
                 &mut table,
-                &macs,
+                &port_infos,
                 &snapshot,
                 &mut retired,
                 &neighbors,
@@ -426,7 +439,7 @@ fn reload(
     path: &Path,
     running: &Config,
     table: &mut ServiceTable,
-    macs: &[[u8; 6]],
+    port_infos: &[PortInfo],
     snapshot: &ArcSwap<Snapshot>,
     retired: &mut Vec<Arc<Snapshot>>,
     neighbors: &NeighborTable,
@@ -447,7 +460,8 @@ fn reload(
     for cmd in next.diff(&target) {
         changes.push(next.apply(cmd).context("applying the new configuration")?);
     }
-    let snap = plan::publish(&mut next, &new, macs).context("building the service snapshot")?;
+    let snap =
+        plan::publish(&mut next, &new, port_infos).context("building the service snapshot")?;
     plan::seed_neighbors(&new, neighbors);
     // The old snapshot is freed here, on the control thread, once no
     // worker holds it (see `retired` in `run`), never on a worker.

@@ -7,20 +7,21 @@ use crate::table::{ServiceTable, TableError};
 use l4vs_dataplane::{LocalAddress, MarkRule, NeighborTable, PortInfo, Snapshot, SnapshotError};
 use l4vs_wire::ethernet::Address as MacAddr;
 
-/// IP MTU assumed for every port until MTU configuration exists.
+/// IP MTU of a port whose device is not asked (`check-config`, tests):
+/// Ethernet's.
 pub const DEFAULT_MTU: u16 = 1500;
 
 /// Builds the dataplane snapshot of a config on its own (tests, and
-/// `check-config`); `macs[i]` is port i's MAC address.
+/// `check-config`); `ports[i]` is port i's MAC address and MTU.
 ///
 /// # Errors
 /// A service or real the table refuses (the config validator already
 /// rejects those cases, so this is a second line of defence), with its key
 /// path.
-pub fn snapshot(cfg: &Config, macs: &[[u8; 6]]) -> Result<Snapshot, PlanError> {
+pub fn snapshot(cfg: &Config, ports: &[PortInfo]) -> Result<Snapshot, PlanError> {
     let mut table =
         ServiceTable::from_config(cfg).map_err(|(key, e)| PlanError::Service(key, e))?;
-    publish(&mut table, cfg, macs)
+    publish(&mut table, cfg, ports)
 }
 
 /// Why a config could not become a snapshot.
@@ -46,15 +47,9 @@ pub enum PlanError {
 pub fn publish(
     table: &mut ServiceTable,
     cfg: &Config,
-    macs: &[[u8; 6]],
+    ports: &[PortInfo],
 ) -> Result<Snapshot, PlanError> {
-    let ports = macs
-        .iter()
-        .map(|m| PortInfo {
-            mac: MacAddr(*m),
-            mtu: DEFAULT_MTU,
-        })
-        .collect();
+    let ports = ports.to_vec();
     let locals = cfg
         .addresses
         .iter()
@@ -105,6 +100,13 @@ pub fn seed_neighbors(cfg: &Config, t: &NeighborTable) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn port() -> PortInfo {
+        PortInfo {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            mtu: DEFAULT_MTU,
+        }
+    }
     use crate::config;
     use l4vs_dataplane::{ForwardMethod, SchedulerKind};
     use std::path::Path;
@@ -122,7 +124,7 @@ mod tests {
             ("lab-dr.yaml", ForwardMethod::DirectRouting),
         ] {
             let cfg = load(file);
-            let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+            let s = snapshot(&cfg, &[port()]).unwrap();
             let vip = "198.18.0.100".parse().unwrap();
             let web = s.service_id(vip, 80, 6).expect("http service");
             let svc = s.service(web).unwrap();
@@ -136,7 +138,7 @@ mod tests {
     #[test]
     fn wrr_weights_carry_over() {
         let cfg = load("lab-wrr.yaml");
-        let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+        let s = snapshot(&cfg, &[port()]).unwrap();
         let svc = s.service(0).unwrap();
         assert_eq!(svc.scheduler, SchedulerKind::Wrr);
         assert_eq!(
@@ -148,7 +150,7 @@ mod tests {
     #[test]
     fn schedulers_and_thresholds_carry_over() {
         let cfg = load("example-schedulers.yaml");
-        let s = snapshot(&cfg, &[[2, 0, 0, 0, 0, 1]]).unwrap();
+        let s = snapshot(&cfg, &[port()]).unwrap();
         let kinds: Vec<SchedulerKind> = s.services().map(|(_, s)| s.scheduler).collect();
         assert_eq!(
             kinds,
@@ -190,7 +192,7 @@ mod tests {
         for n in &cfg.neighbors {
             assert_eq!(t.lookup(n.address).map(|e| e.mac), Some(MacAddr(n.mac)));
         }
-        let macs = vec![[2, 0, 0, 0, 0, 1]; cfg.ports.len()];
-        snapshot(&cfg, &macs).unwrap();
+        let ports = vec![port(); cfg.ports.len()];
+        snapshot(&cfg, &ports).unwrap();
     }
 }

@@ -15,6 +15,7 @@
 //!
 //! Nothing here allocates after [`Lcore::new`], takes a lock or logs.
 
+use crate::frag;
 use crate::packet::PacketBuf;
 use crate::rings::{Command, WorkerEnd};
 use crate::snapshot::Snapshot;
@@ -87,6 +88,11 @@ pub trait PacketIo {
     /// worker originates (an ARP request), or None when none is free.
     fn alloc(&mut self, len: usize) -> Option<Self::Pkt>;
 }
+
+/// Fragments a packet may be cut into at most: a 2048-byte frame (the
+/// largest an mbuf holds, 20 more for an IP-IP header) on the smallest MTU
+/// (68: 48 bytes a fragment).
+const MAX_FRAGMENTS: usize = 48;
 
 /// A packet held until ARP resolves its next hop.
 struct Held<P> {
@@ -244,7 +250,7 @@ impl<Io: PacketIo> Lcore<Io> {
     fn handle(&mut self, port: u16, mut p: Io::Pkt, now_ms: u64) {
         let v = self.worker.process(port, &mut Io::view(&mut p), now_ms);
         match v {
-            Verdict::Forward { port } => self.io.tx(port, p),
+            Verdict::Forward { port } => self.transmit(port, p),
             Verdict::Redirect { worker } => self.io.redirect(worker, p),
             Verdict::ToControl => self.io.punt(p),
             Verdict::AwaitNeighbor {
@@ -260,6 +266,55 @@ impl<Io: PacketIo> Lcore<Io> {
             // Dropping the packet frees it.
             Verdict::Drop(_) | Verdict::Consumed => {}
         }
+    }
+
+    /// Sends `p` on `port`, in fragments when it is larger than the port's
+    /// MTU (one comparison for a frame that fits).
+    #[inline]
+    fn transmit(&mut self, port: u16, p: Io::Pkt) {
+        Self::transmit_on(&mut self.io, &self.worker, port, p);
+    }
+
+    #[inline]
+    fn transmit_on(io: &mut Io, worker: &Worker, port: u16, p: Io::Pkt) {
+        let mtu = worker.port_mtu(port);
+        // 18: an Ethernet header with an 802.1Q tag, the most a frame
+        // that fits can carry; anything longer is checked exactly.
+        if Io::bytes(&p).len() <= usize::from(mtu) + 18 {
+            io.tx(port, p);
+        } else {
+            Self::fragment(io, worker, port, mtu, p);
+        }
+    }
+
+    /// Cuts `p` into fragments for `port` ([`crate::frag`]) and sends them
+    /// in order; what cannot be fragmented (DF set, which the worker
+    /// answers before, or no buffer for a piece) is dropped and counted as
+    /// `frag_failed`.
+    #[cold]
+    fn fragment(io: &mut Io, worker: &Worker, port: u16, mtu: u16, mut p: Io::Pkt) {
+        let counters = worker.counters();
+        let plan = match frag::Plan::new(Io::bytes(&p), mtu) {
+            Ok(None) => return io.tx(port, p),
+            Ok(Some(plan)) if plan.count() <= MAX_FRAGMENTS => plan,
+            _ => return counters.count_drop(DropReason::FragFailed),
+        };
+        let mut rest: [Option<Io::Pkt>; MAX_FRAGMENTS] = core::array::from_fn(|_| None);
+        for (k, slot) in rest.iter_mut().enumerate().take(plan.count()).skip(1) {
+            let Some(mut f) = io.alloc(plan.frame_len(k)) else {
+                // Dropping the pieces made so far frees them.
+                return counters.count_drop(DropReason::FragFailed);
+            };
+            plan.write(Io::bytes(&p), k, Io::view(&mut f).data_mut());
+            *slot = Some(f);
+        }
+        plan.write_first(&mut Io::view(&mut p));
+        io.tx(port, p);
+        for f in rest.iter_mut().filter_map(Option::take) {
+            io.tx(port, f);
+        }
+        counters.fragmented.inc();
+        counters.fragments_sent.add(plan.count() as u64);
     }
 
     /// Sends the ARP request a held packet waits for, in a new packet.
@@ -338,7 +393,7 @@ impl<Io: PacketIo> Lcore<Io> {
             let counters = self.worker.counters();
             if let Some(port) = port {
                 if let Some(h) = slot.take() {
-                    self.io.tx(port, h.pkt);
+                    Self::transmit_on(&mut self.io, &self.worker, port, h.pkt);
                     counters.neighbor_released.inc();
                     counters.forwarded.inc();
                     self.held_count -= 1;

@@ -10,6 +10,7 @@
 //! Nothing on the per-packet path allocates, locks, logs or formats.
 
 pub mod conn;
+pub mod frag;
 pub mod lcore;
 pub mod model;
 pub mod neighbor;

@@ -90,6 +90,8 @@ drop_reasons! {
     NeighborQueueFull => "neighbor_queue_full",
     TunnelNoHeadroom => "tunnel_no_headroom",
     TunnelTooBig => "tunnel_too_big",
+    FragNeeded => "frag_needed",
+    FragFailed => "frag_failed",
     IcmpUnhandled => "icmp_unhandled",
     IcmpBadEmbedded => "icmp_bad_embedded_header",
     IcmpNoConnection => "icmp_no_connection",
@@ -187,6 +189,10 @@ pub struct Counters {
     /// Packets for the control thread dropped because the punt ring was
     /// full.
     pub punt_dropped: Counter,
+    /// Packets fragmented on their way out (larger than the port's MTU).
+    pub fragmented: Counter,
+    /// Fragments sent for them (every piece, the first included).
+    pub fragments_sent: Counter,
     /// Time spent polling empty queues vs processing, in TSC cycles.
     pub idle_cycles: Counter,
     /// Cycles spent on bursts that carried packets.
@@ -226,6 +232,8 @@ impl Default for Counters {
             events_dropped: Counter::default(),
             commands_applied: Counter::default(),
             punt_dropped: Counter::default(),
+            fragmented: Counter::default(),
+            fragments_sent: Counter::default(),
             idle_cycles: Counter::default(),
             busy_cycles: Counter::default(),
             drops: core::array::from_fn(|_| Counter::default()),
@@ -246,7 +254,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 30] {
+    pub fn named(&self) -> [(&'static str, u64); 32] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -282,6 +290,8 @@ impl Counters {
             ("events_dropped", self.events_dropped.get()),
             ("commands_applied", self.commands_applied.get()),
             ("punt_dropped", self.punt_dropped.get()),
+            ("fragmented", self.fragmented.get()),
+            ("fragments_sent", self.fragments_sent.get()),
             ("idle_cycles", self.idle_cycles.get()),
             ("busy_cycles", self.busy_cycles.get()),
         ]

@@ -470,3 +470,80 @@ fn ops_schedules_every_datagram_and_keeps_no_entry() {
         assert_eq!(r.w.conns().len(), 1);
     }
 }
+
+/// `frame` with DF cleared (checksum redone).
+fn without_df(mut frame: Vec<u8>) -> Vec<u8> {
+    let mut ip = ipv4::Packet::new_unchecked(&mut frame[14..]);
+    ip.set_unfragmented(false);
+    ip.fill_checksum();
+    frame
+}
+
+/// ensure_mtu_is_adequate for NAT and DR: a packet larger than the egress
+/// MTU (1500) with DF set is dropped and its sender told, quoting it as it
+/// would have left before any rewrite (TTL already decremented, as
+/// __ip_vs_get_out_rt checks the MTU after decrement_ttl): from the VIP to
+/// a client, from the director's address to a real server (a NAT reply).
+/// Without DF it goes on whole, for the lcore loop to fragment.
+#[test]
+fn packets_over_the_mtu_get_frag_needed_with_df_and_go_on_without() {
+    for method in [ForwardMethod::Nat, ForwardMethod::DirectRouting] {
+        let mut r = rig(method, &[1], ServiceOptions::default(), Default::default());
+        let big = testpkt::udp(&client(64), 5000, 53, &[5u8; 1600 - 28], true);
+        let (v, p) = run(&mut r, &big, 0);
+        assert_eq!(v, Verdict::Forward { port: 0 }, "{method}");
+        let mut quoted = big[14..14 + 548].to_vec();
+        {
+            let mut q = ipv4::Packet::new_unchecked(&mut quoted[..20]);
+            q.set_ttl(63);
+            q.fill_checksum();
+        }
+        assert_icmp_error(
+            &p,
+            (icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED),
+            VIP,
+            CLIENT,
+            &quoted,
+        );
+        let ip = ip_of(&p);
+        let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(m.next_hop_mtu(), 1500, "{method}");
+        assert_eq!(r.counters.drops_of(DropReason::FragNeeded), 1);
+        assert_eq!(r.counters.icmp_frag_needed_sent.get(), 1);
+        // The same datagram without DF leaves whole (1600 bytes of IP),
+        // rewritten, for the lcore loop to cut.
+        let (v, p) = run(&mut r, &without_df(big.clone()), 0);
+        assert_eq!(v, Verdict::Forward { port: 0 }, "{method}");
+        assert_eq!(ip_of(&p).total_len(), 1600);
+    }
+    // A NAT reply over the MTU with DF: the real server is told, by the
+    // director's own address on its side.
+    let mut r = rig(
+        ForwardMethod::Nat,
+        &[1],
+        ServiceOptions::default(),
+        Default::default(),
+    );
+    run(&mut r, &testpkt::udp(&client(64), 5000, 53, b"q", true), 0);
+    let reply = testpkt::udp(
+        &Hdr {
+            src_mac: rmac(0),
+            dst_mac: DIRECTOR_MAC,
+            src: rip(0),
+            dst: CLIENT,
+            ttl: 64,
+        },
+        53,
+        5000,
+        &[6u8; 1700],
+        true,
+    );
+    let (_, p) = run(&mut r, &reply, 0);
+    let ip = ip_of(&p);
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (DIR_SERVER_SIDE, rip(0)));
+    let m = icmp::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (m.msg_type(), m.code(), m.next_hop_mtu()),
+        (icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED, 1500)
+    );
+}

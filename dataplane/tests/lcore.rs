@@ -460,3 +460,51 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
         to_rip1.saturating_sub(NEIGHBOR_QUEUE_PER_HOP) as u64
     );
 }
+
+/// A packet larger than the port's MTU (1500) without DF leaves in
+/// fragments, in order, each within the MTU, that put back together give
+/// the rewritten packet; the counters say so.
+#[test]
+fn packets_over_the_mtu_leave_in_fragments() {
+    let mut r = rig(64);
+    let h = Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl: 64,
+    };
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let mut frame = testpkt::tcp(&h, 1000, 80, tcp::flags::SYN, &payload);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[14..]);
+        ip.set_unfragmented(false);
+        ip.fill_checksum();
+    }
+    r.lcore.io_mut().rx.push_back(VecPacket::new(&frame));
+    r.lcore.poll();
+    let sent: Vec<_> = r.lcore.io_mut().sent.drain(..).collect();
+    assert_eq!(sent.len(), 3, "3020 bytes of IP: 1480 + 1480 + 40");
+    let mut whole = Vec::new();
+    for (k, (port, p)) in sent.iter().enumerate() {
+        assert_eq!(*port, 0);
+        let ip = ipv4::Packet::new_checked(&p.data()[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(ip.total_len() <= 1500);
+        assert_eq!(ip.dst_addr(), rip(0), "rewritten before it was cut");
+        assert_eq!(
+            usize::from(ip.frag_offset()),
+            whole.len(),
+            "piece {k} in order"
+        );
+        assert_eq!(ip.more_frags(), k < 2);
+        whole.extend_from_slice(ip.payload());
+    }
+    assert_eq!(whole.len(), 3020);
+    let t = tcp::Packet::new_checked(&whole[..]).unwrap();
+    assert_eq!(t.dst_port(), 8080);
+    assert!(t.verify_checksum(CLIENT, rip(0)), "the L4 checksum holds");
+    assert_eq!(&whole[20..], &payload[..]);
+    assert_eq!(r.counters.fragmented.get(), 1);
+    assert_eq!(r.counters.fragments_sent.get(), 3);
+}

@@ -83,6 +83,8 @@ struct OutPort<'a> {
     device: String,
     rx_desc: u16,
     tx_desc: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtu: Option<u16>,
 }
 
 #[derive(Serialize)]
@@ -172,6 +174,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                 device: p.device.spec(),
                 rx_desc: p.rx_desc,
                 tx_desc: p.tx_desc,
+                mtu: p.mtu,
             })
             .collect(),
         mbufs: cfg.mbufs,

@@ -165,6 +165,8 @@ pub(super) struct RawPort {
     pub rx_desc: Option<S<i64>>,
     #[serde(default)]
     pub tx_desc: Option<S<i64>>,
+    #[serde(default)]
+    pub mtu: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1540,3 +1540,28 @@ services:
         "replies of a NAT (-m) real server could not be rewritten",
     );
 }
+
+/// `ports[].mtu`: 68 (RFC 791) to 2030 (one mbuf); left out, the device's
+/// own; printed back when set; a change needs a restart.
+#[test]
+fn port_mtu_is_checked_and_restart_only() {
+    let with_mtu = |mtu: &str| {
+        with_service("rr", "").replace(
+            "    device: net_af_packet0,iface=eth0\n",
+            &format!("    device: net_af_packet0,iface=eth0\n    mtu: {mtu}\n"),
+        )
+    };
+    let cfg = parse(&with_mtu("1400"), FILE).unwrap();
+    assert_eq!(cfg.ports[0].mtu, Some(1400));
+    assert_eq!(parse(&to_yaml(&cfg), FILE).unwrap(), cfg);
+    let plain = parse(&with_service("rr", ""), FILE).unwrap();
+    assert_eq!(plain.ports[0].mtu, None);
+    assert!(!to_yaml(&plain).contains("mtu"));
+    assert_eq!(
+        restart_only_change(&plain, &cfg).as_deref(),
+        Some("ports[0].mtu")
+    );
+    for bad in ["67", "2031", "-1"] {
+        expect_err(&with_mtu(bad), 6, "ports[0].mtu", "must be in 68..=2030");
+    }
+}

@@ -15,7 +15,8 @@ use super::{
     FirewallMark, ForwardMethod, Gateway, Neighbor, Persistence, Port, Protocol, Real,
     SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC,
     DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
-    MAX_MH_TABLE_SIZE, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE,
+    MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC,
+    MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -514,6 +515,10 @@ fn port(c: &Checker<'_>, i: usize, p: &S<RawPort>, earlier: &[Port]) -> Result<P
         device,
         rx_desc: c.opt_int(&p.rx_desc, &format!("{base}.rx_desc"), lo, hi, DEFAULT_DESC)?,
         tx_desc: c.opt_int(&p.tx_desc, &format!("{base}.tx_desc"), lo, hi, DEFAULT_DESC)?,
+        mtu: match &p.mtu {
+            None => None,
+            Some(m) => Some(c.int(m, &format!("{base}.mtu"), MIN_MTU.into(), MAX_MTU.into())?),
+        },
     })
 }
 

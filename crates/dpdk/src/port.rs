@@ -351,6 +351,38 @@ impl Port {
         })
     }
 
+    /// The port's IP MTU in bytes (`rte_eth_dev_get_mtu`).
+    ///
+    /// # Errors
+    /// `ENODEV` for a port that no longer exists.
+    pub fn mtu(&self) -> Result<u16> {
+        let context = format!("port {} MTU", self.id);
+        with_eal(&context, |_| {
+            let mut mtu = 0u16;
+            // SAFETY: live EAL; mtu a valid out-pointer.
+            Error::check(&context, unsafe {
+                sys::rte_eth_dev_get_mtu(self.id, &mut mtu)
+            })?;
+            Ok(mtu)
+        })
+    }
+
+    /// Sets the port's IP MTU in bytes (`rte_eth_dev_set_mtu`); call it
+    /// after [`Port::configure`]. A device that cannot take it (outside its
+    /// range, or a driver without MTU control) says so.
+    ///
+    /// # Errors
+    /// `EINVAL` for an MTU the device refuses, `ENOTSUP` when the driver
+    /// cannot set one, `ENODEV` for a port that no longer exists.
+    pub fn set_mtu(&self, mtu: u16) -> Result<()> {
+        let context = format!("port {} MTU {mtu}", self.id);
+        with_eal(&context, |_| {
+            // SAFETY: live EAL; a plain value call, the port id is checked
+            // by DPDK.
+            Error::check(&context, unsafe { sys::rte_eth_dev_set_mtu(self.id, mtu) }).map(|_| ())
+        })
+    }
+
     /// Whether the link is up (without waiting for negotiation); `false`
     /// also when it cannot be read.
     pub fn link_up(&self) -> bool {

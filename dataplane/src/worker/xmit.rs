@@ -56,7 +56,7 @@ impl Worker {
         match c.method {
             ForwardMethod::Nat => self.nat_xmit(pkt, l2, c, dir, now_ms),
             ForwardMethod::Tunnel => self.tunnel_xmit(pkt, l2, c, now_ms),
-            ForwardMethod::DirectRouting => self.dr_xmit(pkt, c, now_ms),
+            ForwardMethod::DirectRouting => self.dr_xmit(pkt, l2, c, now_ms),
         }
     }
 
@@ -76,12 +76,23 @@ impl Worker {
             Ok(h) => h,
             Err(v) => return v,
         };
+        if let Some(v) = self.ensure_mtu(pkt, l2, &hop, c, dir, now_ms) {
+            return v;
+        }
         let ip = &mut pkt.data_mut()[l2..];
         let (end, addr, port) = match dir {
             Direction::In => (End::Dst, c.rip, c.rport),
             Direction::Out => (End::Src, c.vip, c.vport),
         };
-        if rewrite::rewrite(ip, end, addr, port).is_err() {
+        if ipv4::Packet::new_unchecked(&*ip).frag_offset() != 0 {
+            // A later fragment carries no ports: only the address changes
+            // (the first fragment's L4 checksum covers the rest).
+            let mut p = ipv4::Packet::new_unchecked(ip);
+            match end {
+                End::Dst => p.rewrite_dst_addr(addr),
+                End::Src => p.rewrite_src_addr(addr),
+            }
+        } else if rewrite::rewrite(ip, end, addr, port).is_err() {
             return Verdict::Drop(DropReason::L4Truncated);
         }
         match dir {
@@ -125,13 +136,49 @@ impl Worker {
     }
 
     /// ip_vs_dr_xmit: the packet as it is, to the real server's MAC.
-    fn dr_xmit<B: PacketBuf>(&mut self, pkt: &mut B, c: &Conn, now_ms: u64) -> Verdict {
+    fn dr_xmit<B: PacketBuf>(&mut self, pkt: &mut B, l2: usize, c: &Conn, now_ms: u64) -> Verdict {
         let hop = match self.next_hop(c.rip, now_ms) {
             Ok(h) => h,
             Err(v) => return v,
         };
+        if let Some(v) = self.ensure_mtu(pkt, l2, &hop, c, Direction::In, now_ms) {
+            return v;
+        }
         self.counters.direct.inc();
         self.send(pkt, &hop)
+    }
+
+    /// ensure_mtu_is_adequate (ip_vs_xmit.c) for NAT and DR, before any
+    /// rewrite: a packet larger than the egress port's MTU with DF set is
+    /// dropped (`frag_needed`) and its sender gets ICMP fragmentation
+    /// needed with that MTU: from the VIP for a client's packet, from the
+    /// director for a real server's reply (where `ip_forward` checks it).
+    /// Without DF it goes on, and the lcore loop fragments it on its way
+    /// out ([`crate::frag`]). One comparison for a packet that fits.
+    #[inline]
+    fn ensure_mtu<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        hop: &NextHop,
+        c: &Conn,
+        dir: Direction,
+        now_ms: u64,
+    ) -> Option<Verdict> {
+        let mtu = self.snap.ports().get(usize::from(hop.port))?.mtu;
+        let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
+        if ip.total_len() <= mtu || !ip.dont_frag() {
+            return None;
+        }
+        let from = (dir == Direction::In).then_some(c.vip);
+        Some(self.reply_icmp_error(
+            pkt,
+            l2,
+            IcmpError::FragNeeded { mtu },
+            from,
+            DropReason::FragNeeded,
+            now_ms,
+        ))
     }
 
     /// Route and resolve `toward`: its next hop (perhaps not resolved yet),
@@ -213,6 +260,16 @@ impl Worker {
         true
     }
 
+    /// The IP MTU of `port` (the Ethernet 1500 for a port the snapshot does
+    /// not have).
+    #[inline]
+    pub fn port_mtu(&self, port: u16) -> u16 {
+        self.snap
+            .ports()
+            .get(usize::from(port))
+            .map_or(1500, |p| p.mtu)
+    }
+
     /// Addresses a held packet to its next hop, now that ARP resolved it:
     /// its port and MAC from the neighbour table, the port's own MAC as
     /// source. Returns the port to send it on, or None while `next_hop` is
@@ -251,16 +308,15 @@ impl Worker {
             )
         };
         let mtu = usize::from(self.snap.ports()[usize::from(hop.port)].mtu);
-        if tl + ipv4::HEADER_LEN > mtu {
-            // IPVS (ip_vs_tunnel_xmit): DF set -> fragmentation needed with
-            // the MTU the tunnel leaves; without DF the packet would need
-            // fragmenting, which l4vs does not do.
-            return Err(if df {
-                TunnelError::TooBig {
-                    mtu: (mtu - ipv4::HEADER_LEN) as u16,
-                }
-            } else {
-                TunnelError::Drop(DropReason::TunnelTooBig)
+        if tl + ipv4::HEADER_LEN > mtu && df {
+            // ip_vs_tunnel_xmit: DF set -> fragmentation needed with the
+            // MTU the tunnel leaves. Without DF the outer packet (DF clear,
+            // copied from the inner) is built too big and the lcore loop
+            // fragments it on the way out, as ip_fragment does after
+            // ip_vs_tunnel_xmit: the real server reassembles the outer
+            // packet, then decapsulates the whole inner one.
+            return Err(TunnelError::TooBig {
+                mtu: (mtu - ipv4::HEADER_LEN) as u16,
             });
         }
         let src = self

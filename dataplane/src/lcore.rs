@@ -16,6 +16,7 @@
 //! Nothing here allocates after [`Lcore::new`], takes a lock or logs.
 
 use crate::frag;
+use crate::fragtable::FragKey;
 use crate::packet::PacketBuf;
 use crate::rings::{Command, WorkerEnd};
 use crate::snapshot::Snapshot;
@@ -33,13 +34,15 @@ pub const MAX_BURST: usize = 256;
 /// Commands applied at most per poll round, so that a flood of them (a
 /// bulk connection sync) cannot hold a worker off its queues.
 pub const COMMANDS_PER_ROUND: usize = 64;
-/// Packets a worker holds for unresolved next hops, in all. A packet that
-/// finds the queue full is dropped (`neighbor_queue_full`).
-pub const NEIGHBOR_QUEUE_SLOTS: usize = 256;
-/// Packets held for one next hop; the oldest is dropped for a newer one
-/// (`neighbor_queue_full`), as the kernel's `__neigh_event_send` does once
-/// `unres_qlen_bytes` (about a hundred full-size frames) is reached.
-pub const NEIGHBOR_QUEUE_PER_HOP: usize = 64;
+/// Packets a worker holds, in all: for unresolved next hops, and later
+/// fragments waiting for their first. A packet that finds the queue full
+/// is dropped (`hold_queue_full`).
+pub const HOLD_QUEUE_SLOTS: usize = 256;
+/// Packets held for one next hop (or one datagram); the oldest is dropped
+/// for a newer one (`hold_queue_full`), as the kernel's
+/// `__neigh_event_send` does once `unres_qlen_bytes` (about a hundred
+/// full-size frames) is reached.
+pub const HOLD_QUEUE_PER_KEY: usize = 64;
 /// How long a held packet waits for ARP before it is dropped
 /// (`neighbor_unresolved`): the kernel gives up on a neighbour after
 /// `mcast_solicit` (3) requests `retrans_time` (1 s) apart.
@@ -94,10 +97,25 @@ pub trait PacketIo {
 /// (68: 48 bytes a fragment).
 const MAX_FRAGMENTS: usize = 48;
 
-/// A packet held until ARP resolves its next hop.
+/// How long a later fragment waits for its datagram's first fragment
+/// before it is dropped (`ip_fragment_timeout`). Fragments of a datagram
+/// arrive within milliseconds of each other; the kernel's 30 s
+/// (`ipfrag_time`) bounds reassembly memory, which l4vs does not keep.
+pub const FRAGMENT_HOLD_MS: u64 = 1000;
+
+/// What a held packet waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// ARP to resolve this next hop.
+    Neighbor(Ipv4Addr),
+    /// The first fragment of this datagram.
+    Fragment(FragKey),
+}
+
+/// A packet held until what it waits for happens.
 struct Held<P> {
     pkt: P,
-    next_hop: Ipv4Addr,
+    wait: Wait,
     since_ms: u64,
 }
 
@@ -175,7 +193,7 @@ impl<Io: PacketIo> Lcore<Io> {
             commands,
             cfg,
             pkts: (0..MAX_BURST).map(|_| None).collect(),
-            held: (0..NEIGHBOR_QUEUE_SLOTS).map(|_| None).collect(),
+            held: (0..HOLD_QUEUE_SLOTS).map(|_| None).collect(),
             held_count: 0,
             start,
             next_housekeeping_ms: 0,
@@ -249,6 +267,12 @@ impl<Io: PacketIo> Lcore<Io> {
     #[inline]
     fn handle(&mut self, port: u16, mut p: Io::Pkt, now_ms: u64) {
         let v = self.worker.process(port, &mut Io::view(&mut p), now_ms);
+        self.dispatch(v, p, now_ms);
+    }
+
+    /// Queues a processed packet by its verdict.
+    #[inline]
+    fn dispatch(&mut self, v: Verdict, p: Io::Pkt, now_ms: u64) {
         match v {
             Verdict::Forward { port } => self.transmit(port, p),
             Verdict::Redirect { worker } => self.io.redirect(worker, p),
@@ -261,8 +285,15 @@ impl<Io: PacketIo> Lcore<Io> {
                 if solicit {
                     self.solicit(port, next_hop);
                 }
-                self.hold(p, next_hop, now_ms);
+                self.hold(p, Wait::Neighbor(next_hop), now_ms);
             }
+            Verdict::AwaitFragment => match fragment_key(Io::bytes(&p)) {
+                Some(key) => self.hold(p, Wait::Fragment(key), now_ms),
+                None => self
+                    .worker
+                    .counters()
+                    .count_drop(DropReason::FragmentTimeout),
+            },
             // Dropping the packet frees it.
             Verdict::Drop(_) | Verdict::Consumed => {}
         }
@@ -334,16 +365,16 @@ impl<Io: PacketIo> Lcore<Io> {
         }
     }
 
-    /// Queues `p` for `next_hop`: in a free slot, or in place of the
-    /// oldest packet for the same next hop once it holds
-    /// [`NEIGHBOR_QUEUE_PER_HOP`]; dropped when every slot is taken.
-    fn hold(&mut self, p: Io::Pkt, next_hop: Ipv4Addr, now_ms: u64) {
+    /// Queues `p` until `wait` is over: in a free slot, or in place of
+    /// the oldest packet waiting for the same thing once it holds
+    /// [`HOLD_QUEUE_PER_KEY`]; dropped when every slot is taken.
+    fn hold(&mut self, p: Io::Pkt, wait: Wait, now_ms: u64) {
         let mut same = 0;
         let mut oldest: Option<usize> = None;
         let mut free: Option<usize> = None;
         for (i, h) in self.held.iter().enumerate() {
             match h {
-                Some(h) if h.next_hop == next_hop => {
+                Some(h) if h.wait == wait => {
                     same += 1;
                     if oldest.is_none_or(|o| {
                         self.held[o]
@@ -362,46 +393,79 @@ impl<Io: PacketIo> Lcore<Io> {
             }
         }
         let counters = self.worker.counters();
-        let slot = match (same >= NEIGHBOR_QUEUE_PER_HOP, oldest, free) {
+        let slot = match (same >= HOLD_QUEUE_PER_KEY, oldest, free) {
             (true, Some(o), _) => {
                 // Dropping the old packet frees it.
                 self.held[o] = None;
                 self.held_count -= 1;
-                counters.count_drop(DropReason::NeighborQueueFull);
+                counters.count_drop(DropReason::HoldQueueFull);
                 o
             }
             (_, _, Some(f)) => f,
             _ => {
-                counters.count_drop(DropReason::NeighborQueueFull);
+                counters.count_drop(DropReason::HoldQueueFull);
                 return;
             }
         };
         self.held[slot] = Some(Held {
             pkt: p,
-            next_hop,
+            wait,
             since_ms: now_ms,
         });
         self.held_count += 1;
     }
 
-    /// Sends the held packets whose next hop has been resolved, and drops
-    /// those that waited [`NEIGHBOR_QUEUE_TIMEOUT_MS`].
+    /// Sends the held packets whose next hop has been resolved, hands
+    /// back the later fragments whose first fragment has come, and drops
+    /// those that waited too long ([`NEIGHBOR_QUEUE_TIMEOUT_MS`],
+    /// [`FRAGMENT_HOLD_MS`]).
     fn release_held(&mut self, now_ms: u64) {
-        for slot in self.held.iter_mut() {
-            let Some(h) = slot else { continue };
-            let port = self.worker.readdress(&mut Io::view(&mut h.pkt), h.next_hop);
+        for i in 0..self.held.len() {
+            let Some(h) = self.held[i].as_mut() else {
+                continue;
+            };
+            let (ready, timeout, reason) = match h.wait {
+                Wait::Neighbor(next_hop) => (
+                    self.worker
+                        .readdress(&mut Io::view(&mut h.pkt), next_hop)
+                        .map(|port| Verdict::Forward { port }),
+                    NEIGHBOR_QUEUE_TIMEOUT_MS,
+                    DropReason::NeighborUnresolved,
+                ),
+                Wait::Fragment(key) => (
+                    self.worker
+                        .fragment_known(&key, now_ms)
+                        .then_some(Verdict::AwaitFragment),
+                    FRAGMENT_HOLD_MS,
+                    DropReason::FragmentTimeout,
+                ),
+            };
+            let waited = now_ms.saturating_sub(h.since_ms);
+            if ready.is_none() && waited < timeout {
+                continue;
+            }
+            let Some(h) = self.held[i].take() else {
+                continue;
+            };
+            self.held_count -= 1;
             let counters = self.worker.counters();
-            if let Some(port) = port {
-                if let Some(h) = slot.take() {
-                    Self::transmit_on(&mut self.io, &self.worker, port, h.pkt);
+            match ready {
+                Some(Verdict::Forward { port }) => {
                     counters.neighbor_released.inc();
                     counters.forwarded.inc();
-                    self.held_count -= 1;
+                    Self::transmit_on(&mut self.io, &self.worker, port, h.pkt);
                 }
-            } else if now_ms.saturating_sub(h.since_ms) >= NEIGHBOR_QUEUE_TIMEOUT_MS {
-                *slot = None;
-                counters.count_drop(DropReason::NeighborUnresolved);
-                self.held_count -= 1;
+                Some(_) => {
+                    // Its datagram is known now: the packet goes through the
+                    // pipeline as it would have, and may be held again (for
+                    // ARP) in the slot it left.
+                    let mut p = h.pkt;
+                    let in_port = Io::in_port(&p);
+                    let v = self.worker.resume(in_port, &mut Io::view(&mut p), now_ms);
+                    self.dispatch(v, p, now_ms);
+                }
+                // Dropping the packet frees it.
+                None => counters.count_drop(reason),
             }
         }
     }
@@ -448,4 +512,12 @@ impl<Io: PacketIo> Lcore<Io> {
         }
         self.io.flush();
     }
+}
+
+/// The datagram key of an IPv4 frame (802.1Q tag or not).
+fn fragment_key(frame: &[u8]) -> Option<FragKey> {
+    let l2 = l4vs_wire::ethernet::Frame::new_checked(frame)
+        .ok()?
+        .header_len();
+    FragKey::of_header(frame.get(l2..)?)
 }

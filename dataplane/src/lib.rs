@@ -11,6 +11,7 @@
 
 pub mod conn;
 pub mod frag;
+pub mod fragtable;
 pub mod lcore;
 pub mod model;
 pub mod neighbor;

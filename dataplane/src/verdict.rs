@@ -42,6 +42,11 @@ pub enum Verdict {
         /// Send an ARP request now.
         solicit: bool,
     },
+    /// A later fragment of a datagram whose first fragment (the one with
+    /// the ports) has not come yet: hold it briefly and hand it back
+    /// ([`crate::Worker::resume`]) once [`crate::Worker::fragment_known`]
+    /// says the first has come.
+    AwaitFragment,
 }
 
 macro_rules! drop_reasons {
@@ -76,6 +81,8 @@ drop_reasons! {
     IpMalformed => "ip_malformed",
     IpBadChecksum => "ip_bad_checksum",
     IpFragment => "ip_fragment",
+    FragmentTimeout => "ip_fragment_timeout",
+    FragmentNoConnection => "fragment_no_connection",
     IpTtlExpired => "ip_ttl_expired",
     IpNotForUs => "ip_not_for_us",
     L4Truncated => "l4_truncated",
@@ -87,7 +94,7 @@ drop_reasons! {
     ConnTableFull => "conn_table_full",
     NoRoute => "no_route",
     NeighborUnresolved => "neighbor_unresolved",
-    NeighborQueueFull => "neighbor_queue_full",
+    HoldQueueFull => "hold_queue_full",
     TunnelNoHeadroom => "tunnel_no_headroom",
     TunnelTooBig => "tunnel_too_big",
     FragNeeded => "frag_needed",
@@ -189,6 +196,12 @@ pub struct Counters {
     /// Packets for the control thread dropped because the punt ring was
     /// full.
     pub punt_dropped: Counter,
+    /// Fragments received of TCP and UDP datagrams (first and later).
+    pub fragments_in: Counter,
+    /// Later fragments held until their datagram's first fragment came.
+    pub fragments_held: Counter,
+    /// Fragment-table entries that took the place of another datagram's.
+    pub frag_entries_evicted: Counter,
     /// Packets fragmented on their way out (larger than the port's MTU).
     pub fragmented: Counter,
     /// Fragments sent for them (every piece, the first included).
@@ -232,6 +245,9 @@ impl Default for Counters {
             events_dropped: Counter::default(),
             commands_applied: Counter::default(),
             punt_dropped: Counter::default(),
+            fragments_in: Counter::default(),
+            fragments_held: Counter::default(),
+            frag_entries_evicted: Counter::default(),
             fragmented: Counter::default(),
             fragments_sent: Counter::default(),
             idle_cycles: Counter::default(),
@@ -254,7 +270,7 @@ impl Counters {
     }
 
     /// All named counters except drops, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 32] {
+    pub fn named(&self) -> [(&'static str, u64); 35] {
         [
             ("rx", self.rx.get()),
             ("forwarded", self.forwarded.get()),
@@ -290,6 +306,9 @@ impl Counters {
             ("events_dropped", self.events_dropped.get()),
             ("commands_applied", self.commands_applied.get()),
             ("punt_dropped", self.punt_dropped.get()),
+            ("fragments_in", self.fragments_in.get()),
+            ("fragments_held", self.fragments_held.get()),
+            ("frag_entries_evicted", self.frag_entries_evicted.get()),
             ("fragmented", self.fragmented.get()),
             ("fragments_sent", self.fragments_sent.get()),
             ("idle_cycles", self.idle_cycles.get()),

@@ -547,3 +547,262 @@ fn packets_over_the_mtu_get_frag_needed_with_df_and_go_on_without() {
         (icmp::Message::DstUnreachable, icmp::CODE_FRAG_NEEDED, 1500)
     );
 }
+
+/// Cuts `frame` (DF clear) into the fragments a 1500-MTU link carries,
+/// with l4vs's own fragmenter (tested against the kernel's sizes in
+/// frag.rs): a 2900-byte UDP datagram gives 1480 + 1428 payload bytes.
+fn fragments(frame: &[u8]) -> Vec<Vec<u8>> {
+    let frame = without_df(frame.to_vec());
+    let plan = l4vs_dataplane::frag::Plan::new(&frame, 1500)
+        .unwrap()
+        .unwrap();
+    let mut out = vec![];
+    for k in 1..plan.count() {
+        let mut f = vec![0u8; plan.frame_len(k)];
+        plan.write(&frame, k, &mut f);
+        out.push(f);
+    }
+    let mut first = VecPacket::new(&frame);
+    plan.write_first(&mut first);
+    out.insert(0, first.data().to_vec());
+    out
+}
+
+/// The IP payloads of `pieces`, put back together by offset, as the real
+/// server's kernel reassembles them; checks every piece's IP checksum.
+fn reassemble(pieces: &[VecPacket]) -> (Ipv4Addr, Ipv4Addr, Vec<u8>) {
+    let mut parts: Vec<(u16, Vec<u8>)> = vec![];
+    let mut ends = None;
+    for p in pieces {
+        let ip = ip_of(p);
+        assert!(ip.verify_checksum());
+        ends = Some((ip.src_addr(), ip.dst_addr()));
+        parts.push((ip.frag_offset(), ip.payload().to_vec()));
+    }
+    parts.sort();
+    let mut whole = vec![];
+    for (off, data) in parts {
+        assert_eq!(usize::from(off), whole.len(), "no gap, no overlap");
+        whole.extend_from_slice(&data);
+    }
+    let (s, d) = ends.unwrap();
+    (s, d, whole)
+}
+
+/// A 2900-byte UDP datagram in two fragments reaches one real whole, in
+/// order and out of order, in every mode: NAT rewrites the address of
+/// both and the port and checksum in the first (so the reassembled
+/// datagram checks out at the real); DR and IP-IP send both to the real
+/// the first one's connection chose. A later fragment that comes first
+/// waits (`AwaitFragment`) and goes on once the first has come.
+#[test]
+fn a_fragmented_datagram_reaches_one_real_whole() {
+    let payload: Vec<u8> = (0..2900u32).map(|i| (i * 13) as u8).collect();
+    for method in [
+        ForwardMethod::Nat,
+        ForwardMethod::DirectRouting,
+        ForwardMethod::Tunnel,
+    ] {
+        for in_order in [true, false] {
+            let mut r = rig(
+                method,
+                &[1, 1, 1],
+                ServiceOptions::default(),
+                Default::default(),
+            );
+            // Another client first, so the datagram's real is not real 0.
+            run(
+                &mut r,
+                &testpkt::udp(
+                    &Hdr {
+                        src: Ipv4Addr::new(198, 18, 1, 99),
+                        ..client(64)
+                    },
+                    1,
+                    53,
+                    b"x",
+                    true,
+                ),
+                0,
+            );
+            let frame = testpkt::udp(&client(64), 5000, 53, &payload, true);
+            let pieces = fragments(&frame);
+            assert_eq!(pieces.len(), 2);
+            let mut out = vec![];
+            if in_order {
+                for f in &pieces {
+                    let (v, p) = run(&mut r, f, 0);
+                    assert_eq!(v, Verdict::Forward { port: 0 }, "{method}");
+                    out.push(p);
+                }
+            } else {
+                let (v, mut second) = run(&mut r, &pieces[1], 0);
+                assert_eq!(v, Verdict::AwaitFragment, "{method}");
+                let (v, first) = run(&mut r, &pieces[0], 0);
+                assert_eq!(v, Verdict::Forward { port: 0 });
+                let key = l4vs_dataplane::fragtable::FragKey::of_header(&pieces[1][14..]).unwrap();
+                assert!(r.w.fragment_known(&key, 0));
+                assert_eq!(r.w.resume(0, &mut second, 0), Verdict::Forward { port: 0 });
+                out.push(first);
+                out.push(second);
+                assert_eq!(r.counters.fragments_held.get(), 1);
+            }
+            assert_eq!(r.counters.fragments_in.get(), 2 + u64::from(!in_order));
+            // Both to the same real, the second one's.
+            assert!(
+                out.iter().all(|p| p.data()[..6] == rmac(1).0),
+                "{method} {in_order}"
+            );
+            let inner: Vec<VecPacket> = out
+                .iter()
+                .map(|p| match method {
+                    ForwardMethod::Tunnel => {
+                        let outer = ip_of(p);
+                        assert_eq!(outer.dst_addr(), rip(1));
+                        let mut f = p.data()[..14].to_vec();
+                        f.extend_from_slice(outer.payload());
+                        VecPacket::new(&f)
+                    }
+                    _ => p.clone(),
+                })
+                .collect();
+            let (src, dst, whole) = reassemble(&inner);
+            let u = udp::Packet::new_checked(&whole[..]).unwrap();
+            assert_eq!(&whole[8..], &payload[..], "{method}");
+            match method {
+                ForwardMethod::Nat => {
+                    assert_eq!((src, dst), (CLIENT, rip(1)));
+                    assert!(u.verify_checksum(CLIENT, rip(1)), "checksum of the whole");
+                }
+                _ => {
+                    assert_eq!((src, dst), (CLIENT, VIP));
+                    assert!(u.verify_checksum(CLIENT, VIP));
+                }
+            }
+            assert_eq!(r.w.conns().len(), 2, "one entry for the datagram's flow");
+        }
+    }
+}
+
+/// A NAT real's fragmented reply goes back to the client as the VIP, both
+/// fragments rewritten.
+#[test]
+fn a_fragmented_nat_reply_goes_back_as_the_vip() {
+    let mut r = rig(
+        ForwardMethod::Nat,
+        &[1],
+        ServiceOptions::default(),
+        Default::default(),
+    );
+    run(&mut r, &testpkt::udp(&client(64), 5000, 53, b"q", true), 0);
+    let reply = testpkt::udp(
+        &Hdr {
+            src_mac: rmac(0),
+            dst_mac: DIRECTOR_MAC,
+            src: rip(0),
+            dst: CLIENT,
+            ttl: 64,
+        },
+        53,
+        5000,
+        &[3u8; 2500],
+        true,
+    );
+    let mut out = vec![];
+    for f in fragments(&reply) {
+        let (v, p) = run(&mut r, &f, 0);
+        assert_eq!(v, Verdict::Forward { port: 0 });
+        assert_eq!(p.data()[..6], CLIENT_MAC.0);
+        out.push(p);
+    }
+    let (src, dst, whole) = reassemble(&out);
+    assert_eq!((src, dst), (VIP, CLIENT));
+    let u = udp::Packet::new_checked(&whole[..]).unwrap();
+    assert_eq!(u.src_port(), 53);
+    assert!(u.verify_checksum(VIP, CLIENT));
+}
+
+/// What fragments cannot do: ICMP and other protocols' fragments, and a
+/// TCP fragment at offset 8 (RFC 1858), are dropped as `ip_fragment`; a
+/// later fragment whose connection has gone is dropped as
+/// `fragment_no_connection`; no ICMP error is ever sent about a later
+/// fragment.
+#[test]
+fn fragments_that_cannot_be_followed_are_dropped_and_counted() {
+    let mut r = rig(
+        ForwardMethod::Nat,
+        &[1],
+        ServiceOptions::default(),
+        Default::default(),
+    );
+    let set_frag = |mut f: Vec<u8>, off_units: u16, more: bool| {
+        f[14 + 6..14 + 8].copy_from_slice(&((u16::from(more) << 13) | off_units).to_be_bytes());
+        ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        f
+    };
+    let echo = testpkt::icmp_echo(&client(64), 1, 1, &[0; 100]);
+    assert_eq!(
+        run(&mut r, &set_frag(echo, 0, true), 0).0,
+        Verdict::Drop(DropReason::IpFragment)
+    );
+    let tcp8 = testpkt::tcp(&client(64), 40000, 80, ACK, &[0; 100]);
+    assert_eq!(
+        run(&mut r, &set_frag(tcp8, 1, false), 0).0,
+        Verdict::Drop(DropReason::IpFragment)
+    );
+    assert_eq!(r.counters.drops_of(DropReason::IpFragment), 2);
+    // The datagram's entry outlives its connection: the later fragment
+    // finds no connection.
+    let pieces = fragments(&testpkt::udp(&client(64), 5000, 53, &[1; 2000], true));
+    run(&mut r, &pieces[0], 0);
+    r.w.housekeeping(301_000);
+    assert_eq!(r.w.conns().len(), 0);
+    let (v, _) = run(&mut r, &pieces[1], 1_000);
+    assert_eq!(v, Verdict::Drop(DropReason::FragmentNoConnection));
+    // TTL 1 on a later fragment: dropped, no time exceeded about it.
+    let pieces = fragments(&testpkt::udp(&client(2), 5001, 53, &[1; 2000], true));
+    run(&mut r, &pieces[0], 400_000);
+    let mut late = pieces[1].clone();
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut late[14..]);
+        ip.set_ttl(1);
+        ip.fill_checksum();
+    }
+    let sent = r.counters.icmp_time_exceeded_sent.get();
+    assert_eq!(
+        run(&mut r, &late, 400_000).0,
+        Verdict::Drop(DropReason::IpTtlExpired)
+    );
+    assert_eq!(r.counters.icmp_time_exceeded_sent.get(), sent);
+}
+
+/// One-packet scheduling keeps no connection, yet every fragment of a
+/// datagram goes to the real its first fragment went to.
+#[test]
+fn ops_fragments_follow_their_first() {
+    let opts = ServiceOptions {
+        ops: true,
+        ..Default::default()
+    };
+    let mut r = rig(
+        ForwardMethod::DirectRouting,
+        &[1, 1, 1],
+        opts,
+        Default::default(),
+    );
+    for (k, want) in [(0u16, 0usize), (1, 1), (2, 2)] {
+        let pieces = fragments(&testpkt::udp(
+            &client(64),
+            5000,
+            53,
+            &vec![k as u8; 2000 + usize::from(k)],
+            true,
+        ));
+        for f in &pieces {
+            let (v, p) = run(&mut r, f, 0);
+            assert_eq!(v, Verdict::Forward { port: 0 });
+            assert_eq!(p.data()[..6], rmac(want).0, "datagram {k}");
+        }
+    }
+    assert_eq!(r.w.conns().len(), 0);
+}

@@ -371,10 +371,10 @@ fn traffic_is_counted_per_service_and_real_as_ipvs_does() {
 /// a packet of its own, then the held packets in order once the reply is
 /// learned; a packet whose next hop never answers is dropped after
 /// NEIGHBOR_QUEUE_TIMEOUT_MS; a next hop holds at most
-/// NEIGHBOR_QUEUE_PER_HOP packets, the oldest giving way.
+/// HOLD_QUEUE_PER_KEY packets, the oldest giving way.
 #[test]
 fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
-    use l4vs_dataplane::lcore::{NEIGHBOR_QUEUE_PER_HOP, NEIGHBOR_QUEUE_TIMEOUT_MS};
+    use l4vs_dataplane::lcore::{HOLD_QUEUE_PER_KEY, NEIGHBOR_QUEUE_TIMEOUT_MS};
     use l4vs_wire::arp;
     let neigh = Arc::new(NeighborTable::new(64));
     let mut r = rig_with(64, neigh.clone());
@@ -439,10 +439,10 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
     assert_eq!(r.lcore.held(), 0);
     assert_eq!(r.counters.drops_of(DropReason::NeighborUnresolved), 1);
 
-    // A burst for one silent next hop: at most NEIGHBOR_QUEUE_PER_HOP
+    // A burst for one silent next hop: at most HOLD_QUEUE_PER_KEY
     // held, the oldest dropped for the newest.
     let extra = 10;
-    for k in 0..(NEIGHBOR_QUEUE_PER_HOP + extra) as u16 {
+    for k in 0..(HOLD_QUEUE_PER_KEY + extra) as u16 {
         // Every other new connection goes to rip(1) (rr over two reals
         // whose first is resolved now).
         r.lcore
@@ -453,11 +453,11 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
     while !r.lcore.io().rx.is_empty() {
         r.lcore.poll();
     }
-    let to_rip1 = (NEIGHBOR_QUEUE_PER_HOP + extra) / 2;
-    assert_eq!(r.lcore.held(), to_rip1.min(NEIGHBOR_QUEUE_PER_HOP));
+    let to_rip1 = (HOLD_QUEUE_PER_KEY + extra) / 2;
+    assert_eq!(r.lcore.held(), to_rip1.min(HOLD_QUEUE_PER_KEY));
     assert_eq!(
-        r.counters.drops_of(DropReason::NeighborQueueFull),
-        to_rip1.saturating_sub(NEIGHBOR_QUEUE_PER_HOP) as u64
+        r.counters.drops_of(DropReason::HoldQueueFull),
+        to_rip1.saturating_sub(HOLD_QUEUE_PER_KEY) as u64
     );
 }
 
@@ -507,4 +507,90 @@ fn packets_over_the_mtu_leave_in_fragments() {
     assert_eq!(&whole[20..], &payload[..]);
     assert_eq!(r.counters.fragmented.get(), 1);
     assert_eq!(r.counters.fragments_sent.get(), 3);
+}
+
+/// A TCP segment of `len` payload bytes from the client, DF clear, cut
+/// into 1500-MTU fragments (frag.rs).
+fn fragmented_segment(sport: u16, len: usize) -> Vec<VecPacket> {
+    let h = Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl: 64,
+    };
+    let mut frame = testpkt::tcp(&h, sport, 80, tcp::flags::SYN, &vec![7u8; len]);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[14..]);
+        ip.set_unfragmented(false);
+        ip.set_ident(sport);
+        ip.fill_checksum();
+    }
+    let plan = l4vs_dataplane::frag::Plan::new(&frame, 1500)
+        .unwrap()
+        .unwrap();
+    let mut out = vec![];
+    for k in 1..plan.count() {
+        let mut f = vec![0u8; plan.frame_len(k)];
+        plan.write(&frame, k, &mut f);
+        out.push(VecPacket::new(&f));
+    }
+    let mut first = VecPacket::new(&frame);
+    plan.write_first(&mut first);
+    out.insert(0, first);
+    out
+}
+
+/// Out of order: the later fragment is held until its first has been
+/// seen, then leaves right after it, in the same round; a later fragment
+/// whose first never comes is dropped after FRAGMENT_HOLD_MS, counted; a
+/// flood of them fills the hold queue and no more (hold_queue_full).
+#[test]
+fn later_fragments_wait_for_their_first() {
+    use l4vs_dataplane::lcore::{FRAGMENT_HOLD_MS, HOLD_QUEUE_SLOTS};
+    let mut r = rig(64);
+    let pieces = fragmented_segment(1000, 2000);
+    assert_eq!(pieces.len(), 2);
+    r.lcore.io_mut().rx.push_back(pieces[1].clone());
+    r.lcore.poll();
+    assert_eq!((r.lcore.held(), r.lcore.io().sent.len()), (1, 0));
+    r.lcore.io_mut().rx.push_back(pieces[0].clone());
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 0);
+    let sent: Vec<_> = r.lcore.io_mut().sent.drain(..).collect();
+    assert_eq!(sent.len(), 2);
+    for (_, p) in &sent {
+        let ip = ipv4::Packet::new_checked(&p.data()[14..]).unwrap();
+        assert_eq!(ip.dst_addr(), rip(0), "both NATed to the same real");
+    }
+    assert_eq!(r.counters.rx.get(), 2, "a held packet counts in once");
+
+    // A lone later fragment times out.
+    let lone = fragmented_segment(2000, 2000);
+    r.lcore.io_mut().rx.push_back(lone[1].clone());
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 1);
+    r.lcore.io_mut().clock += FRAGMENT_HOLD_MS * CPM;
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 0);
+    assert_eq!(r.counters.drops_of(DropReason::FragmentTimeout), 1);
+
+    // A flood of later fragments that never complete: bounded.
+    let n = HOLD_QUEUE_SLOTS + 100;
+    for k in 0..n {
+        let p = fragmented_segment(3000 + k as u16, 1600);
+        r.lcore.io_mut().rx.push_back(p[1].clone());
+    }
+    while !r.lcore.io().rx.is_empty() {
+        r.lcore.poll();
+    }
+    assert_eq!(r.lcore.held(), HOLD_QUEUE_SLOTS);
+    assert_eq!(r.counters.drops_of(DropReason::HoldQueueFull), 100);
+    r.lcore.io_mut().clock += FRAGMENT_HOLD_MS * CPM;
+    r.lcore.poll();
+    assert_eq!(r.lcore.held(), 0);
+    assert_eq!(
+        r.counters.drops_of(DropReason::FragmentTimeout),
+        1 + HOLD_QUEUE_SLOTS as u64
+    );
 }

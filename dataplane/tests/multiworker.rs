@@ -192,3 +192,82 @@ fn nat_is_correct_on_any_queue() {
     );
     println!("{redirected} of {} packets redirected", 3 * clients);
 }
+
+/// The fragments of one datagram, whatever queue they land on, end on the
+/// worker that owns the client's address: a NIC hashing 4-tuples sees no
+/// ports in a later fragment and puts it elsewhere, so every fragment is
+/// steered by address alone.
+#[test]
+fn fragments_meet_on_the_owner_of_their_client() {
+    let svc = Service {
+        name: "dns".into(),
+        vip: VIP,
+        port: 53,
+        protocol: Protocol::Udp,
+        scheduler: SchedulerKind::Rr,
+        reals: vec![Real {
+            addr: rip(0),
+            port: 53,
+            weight: 1,
+            method: ForwardMethod::DirectRouting,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }],
+        options: Default::default(),
+    };
+    let (ports, locals) = testpkt::lab_director();
+    let snap = Arc::new(Snapshot::new(ports, locals, None, vec![svc]).unwrap());
+    let neigh = Arc::new(NeighborTable::new(64));
+    neigh.learn(rip(0), Mac([2, 0, 0, 0, 2, 11]), 0);
+    let mut workers: Vec<Worker> = (0..WORKERS)
+        .map(|w| {
+            Worker::new(
+                snap.clone(),
+                neigh.clone(),
+                Arc::new(Counters::default()),
+                WorkerConfig {
+                    conn_capacity: 256,
+                    worker_id: w,
+                    workers: WORKERS,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let client = Hdr {
+        src_mac: Mac([2, 0, 0, 0, 1, 10]),
+        dst_mac: DIRECTOR_MAC,
+        src: Ipv4Addr::new(198, 18, 1, 10),
+        dst: VIP,
+        ttl: 64,
+    };
+    let mut frame = testpkt::udp(&client, 5000, 53, &[4u8; 2900], true);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[14..]);
+        ip.set_unfragmented(false);
+        ip.fill_checksum();
+    }
+    let plan = l4vs_dataplane::frag::Plan::new(&frame, 1500)
+        .unwrap()
+        .unwrap();
+    let mut later = vec![0u8; plan.frame_len(1)];
+    plan.write(&frame, 1, &mut later);
+    let mut first = VecPacket::new(&frame);
+    plan.write_first(&mut first);
+    // Each fragment arrives on every worker in turn: exactly one keeps it.
+    let mut owners = vec![];
+    for bytes in [first.data().to_vec(), later] {
+        let mut kept = vec![];
+        for (w, worker) in workers.iter_mut().enumerate() {
+            let mut p = VecPacket::new(&bytes);
+            match worker.process(0, &mut p, 0) {
+                Verdict::Redirect { worker } => assert_ne!(usize::from(worker), w),
+                Verdict::Forward { .. } => kept.push(w),
+                v => panic!("worker {w}: {v:?}"),
+            }
+        }
+        assert_eq!(kept.len(), 1);
+        owners.push(kept[0]);
+    }
+    assert_eq!(owners[0], owners[1], "both on one worker");
+}

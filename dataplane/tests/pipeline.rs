@@ -842,11 +842,15 @@ fn bad_input_is_dropped_with_a_reason() {
     {
         let mut ip = ipv4::Packet::new_unchecked(&mut frag[14..]);
         ip.set_unfragmented(false);
-        frag[14 + 7] = 0x10; // offset 128 bytes
+        frag[14 + 7] = 0x01; // offset 8 bytes: over the TCP flags
         let mut ip = ipv4::Packet::new_unchecked(&mut frag[14..]);
         ip.fill_checksum();
     }
-    cases.push(("non-first fragment", frag, DropReason::IpFragment));
+    cases.push((
+        "TCP fragment at offset 8 (RFC 1858)",
+        frag,
+        DropReason::IpFragment,
+    ));
     let mut lldp = good.clone();
     lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
     cases.push(("unknown EtherType", lldp, DropReason::EthUnknownType));

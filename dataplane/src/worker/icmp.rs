@@ -238,11 +238,17 @@ impl Worker {
         why: DropReason,
         now_ms: u64,
     ) -> Verdict {
-        let (to, tl) = {
+        let (to, tl, later_fragment) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
-            (ip.src_addr(), usize::from(ip.total_len()))
+            (
+                ip.src_addr(),
+                usize::from(ip.total_len()),
+                ip.frag_offset() != 0,
+            )
         };
-        if to.is_unspecified() || to.is_broadcast() || to.is_multicast() {
+        // icmp_send: never about a later fragment, nor to a source that is
+        // not one host.
+        if later_fragment || to.is_unspecified() || to.is_broadcast() || to.is_multicast() {
             return Verdict::Drop(why);
         }
         let Some((next_hop, port)) = self.snap.route(to) else {

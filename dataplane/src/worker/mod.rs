@@ -40,6 +40,7 @@
 //! - 802.1Q frames keep their tag.
 
 use crate::conn::{self, Conn, ConnTable, Direction};
+use crate::fragtable::{FragKey, FragRoute, FragTable, Inserted};
 use crate::model::{ConnState, ForwardMethod, Real, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
 use crate::packet::PacketBuf;
@@ -97,6 +98,9 @@ pub struct WorkerConfig {
     /// `net.ipv4.icmp_msgs_burst`: ICMP errors it may send at once (kernel
     /// default 50).
     pub icmp_msgs_burst: u32,
+    /// Datagrams whose later fragments this worker can steer at once
+    /// ([`crate::fragtable`]).
+    pub frag_capacity: usize,
 }
 
 impl Default for WorkerConfig {
@@ -112,6 +116,7 @@ impl Default for WorkerConfig {
             expire_nodest_conn: false,
             icmp_msgs_per_sec: 1000,
             icmp_msgs_burst: 50,
+            frag_capacity: 4096,
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Worker {
     /// A flush in progress: what it removes and where it goes on from.
     flush: Option<(Flush, u32)>,
     conns: ConnTable,
+    /// Where the later fragments of recent datagrams go.
+    frags: FragTable,
     neigh: Arc<NeighborTable>,
     counters: Arc<Counters>,
     cfg: WorkerConfig,
@@ -201,6 +208,7 @@ impl Worker {
             events: None,
             flush: None,
             conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
+            frags: FragTable::new(cfg.frag_capacity, cfg.seed ^ 0x6672_6167),
             neigh,
             counters,
             steer: Steering::new(cfg.worker_id, cfg.workers),
@@ -280,6 +288,12 @@ impl Worker {
     /// This worker's connection table.
     pub fn conns(&self) -> &ConnTable {
         &self.conns
+    }
+
+    /// True when the first fragment of `key`'s datagram has been seen (a
+    /// held later fragment may go on).
+    pub fn fragment_known(&self, key: &FragKey, now_ms: u64) -> bool {
+        self.frags.lookup(key, now_ms).is_some()
     }
 
     /// Expires connections a few at a time, and goes on with a flush in
@@ -363,6 +377,13 @@ impl Worker {
     /// Handles one packet received on `in_port`, in place, and counts it.
     pub fn process<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
         self.counters.rx.inc();
+        self.resume(in_port, pkt, now_ms)
+    }
+
+    /// Handles a packet again that an earlier verdict held
+    /// (`AwaitFragment`: a later fragment whose first one has come since);
+    /// counts its verdict but not its arrival.
+    pub fn resume<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
         let v = self.classify(in_port, pkt, now_ms);
         match v {
             Verdict::Forward { .. } => self.counters.forwarded.inc(),
@@ -371,6 +392,7 @@ impl Worker {
             Verdict::Consumed => self.counters.consumed.inc(),
             Verdict::Redirect { .. } => self.counters.redirected.inc(),
             Verdict::AwaitNeighbor { .. } => self.counters.neighbor_held.inc(),
+            Verdict::AwaitFragment => self.counters.fragments_held.inc(),
         }
         v
     }
@@ -407,31 +429,86 @@ impl Worker {
         if !ip.verify_checksum() {
             return Verdict::Drop(DropReason::IpBadChecksum);
         }
-        if ip.is_fragment() {
-            return Verdict::Drop(DropReason::IpFragment);
-        }
         let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
         let ip_len = u64::from(ip.total_len());
-        let l4 = match proto {
-            Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
-                Ok(t) => L4 {
-                    sport: t.src_port(),
-                    dport: t.dst_port(),
-                    tcp_flags: Some(t.flags()),
-                },
-                Err(_) => return Verdict::Drop(DropReason::L4Truncated),
+        // Fragments (see crate::fragtable): the first is scheduled as any
+        // packet and records its ports; later ones follow them.
+        let mut frag: Option<(FragKey, bool)> = None;
+        let mut frag_route = None;
+        if ip.is_fragment() {
+            let first = ip.frag_offset() == 0;
+            if !matches!(proto, Protocol::Tcp | Protocol::Udp)
+                // RFC 1858: a TCP fragment at offset 8 could overwrite the
+                // flags of the header the first one carried.
+                || (proto == Protocol::Tcp && ip.frag_offset() == 8)
+            {
+                return Verdict::Drop(DropReason::IpFragment);
+            }
+            // All fragments of a datagram to one worker, by address alone,
+            // before anything else (a later one has no ports to look at).
+            if self.steer.workers() > 1 {
+                let client = if self.snap.is_vip(dst) { src } else { dst };
+                if let Some(owner) = self.foreign_owner(client) {
+                    return Verdict::Redirect { worker: owner };
+                }
+            }
+            self.counters.fragments_in.inc();
+            let key = FragKey {
+                src,
+                dst,
+                proto: proto.into(),
+                ident: ip.ident(),
+            };
+            if !first {
+                match self.frags.lookup(&key, now_ms) {
+                    Some(r) => frag_route = Some(r),
+                    None => return Verdict::AwaitFragment,
+                }
+            }
+            frag = Some((key, first));
+        }
+        let later = frag_route.is_some();
+        let l4 = match (frag_route, proto) {
+            (Some(r), _) => L4 {
+                sport: r.sport,
+                dport: r.dport,
+                tcp_flags: None,
             },
-            Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
-                Ok(u) => L4 {
-                    sport: u.src_port(),
-                    dport: u.dst_port(),
-                    tcp_flags: None,
+            (None, proto) => match proto {
+                Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
+                    Ok(t) => L4 {
+                        sport: t.src_port(),
+                        dport: t.dst_port(),
+                        tcp_flags: Some(t.flags()),
+                    },
+                    Err(_) => return Verdict::Drop(DropReason::L4Truncated),
                 },
-                Err(_) => return Verdict::Drop(DropReason::L4Truncated),
+                // A first fragment holds the UDP header but not the whole
+                // datagram its length field counts.
+                Protocol::Udp if frag.is_some() => match ip.payload() {
+                    [a, b, c, d, _, _, _, _, ..] => L4 {
+                        sport: u16::from_be_bytes([*a, *b]),
+                        dport: u16::from_be_bytes([*c, *d]),
+                        tcp_flags: None,
+                    },
+                    _ => return Verdict::Drop(DropReason::L4Truncated),
+                },
+                Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
+                    Ok(u) => L4 {
+                        sport: u.src_port(),
+                        dport: u.dst_port(),
+                        tcp_flags: None,
+                    },
+                    Err(_) => return Verdict::Drop(DropReason::L4Truncated),
+                },
+                Protocol::Icmp => return self.icmp(in_port, pkt, l2, now_ms),
+                _ if self.snap.is_local(dst) => return Verdict::ToControl,
+                _ => return Verdict::Drop(DropReason::L4Unsupported),
             },
-            Protocol::Icmp => return self.icmp(in_port, pkt, l2, now_ms),
-            _ if self.snap.is_local(dst) => return Verdict::ToControl,
-            _ => return Verdict::Drop(DropReason::L4Unsupported),
+        };
+        let first_fragment = match frag {
+            Some((key, true)) => Some(key),
+            _ => None,
         };
         let tuple = Tuple {
             proto: proto.into(),
@@ -477,6 +554,9 @@ impl Worker {
             }
             if real_at.is_none() || resched_quiescent || expired || fresh_syn {
                 self.end_conn(i);
+                if later {
+                    return Verdict::Drop(DropReason::FragmentNoConnection);
+                }
             } else {
                 let c = *self.conns.get(i);
                 let before_expires = c.expires;
@@ -484,7 +564,13 @@ impl Worker {
                 // By reference: the timeouts are not copied per packet.
                 let timeouts = svc.map_or(&self.cfg.timeouts, |s| &s.options.timeouts);
                 let entry = self.conns.get_mut(i);
-                let activity = state::transition(entry, dir, l4.tcp_flags, now_s, timeouts);
+                // A later fragment has no flags: the first one moved the
+                // state, as the whole datagram does in the kernel.
+                let activity = if later {
+                    Activity::Unchanged
+                } else {
+                    state::transition(entry, dir, l4.tcp_flags, now_s, timeouts)
+                };
                 let before = c.state;
                 let c = *entry;
                 // A shorter timeout (RST -> CLOSE, FIN -> TIME_WAIT) takes
@@ -506,8 +592,15 @@ impl Worker {
                         }
                     }
                 }
+                if let Some(key) = first_fragment {
+                    self.note_first_fragment(key, l4, None, now_ms);
+                }
                 return self.forward(pkt, l2, &c, dir, now_ms);
             }
+        }
+        if later {
+            return self
+                .later_fragment_without_connection(pkt, l2, &tuple, frag_route, ip_len, now_ms);
         }
 
         // No connection: only a packet to a service may open one.
@@ -571,6 +664,10 @@ impl Worker {
             ConnState::None,
             now_s,
         );
+        if let Some(key) = first_fragment {
+            let ops = (svc.options.ops && proto == Protocol::Udp).then_some((sid, ri as u16));
+            self.note_first_fragment(key, l4, ops, now_ms);
+        }
         if svc.options.ops && proto == Protocol::Udp {
             // ip_vs_schedule with IP_VS_SVC_F_ONEPACKET: a connection that
             // lives for this one datagram. It is counted (ip_vs_conn_new
@@ -608,6 +705,56 @@ impl Worker {
         count_packet(svc, w, &c, Direction::In, ip_len);
         self.counters.conns_created.inc();
         emit(&mut self.events, &self.counters, Event::Created(c));
+        self.forward(pkt, l2, &c, Direction::In, now_ms)
+    }
+
+    /// Records where the datagram of a first fragment goes, for its later
+    /// fragments; counts an entry that took another datagram's place.
+    fn note_first_fragment(&mut self, key: FragKey, l4: L4, ops: Option<(u16, u16)>, now_ms: u64) {
+        let route = FragRoute {
+            sport: l4.sport,
+            dport: l4.dport,
+            ops,
+        };
+        if self.frags.insert(key, route, now_ms) == Inserted::Evicted {
+            self.counters.frag_entries_evicted.inc();
+        }
+    }
+
+    /// A later fragment whose datagram has no connection entry: one of a
+    /// one-packet-scheduling service goes to the real its first fragment
+    /// went to; any other is dropped (its connection ended, or its first
+    /// fragment was refused).
+    #[cold]
+    fn later_fragment_without_connection<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        tuple: &Tuple,
+        route: Option<FragRoute>,
+        ip_len: u64,
+        now_ms: u64,
+    ) -> Verdict {
+        let Some((sid, ri)) = route.and_then(|r| r.ops) else {
+            return Verdict::Drop(DropReason::FragmentNoConnection);
+        };
+        let snap = self.snap.clone();
+        let Some(real) = snap.service(sid).and_then(|s| s.reals.get(usize::from(ri))) else {
+            return Verdict::Drop(DropReason::FragmentNoConnection);
+        };
+        let c = Conn::new(
+            tuple,
+            real.addr,
+            tuple.dport,
+            sid,
+            ri,
+            real.method,
+            ConnState::Udp,
+            (now_ms / 1000) as u32,
+        );
+        if let Some(svc) = snap.service(sid) {
+            count_packet(svc, self.cfg.worker_id, &c, Direction::In, ip_len);
+        }
         self.forward(pkt, l2, &c, Direction::In, now_ms)
     }
 

@@ -553,3 +553,135 @@ fn wlc_prefers_the_least_loaded_real() {
     );
     director.stop();
 }
+
+/// The director's MAC address, as its log says at start.
+fn director_mac(log: &str) -> String {
+    log.lines()
+        .find_map(|l| l.split(", MAC ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no MAC in the log:\n{log}"))
+}
+
+/// A counter of the client's kernel (`/proc/net/snmp`, e.g. Icmp
+/// InTimeExcds).
+fn client_snmp(lab: &Lab, group: &str, name: &str) -> u64 {
+    let text = lab
+        .exec_in(l4vs_lab::CLIENT, "cat", &["/proc/net/snmp"])
+        .unwrap();
+    let mut lines = text.lines().filter(|l| l.starts_with(&format!("{group}:")));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        panic!("no {group} in /proc/net/snmp:\n{text}");
+    };
+    let i = names
+        .split_whitespace()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no {group} {name}"));
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// TTL, with the kernel on both sides: a datagram sent with TTL 2 reaches
+/// the real (the director forwards it with TTL 1), one sent with TTL 1 is
+/// answered with ICMP time exceeded, which the client's kernel counts.
+#[test]
+fn ttl_is_decremented_and_ttl_1_gets_time_exceeded() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat.yaml");
+    let shape = |ttl| l4vs_lab::client::ProbeShape {
+        ttl: Some(ttl),
+        ..Default::default()
+    };
+    let two = lab.udp_probe_shaped(VIP_UDP, 3, &shape(2)).unwrap();
+    assert_eq!((two.total_served(), two.failed), (3, 0), "{two:?}");
+    let before = client_snmp(&lab, "Icmp", "InTimeExcds");
+    let one = lab.udp_probe_shaped(VIP_UDP, 3, &shape(1)).unwrap();
+    assert_eq!((one.total_served(), one.failed), (0, 3), "{one:?}");
+    let after = client_snmp(&lab, "Icmp", "InTimeExcds");
+    assert_eq!(after - before, 3, "time exceeded received by the client");
+    let log = director.stop();
+    assert_eq!(counter(&log, "icmp_time_exceeded_sent"), 3, "{log}");
+    assert_eq!(counter(&log, "ip_ttl_expired"), 3, "{log}");
+}
+
+/// The first packet to a neighbour the director does not know is held,
+/// not lost: the client sends from a second address the director has
+/// never seen (with a static ARP entry for the director, so it never
+/// asks), and the first answer, which the director must resolve the
+/// client's new address for, arrives on the first try.
+#[test]
+fn the_first_reply_to_an_unknown_neighbour_is_not_lost() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat.yaml");
+    let mac = director_mac(&director.log_text());
+    let second = "198.18.1.20";
+    lab.ip(
+        l4vs_lab::CLIENT,
+        &["addr", "add", &format!("{second}/24"), "dev", "eth0"],
+    )
+    .unwrap();
+    lab.ip(
+        l4vs_lab::CLIENT,
+        &[
+            "neigh",
+            "replace",
+            "198.18.1.1",
+            "lladdr",
+            &mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ],
+    )
+    .unwrap();
+    let shape = l4vs_lab::client::ProbeShape {
+        bind: Some(second.parse().unwrap()),
+        ..Default::default()
+    };
+    let d = lab.udp_probe_shaped(VIP_UDP, 1, &shape).unwrap();
+    assert_eq!(
+        (d.total_served(), d.failed),
+        (1, 0),
+        "{d:?}\n{}",
+        director.log_text()
+    );
+    let log = director.stop();
+    assert!(counter(&log, "neighbor_held") >= 1, "{log}");
+    assert!(counter(&log, "neighbor_released") >= 1, "{log}");
+    assert_eq!(counter(&log, "neighbor_unresolved"), 0, "{log}");
+}
+
+/// Fragments with the kernel on both sides (a net_pcap port, which sees
+/// them as a NIC does): 2900-byte UDP datagrams leave the client in two
+/// fragments and come back from the real, echoed, in two more; every one
+/// reaches its real whole and its answer the client whole. Then the same
+/// with the client's fragments sent last first: the director holds the
+/// later fragment until its first comes.
+#[test]
+fn fragmented_datagrams_cross_the_director_whole() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat-pcap.yaml");
+    let shape = l4vs_lab::client::ProbeShape {
+        size: Some(2900),
+        ..Default::default()
+    };
+    let in_order = lab.udp_probe_shaped(VIP_UDP, 6, &shape).unwrap();
+    let reversed = l4vs_lab::client::ProbeShape {
+        reverse_fragments_from: Some(l4vs_lab::CLIENT_ADDR),
+        ..shape
+    };
+    let last_first = lab.udp_probe_shaped(VIP_UDP, 6, &reversed).unwrap();
+    let log = director.stop();
+    for (d, what) in [(&in_order, "in order"), (&last_first, "last first")] {
+        assert_eq!((d.total_served(), d.failed), (6, 0), "{what}: {d:?}\n{log}");
+        assert_every_real_served(d, what);
+    }
+    // 12 datagrams in and 12 echoes out, two fragments each.
+    assert!(counter(&log, "fragments_in") >= 48, "{log}");
+    assert!(counter(&log, "fragments_held") >= 6, "{log}");
+    assert_eq!(counter(&log, "ip_fragment_timeout"), 0, "{log}");
+    assert_eq!(counter(&log, "ip_fragment"), 0, "{log}");
+}

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
-use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -206,6 +206,34 @@ pub fn parse_http_response(response: &[u8]) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// How UDP probes are sent, beyond the defaults (a short payload, the
+/// system's TTL, one datagram through the kernel).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeShape {
+    /// Pad each probe's payload to this many bytes: past the MTU (1472
+    /// bytes of UDP payload on 1500) the kernel sends it in fragments.
+    pub size: Option<usize>,
+    /// The probes' IP TTL.
+    pub ttl: Option<u32>,
+    /// Send each probe as IP fragments of at most 1500 bytes, made here and
+    /// sent last first on a raw socket, from this address (the client's);
+    /// the answer comes to a UDP socket bound to the same port.
+    pub reverse_fragments_from: Option<Ipv4Addr>,
+    /// Send from this local address instead of the one the route picks.
+    pub bind: Option<Ipv4Addr>,
+}
+
+/// The payload of probe `i`: `probe-i`, padded with `.` to `size` bytes.
+fn probe_payload(i: u32, size: Option<usize>) -> String {
+    let mut p = format!("probe-{i}");
+    if let Some(n) = size {
+        while p.len() < n {
+            p.push('.');
+        }
+    }
+    p
+}
+
 /// `count` UDP echo probes to `target`, each waiting up to `timeout` for its
 /// answer. With `new_socket_each`, every probe comes from a new socket (a new
 /// source port, hence a new connection for the director); otherwise all
@@ -216,6 +244,23 @@ pub fn udp_probe(
     timeout: Duration,
     new_socket_each: bool,
 ) -> Distribution {
+    udp_probe_shaped(
+        target,
+        count,
+        timeout,
+        new_socket_each,
+        &ProbeShape::default(),
+    )
+}
+
+/// [`udp_probe`], sent as `shape` says.
+pub fn udp_probe_shaped(
+    target: SocketAddrV4,
+    count: u32,
+    timeout: Duration,
+    new_socket_each: bool,
+    shape: &ProbeShape,
+) -> Distribution {
     let mut dist = Distribution::default();
     let mut shared: Option<UdpSocket> = None;
     for i in 0..count {
@@ -223,14 +268,26 @@ pub fn udp_probe(
             let sock = match (&shared, new_socket_each) {
                 (Some(s), false) => s.try_clone()?,
                 _ => {
-                    let s = UdpSocket::bind("0.0.0.0:0").context("binding a UDP socket")?;
+                    let local = SocketAddrV4::new(shape.bind.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
+                    let s = UdpSocket::bind(local).context("binding a UDP socket")?;
+                    if let Some(ttl) = shape.ttl {
+                        s.set_ttl(ttl).context("setting the probe's TTL")?;
+                    }
                     if !new_socket_each {
                         shared = Some(s.try_clone()?);
                     }
                     s
                 }
             };
-            udp_exchange(&sock, target, &format!("probe-{i}"), timeout)
+            let payload = probe_payload(i, shape.size);
+            match shape.reverse_fragments_from {
+                Some(src) => {
+                    let port = sock.local_addr()?.port();
+                    send_reverse_fragments(SocketAddrV4::new(src, port), target, i, &payload)?;
+                    await_echo(&sock, &payload, timeout)
+                }
+                None => udp_exchange(&sock, target, &payload, timeout),
+            }
         })();
         match result {
             Ok(name) => *dist.served.entry(name).or_default() += 1,
@@ -243,6 +300,48 @@ pub fn udp_probe(
         }
     }
     dist
+}
+
+/// Sends the UDP datagram `src` -> `dst` carrying `payload` as hand-made
+/// IPv4 fragments of at most 1500 bytes (1480-byte pieces, IP ID from
+/// `id`, never 0), the last one first, on a raw socket: what a network that
+/// reorders delivers. UDP checksum 0 ("none", RFC 768).
+///
+/// # Errors
+/// If the raw socket cannot be opened or a fragment cannot be sent.
+pub fn send_reverse_fragments(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    id: u32,
+    payload: &str,
+) -> Result<()> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    // IPPROTO_RAW: the kernel sends our headers as they are (IP_HDRINCL).
+    let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255)))
+        .context("cannot open a raw IPv4 socket (IPPROTO_RAW)")?;
+    // Never ID 0: for IP_HDRINCL the kernel replaces a zero ID with one of
+    // its own, per packet, which would split the datagram's fragments.
+    let ident = (id as u16).wrapping_add(0x1000).max(1);
+    let whole = crate::ipip::udp_packet(src, dst, ident, payload.as_bytes())?;
+    let data = &whole[20..];
+    const PIECE: usize = 1480;
+    let pieces: Vec<&[u8]> = data.chunks(PIECE).collect();
+    let to = SockAddr::from(SocketAddrV4::new(*dst.ip(), 0));
+    for (k, piece) in pieces.iter().enumerate().rev() {
+        let mut h = whole[..20].to_vec();
+        let total = u16::try_from(20 + piece.len()).context("fragment too long")?;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        let more = u16::from(k + 1 < pieces.len());
+        let off = (k * PIECE / 8) as u16;
+        h[6..8].copy_from_slice(&((more << 13) | off).to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let csum = crate::ipip::ipv4_header_checksum(&h);
+        h[10..12].copy_from_slice(&csum.to_be_bytes());
+        h.extend_from_slice(piece);
+        raw.send_to(&h, &to)
+            .with_context(|| format!("sending fragment {k} to {dst}"))?;
+    }
+    Ok(())
 }
 
 /// Sends `payload` and waits for `"<name> <payload>"`, skipping late answers
@@ -268,7 +367,7 @@ pub fn udp_exchange(
 /// When no matching answer arrives within `timeout`, or on a socket error.
 pub fn await_echo(sock: &UdpSocket, payload: &str, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 2048];
+    let mut buf = vec![0u8; 65536];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -122,6 +122,20 @@ enum Cmd {
         /// Send every probe from one socket (one flow) instead of a new one each.
         #[arg(long)]
         same_socket: bool,
+        /// Pad each probe to this many bytes of UDP payload (past 1472, the
+        /// kernel sends it in fragments).
+        #[arg(long)]
+        size: Option<usize>,
+        /// The probes' IP TTL.
+        #[arg(long)]
+        ttl: Option<u32>,
+        /// Send each probe as IP fragments made here, last first, from this
+        /// address (raw socket).
+        #[arg(long)]
+        reverse_fragments_from: Option<std::net::Ipv4Addr>,
+        /// Send from this local address.
+        #[arg(long)]
+        bind: Option<std::net::Ipv4Addr>,
     },
 }
 
@@ -223,12 +237,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             count,
             timeout_ms,
             same_socket,
+            size,
+            ttl,
+            reverse_fragments_from,
+            bind,
         } => {
-            let dist = client::udp_probe(
+            let dist = client::udp_probe_shaped(
                 target,
                 count,
                 Duration::from_millis(timeout_ms),
                 !same_socket,
+                &client::ProbeShape {
+                    size,
+                    ttl,
+                    reverse_fragments_from,
+                    bind,
+                },
             );
             print!("{dist}");
             Ok(ExitCode::SUCCESS)

@@ -653,6 +653,41 @@ impl Lab {
         ])
     }
 
+    /// `count` UDP echo probes from the client to `target`, each from a new
+    /// source port, sent as `shape` says (1 s timeout each).
+    ///
+    /// # Errors
+    /// If the client cannot run; losses are counted, not errors.
+    pub fn udp_probe_shaped(
+        &self,
+        target: SocketAddrV4,
+        count: u32,
+        shape: &crate::client::ProbeShape,
+    ) -> Result<Distribution> {
+        let mut args = vec![
+            "udp-probe".into(),
+            "--target".into(),
+            target.to_string(),
+            "--count".into(),
+            count.to_string(),
+            "--timeout-ms".into(),
+            PROBE_TIMEOUT_MS.to_string(),
+        ];
+        if let Some(n) = shape.size {
+            args.extend(["--size".into(), n.to_string()]);
+        }
+        if let Some(t) = shape.ttl {
+            args.extend(["--ttl".into(), t.to_string()]);
+        }
+        if let Some(a) = shape.reverse_fragments_from {
+            args.extend(["--reverse-fragments-from".into(), a.to_string()]);
+        }
+        if let Some(a) = shape.bind {
+            args.extend(["--bind".into(), a.to_string()]);
+        }
+        self.run_client(&args)
+    }
+
     /// UDP echo probes from the client for [`VIP_UDP`], IP-IP encapsulated by
     /// the client itself straight to the real server `rip`: a stand-in for a
     /// tunnel-mode director when testing the reals' decapsulation. The

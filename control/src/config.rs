@@ -52,6 +52,7 @@
 //!     device: "net_af_packet0,iface=eth0"   # vdev spec, or PCI address[,devargs]
 //!     rx_desc: 1024         # default 1024, 32..=32768
 //!     tx_desc: 1024         # default 1024, 32..=32768
+//!     mtu: 1500             # default: the device's; 68..=2030 (restart-only)
 //! mbufs: 8191               # default 8191
 //! addresses:                # default []: the director's own addresses
 //!   - { port: lan, address: 198.18.1.1/24 }
@@ -63,6 +64,7 @@
 //!     vip: 198.18.0.100     # required
 //!     port: 80              # required, 1..=65535
 //!     protocol: tcp         # required: tcp | udp
+//!     ops: false            # default false: one-packet scheduling (udp; no nat reals)
 //!     scheduler: rr         # required: rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos
 //!     sched_flags: []       # default []: sh-port sh-fallback (sh), mh-port mh-fallback (mh)
 //!     mh_table_size: 65537  # mh only, default 65537: a prime in 251..=131071
@@ -294,9 +296,11 @@ pub struct Port {
     pub rx_desc: u16,
     pub tx_desc: u16,
     /// IP MTU in bytes, [`MIN_MTU`]..=[`MAX_MTU`]; `None`: the device's
-    /// own (`rte_eth_dev_get_mtu`; for af_packet, af_xdp and tap the
-    /// kernel interface's). Packets larger than it leave fragmented, or are
-    /// answered with ICMP fragmentation needed when DF is set.
+    /// own (`rte_eth_dev_get_mtu`). l4vs forwards by it: packets larger
+    /// leave fragmented, or are answered with ICMP fragmentation needed
+    /// when DF is set. The device is set to it too (`rte_eth_dev_set_mtu`)
+    /// when its driver can be; one that cannot (net_pcap) is told so at
+    /// start, and l4vs enforces the MTU all the same.
     pub mtu: Option<u16>,
 }
 

@@ -184,19 +184,33 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         };
         port.configure(&pc, &pool)
             .with_context(|| format!("configuring port {}", p.name))?;
+        // The configured MTU is the one l4vs forwards by (it fragments and
+        // answers frag-needed itself); the device is set to it when its
+        // driver can be (net_pcap, for one, cannot).
         if let Some(mtu) = p.mtu {
-            port.set_mtu(mtu)
-                .with_context(|| format!("port {}: setting mtu {mtu}", p.name))?;
+            match port.set_mtu(mtu) {
+                Ok(()) => {}
+                Err(e) if e.is_not_supported() => println!(
+                    "l4vs: port {}: the device cannot set its MTU; l4vs forwards by mtu {mtu} all the same",
+                    p.name
+                ),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("port {}: setting mtu {mtu}", p.name))
+                }
+            }
         }
         port.start()
             .with_context(|| format!("starting port {}", p.name))?;
         let mac = port
             .mac_addr()
             .with_context(|| format!("port {} MAC", p.name))?;
-        let mtu = port
-            .mtu()
-            .with_context(|| format!("port {} MTU", p.name))?
-            .clamp(crate::config::MIN_MTU, crate::config::MAX_MTU);
+        let mtu = match p.mtu {
+            Some(mtu) => mtu,
+            None => port
+                .mtu()
+                .with_context(|| format!("port {} MTU", p.name))?
+                .clamp(crate::config::MIN_MTU, crate::config::MAX_MTU),
+        };
         println!(
             "l4vs: port {} ({}) up, MAC {}, MTU {mtu}",
             p.name,

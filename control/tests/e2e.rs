@@ -685,3 +685,42 @@ fn fragmented_datagrams_cross_the_director_whole() {
     assert_eq!(counter(&log, "ip_fragment_timeout"), 0, "{log}");
     assert_eq!(counter(&log, "ip_fragment"), 0, "{log}");
 }
+
+/// A port MTU smaller than the path's, with the kernel on both sides
+/// (lab-nat-mtu.yaml, MTU 1400 on 1500-byte links): a full-size datagram
+/// with DF gets fragmentation needed, and the client's kernel learns the
+/// path MTU from it (its route cache says 1400) and sends smaller
+/// fragments from then on; the real servers' 1500-byte answers, which the
+/// port cannot carry whole, leave the director in fragments and reach the
+/// client whole.
+#[test]
+fn a_smaller_port_mtu_is_learned_by_the_client_and_fragmented_towards_it() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat-mtu.yaml");
+    let shape = l4vs_lab::client::ProbeShape {
+        size: Some(1472),
+        ..Default::default()
+    };
+    let first = lab.udp_probe_shaped(VIP_UDP, 1, &shape).unwrap();
+    let route = lab
+        .ip(l4vs_lab::CLIENT, &["route", "get", &VIP.to_string()])
+        .unwrap();
+    let after = lab.udp_probe_shaped(VIP_UDP, 6, &shape).unwrap();
+    let log = director.stop();
+    assert_eq!(
+        first.total_served(),
+        0,
+        "the first one had DF: {first:?}\n{log}"
+    );
+    assert!(route.contains("mtu 1400"), "client route: {route}\n{log}");
+    assert_eq!(
+        (after.total_served(), after.failed),
+        (6, 0),
+        "{after:?}\n{log}"
+    );
+    assert!(counter(&log, "icmp_frag_needed_sent") >= 1, "{log}");
+    assert!(counter(&log, "frag_needed") >= 1, "{log}");
+    assert!(counter(&log, "fragmented") >= 6, "{log}");
+    assert_eq!(counter(&log, "frag_failed"), 0, "{log}");
+}

@@ -594,3 +594,25 @@ fn later_fragments_wait_for_their_first() {
         1 + HOLD_QUEUE_SLOTS as u64
     );
 }
+
+/// A frame over the MTU that may not be fragmented (DF) and reaches the
+/// transmit path — an echo reply answered in place — is dropped and
+/// counted (`frag_failed`), never sent over the MTU.
+#[test]
+fn a_df_frame_over_the_mtu_is_never_sent() {
+    let mut r = rig(64);
+    let h = Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl: 64,
+    };
+    r.lcore
+        .io_mut()
+        .rx
+        .push_back(VecPacket::new(&testpkt::icmp_echo(&h, 1, 1, &[0; 1600])));
+    r.lcore.poll();
+    assert_eq!(r.lcore.io().sent.len(), 0);
+    assert_eq!(r.counters.drops_of(DropReason::FragFailed), 1);
+}

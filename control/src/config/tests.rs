@@ -166,8 +166,25 @@ fn example_full_resolves_references_and_overrides() {
     assert_eq!(http.reals[0].forward, ForwardMethod::DirectRouting);
     assert_eq!(http.reals[2].forward, ForwardMethod::Nat);
     assert_eq!(http.reals[2].port, 8080);
-    assert!(cfg.services[3].reals.is_empty());
-    assert_eq!(cfg.services[3].name, None);
+    assert!(cfg.services[4].reals.is_empty());
+    assert_eq!(cfg.services[4].name, None);
+    // The keys the reference shows beyond the basics.
+    assert_eq!(cfg.ports[0].mtu, Some(1500));
+    assert_eq!(cfg.ports[1].mtu, None);
+    assert!(cfg.services[2].ops);
+    let www = &cfg.services[0];
+    assert_eq!(
+        www.persistence.map(|p| (p.timeout, p.netmask)),
+        Some((360, 24))
+    );
+    assert_eq!(www.timeouts.tcp_established, 3600);
+    assert_eq!(
+        (www.reals[0].upper_threshold, www.reals[0].lower_threshold),
+        (20000, 15000)
+    );
+    assert_eq!(cfg.services[3].fwmark, Some(1));
+    assert_eq!(cfg.firewall_marks.len(), 2);
+    assert_eq!(cfg.workers.connections, 4_194_304);
 }
 
 #[test]

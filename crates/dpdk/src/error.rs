@@ -91,6 +91,11 @@ impl Error {
         }
     }
 
+    /// True for ENOTSUP: the driver does not offer the operation.
+    pub fn is_not_supported(&self) -> bool {
+        self.code() == errno::ENOTSUP
+    }
+
     /// What was being done.
     pub fn context(&self) -> &str {
         &self.context

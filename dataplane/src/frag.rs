@@ -65,6 +65,10 @@ impl Plan {
         if ip.dont_frag() {
             return Err(FragError::DontFragment);
         }
+        // Offsets past 64 KiB do not fit the 13-bit field.
+        if usize::from(ip.frag_offset()) + (tl - hl) > usize::from(u16::MAX) {
+            return Err(FragError::Malformed);
+        }
         let chunk = usize::from(mtu).saturating_sub(hl) & !7;
         if chunk == 0 {
             return Err(FragError::MtuTooSmall);
@@ -232,6 +236,36 @@ mod tests {
         let plan = Plan::new(&big, 68).unwrap().unwrap();
         assert_eq!(plan.count(), 42);
         assert_eq!(Plan::new(&big[..20], 1500), Err(FragError::Malformed));
+        // A fragment whose end lies past 64 KiB cannot be cut again: its
+        // pieces' offsets would spill into the flags.
+        let mut far = big.clone();
+        far[14 + 6..14 + 8].copy_from_slice(&8190u16.to_be_bytes());
+        ipv4::Packet::new_unchecked(&mut far[14..]).fill_checksum();
+        assert_eq!(Plan::new(&far, 1500), Err(FragError::Malformed));
+    }
+
+    /// An 802.1Q-tagged frame keeps its tag in every fragment, and its
+    /// pieces are cut by the IP MTU, not the frame length.
+    #[test]
+    fn a_tagged_frame_keeps_its_tag() {
+        let plain = no_df(testpkt::udp(&hdr(), 1, 2, &[3; 1600], true));
+        let mut tagged = plain[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+        tagged.extend_from_slice(&plain[12..]);
+        let plan = Plan::new(&tagged, 1500).unwrap().unwrap();
+        assert_eq!(plan.count(), 2);
+        let mut second = vec![0u8; plan.frame_len(1)];
+        plan.write(&tagged, 1, &mut second);
+        assert_eq!(&second[..18], &tagged[..18], "tag kept");
+        let ip = ipv4::Packet::new_checked(&second[18..]).unwrap();
+        assert_eq!((ip.frag_offset(), ip.total_len()), (1480, 20 + 128));
+        assert!(ip.verify_checksum());
+        // Tagged, exactly the MTU: it fits.
+        let fits = no_df(testpkt::udp(&hdr(), 1, 2, &[3; 1472], true));
+        let mut t = fits[..12].to_vec();
+        t.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+        t.extend_from_slice(&fits[12..]);
+        assert_eq!(Plan::new(&t, 1500), Ok(None));
     }
 
     /// A fragment fragmented again keeps its place in the datagram: offsets

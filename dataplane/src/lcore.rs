@@ -8,7 +8,8 @@
 //! workers handed over; the frames the control thread injects; flush the
 //! queues; pick up a newly published
 //! snapshot; apply a few commands of the control thread; send the held
-//! packets whose next hop ARP has resolved; and, every
+//! packets whose next hop ARP has resolved, and hand back the later
+//! fragments whose first has come; and, every
 //! [`LcoreConfig::housekeeping_ms`], expire connections. The control
 //! crate implements [`PacketIo`] over DPDK queues and rings; the
 //! benchmarks over memory, so they time this same loop.
@@ -103,11 +104,18 @@ const MAX_FRAGMENTS: usize = 48;
 /// (`ipfrag_time`) bounds reassembly memory, which l4vs does not keep.
 pub const FRAGMENT_HOLD_MS: u64 = 1000;
 
+/// Later fragments held at most, of [`HOLD_QUEUE_SLOTS`]: fragments
+/// whose first never comes cannot crowd out packets waiting for ARP.
+pub const HOLD_QUEUE_FRAGMENTS: usize = HOLD_QUEUE_SLOTS / 2;
+/// How often held packets are looked at when nothing happened that could
+/// release them (for timeouts), milliseconds.
+const HOLD_CHECK_MS: u64 = 10;
+
 /// What a held packet waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
-    /// ARP to resolve this next hop.
-    Neighbor(Ipv4Addr),
+    /// ARP to resolve this next hop, reached through this port.
+    Neighbor(Ipv4Addr, u16),
     /// The first fragment of this datagram.
     Fragment(FragKey),
 }
@@ -156,9 +164,15 @@ pub struct Lcore<Io: PacketIo> {
     commands: Option<rtrb::Consumer<Command>>,
     cfg: LcoreConfig,
     pkts: Box<[Option<Io::Pkt>]>,
-    /// Packets waiting for their next hop's MAC; `held_count` are Some.
+    /// Packets waiting for their next hop's MAC or their first fragment;
+    /// `held_count` are Some, `held_fragments` of them fragments.
     held: Box<[Option<Held<Io::Pkt>>]>,
     held_count: usize,
+    held_fragments: usize,
+    /// The worker's fragment generation when held packets were last
+    /// looked at, and when they are next looked at anyway.
+    seen_frag_generation: u64,
+    next_hold_check_ms: u64,
     start: u64,
     next_housekeeping_ms: u64,
     idle_polls: u32,
@@ -195,6 +209,9 @@ impl<Io: PacketIo> Lcore<Io> {
             pkts: (0..MAX_BURST).map(|_| None).collect(),
             held: (0..HOLD_QUEUE_SLOTS).map(|_| None).collect(),
             held_count: 0,
+            held_fragments: 0,
+            seen_frag_generation: 0,
+            next_hold_check_ms: 0,
             start,
             next_housekeeping_ms: 0,
             idle_polls: 0,
@@ -285,7 +302,7 @@ impl<Io: PacketIo> Lcore<Io> {
                 if solicit {
                     self.solicit(port, next_hop);
                 }
-                self.hold(p, Wait::Neighbor(next_hop), now_ms);
+                self.hold(p, Wait::Neighbor(next_hop, port), now_ms);
             }
             Verdict::AwaitFragment => match fragment_key(Io::bytes(&p)) {
                 Some(key) => self.hold(p, Wait::Fragment(key), now_ms),
@@ -309,9 +326,10 @@ impl<Io: PacketIo> Lcore<Io> {
     #[inline]
     fn transmit_on(io: &mut Io, worker: &Worker, port: u16, p: Io::Pkt) {
         let mtu = worker.port_mtu(port);
-        // 18: an Ethernet header with an 802.1Q tag, the most a frame
-        // that fits can carry; anything longer is checked exactly.
-        if Io::bytes(&p).len() <= usize::from(mtu) + 18 {
+        // 14: an untagged Ethernet header. Longer frames (tagged ones
+        // among them, and Ethernet padding never comes this long) are
+        // checked exactly by the fragmenter, which sends one that fits.
+        if Io::bytes(&p).len() <= usize::from(mtu) + 14 {
             io.tx(port, p);
         } else {
             Self::fragment(io, worker, port, mtu, p);
@@ -350,18 +368,23 @@ impl<Io: PacketIo> Lcore<Io> {
 
     /// Sends the ARP request a held packet waits for, in a new packet.
     fn solicit(&mut self, port: u16, next_hop: Ipv4Addr) {
+        Self::solicit_on(&mut self.io, &self.worker, port, next_hop);
+    }
+
+    fn solicit_on(io: &mut Io, worker: &Worker, port: u16, next_hop: Ipv4Addr) {
         let mut frame = [0u8; 60];
-        if !self.worker.write_arp_request(port, next_hop, &mut frame) {
+        if !worker.write_arp_request(port, next_hop, &mut frame) {
             return;
         }
-        if let Some(mut req) = self.io.alloc(frame.len()) {
+        if let Some(mut req) = io.alloc(frame.len()) {
             {
                 let mut v = Io::view(&mut req);
                 let n = v.data().len().min(frame.len());
                 v.data_mut()[..n].copy_from_slice(&frame[..n]);
                 v.truncate(frame.len());
             }
-            self.io.tx(port, req);
+            io.tx(port, req);
+            worker.counters().arp_requests.inc();
         }
     }
 
@@ -369,6 +392,10 @@ impl<Io: PacketIo> Lcore<Io> {
     /// the oldest packet waiting for the same thing once it holds
     /// [`HOLD_QUEUE_PER_KEY`]; dropped when every slot is taken.
     fn hold(&mut self, p: Io::Pkt, wait: Wait, now_ms: u64) {
+        let fragment = matches!(wait, Wait::Fragment(_));
+        if fragment && self.held_fragments >= HOLD_QUEUE_FRAGMENTS {
+            return self.worker.counters().count_drop(DropReason::HoldQueueFull);
+        }
         let mut same = 0;
         let mut oldest: Option<usize> = None;
         let mut free: Option<usize> = None;
@@ -398,6 +425,7 @@ impl<Io: PacketIo> Lcore<Io> {
                 // Dropping the old packet frees it.
                 self.held[o] = None;
                 self.held_count -= 1;
+                self.held_fragments -= usize::from(fragment);
                 counters.count_drop(DropReason::HoldQueueFull);
                 o
             }
@@ -413,6 +441,7 @@ impl<Io: PacketIo> Lcore<Io> {
             since_ms: now_ms,
         });
         self.held_count += 1;
+        self.held_fragments += usize::from(fragment);
     }
 
     /// Sends the held packets whose next hop has been resolved, hands
@@ -425,13 +454,22 @@ impl<Io: PacketIo> Lcore<Io> {
                 continue;
             };
             let (ready, timeout, reason) = match h.wait {
-                Wait::Neighbor(next_hop) => (
-                    self.worker
+                Wait::Neighbor(next_hop, port) => {
+                    let ready = self
+                        .worker
                         .readdress(&mut Io::view(&mut h.pkt), next_hop)
-                        .map(|port| Verdict::Forward { port }),
-                    NEIGHBOR_QUEUE_TIMEOUT_MS,
-                    DropReason::NeighborUnresolved,
-                ),
+                        .map(|port| Verdict::Forward { port });
+                    // Ask again while it waits (the kernel sends up to
+                    // mcast_solicit requests, retrans_time apart).
+                    if ready.is_none() && self.worker.should_solicit_again(next_hop, now_ms) {
+                        Self::solicit_on(&mut self.io, &self.worker, port, next_hop);
+                    }
+                    (
+                        ready,
+                        NEIGHBOR_QUEUE_TIMEOUT_MS,
+                        DropReason::NeighborUnresolved,
+                    )
+                }
                 Wait::Fragment(key) => (
                     self.worker
                         .fragment_known(&key, now_ms)
@@ -448,6 +486,7 @@ impl<Io: PacketIo> Lcore<Io> {
                 continue;
             };
             self.held_count -= 1;
+            self.held_fragments -= usize::from(matches!(h.wait, Wait::Fragment(_)));
             let counters = self.worker.counters();
             match ready {
                 Some(Verdict::Forward { port }) => {
@@ -470,7 +509,8 @@ impl<Io: PacketIo> Lcore<Io> {
         }
     }
 
-    /// Packets held for unresolved next hops now.
+    /// Packets held now (for unresolved next hops, and later fragments
+    /// waiting for their first).
     pub fn held(&self) -> usize {
         self.held_count
     }
@@ -478,9 +518,21 @@ impl<Io: PacketIo> Lcore<Io> {
     /// What happens between bursts: held packets, a new snapshot,
     /// commands, expiry.
     fn between_bursts(&mut self, now_ms: u64) {
+        // Held packets are looked at when something may have released
+        // them (a next hop could be learned any time; a first fragment was
+        // recorded), and every HOLD_CHECK_MS for their timeouts, so that
+        // a queue full of fragments whose first never comes costs little.
         if self.held_count > 0 {
-            self.release_held(now_ms);
-            self.io.flush();
+            let generation = self.worker.frag_generation();
+            if self.held_count > self.held_fragments
+                || generation != self.seen_frag_generation
+                || now_ms >= self.next_hold_check_ms
+            {
+                self.seen_frag_generation = generation;
+                self.next_hold_check_ms = now_ms + HOLD_CHECK_MS;
+                self.release_held(now_ms);
+                self.io.flush();
+            }
         }
         {
             let current = self.snapshot.load();

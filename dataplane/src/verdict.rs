@@ -138,7 +138,9 @@ pub struct Counters {
     /// Packets this worker processed: from its RX queues, and those other
     /// workers redirected to it (so a redirected packet counts on both).
     pub rx: Counter,
-    /// Packets forwarded (verdict `Forward`).
+    /// Packets forwarded (verdict `Forward`, and held packets released);
+    /// what then does not leave is counted as `tx_dropped` or
+    /// `frag_failed`.
     pub forwarded: Counter,
     /// Forwarded packets the TX queue refused (freed).
     pub tx_dropped: Counter,
@@ -164,7 +166,8 @@ pub struct Counters {
     pub icmp_echo_replies: Counter,
     /// ICMP errors forwarded to the real server or client of their connection.
     pub icmp_errors_forwarded: Counter,
-    /// ICMP fragmentation-needed sent for packets too big to tunnel.
+    /// ICMP fragmentation needed sent for packets with DF larger than the
+    /// egress MTU (or the MTU an IP-IP header leaves).
     pub icmp_frag_needed_sent: Counter,
     /// ICMP time exceeded sent for packets that would leave with TTL 0.
     pub icmp_time_exceeded_sent: Counter,

@@ -389,10 +389,17 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
     assert_eq!(req.target_proto_addr(), rip(0));
     assert_eq!(sent[0].1.data().len(), 60);
     assert_eq!(r.counters.arp_requests.get(), 1);
-    // Nothing changes while the next hop is silent.
-    r.lcore.io_mut().clock += 1000 * CPM;
+    // Nothing changes while the next hop is silent; after the retry
+    // interval (1 s) the held packets ask again, once.
+    r.lcore.io_mut().clock += 999 * CPM;
     r.lcore.poll();
     assert_eq!((r.lcore.held(), r.lcore.io().sent.len()), (2, 0));
+    r.lcore.io_mut().clock += 2 * CPM;
+    r.lcore.poll();
+    r.lcore.poll();
+    let again: Vec<_> = r.lcore.io_mut().sent.drain(..).collect();
+    assert_eq!(again.len(), 1, "a second ARP request");
+    assert_eq!(r.counters.arp_requests.get(), 2);
     // The reply arrives: both leave, in order, addressed to the real.
     let rmac = Mac([2, 0, 0, 0, 2, 11]);
     r.lcore.io_mut().rx.push_back(VecPacket::new(&testpkt::arp(
@@ -507,6 +514,29 @@ fn packets_over_the_mtu_leave_in_fragments() {
     assert_eq!(&whole[20..], &payload[..]);
     assert_eq!(r.counters.fragmented.get(), 1);
     assert_eq!(r.counters.fragments_sent.get(), 3);
+
+    // At the boundary: 1500 bytes of IP leave whole, 1501 to 1504 in two.
+    for (extra, pieces) in [(0usize, 1usize), (1, 2), (2, 2), (3, 2), (4, 2)] {
+        let mut f = testpkt::tcp(
+            &h,
+            2000 + extra as u16,
+            80,
+            tcp::flags::SYN,
+            &vec![1u8; 1460 + extra],
+        );
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut f[14..]);
+            ip.set_unfragmented(false);
+            ip.fill_checksum();
+        }
+        r.lcore.io_mut().rx.push_back(VecPacket::new(&f));
+        r.lcore.poll();
+        let sent: Vec<_> = r.lcore.io_mut().sent.drain(..).collect();
+        assert_eq!(sent.len(), pieces, "{} bytes of IP", 1500 + extra);
+        for (_, p) in &sent {
+            assert!(p.data().len() <= 1514);
+        }
+    }
 }
 
 /// A TCP segment of `len` payload bytes from the client, DF clear, cut
@@ -547,7 +577,7 @@ fn fragmented_segment(sport: u16, len: usize) -> Vec<VecPacket> {
 /// flood of them fills the hold queue and no more (hold_queue_full).
 #[test]
 fn later_fragments_wait_for_their_first() {
-    use l4vs_dataplane::lcore::{FRAGMENT_HOLD_MS, HOLD_QUEUE_SLOTS};
+    use l4vs_dataplane::lcore::{FRAGMENT_HOLD_MS, HOLD_QUEUE_FRAGMENTS, HOLD_QUEUE_SLOTS};
     let mut r = rig(64);
     let pieces = fragmented_segment(1000, 2000);
     assert_eq!(pieces.len(), 2);
@@ -575,7 +605,8 @@ fn later_fragments_wait_for_their_first() {
     assert_eq!(r.lcore.held(), 0);
     assert_eq!(r.counters.drops_of(DropReason::FragmentTimeout), 1);
 
-    // A flood of later fragments that never complete: bounded.
+    // A flood of later fragments that never complete: bounded, to half the
+    // queue, so packets waiting for ARP still find room.
     let n = HOLD_QUEUE_SLOTS + 100;
     for k in 0..n {
         let p = fragmented_segment(3000 + k as u16, 1600);
@@ -584,14 +615,17 @@ fn later_fragments_wait_for_their_first() {
     while !r.lcore.io().rx.is_empty() {
         r.lcore.poll();
     }
-    assert_eq!(r.lcore.held(), HOLD_QUEUE_SLOTS);
-    assert_eq!(r.counters.drops_of(DropReason::HoldQueueFull), 100);
+    assert_eq!(r.lcore.held(), HOLD_QUEUE_FRAGMENTS);
+    assert_eq!(
+        r.counters.drops_of(DropReason::HoldQueueFull),
+        (n - HOLD_QUEUE_FRAGMENTS) as u64
+    );
     r.lcore.io_mut().clock += FRAGMENT_HOLD_MS * CPM;
     r.lcore.poll();
     assert_eq!(r.lcore.held(), 0);
     assert_eq!(
         r.counters.drops_of(DropReason::FragmentTimeout),
-        1 + HOLD_QUEUE_SLOTS as u64
+        1 + HOLD_QUEUE_FRAGMENTS as u64
     );
 }
 

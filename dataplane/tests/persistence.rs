@@ -540,3 +540,68 @@ fn removed_real_drops_or_reschedules_as_configured() {
         }
     }
 }
+
+/// A firewall-mark NAT service keeps the packet's port (its reals have
+/// none): when a reload removes an earlier real, the connections of the
+/// later ones are still theirs, found by address, and keep forwarding;
+/// only the removed real's connections drop.
+#[test]
+fn removing_a_real_of_a_fwmark_service_keeps_the_others_connections() {
+    let portless = |n: usize| {
+        (0..n)
+            .map(|i| Real {
+                addr: rip(i),
+                port: 0,
+                weight: 1,
+                method: ForwardMethod::Nat,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            })
+            .collect::<Vec<_>>()
+    };
+    let svc = |reals| Service {
+        name: "web-mark".into(),
+        vip: Ipv4Addr::UNSPECIFIED,
+        port: 0,
+        protocol: Protocol::Tcp,
+        scheduler: SchedulerKind::Rr,
+        reals,
+        options: ServiceOptions {
+            fwmark: 1,
+            ..Default::default()
+        },
+    };
+    let (mut w, _) = worker(snapshot(vec![svc(portless(2))], web_marks()));
+    let a = Ipv4Addr::new(198, 18, 1, 10);
+    assert_eq!(syn(&mut w, a, 20000, 80, 0).unwrap(), (rip(0), 80));
+    assert_eq!(syn(&mut w, a, 20001, 443, 0).unwrap(), (rip(1), 443));
+    let mut only_1 = portless(2);
+    only_1.remove(0);
+    w.set_snapshot(snapshot(vec![svc(only_1)], web_marks()));
+    let ack = |w: &mut Worker, sport, dport| {
+        let h = Hdr {
+            src_mac: Mac([2, 0, 0, 0, 1, 10]),
+            dst_mac: DIRECTOR_MAC,
+            src: a,
+            dst: VIP,
+            ttl: 64,
+        };
+        let mut p = VecPacket::new(&testpkt::tcp(&h, sport, dport, tcp::flags::ACK, b"x"));
+        let v = w.process(0, &mut p, 1000);
+        (
+            v,
+            ipv4::Packet::new_checked(&p.data()[14..])
+                .unwrap()
+                .dst_addr(),
+        )
+    };
+    assert_eq!(
+        ack(&mut w, 20001, 443),
+        (Verdict::Forward { port: 0 }, rip(1)),
+        "moved to index 0, still its real"
+    );
+    assert_eq!(
+        ack(&mut w, 20000, 80).0,
+        Verdict::Drop(DropReason::NoDestination)
+    );
+}

@@ -18,6 +18,59 @@ use l4vs_wire::ipv4::{self, Protocol};
 use l4vs_wire::rewrite::End;
 use l4vs_wire::{checksum, icmp, tcp};
 
+/// The kernel's ICMP limit per destination (`icmpv4_xrlim_allow`,
+/// `inet_peer_xrlim_allow`, sysctl `net.ipv4.icmp_ratelimit` = 1000 ms):
+/// a destination may get a burst of 6 errors, then one a second. Kept in
+/// a fixed direct-mapped table of [`IcmpPeerLimit::SLOTS`] destinations;
+/// a destination that takes another's slot starts with a full burst, as
+/// a new inet_peer does.
+#[derive(Debug)]
+pub struct IcmpPeerLimit {
+    slots: Box<[(Ipv4Addr, u64, u64)]>,
+}
+
+impl IcmpPeerLimit {
+    /// Destinations tracked at once.
+    pub const SLOTS: usize = 1024;
+    /// `icmp_ratelimit`, milliseconds between errors to one destination.
+    const INTERVAL_MS: u64 = 1000;
+    /// XRLIM_BURST_FACTOR: errors a destination may get at once.
+    const BURST: u64 = 6;
+
+    /// An empty table.
+    pub fn new() -> IcmpPeerLimit {
+        IcmpPeerLimit {
+            slots: vec![(Ipv4Addr::UNSPECIFIED, 0, 0); Self::SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// True, spending its share, when `to` may get an error at `now_ms`.
+    pub fn allow(&mut self, to: Ipv4Addr, now_ms: u64) -> bool {
+        let h = to.to_bits().wrapping_mul(0x9e37_79b9) >> 22;
+        let slot = &mut self.slots[h as usize % Self::SLOTS];
+        let cap = Self::BURST * Self::INTERVAL_MS;
+        let tokens = if slot.0 == to {
+            slot.1
+                .saturating_add(now_ms.saturating_sub(slot.2))
+                .min(cap)
+        } else {
+            cap
+        };
+        let (ok, left) = match tokens.checked_sub(Self::INTERVAL_MS) {
+            Some(left) => (true, left),
+            None => (false, tokens),
+        };
+        *slot = (to, left, now_ms);
+        ok
+    }
+}
+
+impl Default for IcmpPeerLimit {
+    fn default() -> Self {
+        IcmpPeerLimit::new()
+    }
+}
+
 /// An ICMP error the director sends about a packet it drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum IcmpError {
@@ -38,9 +91,12 @@ pub(super) enum IcmpError {
 /// The longest ICMP error the kernel sends: `icmp_send` quotes as much of
 /// the offending packet as fits in 576 bytes (RFC 1812 4.3.2.3).
 const ICMP_ERROR_MAX: usize = 576;
-/// Type of service of ICMP errors: `icmp_send` sets precedence
-/// "internetwork control" (IPTOS_PREC_INTERNETCONTROL).
-const ICMP_ERROR_TOS: u8 = 0xc0;
+/// Precedence of ICMP errors: `icmp_send` keeps the offending packet's TOS
+/// bits (`RT_TOS`, IPTOS_TOS_MASK) and sets precedence "internetwork
+/// control" (IPTOS_PREC_INTERNETCONTROL).
+const ICMP_ERROR_PRECEDENCE: u8 = 0xc0;
+/// IPTOS_TOS_MASK.
+const IPTOS_TOS_MASK: u8 = 0x1e;
 
 /// The kernel's global ICMP rate limit (`icmp_global_allow`, sysctls
 /// `net.ipv4.icmp_msgs_per_sec` and `icmp_msgs_burst`): a token bucket
@@ -67,15 +123,18 @@ impl IcmpRateLimit {
     }
 
     /// True, taking a token, when a message may be sent at `now_ms`. The
-    /// bucket is refilled at most every 20 ms, as the kernel does (HZ/50).
+    /// bucket is refilled at most every 20 ms, as the kernel does (HZ/50),
+    /// and its time stamp moves only when a token was added.
     pub fn allow(&mut self, now_ms: u64) -> bool {
         let delta = now_ms.saturating_sub(self.stamp_ms);
         if delta >= 20 {
             let add = delta.saturating_mul(u64::from(self.per_sec)) / 1000;
-            self.credit = u64::from(self.credit)
-                .saturating_add(add)
-                .min(u64::from(self.burst)) as u32;
-            self.stamp_ms = now_ms;
+            if add > 0 {
+                self.credit = u64::from(self.credit)
+                    .saturating_add(add)
+                    .min(u64::from(self.burst)) as u32;
+                self.stamp_ms = now_ms;
+            }
         }
         if self.credit == 0 {
             return false;
@@ -238,12 +297,13 @@ impl Worker {
         why: DropReason,
         now_ms: u64,
     ) -> Verdict {
-        let (to, tl, later_fragment) = {
+        let (to, tl, later_fragment, tos) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
             (
                 ip.src_addr(),
                 usize::from(ip.total_len()),
                 ip.frag_offset() != 0,
+                ip.tos(),
             )
         };
         // icmp_send: never about a later fragment, nor to a source that is
@@ -257,7 +317,11 @@ impl Worker {
         let Some(src) = from.or_else(|| self.snap.source_address(port, next_hop)) else {
             return Verdict::Drop(why);
         };
-        if !self.icmp_limit.allow(now_ms) {
+        // icmpv4_mask_allow: PMTU discovery is never limited; the others
+        // pass the global limit, then the one per destination.
+        let allowed = matches!(err, IcmpError::FragNeeded { .. })
+            || (self.icmp_limit.allow(now_ms) && self.icmp_peers.allow(to, now_ms));
+        if !allowed {
             self.counters.icmp_rate_limited.inc();
             return Verdict::Drop(why);
         }
@@ -269,13 +333,13 @@ impl Worker {
         }
         let d = pkt.data_mut();
         d.copy_within(head..head + l2, 0);
-        self.ident = self.ident.wrapping_add(1);
+        let ident = self.next_ident();
         let total = head + quote;
         let mut ip = ipv4::Packet::new_unchecked(&mut d[l2..l2 + ipv4::HEADER_LEN]);
         ip.set_version_and_header_len(ipv4::HEADER_LEN);
-        ip.set_tos(ICMP_ERROR_TOS);
+        ip.set_tos((tos & IPTOS_TOS_MASK) | ICMP_ERROR_PRECEDENCE);
         ip.set_total_len(total as u16);
-        ip.set_ident(self.ident);
+        ip.set_ident(ident);
         ip.set_unfragmented(false);
         ip.set_ttl(64);
         ip.set_protocol(Protocol::Icmp);

@@ -16,8 +16,10 @@
 //! answers ARP and solicits next hops.
 //!
 //! Choices where LVS leaves room, stated once here:
-//! - Fragments are dropped (`ip_fragment`): the director does not reassemble,
-//!   and a non-first fragment carries no ports to classify by.
+//! - Fragments are not reassembled: the first fragment of a TCP or UDP
+//!   datagram is scheduled as any packet and its later fragments follow it
+//!   ([`crate::fragtable`]); the real server reassembles. Fragments of
+//!   other protocols are dropped (`ip_fragment`).
 //! - TTL is decremented on every forwarded packet, as IPVS's
 //!   `decrement_ttl` does; one that would leave with TTL 0 is answered with
 //!   ICMP time exceeded (see `xmit`). IP-IP copies the decremented inner TTL
@@ -60,7 +62,7 @@ use std::sync::Arc;
 mod arp;
 pub use arp::solicit_next_hops;
 mod icmp;
-pub use icmp::IcmpRateLimit;
+pub use icmp::{IcmpPeerLimit, IcmpRateLimit};
 mod persist;
 mod xmit;
 
@@ -88,8 +90,8 @@ pub struct WorkerConfig {
     /// entry stays until it times out. On: that packet expires the
     /// connection and is scheduled afresh (a TCP packet that is not a SYN
     /// then finds no connection and is dropped); and a SYN on a
-    /// connection whose real has weight 0 starts a new one, as the kernel's
-    /// conn_reuse check does. Replies of a removed NAT real are still
+    /// connection whose real has weight 0 starts a new one (the
+    /// `expire_nodest_conn` branch of ip_vs_in_hook's reuse check). Replies of a removed NAT real are still
     /// rewritten, as ip_vs_out_hook does not check the destination.
     pub expire_nodest_conn: bool,
     /// `net.ipv4.icmp_msgs_per_sec`: ICMP errors this worker may send a
@@ -142,6 +144,10 @@ pub struct Worker {
     steer: Steering,
     ident: u16,
     icmp_limit: icmp::IcmpRateLimit,
+    icmp_peers: icmp::IcmpPeerLimit,
+    /// First fragments recorded so far (the lcore loop re-checks held
+    /// later fragments when it moves).
+    frag_generation: u64,
 }
 
 /// Where a packet's L2 next hop is.
@@ -213,8 +219,10 @@ impl Worker {
             counters,
             steer: Steering::new(cfg.worker_id, cfg.workers),
             icmp_limit: icmp::IcmpRateLimit::new(cfg.icmp_msgs_per_sec, cfg.icmp_msgs_burst),
+            icmp_peers: icmp::IcmpPeerLimit::new(),
+            ident: cfg.worker_id,
+            frag_generation: 0,
             cfg,
-            ident: 0,
         };
         w.sync_schedulers(&snap);
         w
@@ -377,14 +385,39 @@ impl Worker {
     /// Handles one packet received on `in_port`, in place, and counts it.
     pub fn process<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
         self.counters.rx.inc();
-        self.resume(in_port, pkt, now_ms)
+        self.decide(in_port, pkt, now_ms, false)
     }
 
     /// Handles a packet again that an earlier verdict held
     /// (`AwaitFragment`: a later fragment whose first one has come since);
     /// counts its verdict but not its arrival.
     pub fn resume<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
-        let v = self.classify(in_port, pkt, now_ms);
+        self.decide(in_port, pkt, now_ms, true)
+    }
+
+    /// The next IP identification for a packet this worker builds (an
+    /// IP-IP outer header, an ICMP error): workers count in steps of their
+    /// number from their own index, so no two send the same ID to a real
+    /// at once (the outer packets may be fragmented and reassembled).
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(self.steer.workers().max(1));
+        self.ident
+    }
+
+    /// First fragments recorded so far: when it moves, held later
+    /// fragments may go on ([`Worker::fragment_known`]).
+    pub fn frag_generation(&self) -> u64 {
+        self.frag_generation
+    }
+
+    fn decide<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        pkt: &mut B,
+        now_ms: u64,
+        again: bool,
+    ) -> Verdict {
+        let v = self.classify(in_port, pkt, now_ms, again);
         match v {
             Verdict::Forward { .. } => self.counters.forwarded.inc(),
             Verdict::Drop(r) => self.counters.count_drop(r),
@@ -397,7 +430,15 @@ impl Worker {
         v
     }
 
-    fn classify<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
+    /// `again`: the packet was held and comes back (its arrival is
+    /// counted already).
+    fn classify<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        pkt: &mut B,
+        now_ms: u64,
+        again: bool,
+    ) -> Verdict {
         let Some(port) = self.snap.ports().get(usize::from(in_port)) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
@@ -414,12 +455,19 @@ impl Worker {
         };
         match ethertype {
             EtherType::Arp => self.arp(in_port, port_mac, pkt, l2),
-            EtherType::Ipv4 => self.ipv4(in_port, pkt, l2, now_ms),
+            EtherType::Ipv4 => self.ipv4(in_port, pkt, l2, now_ms, again),
             _ => Verdict::Drop(DropReason::EthUnknownType),
         }
     }
 
-    fn ipv4<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, l2: usize, now_ms: u64) -> Verdict {
+    fn ipv4<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        pkt: &mut B,
+        l2: usize,
+        now_ms: u64,
+        again: bool,
+    ) -> Verdict {
         let data = pkt.data();
         let ip = match ipv4::Packet::new_checked(&data[l2..]) {
             Ok(ip) => ip,
@@ -444,6 +492,11 @@ impl Worker {
             {
                 return Verdict::Drop(DropReason::IpFragment);
             }
+            // A piece ending past 64 KiB belongs to no datagram (the
+            // kernel's reassembly refuses it: "Oversized IP packet").
+            if usize::from(ip.frag_offset()) + ip.payload().len() > usize::from(u16::MAX) {
+                return Verdict::Drop(DropReason::IpMalformed);
+            }
             // All fragments of a datagram to one worker, by address alone,
             // before anything else (a later one has no ports to look at).
             if self.steer.workers() > 1 {
@@ -452,7 +505,9 @@ impl Worker {
                     return Verdict::Redirect { worker: owner };
                 }
             }
-            self.counters.fragments_in.inc();
+            if !again {
+                self.counters.fragments_in.inc();
+            }
             let key = FragKey {
                 src,
                 dst,
@@ -719,6 +774,7 @@ impl Worker {
         if self.frags.insert(key, route, now_ms) == Inserted::Evicted {
             self.counters.frag_entries_evicted.inc();
         }
+        self.frag_generation = self.frag_generation.wrapping_add(1);
     }
 
     /// A later fragment whose datagram has no connection entry: one of a
@@ -816,18 +872,25 @@ fn is_syn(tcp_flags: Option<u8>) -> bool {
 }
 
 /// The position of connection `c`'s real server in `svc`: the one at its
-/// index when the address matches, else found by address (and, for NAT,
-/// the port it rewrites to); None when it is not there.
+/// index when it is the same real, else found by address (and port); None
+/// when it is not there.
 #[inline]
 fn real_position(svc: &CompiledService, c: &Conn) -> Option<usize> {
     let i = usize::from(c.real);
     match svc.reals.get(i) {
-        Some(r) if r.addr == c.rip => Some(i),
-        _ => svc
-            .reals
-            .iter()
-            .position(|r| r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == c.rport)),
+        Some(r) if is_conn_real(r, c) => Some(i),
+        _ => svc.reals.iter().position(|r| is_conn_real(r, c)),
     }
+}
+
+/// True when `r` is the real server connection `c` was bound to, as IPVS
+/// identifies a destination (address and port): a NAT real by the port it
+/// rewrites to, or any port when it has none (a firewall-mark or
+/// port-zero service keeps the packet's own, which the entry holds); a DR
+/// or tunnel real by its address (its port is the service's).
+#[inline]
+fn is_conn_real(r: &Real, c: &Conn) -> bool {
+    r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == 0 || r.port == c.rport)
 }
 
 /// Counts a packet of `bytes` IP bytes of connection `c` on worker `w`'s

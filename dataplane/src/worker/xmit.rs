@@ -170,6 +170,13 @@ impl Worker {
         if ip.total_len() <= mtu || !ip.dont_frag() {
             return None;
         }
+        if dir == Direction::Out {
+            // ip_forward checks the MTU before it decrements the TTL: the
+            // quote carries the TTL the real server sent.
+            let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
+            ip.set_ttl(ip.ttl().wrapping_add(1));
+            ip.fill_checksum();
+        }
         let from = (dir == Direction::In).then_some(c.vip);
         Some(self.reply_icmp_error(
             pkt,
@@ -244,9 +251,9 @@ impl Worker {
 
     /// Writes into `frame` the ARP request for `next_hop` that a packet
     /// held on `port` is waiting for (a 60-byte broadcast frame from the
-    /// port's MAC and the director's address towards `next_hop`), and
-    /// counts it. False, writing nothing, when the director has no address
-    /// towards it.
+    /// port's MAC and the director's address towards `next_hop`). False,
+    /// writing nothing, when the director has no address towards it. The
+    /// caller counts it (`arp_requests`) once it is sent.
     pub fn write_arp_request(&self, port: u16, next_hop: Ipv4Addr, frame: &mut [u8; 60]) -> bool {
         let (Some(sip), Some(p)) = (
             self.snap.source_address(port, next_hop),
@@ -256,8 +263,15 @@ impl Worker {
         };
         *frame = [0; 60];
         write_arp_request(frame, ethernet::HEADER_LEN, p.mac, sip, next_hop);
-        self.counters.arp_requests.inc();
         true
+    }
+
+    /// True when a packet held for `next_hop` may ask again now (one ARP
+    /// request per neighbour per `arp_retry_ms`, as the kernel's
+    /// `retrans_time` paces its `mcast_solicit` requests).
+    pub fn should_solicit_again(&self, next_hop: Ipv4Addr, now_ms: u64) -> bool {
+        self.neigh
+            .should_request(next_hop, now_ms, self.cfg.arp_retry_ms)
     }
 
     /// The IP MTU of `port` (the Ethernet 1500 for a port the snapshot does
@@ -329,12 +343,12 @@ impl Worker {
         }
         let d = pkt.data_mut();
         d.copy_within(ipv4::HEADER_LEN..ipv4::HEADER_LEN + l2, 0);
-        self.ident = self.ident.wrapping_add(1);
+        let ident = self.next_ident();
         let mut outer = ipv4::Packet::new_unchecked(&mut d[l2..l2 + ipv4::HEADER_LEN]);
         outer.set_version_and_header_len(ipv4::HEADER_LEN);
         outer.set_tos(tos);
         outer.set_total_len((tl + ipv4::HEADER_LEN) as u16);
-        outer.set_ident(self.ident);
+        outer.set_ident(ident);
         outer.set_unfragmented(df);
         outer.set_ttl(ttl);
         outer.set_protocol(Protocol::IpIp);

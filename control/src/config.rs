@@ -59,6 +59,11 @@
 //! gateway: { port: lan, address: 198.18.1.254 }     # optional default next hop
 //! neighbors:                # default []: static ARP entries
 //!   - { port: lan, address: 198.18.2.11, mac: "02:00:00:00:02:0b" }
+//! expire_quiescent_template: false  # default false
+//! expire_nodest_conn: false # default false (restart-only)
+//! icmp_msgs_per_sec: 1000   # default 1000: ICMP errors a second per worker (restart-only)
+//! icmp_msgs_burst: 50       # default 50
+//! icmp_ratelimit_ms: 1000   # default 1000: per destination, after a burst of 6; 0 = none
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -222,6 +227,28 @@ pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
 pub const DEFAULT_MH_TABLE_SIZE: u32 = l4vs_dataplane::sched::mh::DEFAULT_TABLE_SIZE;
 /// Smallest `mh_table_size`: the first of IPVS's MH table primes.
 pub const MIN_MH_TABLE_SIZE: u32 = 251;
+/// Rate limits of the ICMP errors the director sends (see
+/// [`Config::icmp`]); the kernel's defaults unless set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpLimits {
+    /// `net.ipv4.icmp_msgs_per_sec` (default 1000).
+    pub msgs_per_sec: u32,
+    /// `net.ipv4.icmp_msgs_burst` (default 50).
+    pub msgs_burst: u32,
+    /// `net.ipv4.icmp_ratelimit`, milliseconds (default 1000).
+    pub ratelimit_ms: u32,
+}
+
+impl Default for IcmpLimits {
+    fn default() -> Self {
+        IcmpLimits {
+            msgs_per_sec: 1000,
+            msgs_burst: 50,
+            ratelimit_ms: 1000,
+        }
+    }
+}
+
 /// Largest `mh_table_size`: the last of IPVS's MH table primes.
 pub const MAX_MH_TABLE_SIZE: u32 = 131_071;
 
@@ -242,8 +269,15 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// IPVS `expire_quiescent_template`.
     pub expire_quiescent_template: bool,
-    /// IPVS `expire_nodest_conn`.
+    /// IPVS `expire_nodest_conn` (restart-only: the workers take it at
+    /// start).
     pub expire_nodest_conn: bool,
+    /// The director's own ICMP errors, as the kernel's sysctls of the same
+    /// names: at most `icmp_msgs_per_sec` a second per worker in bursts of
+    /// `icmp_msgs_burst`, and to one destination a burst of 6 then one per
+    /// `icmp_ratelimit_ms` (0: no limit per destination). Fragmentation
+    /// needed is never limited. Restart-only.
+    pub icmp: IcmpLimits,
     /// Classifier rules, in order: the first match gives a packet its mark.
     pub firewall_marks: Vec<FirewallMark>,
 }
@@ -480,7 +514,8 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         services: _,
         timeouts: _,
         expire_quiescent_template: _,
-        expire_nodest_conn: _,
+        expire_nodest_conn,
+        icmp,
         firewall_marks: _,
     } = running;
     let Eal { args, main_core } = eal;
@@ -491,6 +526,19 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         connections,
     } = workers;
     let differs = [
+        (
+            "expire_nodest_conn",
+            *expire_nodest_conn != new.expire_nodest_conn,
+        ),
+        (
+            "icmp_msgs_per_sec",
+            icmp.msgs_per_sec != new.icmp.msgs_per_sec,
+        ),
+        ("icmp_msgs_burst", icmp.msgs_burst != new.icmp.msgs_burst),
+        (
+            "icmp_ratelimit_ms",
+            icmp.ratelimit_ms != new.icmp.ratelimit_ms,
+        ),
         ("eal.args", *args != new.eal.args),
         ("eal.main_core", *main_core != new.eal.main_core),
         ("workers.cores", *cores != new.workers.cores),

@@ -323,6 +323,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 workers: nworkers,
                 timeouts: cfg.timeouts,
                 expire_nodest_conn: cfg.expire_nodest_conn,
+                icmp_msgs_per_sec: cfg.icmp.msgs_per_sec,
+                icmp_msgs_burst: cfg.icmp.msgs_burst,
+                icmp_ratelimit_ms: cfg.icmp.ratelimit_ms,
                 conn_capacity: cfg.workers.connections,
                 ..WorkerConfig::default()
             },

@@ -288,7 +288,7 @@ impl<Io: PacketIo> Lcore<Io> {
     }
 
     /// Queues a processed packet by its verdict.
-    #[inline]
+    #[inline(always)]
     fn dispatch(&mut self, v: Verdict, p: Io::Pkt, now_ms: u64) {
         match v {
             Verdict::Forward { port } => self.transmit(port, p),

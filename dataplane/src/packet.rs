@@ -78,14 +78,17 @@ impl VecPacket {
 }
 
 impl PacketBuf for VecPacket {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..]
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..]
     }
 
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         if n > self.start {
             return false;
@@ -94,6 +97,7 @@ impl PacketBuf for VecPacket {
         true
     }
 
+    #[inline]
     fn truncate(&mut self, len: usize) {
         self.buf.truncate(self.start + len);
     }

@@ -26,6 +26,9 @@ struct Out<'a> {
     timeouts: FlowMap<BTreeMap<&'static str, u32>>,
     expire_quiescent_template: bool,
     expire_nodest_conn: bool,
+    icmp_msgs_per_sec: u32,
+    icmp_msgs_burst: u32,
+    icmp_ratelimit_ms: u32,
     firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
 }
@@ -208,6 +211,9 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
         timeouts: FlowMap(timeout_map(&cfg.timeouts)),
         expire_quiescent_template: cfg.expire_quiescent_template,
         expire_nodest_conn: cfg.expire_nodest_conn,
+        icmp_msgs_per_sec: cfg.icmp.msgs_per_sec,
+        icmp_msgs_burst: cfg.icmp.msgs_burst,
+        icmp_ratelimit_ms: cfg.icmp.ratelimit_ms,
         firewall_marks: cfg
             .firewall_marks
             .iter()

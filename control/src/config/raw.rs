@@ -35,6 +35,12 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub expire_nodest_conn: Option<S<bool>>,
     #[serde(default)]
+    pub icmp_msgs_per_sec: Option<S<i64>>,
+    #[serde(default)]
+    pub icmp_msgs_burst: Option<S<i64>>,
+    #[serde(default)]
+    pub icmp_ratelimit_ms: Option<S<i64>>,
+    #[serde(default)]
     pub firewall_marks: Option<S<Vec<S<RawMark>>>>,
 }
 

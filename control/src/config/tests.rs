@@ -1582,3 +1582,49 @@ fn port_mtu_is_checked_and_restart_only() {
         expect_err(&with_mtu(bad), 6, "ports[0].mtu", "must be in 68..=2030");
     }
 }
+
+/// The ICMP rate limits take the kernel's sysctl names and defaults, are
+/// printed back, and need a restart, as `expire_nodest_conn` does (the
+/// workers take them at start).
+#[test]
+fn icmp_limits_and_expire_nodest_conn_are_restart_only() {
+    let plain = parse(&with_service("rr", ""), FILE).unwrap();
+    assert_eq!(plain.icmp, IcmpLimits::default());
+    assert_eq!(
+        (
+            plain.icmp.msgs_per_sec,
+            plain.icmp.msgs_burst,
+            plain.icmp.ratelimit_ms
+        ),
+        (1000, 50, 1000)
+    );
+    let text = with_service(
+        "rr",
+        "icmp_msgs_per_sec: 200\nicmp_msgs_burst: 10\nicmp_ratelimit_ms: 0\n",
+    );
+    let cfg = parse(&text, FILE).unwrap();
+    assert_eq!(
+        cfg.icmp,
+        IcmpLimits {
+            msgs_per_sec: 200,
+            msgs_burst: 10,
+            ratelimit_ms: 0
+        }
+    );
+    assert_eq!(parse(&to_yaml(&cfg), FILE).unwrap(), cfg);
+    assert_eq!(
+        restart_only_change(&plain, &cfg).as_deref(),
+        Some("icmp_msgs_per_sec")
+    );
+    let nodest = parse(&with_service("rr", "expire_nodest_conn: true\n"), FILE).unwrap();
+    assert_eq!(
+        restart_only_change(&plain, &nodest).as_deref(),
+        Some("expire_nodest_conn")
+    );
+    expect_err(
+        &with_service("rr", "icmp_msgs_burst: -1\n"),
+        18,
+        "icmp_msgs_burst",
+        "must be in 0..=2147483647",
+    );
+}

@@ -12,7 +12,7 @@ use super::raw::{
 };
 use super::{
     echo, not_unicast, valid_name, Address, Config, ConfigError, Device, DeviceKind, Eal,
-    FirewallMark, ForwardMethod, Gateway, Neighbor, Persistence, Port, Protocol, Real,
+    FirewallMark, ForwardMethod, Gateway, IcmpLimits, Neighbor, Persistence, Port, Protocol, Real,
     SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC,
     DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
     MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC,
@@ -404,6 +404,31 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
     let flag = |v: &Option<S<bool>>| v.as_ref().is_some_and(|b| b.value);
     let expire_quiescent_template = flag(&raw.expire_quiescent_template);
     let expire_nodest_conn = flag(&raw.expire_nodest_conn);
+    let defaults = IcmpLimits::default();
+    let max = i64::from(i32::MAX);
+    let icmp = IcmpLimits {
+        msgs_per_sec: c.opt_int(
+            &raw.icmp_msgs_per_sec,
+            "icmp_msgs_per_sec",
+            0,
+            max,
+            defaults.msgs_per_sec,
+        )?,
+        msgs_burst: c.opt_int(
+            &raw.icmp_msgs_burst,
+            "icmp_msgs_burst",
+            0,
+            max,
+            defaults.msgs_burst,
+        )?,
+        ratelimit_ms: c.opt_int(
+            &raw.icmp_ratelimit_ms,
+            "icmp_ratelimit_ms",
+            0,
+            max,
+            defaults.ratelimit_ms,
+        )?,
+    };
     let mut firewall_marks = Vec::new();
     for (i, m) in list(&raw.firewall_marks).iter().enumerate() {
         firewall_marks.push(firewall_mark(
@@ -472,6 +497,7 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         timeouts,
         expire_quiescent_template,
         expire_nodest_conn,
+        icmp,
         firewall_marks,
     })
 }

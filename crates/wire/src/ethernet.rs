@@ -175,6 +175,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// The EtherType of the payload, after the tag if there is one.
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         match self.outer_ethertype() {
             EtherType::Vlan => get_u16(self.buffer.as_ref(), field::INNER_TYPE).into(),
@@ -183,6 +184,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Header length: 14, or 18 with a tag.
+    #[inline]
     pub fn header_len(&self) -> usize {
         match self.outer_ethertype() {
             EtherType::Vlan => HEADER_LEN + VLAN_TAG_LEN,

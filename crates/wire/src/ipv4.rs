@@ -311,13 +311,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Decrements the TTL and updates the header checksum. The caller has
     /// checked that the TTL is above 1.
+    ///
+    /// The checksum is updated as the kernel's `ip_decrease_ttl` does (RFC
+    /// 1141): the TTL is the high byte of its 16-bit word, so the one's
+    /// complement sum gains 0x0100, with the end-around carry.
+    #[inline]
     pub fn decrement_ttl(&mut self) {
-        let b = self.buffer.as_ref();
-        let old = get_u16(b, field::TTL);
-        let new = old - 0x0100;
-        let c = checksum::update16(self.checksum(), old, new);
-        set_u16(self.buffer.as_mut(), field::TTL, new);
-        self.set_checksum(c);
+        let b = self.buffer.as_mut();
+        b[field::TTL] -= 1;
+        let check = u32::from(get_u16(b, field::CHECKSUM)) + 0x0100;
+        let check = check + u32::from(check >= 0xffff);
+        set_u16(b, field::CHECKSUM, check as u16);
     }
 
     /// The payload, mutable.
@@ -445,5 +449,31 @@ pub(crate) mod tests {
         p.decrement_ttl();
         assert_eq!(p.ttl(), 63);
         assert!(p.verify_checksum());
+    }
+
+    /// The incremental update gives the checksum a recomputation gives
+    /// (the two zeros of one's complement aside), for every TTL and a
+    /// spread of header sums, the wrap-around cases included.
+    #[test]
+    fn decrement_ttl_matches_a_full_recomputation() {
+        for ident in (0..=u16::MAX).step_by(251).chain([0xfeff, 0xff00, 0xffff]) {
+            for ttl in 2..=255u8 {
+                let mut b = packet_with_payload();
+                let mut p = Packet::new_unchecked(&mut b[..]);
+                p.set_ident(ident);
+                p.set_ttl(ttl);
+                p.fill_checksum();
+                p.decrement_ttl();
+                assert_eq!(p.ttl(), ttl - 1);
+                assert!(p.verify_checksum(), "ident {ident:#x} ttl {ttl}");
+                let got = p.checksum();
+                p.fill_checksum();
+                let want = p.checksum();
+                assert!(
+                    got == want || (got, want) == (0xffff, 0) || (got, want) == (0, 0xffff),
+                    "ident {ident:#x} ttl {ttl}: {got:#x} vs {want:#x}"
+                );
+            }
+        }
     }
 }

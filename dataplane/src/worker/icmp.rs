@@ -27,28 +27,32 @@ use l4vs_wire::{checksum, icmp, tcp};
 #[derive(Debug)]
 pub struct IcmpPeerLimit {
     slots: Box<[(Ipv4Addr, u64, u64)]>,
+    interval_ms: u64,
 }
 
 impl IcmpPeerLimit {
     /// Destinations tracked at once.
     pub const SLOTS: usize = 1024;
-    /// `icmp_ratelimit`, milliseconds between errors to one destination.
-    const INTERVAL_MS: u64 = 1000;
     /// XRLIM_BURST_FACTOR: errors a destination may get at once.
     const BURST: u64 = 6;
 
-    /// An empty table.
-    pub fn new() -> IcmpPeerLimit {
+    /// An empty table; `interval_ms` is `icmp_ratelimit`, the time between
+    /// errors to one destination after its burst (0: no limit).
+    pub fn new(interval_ms: u32) -> IcmpPeerLimit {
         IcmpPeerLimit {
             slots: vec![(Ipv4Addr::UNSPECIFIED, 0, 0); Self::SLOTS].into_boxed_slice(),
+            interval_ms: u64::from(interval_ms),
         }
     }
 
     /// True, spending its share, when `to` may get an error at `now_ms`.
     pub fn allow(&mut self, to: Ipv4Addr, now_ms: u64) -> bool {
+        if self.interval_ms == 0 {
+            return true;
+        }
         let h = to.to_bits().wrapping_mul(0x9e37_79b9) >> 22;
         let slot = &mut self.slots[h as usize % Self::SLOTS];
-        let cap = Self::BURST * Self::INTERVAL_MS;
+        let cap = Self::BURST * self.interval_ms;
         let tokens = if slot.0 == to {
             slot.1
                 .saturating_add(now_ms.saturating_sub(slot.2))
@@ -56,7 +60,7 @@ impl IcmpPeerLimit {
         } else {
             cap
         };
-        let (ok, left) = match tokens.checked_sub(Self::INTERVAL_MS) {
+        let (ok, left) = match tokens.checked_sub(self.interval_ms) {
             Some(left) => (true, left),
             None => (false, tokens),
         };
@@ -66,8 +70,9 @@ impl IcmpPeerLimit {
 }
 
 impl Default for IcmpPeerLimit {
+    /// The kernel's default `icmp_ratelimit`, 1000 ms.
     fn default() -> Self {
-        IcmpPeerLimit::new()
+        IcmpPeerLimit::new(1000)
     }
 }
 
@@ -288,6 +293,8 @@ impl Worker {
     /// packet's header has room in front (28 bytes of headroom), and the
     /// worker's ICMP rate limit allows (else `icmp_rate_limited`); in every
     /// case `why` is counted once. The caller has validated the IP header.
+    #[cold]
+    #[inline(never)]
     pub(super) fn reply_icmp_error<B: PacketBuf>(
         &mut self,
         pkt: &mut B,

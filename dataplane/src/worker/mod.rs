@@ -100,6 +100,10 @@ pub struct WorkerConfig {
     /// `net.ipv4.icmp_msgs_burst`: ICMP errors it may send at once (kernel
     /// default 50).
     pub icmp_msgs_burst: u32,
+    /// `net.ipv4.icmp_ratelimit`: milliseconds between ICMP errors to one
+    /// destination after a burst of 6 (kernel default 1000; 0: no limit
+    /// per destination).
+    pub icmp_ratelimit_ms: u32,
     /// Datagrams whose later fragments this worker can steer at once
     /// ([`crate::fragtable`]).
     pub frag_capacity: usize,
@@ -118,6 +122,7 @@ impl Default for WorkerConfig {
             expire_nodest_conn: false,
             icmp_msgs_per_sec: 1000,
             icmp_msgs_burst: 50,
+            icmp_ratelimit_ms: 1000,
             frag_capacity: 4096,
         }
     }
@@ -219,7 +224,7 @@ impl Worker {
             counters,
             steer: Steering::new(cfg.worker_id, cfg.workers),
             icmp_limit: icmp::IcmpRateLimit::new(cfg.icmp_msgs_per_sec, cfg.icmp_msgs_burst),
-            icmp_peers: icmp::IcmpPeerLimit::new(),
+            icmp_peers: icmp::IcmpPeerLimit::new(cfg.icmp_ratelimit_ms),
             ident: cfg.worker_id,
             frag_generation: 0,
             cfg,
@@ -385,14 +390,15 @@ impl Worker {
     /// Handles one packet received on `in_port`, in place, and counts it.
     pub fn process<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
         self.counters.rx.inc();
-        self.decide(in_port, pkt, now_ms, false)
+        self.decide::<B, false>(in_port, pkt, now_ms)
     }
 
     /// Handles a packet again that an earlier verdict held
     /// (`AwaitFragment`: a later fragment whose first one has come since);
     /// counts its verdict but not its arrival.
+    #[inline(never)]
     pub fn resume<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
-        self.decide(in_port, pkt, now_ms, true)
+        self.decide::<B, true>(in_port, pkt, now_ms)
     }
 
     /// The next IP identification for a packet this worker builds (an
@@ -410,14 +416,17 @@ impl Worker {
         self.frag_generation
     }
 
-    fn decide<B: PacketBuf>(
+    /// `AGAIN`: the packet was held and comes back (its arrival is counted
+    /// already). A constant, so that `process` and `resume` each get their
+    /// own copy of the pipeline, inlined.
+    #[inline(always)]
+    fn decide<B: PacketBuf, const AGAIN: bool>(
         &mut self,
         in_port: u16,
         pkt: &mut B,
         now_ms: u64,
-        again: bool,
     ) -> Verdict {
-        let v = self.classify(in_port, pkt, now_ms, again);
+        let v = self.classify::<B, AGAIN>(in_port, pkt, now_ms);
         match v {
             Verdict::Forward { .. } => self.counters.forwarded.inc(),
             Verdict::Drop(r) => self.counters.count_drop(r),
@@ -430,14 +439,12 @@ impl Worker {
         v
     }
 
-    /// `again`: the packet was held and comes back (its arrival is
-    /// counted already).
-    fn classify<B: PacketBuf>(
+    #[inline(always)]
+    fn classify<B: PacketBuf, const AGAIN: bool>(
         &mut self,
         in_port: u16,
         pkt: &mut B,
         now_ms: u64,
-        again: bool,
     ) -> Verdict {
         let Some(port) = self.snap.ports().get(usize::from(in_port)) else {
             return Verdict::Drop(DropReason::NoRoute);
@@ -455,18 +462,18 @@ impl Worker {
         };
         match ethertype {
             EtherType::Arp => self.arp(in_port, port_mac, pkt, l2),
-            EtherType::Ipv4 => self.ipv4(in_port, pkt, l2, now_ms, again),
+            EtherType::Ipv4 => self.ipv4::<B, AGAIN>(in_port, pkt, l2, now_ms),
             _ => Verdict::Drop(DropReason::EthUnknownType),
         }
     }
 
-    fn ipv4<B: PacketBuf>(
+    #[inline(always)]
+    fn ipv4<B: PacketBuf, const AGAIN: bool>(
         &mut self,
         in_port: u16,
         pkt: &mut B,
         l2: usize,
         now_ms: u64,
-        again: bool,
     ) -> Verdict {
         let data = pkt.data();
         let ip = match ipv4::Packet::new_checked(&data[l2..]) {
@@ -481,47 +488,14 @@ impl Worker {
         let ip_len = u64::from(ip.total_len());
         // Fragments (see crate::fragtable): the first is scheduled as any
         // packet and records its ports; later ones follow them.
-        let mut frag: Option<(FragKey, bool)> = None;
-        let mut frag_route = None;
-        if ip.is_fragment() {
-            let first = ip.frag_offset() == 0;
-            if !matches!(proto, Protocol::Tcp | Protocol::Udp)
-                // RFC 1858: a TCP fragment at offset 8 could overwrite the
-                // flags of the header the first one carried.
-                || (proto == Protocol::Tcp && ip.frag_offset() == 8)
-            {
-                return Verdict::Drop(DropReason::IpFragment);
+        let (frag, frag_route) = if ip.is_fragment() {
+            match self.fragment_of(&ip, now_ms, AGAIN) {
+                Ok(f) => f,
+                Err(v) => return v,
             }
-            // A piece ending past 64 KiB belongs to no datagram (the
-            // kernel's reassembly refuses it: "Oversized IP packet").
-            if usize::from(ip.frag_offset()) + ip.payload().len() > usize::from(u16::MAX) {
-                return Verdict::Drop(DropReason::IpMalformed);
-            }
-            // All fragments of a datagram to one worker, by address alone,
-            // before anything else (a later one has no ports to look at).
-            if self.steer.workers() > 1 {
-                let client = if self.snap.is_vip(dst) { src } else { dst };
-                if let Some(owner) = self.foreign_owner(client) {
-                    return Verdict::Redirect { worker: owner };
-                }
-            }
-            if !again {
-                self.counters.fragments_in.inc();
-            }
-            let key = FragKey {
-                src,
-                dst,
-                proto: proto.into(),
-                ident: ip.ident(),
-            };
-            if !first {
-                match self.frags.lookup(&key, now_ms) {
-                    Some(r) => frag_route = Some(r),
-                    None => return Verdict::AwaitFragment,
-                }
-            }
-            frag = Some((key, first));
-        }
+        } else {
+            (None, None)
+        };
         let later = frag_route.is_some();
         let l4 = match (frag_route, proto) {
             (Some(r), _) => L4 {
@@ -589,13 +563,18 @@ impl Worker {
                 && is_syn(l4.tcp_flags)
                 && matches!(c.state, ConnState::Close | ConnState::TimeWait);
             // ip_vs_in_hook: is the connection's real server still there?
-            let real_at = match dir {
-                Direction::In => self.real_index(&c),
-                Direction::Out => Some(usize::from(c.real)),
+            let (real_at, quiescent) = match dir {
+                Direction::In => match self.snap.service(c.service) {
+                    Some(svc) => {
+                        let r = real_position(svc, &c);
+                        (r, r.is_some_and(|r| svc.reals[r].weight == 0))
+                    }
+                    None => (None, false),
+                },
+                Direction::Out => (Some(usize::from(c.real)), false),
             };
-            let resched_quiescent = self.cfg.expire_nodest_conn
-                && is_syn(l4.tcp_flags)
-                && real_at.is_some_and(|r| self.real_weight(&c, r) == Some(0));
+            let resched_quiescent =
+                quiescent && self.cfg.expire_nodest_conn && is_syn(l4.tcp_flags);
             if let Some(r) = real_at.filter(|r| *r != usize::from(c.real)) {
                 // A removal moved it: point the entry at its new position,
                 // so its packets count on it.
@@ -613,7 +592,6 @@ impl Worker {
                     return Verdict::Drop(DropReason::FragmentNoConnection);
                 }
             } else {
-                let c = *self.conns.get(i);
                 let before_expires = c.expires;
                 let svc = self.snap.service(c.service);
                 // By reference: the timeouts are not copied per packet.
@@ -724,17 +702,7 @@ impl Worker {
             self.note_first_fragment(key, l4, ops, now_ms);
         }
         if svc.options.ops && proto == Protocol::Udp {
-            // ip_vs_schedule with IP_VS_SVC_F_ONEPACKET: a connection that
-            // lives for this one datagram. It is counted (ip_vs_conn_new
-            // counts it on the service and real) but not kept, so the next
-            // datagram of the same flow is scheduled on its own.
-            let w = self.cfg.worker_id;
-            if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
-                row.conn();
-            }
-            count_packet(svc, w, &c, Direction::In, ip_len);
-            self.counters.ops_scheduled.inc();
-            return self.forward(pkt, l2, &c, Direction::In, now_ms);
+            return self.one_packet(pkt, l2, svc, &c, ip_len, now_ms);
         }
         // ip_vs_in: the packet that created the connection sets its state.
         let activity = state::transition(
@@ -763,8 +731,88 @@ impl Worker {
         self.forward(pkt, l2, &c, Direction::In, now_ms)
     }
 
+    /// What a fragment is (kept out of line: fragments are rare): its
+    /// datagram's key and whether it is the first, and for a later one the
+    /// route its first recorded; or the verdict that ends it here (dropped,
+    /// handed to its owner, or held until its first comes).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn fragment_of(
+        &mut self,
+        ip: &ipv4::Packet<&[u8]>,
+        now_ms: u64,
+        again: bool,
+    ) -> Result<(Option<(FragKey, bool)>, Option<FragRoute>), Verdict> {
+        let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        let first = ip.frag_offset() == 0;
+        if !matches!(proto, Protocol::Tcp | Protocol::Udp)
+            // RFC 1858: a TCP fragment at offset 8 could overwrite the
+            // flags of the header the first one carried.
+            || (proto == Protocol::Tcp && ip.frag_offset() == 8)
+        {
+            return Err(Verdict::Drop(DropReason::IpFragment));
+        }
+        // A piece ending past 64 KiB belongs to no datagram (the kernel's
+        // reassembly refuses it: "Oversized IP packet").
+        if usize::from(ip.frag_offset()) + ip.payload().len() > usize::from(u16::MAX) {
+            return Err(Verdict::Drop(DropReason::IpMalformed));
+        }
+        // All fragments of a datagram to one worker, by address alone,
+        // before anything else (a later one has no ports to look at).
+        if self.steer.workers() > 1 {
+            let client = if self.snap.is_vip(dst) { src } else { dst };
+            if let Some(owner) = self.foreign_owner(client) {
+                return Err(Verdict::Redirect { worker: owner });
+            }
+        }
+        if !again {
+            self.counters.fragments_in.inc();
+        }
+        let key = FragKey {
+            src,
+            dst,
+            proto: proto.into(),
+            ident: ip.ident(),
+        };
+        if first {
+            return Ok((Some((key, true)), None));
+        }
+        match self.frags.lookup(&key, now_ms) {
+            Some(r) => Ok((Some((key, false)), Some(r))),
+            None => Err(Verdict::AwaitFragment),
+        }
+    }
+
+    /// ip_vs_schedule with IP_VS_SVC_F_ONEPACKET: a connection that lives
+    /// for this one datagram. It is counted (ip_vs_conn_new counts it on the
+    /// service and real) but not kept, so the next datagram of the same
+    /// flow is scheduled on its own. Out of line, so that the common path
+    /// keeps one call to `forward` it can inline.
+    #[inline(never)]
+    fn one_packet<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        svc: &CompiledService,
+        c: &Conn,
+        ip_len: u64,
+        now_ms: u64,
+    ) -> Verdict {
+        let w = self.cfg.worker_id;
+        let ri = usize::from(c.real);
+        if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
+            row.conn();
+        }
+        count_packet(svc, w, c, Direction::In, ip_len);
+        self.counters.ops_scheduled.inc();
+        self.forward(pkt, l2, c, Direction::In, now_ms)
+    }
+
     /// Records where the datagram of a first fragment goes, for its later
     /// fragments; counts an entry that took another datagram's place.
+    #[cold]
+    #[inline(never)]
     fn note_first_fragment(&mut self, key: FragKey, l4: L4, ops: Option<(u16, u16)>, now_ms: u64) {
         let route = FragRoute {
             sport: l4.sport,
@@ -782,6 +830,7 @@ impl Worker {
     /// went to; any other is dropped (its connection ended, or its first
     /// fragment was refused).
     #[cold]
+    #[inline(never)]
     fn later_fragment_without_connection<B: PacketBuf>(
         &mut self,
         pkt: &mut B,
@@ -847,22 +896,6 @@ impl Worker {
             .as_mut()?
             .schedule(&svc.reals, &svc.stats, pkt, now_s)
     }
-
-    /// Where the connection's real server is in its service now, or None
-    /// when it was removed (the kernel's destination without
-    /// IP_VS_DEST_F_AVAILABLE). One bounds check and one comparison for a
-    /// real that has not moved; a search by address only after a change
-    /// removed reals before it.
-    #[inline]
-    fn real_index(&self, c: &Conn) -> Option<usize> {
-        let svc = self.snap.service(c.service)?;
-        real_position(svc, c)
-    }
-
-    /// The weight of the real at `r` in the connection's service.
-    fn real_weight(&self, c: &Conn, r: usize) -> Option<u32> {
-        Some(self.snap.service(c.service)?.reals.get(r)?.weight)
-    }
 }
 
 /// A SYN without ACK: the packet that may open a TCP connection.
@@ -898,7 +931,7 @@ fn is_conn_real(r: &Real, c: &Conn) -> bool {
 /// service's counters are the sum of its rows, see [`crate::traffic`]).
 /// The real is the one at the connection's index, or the service's own row
 /// when there is none. After a change removed a real before it, the
-/// client's next packet moves the index (see `real_index`); a NAT reply
+/// client's next packet moves the index (see `real_position`); a NAT reply
 /// that comes first counts on the neighbour, a counting error IPVS does
 /// not have (it points at the destination) and that checking here would
 /// cost every reply.

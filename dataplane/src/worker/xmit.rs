@@ -166,6 +166,11 @@ impl Worker {
         now_ms: u64,
     ) -> Option<Verdict> {
         let mtu = self.snap.ports().get(usize::from(hop.port))?.mtu;
+        // The frame holds the whole IP packet: one that fits the MTU
+        // fits it (the common case, one comparison).
+        if pkt.data().len() <= l2 + usize::from(mtu) {
+            return None;
+        }
         let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
         if ip.total_len() <= mtu || !ip.dont_frag() {
             return None;

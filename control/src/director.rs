@@ -464,7 +464,7 @@ fn reload(
     let new = config::load(path)?;
     if let Some(key) = config::restart_only_change(running, &new) {
         bail!(
-            "{}: {key} changed, and eal, workers, ports and mbufs cannot change while running; restart l4vs for that",
+            "{}: {key} changed, and it cannot change while l4vs runs (the workers and ports take it at start): restart l4vs to apply it",
             path.display()
         );
     }
@@ -639,6 +639,6 @@ fn print_workers(
         .entries()
         .map(|(ip, n, st)| format!("{ip}={}{}", n.mac, if st { "(static)" } else { "" }))
         .collect();
-    println!("  neighbours: {}", learned.join(" "));
+    println!("  neighbors: {}", learned.join(" "));
     let _ = std::io::stdout().flush();
 }

@@ -28,7 +28,7 @@
 //! that the next owner reuses (files are never removed: removing one while
 //! another process opens it would let two owners lock two different
 //! files). The key is the resource, not the DPDK device name:
-//! - an `af_packet`, `af_xdp`, `tap` or `tun` vdev: its kernel interface
+//! - an `af_packet`, `af_xdp`, `pcap`, `tap` or `tun` vdev: its kernel interface
 //!   (`iface=`) in this network namespace. Two vdevs named differently on
 //!   one interface still see the same traffic, while `eth0` in two
 //!   namespaces are two interfaces (the lab runs directors side by side);
@@ -162,7 +162,7 @@ impl PortLocks {
 /// keep the result for as long as the ports are driven.
 ///
 /// In order: every core in `eal.main_core` and `workers.cores` is online;
-/// the kernel interface of every `af_packet`/`af_xdp` port
+/// the kernel interface of every `af_packet`/`af_xdp`/`pcap` port
 /// exists and the process has `CAP_NET_RAW`; no two ports drive the same
 /// interface or device; no other process holds a port (see the module
 /// doc); no other DPDK process holds the runtime directory EAL would use;
@@ -307,7 +307,7 @@ fn real_uid(uid_field: &str) -> Option<u32> {
 struct KernelVdev {
     /// The driver's name for messages.
     driver: &'static str,
-    /// Opens an existing interface through a raw socket (`af_packet`,
+    /// Opens an existing interface through a raw socket (`af_packet`, `pcap`,
     /// `af_xdp`: needs `CAP_NET_RAW`), rather than creating one (`tap`).
     opens_existing: bool,
 }
@@ -318,6 +318,8 @@ const KERNEL_VDEVS: &[(&str, KernelVdev)] = &[
     ("net_af_packet", AF_PACKET),
     ("eth_af_packet", AF_PACKET),
     ("net_af_xdp", AF_XDP),
+    ("net_pcap", PCAP),
+    ("eth_pcap", PCAP),
     ("net_tap", TAP),
     ("net_tun", TUN),
 ];
@@ -327,6 +329,10 @@ const AF_PACKET: KernelVdev = KernelVdev {
 };
 const AF_XDP: KernelVdev = KernelVdev {
     driver: "net_af_xdp",
+    opens_existing: true,
+};
+const PCAP: KernelVdev = KernelVdev {
+    driver: "net_pcap",
     opens_existing: true,
 };
 const TAP: KernelVdev = KernelVdev {
@@ -367,7 +373,7 @@ pub fn interfaces(net_dev: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Checks that each `af_packet`/`af_xdp` port names an interface that is
+/// Checks that each `af_packet`/`af_xdp`/`pcap` port names an interface that is
 /// in `present`.
 ///
 /// # Errors
@@ -394,7 +400,7 @@ pub fn check_interfaces(cfg: &Config, present: &[&str]) -> Result<(), StartupErr
     Ok(())
 }
 
-/// Checks that each `af_packet`/`af_xdp` port has an `iface=` argument.
+/// Checks that each `af_packet`/`af_xdp`/`pcap` port has an `iface=` argument.
 fn check_interfaces_named(cfg: &Config) -> Result<(), StartupError> {
     for (index, port) in cfg.ports.iter().enumerate() {
         if let Some(v) = kernel_vdev(&port.device).filter(|v| v.opens_existing) {

@@ -196,7 +196,7 @@ pub enum TableError {
     #[error("firewall mark 0 is not a mark: use 1..=4294967295")]
     ZeroFwmark,
     /// `-o` on a TCP service (ipvsadm's words).
-    #[error("One-Packet Scheduling is only for UDP virtual services")]
+    #[error("ops (one-packet scheduling) is for UDP services only: remove it or use protocol udp (ipvsadm: \"One-Packet Scheduling is only for UDP virtual services\")")]
     OpsNotUdp,
     /// `-o` with a NAT real server.
     #[error("one-packet scheduling keeps no connection, so the replies of a NAT (-m) real server could not be rewritten: use direct routing (-g) or tunnel (-i) real servers with ops")]

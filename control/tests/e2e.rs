@@ -683,7 +683,8 @@ fn fragmented_datagrams_cross_the_director_whole() {
     assert!(counter(&log, "fragments_in") >= 48, "{log}");
     assert!(counter(&log, "fragments_held") >= 6, "{log}");
     assert_eq!(counter(&log, "ip_fragment_timeout"), 0, "{log}");
-    assert_eq!(counter(&log, "ip_fragment"), 0, "{log}");
+    assert_eq!(counter(&log, "fragment_not_tcp_udp"), 0, "{log}");
+    assert_eq!(counter(&log, "tcp_tiny_fragment"), 0, "{log}");
 }
 
 /// A port MTU smaller than the path's, with the kernel on both sides

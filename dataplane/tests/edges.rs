@@ -793,14 +793,15 @@ fn fragments_that_cannot_be_followed_are_dropped_and_counted() {
     let echo = testpkt::icmp_echo(&client(64), 1, 1, &[0; 100]);
     assert_eq!(
         run(&mut r, &set_frag(echo, 0, true), 0).0,
-        Verdict::Drop(DropReason::IpFragment)
+        Verdict::Drop(DropReason::FragmentNotTcpUdp)
     );
     let tcp8 = testpkt::tcp(&client(64), 40000, 80, ACK, &[0; 100]);
     assert_eq!(
         run(&mut r, &set_frag(tcp8, 1, false), 0).0,
-        Verdict::Drop(DropReason::IpFragment)
+        Verdict::Drop(DropReason::TcpTinyFragment)
     );
-    assert_eq!(r.counters.drops_of(DropReason::IpFragment), 2);
+    assert_eq!(r.counters.drops_of(DropReason::FragmentNotTcpUdp), 1);
+    assert_eq!(r.counters.drops_of(DropReason::TcpTinyFragment), 1);
     // The datagram's entry outlives its connection: the later fragment
     // finds no connection.
     let pieces = fragments(&testpkt::udp(&client(64), 5000, 53, &[1; 2000], true));

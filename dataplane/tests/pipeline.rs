@@ -848,7 +848,7 @@ fn bad_input_is_dropped_with_a_reason() {
     cases.push((
         "TCP fragment at offset 8 (RFC 1858)",
         frag,
-        DropReason::IpFragment,
+        DropReason::TcpTinyFragment,
     ));
     let mut lldp = good.clone();
     lldp[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());

@@ -954,7 +954,7 @@ mod tests {
         let log = dir.join("l4vs.log");
         fs::write(
             &log,
-            "l4vs: stopping; final counters\n  worker 0: rx=10 tx=9\n  port lan: ipackets=10\n  neighbours: x\n",
+            "l4vs: stopping; final counters\n  worker 0: rx=10 tx=9\n  port lan: ipackets=10\n  neighbors: x\n",
         )
         .unwrap();
         let c = l4vs_final_counters(&log);

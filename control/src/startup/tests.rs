@@ -185,10 +185,14 @@ fn kernel_interfaces_are_keyed_by_iface_and_namespace() {
         Some("4026531833"),
     );
     let xdp = resource(&device("net_af_xdp0,iface=eth0"), Some("4026531833"));
+    let pcap = resource(&device("net_pcap0,iface=eth0"), Some("4026531833"));
     assert_eq!(a.file_name, "port-netns4026531833-iface=eth0.lock");
     assert_eq!(a.what, "interface eth0");
     assert_eq!(a, b);
     assert_eq!(a, xdp);
+    assert_eq!(a, pcap, "net_pcap reads the same interface");
+    let pcap_other_ns = resource(&device("net_pcap0,iface=eth0"), Some("4026532000"));
+    assert_ne!(pcap.file_name, pcap_other_ns.file_name, "labs side by side");
     let other_ns = resource(&device("net_af_packet0,iface=eth0"), Some("4026532000"));
     assert_ne!(a.file_name, other_ns.file_name);
     let other_iface = resource(&device("net_af_packet0,iface=eth1"), Some("4026531833"));

@@ -19,7 +19,7 @@
 //! - Fragments are not reassembled: the first fragment of a TCP or UDP
 //!   datagram is scheduled as any packet and its later fragments follow it
 //!   ([`crate::fragtable`]); the real server reassembles. Fragments of
-//!   other protocols are dropped (`ip_fragment`).
+//!   other protocols are dropped (`fragment_not_tcp_udp`).
 //! - TTL is decremented on every forwarded packet, as IPVS's
 //!   `decrement_ttl` does; one that would leave with TTL 0 is answered with
 //!   ICMP time exceeded (see `xmit`). IP-IP copies the decremented inner TTL
@@ -746,12 +746,13 @@ impl Worker {
     ) -> Result<(Option<(FragKey, bool)>, Option<FragRoute>), Verdict> {
         let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
         let first = ip.frag_offset() == 0;
-        if !matches!(proto, Protocol::Tcp | Protocol::Udp)
-            // RFC 1858: a TCP fragment at offset 8 could overwrite the
-            // flags of the header the first one carried.
-            || (proto == Protocol::Tcp && ip.frag_offset() == 8)
-        {
-            return Err(Verdict::Drop(DropReason::IpFragment));
+        if !matches!(proto, Protocol::Tcp | Protocol::Udp) {
+            return Err(Verdict::Drop(DropReason::FragmentNotTcpUdp));
+        }
+        // RFC 1858: a TCP fragment at offset 8 could overwrite the flags of
+        // the header the first one carried.
+        if proto == Protocol::Tcp && ip.frag_offset() == 8 {
+            return Err(Verdict::Drop(DropReason::TcpTinyFragment));
         }
         // A piece ending past 64 KiB belongs to no datagram (the kernel's
         // reassembly refuses it: "Oversized IP packet").

@@ -334,8 +334,14 @@ impl Worker {
             // fragments it on the way out, as ip_fragment does after
             // ip_vs_tunnel_xmit: the real server reassembles the outer
             // packet, then decapsulates the whole inner one.
+            // Below 68 (RFC 791's minimum) the kernel gives up on the
+            // tunnel without telling the sender ("mtu less than 68").
+            let inner_mtu = mtu.saturating_sub(ipv4::HEADER_LEN);
+            if inner_mtu < 68 {
+                return Err(TunnelError::Drop(DropReason::TunnelTooBig));
+            }
             return Err(TunnelError::TooBig {
-                mtu: (mtu - ipv4::HEADER_LEN) as u16,
+                mtu: inner_mtu as u16,
             });
         }
         let src = self

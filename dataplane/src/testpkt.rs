@@ -1,6 +1,8 @@
 //! Packet builders for tests and benchmarks (not for the per-packet path:
 //! they allocate).
 
+use crate::frag::Plan;
+use crate::packet::{PacketBuf, VecPacket};
 use crate::snapshot::{LocalAddress, PortInfo};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
@@ -142,4 +144,33 @@ pub fn lab_director() -> (Vec<PortInfo>, Vec<LocalAddress>) {
             local(Ipv4Addr::new(198, 18, 2, 1)),
         ],
     )
+}
+
+/// `frame` with DF cleared, cut into the fragments a link of IP MTU `mtu`
+/// carries ([`crate::frag`]), first to last.
+///
+/// # Panics
+/// When the frame is not IPv4 or fits the MTU whole: a test's mistake.
+pub fn fragments(frame: &[u8], mtu: u16) -> Vec<Vec<u8>> {
+    let mut frame = frame.to_vec();
+    let l2 = ethernet::Frame::new_checked(&frame[..])
+        .expect("an Ethernet frame")
+        .header_len();
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[l2..]);
+        ip.set_unfragmented(false);
+        ip.fill_checksum();
+    }
+    let plan = Plan::new(&frame, mtu)
+        .expect("an IPv4 frame")
+        .expect("larger than the MTU");
+    let mut out = vec![Vec::new(); plan.count()];
+    for (k, piece) in out.iter_mut().enumerate().skip(1) {
+        piece.resize(plan.frame_len(k), 0);
+        plan.write(&frame, k, piece);
+    }
+    let mut first = VecPacket::new(&frame);
+    plan.write_first(&mut first);
+    out[0] = first.data().to_vec();
+    out
 }

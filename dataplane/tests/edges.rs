@@ -89,6 +89,17 @@ fn rig(method: ForwardMethod, weights: &[u32], opts: ServiceOptions, cfg: Worker
     Rig { w, counters }
 }
 
+/// A packet from real `i` back to the client (a NAT reply).
+fn from_real(i: usize, ttl: u8) -> Hdr {
+    Hdr {
+        src_mac: rmac(i),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(i),
+        dst: CLIENT,
+        ttl,
+    }
+}
+
 fn client(ttl: u8) -> Hdr {
     Hdr {
         src_mac: CLIENT_MAC,
@@ -570,19 +581,7 @@ fn packets_over_the_mtu_get_frag_needed_with_df_and_go_on_without() {
         Default::default(),
     );
     run(&mut r, &testpkt::udp(&client(64), 5000, 53, b"q", true), 0);
-    let reply = testpkt::udp(
-        &Hdr {
-            src_mac: rmac(0),
-            dst_mac: DIRECTOR_MAC,
-            src: rip(0),
-            dst: CLIENT,
-            ttl: 64,
-        },
-        53,
-        5000,
-        &[6u8; 1700],
-        true,
-    );
+    let reply = testpkt::udp(&from_real(0, 64), 53, 5000, &[6u8; 1700], true);
     let (_, p) = run(&mut r, &reply, 0);
     let ip = ip_of(&p);
     assert_eq!((ip.src_addr(), ip.dst_addr()), (DIR_SERVER_SIDE, rip(0)));
@@ -598,24 +597,11 @@ fn packets_over_the_mtu_get_frag_needed_with_df_and_go_on_without() {
     assert!(quoted.verify_checksum());
 }
 
-/// Cuts `frame` (DF clear) into the fragments a 1500-MTU link carries,
-/// with l4vs's own fragmenter (tested against the kernel's sizes in
+/// `frame` cut into the fragments a 1500-MTU link carries (testpkt, which
+/// uses l4vs's own fragmenter, tested against the kernel's sizes in
 /// frag.rs): a 2900-byte UDP datagram gives 1480 + 1428 payload bytes.
 fn fragments(frame: &[u8]) -> Vec<Vec<u8>> {
-    let frame = without_df(frame.to_vec());
-    let plan = l4vs_dataplane::frag::Plan::new(&frame, 1500)
-        .unwrap()
-        .unwrap();
-    let mut out = vec![];
-    for k in 1..plan.count() {
-        let mut f = vec![0u8; plan.frame_len(k)];
-        plan.write(&frame, k, &mut f);
-        out.push(f);
-    }
-    let mut first = VecPacket::new(&frame);
-    plan.write_first(&mut first);
-    out.insert(0, first.data().to_vec());
-    out
+    testpkt::fragments(frame, 1500)
 }
 
 /// The IP payloads of `pieces`, put back together by offset, as the real
@@ -745,19 +731,7 @@ fn a_fragmented_nat_reply_goes_back_as_the_vip() {
         Default::default(),
     );
     run(&mut r, &testpkt::udp(&client(64), 5000, 53, b"q", true), 0);
-    let reply = testpkt::udp(
-        &Hdr {
-            src_mac: rmac(0),
-            dst_mac: DIRECTOR_MAC,
-            src: rip(0),
-            dst: CLIENT,
-            ttl: 64,
-        },
-        53,
-        5000,
-        &[3u8; 2500],
-        true,
-    );
+    let reply = testpkt::udp(&from_real(0, 64), 53, 5000, &[3u8; 2500], true);
     let mut out = vec![];
     for f in fragments(&reply) {
         let (v, p) = run(&mut r, &f, 0);

@@ -161,14 +161,19 @@ fn rig_with(event_slots: usize, neigh: Arc<NeighborTable>) -> Rig {
     }
 }
 
-fn segment(sport: u16, flags: u8) -> VecPacket {
-    let h = Hdr {
+/// The client's packets to the VIP.
+fn client_hdr() -> Hdr {
+    Hdr {
         src_mac: CLIENT_MAC,
         dst_mac: DIRECTOR_MAC,
         src: CLIENT,
         dst: VIP,
         ttl: 64,
-    };
+    }
+}
+
+fn segment(sport: u16, flags: u8) -> VecPacket {
+    let h = client_hdr();
     VecPacket::new(&testpkt::tcp(&h, sport, 80, flags, &[]))
 }
 
@@ -474,13 +479,7 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
 #[test]
 fn packets_over_the_mtu_leave_in_fragments() {
     let mut r = rig(64);
-    let h = Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl: 64,
-    };
+    let h = client_hdr();
     let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let mut frame = testpkt::tcp(&h, 1000, 80, tcp::flags::SYN, &payload);
     {
@@ -542,33 +541,13 @@ fn packets_over_the_mtu_leave_in_fragments() {
 /// A TCP segment of `len` payload bytes from the client, DF clear, cut
 /// into 1500-MTU fragments (frag.rs).
 fn fragmented_segment(sport: u16, len: usize) -> Vec<VecPacket> {
-    let h = Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl: 64,
-    };
+    let h = client_hdr();
     let mut frame = testpkt::tcp(&h, sport, 80, tcp::flags::SYN, &vec![7u8; len]);
-    {
-        let mut ip = ipv4::Packet::new_unchecked(&mut frame[14..]);
-        ip.set_unfragmented(false);
-        ip.set_ident(sport);
-        ip.fill_checksum();
-    }
-    let plan = l4vs_dataplane::frag::Plan::new(&frame, 1500)
-        .unwrap()
-        .unwrap();
-    let mut out = vec![];
-    for k in 1..plan.count() {
-        let mut f = vec![0u8; plan.frame_len(k)];
-        plan.write(&frame, k, &mut f);
-        out.push(VecPacket::new(&f));
-    }
-    let mut first = VecPacket::new(&frame);
-    plan.write_first(&mut first);
-    out.insert(0, first);
-    out
+    ipv4::Packet::new_unchecked(&mut frame[14..]).set_ident(sport);
+    testpkt::fragments(&frame, 1500)
+        .iter()
+        .map(|f| VecPacket::new(f))
+        .collect()
 }
 
 /// Out of order: the later fragment is held until its first has been
@@ -635,13 +614,7 @@ fn later_fragments_wait_for_their_first() {
 #[test]
 fn a_df_frame_over_the_mtu_is_never_sent() {
     let mut r = rig(64);
-    let h = Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl: 64,
-    };
+    let h = client_hdr();
     r.lcore
         .io_mut()
         .rx

@@ -241,22 +241,10 @@ fn fragments_meet_on_the_owner_of_their_client() {
         dst: VIP,
         ttl: 64,
     };
-    let mut frame = testpkt::udp(&client, 5000, 53, &[4u8; 2900], true);
-    {
-        let mut ip = ipv4::Packet::new_unchecked(&mut frame[14..]);
-        ip.set_unfragmented(false);
-        ip.fill_checksum();
-    }
-    let plan = l4vs_dataplane::frag::Plan::new(&frame, 1500)
-        .unwrap()
-        .unwrap();
-    let mut later = vec![0u8; plan.frame_len(1)];
-    plan.write(&frame, 1, &mut later);
-    let mut first = VecPacket::new(&frame);
-    plan.write_first(&mut first);
+    let frame = testpkt::udp(&client, 5000, 53, &[4u8; 2900], true);
     // Each fragment arrives on every worker in turn: exactly one keeps it.
     let mut owners = vec![];
-    for bytes in [first.data().to_vec(), later] {
+    for bytes in testpkt::fragments(&frame, 1500) {
         let mut kept = vec![];
         for (w, worker) in workers.iter_mut().enumerate() {
             let mut p = VecPacket::new(&bytes);

@@ -642,15 +642,7 @@ impl Lab {
     /// # Errors
     /// If the client cannot run; losses are counted, not errors.
     pub fn udp_probe(&self, target: SocketAddrV4, count: u32) -> Result<Distribution> {
-        self.run_client(&[
-            "udp-probe".into(),
-            "--target".into(),
-            target.to_string(),
-            "--count".into(),
-            count.to_string(),
-            "--timeout-ms".into(),
-            PROBE_TIMEOUT_MS.to_string(),
-        ])
+        self.udp_probe_shaped(target, count, &crate::client::ProbeShape::default())
     }
 
     /// `count` UDP echo probes from the client to `target`, each from a new

@@ -64,6 +64,7 @@
 //! icmp_msgs_per_sec: 1000   # default 1000: ICMP errors a second per worker (restart-only)
 //! icmp_msgs_burst: 50       # default 50
 //! icmp_ratelimit_ms: 1000   # default 1000: per destination, after a burst of 6; 0 = none
+//! admin_socket: /run/l4vs/admin.sock  # default /run/l4vs/admin-netns<ID>.sock (restart-only)
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -278,6 +279,9 @@ pub struct Config {
     /// `icmp_ratelimit_ms` (0: no limit per destination). Fragmentation
     /// needed is never limited. Restart-only.
     pub icmp: IcmpLimits,
+    /// The admin socket `l4vsadm` talks to (`None`: the default,
+    /// [`crate::admin::default_path`]). Restart-only.
+    pub admin_socket: Option<std::path::PathBuf>,
     /// Classifier rules, in order: the first match gives a packet its mark.
     pub firewall_marks: Vec<FirewallMark>,
 }
@@ -516,6 +520,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         expire_quiescent_template: _,
         expire_nodest_conn,
         icmp,
+        admin_socket,
         firewall_marks: _,
     } = running;
     let Eal { args, main_core } = eal;
@@ -535,6 +540,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
             icmp.msgs_per_sec != new.icmp.msgs_per_sec,
         ),
         ("icmp_msgs_burst", icmp.msgs_burst != new.icmp.msgs_burst),
+        ("admin_socket", *admin_socket != new.admin_socket),
         (
             "icmp_ratelimit_ms",
             icmp.ratelimit_ms != new.icmp.ratelimit_ms,

@@ -12,10 +12,11 @@
 //! counters on SIGUSR1/SIGUSR2. On a stop signal workers finish their
 //! round, everything is flushed, and the final counters are printed.
 
+use crate::admin::{AdminServer, Request, Response};
 use crate::config::{self, Config};
 use crate::plan;
 use crate::port_io::DpdkIo;
-use crate::table::{Change, Network, ServiceTable};
+use crate::table::{self, Change, Network, ServiceTable};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use l4vs_dataplane::lcore::{Lcore, LcoreConfig, MAX_BURST};
@@ -346,6 +347,15 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     );
     let _ = std::io::stdout().flush();
 
+    let admin_path = cfg
+        .admin_socket
+        .clone()
+        .unwrap_or_else(crate::admin::default_path);
+    let mut admin = AdminServer::bind(&admin_path)
+        .with_context(|| format!("admin socket {}", admin_path.display()))?;
+    println!("l4vs: admin socket {}", admin.path().display());
+    let _ = std::io::stdout().flush();
+
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
     let mut next_estimate = crate::estimator::INTERVAL;
@@ -378,6 +388,36 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             table.sample_rates();
             next_estimate = now + crate::estimator::INTERVAL;
         }
+        admin.poll(|req| match req {
+            Request::List => Response::Listing {
+                size: u32::try_from(
+                    u64::from(cfg.workers.connections) * cfg.workers.cores.len() as u64,
+                )
+                .unwrap_or(u32::MAX),
+                services: table.report(),
+            },
+            Request::Apply { commands } => match apply_live(
+                commands,
+                &running,
+                &mut table,
+                &port_infos,
+                &snapshot,
+                &mut retired,
+            ) {
+                Ok(changes) => {
+                    let lines = change_lines(&changes);
+                    for line in &lines {
+                        println!("l4vs: admin: {line}");
+                    }
+                    let _ = std::io::stdout().flush();
+                    Response::Applied { changes: lines }
+                }
+                Err((command, e)) => Response::Error {
+                    command: Some(command),
+                    message: e.to_string(),
+                },
+            },
+        });
         if usr1.swap(false, Ordering::Relaxed) {
             print_services(&mut table);
         }
@@ -485,6 +525,32 @@ fn reload(
     retired.push(snapshot.swap(Arc::new(snap)));
     *table = next;
     Ok((new, changes))
+}
+
+/// Operations from the admin socket (`l4vsadm`), applied to a copy of the
+/// running table in order and published together as a reload is; the
+/// first refused one (its index and why) leaves the running table as it
+/// was. They last until the next SIGHUP, which makes the table the file's
+/// again, as keepalived's reload overwrites ipvsadm's edits.
+fn apply_live(
+    commands: Vec<table::Command>,
+    running: &Config,
+    table: &mut ServiceTable,
+    port_infos: &[PortInfo],
+    snapshot: &ArcSwap<Snapshot>,
+    retired: &mut Vec<Arc<Snapshot>>,
+) -> Result<Vec<Change>, (usize, anyhow::Error)> {
+    let mut next = table.clone();
+    let mut changes = Vec::new();
+    for (i, cmd) in commands.into_iter().enumerate() {
+        changes.push(next.apply(cmd).map_err(|e| (i, anyhow::Error::from(e)))?);
+    }
+    let at = changes.len().saturating_sub(1);
+    let snap =
+        plan::publish(&mut next, running, port_infos).map_err(|e| (at, anyhow::Error::from(e)))?;
+    retired.push(snapshot.swap(Arc::new(snap)));
+    *table = next;
+    Ok(changes)
 }
 
 /// The service table of `cfg`, loaded from the file at `path` (named in

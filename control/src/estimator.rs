@@ -16,7 +16,7 @@ use std::time::Duration;
 pub const INTERVAL: Duration = Duration::from_secs(2);
 
 /// Rates per second, as `ipvsadm --rate` lists them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rates {
     /// Connections per second.
     pub cps: u64,

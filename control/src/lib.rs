@@ -1,6 +1,8 @@
 //! The `l4vs` director: configuration, DPDK port glue, workers and the
 //! control thread. The binary (`main.rs`) is a thin CLI over this library.
 
+pub mod adm;
+pub mod admin;
 pub mod config;
 pub mod director;
 pub mod estimator;

@@ -35,7 +35,7 @@ pub(crate) struct Keeping {
 }
 
 /// Counters and rates of one service or real server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counted {
     /// Since the start or the last zeroing.
     pub totals: Totals,

@@ -39,7 +39,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// How an operator names a virtual service: `-t/-u VIP:PORT` or `-f MARK`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ServiceKey {
     /// (protocol, VIP, port); port 0 = every port (persistent services).
     Addr {
@@ -98,7 +98,7 @@ impl fmt::Display for ServiceKey {
 }
 
 /// A virtual service's settings (`ipvsadm -A` / `-E`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSpec {
     /// Which service.
     pub key: ServiceKey,
@@ -117,7 +117,7 @@ pub struct ServiceSpec {
 }
 
 /// A real server's settings (`ipvsadm -a` / `-e`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RealSpec {
     /// Its address.
     pub addr: IpAddr,
@@ -135,7 +135,7 @@ pub struct RealSpec {
 }
 
 /// One ipvsadm operation on the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// `-A`: a new virtual service, without real servers.
     AddService(ServiceSpec),
@@ -465,7 +465,7 @@ impl From<SnapshotError> for TableError {
 }
 
 /// A service as [`ServiceTable::report`] shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceReport {
     /// Which service.
     pub key: ServiceKey,
@@ -475,6 +475,8 @@ pub struct ServiceReport {
     pub scheduler: SchedulerKind,
     /// Its persistence.
     pub persistence: Option<Persistence>,
+    /// One-packet scheduling (`-o`).
+    pub ops: bool,
     /// Its counters and rates.
     pub counted: Counted,
     /// Its real servers, in order.
@@ -482,7 +484,7 @@ pub struct ServiceReport {
 }
 
 /// A real server as [`ServiceTable::report`] shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RealReport {
     /// Its settings.
     pub real: Real,
@@ -1115,6 +1117,7 @@ impl ServiceTable {
                     name: display_name(&e.spec),
                     scheduler: e.spec.scheduler,
                     persistence: e.spec.persistence,
+                    ops: e.spec.ops,
                     counted: svc,
                     reals: e
                         .reals

@@ -725,3 +725,79 @@ fn a_smaller_port_mtu_is_learned_by_the_client_and_fragmented_towards_it() {
     assert!(counter(&log, "fragmented") >= 6, "{log}");
     assert_eq!(counter(&log, "frag_failed"), 0, "{log}");
 }
+
+/// `l4vsadm` in the director's namespace, as an operator runs ipvsadm:
+/// its exit status, stdout and stderr.
+fn l4vsadm(lab: &Lab, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = lab.command(DIRECTOR, env!("CARGO_BIN_EXE_l4vsadm"));
+    cmd.args(args);
+    let out = netns::output(&mut cmd).expect("running l4vsadm");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Live changes with ipvsadm's command line while the client keeps
+/// opening connections: `-d` takes a real out and the new connections
+/// avoid it, `-a` brings it back and it takes them again; none fails.
+/// `-Ln` lists the table as ipvsadm does; a bad command gets ipvsadm's
+/// words and status 1, and changes nothing.
+#[test]
+fn l4vsadm_changes_the_running_table() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat.yaml");
+    let (code, out, err) = l4vsadm(&lab, &["-Ln"]);
+    assert_eq!(code, 0, "{err}");
+    let want_head = "\
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.100:80 rr
+  -> 198.18.2.11:80               Masq    1      ";
+    assert!(
+        out.starts_with("IP Virtual Server version 1.2.1 (size="),
+        "{out}"
+    );
+    assert!(out.contains(want_head), "{out}");
+    assert!(out.contains("UDP  198.18.0.100:53 rr\n"), "{out}");
+
+    let rs3 = ["-t", "198.18.0.100:80", "-r", "198.18.2.13:80"];
+    let (code, _, err) = l4vsadm(&lab, &[&["-d"][..], &rs3].concat());
+    assert_eq!(code, 0, "{err}");
+    let without = lab.http_load(VIP_HTTP, 60).unwrap();
+    assert_eq!(without.failed, 0, "{without:?}");
+    assert_eq!(without.count("rs3"), 0, "{without:?}");
+    let (_, out, _) = l4vsadm(&lab, &["-L", "-n", "-t", "198.18.0.100:80"]);
+    assert!(!out.contains("198.18.2.13:80"), "{out}");
+
+    // Back in, while a load runs: nothing fails.
+    let during = std::thread::scope(|s| {
+        let load = s.spawn(|| lab.http_load(VIP_HTTP, 200).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+        let (code, _, err) = l4vsadm(&lab, &[&["-a"][..], &rs3, &["-m", "-w", "1"]].concat());
+        assert_eq!(code, 0, "{err}");
+        load.join().unwrap()
+    });
+    assert_eq!(during.failed, 0, "{during:?}");
+    let after = lab.http_load(VIP_HTTP, 60).unwrap();
+    assert!(after.count("rs3") > 0, "{after:?}");
+
+    // ipvsadm's words and status for what does not exist.
+    let (code, _, err) = l4vsadm(
+        &lab,
+        &["-d", "-t", "198.18.0.100:80", "-r", "198.18.2.99:80"],
+    );
+    assert_eq!((code, err.trim()), (1, "No such destination"));
+    let (code, _, err) = l4vsadm(
+        &lab,
+        &["-a", "-t", "198.18.0.100:81", "-r", "198.18.2.11:80", "-m"],
+    );
+    assert_eq!((code, err.trim()), (1, "No such service"));
+    let log = director.stop();
+    assert!(
+        log.contains("l4vs: admin: service http: real 198.18.2.13:80"),
+        "{log}"
+    );
+}

@@ -17,7 +17,9 @@ use core::net::Ipv4Addr;
 pub const DEFAULT_MH_TABLE_SIZE: u32 = 65537;
 
 /// Transport protocol of a virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Protocol {
     /// TCP (6)
     Tcp,
@@ -51,7 +53,7 @@ impl Protocol {
 
 /// How packets reach a real server (ipvsadm -m, -i, -g). IPVS keeps the
 /// method per real server, and so does l4vs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum ForwardMethod {
     /// Rewrite destination address and port; undo it on the replies.
@@ -91,7 +93,7 @@ impl core::fmt::Display for ForwardMethod {
 
 /// A service's scheduler: the IPVS set, with the options IPVS keeps in the
 /// service's scheduler flags (`ipvsadm -b`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SchedulerKind {
     /// Round robin (`ip_vs_rr.c`).
     Rr,
@@ -163,6 +165,53 @@ impl SchedulerKind {
         "twos",
     ];
 
+    /// The scheduler of an ipvsadm `-s` name, without flags (mh with its
+    /// default table size); None for a name l4vs does not know.
+    pub fn from_name(name: &str) -> Option<SchedulerKind> {
+        Some(match name {
+            "rr" => SchedulerKind::Rr,
+            "wrr" => SchedulerKind::Wrr,
+            "lc" => SchedulerKind::Lc,
+            "wlc" => SchedulerKind::Wlc,
+            "lblc" => SchedulerKind::Lblc,
+            "lblcr" => SchedulerKind::Lblcr,
+            "dh" => SchedulerKind::Dh,
+            "sh" => SchedulerKind::Sh {
+                port: false,
+                fallback: false,
+            },
+            "sed" => SchedulerKind::Sed,
+            "nq" => SchedulerKind::Nq,
+            "mh" => SchedulerKind::Mh {
+                table_size: DEFAULT_MH_TABLE_SIZE,
+                port: false,
+                fallback: false,
+            },
+            "fo" => SchedulerKind::Fo,
+            "ovf" => SchedulerKind::Ovf,
+            "twos" => SchedulerKind::Twos,
+            _ => return None,
+        })
+    }
+
+    /// This scheduler with the ipvsadm `-b` flag `flag` set (`sh-port`,
+    /// `sh-fallback` for sh, `mh-port`, `mh-fallback` for mh); None when
+    /// the flag is not one of its own.
+    pub fn with_flag(self, flag: &str) -> Option<SchedulerKind> {
+        let mut s = self;
+        let (port, fallback, prefix) = match &mut s {
+            SchedulerKind::Sh { port, fallback } => (port, fallback, "sh-"),
+            SchedulerKind::Mh { port, fallback, .. } => (port, fallback, "mh-"),
+            _ => return None,
+        };
+        match flag.strip_prefix(prefix)? {
+            "port" => *port = true,
+            "fallback" => *fallback = true,
+            _ => return None,
+        }
+        Some(s)
+    }
+
     /// The ipvsadm `-s` name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -209,7 +258,7 @@ impl SchedulerKind {
 }
 
 /// A real server of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Real {
     /// Its address.
     pub addr: Ipv4Addr,
@@ -286,7 +335,7 @@ pub struct ServiceOptions {
 }
 
 /// Persistence of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Persistence {
     /// Template lifetime in seconds, renewed by each new connection.
     pub timeout: u32,
@@ -406,7 +455,7 @@ impl ConnState {
 
 /// Timeouts in seconds per state; defaults are IPVS's (`tcp_timeouts`,
 /// `udp_timeouts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Timeouts {
     /// ESTABLISHED (900 s).
     pub tcp_established: u32,

@@ -17,7 +17,7 @@
 use crate::verdict::Counter;
 
 /// IPVS's five counters, summed: what the control thread reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Connections scheduled.
     pub conns: u64,

@@ -29,6 +29,8 @@ struct Out<'a> {
     icmp_msgs_per_sec: u32,
     icmp_msgs_burst: u32,
     icmp_ratelimit_ms: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_socket: Option<String>,
     firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
 }
@@ -214,6 +216,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
         icmp_msgs_per_sec: cfg.icmp.msgs_per_sec,
         icmp_msgs_burst: cfg.icmp.msgs_burst,
         icmp_ratelimit_ms: cfg.icmp.ratelimit_ms,
+        admin_socket: cfg.admin_socket.as_ref().map(|p| p.display().to_string()),
         firewall_marks: cfg
             .firewall_marks
             .iter()

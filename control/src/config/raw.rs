@@ -42,6 +42,8 @@ pub(super) struct RawConfig {
     pub icmp_ratelimit_ms: Option<S<i64>>,
     #[serde(default)]
     pub firewall_marks: Option<S<Vec<S<RawMark>>>>,
+    #[serde(default)]
+    pub admin_socket: Option<S<String>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

@@ -1225,11 +1225,12 @@ fn errors_cut_huge_values() {
     let shown = parse(&format!("{HEAD}? {big}\n: 1\n"), FILE)
         .unwrap_err()
         .to_string();
+    // Cut, whatever the list of the keys it could have been.
     assert!(
-        shown.len() < 400,
+        shown.len() < 600,
         "{} bytes: {}",
         shown.len(),
-        &shown[..400]
+        &shown[..600]
     );
     assert!(shown.contains("unknown key `aaaa"), "{shown}");
 }

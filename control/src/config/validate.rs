@@ -14,9 +14,8 @@ use super::{
     echo, not_unicast, valid_name, Address, Config, ConfigError, Device, DeviceKind, Eal,
     FirewallMark, ForwardMethod, Gateway, IcmpLimits, Neighbor, Persistence, Port, Protocol, Real,
     SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC,
-    DEFAULT_MBUFS, DEFAULT_MH_TABLE_SIZE, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
-    MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC,
-    MIN_MH_TABLE_SIZE, MIN_MTU,
+    DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU,
+    MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -404,6 +403,22 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
     let flag = |v: &Option<S<bool>>| v.as_ref().is_some_and(|b| b.value);
     let expire_quiescent_template = flag(&raw.expire_quiescent_template);
     let expire_nodest_conn = flag(&raw.expire_nodest_conn);
+    let admin_socket = match &raw.admin_socket {
+        None => None,
+        Some(s) if s.value.starts_with('/') && !s.value.contains('\0') && s.value.len() < 108 => {
+            Some(std::path::PathBuf::from(&s.value))
+        }
+        Some(s) => {
+            return Err(c.err(
+                &s.referenced,
+                "admin_socket",
+                format!(
+                    "{} is not a usable socket path: an absolute path of at most 107 bytes (a Unix socket's limit)",
+                    echo(&s.value)
+                ),
+            ))
+        }
+    };
     let defaults = IcmpLimits::default();
     let max = i64::from(i32::MAX);
     let icmp = IcmpLimits {
@@ -498,6 +513,7 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         expire_quiescent_template,
         expire_nodest_conn,
         icmp,
+        admin_socket,
         firewall_marks,
     })
 }
@@ -689,29 +705,10 @@ fn parse_protocol(c: &Checker<'_>, v: &S<String>, key: &str) -> Result<Protocol>
 fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<SchedulerKind> {
     let v = &s.scheduler;
     let name = v.value.trim();
-    let mut sched = match name {
-        "rr" => SchedulerKind::Rr,
-        "wrr" => SchedulerKind::Wrr,
-        "lc" => SchedulerKind::Lc,
-        "wlc" => SchedulerKind::Wlc,
-        "lblc" => SchedulerKind::Lblc,
-        "lblcr" => SchedulerKind::Lblcr,
-        "dh" => SchedulerKind::Dh,
-        "sh" => SchedulerKind::Sh {
-            port: false,
-            fallback: false,
-        },
-        "sed" => SchedulerKind::Sed,
-        "nq" => SchedulerKind::Nq,
-        "mh" => SchedulerKind::Mh {
-            table_size: DEFAULT_MH_TABLE_SIZE,
-            port: false,
-            fallback: false,
-        },
-        "fo" => SchedulerKind::Fo,
-        "ovf" => SchedulerKind::Ovf,
-        "twos" => SchedulerKind::Twos,
-        other => {
+    let mut sched = match SchedulerKind::from_name(name) {
+        Some(s) => s,
+        None => {
+            let other = name;
             return Err(c.err(
                 &v.referenced,
                 format!("{base}.scheduler"),
@@ -720,7 +717,7 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
                     echo(other),
                     SchedulerKind::NAMES.join(" ")
                 ),
-            ))
+            ));
         }
     };
 
@@ -765,12 +762,8 @@ fn parse_scheduler(c: &Checker<'_>, s: &RawService, base: &str) -> Result<Schedu
             ));
         }
         seen.push(flag);
-        // The owner check above leaves only sh and mh here.
-        if let SchedulerKind::Sh { port, fallback } | SchedulerKind::Mh { port, fallback, .. } =
-            &mut sched
-        {
-            *if is_port { port } else { fallback } = true;
-        }
+        // The owner check above leaves only sh and mh flags of their own.
+        sched = sched.with_flag(flag).unwrap_or(sched);
     }
 
     if let Some(t) = &s.mh_table_size {

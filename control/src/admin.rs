@@ -1,0 +1,338 @@
+//! The admin socket: a Unix stream socket on which `l4vsadm` (and other
+//! local tools) ask the running director for its table and change it.
+//!
+//! # Protocol
+//!
+//! One request per connection, one response, then the director closes it.
+//! Each is a frame: a 4-byte big-endian length, then that many bytes of
+//! JSON (serde_json) encoding a [`Request`] or a [`Response`]. A request
+//! longer than [`MAX_REQUEST`], one that is not valid JSON of a request,
+//! or one that does not arrive whole within [`REQUEST_DEADLINE`] gets an
+//! [`Response::Error`] (when the socket still takes it) and the connection
+//! is closed; nothing else is disturbed. At most [`MAX_CLIENTS`] are served
+//! at once; the others are answered "busy" and closed.
+//!
+//! # Serving
+//!
+//! [`AdminServer`] is polled by the control thread between its other
+//! duties (non-blocking: it never waits on a client), so a slow or
+//! malicious client costs the control thread a read per tick and the
+//! dataplane nothing. What a request changes goes through the command
+//! model ([`crate::table`]) and is published as a reload is.
+//!
+//! The socket's mode is 0600: only its owner (root, normally) may connect.
+
+use crate::table::{Command, ServiceReport};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Largest request accepted, bytes (a restore of tens of thousands of
+/// services fits).
+pub const MAX_REQUEST: usize = 16 << 20;
+/// Largest response a client accepts, bytes.
+pub const MAX_RESPONSE: usize = 256 << 20;
+/// Time a client has to send its whole request.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// Clients served at once.
+pub const MAX_CLIENTS: usize = 16;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// ipvsadm operations (`-A -E -D -a -e -d -C -Z --set`), applied in
+    /// order to a copy of the table and published together, or not at all
+    /// (`-R` sends many; the first refused one is named).
+    Apply {
+        /// The operations.
+        commands: Vec<Command>,
+    },
+    /// The services and real servers with their counts, counters and
+    /// rates (`-L`, `--stats`, `--rate`).
+    List,
+}
+
+/// What the director answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// The operations were applied; one line per change, in words.
+    Applied {
+        /// What changed.
+        changes: Vec<String>,
+    },
+    /// The table (for [`Request::List`]).
+    Listing {
+        /// The connection entries the workers hold at most, in all (what
+        /// ipvsadm prints as the table's `size`).
+        size: u32,
+        /// Services in slot order, each with its reals.
+        services: Vec<ServiceReport>,
+    },
+    /// The request was refused; nothing changed.
+    Error {
+        /// For `Apply`: which operation (0-based) was refused, if one was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<usize>,
+        /// Why, in ipvsadm's words where it has them.
+        message: String,
+    },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix says more than the limit.
+    #[error("a request of {0} bytes is over the {limit}-byte limit", limit = MAX_REQUEST)]
+    TooLong(u64),
+    /// The bytes are not JSON of a request.
+    #[error("not a request: {0}")]
+    Malformed(String),
+}
+
+/// Encodes `msg` as one frame: its length (4 bytes, big-endian), then its
+/// JSON.
+///
+/// # Panics
+/// Never for the types here (serde_json cannot fail on them).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let body = serde_json::to_vec(msg).expect("admin messages always serialize");
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a request from `buf`, the bytes received so far: `Ok(None)`
+/// while the frame is incomplete.
+///
+/// # Errors
+/// [`FrameError::TooLong`] as soon as the length prefix is over
+/// [`MAX_REQUEST`] (nothing more is read); [`FrameError::Malformed`] for a
+/// whole frame that is not a request, or bytes after it.
+pub fn decode_request(buf: &[u8]) -> Result<Option<Request>, FrameError> {
+    let Some(len) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if len > MAX_REQUEST {
+        return Err(FrameError::TooLong(len as u64));
+    }
+    let Some(body) = buf.get(4..4 + len) else {
+        return Ok(None);
+    };
+    if buf.len() > 4 + len {
+        return Err(FrameError::Malformed(
+            "bytes after the request (one request per connection)".into(),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Sends `req` to the director listening on `path` and waits up to
+/// `timeout` for its answer (the client side, `l4vsadm`).
+///
+/// # Errors
+/// When the socket cannot be reached (with its path), the answer does not
+/// come in time, or it is not a response.
+pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Response> {
+    let mut s = UnixStream::connect(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot reach l4vs on {}: {e}", path.display()),
+        )
+    })?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(&encode(req))?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_RESPONSE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a response of {len} bytes is over the limit"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The admin socket's path when the config names none:
+/// `/run/l4vs/admin-netns<ID>.sock`, with this network namespace's id, so
+/// that directors in several namespaces (the lab) do not meet, and
+/// `l4vsadm` run in the same namespace finds its director.
+pub fn default_path() -> PathBuf {
+    let id = std::fs::read_link("/proc/self/ns/net")
+        .ok()
+        .and_then(|l| crate::startup::netns_id(&l.to_string_lossy()).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+    Path::new(crate::startup::LOCK_DIR).join(format!("admin-netns{id}.sock"))
+}
+
+/// One connected client.
+struct Client {
+    stream: UnixStream,
+    since: Instant,
+    inbox: Vec<u8>,
+    /// The response, and how much of it is written.
+    outbox: Option<(Vec<u8>, usize)>,
+}
+
+/// The listening socket and its clients, polled by the control thread.
+pub struct AdminServer {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: Vec<Client>,
+    deadline: Duration,
+}
+
+impl AdminServer {
+    /// Listens on `path` (mode 0600). A socket file left by a director
+    /// that is gone is replaced; one a live director answers on is not.
+    ///
+    /// # Errors
+    /// When the directory cannot be made, another director listens there,
+    /// or the socket cannot be bound.
+    pub fn bind(path: &Path) -> io::Result<AdminServer> {
+        Self::bind_with_deadline(path, REQUEST_DEADLINE)
+    }
+
+    /// [`AdminServer::bind`] with another deadline for requests (tests).
+    ///
+    /// # Errors
+    /// As [`AdminServer::bind`].
+    pub fn bind_with_deadline(path: &Path, deadline: Duration) -> io::Result<AdminServer> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another l4vs answers on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        Ok(AdminServer {
+            listener,
+            path: path.to_owned(),
+            clients: Vec::new(),
+            deadline,
+        })
+    }
+
+    /// Where it listens.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts, reads and answers what it can without waiting: each
+    /// complete request is handed to `handle`, whose response is sent.
+    /// Clients past their deadline, or that sent something wrong, get an
+    /// error and are closed.
+    pub fn poll(&mut self, mut handle: impl FnMut(Request) -> Response) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let mut c = Client {
+                        stream,
+                        since: Instant::now(),
+                        inbox: Vec::new(),
+                        outbox: None,
+                    };
+                    if self.clients.len() >= MAX_CLIENTS {
+                        c.outbox = Some((error("the director is busy: try again".into()), 0));
+                    }
+                    self.clients.push(c);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        let deadline = self.deadline;
+        self.clients.retain_mut(|c| serve(c, deadline, &mut handle));
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn error(message: String) -> Vec<u8> {
+    encode(&Response::Error {
+        command: None,
+        message,
+    })
+}
+
+/// Moves one client along; false when it is done with (closed).
+fn serve(c: &mut Client, deadline: Duration, handle: &mut impl FnMut(Request) -> Response) -> bool {
+    if c.outbox.is_none() {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    c.inbox.extend_from_slice(&buf[..n]);
+                    // Stop reading as soon as the frame is known to be bad.
+                    if c.inbox.len() > MAX_REQUEST + 4 || decode_request(&c.inbox).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        match decode_request(&c.inbox) {
+            Ok(Some(req)) => c.outbox = Some((encode(&handle(req)), 0)),
+            Ok(None) if c.since.elapsed() > deadline => {
+                c.outbox = Some((
+                    error(format!(
+                        "the request did not arrive whole within {} ms",
+                        deadline.as_millis()
+                    )),
+                    0,
+                ));
+            }
+            Ok(None) => return true,
+            Err(e) => c.outbox = Some((error(e.to_string()), 0)),
+        }
+    }
+    let Some((out, sent)) = c.outbox.as_mut() else {
+        return true;
+    };
+    while *sent < out.len() {
+        match c.stream.write(&out[*sent..]) {
+            Ok(0) => return false,
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A client that does not read its answer in time is dropped.
+                return c.since.elapsed() <= deadline * 2;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+use super::*;
+use crate::table::{RealSpec, ServiceKey};
+use l4vs_dataplane::model::{ForwardMethod, Protocol};
+use std::net::{IpAddr, Ipv4Addr};
+
+fn add_real() -> Request {
+    Request::Apply {
+        commands: vec![Command::AddReal(
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+                port: 80,
+            },
+            RealSpec {
+                addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, 14)),
+                port: 80,
+                weight: 1,
+                method: ForwardMethod::Nat,
+                upper_threshold: 0,
+                lower_threshold: 0,
+            },
+        )],
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("l4vs-admin-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("admin.sock")
+}
+
+#[test]
+fn frames_round_trip_and_partial_frames_wait() {
+    let frame = encode(&add_real());
+    assert_eq!(decode_request(&frame), Ok(Some(add_real())));
+    for cut in 0..frame.len() {
+        assert_eq!(decode_request(&frame[..cut]), Ok(None), "cut at {cut}");
+    }
+    let list = encode(&Request::List);
+    assert_eq!(&list[4..], br#"{"request":"list"}"#);
+    assert_eq!(decode_request(&list), Ok(Some(Request::List)));
+}
+
+/// Bad input: a 1 GiB length prefix is refused on its 4 bytes alone;
+/// not-JSON, JSON of something else and trailing bytes are refused.
+#[test]
+fn bad_frames_are_refused() {
+    let giant = (1u32 << 30).to_be_bytes();
+    assert_eq!(decode_request(&giant), Err(FrameError::TooLong(1 << 30)));
+    let frame = |body: &[u8]| {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    for body in [
+        &b"not json"[..],
+        br#"{"request":"format_disk"}"#,
+        br#"[1,2]"#,
+        b"",
+    ] {
+        assert!(
+            matches!(decode_request(&frame(body)), Err(FrameError::Malformed(_))),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let mut two = encode(&Request::List);
+    two.extend_from_slice(&encode(&Request::List));
+    assert!(matches!(
+        decode_request(&two),
+        Err(FrameError::Malformed(_))
+    ));
+}
+
+proptest::proptest! {
+    /// The decoder takes any bytes without panicking (the fuzz-style
+    /// property over random frames and random prefixes of real ones).
+    #[test]
+    fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), cut in 0usize..200) {
+        let _ = decode_request(&bytes);
+        let real = encode(&add_real());
+        let mut mixed = real[..cut.min(real.len())].to_vec();
+        mixed.extend_from_slice(&bytes);
+        let _ = decode_request(&mixed);
+    }
+}
+
+/// Polls `server` until `done` holds or a second passes.
+fn poll_until(
+    server: &mut AdminServer,
+    mut handle: impl FnMut(Request) -> Response,
+    done: impl Fn() -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !done() && Instant::now() < deadline {
+        server.poll(&mut handle);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Over a real socket: a good client is answered while a client that
+/// sent a 1 GiB length prefix gets an error and one that sends half a
+/// request and stops is cut off at the deadline; none of them holds the
+/// others up. The socket is 0600.
+#[test]
+fn the_server_answers_and_sheds_bad_clients() {
+    let path = temp_path("serve");
+    let mut server = AdminServer::bind_with_deadline(&path, Duration::from_millis(200)).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let mut slow = UnixStream::connect(&path).unwrap();
+    slow.write_all(&encode(&Request::List)[..6]).unwrap();
+    let mut giant = UnixStream::connect(&path).unwrap();
+    giant.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+
+    let p = path.clone();
+    let good = std::thread::spawn(move || call(&p, &add_real(), Duration::from_secs(2)));
+    let mut seen = Vec::new();
+    poll_until(
+        &mut server,
+        |req| {
+            seen.push(req);
+            Response::Applied {
+                changes: vec!["real 198.18.2.14:80 added".into()],
+            }
+        },
+        || good.is_finished(),
+    );
+    let answer = good.join().unwrap().unwrap();
+    assert_eq!(
+        answer,
+        Response::Applied {
+            changes: vec!["real 198.18.2.14:80 added".into()]
+        }
+    );
+    assert_eq!(seen, [add_real()]);
+
+    let read_error = |s: &mut UnixStream| -> String {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        match serde_json::from_slice(&body).unwrap() {
+            Response::Error { message, .. } => message,
+            other => panic!("{other:?}"),
+        }
+    };
+    server.poll(|_| unreachable!());
+    assert!(read_error(&mut giant).contains("over the"), "giant");
+    std::thread::sleep(Duration::from_millis(250));
+    server.poll(|_| unreachable!());
+    assert!(
+        read_error(&mut slow).contains("did not arrive whole"),
+        "slow"
+    );
+    assert!(server.clients.is_empty(), "every client closed");
+}
+
+/// A socket file left by a director that is gone is replaced; a live
+/// director's is not taken over.
+#[test]
+fn a_stale_socket_is_replaced_a_live_one_is_not() {
+    let path = temp_path("stale");
+    {
+        let _left = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    }
+    assert!(path.exists());
+    let live = AdminServer::bind(&path).expect("stale file replaced");
+    let e = AdminServer::bind(&path)
+        .err()
+        .expect("a second one refused");
+    assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+    drop(live);
+    assert!(!path.exists(), "removed on exit");
+}

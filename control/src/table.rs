@@ -176,6 +176,10 @@ pub enum TableError {
     /// A command naming a service that does not exist (ESRCH).
     #[error("No such service")]
     NoSuchService,
+    /// A real-server command (`-a -e -d`) naming a service that does not
+    /// exist: ipvsadm's words for ESRCH on a destination operation.
+    #[error("Service not defined")]
+    ServiceNotDefined,
     /// `-a` of a real server the service has (EEXIST).
     #[error("Destination already exists")]
     RealExists,
@@ -868,8 +872,14 @@ impl ServiceTable {
         )
     }
 
+    /// The entry of a real-server command's service (ipvsadm: "Service not
+    /// defined").
+    fn dest_entry(&self, key: &ServiceKey) -> Result<&Entry, TableError> {
+        self.entry(key).map_err(|_| TableError::ServiceNotDefined)
+    }
+
     fn add_real(&mut self, key: &ServiceKey, r: RealSpec) -> Result<Change, TableError> {
-        let e = self.entry(key)?;
+        let e = self.dest_entry(key)?;
         let real = self.check_real(e, &r)?;
         if e.reals
             .iter()
@@ -908,7 +918,7 @@ impl ServiceTable {
     }
 
     fn edit_real(&mut self, key: &ServiceKey, r: RealSpec) -> Result<Change, TableError> {
-        let e = self.entry(key)?;
+        let e = self.dest_entry(key)?;
         let i = Self::find_real(e, r.addr, r.port)?;
         let real = self.check_real(e, &r)?;
         let e = self.entry_mut(key)?;
@@ -958,7 +968,7 @@ impl ServiceTable {
         addr: IpAddr,
         port: u16,
     ) -> Result<Change, TableError> {
-        let e = self.entry(key)?;
+        let e = self.dest_entry(key)?;
         let i = Self::find_real(e, addr, port)?;
         let e = self.entry_mut(key)?;
         let gone = e.reals.remove(i);
@@ -1535,7 +1545,7 @@ mod tests {
         assert_eq!(t.services().next().unwrap().1.len(), 3, "nothing added");
         assert_eq!(
             t.apply(Command::AddReal(key(81), real(20, 1))),
-            Err(TableError::NoSuchService)
+            Err(TableError::ServiceNotDefined)
         );
         // A port left out is the service's; NAT may change it.
         let c = t

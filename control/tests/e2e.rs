@@ -784,17 +784,54 @@ TCP  198.18.0.100:80 rr
     let after = lab.http_load(VIP_HTTP, 60).unwrap();
     assert!(after.count("rs3") > 0, "{after:?}");
 
-    // ipvsadm's words and status for what does not exist.
+    // ipvsadm's words and statuses for what does not exist: 255 for a
+    // refused operation, 1 for a listing, 2 for a command line.
     let (code, _, err) = l4vsadm(
         &lab,
         &["-d", "-t", "198.18.0.100:80", "-r", "198.18.2.99:80"],
     );
-    assert_eq!((code, err.trim()), (1, "No such destination"));
+    assert_eq!((code, err.trim()), (255, "No such destination"));
     let (code, _, err) = l4vsadm(
         &lab,
         &["-a", "-t", "198.18.0.100:81", "-r", "198.18.2.11:80", "-m"],
     );
+    assert_eq!((code, err.trim()), (255, "Service not defined"));
+    let (code, _, err) = l4vsadm(&lab, &["-L", "-n", "-t", "198.18.0.100:81"]);
     assert_eq!((code, err.trim()), (1, "No such service"));
+    let (code, _, _) = l4vsadm(&lab, &["-A", "-t", "198.18.0.100"]);
+    assert_eq!(code, 2);
+
+    // -S, -C, -R: the table comes back the same.
+    let (_, before, _) = l4vsadm(&lab, &["-Ln"]);
+    let (code, saved, err) = l4vsadm(&lab, &["-S", "-n"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(saved.contains("-A -t 198.18.0.100:80 -s rr\n"), "{saved}");
+    assert_eq!(l4vsadm(&lab, &["-C"]).0, 0);
+    let (_, empty, _) = l4vsadm(&lab, &["-Ln"]);
+    assert!(!empty.contains("TCP"), "{empty}");
+    let mut restore = lab.command(DIRECTOR, env!("CARGO_BIN_EXE_l4vsadm"));
+    restore.arg("-R").stdin(std::process::Stdio::piped());
+    let mut child = restore.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(saved.as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let (_, after_restore, _) = l4vsadm(&lab, &["-Ln"]);
+    let without_counts = |t: &str| {
+        t.lines()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_counts(&after_restore), without_counts(&before));
+    let served = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!(served.failed, 0, "{served:?}");
+
     let log = director.stop();
     assert!(
         log.contains("l4vs: admin: service http: real 198.18.2.13:80"),

@@ -31,9 +31,10 @@ fn ipvsadm_command_lines_become_operations() {
     assert_eq!(
         spec.persistence,
         Some(Persistence {
-            timeout: 300,
+            timeout: 360,
             netmask: 32
-        })
+        }),
+        "-p alone: libipvs's 6 * 60"
     );
     let a = cli(&[
         "-A",
@@ -216,6 +217,8 @@ fn the_listing_is_ipvsadms() {
             reals: vec![],
         },
     ];
+    // Listed in ipvsadm's order (address services by protocol, address,
+    // port; then marks), flags in parentheses after the scheduler.
     let want = "\
 IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
@@ -223,14 +226,100 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  198.18.0.100:80 rr
   -> 198.18.2.11:80               Masq    1      12         3         
   -> 198.18.2.12:80               Route   0      0          0         
-FWM  1 sh persistent 300 mask 255.255.255.0 sh-port,sh-fallback
-  -> 198.18.2.13:0                Tunnel  2      1          0         
 UDP  198.18.0.100:53 wlc ops
+FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
+  -> 198.18.2.13:0                Tunnel  2      1          0         
 ";
-    assert_eq!(format_list(&services, None, 4096), want);
-    let one = format_list(&services, Some(key(Protocol::Udp, 53)), 4096);
-    assert!(
-        one.ends_with("InActConn\nUDP  198.18.0.100:53 wlc ops\n"),
-        "{one}"
+    assert_eq!(format_list(&services, None, 4096).as_deref(), Some(want));
+    // One service: no version line; a missing one: None (No such service).
+    let one = format_list(&services, Some(key(Protocol::Udp, 53)), 4096).unwrap();
+    assert_eq!(
+        one,
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nUDP  198.18.0.100:53 wlc ops\n"
+    );
+    assert_eq!(
+        format_list(&services, Some(key(Protocol::Tcp, 81)), 4096),
+        None
+    );
+
+    // -S, as ipvsadm-save prints it, and -R reads it back to the same
+    // operations.
+    let save = format_save(&services);
+    assert_eq!(
+        save,
+        "\
+-A -t 198.18.0.100:80 -s rr
+-a -t 198.18.0.100:80 -r 198.18.2.11:80 -m -w 1
+-a -t 198.18.0.100:80 -r 198.18.2.12:80 -g -w 0
+-A -u 198.18.0.100:53 -s wlc -o
+-A -f 1 -s sh -p 300 -M 255.255.255.0 -b sh-fallback,sh-port
+-a -f 1 -r 198.18.2.13:0 -i -w 2
+"
+    );
+    let commands = parse_restore(&format!("# saved\n\nipvsadm {save}")).unwrap();
+    assert_eq!(commands.len(), 6);
+    let Command::AddService(fw) = &commands[4] else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(fw.key, ServiceKey::Fwmark(1));
+    assert_eq!(
+        fw.scheduler,
+        SchedulerKind::Sh {
+            port: true,
+            fallback: true
+        }
+    );
+    assert_eq!(
+        fw.persistence,
+        Some(Persistence {
+            timeout: 300,
+            netmask: 24
+        })
+    );
+    assert_eq!(
+        parse_restore("-A -t 198.18.0.100:80\n-a -t 1.2.3.4:80\n"),
+        Err((
+            2,
+            "You need to supply the 'real-server' option for this command".into()
+        ))
+    );
+    assert!(parse_restore("-L -n\n").is_err(), "only operations restore");
+}
+
+/// ipvsadm's order, quirk included: 192.168.0.1 sorts before 10.0.0.1
+/// (their 32-bit difference taken as signed is positive).
+#[test]
+fn services_sort_as_ipvsadm_sorts_them() {
+    let svc = |a: [u8; 4], port| ServiceReport {
+        key: ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: IpAddr::V4(Ipv4Addr::from(a)),
+            port,
+        },
+        name: String::new(),
+        scheduler: SchedulerKind::Rr,
+        persistence: None,
+        ops: false,
+        counted: Counted::default(),
+        reals: vec![],
+    };
+    let list = format_list(
+        &[
+            svc([10, 0, 0, 1], 80),
+            svc([192, 168, 0, 1], 80),
+            svc([10, 0, 0, 1], 22),
+        ],
+        None,
+        1,
+    )
+    .unwrap();
+    let order: Vec<&str> = list.lines().skip(3).collect();
+    assert_eq!(
+        order,
+        [
+            "TCP  192.168.0.1:80 rr",
+            "TCP  10.0.0.1:22 rr",
+            "TCP  10.0.0.1:80 rr"
+        ]
     );
 }

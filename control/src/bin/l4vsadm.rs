@@ -1,10 +1,13 @@
 //! `l4vsadm`: ipvsadm's command line for a running l4vs (see
-//! [`l4vs_control::adm`]). Exit status as ipvsadm's: 0 on success, 1 when
-//! the director refused the operation, 2 for a usage error.
+//! [`l4vs_control::adm`]). Exit status as ipvsadm 1.31's: 0 on success, 1
+//! when a listing fails ("No such service"), 2 for a command-line error or
+//! when l4vs cannot be reached, 255 when the director refused the
+//! operation.
 
 use clap::Parser;
-use l4vs_control::adm::{format_list, Action, Cli};
-use l4vs_control::admin::{self, Response};
+use l4vs_control::adm::{format_list, format_save, parse_restore, Action, Cli};
+use l4vs_control::admin::{self, Request, Response};
+use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,35 +20,56 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let request = match &action {
+        Action::Restore => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                eprintln!("reading the commands to restore: {e}");
+                return ExitCode::from(2);
+            }
+            match parse_restore(&text) {
+                Ok(commands) => Request::Apply { commands },
+                Err((line, why)) => {
+                    eprintln!("line {line}: {why}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        other => other.request(),
+    };
     let path = cli.socket.clone().unwrap_or_else(admin::default_path);
-    let response = match admin::call(&path, &action.request(), Duration::from_secs(10)) {
+    let response = match admin::call(&path, &request, Duration::from_secs(10)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(1);
+            return ExitCode::from(2);
         }
     };
     match (action, response) {
         (Action::List(only), Response::Listing { size, services }) => {
-            print!("{}", format_list(&services, only, size));
+            match format_list(&services, only, size) {
+                Some(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("No such service");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        (Action::Save, Response::Listing { services, .. }) => {
+            print!("{}", format_save(&services));
             ExitCode::SUCCESS
         }
-        (Action::Apply(_), Response::Applied { .. }) => ExitCode::SUCCESS,
+        (Action::Apply(_) | Action::Restore, Response::Applied { .. }) => ExitCode::SUCCESS,
         (_, Response::Error { message, .. }) => {
             eprintln!("{message}");
-            ExitCode::from(1)
+            ExitCode::from(255)
         }
-        (_, other) => {
-            eprintln!("l4vsadm: unexpected answer from l4vs: {}", kind(&other));
-            ExitCode::from(1)
+        (_, _) => {
+            eprintln!("l4vsadm: l4vs answered with something else than was asked");
+            ExitCode::from(2)
         }
-    }
-}
-
-fn kind(r: &Response) -> &'static str {
-    match r {
-        Response::Applied { .. } => "applied",
-        Response::Listing { .. } => "listing",
-        Response::Error { .. } => "error",
     }
 }

@@ -9,10 +9,11 @@
 //!
 //! The formats follow ipvsadm 1.31's source (ipvsadm.c `print_title`,
 //! `print_service_entry`, `list_all`; the spec written from it for this
-//! project is in the issue notes). Done so far: the commands above, the
-//! default listing (`-L`, `-l`, with `-n`), `-S` and `-R`. Not yet:
-//! `--stats`, `--rate`, `-c`, `--set`, `--timeout`, `--daemon`, host
-//! names without `-n` (l4vsadm always prints numbers).
+//! project is in the issue notes). Done so far: the commands above,
+//! `--set`, the listings `-L`/`-l` (with `-n`, `--stats`, `--rate`,
+//! `--exact`, `--timeout`, `--daemon`), `-S` and `-R`. Not yet: `-c`,
+//! `--thresholds`, `--persistent-conn`, host names without `-n` (l4vsadm
+//! always prints numbers).
 //!
 //! Deliberate differences: options may come in any order (ipvsadm wants
 //! the command first); `-R` applies all its lines or none (ipvsadm goes
@@ -40,7 +41,7 @@ pub const DEFAULT_PERSISTENCE_S: u32 = 360;
     about = "Administer a running l4vs as ipvsadm administers IPVS",
     group(ArgGroup::new("command").required(true).multiple(false).args([
         "add_service", "edit_service", "delete_service", "clear", "add_server",
-        "edit_server", "delete_server", "list", "list_l", "zero", "save", "restore",
+        "edit_server", "delete_server", "list", "list_l", "zero", "save", "restore", "set",
     ])),
     group(ArgGroup::new("service").multiple(false).args(["tcp_service", "udp_service", "fwmark_service"])),
     group(ArgGroup::new("method").multiple(false).args(["gatewaying", "ipip", "masquerading"])),
@@ -82,6 +83,9 @@ pub struct Cli {
     /// Read ipvsadm commands from stdin and apply them all, or none.
     #[arg(short = 'R', long = "restore")]
     restore: bool,
+    /// Set the TCP, TCP FIN_WAIT and UDP timeouts, seconds (0: unchanged).
+    #[arg(long = "set", num_args = 3, value_names = ["tcp", "tcpfin", "udp"])]
+    set: Option<Vec<u32>>,
 
     /// A TCP service: VIP:PORT.
     #[arg(short = 't', long = "tcp-service", value_name = "service-address")]
@@ -132,10 +136,47 @@ pub struct Cli {
     /// Numeric output (l4vsadm always prints numbers).
     #[arg(short = 'n', long = "numeric")]
     numeric: bool,
+    /// List counters (conns, packets, bytes).
+    #[arg(long = "stats")]
+    stats: bool,
+    /// List rates (per second).
+    #[arg(long = "rate")]
+    rate: bool,
+    /// Exact numbers in --stats and --rate (no K, M, G, T).
+    #[arg(short = 'X', long = "exact")]
+    exact: bool,
+    /// List the timeouts.
+    #[arg(long = "timeout")]
+    timeout: bool,
+    /// List the connection sync daemons.
+    #[arg(long = "daemon")]
+    daemon: bool,
+    /// Sort the listing (the default; accepted for ipvsadm's sake).
+    #[arg(long = "sort")]
+    sort: bool,
     /// The admin socket (default: the one of l4vs in this network
     /// namespace).
     #[arg(long = "socket", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+/// Which numbers a listing shows (`--stats`, `--rate`; ipvsadm lets
+/// stats win when both are given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Scheduler, flags, forwarding, weights, connections.
+    #[default]
+    Default,
+    /// Counters, shortened with K/M/G/T unless exact.
+    Stats {
+        /// `--exact`.
+        exact: bool,
+    },
+    /// Rates, likewise.
+    Rate {
+        /// `--exact`.
+        exact: bool,
+    },
 }
 
 /// What the command line asks for.
@@ -144,7 +185,11 @@ pub enum Action {
     /// Send these operations.
     Apply(Vec<Command>),
     /// List the table, or one service of it.
-    List(Option<ServiceKey>),
+    List(Option<ServiceKey>, View),
+    /// `-L --timeout`.
+    Timeouts,
+    /// `-L --daemon`.
+    Daemons,
     /// Print the table as ipvsadm commands.
     Save,
     /// Apply the commands on stdin (the caller reads and parses them,
@@ -159,7 +204,7 @@ impl Action {
             Action::Apply(commands) => Request::Apply {
                 commands: commands.clone(),
             },
-            Action::List(_) | Action::Save => Request::List,
+            Action::List(..) | Action::Save | Action::Timeouts | Action::Daemons => Request::List,
             Action::Restore => Request::Apply {
                 commands: Vec::new(),
             },
@@ -300,7 +345,27 @@ impl Cli {
     pub fn action(&self) -> Result<Action, UsageError> {
         let one = |c: Command| Ok(Action::Apply(vec![c]));
         if self.list || self.list_l {
-            return Ok(Action::List(self.key()?));
+            if self.timeout {
+                return Ok(Action::Timeouts);
+            }
+            if self.daemon {
+                return Ok(Action::Daemons);
+            }
+            let view = if self.stats {
+                View::Stats { exact: self.exact }
+            } else if self.rate {
+                View::Rate { exact: self.exact }
+            } else {
+                View::Default
+            };
+            return Ok(Action::List(self.key()?, view));
+        }
+        if let Some(t) = &self.set {
+            return one(Command::SetTimeouts {
+                tcp: t[0],
+                tcp_fin: t[1],
+                udp: t[2],
+            });
         }
         if self.save {
             return Ok(Action::Save);
@@ -445,19 +510,47 @@ pub fn format_list(
     services: &[ServiceReport],
     only: Option<ServiceKey>,
     size: u32,
+    view: View,
 ) -> Option<String> {
     let mut out = String::new();
     if only.is_none() {
         let _ = writeln!(out, "IP Virtual Server version 1.2.1 (size={size})");
     }
-    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
-    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    let title = |a: [&str; 5]| {
+        format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", a[0], a[1], a[2], a[3], a[4]
+        )
+    };
+    match view {
+        View::Default => {
+            out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+            out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+        }
+        View::Stats { .. } => out.push_str(&title([
+            "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes",
+        ])),
+        View::Rate { .. } => out.push_str(&title(["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"])),
+    }
     let listed: Vec<ServiceReport> = sorted(services)
         .into_iter()
         .filter(|s| only.is_none_or(|k| k == s.key))
         .collect();
     if only.is_some() && listed.is_empty() {
         return None;
+    }
+    if view != View::Default {
+        for s in &listed {
+            let _ = write!(out, "{:<33}", service_name(s.key));
+            numbers(&mut out, s.counted, view, false);
+            for r in &s.reals {
+                let mut dest = format!("{}:{}", r.real.addr, r.real.port);
+                dest.truncate(28);
+                let _ = write!(out, "  -> {dest:<28}");
+                numbers(&mut out, r.counted, view, true);
+            }
+        }
+        return Some(out);
     }
     for s in &listed {
         let _ = write!(out, "{} {}", service_name(s.key), s.scheduler.as_str());
@@ -490,6 +583,56 @@ pub fn format_list(
         }
     }
     Some(out)
+}
+
+/// The five numbers of a `--stats` or `--rate` line, and its newline. A
+/// real server's CPS, InPPS and OutPPS are printed whole (`%8llu`), as
+/// ipvsadm 1.31 does.
+fn numbers(out: &mut String, c: crate::stats::Counted, view: View, real: bool) {
+    let (vals, exact) = match view {
+        View::Stats { exact } => {
+            let t = c.totals;
+            ([t.conns, t.inpkts, t.outpkts, t.inbytes, t.outbytes], exact)
+        }
+        View::Rate { exact } => {
+            let r = c.rates;
+            ([r.cps, r.inpps, r.outpps, r.inbps, r.outbps], exact)
+        }
+        View::Default => return,
+    };
+    for (i, v) in vals.into_iter().enumerate() {
+        if real && i < 3 && matches!(view, View::Rate { .. }) {
+            let _ = write!(out, " {v:>8}");
+        } else {
+            largenum(out, v, exact);
+        }
+    }
+    out.push('\n');
+}
+
+/// ipvsadm's `print_largenum`: a space, then the number in 8 columns, or
+/// cut down (truncating) to thousands K, millions M, billions G or
+/// trillions T when it does not fit; with `--exact`, the whole number,
+/// right-aligned in 9 columns or one more than its digits.
+fn largenum(out: &mut String, i: u64, exact: bool) {
+    if exact {
+        let len = i.to_string().len();
+        let width = if len <= 8 { 9 } else { len + 1 };
+        let _ = write!(out, "{i:>width$}");
+        return;
+    }
+    let _ = match i {
+        0..100_000_000 => write!(out, "{i:>9}"),
+        100_000_000..1_000_000_000 => write!(out, "{:>8}K", i / 1_000),
+        1_000_000_000..100_000_000_000 => write!(out, "{:>8}M", i / 1_000_000),
+        100_000_000_000..100_000_000_000_000 => write!(out, "{:>8}G", i / 1_000_000_000),
+        _ => write!(out, "{:>8}T", i / 1_000_000_000_000),
+    };
+}
+
+/// `-L --timeout`.
+pub fn format_timeouts(t: [u32; 3]) -> String {
+    format!("Timeout (tcp tcpfin udp): {} {} {}\n", t[0], t[1], t[2])
 }
 
 /// `-S -n`: the table as ipvsadm commands that `-R` takes back, as

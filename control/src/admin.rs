@@ -70,6 +70,9 @@ pub enum Response {
         /// The connection entries the workers hold at most, in all (what
         /// ipvsadm prints as the table's `size`).
         size: u32,
+        /// The global timeouts ipvsadm lists (`--timeout`): TCP
+        /// established, TCP FIN_WAIT, UDP, seconds.
+        timeouts: [u32; 3],
         /// Services in slot order, each with its reals.
         services: Vec<ServiceReport>,
     },

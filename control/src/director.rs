@@ -394,6 +394,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     u64::from(cfg.workers.connections) * cfg.workers.cores.len() as u64,
                 )
                 .unwrap_or(u32::MAX),
+                timeouts: {
+                    let t = table.timeouts();
+                    [t.tcp_established, t.tcp_fin_wait, t.udp]
+                },
                 services: table.report(),
             },
             Request::Apply { commands } => match apply_live(

@@ -829,8 +829,37 @@ TCP  198.18.0.100:80 rr
             .collect::<Vec<_>>()
     };
     assert_eq!(without_counts(&after_restore), without_counts(&before));
+    // Counters as the client saw them: zeroed, then 30 connections.
+    assert_eq!(l4vsadm(&lab, &["-Z"]).0, 0);
     let served = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!(served.failed, 0, "{served:?}");
+    let (code, stats, err) = l4vsadm(
+        &lab,
+        &["-L", "-n", "--stats", "--exact", "-t", "198.18.0.100:80"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let conns = |line: &str| -> u64 {
+        line.split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no Conns in {line:?}\n{stats}"))
+    };
+    let lines: Vec<&str> = stats.lines().collect();
+    assert!(
+        lines[0].starts_with("Prot LocalAddress:Port               Conns"),
+        "{stats}"
+    );
+    assert!(lines[2].starts_with("TCP  198.18.0.100:80 "), "{stats}");
+    assert_eq!(conns(lines[2]), 30, "{stats}");
+    let per_real: u64 = lines[3..].iter().map(|l| conns(l)).sum();
+    assert_eq!(per_real, 30, "{stats}");
+    for r in REAL_SERVERS {
+        let line = lines[3..]
+            .iter()
+            .find(|l| l.contains(&format!("{}:80", r.addr)))
+            .unwrap_or_else(|| panic!("{} not listed\n{stats}", r.name));
+        assert_eq!(conns(line), u64::from(served.count(r.name)), "{stats}");
+    }
 
     let log = director.stop();
     assert!(

@@ -117,12 +117,15 @@ fn ipvsadm_command_lines_become_operations() {
         cli(&["-C"]).action().unwrap(),
         Action::Apply(vec![Command::Flush])
     );
-    assert_eq!(cli(&["-L", "-n"]).action().unwrap(), Action::List(None));
+    assert_eq!(
+        cli(&["-L", "-n"]).action().unwrap(),
+        Action::List(None, View::Default)
+    );
     assert_eq!(
         cli(&["-l", "-n", "-u", "198.18.0.100:53"])
             .action()
             .unwrap(),
-        Action::List(Some(key(Protocol::Udp, 53)))
+        Action::List(Some(key(Protocol::Udp, 53)), View::Default)
     );
 }
 
@@ -230,15 +233,18 @@ UDP  198.18.0.100:53 wlc ops
 FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
   -> 198.18.2.13:0                Tunnel  2      1          0         
 ";
-    assert_eq!(format_list(&services, None, 4096).as_deref(), Some(want));
+    assert_eq!(
+        format_list(&services, None, 4096, View::Default).as_deref(),
+        Some(want)
+    );
     // One service: no version line; a missing one: None (No such service).
-    let one = format_list(&services, Some(key(Protocol::Udp, 53)), 4096).unwrap();
+    let one = format_list(&services, Some(key(Protocol::Udp, 53)), 4096, View::Default).unwrap();
     assert_eq!(
         one,
         "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nUDP  198.18.0.100:53 wlc ops\n"
     );
     assert_eq!(
-        format_list(&services, Some(key(Protocol::Tcp, 81)), 4096),
+        format_list(&services, Some(key(Protocol::Tcp, 81)), 4096, View::Default),
         None
     );
 
@@ -311,6 +317,7 @@ fn services_sort_as_ipvsadm_sorts_them() {
         ],
         None,
         1,
+        View::Default,
     )
     .unwrap();
     let order: Vec<&str> = list.lines().skip(3).collect();
@@ -321,5 +328,108 @@ fn services_sort_as_ipvsadm_sorts_them() {
             "TCP  10.0.0.1:22 rr",
             "TCP  10.0.0.1:80 rr"
         ]
+    );
+}
+
+/// `--stats` and `--rate`, as ipvsadm prints them: titles of `%-33s` and
+/// five `%8s`, numbers cut down to K/M/G/T (truncating) unless `--exact`,
+/// a real server's first three rates whole.
+#[test]
+fn stats_and_rates_are_ipvsadms() {
+    use crate::estimator::Rates;
+    use crate::stats::Counted;
+    use l4vs_dataplane::traffic::Totals;
+    let counted = Counted {
+        totals: Totals {
+            conns: 1234,
+            inpkts: 99_999_999,
+            outpkts: 100_000_000,
+            inbytes: 98_765_432_109,
+            outbytes: 123_456_789_012_345,
+        },
+        rates: Rates {
+            cps: 1,
+            inpps: 123_456_789,
+            outpps: 3,
+            inbps: 4567,
+            outbps: 890,
+        },
+    };
+    let svc = ServiceReport {
+        key: key(Protocol::Tcp, 80),
+        name: String::new(),
+        scheduler: SchedulerKind::Rr,
+        persistence: None,
+        ops: false,
+        counted,
+        reals: vec![RealReport {
+            real: real(10, 80, 1, ForwardMethod::Nat),
+            active: 0,
+            inactive: 0,
+            counted,
+        }],
+    };
+    let only = Some(key(Protocol::Tcp, 80));
+    let stats = format_list(
+        std::slice::from_ref(&svc),
+        only,
+        1,
+        View::Stats { exact: false },
+    )
+    .unwrap();
+    assert_eq!(
+        stats,
+        "\
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  198.18.0.100:80                  1234 99999999  100000K   98765M     123T
+  -> 198.18.2.10:80                   1234 99999999  100000K   98765M     123T
+"
+    );
+    let exact = format_list(
+        std::slice::from_ref(&svc),
+        only,
+        1,
+        View::Stats { exact: true },
+    )
+    .unwrap();
+    assert!(
+        exact.contains("TCP  198.18.0.100:80                  1234 99999999 100000000 98765432109 123456789012345\n"),
+        "{exact}"
+    );
+    let rate = format_list(&[svc], only, 1, View::Rate { exact: false }).unwrap();
+    // Every number column ends at 33 + 9k: the service's CPS and the
+    // real's both end at column 42.
+    let want = [
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS",
+        "  -> RemoteAddress:Port",
+        "TCP  198.18.0.100:80                     1  123456K        3     4567      890",
+        "  -> 198.18.2.10:80                      1 123456789        3     4567      890",
+    ];
+    assert_eq!(rate.lines().collect::<Vec<_>>(), want);
+    assert_eq!(want[2].find(" 1 ").map(|i| i + 2), Some(42));
+    assert_eq!(want[3].find(" 1 ").map(|i| i + 2), Some(42));
+    assert_eq!(
+        format_timeouts([900, 120, 300]),
+        "Timeout (tcp tcpfin udp): 900 120 300\n"
+    );
+    assert_eq!(
+        cli(&["--set", "900", "0", "60"]).action().unwrap(),
+        Action::Apply(vec![Command::SetTimeouts {
+            tcp: 900,
+            tcp_fin: 0,
+            udp: 60
+        }])
+    );
+    assert_eq!(
+        cli(&["-L", "--timeout"]).action().unwrap(),
+        Action::Timeouts
+    );
+    assert_eq!(
+        cli(&["-L", "-n", "--stats", "--rate", "--exact"])
+            .action()
+            .unwrap(),
+        Action::List(None, View::Stats { exact: true }),
+        "stats wins, as in ipvsadm"
     );
 }

@@ -5,7 +5,7 @@
 //! operation.
 
 use clap::Parser;
-use l4vs_control::adm::{format_list, format_save, parse_restore, Action, Cli};
+use l4vs_control::adm::{format_list, format_save, format_timeouts, parse_restore, Action, Cli};
 use l4vs_control::admin::{self, Request, Response};
 use std::io::Read;
 use std::process::ExitCode;
@@ -46,8 +46,14 @@ fn main() -> ExitCode {
         }
     };
     match (action, response) {
-        (Action::List(only), Response::Listing { size, services }) => {
-            match format_list(&services, only, size) {
+        (Action::Timeouts, Response::Listing { timeouts, .. }) => {
+            print!("{}", format_timeouts(timeouts));
+            ExitCode::SUCCESS
+        }
+        // No connection sync daemon runs yet: ipvsadm prints nothing then.
+        (Action::Daemons, Response::Listing { .. }) => ExitCode::SUCCESS,
+        (Action::List(only, view), Response::Listing { size, services, .. }) => {
+            match format_list(&services, only, size, view) {
                 Some(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS

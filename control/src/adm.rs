@@ -11,7 +11,8 @@
 //! `print_service_entry`, `list_all`; the spec written from it for this
 //! project is in the issue notes). Done so far: the commands above,
 //! `--set`, the listings `-L`/`-l` (with `-n`, `--stats`, `--rate`,
-//! `--exact`, `--timeout`, `--daemon`), `-S` and `-R`. Not yet: `-c`,
+//! `--exact`, `--timeout`, `--daemon`), `-S`, `-R`, and `--yaml` (an
+//! l4vs addition: the running table as a config). Not yet: `-c`,
 //! `--thresholds`, `--persistent-conn`, host names without `-n` (l4vsadm
 //! always prints numbers).
 //!
@@ -42,6 +43,7 @@ pub const DEFAULT_PERSISTENCE_S: u32 = 360;
     group(ArgGroup::new("command").required(true).multiple(false).args([
         "add_service", "edit_service", "delete_service", "clear", "add_server",
         "edit_server", "delete_server", "list", "list_l", "zero", "save", "restore", "set",
+        "yaml", "start_daemon", "stop_daemon",
     ])),
     group(ArgGroup::new("service").multiple(false).args(["tcp_service", "udp_service", "fwmark_service"])),
     group(ArgGroup::new("method").multiple(false).args(["gatewaying", "ipip", "masquerading"])),
@@ -83,6 +85,16 @@ pub struct Cli {
     /// Read ipvsadm commands from stdin and apply them all, or none.
     #[arg(short = 'R', long = "restore")]
     restore: bool,
+    /// Print the running table as an l4vs config file (YAML) that the
+    /// loader takes back (an l4vs addition to ipvsadm's commands).
+    #[arg(long = "yaml")]
+    yaml: bool,
+    /// Start a connection sync daemon (not supported yet).
+    #[arg(long = "start-daemon", value_name = "state")]
+    start_daemon: Option<String>,
+    /// Stop a connection sync daemon (not supported yet).
+    #[arg(long = "stop-daemon", value_name = "state")]
+    stop_daemon: Option<String>,
     /// Set the TCP, TCP FIN_WAIT and UDP timeouts, seconds (0: unchanged).
     #[arg(long = "set", num_args = 3, value_names = ["tcp", "tcpfin", "udp"])]
     set: Option<Vec<u32>>,
@@ -190,6 +202,8 @@ pub enum Action {
     Timeouts,
     /// `-L --daemon`.
     Daemons,
+    /// `--yaml`.
+    Yaml,
     /// Print the table as ipvsadm commands.
     Save,
     /// Apply the commands on stdin (the caller reads and parses them,
@@ -205,6 +219,7 @@ impl Action {
                 commands: commands.clone(),
             },
             Action::List(..) | Action::Save | Action::Timeouts | Action::Daemons => Request::List,
+            Action::Yaml => Request::Yaml,
             Action::Restore => Request::Apply {
                 commands: Vec::new(),
             },
@@ -369,6 +384,14 @@ impl Cli {
         }
         if self.save {
             return Ok(Action::Save);
+        }
+        if self.yaml {
+            return Ok(Action::Yaml);
+        }
+        if self.start_daemon.is_some() || self.stop_daemon.is_some() {
+            return Err(usage(
+                "connection sync daemons are not supported yet (l4vs has no sync daemon)",
+            ));
         }
         if self.restore {
             return Ok(Action::Restore);

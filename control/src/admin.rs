@@ -54,6 +54,8 @@ pub enum Request {
     /// The services and real servers with their counts, counters and
     /// rates (`-L`, `--stats`, `--rate`).
     List,
+    /// The running table as a config file the loader takes back.
+    Yaml,
 }
 
 /// What the director answers.
@@ -75,6 +77,11 @@ pub enum Response {
         timeouts: [u32; 3],
         /// Services in slot order, each with its reals.
         services: Vec<ServiceReport>,
+    },
+    /// The running table as YAML (for [`Request::Yaml`]).
+    Yaml {
+        /// The config text.
+        text: String,
     },
     /// The request was refused; nothing changed.
     Error {

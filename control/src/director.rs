@@ -389,6 +389,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             next_estimate = now + crate::estimator::INTERVAL;
         }
         admin.poll(|req| match req {
+            Request::Yaml => Response::Yaml {
+                text: config::to_yaml(&table.to_config(&running)),
+            },
             Request::List => Response::Listing {
                 size: u32::try_from(
                     u64::from(cfg.workers.connections) * cfg.workers.cores.len() as u64,

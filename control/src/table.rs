@@ -679,6 +679,66 @@ impl ServiceTable {
             .map(|e| (&e.spec, e.reals.as_slice()))
     }
 
+    /// This table as a config the loader takes back: `base`'s settings
+    /// (EAL, workers, ports, addresses...) with this table's services, in
+    /// slot order, its global timeouts and `expire_quiescent_template`
+    /// (what `l4vsadm --yaml` prints; loading it gives this table). A
+    /// service's `forward` is its first real's method (NAT without reals);
+    /// each real names its own.
+    pub fn to_config(&self, base: &Config) -> Config {
+        let services = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|e| {
+                let (fwmark, vip, port, protocol) = match e.spec.key {
+                    ServiceKey::Addr {
+                        protocol,
+                        vip,
+                        port,
+                    } => {
+                        let vip = match vip {
+                            IpAddr::V4(v) => v,
+                            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                        };
+                        (None, vip, port, protocol)
+                    }
+                    ServiceKey::Fwmark(m) => (Some(m), Ipv4Addr::UNSPECIFIED, 0, Protocol::Tcp),
+                };
+                config::Service {
+                    name: e.spec.name.clone(),
+                    fwmark,
+                    vip,
+                    port,
+                    protocol,
+                    persistence: e.spec.persistence,
+                    ops: e.spec.ops,
+                    timeouts: e.spec.timeouts.unwrap_or(self.timeouts),
+                    scheduler: e.spec.scheduler,
+                    forward: e.reals.first().map_or(ForwardMethod::Nat, |r| r.method),
+                    reals: e
+                        .reals
+                        .iter()
+                        .map(|r| config::Real {
+                            address: r.addr,
+                            port: r.port,
+                            weight: r.weight,
+                            forward: r.method,
+                            upper_threshold: r.upper_threshold,
+                            lower_threshold: r.lower_threshold,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Config {
+            services,
+            timeouts: self.timeouts,
+            expire_quiescent_template: self.expire_quiescent_template,
+            ..base.clone()
+        }
+    }
+
     /// The slot (service id) of a service.
     pub fn slot_of(&self, key: &ServiceKey) -> Option<u16> {
         self.index.get(key).copied()
@@ -1853,6 +1913,45 @@ mod tests {
         let compiled = got.compile().unwrap();
         assert!(compiled.iter().flatten().all(|s| !s.options.ops));
         assert!(t.compile().unwrap().iter().flatten().all(|s| s.options.ops));
+    }
+
+    /// The running table printed as a config loads back as the same
+    /// table, runtime changes included (what `l4vsadm --yaml` offers).
+    #[test]
+    fn the_running_table_prints_as_a_config_that_loads_back() {
+        for file in ["lab-nat.yaml", "lab-fwmark.yaml", "example-full.yaml"] {
+            let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs")
+                .join(file);
+            let cfg = config::load(&path).unwrap();
+            let mut t = ServiceTable::from_config(&cfg).unwrap();
+            if file == "lab-nat.yaml" {
+                t.apply(Command::AddReal(
+                    key(80),
+                    RealSpec {
+                        addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, 14)),
+                        port: 8080,
+                        weight: 7,
+                        method: ForwardMethod::Nat,
+                        upper_threshold: 100,
+                        lower_threshold: 0,
+                    },
+                ))
+                .unwrap();
+                t.apply(Command::SetTimeouts {
+                    tcp: 1000,
+                    tcp_fin: 0,
+                    udp: 0,
+                })
+                .unwrap();
+            }
+            let text = config::to_yaml(&t.to_config(&cfg));
+            let back =
+                config::parse(&text, "dump.yaml").unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+            let again = ServiceTable::from_config(&back).unwrap();
+            assert_eq!(listing(&again), listing(&t), "{file}\n{text}");
+            assert_eq!(again.timeouts(), t.timeouts(), "{file}");
+        }
     }
 
     #[test]

@@ -829,6 +829,27 @@ TCP  198.18.0.100:80 rr
             .collect::<Vec<_>>()
     };
     assert_eq!(without_counts(&after_restore), without_counts(&before));
+    // The running table as a config the loader takes back.
+    let (code, yaml, err) = l4vsadm(&lab, &["--yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(yaml.contains("address: \"198.18.2.13\""), "{yaml}");
+    let dump = std::env::temp_dir().join(format!("{}-running.yaml", lab.prefix()));
+    std::fs::write(&dump, &yaml).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_l4vs"))
+        .arg("check-config")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&dump);
+    assert!(
+        check.status.success(),
+        "{}\n{yaml}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let (code, _, err) = l4vsadm(&lab, &["--start-daemon", "master"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not supported yet"), "{err}");
+
     // Counters as the client saw them: zeroed, then 30 connections.
     assert_eq!(l4vsadm(&lab, &["-Z"]).0, 0);
     let served = lab.http_load(VIP_HTTP, 30).unwrap();

@@ -64,6 +64,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        (Action::Yaml, Response::Yaml { text }) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         (Action::Save, Response::Listing { services, .. }) => {
             print!("{}", format_save(&services));
             ExitCode::SUCCESS

@@ -11,10 +11,10 @@
 //! `print_service_entry`, `list_all`; the spec written from it for this
 //! project is in the issue notes). Done so far: the commands above,
 //! `--set`, the listings `-L`/`-l` (with `-n`, `--stats`, `--rate`,
-//! `--exact`, `--timeout`, `--daemon`), `-S`, `-R`, and `--yaml` (an
-//! l4vs addition: the running table as a config). Not yet: `-c`,
-//! `--thresholds`, `--persistent-conn`, host names without `-n` (l4vsadm
-//! always prints numbers).
+//! `--exact`, `--thresholds`, `--timeout`, `--daemon`), `-S`, `-R`, and
+//! `--yaml` (an l4vs addition: the running table as a config). Not yet:
+//! `-c`, `--persistent-conn`, host names without `-n` (l4vsadm always
+//! prints numbers).
 //!
 //! Deliberate differences: options may come in any order (ipvsadm wants
 //! the command first); `-R` applies all its lines or none (ipvsadm goes
@@ -163,6 +163,9 @@ pub struct Cli {
     /// List the connection sync daemons.
     #[arg(long = "daemon")]
     daemon: bool,
+    /// List the connection thresholds of the real servers.
+    #[arg(long = "thresholds")]
+    thresholds: bool,
     /// Sort the listing (the default; accepted for ipvsadm's sake).
     #[arg(long = "sort")]
     sort: bool,
@@ -189,6 +192,9 @@ pub enum View {
         /// `--exact`.
         exact: bool,
     },
+    /// Connection thresholds (`--thresholds`): upper, lower, and the
+    /// connections they are compared with.
+    Thresholds,
 }
 
 /// What the command line asks for.
@@ -370,6 +376,8 @@ impl Cli {
                 View::Stats { exact: self.exact }
             } else if self.rate {
                 View::Rate { exact: self.exact }
+            } else if self.thresholds {
+                View::Thresholds
             } else {
                 View::Default
             };
@@ -554,6 +562,13 @@ pub fn format_list(
             "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes",
         ])),
         View::Rate { .. } => out.push_str(&title(["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"])),
+        View::Thresholds => {
+            let _ = write!(
+                out,
+                "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+                "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+            );
+        }
     }
     let listed: Vec<ServiceReport> = sorted(services)
         .into_iter()
@@ -562,7 +577,7 @@ pub fn format_list(
     if only.is_some() && listed.is_empty() {
         return None;
     }
-    if view != View::Default {
+    if matches!(view, View::Stats { .. } | View::Rate { .. }) {
         for s in &listed {
             let _ = write!(out, "{:<33}", service_name(s.key));
             numbers(&mut out, s.counted, view, false);
@@ -594,15 +609,23 @@ pub fn format_list(
         for r in &s.reals {
             let mut dest = format!("{}:{}", r.real.addr, r.real.port);
             dest.truncate(28);
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                dest,
-                r.real.method.ipvsadm_name(),
-                r.real.weight,
-                r.active,
-                r.inactive
-            );
+            let _ = if view == View::Thresholds {
+                writeln!(
+                    out,
+                    "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
+                    dest, r.real.upper_threshold, r.real.lower_threshold, r.active, r.inactive
+                )
+            } else {
+                writeln!(
+                    out,
+                    "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                    dest,
+                    r.real.method.ipvsadm_name(),
+                    r.real.weight,
+                    r.active,
+                    r.inactive
+                )
+            };
         }
     }
     Some(out)
@@ -621,7 +644,7 @@ fn numbers(out: &mut String, c: crate::stats::Counted, view: View, real: bool) {
             let r = c.rates;
             ([r.cps, r.inpps, r.outpps, r.inbps, r.outbps], exact)
         }
-        View::Default => return,
+        View::Default | View::Thresholds => return,
     };
     for (i, v) in vals.into_iter().enumerate() {
         if real && i < 3 && matches!(view, View::Rate { .. }) {

@@ -433,3 +433,42 @@ TCP  198.18.0.100:80                  1234 99999999  100000K   98765M     123T
         "stats wins, as in ipvsadm"
     );
 }
+
+/// `--thresholds`: ipvsadm's title (`%-33s %-10s %-10s %-10s %-10s`, so
+/// with a trailing space) and the service line of the default view.
+#[test]
+fn thresholds_are_ipvsadms() {
+    let svc = ServiceReport {
+        key: key(Protocol::Tcp, 80),
+        name: String::new(),
+        scheduler: SchedulerKind::Wlc,
+        persistence: None,
+        ops: false,
+        counted: Counted::default(),
+        reals: vec![RealReport {
+            real: Real {
+                upper_threshold: 100,
+                lower_threshold: 50,
+                ..real(10, 80, 1, ForwardMethod::Nat)
+            },
+            active: 3,
+            inactive: 4,
+            counted: Counted::default(),
+        }],
+    };
+    let text = format_list(
+        std::slice::from_ref(&svc),
+        Some(svc.key),
+        1,
+        View::Thresholds,
+    )
+    .unwrap();
+    assert_eq!(
+        text,
+        "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n  -> RemoteAddress:Port\nTCP  198.18.0.100:80 wlc\n  -> 198.18.2.10:80               100        50         3          4         \n"
+    );
+    assert_eq!(
+        cli(&["-L", "-n", "--thresholds"]).action().unwrap(),
+        Action::List(None, View::Thresholds)
+    );
+}

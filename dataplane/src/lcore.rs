@@ -120,6 +120,16 @@ enum Wait {
     Fragment(FragKey),
 }
 
+/// How a held packet leaves the queue, once what it waited for happened.
+enum Release {
+    /// Its next hop is resolved (and the packet addressed): send it on
+    /// this port.
+    Send(u16),
+    /// Its datagram's first fragment has come: run it through the worker
+    /// again.
+    Resume,
+}
+
 /// A packet held until what it waits for happens.
 struct Held<P> {
     pkt: P,
@@ -291,7 +301,7 @@ impl<Io: PacketIo> Lcore<Io> {
     #[inline(always)]
     fn dispatch(&mut self, v: Verdict, p: Io::Pkt, now_ms: u64) {
         match v {
-            Verdict::Forward { port } => self.transmit(port, p),
+            Verdict::Forward { port } => Self::transmit(&mut self.io, &self.worker, port, p),
             Verdict::Redirect { worker } => self.io.redirect(worker, p),
             Verdict::ToControl => self.io.punt(p),
             Verdict::AwaitNeighbor {
@@ -300,7 +310,7 @@ impl<Io: PacketIo> Lcore<Io> {
                 solicit,
             } => {
                 if solicit {
-                    self.solicit(port, next_hop);
+                    Self::solicit(&mut self.io, &self.worker, port, next_hop);
                 }
                 self.hold(p, Wait::Neighbor(next_hop, port), now_ms);
             }
@@ -317,14 +327,10 @@ impl<Io: PacketIo> Lcore<Io> {
     }
 
     /// Sends `p` on `port`, in fragments when it is larger than the port's
-    /// MTU (one comparison for a frame that fits).
+    /// MTU (one comparison for a frame that fits). Takes the I/O and the
+    /// worker apart, so that it can run while a held slot is borrowed.
     #[inline]
-    fn transmit(&mut self, port: u16, p: Io::Pkt) {
-        Self::transmit_on(&mut self.io, &self.worker, port, p);
-    }
-
-    #[inline]
-    fn transmit_on(io: &mut Io, worker: &Worker, port: u16, p: Io::Pkt) {
+    fn transmit(io: &mut Io, worker: &Worker, port: u16, p: Io::Pkt) {
         let mtu = worker.port_mtu(port);
         // 14: an untagged Ethernet header. Longer frames (tagged ones
         // among them, and Ethernet padding never comes this long) are
@@ -367,15 +373,10 @@ impl<Io: PacketIo> Lcore<Io> {
     }
 
     /// Sends the ARP request a held packet waits for, in a new packet.
-    fn solicit(&mut self, port: u16, next_hop: Ipv4Addr) {
-        Self::solicit_on(&mut self.io, &self.worker, port, next_hop);
-    }
-
-    fn solicit_on(io: &mut Io, worker: &Worker, port: u16, next_hop: Ipv4Addr) {
-        let mut frame = [0u8; 60];
-        if !worker.write_arp_request(port, next_hop, &mut frame) {
+    fn solicit(io: &mut Io, worker: &Worker, port: u16, next_hop: Ipv4Addr) {
+        let Some(frame) = worker.arp_request(port, next_hop) else {
             return;
-        }
+        };
         if let Some(mut req) = io.alloc(frame.len()) {
             {
                 let mut v = Io::view(&mut req);
@@ -397,18 +398,15 @@ impl<Io: PacketIo> Lcore<Io> {
             return self.worker.counters().count_drop(DropReason::HoldQueueFull);
         }
         let mut same = 0;
-        let mut oldest: Option<usize> = None;
+        // The oldest packet of the same wait: (slot, since).
+        let mut oldest: Option<(usize, u64)> = None;
         let mut free: Option<usize> = None;
         for (i, h) in self.held.iter().enumerate() {
             match h {
                 Some(h) if h.wait == wait => {
                     same += 1;
-                    if oldest.is_none_or(|o| {
-                        self.held[o]
-                            .as_ref()
-                            .is_some_and(|x| x.since_ms > h.since_ms)
-                    }) {
-                        oldest = Some(i);
+                    if oldest.is_none_or(|(_, since)| since > h.since_ms) {
+                        oldest = Some((i, h.since_ms));
                     }
                 }
                 Some(_) => {}
@@ -421,7 +419,7 @@ impl<Io: PacketIo> Lcore<Io> {
         }
         let counters = self.worker.counters();
         let slot = match (same >= HOLD_QUEUE_PER_KEY, oldest, free) {
-            (true, Some(o), _) => {
+            (true, Some((o, _)), _) => {
                 // Dropping the old packet frees it.
                 self.held[o] = None;
                 self.held_count -= 1;
@@ -458,11 +456,11 @@ impl<Io: PacketIo> Lcore<Io> {
                     let ready = self
                         .worker
                         .readdress(&mut Io::view(&mut h.pkt), next_hop)
-                        .map(|port| Verdict::Forward { port });
+                        .map(Release::Send);
                     // Ask again while it waits (the kernel sends up to
                     // mcast_solicit requests, retrans_time apart).
                     if ready.is_none() && self.worker.should_solicit_again(next_hop, now_ms) {
-                        Self::solicit_on(&mut self.io, &self.worker, port, next_hop);
+                        Self::solicit(&mut self.io, &self.worker, port, next_hop);
                     }
                     (
                         ready,
@@ -473,7 +471,7 @@ impl<Io: PacketIo> Lcore<Io> {
                 Wait::Fragment(key) => (
                     self.worker
                         .fragment_known(&key, now_ms)
-                        .then_some(Verdict::AwaitFragment),
+                        .then_some(Release::Resume),
                     FRAGMENT_HOLD_MS,
                     DropReason::FragmentTimeout,
                 ),
@@ -489,12 +487,12 @@ impl<Io: PacketIo> Lcore<Io> {
             self.held_fragments -= usize::from(matches!(h.wait, Wait::Fragment(_)));
             let counters = self.worker.counters();
             match ready {
-                Some(Verdict::Forward { port }) => {
+                Some(Release::Send(port)) => {
                     counters.neighbor_released.inc();
                     counters.forwarded.inc();
-                    Self::transmit_on(&mut self.io, &self.worker, port, h.pkt);
+                    Self::transmit(&mut self.io, &self.worker, port, h.pkt);
                 }
-                Some(_) => {
+                Some(Release::Resume) => {
                     // Its datagram is known now: the packet goes through the
                     // pipeline as it would have, and may be held again (for
                     // ARP) in the slot it left.

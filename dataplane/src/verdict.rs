@@ -33,7 +33,7 @@ pub enum Verdict {
     /// (the kernel queues it on the neighbour entry, `unres_qlen`), then
     /// address it ([`crate::Worker::readdress`]) and send it. When
     /// `solicit` is set, the worker's rate limit allows an ARP request for
-    /// `next_hop` now ([`crate::Worker::write_arp_request`] builds it).
+    /// `next_hop` now ([`crate::Worker::arp_request`] builds it).
     AwaitNeighbor {
         /// Egress port.
         port: u16,

@@ -660,8 +660,10 @@ fn unknown_next_hop_is_resolved_by_arp_then_forwarded() {
         }
     );
     assert_eq!(ip_of(&held).dst_addr(), rip(0), "already rewritten");
-    let mut frame = [0u8; 60];
-    assert!(r.worker.write_arp_request(0, rip(0), &mut frame));
+    let frame = r
+        .worker
+        .arp_request(0, rip(0))
+        .expect("an address towards it");
     assert_eq!(&frame[..6], &Mac::BROADCAST.0);
     let a = arp::Packet::new_checked(&frame[14..]).unwrap();
     assert_eq!(a.operation(), Operation::Request);

@@ -38,19 +38,31 @@ pub fn solicit_next_hops(
         if neigh.lookup(next_hop).is_some() {
             continue;
         }
-        let Some(sip) = snap.source_address(port, next_hop) else {
+        let Some(frame) = arp_request_frame(snap, port, next_hop) else {
             continue;
         };
         if !neigh.should_solicit(next_hop, now_ms, backoff.0, backoff.1) {
             continue;
         }
-        let mac = snap.ports()[usize::from(port)].mac;
-        let mut frame = [0u8; 60];
-        write_arp_request(&mut frame, ethernet::HEADER_LEN, mac, sip, next_hop);
         sent += 1;
         emit(port, &frame);
     }
     sent
+}
+
+/// The ARP request for `next_hop` on `port`: a 60-byte broadcast frame
+/// from the port's MAC and the director's address towards `next_hop`;
+/// None when the director has no address towards it (or no such port).
+pub(super) fn arp_request_frame(
+    snap: &Snapshot,
+    port: u16,
+    next_hop: Ipv4Addr,
+) -> Option<[u8; 60]> {
+    let sip = snap.source_address(port, next_hop)?;
+    let mac = snap.ports().get(usize::from(port))?.mac;
+    let mut frame = [0u8; 60];
+    write_arp_request(&mut frame, ethernet::HEADER_LEN, mac, sip, next_hop);
+    Some(frame)
 }
 
 impl Worker {

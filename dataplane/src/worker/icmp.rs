@@ -6,7 +6,7 @@
 //! IPVS calls it): time exceeded, port unreachable, fragmentation needed,
 //! built in place from the packet and rate-limited.
 
-use super::xmit::TunnelError;
+use super::xmit::{decrement_ttl, TunnelError};
 use super::Worker;
 use crate::conn::Direction;
 use crate::model::{ForwardMethod, Tuple};
@@ -66,13 +66,6 @@ impl IcmpPeerLimit {
         };
         *slot = (to, left, now_ms);
         ok
-    }
-}
-
-impl Default for IcmpPeerLimit {
-    /// The kernel's default `icmp_ratelimit`, 1000 ms.
-    fn default() -> Self {
-        IcmpPeerLimit::new(1000)
     }
 }
 
@@ -234,12 +227,8 @@ impl Worker {
         // Relayed errors are forwarded packets too (ip_vs_icmp_xmit goes
         // through __ip_vs_get_out_rt); one whose TTL runs out is dropped
         // without an answer, as no ICMP error is sent about another.
-        {
-            let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
-            if ip.ttl() <= 1 {
-                return Verdict::Drop(DropReason::IpTtlExpired);
-            }
-            ip.decrement_ttl();
+        if !decrement_ttl(pkt, l2) {
+            return Verdict::Drop(DropReason::IpTtlExpired);
         }
         let hop = match self.next_hop(c.destination(dir), now_ms) {
             Ok(h) => h,

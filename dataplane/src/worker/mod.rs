@@ -91,8 +91,9 @@ pub struct WorkerConfig {
     /// connection and is scheduled afresh (a TCP packet that is not a SYN
     /// then finds no connection and is dropped); and a SYN on a
     /// connection whose real has weight 0 starts a new one (the
-    /// `expire_nodest_conn` branch of ip_vs_in_hook's reuse check). Replies of a removed NAT real are still
-    /// rewritten, as ip_vs_out_hook does not check the destination.
+    /// `expire_nodest_conn` branch of ip_vs_in_hook's reuse check).
+    /// Replies of a removed NAT real are still rewritten, as
+    /// ip_vs_out_hook does not check the destination.
     pub expire_nodest_conn: bool,
     /// `net.ipv4.icmp_msgs_per_sec`: ICMP errors this worker may send a
     /// second (kernel default 1000).
@@ -514,14 +515,17 @@ impl Worker {
                 },
                 // A first fragment holds the UDP header but not the whole
                 // datagram its length field counts.
-                Protocol::Udp if frag.is_some() => match ip.payload() {
-                    [a, b, c, d, _, _, _, _, ..] => L4 {
-                        sport: u16::from_be_bytes([*a, *b]),
-                        dport: u16::from_be_bytes([*c, *d]),
-                        tcp_flags: None,
-                    },
-                    _ => return Verdict::Drop(DropReason::L4Truncated),
-                },
+                Protocol::Udp if frag.is_some() => {
+                    let header = ip.payload().get(..udp::HEADER_LEN);
+                    match header.and_then(tcp::ports) {
+                        Some((sport, dport)) => L4 {
+                            sport,
+                            dport,
+                            tcp_flags: None,
+                        },
+                        None => return Verdict::Drop(DropReason::L4Truncated),
+                    }
+                }
                 Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
                     Ok(u) => L4 {
                         sport: u.src_port(),
@@ -722,9 +726,7 @@ impl Worker {
             svc.stats[ri].conn_activated();
         }
         let w = self.cfg.worker_id;
-        if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
-            row.conn();
-        }
+        count_conn(svc, w, ri);
         count_packet(svc, w, &c, Direction::In, ip_len);
         self.counters.conns_created.inc();
         emit(&mut self.events, &self.counters, Event::Created(c));
@@ -801,10 +803,7 @@ impl Worker {
         now_ms: u64,
     ) -> Verdict {
         let w = self.cfg.worker_id;
-        let ri = usize::from(c.real);
-        if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
-            row.conn();
-        }
+        count_conn(svc, w, usize::from(c.real));
         count_packet(svc, w, c, Direction::In, ip_len);
         self.counters.ops_scheduled.inc();
         self.forward(pkt, l2, c, Direction::In, now_ms)
@@ -845,7 +844,10 @@ impl Worker {
             return Verdict::Drop(DropReason::FragmentNoConnection);
         };
         let snap = self.snap.clone();
-        let Some(real) = snap.service(sid).and_then(|s| s.reals.get(usize::from(ri))) else {
+        let Some((svc, real)) = snap
+            .service(sid)
+            .and_then(|s| Some((s, s.reals.get(usize::from(ri))?)))
+        else {
             return Verdict::Drop(DropReason::FragmentNoConnection);
         };
         let c = Conn::new(
@@ -858,9 +860,7 @@ impl Worker {
             ConnState::Udp,
             (now_ms / 1000) as u32,
         );
-        if let Some(svc) = snap.service(sid) {
-            count_packet(svc, self.cfg.worker_id, &c, Direction::In, ip_len);
-        }
+        count_packet(svc, self.cfg.worker_id, &c, Direction::In, ip_len);
         self.forward(pkt, l2, &c, Direction::In, now_ms)
     }
 
@@ -925,6 +925,15 @@ fn real_position(svc: &CompiledService, c: &Conn) -> Option<usize> {
 #[inline]
 fn is_conn_real(r: &Real, c: &Conn) -> bool {
     r.addr == c.rip && (r.method != ForwardMethod::Nat || r.port == 0 || r.port == c.rport)
+}
+
+/// Counts a new connection to real `ri` on worker `w`'s row of it (the
+/// service's own row when there is none), as ip_vs_conn_new counts it.
+#[inline]
+fn count_conn(svc: &CompiledService, w: u16, ri: usize) {
+    if let Some(row) = svc.traffic.real(w, ri).or(svc.traffic.service(w)) {
+        row.conn();
+    }
 }
 
 /// Counts a packet of `bytes` IP bytes of connection `c` on worker `w`'s

@@ -2,7 +2,7 @@
 //! them: `nat_xmit` (ip_vs_nat_xmit), `tunnel_xmit` (ip_vs_tunnel_xmit),
 //! `dr_xmit` (ip_vs_dr_xmit); and the route and neighbour lookup they share.
 
-use super::arp::write_arp_request;
+use super::arp::arp_request_frame;
 use super::icmp::IcmpError;
 use super::{NextHop, Worker};
 use crate::conn::{Conn, Direction};
@@ -38,20 +38,16 @@ impl Worker {
         dir: Direction,
         now_ms: u64,
     ) -> Verdict {
-        {
-            let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
-            if ip.ttl() <= 1 {
-                let from = (dir == Direction::In).then_some(c.vip);
-                return self.reply_icmp_error(
-                    pkt,
-                    l2,
-                    IcmpError::TtlExceeded,
-                    from,
-                    DropReason::IpTtlExpired,
-                    now_ms,
-                );
-            }
-            ip.decrement_ttl();
+        if !decrement_ttl(pkt, l2) {
+            let from = (dir == Direction::In).then_some(c.vip);
+            return self.reply_icmp_error(
+                pkt,
+                l2,
+                IcmpError::TtlExceeded,
+                from,
+                DropReason::IpTtlExpired,
+                now_ms,
+            );
         }
         match c.method {
             ForwardMethod::Nat => self.nat_xmit(pkt, l2, c, dir, now_ms),
@@ -254,21 +250,13 @@ impl Worker {
         })
     }
 
-    /// Writes into `frame` the ARP request for `next_hop` that a packet
-    /// held on `port` is waiting for (a 60-byte broadcast frame from the
-    /// port's MAC and the director's address towards `next_hop`). False,
-    /// writing nothing, when the director has no address towards it. The
-    /// caller counts it (`arp_requests`) once it is sent.
-    pub fn write_arp_request(&self, port: u16, next_hop: Ipv4Addr, frame: &mut [u8; 60]) -> bool {
-        let (Some(sip), Some(p)) = (
-            self.snap.source_address(port, next_hop),
-            self.snap.ports().get(usize::from(port)),
-        ) else {
-            return false;
-        };
-        *frame = [0; 60];
-        write_arp_request(frame, ethernet::HEADER_LEN, p.mac, sip, next_hop);
-        true
+    /// The ARP request for `next_hop` that a packet held on `port` waits
+    /// for (a 60-byte broadcast frame from the port's MAC and the
+    /// director's address towards `next_hop`); None when the director has
+    /// no address towards it. The caller counts it (`arp_requests`) once
+    /// it is sent.
+    pub fn arp_request(&self, port: u16, next_hop: Ipv4Addr) -> Option<[u8; 60]> {
+        arp_request_frame(&self.snap, port, next_hop)
     }
 
     /// True when a packet held for `next_hop` may ask again now (one ARP
@@ -368,6 +356,19 @@ impl Worker {
         outer.fill_checksum();
         Ok(())
     }
+}
+
+/// decrement_ttl (ip_vs_xmit.c): the IPv4 packet at `l2` leaves with one
+/// hop less, its checksum updated; false, the packet unchanged, when it
+/// would leave with TTL 0. The caller has validated the IP header.
+#[inline]
+pub(super) fn decrement_ttl<B: PacketBuf>(pkt: &mut B, l2: usize) -> bool {
+    let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
+    if ip.ttl() <= 1 {
+        return false;
+    }
+    ip.decrement_ttl();
+    true
 }
 
 /// Why a packet could not be tunnelled.

@@ -403,13 +403,13 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 },
                 services: table.report(),
             },
-            Request::Apply { commands } => match apply_live(
-                commands,
-                &running,
+            Request::Apply { commands } => match publish_changes(
                 &mut table,
+                &running,
                 &port_infos,
                 &snapshot,
                 &mut retired,
+                |_| commands,
             ) {
                 Ok(changes) => {
                     let lines = change_lines(&changes);
@@ -420,7 +420,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     Response::Applied { changes: lines }
                 }
                 Err((command, e)) => Response::Error {
-                    command: Some(command),
+                    command,
                     message: e.to_string(),
                 },
             },
@@ -493,9 +493,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
 /// Re-reads the config for SIGHUP and applies the difference to the
 /// running service table, command by command (as `ipvsadm` would), then
 /// publishes only the services that changed. Addresses, the gateway,
-/// static neighbours, classifier rules and timeouts change in place; EAL,
-/// workers, ports and mbufs need a restart, so a file that changes them is
-/// refused, as is an invalid one: either way the running configuration
+/// static neighbours, classifier rules and timeouts change in place; what
+/// the workers and ports take at start ([`config::restart_only_change`])
+/// needs a restart, so a file that changes it is refused, as is an
+/// invalid one: either way the running configuration
 /// stays. Static neighbours that disappear from the file stay known until
 /// ARP replaces them. Changes made at run time by other means are
 /// overwritten by the file, as keepalived's reload does.
@@ -516,45 +517,46 @@ fn reload(
         );
     }
     let target = table_of(&new, path)?;
-    // Work on a copy: a refused command or snapshot leaves the running
-    // table as it was.
-    let mut next = table.clone();
-    next.set_environment(Network::of(&new), new.expire_quiescent_template);
-    let mut changes = Vec::new();
-    for cmd in next.diff(&target) {
-        changes.push(next.apply(cmd).context("applying the new configuration")?);
-    }
-    let snap =
-        plan::publish(&mut next, &new, port_infos).context("building the service snapshot")?;
+    let changes = publish_changes(table, &new, port_infos, snapshot, retired, |next| {
+        next.set_environment(Network::of(&new), new.expire_quiescent_template);
+        next.diff(&target)
+    })
+    .map_err(|(at, e)| match at {
+        Some(_) => e.context("applying the new configuration"),
+        None => e.context("building the service snapshot"),
+    })?;
     plan::seed_neighbors(&new, neighbors);
-    // The old snapshot is freed here, on the control thread, once no
-    // worker holds it (see `retired` in `run`), never on a worker.
-    retired.push(snapshot.swap(Arc::new(snap)));
-    *table = next;
     Ok((new, changes))
 }
 
-/// Operations from the admin socket (`l4vsadm`), applied to a copy of the
-/// running table in order and published together as a reload is; the
-/// first refused one (its index and why) leaves the running table as it
-/// was. They last until the next SIGHUP, which makes the table the file's
-/// again, as keepalived's reload overwrites ipvsadm's edits.
-fn apply_live(
-    commands: Vec<table::Command>,
-    running: &Config,
+/// Changes the running table and publishes it to the workers, or leaves
+/// both as they were: `commands` gets a copy of the table (to prepare, and
+/// to diff against) and returns the operations, which are applied to the
+/// copy in order; the copy's snapshot is published and the copy becomes
+/// the table. The old snapshot is freed later, on the control thread, once
+/// no worker holds it (see `retired` in `run`), never on a worker. SIGHUP
+/// and the admin socket (`l4vsadm`) both change the table this way; the
+/// admin socket's changes last until the next SIGHUP, which makes the
+/// table the file's again, as keepalived's reload overwrites ipvsadm's
+/// edits.
+///
+/// # Errors
+/// The index of the refused operation and why, or no index when the
+/// snapshot could not be built.
+fn publish_changes(
     table: &mut ServiceTable,
+    cfg: &Config,
     port_infos: &[PortInfo],
     snapshot: &ArcSwap<Snapshot>,
     retired: &mut Vec<Arc<Snapshot>>,
-) -> Result<Vec<Change>, (usize, anyhow::Error)> {
+    commands: impl FnOnce(&mut ServiceTable) -> Vec<table::Command>,
+) -> Result<Vec<Change>, (Option<usize>, anyhow::Error)> {
     let mut next = table.clone();
     let mut changes = Vec::new();
-    for (i, cmd) in commands.into_iter().enumerate() {
-        changes.push(next.apply(cmd).map_err(|e| (i, anyhow::Error::from(e)))?);
+    for (i, cmd) in commands(&mut next).into_iter().enumerate() {
+        changes.push(next.apply(cmd).map_err(|e| (Some(i), e.into()))?);
     }
-    let at = changes.len().saturating_sub(1);
-    let snap =
-        plan::publish(&mut next, running, port_infos).map_err(|e| (at, anyhow::Error::from(e)))?;
+    let snap = plan::publish(&mut next, cfg, port_infos).map_err(|e| (None, e.into()))?;
     retired.push(snapshot.swap(Arc::new(snap)));
     *table = next;
     Ok(changes)

@@ -60,7 +60,8 @@ impl Method {
 /// The l4vs config of a run: one memif port (`server_spec`), one worker
 /// on `dut_core`, the control thread on `main_core`, a UDP service on
 /// port 53 and a TCP service on port 80 of [`VIP`] over [`REALS`] by
-/// `method`, rr.
+/// `method`, rr; its admin socket is named after `file_prefix`, so a run
+/// never meets a director running beside it in this namespace.
 pub fn l4vs_config(
     method: Method,
     server_spec: &str,
@@ -81,6 +82,7 @@ pub fn l4vs_config(
         "workers:\n  cores: [{dut_core}]\n  burst: 32\n  idle_sleep_us: 0"
     );
     let _ = writeln!(c, "ports:\n  - name: bench\n    device: \"{server_spec}\"");
+    let _ = writeln!(c, "admin_socket: /run/l4vs/admin-{file_prefix}.sock");
     let _ = writeln!(
         c,
         "addresses:\n  - {{ port: bench, address: 198.18.1.1/24 }}"

@@ -227,7 +227,10 @@ impl AdminServer {
             if UnixStream::connect(path).is_ok() {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    format!("another l4vs answers on {}", path.display()),
+                    format!(
+                        "another l4vs answers on {}: stop it, or give this one its own admin_socket",
+                        path.display()
+                    ),
                 ));
             }
             std::fs::remove_file(path)?;

@@ -138,6 +138,14 @@ impl ControlSide {
 /// EAL, mempool or port setup failures, with the DPDK error text.
 pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let _port_locks = crate::startup::preflight(cfg)?;
+    // Before EAL and the ports: a second director in this namespace on the
+    // same admin socket stops here, having touched nothing.
+    let admin_path = cfg
+        .admin_socket
+        .clone()
+        .unwrap_or_else(crate::admin::default_path);
+    let mut admin = AdminServer::bind(&admin_path)
+        .with_context(|| format!("admin socket {}", admin_path.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
@@ -347,12 +355,6 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     );
     let _ = std::io::stdout().flush();
 
-    let admin_path = cfg
-        .admin_socket
-        .clone()
-        .unwrap_or_else(crate::admin::default_path);
-    let mut admin = AdminServer::bind(&admin_path)
-        .with_context(|| format!("admin socket {}", admin_path.display()))?;
     println!("l4vs: admin socket {}", admin.path().display());
     let _ = std::io::stdout().flush();
 

@@ -178,6 +178,48 @@ fn second_instance_on_the_same_port_is_refused() {
     );
 }
 
+/// Two directors in one namespace on one admin socket: the second stops
+/// before EAL, naming the socket and the way out.
+#[test]
+fn second_instance_on_the_same_admin_socket_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: the admin socket in /run/l4vs needs root");
+        return;
+    }
+    let pid = std::process::id();
+    let socket = format!("/run/l4vs/admin-test-shared-{pid}.sock");
+    let with_socket = |device: &str| {
+        ring_config(device, &["--no-shconf"]).replace(
+            &format!("admin_socket: /run/l4vs/admin-test-{device}.sock"),
+            &format!("admin_socket: {socket}"),
+        )
+    };
+    let (d1, d2) = (format!("net_ring_{pid}d"), format!("net_ring_{pid}e"));
+    let a = write_temp("admin-a.yaml", &with_socket(&d1));
+    let b = write_temp("admin-b.yaml", &with_socket(&d2));
+    let _cleanup = Cleanup(vec![
+        format!("/run/l4vs/port-vdev={d1}.lock").into(),
+        format!("/run/l4vs/port-vdev={d2}.lock").into(),
+        PathBuf::from(&socket),
+    ]);
+    let _first = Running::start(&a);
+    let out = run_fails_output(&b);
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        err.contains(&format!(
+            "admin socket {socket}: another l4vs answers on {socket}: stop it, or give this one its own admin_socket"
+        )),
+        "{err}"
+    );
+    assert!(
+        !stdout.contains("initialised"),
+        "refused before EAL: {stdout}"
+    );
+}
+
 /// A second DPDK primary process on the runtime directory of a running
 /// one: EAL fails without an error code (it used to read "Success (errno
 /// 0)"); l4vs names the directory and the other process first.
@@ -240,6 +282,11 @@ fn lab_nat_on_core0() -> String {
 
 /// Runs `l4vs run --config path`, which must fail within 30 s; its stderr.
 fn run_fails(path: &Path) -> String {
+    String::from_utf8_lossy(&run_fails_output(path).stderr).into_owned()
+}
+
+/// As [`run_fails`], with what it printed on stdout too.
+fn run_fails_output(path: &Path) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_l4vs"))
         .args(["run", "--config", path.to_str().unwrap()])
         .stdin(Stdio::null())
@@ -262,7 +309,7 @@ fn run_fails(path: &Path) -> String {
     }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    out
 }
 
 fn is_root() -> bool {
@@ -274,8 +321,10 @@ fn is_root() -> bool {
 
 /// A config with one `net_ring` port, `device` (at most 18 characters:
 /// the ring PMD names its rings after it), that runs anywhere: no
-/// hugepages, no PCI, one worker on a core this process may use. A ring
-/// port has no traffic, so it forwards nothing.
+/// hugepages, no PCI, one worker on a core this process may use, and an
+/// admin socket named after the device, so that the directors of tests
+/// running side by side in this namespace do not meet there. A ring port
+/// has no traffic, so it forwards nothing.
 fn ring_config(device: &str, extra_args: &[&str]) -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let allowed = status
@@ -300,7 +349,7 @@ fn ring_config(device: &str, extra_args: &[&str]) -> String {
     args.extend_from_slice(extra_args);
     let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
     format!(
-        "eal:\n  args: [{}]\n  main_core: {core}\nworkers:\n  cores: [{core}]\n  idle_sleep_us: 1000\n  connections: 1024\nports:\n  - name: ring\n    device: {device}\n    rx_desc: 64\n    tx_desc: 64\nmbufs: 1023\n",
+        "eal:\n  args: [{}]\n  main_core: {core}\nworkers:\n  cores: [{core}]\n  idle_sleep_us: 1000\n  connections: 1024\nports:\n  - name: ring\n    device: {device}\n    rx_desc: 64\n    tx_desc: 64\nmbufs: 1023\nadmin_socket: /run/l4vs/admin-test-{device}.sock\n",
         args.join(", ")
     )
 }

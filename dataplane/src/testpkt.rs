@@ -122,6 +122,16 @@ pub fn arp(
     f
 }
 
+/// Real server `i` (from 0) of the lab and the tests: 198.18.2.11 + i.
+pub fn real_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
+}
+
+/// The MAC address tests give real server `i`: 02:00:00:00:02:(11 + i).
+pub fn real_mac(i: usize) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 2, 11 + i as u8])
+}
+
 /// The lab director's MAC address in tests and benchmarks.
 pub const DIRECTOR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 

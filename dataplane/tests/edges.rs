@@ -6,6 +6,7 @@
 use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
 use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, NeighborTable, PacketBuf, Protocol, Real, SchedulerKind,
     Service, ServiceOptions, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
@@ -22,14 +23,6 @@ const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 const SYN: u8 = tcp::flags::SYN;
 const ACK: u8 = tcp::flags::ACK;
 const RST: u8 = tcp::flags::RST;
-
-fn rip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
-}
-
-fn rmac(i: usize) -> Mac {
-    Mac([2, 0, 0, 0, 2, 11 + i as u8])
-}
 
 struct Rig {
     w: Worker,

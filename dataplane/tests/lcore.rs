@@ -8,6 +8,7 @@ use l4vs_dataplane::conn::Conn;
 use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo};
 use l4vs_dataplane::model::{ConnState, Tuple};
 use l4vs_dataplane::rings::{self, Command, ControlEnd, Event};
+use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, NeighborTable, PacketBuf, Protocol, Real, SchedulerKind,
@@ -23,10 +24,6 @@ const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 /// Cycles per millisecond of the memory I/O's clock.
 const CPM: u64 = 1000;
-
-fn rip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
-}
 
 /// One port in memory: frames to receive, frames sent, frames punted; a
 /// clock the test sets.

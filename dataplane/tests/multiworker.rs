@@ -5,6 +5,7 @@
 
 use core::net::Ipv4Addr;
 use l4vs_dataplane::steer::{toeplitz, RSS_KEY};
+use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::{
     Counters, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo, Protocol, Real,
@@ -17,10 +18,6 @@ use std::sync::Arc;
 const WORKERS: u16 = 4;
 const DIRECTOR_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-
-fn rip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
-}
 
 /// The queue a NIC hashing (src, dst, sport, dport) would pick.
 fn rss_queue(frame: &[u8]) -> u16 {

@@ -3,6 +3,7 @@
 
 use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
+use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, LocalAddress, MarkRule, NeighborTable, PacketBuf,
@@ -16,10 +17,6 @@ use std::sync::Arc;
 const DIRECTOR_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const SYN: u8 = tcp::flags::SYN;
-
-fn rip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
-}
 
 fn reals(method: ForwardMethod, weights: &[u32]) -> Vec<Real> {
     weights

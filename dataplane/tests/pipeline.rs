@@ -6,6 +6,7 @@ use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
 use l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS;
 use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
 use l4vs_dataplane::worker::solicit_next_hops;
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo,
@@ -25,14 +26,6 @@ const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const SYN: u8 = tcp::flags::SYN;
 const ACK: u8 = tcp::flags::ACK;
-
-fn rip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
-}
-
-fn rmac(i: usize) -> Mac {
-    Mac([0x02, 0, 0, 0, 2, 11 + i as u8])
-}
 
 struct Rig {
     worker: Worker,

@@ -5,6 +5,7 @@
 //! the persistence netmask applied, as the connection's own packets do.
 
 use core::net::Ipv4Addr;
+use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
 use l4vs_dataplane::{
     CompiledService, Counters, ForwardMethod, NeighborTable, PacketBuf, Persistence, Protocol,
@@ -17,10 +18,6 @@ use std::sync::Arc;
 
 const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-
-fn rip(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
-}
 
 fn service(port: u16, scheduler: SchedulerKind, options: ServiceOptions) -> Service {
     Service {

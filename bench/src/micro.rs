@@ -38,7 +38,7 @@ use crate::traffic::{self, Endpoints, Template, Traffic};
 use arc_swap::ArcSwap;
 use core::net::Ipv4Addr;
 use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo, MAX_BURST};
-use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC, VIP};
 use l4vs_dataplane::{
     Counters, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo, Protocol, Real,
     SchedulerKind, Service, Snapshot, VecPacket, Worker, WorkerConfig,
@@ -104,10 +104,8 @@ impl Mode {
     }
 }
 
-const DIRECTOR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 const GATEWAY_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 1, 0xfe]);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 254);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const VPORT: u16 = 80;
 const NAT_PORT: u16 = 8080;
 const NOW_MS: u64 = 1_000;

@@ -135,9 +135,24 @@ pub fn real_mac(i: usize) -> MacAddr {
 /// The lab director's MAC address in tests and benchmarks.
 pub const DIRECTOR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 
+/// The lab's virtual service address in tests and benchmarks.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+/// The client tests send from, on the director's client side.
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
+
+/// [`CLIENT`]'s MAC address.
+pub const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 1, 10]);
+
+/// The lab director's address towards the clients (198.18.1.0/24).
+pub const DIR_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+
+/// The lab director's address towards the real servers (198.18.2.0/24).
+pub const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
+
 /// The lab director's one port ([`DIRECTOR_MAC`], MTU 1500) and its two
-/// addresses on it: 198.18.1.1/24 towards the clients and 198.18.2.1/24
-/// towards the real servers.
+/// addresses on it: [`DIR_CLIENT_SIDE`]/24 towards the clients and
+/// [`DIR_SERVER_SIDE`]/24 towards the real servers.
 pub fn lab_director() -> (Vec<PortInfo>, Vec<LocalAddress>) {
     let local = |addr| LocalAddress {
         port: 0,
@@ -149,10 +164,7 @@ pub fn lab_director() -> (Vec<PortInfo>, Vec<LocalAddress>) {
             mac: DIRECTOR_MAC,
             mtu: 1500,
         }],
-        vec![
-            local(Ipv4Addr::new(198, 18, 1, 1)),
-            local(Ipv4Addr::new(198, 18, 2, 1)),
-        ],
+        vec![local(DIR_CLIENT_SIDE), local(DIR_SERVER_SIDE)],
     )
 }
 

@@ -7,6 +7,7 @@ use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
 use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
 use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
+use l4vs_dataplane::testpkt::{CLIENT, CLIENT_MAC, DIR_SERVER_SIDE, VIP};
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, NeighborTable, PacketBuf, Protocol, Real, SchedulerKind,
     Service, ServiceOptions, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
@@ -15,11 +16,6 @@ use l4vs_wire::ethernet::Address as Mac;
 use l4vs_wire::{icmp, ipv4, tcp, udp};
 use std::sync::Arc;
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
-const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-/// The director's address towards the real servers (testpkt::lab_director).
-const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 const SYN: u8 = tcp::flags::SYN;
 const ACK: u8 = tcp::flags::ACK;
 const RST: u8 = tcp::flags::RST;

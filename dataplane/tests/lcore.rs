@@ -8,20 +8,17 @@ use l4vs_dataplane::conn::Conn;
 use l4vs_dataplane::lcore::{Lcore, LcoreConfig, PacketIo};
 use l4vs_dataplane::model::{ConnState, Tuple};
 use l4vs_dataplane::rings::{self, Command, ControlEnd, Event};
-use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
+use l4vs_dataplane::testpkt::{CLIENT, CLIENT_MAC, DIR_SERVER_SIDE, VIP};
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, NeighborTable, PacketBuf, Protocol, Real, SchedulerKind,
     Service, Snapshot, VecPacket, Worker, WorkerConfig,
 };
-use l4vs_wire::ethernet::Address as Mac;
 use l4vs_wire::{ipv4, tcp};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 /// Cycles per millisecond of the memory I/O's clock.
 const CPM: u64 = 1000;
 
@@ -120,7 +117,7 @@ struct Rig {
 fn rig(event_slots: usize) -> Rig {
     let neigh = Arc::new(NeighborTable::new(64));
     for i in 0..2 {
-        neigh.set_static(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+        neigh.set_static(rip(i), rmac(i), 0);
     }
     rig_with(event_slots, neigh)
 }
@@ -339,7 +336,7 @@ fn traffic_is_counted_per_service_and_real_as_ipvs_does() {
         .push_back(segment(5000, tcp::flags::ACK));
     // The real server's reply, back through the director.
     let h = Hdr {
-        src_mac: Mac([2, 0, 0, 0, 2, 11]),
+        src_mac: rmac(0),
         dst_mac: DIRECTOR_MAC,
         src: rip(0),
         dst: CLIENT,
@@ -403,13 +400,12 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
     assert_eq!(again.len(), 1, "a second ARP request");
     assert_eq!(r.counters.arp_requests.get(), 2);
     // The reply arrives: both leave, in order, addressed to the real.
-    let rmac = Mac([2, 0, 0, 0, 2, 11]);
     r.lcore.io_mut().rx.push_back(VecPacket::new(&testpkt::arp(
         arp::Operation::Reply,
-        rmac,
+        rmac(0),
         rip(0),
         DIRECTOR_MAC,
-        Ipv4Addr::new(198, 18, 2, 1),
+        DIR_SERVER_SIDE,
         DIRECTOR_MAC,
     )));
     r.lcore.poll();
@@ -418,7 +414,7 @@ fn packets_wait_for_their_next_hop_and_leave_when_it_answers() {
     assert_eq!(sent.len(), 2);
     for (i, (port, p)) in sent.iter().enumerate() {
         assert_eq!(*port, 0);
-        assert_eq!(&p.data()[..6], &rmac.0);
+        assert_eq!(&p.data()[..6], &rmac(0).0);
         let ip = ipv4::Packet::new_checked(&p.data()[14..]).unwrap();
         assert_eq!(ip.dst_addr(), rip(0));
         let t = tcp::Packet::new_checked(ip.payload()).unwrap();

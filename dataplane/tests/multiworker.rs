@@ -5,8 +5,9 @@
 
 use core::net::Ipv4Addr;
 use l4vs_dataplane::steer::{toeplitz, RSS_KEY};
-use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
+use l4vs_dataplane::testpkt::{DIRECTOR_MAC, VIP};
 use l4vs_dataplane::{
     Counters, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo, Protocol, Real,
     SchedulerKind, Service, Snapshot, VecPacket, Verdict, Worker, WorkerConfig,
@@ -16,8 +17,6 @@ use l4vs_wire::{ipv4, tcp};
 use std::sync::Arc;
 
 const WORKERS: u16 = 4;
-const DIRECTOR_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
 /// The queue a NIC hashing (src, dst, sport, dport) would pick.
 fn rss_queue(frame: &[u8]) -> u16 {
@@ -77,7 +76,7 @@ fn nat_is_correct_on_any_queue() {
     );
     let neigh = Arc::new(NeighborTable::new(1024));
     for i in 0..3 {
-        neigh.learn(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+        neigh.learn(rip(i), rmac(i), 0);
     }
     let counters: Vec<Arc<Counters>> = (0..WORKERS)
         .map(|_| Arc::new(Counters::default()))
@@ -140,7 +139,7 @@ fn nat_is_correct_on_any_queue() {
         assert!((0..3).any(|i| rip(i) == real));
         // The real server answers from RIP:8080; the reply hashes elsewhere.
         let down_hdr = Hdr {
-            src_mac: Mac([2, 0, 0, 0, 2, 11]),
+            src_mac: rmac(0),
             dst_mac: DIRECTOR_MAC,
             src: real,
             dst: client,
@@ -215,7 +214,7 @@ fn fragments_meet_on_the_owner_of_their_client() {
     let (ports, locals) = testpkt::lab_director();
     let snap = Arc::new(Snapshot::new(ports, locals, None, vec![svc]).unwrap());
     let neigh = Arc::new(NeighborTable::new(64));
-    neigh.learn(rip(0), Mac([2, 0, 0, 0, 2, 11]), 0);
+    neigh.learn(rip(0), rmac(0), 0);
     let mut workers: Vec<Worker> = (0..WORKERS)
         .map(|w| {
             Worker::new(

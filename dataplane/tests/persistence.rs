@@ -3,8 +3,9 @@
 
 use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
-use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr};
+use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
+use l4vs_dataplane::testpkt::{DIRECTOR_MAC, VIP};
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, LocalAddress, MarkRule, NeighborTable, PacketBuf,
     Persistence, PortInfo, Protocol, Real, SchedulerKind, Service, ServiceOptions, Snapshot,
@@ -14,8 +15,6 @@ use l4vs_wire::ethernet::Address as Mac;
 use l4vs_wire::{ipv4, tcp};
 use std::sync::Arc;
 
-const DIRECTOR_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const SYN: u8 = tcp::flags::SYN;
 
 fn reals(method: ForwardMethod, weights: &[u32]) -> Vec<Real> {
@@ -73,7 +72,7 @@ fn snapshot(services: Vec<Service>, marks: Vec<MarkRule>) -> Arc<Snapshot> {
 fn worker(snap: Arc<Snapshot>) -> (Worker, Arc<Counters>) {
     let neigh = Arc::new(NeighborTable::new(256));
     for i in 0..4 {
-        neigh.learn(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+        neigh.learn(rip(i), rmac(i), 0);
     }
     for c in 0..=255u8 {
         neigh.learn(Ipv4Addr::new(198, 18, 1, c), Mac([2, 0, 0, 0, 1, c]), 0);
@@ -457,7 +456,7 @@ fn removed_real_drops_or_reschedules_as_configured() {
             );
             let neigh = Arc::new(NeighborTable::new(64));
             for i in 0..2 {
-                neigh.learn(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+                neigh.learn(rip(i), rmac(i), 0);
             }
             neigh.learn(Ipv4Addr::new(198, 18, 1, 10), Mac([2, 0, 0, 0, 1, 10]), 0);
             let counters = Arc::new(Counters::default());
@@ -502,7 +501,7 @@ fn removed_real_drops_or_reschedules_as_configured() {
             ));
             // The removed real's reply is still rewritten back to the VIP.
             let reply = Hdr {
-                src_mac: Mac([2, 0, 0, 0, 2, 11]),
+                src_mac: rmac(0),
                 dst_mac: DIRECTOR_MAC,
                 src: rip(0),
                 dst: a,

@@ -7,6 +7,9 @@ use l4vs_dataplane::conn::Timeouts;
 use l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS;
 use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
+use l4vs_dataplane::testpkt::{
+    CLIENT, CLIENT_MAC, DIRECTOR_MAC, DIR_CLIENT_SIDE, DIR_SERVER_SIDE, VIP,
+};
 use l4vs_dataplane::worker::solicit_next_hops;
 use l4vs_dataplane::{
     Counters, DropReason, ForwardMethod, LocalAddress, NeighborTable, PacketBuf, PortInfo,
@@ -18,12 +21,6 @@ use l4vs_wire::{arp, icmp, ipv4, tcp, udp};
 use rstest::rstest;
 use std::sync::Arc;
 
-const DIRECTOR_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x01]);
-const CLIENT_MAC: Mac = Mac([0x02, 0, 0, 0, 1, 10]);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
-const DIR_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
-const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const SYN: u8 = tcp::flags::SYN;
 const ACK: u8 = tcp::flags::ACK;
 

@@ -5,19 +5,16 @@
 //! the persistence netmask applied, as the connection's own packets do.
 
 use core::net::Ipv4Addr;
-use l4vs_dataplane::testpkt::real_addr as rip;
 use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
+use l4vs_dataplane::testpkt::{CLIENT_MAC, VIP};
 use l4vs_dataplane::{
     CompiledService, Counters, ForwardMethod, NeighborTable, PacketBuf, Persistence, Protocol,
     Real, SchedulerKind, Service, ServiceOptions, Snapshot, VecPacket, Verdict, Worker,
     WorkerConfig,
 };
-use l4vs_wire::ethernet::Address as Mac;
 use l4vs_wire::{icmp, ipv4, tcp};
 use std::sync::Arc;
-
-const CLIENT_MAC: Mac = Mac([2, 0, 0, 0, 1, 10]);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
 fn service(port: u16, scheduler: SchedulerKind, options: ServiceOptions) -> Service {
     Service {
@@ -48,7 +45,7 @@ fn snapshot(slots: Vec<Option<Arc<CompiledService>>>) -> Arc<Snapshot> {
 fn worker(snap: Arc<Snapshot>, seed: u64, id: u16, workers: u16) -> Worker {
     let neigh = Arc::new(NeighborTable::new(64));
     for i in 0..3 {
-        neigh.set_static(rip(i), Mac([2, 0, 0, 0, 2, 11 + i as u8]), 0);
+        neigh.set_static(rip(i), rmac(i), 0);
     }
     for c in 0..=255 {
         neigh.set_static(Ipv4Addr::new(198, 18, 1, c), CLIENT_MAC, 0);

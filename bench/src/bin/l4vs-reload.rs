@@ -21,7 +21,7 @@
 use clap::Parser;
 use core::net::Ipv4Addr;
 use l4vs_control::table::{Command, Network, RealSpec, ServiceKey, ServiceSpec, ServiceTable};
-use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::testpkt::{self, Hdr, CLIENT_MAC, DIRECTOR_MAC};
 use l4vs_dataplane::{
     Counters, ForwardMethod, NeighborTable, Protocol, SchedulerKind, Snapshot, VecPacket, Verdict,
     Worker, WorkerConfig,
@@ -46,7 +46,6 @@ struct Args {
     window_ms: u64,
 }
 
-const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 1, 10]);
 const BURST: usize = 32;
 
 fn vip(i: usize) -> Ipv4Addr {

@@ -361,7 +361,7 @@ impl Worker {
 /// decrement_ttl (ip_vs_xmit.c): the IPv4 packet at `l2` leaves with one
 /// hop less, its checksum updated; false, the packet unchanged, when it
 /// would leave with TTL 0. The caller has validated the IP header.
-#[inline]
+#[inline(always)]
 pub(super) fn decrement_ttl<B: PacketBuf>(pkt: &mut B, l2: usize) -> bool {
     let mut ip = ipv4::Packet::new_unchecked(&mut pkt.data_mut()[l2..]);
     if ip.ttl() <= 1 {

@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Debian packages: DPDK (with its PMDs: af_packet, af_xdp, ring, memif ...),
 # what bindgen and the C shim need, and the lab's network tools.
-L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps)
+L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps curl prometheus)
 
 l4vs_as_root() {
     if [ "$(id -u)" -ne 0 ]; then

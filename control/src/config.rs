@@ -65,6 +65,7 @@
 //! icmp_msgs_burst: 50       # default 50
 //! icmp_ratelimit_ms: 1000   # default 1000: per destination, after a burst of 6; 0 = none
 //! admin_socket: /run/l4vs/admin.sock  # default /run/l4vs/admin-netns<ID>.sock (restart-only)
+//! metrics_listen: 127.0.0.1:9816  # default: Prometheus metrics at /metrics; off = none (restart-only)
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -198,6 +199,11 @@ pub const MAX_YAML_EVENTS: usize = 2 * MAX_YAML_NODES + 16;
 pub const MAX_ALIAS_REPLAYED_EVENTS: usize = 1_000_000;
 /// Default `workers.burst`.
 pub const DEFAULT_BURST: u16 = 32;
+/// Where the metrics endpoint listens unless `metrics_listen` says
+/// otherwise: loopback only, so that nothing is exposed by default.
+pub const DEFAULT_METRICS_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9816),
+);
 /// Largest `workers.burst`: the size of each worker's fixed receive array.
 pub const MAX_BURST: u16 = 256;
 /// Largest `workers.idle_sleep_us` (one second).
@@ -282,6 +288,10 @@ pub struct Config {
     /// The admin socket `l4vsadm` talks to (`None`: the default,
     /// [`crate::admin::default_path`]). Restart-only.
     pub admin_socket: Option<std::path::PathBuf>,
+    /// Where the Prometheus metrics endpoint (`GET /metrics`) listens
+    /// (`None`: `metrics_listen: off`, no endpoint). Default
+    /// [`DEFAULT_METRICS_LISTEN`], loopback only. Restart-only.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Classifier rules, in order: the first match gives a packet its mark.
     pub firewall_marks: Vec<FirewallMark>,
 }
@@ -521,6 +531,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         expire_nodest_conn,
         icmp,
         admin_socket,
+        metrics_listen,
         firewall_marks: _,
     } = running;
     let Eal { args, main_core } = eal;
@@ -541,6 +552,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         ),
         ("icmp_msgs_burst", icmp.msgs_burst != new.icmp.msgs_burst),
         ("admin_socket", *admin_socket != new.admin_socket),
+        ("metrics_listen", *metrics_listen != new.metrics_listen),
         (
             "icmp_ratelimit_ms",
             icmp.ratelimit_ms != new.icmp.ratelimit_ms,

@@ -14,6 +14,7 @@
 
 use crate::admin::{AdminServer, Request, Response};
 use crate::config::{self, Config};
+use crate::metrics::{self, MetricsEndpoint};
 use crate::plan;
 use crate::port_io::DpdkIo;
 use crate::table::{self, Change, Network, ServiceTable};
@@ -146,6 +147,14 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         .unwrap_or_else(crate::admin::default_path);
     let mut admin = AdminServer::bind(&admin_path)
         .with_context(|| format!("admin socket {}", admin_path.display()))?;
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => Some(MetricsEndpoint::start(addr).with_context(|| {
+            format!(
+                "metrics endpoint {addr}: set metrics_listen to a free address and port, or off"
+            )
+        })?),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
@@ -356,6 +365,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let _ = std::io::stdout().flush();
 
     println!("l4vs: admin socket {}", admin.path().display());
+    if let Some(m) = &metrics {
+        println!("l4vs: metrics at http://{}/metrics", m.local_addr());
+    }
     let _ = std::io::stdout().flush();
 
     let started = Instant::now();
@@ -427,6 +439,32 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 },
             },
         });
+        if let Some(m) = &metrics {
+            m.serve(|| {
+                let c = &control.counts;
+                let ports: Vec<metrics::PortView> = ports
+                    .iter()
+                    .zip(&cfg.ports)
+                    .map(|(p, pc)| metrics::PortView {
+                        name: pc.name.clone(),
+                        stats: p.stats().ok(),
+                    })
+                    .collect();
+                metrics::render(&metrics::View {
+                    services: &table.report(),
+                    workers: &all_counters,
+                    conn_capacity: cfg.workers.connections,
+                    ports: &ports,
+                    control: metrics::ControlView {
+                        injected: c.injected,
+                        inject_dropped: c.inject_dropped,
+                        punted: c.punted,
+                        events: c.events,
+                    },
+                    tsc_hz: l4vs_dpdk::tsc_hz(),
+                })
+            });
+        }
         if usr1.swap(false, Ordering::Relaxed) {
             print_services(&mut table);
         }
@@ -694,7 +732,11 @@ fn print_workers(
             .filter(|(_, v)| *v != 0)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        println!("  worker {i}: {}", named.join(" "));
+        println!(
+            "  worker {i}: {} conn_entries={}",
+            named.join(" "),
+            c.conn_entries.get()
+        );
         let drops: Vec<String> = DropReason::ALL
             .iter()
             .filter(|r| c.drops_of(**r) != 0)

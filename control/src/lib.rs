@@ -7,6 +7,7 @@ pub mod config;
 pub mod director;
 pub mod estimator;
 pub mod mbuf_packet;
+pub mod metrics;
 pub mod plan;
 pub mod port_io;
 pub mod startup;

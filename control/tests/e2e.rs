@@ -888,3 +888,100 @@ TCP  198.18.0.100:80 rr
         "{log}"
     );
 }
+
+/// `curl` of the director's metrics endpoint, from its own namespace.
+fn scrape(lab: &Lab) -> String {
+    let mut cmd = lab.command(DIRECTOR, "curl");
+    cmd.args(["-sS", "--fail", "--max-time", "10"]).arg(format!(
+        "http://{}/metrics",
+        l4vs_control::config::DEFAULT_METRICS_LISTEN
+    ));
+    let out = netns::output(&mut cmd).expect("curl of the metrics endpoint");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the one sample whose line starts with `prefix` (name and
+/// labels).
+fn sample(text: &str, prefix: &str) -> u64 {
+    let hits: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|rest| rest.trim().parse().ok())
+        .collect();
+    assert_eq!(hits.len(), 1, "{prefix}: {hits:?}\n{text}");
+    hits[0]
+}
+
+/// A scrape of the running director is valid for promtool and counts what
+/// the client did: after `-Z`, 30 connections to the service, each real's
+/// share as the client saw it, and the port and worker counters moving.
+#[test]
+fn metrics_count_the_traffic_and_pass_promtool() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat.yaml");
+    assert_eq!(l4vsadm(&lab, &["-Z"]).0, 0);
+    let served = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!(served.failed, 0, "{served:?}");
+    let text = scrape(&lab);
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test installs it)");
+    {
+        use std::io::Write as _;
+        let mut stdin = promtool.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    let check = promtool.wait_with_output().unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let svc = r#"service="http",protocol="tcp",vip="198.18.0.100",port="80",fwmark="""#;
+    assert_eq!(
+        sample(&text, &format!("l4vs_service_connections_total{{{svc}}}")),
+        30
+    );
+    // Each request is one connection of at least 5 packets in (SYN, ACK,
+    // request, FIN, ACK) and, by NAT, some back.
+    assert!(
+        sample(
+            &text,
+            &format!("l4vs_service_packets_total{{{svc},direction=\"in\"}}")
+        ) >= 150
+    );
+    assert!(
+        sample(
+            &text,
+            &format!("l4vs_service_packets_total{{{svc},direction=\"out\"}}")
+        ) >= 90
+    );
+    for r in REAL_SERVERS {
+        let real = format!(r#"{svc},real="{}",real_port="80",forward="nat""#, r.addr);
+        assert_eq!(
+            sample(&text, &format!("l4vs_real_connections_total{{{real}}}")),
+            u64::from(served.count(r.name)),
+            "{}\n{text}",
+            r.name
+        );
+        assert_eq!(sample(&text, &format!("l4vs_real_weight{{{real}}}")), 1);
+    }
+    assert!(sample(&text, r#"l4vs_worker_rx_total{worker="0"}"#) >= 240);
+    assert!(sample(&text, r#"l4vs_worker_connection_capacity{worker="0"}"#) > 0);
+    assert!(
+        sample(
+            &text,
+            r#"l4vs_port_packets_total{port="lan",direction="rx"}"#
+        ) >= 240
+    );
+    assert!(sample(&text, "l4vs_tsc_hertz") > 0);
+    director.stop();
+}

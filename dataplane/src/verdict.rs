@@ -126,6 +126,12 @@ impl Counter {
         self.add(1);
     }
 
+    /// Sets the value (a gauge). Only the owning worker may call this.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -214,6 +220,10 @@ pub struct Counters {
     pub idle_cycles: Counter,
     /// Cycles spent on bursts that carried packets.
     pub busy_cycles: Counter,
+    /// A gauge, not a counter: entries (connections and templates) in the
+    /// worker's connection table, as of its last housekeeping round
+    /// (every 100 ms). Not in [`Counters::named`].
+    pub conn_entries: Counter,
     /// Drops, indexed by `DropReason as usize`.
     pub drops: [Counter; DropReason::COUNT],
 }
@@ -256,6 +266,7 @@ impl Default for Counters {
             fragments_sent: Counter::default(),
             idle_cycles: Counter::default(),
             busy_cycles: Counter::default(),
+            conn_entries: Counter::default(),
             drops: core::array::from_fn(|_| Counter::default()),
         }
     }

@@ -31,6 +31,7 @@ struct Out<'a> {
     icmp_ratelimit_ms: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_socket: Option<String>,
+    metrics_listen: String,
     firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
 }
@@ -217,6 +218,9 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
         icmp_msgs_burst: cfg.icmp.msgs_burst,
         icmp_ratelimit_ms: cfg.icmp.ratelimit_ms,
         admin_socket: cfg.admin_socket.as_ref().map(|p| p.display().to_string()),
+        metrics_listen: cfg
+            .metrics_listen
+            .map_or_else(|| "off".to_owned(), |a| a.to_string()),
         firewall_marks: cfg
             .firewall_marks
             .iter()

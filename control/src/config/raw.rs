@@ -44,6 +44,8 @@ pub(super) struct RawConfig {
     pub firewall_marks: Option<S<Vec<S<RawMark>>>>,
     #[serde(default)]
     pub admin_socket: Option<S<String>>,
+    #[serde(default)]
+    pub metrics_listen: Option<S<String>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

@@ -419,6 +419,23 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
             ))
         }
     };
+    let metrics_listen = match &raw.metrics_listen {
+        None => Some(super::DEFAULT_METRICS_LISTEN),
+        Some(s) if s.value.trim() == "off" => None,
+        Some(s) => match s.value.trim().parse::<std::net::SocketAddr>() {
+            Ok(a) if a.port() != 0 => Some(a),
+            _ => {
+                return Err(c.err(
+                    &s.referenced,
+                    "metrics_listen",
+                    format!(
+                        "{} is not an address and port to serve metrics on (such as 127.0.0.1:9816 or [::1]:9816), nor off",
+                        echo(&s.value)
+                    ),
+                ))
+            }
+        },
+    };
     let defaults = IcmpLimits::default();
     let max = i64::from(i32::MAX);
     let icmp = IcmpLimits {
@@ -514,6 +531,7 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         expire_nodest_conn,
         icmp,
         admin_socket,
+        metrics_listen,
         firewall_marks,
     })
 }

@@ -334,6 +334,7 @@ impl Worker {
             );
             self.flush = next.map(|n| (what, n));
         }
+        counters.conn_entries.set(self.conns.len() as u64);
     }
 
     /// Sends connection events (created, state changed, ended) to `ring`

@@ -5,8 +5,9 @@
 set -euo pipefail
 
 # Debian packages: DPDK (with its PMDs: af_packet, af_xdp, ring, memif ...),
-# what bindgen and the C shim need, and the lab's network tools.
-L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps)
+# what bindgen and the C shim need, the lab's network tools, and systemd
+# for systemd-analyze, with which a test checks dist/systemd/l4vs.service.
+L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd)
 
 l4vs_as_root() {
     if [ "$(id -u)" -ne 0 ]; then

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
 
 /// Empty polls before an idle worker starts sleeping.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
@@ -173,8 +174,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         signal_hook::flag::register(sig, flag.clone())
             .context("installing the SIGUSR1/SIGUSR2 handlers")?;
     }
+    // DPDK's own lines (EAL, drivers) go through the director's log.
+    if let Err(e) = l4vs_dpdk::route_log(crate::logging::dpdk_line) {
+        warn!(target: "l4vs", "DPDK's log stays on stderr: {e}");
+    }
     let eal = Eal::init(&cfg.eal_argv("l4vs")).context("EAL init")?;
-    println!("l4vs: {} initialised", l4vs_dpdk::version());
+    info!(target: "l4vs", "{} initialised", l4vs_dpdk::version());
     let pool = Arc::new(
         Mempool::create(
             "l4vs_mbufs",
@@ -208,8 +213,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         if let Some(mtu) = p.mtu {
             match port.set_mtu(mtu) {
                 Ok(()) => {}
-                Err(e) if e.is_not_supported() => println!(
-                    "l4vs: port {}: the device cannot set its MTU; l4vs forwards by mtu {mtu} all the same",
+                Err(e) if e.is_not_supported() => info!(
+                    target: "l4vs",
+                    "port {}: the device cannot set its MTU; l4vs forwards by mtu {mtu} all the same",
                     p.name
                 ),
                 Err(e) => {
@@ -229,8 +235,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 .with_context(|| format!("port {} MTU", p.name))?
                 .clamp(crate::config::MIN_MTU, crate::config::MAX_MTU),
         };
-        println!(
-            "l4vs: port {} ({}) up, MAC {}, MTU {mtu}",
+        info!(
+            target: "l4vs",
+            "port {} ({}) up, MAC {}, MTU {mtu}",
             p.name,
             p.device.spec(),
             crate::config::format_mac(&mac)
@@ -248,8 +255,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     ));
     let neighbors = Arc::new(plan::neighbors(cfg));
     for (_, s) in snapshot.load().services() {
-        println!(
-            "l4vs: service {} {} scheduler {} -> {} real(s)",
+        info!(
+            target: "l4vs",
+            "service {} {} scheduler {} -> {} real(s)",
             s.name,
             crate::table::ServiceKey::of(s),
             s.scheduler,
@@ -357,18 +365,18 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         handles.push(h);
     }
     let cores: Vec<String> = cfg.workers.cores.iter().map(u32::to_string).collect();
-    println!(
-        "l4vs: {} worker(s) on cores {}; running",
+    info!(target: "l4vs", "admin socket {}", admin.path().display());
+    if let Some(m) = &metrics {
+        info!(target: "l4vs", "metrics at http://{}/metrics", m.local_addr());
+    }
+    info!(
+        target: "l4vs",
+        "{} worker(s) on cores {}; running",
         handles.len(),
         cores.join(", ")
     );
-    let _ = std::io::stdout().flush();
-
-    println!("l4vs: admin socket {}", admin.path().display());
-    if let Some(m) = &metrics {
-        println!("l4vs: metrics at http://{}/metrics", m.local_addr());
-    }
-    let _ = std::io::stdout().flush();
+    // systemd (Type=notify): the ports are up and the workers forward.
+    notify_service_manager(&[sd_notify::NotifyState::Ready]);
 
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
@@ -428,9 +436,8 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 Ok(changes) => {
                     let lines = change_lines(&changes);
                     for line in &lines {
-                        println!("l4vs: admin: {line}");
+                        info!(target: "l4vs", "admin: {line}");
                     }
-                    let _ = std::io::stdout().flush();
                     Response::Applied { changes: lines }
                 }
                 Err((command, e)) => Response::Error {
@@ -472,6 +479,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             print_workers(cfg, &ports, &all_counters, &control.counts, &neighbors);
         }
         if hup.swap(false, Ordering::Relaxed) {
+            // systemd >= 253 wants the monotonic time with RELOADING=1.
+            let mut reloading = vec![sd_notify::NotifyState::Reloading];
+            reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+            notify_service_manager(&reloading);
             match reload(
                 path,
                 &running,
@@ -483,10 +494,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             ) {
                 Ok((new, changes)) => {
                     for line in change_lines(&changes) {
-                        println!("l4vs: reload: {line}");
+                        info!(target: "l4vs", "reload: {line}");
                     }
-                    println!(
-                        "l4vs: reloaded {}: {} service(s), {} change(s)",
+                    info!(
+                        target: "l4vs",
+                        "reloaded {}: {} service(s), {} change(s)",
                         path.display(),
                         table.len(),
                         changes.len()
@@ -494,12 +506,14 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     running = new;
                 }
                 Err(e) => {
-                    eprintln!("l4vs: reload rejected, keeping the running configuration: {e:#}")
+                    error!(target: "l4vs", "reload rejected, keeping the running configuration: {e:#}")
                 }
             }
-            let _ = std::io::stdout().flush();
+            notify_service_manager(&[sd_notify::NotifyState::Ready]);
         }
     }
+    notify_service_manager(&[sd_notify::NotifyState::Stopping]);
+    info!(target: "l4vs", "stopping");
     let mut failed = Vec::new();
     for h in handles {
         match h.join() {
@@ -528,6 +542,14 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         bail!("worker failure: {}", failed.join("; "));
     }
     Ok(())
+}
+
+/// Tells systemd (`NOTIFY_SOCKET`, Type=notify) how the director is;
+/// nothing without systemd. A failure is logged and changes nothing else.
+fn notify_service_manager(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(target: "l4vs", "cannot notify systemd: {e}");
+    }
 }
 
 /// Re-reads the config for SIGHUP and applies the difference to the
@@ -635,8 +657,9 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
     if !core_affinity::set_for_current(core_affinity::CoreId {
         id: plan.core as usize,
     }) {
-        eprintln!(
-            "l4vs: warning: could not pin a worker to core {}",
+        warn!(
+            target: "l4vs",
+            "could not pin a worker to core {}",
             plan.core
         );
     }

@@ -1,7 +1,7 @@
 //! `l4vs`: a Layer-4 virtual server (the Linux Virtual Server model) on DPDK.
 
 use clap::{Parser, Subcommand};
-use l4vs_control::{config, director};
+use l4vs_control::{config, director, logging};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,12 +49,15 @@ fn main() -> ExitCode {
             print!("{}", config::to_yaml(&cfg));
             ExitCode::SUCCESS
         }
-        Command::Run { config } => match director::run(&cfg, &config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("l4vs: {e:#}");
-                ExitCode::FAILURE
+        Command::Run { config } => {
+            logging::init();
+            match director::run(&cfg, &config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("l4vs: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }

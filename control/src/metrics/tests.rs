@@ -214,3 +214,37 @@ fn a_scrape_nobody_answers_gets_503_after_the_timeout_and_the_endpoint_stops_on_
     drop(endpoint);
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// Every metric the Grafana dashboard (`dist/grafana/l4vs.json`) queries
+/// is one the director exports.
+#[test]
+fn the_grafana_dashboard_queries_only_exported_metrics() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/grafana/l4vs.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = sample();
+    let exported: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let mut queried = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("l4vs_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(&name.as_str()),
+                    "panel {:?} queries {name}, which is not exported",
+                    panel["title"]
+                );
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 15, "only {queried} metric references found");
+}

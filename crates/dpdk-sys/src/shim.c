@@ -1,7 +1,41 @@
 /* See shim.h: thin out-of-line wrappers over DPDK static-inline functions. */
+/* fopencookie (log routing) is a GNU extension. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "shim.h"
+
+static l4vs_log_sink log_sink;
+
+static ssize_t log_write(void *cookie, const char *buf, size_t size)
+{
+	l4vs_log_sink sink = log_sink;
+
+	(void)cookie;
+	if (sink != NULL && size > 0) {
+		int level = rte_log_cur_msg_loglevel();
+
+		sink(level > 0 ? (uint32_t)level : 0, buf, size);
+	}
+	return (ssize_t)size;
+}
+
+int l4vs_log_route(l4vs_log_sink sink)
+{
+	cookie_io_functions_t io = { .write = log_write };
+	FILE *f;
+
+	log_sink = sink;
+	f = fopencookie(NULL, "w", io);
+	if (f == NULL)
+		return -errno;
+	/* rte_vlog flushes after every message: full buffering hands the
+	 * sink each message in one piece. */
+	return rte_openlog_stream(f);
+}
 
 int l4vs_errno(void) { return rte_errno; }
 unsigned int l4vs_lcore_id(void) { return rte_lcore_id(); }

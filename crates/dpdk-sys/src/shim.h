@@ -17,6 +17,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
@@ -38,6 +39,18 @@ static const uint32_t L4VS_LCORE_ID_ANY = LCORE_ID_ANY;
 int l4vs_errno(void);
 unsigned int l4vs_lcore_id(void);
 uint64_t l4vs_rdtsc(void);
+
+/* Log routing. A sink takes what DPDK's log wrote (one or more whole
+ * lines, usually one message; not NUL-terminated) and the level of the
+ * message being written (rte_log_cur_msg_loglevel: RTE_LOG_EMERG 1 to
+ * RTE_LOG_DEBUG 8, 0 when unknown). l4vs_log_route makes DPDK write its
+ * log (rte_log, RTE_LOG) to `sink` from now on, through a stdio cookie
+ * stream given to rte_openlog_stream; call it before rte_eal_init to
+ * catch EAL's own lines. Returns 0, or a negative errno when the stream
+ * cannot be made. The sink runs on the logging thread, under the stream's
+ * lock: it must not log through DPDK itself. */
+typedef void (*l4vs_log_sink)(uint32_t level, const char *text, size_t len);
+int l4vs_log_route(l4vs_log_sink sink);
 
 /* ethdev */
 uint16_t l4vs_eth_rx_burst(uint16_t port_id, uint16_t queue_id,

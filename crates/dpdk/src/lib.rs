@@ -30,6 +30,7 @@
 
 mod eal;
 mod error;
+mod log;
 mod mbuf;
 mod mempool;
 mod port;
@@ -37,6 +38,7 @@ mod ring;
 
 pub use eal::{lcore_id, rdtsc, register_thread, tsc_hz, unregister_thread, version, Eal};
 pub use error::{Error, Result};
+pub use log::{route_log, LogLevel, LogSink};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
 pub use port::{Port, PortConfig, PortStats, RxQueue, TxQueue};

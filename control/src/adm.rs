@@ -8,20 +8,20 @@
 //! `ipvsadm -Ln` read `l4vsadm -Ln`.
 //!
 //! The formats follow ipvsadm 1.31's source (ipvsadm.c `print_title`,
-//! `print_service_entry`, `list_all`; the spec written from it for this
-//! project is in the issue notes). Done so far: the commands above,
-//! `--set`, the listings `-L`/`-l` (with `-n`, `--stats`, `--rate`,
-//! `--exact`, `--thresholds`, `--timeout`, `--daemon`), `-S`, `-R`, and
-//! `--yaml` (an l4vs addition: the running table as a config). Not yet:
-//! `-c`, `--persistent-conn`, host names without `-n` (l4vsadm always
-//! prints numbers).
+//! `print_service_entry`, `list_all`, `print_conn`; the spec written from
+//! it for this project is in the issue notes). Done: the commands above,
+//! `--set`, the listings `-L`/`-l` (with `-n`, `-c`, `--stats`, `--rate`,
+//! `--exact`, `--thresholds`, `--persistent-conn`, `--timeout`,
+//! `--daemon`), `-S`, `-R`, and `--yaml` (an l4vs addition: the running
+//! table as a config). Not done: host and service names without `-n`
+//! (l4vsadm always prints numbers).
 //!
 //! Deliberate differences: options may come in any order (ipvsadm wants
 //! the command first); `-R` applies all its lines or none (ipvsadm goes
 //! on past a refused line); `-S` also saves `-x`/`-y` thresholds (ipvsadm
 //! 1.31 drops them).
 
-use crate::admin::Request;
+use crate::admin::{ConnEntry, Request};
 use crate::table::{Command, RealReport, RealSpec, ServiceKey, ServiceReport, ServiceSpec};
 use clap::{ArgGroup, Parser};
 use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
@@ -166,6 +166,13 @@ pub struct Cli {
     /// List the connection thresholds of the real servers.
     #[arg(long = "thresholds")]
     thresholds: bool,
+    /// List the connections (with -L).
+    #[arg(short = 'c', long = "connection")]
+    connection: bool,
+    /// List the persistence templates per real server (with -L), or the
+    /// persistence engine's columns (with -L -c).
+    #[arg(long = "persistent-conn")]
+    persistent_conn: bool,
     /// Sort the listing (the default; accepted for ipvsadm's sake).
     #[arg(long = "sort")]
     sort: bool,
@@ -195,6 +202,8 @@ pub enum View {
     /// Connection thresholds (`--thresholds`): upper, lower, and the
     /// connections they are compared with.
     Thresholds,
+    /// Weight, persistence templates, connections (`--persistent-conn`).
+    PersistentConn,
 }
 
 /// What the command line asks for.
@@ -208,6 +217,12 @@ pub enum Action {
     Timeouts,
     /// `-L --daemon`.
     Daemons,
+    /// `-L -c`: the connection entries (`--persistent-conn`: with the
+    /// persistence engine's columns in the title).
+    Connections {
+        /// `--persistent-conn`.
+        persistent_conn: bool,
+    },
     /// `--yaml`.
     Yaml,
     /// Print the table as ipvsadm commands.
@@ -225,6 +240,7 @@ impl Action {
                 commands: commands.clone(),
             },
             Action::List(..) | Action::Save | Action::Timeouts | Action::Daemons => Request::List,
+            Action::Connections { .. } => Request::Connections,
             Action::Yaml => Request::Yaml,
             Action::Restore => Request::Apply {
                 commands: Vec::new(),
@@ -284,6 +300,11 @@ impl Cli {
                 (None, None, None) => None,
             },
         )
+    }
+
+    /// True when -t, -u or -f was given.
+    fn service_given(&self) -> bool {
+        self.tcp_service.is_some() || self.udp_service.is_some() || self.fwmark_service.is_some()
     }
 
     fn need_key(&self) -> Result<ServiceKey, UsageError> {
@@ -366,6 +387,31 @@ impl Cli {
     pub fn action(&self) -> Result<Action, UsageError> {
         let one = |c: Command| Ok(Action::Apply(vec![c]));
         if self.list || self.list_l {
+            // ipvsadm's option table allows one of these in a listing;
+            // the second is named against the first.
+            let exclusive = [
+                (self.connection, "connection"),
+                (self.service_given(), "service-address"),
+                (self.timeout, "timeout"),
+                (self.daemon, "daemon"),
+            ];
+            let mut given = exclusive.iter().filter(|(on, _)| *on).map(|(_, n)| n);
+            if let (Some(first), Some(second)) = (given.next(), given.next()) {
+                return Err(usage(format!(
+                    "The option '{second}' conflicts with the '{first}' option in the 'list' command"
+                )));
+            }
+            let numbers = self.stats || self.rate || self.thresholds;
+            if ((self.connection || self.timeout || self.daemon) && numbers)
+                || ((self.timeout || self.daemon) && self.persistent_conn)
+            {
+                return Err(usage("options conflicts in the list command"));
+            }
+            if self.connection {
+                return Ok(Action::Connections {
+                    persistent_conn: self.persistent_conn,
+                });
+            }
             if self.timeout {
                 return Ok(Action::Timeouts);
             }
@@ -378,6 +424,8 @@ impl Cli {
                 View::Rate { exact: self.exact }
             } else if self.thresholds {
                 View::Thresholds
+            } else if self.persistent_conn {
+                View::PersistentConn
             } else {
                 View::Default
             };
@@ -569,6 +617,13 @@ pub fn format_list(
                 "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
             );
         }
+        View::PersistentConn => {
+            let _ = write!(
+                out,
+                "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+                "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+            );
+        }
     }
     let listed: Vec<ServiceReport> = sorted(services)
         .into_iter()
@@ -615,6 +670,12 @@ pub fn format_list(
                     "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
                     dest, r.real.upper_threshold, r.real.lower_threshold, r.active, r.inactive
                 )
+            } else if view == View::PersistentConn {
+                writeln!(
+                    out,
+                    "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
+                    dest, r.real.weight, r.persistent, r.active, r.inactive
+                )
             } else {
                 writeln!(
                     out,
@@ -644,7 +705,7 @@ fn numbers(out: &mut String, c: crate::stats::Counted, view: View, real: bool) {
             let r = c.rates;
             ([r.cps, r.inpps, r.outpps, r.inbps, r.outbps], exact)
         }
-        View::Default | View::Thresholds => return,
+        View::Default | View::Thresholds | View::PersistentConn => return,
     };
     for (i, v) in vals.into_iter().enumerate() {
         if real && i < 3 && matches!(view, View::Rate { .. }) {
@@ -674,6 +735,88 @@ fn largenum(out: &mut String, i: u64, exact: bool) {
         100_000_000_000..100_000_000_000_000 => write!(out, "{:>8}G", i / 1_000_000_000),
         _ => write!(out, "{:>8}T", i / 1_000_000_000_000),
     };
+}
+
+/// `-L -c`, as ipvsadm 1.31 prints `/proc/net/ip_vs_conn` (`print_conn`):
+/// `IPVS connection entries`, the title, then per entry `"%-3s %-6s %-11s
+/// %-18s %-18s %s"`: protocol (`TCP`, `UDP`, `IP` for a firewall-mark
+/// template), expiry as mm:ss (minutes not capped), state, source,
+/// virtual, destination. With `--persistent-conn` the title has the
+/// persistence engine's columns (`pe name`, `pe_data`); l4vs has no
+/// persistence engine, so the entries keep the plain format, as ipvsadm
+/// prints entries without one.
+pub fn format_connections(entries: &[ConnEntry], persistent_conn: bool) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} pe_data",
+            "state", "source", "virtual", "destination", "pe name"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
+        );
+    }
+    for e in entries {
+        let protocol = match e.protocol {
+            6 => "TCP".to_owned(),
+            17 => "UDP".to_owned(),
+            0 => "IP".to_owned(),
+            n => format!("IP_{n}"),
+        };
+        let expire = format!("{:02}:{:02}", e.expires / 60, e.expires % 60);
+        let _ = writeln!(
+            out,
+            "{protocol:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
+            e.state,
+            e.client.to_string(),
+            e.virtual_addr.to_string(),
+            e.destination
+        );
+    }
+    out
+}
+
+/// Fills in each real server's `persistent` count (`--persistent-conn`'s
+/// PersistConn) from a connection listing: the templates whose virtual
+/// address, port and protocol (or firewall mark) are the service's and
+/// whose destination is the real server.
+pub fn count_templates(services: &mut [ServiceReport], entries: &[ConnEntry]) {
+    for s in services.iter_mut() {
+        let of_service = |e: &&ConnEntry| match s.key {
+            ServiceKey::Addr {
+                protocol,
+                vip,
+                port,
+            } => {
+                let number = match protocol {
+                    Protocol::Tcp => 6,
+                    Protocol::Udp => 17,
+                };
+                e.protocol == number
+                    && IpAddr::V4(*e.virtual_addr.ip()) == vip
+                    && e.virtual_addr.port() == port
+            }
+            ServiceKey::Fwmark(m) => e.protocol == 0 && e.virtual_addr.ip().to_bits() == m,
+        };
+        let templates: Vec<&ConnEntry> = entries
+            .iter()
+            .filter(|e| e.template)
+            .filter(of_service)
+            .collect();
+        for r in &mut s.reals {
+            let n = templates
+                .iter()
+                .filter(|e| {
+                    *e.destination.ip() == r.real.addr && e.destination.port() == r.real.port
+                })
+                .count();
+            r.persistent = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+    }
 }
 
 /// `-L --timeout`.

@@ -56,6 +56,64 @@ pub enum Request {
     List,
     /// The running table as a config file the loader takes back.
     Yaml,
+    /// Every connection and persistence template the workers hold
+    /// (`-L -c`). Answered once every worker has listed its table.
+    Connections,
+}
+
+/// One connection or persistence template, as `/proc/net/ip_vs_conn`
+/// shows it (what `ipvsadm -Lc` prints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnEntry {
+    /// IP protocol number: 6 TCP, 17 UDP, 0 for a firewall-mark
+    /// service's template (the kernel's `IP`).
+    pub protocol: u8,
+    /// The client's address and port (port 0 in a template that is not
+    /// per port).
+    pub client: std::net::SocketAddrV4,
+    /// The virtual address and port (for a firewall-mark template, the
+    /// mark as an address, port 0, as the kernel shows it).
+    pub virtual_addr: std::net::SocketAddrV4,
+    /// The real server's address and port.
+    pub destination: std::net::SocketAddrV4,
+    /// IPVS's state name: `ESTABLISHED`, `SYN_RECV`, ..., `UDP`, `NONE`.
+    pub state: String,
+    /// Seconds until it expires.
+    pub expires: u32,
+    /// A persistence template rather than a connection.
+    pub template: bool,
+}
+
+impl ConnEntry {
+    /// How `/proc/net/ip_vs_conn` would show `c`, a listed entry whose
+    /// `expires` is the seconds it has left ([`l4vs_dataplane::rings::Event::Listed`]).
+    /// A template's key keeps the service's protocol in its client port
+    /// (0 for a firewall-mark service); it is shown as the kernel shows
+    /// templates: that protocol, client port 0, state `NONE` (`UDP` for
+    /// UDP).
+    pub fn of(c: &l4vs_dataplane::conn::Conn) -> ConnEntry {
+        use std::net::SocketAddrV4;
+        let template = c.flags & l4vs_dataplane::conn::flags::TEMPLATE != 0;
+        let (protocol, cport) = if template {
+            (u8::try_from(c.cport).unwrap_or(0), 0)
+        } else {
+            (c.proto, c.cport)
+        };
+        let state = match protocol {
+            17 => "UDP",
+            6 if !template => c.state.as_str(),
+            _ => "NONE",
+        };
+        ConnEntry {
+            protocol,
+            client: SocketAddrV4::new(c.client, cport),
+            virtual_addr: SocketAddrV4::new(c.vip, c.vport),
+            destination: SocketAddrV4::new(c.rip, c.rport),
+            state: state.to_owned(),
+            expires: c.expires,
+            template,
+        }
+    }
 }
 
 /// What the director answers.
@@ -77,6 +135,12 @@ pub enum Response {
         timeouts: [u32; 3],
         /// Services in slot order, each with its reals.
         services: Vec<ServiceReport>,
+    },
+    /// The connection entries (for [`Request::Connections`]), worker by
+    /// worker, each in table order.
+    Connections {
+        /// The entries.
+        entries: Vec<ConnEntry>,
     },
     /// The running table as YAML (for [`Request::Yaml`]).
     Yaml {
@@ -187,8 +251,15 @@ pub fn default_path() -> PathBuf {
     Path::new(crate::startup::LOCK_DIR).join(format!("admin-netns{id}.sock"))
 }
 
+/// Names a client whose request is answered later
+/// ([`AdminServer::answer`]).
+pub type Ticket = u64;
+
 /// One connected client.
 struct Client {
+    ticket: Ticket,
+    /// Its request was handed over and the answer is awaited.
+    awaiting: bool,
     stream: UnixStream,
     since: Instant,
     inbox: Vec<u8>,
@@ -202,6 +273,7 @@ pub struct AdminServer {
     path: PathBuf,
     clients: Vec<Client>,
     deadline: Duration,
+    next_ticket: Ticket,
 }
 
 impl AdminServer {
@@ -243,6 +315,7 @@ impl AdminServer {
             path: path.to_owned(),
             clients: Vec::new(),
             deadline,
+            next_ticket: 0,
         })
     }
 
@@ -252,17 +325,23 @@ impl AdminServer {
     }
 
     /// Accepts, reads and answers what it can without waiting: each
-    /// complete request is handed to `handle`, whose response is sent.
-    /// Clients past their deadline, or that sent something wrong, get an
-    /// error and are closed.
-    pub fn poll(&mut self, mut handle: impl FnMut(Request) -> Response) {
+    /// complete request is handed to `handle` with its client's ticket;
+    /// the response it returns is sent, or, when it returns `None`, the
+    /// one given later to [`AdminServer::answer`] with that ticket (the
+    /// client waits, past the request deadline: whoever took the ticket
+    /// must answer). Clients past their deadline, or that sent something
+    /// wrong, get an error and are closed.
+    pub fn poll(&mut self, mut handle: impl FnMut(Request, Ticket) -> Option<Response>) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
+                    self.next_ticket += 1;
                     let mut c = Client {
+                        ticket: self.next_ticket,
+                        awaiting: false,
                         stream,
                         since: Instant::now(),
                         inbox: Vec::new(),
@@ -280,6 +359,21 @@ impl AdminServer {
         let deadline = self.deadline;
         self.clients.retain_mut(|c| serve(c, deadline, &mut handle));
     }
+
+    /// Sends `response` to the client of `ticket`, whose request `poll`
+    /// handed over unanswered; nothing if that client has gone.
+    pub fn answer(&mut self, ticket: Ticket, response: &Response) {
+        if let Some(c) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.ticket == ticket && c.awaiting)
+        {
+            c.awaiting = false;
+            // The deadline to read the answer starts now.
+            c.since = Instant::now();
+            c.outbox = Some((encode(response), 0));
+        }
+    }
 }
 
 impl Drop for AdminServer {
@@ -296,7 +390,14 @@ fn error(message: String) -> Vec<u8> {
 }
 
 /// Moves one client along; false when it is done with (closed).
-fn serve(c: &mut Client, deadline: Duration, handle: &mut impl FnMut(Request) -> Response) -> bool {
+fn serve(
+    c: &mut Client,
+    deadline: Duration,
+    handle: &mut impl FnMut(Request, Ticket) -> Option<Response>,
+) -> bool {
+    if c.awaiting {
+        return true;
+    }
     if c.outbox.is_none() {
         let mut buf = [0u8; 64 * 1024];
         loop {
@@ -315,7 +416,13 @@ fn serve(c: &mut Client, deadline: Duration, handle: &mut impl FnMut(Request) ->
             }
         }
         match decode_request(&c.inbox) {
-            Ok(Some(req)) => c.outbox = Some((encode(&handle(req)), 0)),
+            Ok(Some(req)) => match handle(req, c.ticket) {
+                Some(r) => c.outbox = Some((encode(&r), 0)),
+                None => {
+                    c.awaiting = true;
+                    return true;
+                }
+            },
             Ok(None) if c.since.elapsed() > deadline => {
                 c.outbox = Some((
                     error(format!(

@@ -12,7 +12,7 @@
 //! counters on SIGUSR1/SIGUSR2. On a stop signal workers finish their
 //! round, everything is flushed, and the final counters are printed.
 
-use crate::admin::{AdminServer, Request, Response};
+use crate::admin::{AdminServer, ConnEntry, Request, Response, Ticket};
 use crate::config::{self, Config};
 use crate::metrics::{self, MetricsEndpoint};
 use crate::plan;
@@ -46,6 +46,21 @@ const PUNT_RING_SIZE: u32 = 1024;
 const INJECT_RING_SIZE: u32 = 512;
 /// How often the control thread wakes up.
 const CONTROL_TICK: Duration = Duration::from_millis(10);
+/// How long the workers have to list their connections (`l4vsadm -c`)
+/// before the listing is answered with an error.
+const LISTING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A connection listing in progress: what the workers sent so far, and
+/// who waits for it.
+struct Listing {
+    /// The admin clients waiting (a request that comes while a listing
+    /// runs gets that listing).
+    waiting: Vec<Ticket>,
+    entries: Vec<ConnEntry>,
+    /// Workers that have sent all of theirs.
+    done: usize,
+    started: Instant,
+}
 
 /// Everything a worker thread takes with it.
 struct WorkerPlan {
@@ -84,6 +99,7 @@ struct ControlSide {
     punt: Vec<RingConsumer>,
     workers: Vec<ControlEnd>,
     counts: ControlCounts,
+    listing: Option<Listing>,
 }
 
 impl ControlSide {
@@ -120,16 +136,74 @@ impl ControlSide {
             }
         }
         let counts = &mut self.counts.events;
+        let listing = &mut self.listing;
         for w in &mut self.workers {
-            w.drain_events(|e| {
-                let k = match e {
-                    Event::Created(_) => 0,
-                    Event::StateChanged(_) => 1,
-                    Event::Ended(_) => 2,
-                };
-                counts[k] += 1;
+            w.drain_events(|e| match e {
+                Event::Created(_) => counts[0] += 1,
+                Event::StateChanged(_) => counts[1] += 1,
+                Event::Ended(_) => counts[2] += 1,
+                Event::Listed(c) => {
+                    if let Some(l) = listing.as_mut() {
+                        l.entries.push(ConnEntry::of(&c));
+                    }
+                }
+                Event::ListDone => {
+                    if let Some(l) = listing.as_mut() {
+                        l.done += 1;
+                    }
+                }
             });
         }
+    }
+
+    /// Asks every worker for its connections, for the admin client of
+    /// `ticket`; a listing already running takes it on instead.
+    ///
+    /// # Errors
+    /// A worker's command ring is full (it is behind): nothing was asked
+    /// of any worker that is still waited for.
+    fn start_listing(&mut self, ticket: Ticket) -> Result<(), String> {
+        if let Some(l) = self.listing.as_mut() {
+            l.waiting.push(ticket);
+            return Ok(());
+        }
+        for w in &mut self.workers {
+            if w.send(l4vs_dataplane::rings::Command::ListConns).is_err() {
+                return Err("the workers are busy: try again".into());
+            }
+        }
+        self.listing = Some(Listing {
+            waiting: vec![ticket],
+            entries: Vec::new(),
+            done: 0,
+            started: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// The finished listing (or its timeout error) and who waits for it,
+    /// once every worker is done or [`LISTING_TIMEOUT`] has passed.
+    fn finished_listing(&mut self) -> Option<(Vec<Ticket>, Response)> {
+        let l = self.listing.as_ref()?;
+        let complete = l.done >= self.workers.len();
+        if !complete && l.started.elapsed() < LISTING_TIMEOUT {
+            return None;
+        }
+        let l = self.listing.take()?;
+        let response = if complete {
+            Response::Connections { entries: l.entries }
+        } else {
+            Response::Error {
+                command: None,
+                message: format!(
+                    "{} of {} workers listed their connections within {} s",
+                    l.done,
+                    self.workers.len(),
+                    LISTING_TIMEOUT.as_secs()
+                ),
+            }
+        };
+        Some((l.waiting, response))
     }
 }
 
@@ -297,6 +371,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         punt: Vec::new(),
         workers: Vec::new(),
         counts: ControlCounts::default(),
+        listing: None,
     };
     let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
     let mut handles = Vec::new();
@@ -410,11 +485,23 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             table.sample_rates();
             next_estimate = now + crate::estimator::INTERVAL;
         }
-        admin.poll(|req| match req {
-            Request::Yaml => Response::Yaml {
-                text: config::to_yaml(&table.to_config(&running)),
+        if let Some((waiting, response)) = control.finished_listing() {
+            for t in waiting {
+                admin.answer(t, &response);
+            }
+        }
+        admin.poll(|req, ticket| match req {
+            Request::Connections => match control.start_listing(ticket) {
+                Ok(()) => None,
+                Err(message) => Some(Response::Error {
+                    command: None,
+                    message,
+                }),
             },
-            Request::List => Response::Listing {
+            Request::Yaml => Some(Response::Yaml {
+                text: config::to_yaml(&table.to_config(&running)),
+            }),
+            Request::List => Some(Response::Listing {
                 size: u32::try_from(
                     u64::from(cfg.workers.connections) * cfg.workers.cores.len() as u64,
                 )
@@ -424,27 +511,29 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     [t.tcp_established, t.tcp_fin_wait, t.udp]
                 },
                 services: table.report(),
-            },
-            Request::Apply { commands } => match publish_changes(
-                &mut table,
-                &running,
-                &port_infos,
-                &snapshot,
-                &mut retired,
-                |_| commands,
-            ) {
-                Ok(changes) => {
-                    let lines = change_lines(&changes);
-                    for line in &lines {
-                        info!(target: "l4vs", "admin: {line}");
+            }),
+            Request::Apply { commands } => Some(
+                match publish_changes(
+                    &mut table,
+                    &running,
+                    &port_infos,
+                    &snapshot,
+                    &mut retired,
+                    |_| commands,
+                ) {
+                    Ok(changes) => {
+                        let lines = change_lines(&changes);
+                        for line in &lines {
+                            info!(target: "l4vs", "admin: {line}");
+                        }
+                        Response::Applied { changes: lines }
                     }
-                    Response::Applied { changes: lines }
-                }
-                Err((command, e)) => Response::Error {
-                    command,
-                    message: e.to_string(),
+                    Err((command, e)) => Response::Error {
+                        command,
+                        message: e.to_string(),
+                    },
                 },
-            },
+            ),
         });
         if let Some(m) = &metrics {
             m.serve(|| {

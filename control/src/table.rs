@@ -496,6 +496,11 @@ pub struct RealReport {
     pub active: u32,
     /// Inactive connections (`InActConn`).
     pub inactive: u32,
+    /// Persistence templates bound to it (`PersistConn`). The director
+    /// does not keep this count: `l4vsadm --persistent-conn` fills it in
+    /// from a connection listing; 0 otherwise.
+    #[serde(default)]
+    pub persistent: u32,
     /// Its counters and rates.
     pub counted: Counted,
 }
@@ -1200,6 +1205,7 @@ impl ServiceTable {
                                 real: *r,
                                 active,
                                 inactive,
+                                persistent: 0,
                                 counted,
                             }
                         })

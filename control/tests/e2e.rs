@@ -468,6 +468,63 @@ fn persistence_keeps_a_client_on_one_real_for_50_connections() {
     // Not persistent: UDP still spreads.
     let udp = lab.udp_probe(VIP_UDP, 9).unwrap();
     assert_eq!((udp.failed, udp.servers()), (0, 3), "{udp:?}");
+
+    // The connection table as ipvsadm -Lnc lists it: the 50 connections
+    // (closed, waiting out TIME_WAIT), the 9 UDP flows and the one
+    // template, all to the real that served every connection.
+    let (code, conns, err) = l4vsadm(&lab, &["-L", "-n", "-c"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = conns.lines().collect();
+    assert_eq!(lines[0], "IPVS connection entries", "{conns}");
+    assert_eq!(
+        lines[1],
+        "pro expire state       source             virtual            destination"
+    );
+    let served = REAL_SERVERS
+        .iter()
+        .find(|r| http.count(r.name) == 50)
+        .unwrap_or_else(|| panic!("{http:?}"));
+    let dest = format!("{}:80", served.addr);
+    let tcp: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("TCP ") && !l.contains(" NONE "))
+        .collect();
+    // The 50, and the readiness probes Director::start made (one of
+    // which may have been refused and left in SYN_RECV).
+    assert!((50..=55).contains(&tcp.len()), "{conns}");
+    assert!(
+        tcp.iter()
+            .all(|l| l.split_whitespace().nth(4) == Some("198.18.0.100:80") && l.ends_with(&dest)),
+        "{conns}"
+    );
+    let templates: Vec<&&str> = lines.iter().filter(|l| l.contains(" NONE ")).collect();
+    assert_eq!(templates.len(), 1, "{conns}");
+    let t: Vec<&str> = templates[0].split_whitespace().collect();
+    assert_eq!(
+        (t[0], t[2], t[4], t[5]),
+        ("TCP", "NONE", "198.18.0.100:80", dest.as_str()),
+        "{conns}"
+    );
+    assert!(
+        t[1].starts_with("04:") || t[1] == "05:00",
+        "template expiry {}",
+        t[1]
+    );
+    assert!(t[3].ends_with(":0"), "{conns}");
+    let udp_lines = lines.iter().filter(|l| l.starts_with("UDP ")).count();
+    assert_eq!(udp_lines, 9, "{conns}");
+    // --persistent-conn: that real holds the one template.
+    let (code, pc, err) = l4vsadm(
+        &lab,
+        &["-L", "-n", "--persistent-conn", "-t", "198.18.0.100:80"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = pc
+        .lines()
+        .find(|l| l.contains(&dest))
+        .unwrap_or_else(|| panic!("{pc}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[2..4], ["1", "1"], "weight 1, one template: {pc}");
     let log = director.stop();
     assert_eq!(counter(&log, "templates_created"), 1, "{log}");
 }

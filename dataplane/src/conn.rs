@@ -588,6 +588,35 @@ impl ConnTable {
         (end < self.cap).then_some(end)
     }
 
+    /// Hands the entries in use to `visit`, from index `from` on,
+    /// examining at most `budget` indexes; stops before an entry for which
+    /// `visit` returns false. Returns where to go on from (that entry, or
+    /// the first index not examined), or `None` once the whole table has
+    /// been seen.
+    pub fn visit(
+        &self,
+        from: u32,
+        budget: usize,
+        mut visit: impl FnMut(&Conn) -> bool,
+    ) -> Option<u32> {
+        let end = from
+            .saturating_add(budget.min(u32::MAX as usize) as u32)
+            .min(self.cap);
+        for i in from..end {
+            let c = &self.entries[i as usize];
+            if c.state != ConnState::Free && !visit(c) {
+                return Some(i);
+            }
+        }
+        (end < self.cap).then_some(end)
+    }
+
+    /// The table's clock: the last second [`ConnTable::expire`] advanced
+    /// to (what an entry's `expires` counts against).
+    pub fn clock(&self) -> u32 {
+        self.tick
+    }
+
     /// Advances the clock to `now` (seconds), examining at most `budget`
     /// entries, and hands each expired connection to `on_expire` after
     /// removing it. Returns how many expired. Unfinished work (budget spent)

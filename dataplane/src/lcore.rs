@@ -544,6 +544,7 @@ impl<Io: PacketIo> Lcore<Io> {
                 self.worker.apply(cmd);
             }
         }
+        self.worker.continue_listing();
         if now_ms >= self.next_housekeeping_ms {
             self.worker.housekeeping(now_ms);
             self.next_housekeeping_ms = now_ms + self.cfg.housekeeping_ms;

@@ -6,12 +6,14 @@
 //!
 //! - **commands**, control to worker: insert a connection entry (what
 //!   connection sync's backup side needs), flush the connections of a
-//!   service or of one real server. The worker applies a bounded number
-//!   per poll round, between bursts.
+//!   service or of one real server, list the whole table. The worker
+//!   applies a bounded number per poll round, between bursts.
 //! - **events**, worker to control: a connection was created, changed
 //!   state, or ended (expired, closed, flushed). What the sync daemon and
 //!   later the rate estimator read. A full ring never blocks a worker: the
-//!   event is dropped and counted (`events_dropped`).
+//!   event is dropped and counted (`events_dropped`). The entries of a
+//!   listing (`l4vsadm -c`, a sync daemon's bulk resync) come this way
+//!   too, paced by the room left in the ring: none is dropped.
 //!
 //! Packets the worker hands to the control thread (verdict `ToControl`:
 //! traffic for the director's own addresses it does not answer itself)
@@ -51,6 +53,13 @@ pub enum Command {
         /// Its port (the connection's rewritten port for NAT).
         port: u16,
     },
+    /// Send a copy of every entry of the table (connections and
+    /// templates) as [`Event::Listed`], then [`Event::ListDone`]; a few
+    /// hundred a poll round, as the event ring has room, keeping a quarter
+    /// of it for the traffic's events. A listing in progress starts over.
+    /// Not atomic: entries made or ended meanwhile may or may not be in
+    /// it, as with `/proc/net/ip_vs_conn`.
+    ListConns,
 }
 
 /// What a worker tells the control thread about its connections.
@@ -62,6 +71,11 @@ pub enum Event {
     StateChanged(Conn),
     /// A connection left the table: expired, closed, replaced or flushed.
     Ended(Conn),
+    /// One entry of a listing ([`Command::ListConns`]): a copy whose
+    /// `expires` is the seconds it has left, not a time.
+    Listed(Conn),
+    /// The listing is complete.
+    ListDone,
 }
 
 /// The control thread's ends of one worker's rings.

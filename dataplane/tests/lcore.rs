@@ -616,3 +616,73 @@ fn a_df_frame_over_the_mtu_is_never_sent() {
     assert_eq!(r.lcore.io().sent.len(), 0);
     assert_eq!(r.counters.drops_of(DropReason::FragFailed), 1);
 }
+
+/// `ListConns` sends a copy of every entry with the seconds it has left,
+/// then `ListDone`, paced by the event ring: a ring far smaller than the
+/// table still carries every entry, over several rounds, and none is
+/// dropped; the traffic keeps a quarter of the ring.
+#[test]
+fn a_listing_sends_every_entry_paced_by_the_event_ring() {
+    let mut r = rig(16);
+    for sport in 3000..3050u16 {
+        let t = Tuple {
+            proto: 6,
+            src: CLIENT,
+            sport,
+            dst: VIP,
+            dport: 80,
+        };
+        let c = Conn::new(
+            &t,
+            rip(1),
+            80,
+            0,
+            1,
+            ForwardMethod::Nat,
+            ConnState::Established,
+            900,
+        );
+        r.control.send(Command::InsertConn(c)).unwrap();
+        if sport % 10 == 9 {
+            r.lcore.poll();
+        }
+    }
+    assert_eq!(r.lcore.worker().conns().len(), 50);
+    let _ = events(&mut r.control);
+    let dropped_before = r.counters.events_dropped.get();
+    r.control.send(Command::ListConns).unwrap();
+    let mut listed = Vec::new();
+    let mut rounds = 0;
+    let mut done = false;
+    while !done {
+        r.lcore.poll();
+        rounds += 1;
+        assert!(
+            rounds < 100,
+            "the listing never ended: {} listed",
+            listed.len()
+        );
+        let ev = events(&mut r.control);
+        // 16 slots, 4 kept for the traffic and 1 for ListDone: at most 11
+        // entries a round.
+        assert!(ev.len() <= 12, "{} events in one round", ev.len());
+        for e in ev {
+            match e {
+                Event::Listed(c) => listed.push(c),
+                Event::ListDone => done = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(rounds >= 5, "50 entries in {rounds} rounds of at most 11");
+    assert_eq!(r.counters.events_dropped.get(), dropped_before);
+    listed.sort_by_key(|c| c.cport);
+    let ports: Vec<u16> = listed.iter().map(|c| c.cport).collect();
+    assert_eq!(ports, (3000..3050).collect::<Vec<_>>());
+    // Inserted with 900 s to live on the worker's clock, which has not
+    // moved: 900 s left each.
+    assert!(listed.iter().all(|c| c.expires == 900 && c.rip == rip(1)));
+    // Nothing more once done.
+    r.lcore.poll();
+    assert!(events(&mut r.control).is_empty());
+}

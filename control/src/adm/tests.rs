@@ -180,6 +180,7 @@ fn the_listing_is_ipvsadms() {
         real: r,
         active,
         inactive,
+        persistent: 0,
         counted: Counted::default(),
     };
     let services = vec![
@@ -366,6 +367,7 @@ fn stats_and_rates_are_ipvsadms() {
             real: real(10, 80, 1, ForwardMethod::Nat),
             active: 0,
             inactive: 0,
+            persistent: 0,
             counted,
         }],
     };
@@ -453,6 +455,7 @@ fn thresholds_are_ipvsadms() {
             },
             active: 3,
             inactive: 4,
+            persistent: 0,
             counted: Counted::default(),
         }],
     };
@@ -470,5 +473,217 @@ fn thresholds_are_ipvsadms() {
     assert_eq!(
         cli(&["-L", "-n", "--thresholds"]).action().unwrap(),
         Action::List(None, View::Thresholds)
+    );
+}
+
+fn entry(
+    protocol: u8,
+    client: &str,
+    virt: &str,
+    dest: &str,
+    state: &str,
+    expires: u32,
+    template: bool,
+) -> ConnEntry {
+    ConnEntry {
+        protocol,
+        client: client.parse().unwrap(),
+        virtual_addr: virt.parse().unwrap(),
+        destination: dest.parse().unwrap(),
+        state: state.into(),
+        expires,
+        template,
+    }
+}
+
+/// `-Lnc` as ipvsadm 1.31's print_conn prints it: mm:ss with minutes not
+/// capped, `IP` for a firewall-mark template, the pe title with
+/// `--persistent-conn` over entries in the plain format.
+#[test]
+fn the_connection_listing_is_ipvsadms() {
+    let entries = [
+        entry(
+            6,
+            "10.1.1.5:51234",
+            "10.0.0.1:80",
+            "192.168.1.10:80",
+            "ESTABLISHED",
+            898,
+            false,
+        ),
+        entry(
+            17,
+            "10.1.1.5:5060",
+            "10.0.0.1:53",
+            "192.168.1.11:53",
+            "UDP",
+            7200,
+            false,
+        ),
+        entry(
+            0,
+            "10.1.1.0:0",
+            "0.0.0.1:0",
+            "192.168.1.12:0",
+            "NONE",
+            5,
+            true,
+        ),
+    ];
+    assert_eq!(
+        format_connections(&entries, false),
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination\n\
+         TCP 14:58  ESTABLISHED 10.1.1.5:51234     10.0.0.1:80        192.168.1.10:80\n\
+         UDP 120:00 UDP         10.1.1.5:5060      10.0.0.1:53        192.168.1.11:53\n\
+         IP  00:05  NONE        10.1.1.0:0         0.0.0.1:0          192.168.1.12:0\n"
+    );
+    let with_pe = format_connections(&entries[..1], true);
+    assert_eq!(
+        with_pe.lines().nth(1),
+        Some("pro expire state       source             virtual            destination        pe name          pe_data")
+    );
+    assert_eq!(
+        with_pe.lines().nth(2),
+        Some("TCP 14:58  ESTABLISHED 10.1.1.5:51234     10.0.0.1:80        192.168.1.10:80")
+    );
+}
+
+/// `-c` and `--persistent-conn` on the command line, and ipvsadm's words
+/// for the options a listing cannot combine.
+#[test]
+fn connection_listing_options_and_their_conflicts() {
+    assert_eq!(
+        cli(&["-L", "-n", "-c"]).action(),
+        Ok(Action::Connections {
+            persistent_conn: false
+        })
+    );
+    assert_eq!(
+        cli(&["-Lnc", "--persistent-conn"]).action(),
+        Ok(Action::Connections {
+            persistent_conn: true
+        })
+    );
+    assert_eq!(
+        cli(&["-L", "--persistent-conn"]).action(),
+        Ok(Action::List(None, View::PersistentConn))
+    );
+    let refused = |args: &[&str]| cli(args).action().unwrap_err().0;
+    assert_eq!(
+        refused(&["-L", "-c", "-t", "1.2.3.4:80"]),
+        "The option 'service-address' conflicts with the 'connection' option in the 'list' command"
+    );
+    assert_eq!(
+        refused(&["-L", "--timeout", "--daemon"]),
+        "The option 'daemon' conflicts with the 'timeout' option in the 'list' command"
+    );
+    assert_eq!(
+        refused(&["-L", "-c", "--stats"]),
+        "options conflicts in the list command"
+    );
+    assert_eq!(
+        refused(&["-L", "--daemon", "--persistent-conn"]),
+        "options conflicts in the list command"
+    );
+}
+
+/// `--persistent-conn`: templates counted per real from a listing, the
+/// columns as ipvsadm prints them.
+#[test]
+fn persistent_conn_counts_templates_per_real() {
+    let mut services = vec![ServiceReport {
+        key: key(Protocol::Tcp, 80),
+        name: "web".into(),
+        scheduler: SchedulerKind::Rr,
+        persistence: Some(Persistence {
+            timeout: 300,
+            netmask: 32,
+        }),
+        ops: false,
+        counted: Counted::default(),
+        reals: vec![
+            RealReport {
+                real: real(10, 80, 1, ForwardMethod::Nat),
+                active: 2,
+                inactive: 1,
+                persistent: 0,
+                counted: Counted::default(),
+            },
+            RealReport {
+                real: real(11, 80, 1, ForwardMethod::Nat),
+                active: 0,
+                inactive: 0,
+                persistent: 0,
+                counted: Counted::default(),
+            },
+        ],
+    }];
+    let vip = match services[0].key {
+        ServiceKey::Addr { vip, .. } => vip.to_string(),
+        ServiceKey::Fwmark(_) => unreachable!(),
+    };
+    let rip = |n: u8| services[0].reals[usize::from(n)].real.addr.to_string();
+    let (r0, r1) = (rip(0), rip(1));
+    let entries = [
+        entry(
+            6,
+            "10.1.1.5:0",
+            &format!("{vip}:80"),
+            &format!("{r0}:80"),
+            "NONE",
+            200,
+            true,
+        ),
+        entry(
+            6,
+            "10.1.1.6:0",
+            &format!("{vip}:80"),
+            &format!("{r0}:80"),
+            "NONE",
+            200,
+            true,
+        ),
+        // A connection, a template of another port: not counted.
+        entry(
+            6,
+            "10.1.1.5:4000",
+            &format!("{vip}:80"),
+            &format!("{r0}:80"),
+            "ESTABLISHED",
+            200,
+            false,
+        ),
+        entry(
+            6,
+            "10.1.1.7:0",
+            &format!("{vip}:81"),
+            &format!("{r1}:80"),
+            "NONE",
+            200,
+            true,
+        ),
+    ];
+    count_templates(&mut services, &entries);
+    assert_eq!(
+        (
+            services[0].reals[0].persistent,
+            services[0].reals[1].persistent
+        ),
+        (2, 0)
+    );
+    let text = format_list(&services, None, 4096, View::PersistentConn).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn "
+    );
+    assert_eq!(lines[2], "  -> RemoteAddress:Port");
+    assert_eq!(
+        lines[4],
+        format!(
+            "  -> {:<28} 1         2           2          1         ",
+            format!("{r0}:80")
+        )
     );
 }

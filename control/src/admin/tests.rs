@@ -94,7 +94,7 @@ fn poll_until(
 ) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while !done() && Instant::now() < deadline {
-        server.poll(&mut handle);
+        server.poll(|req, _| Some(handle(req)));
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -148,10 +148,10 @@ fn the_server_answers_and_sheds_bad_clients() {
             other => panic!("{other:?}"),
         }
     };
-    server.poll(|_| unreachable!());
+    server.poll(|_, _| unreachable!());
     assert!(read_error(&mut giant).contains("over the"), "giant");
     std::thread::sleep(Duration::from_millis(250));
-    server.poll(|_| unreachable!());
+    server.poll(|_, _| unreachable!());
     assert!(
         read_error(&mut slow).contains("did not arrive whole"),
         "slow"
@@ -175,4 +175,45 @@ fn a_stale_socket_is_replaced_a_live_one_is_not() {
     assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
     drop(live);
     assert!(!path.exists(), "removed on exit");
+}
+
+/// A request answered later: the client waits past the request deadline
+/// until the ticket is answered, and other clients are served meanwhile.
+#[test]
+fn a_deferred_request_is_answered_by_its_ticket() {
+    let path = temp_path("deferred");
+    let mut server = AdminServer::bind_with_deadline(&path, Duration::from_millis(100)).unwrap();
+    let p = path.clone();
+    let waiting =
+        std::thread::spawn(move || call(&p, &Request::Connections, Duration::from_secs(5)));
+    let mut ticket = None;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while ticket.is_none() && Instant::now() < deadline {
+        server.poll(|req, t| {
+            assert_eq!(req, Request::Connections);
+            ticket = Some(t);
+            None
+        });
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ticket = ticket.expect("the request was never handed over");
+    // Past the 100 ms request deadline, another client is answered while
+    // the first still waits.
+    std::thread::sleep(Duration::from_millis(300));
+    let p = path.clone();
+    let other = std::thread::spawn(move || call(&p, &Request::Yaml, Duration::from_secs(2)));
+    poll_until(
+        &mut server,
+        |_| Response::Yaml { text: "x".into() },
+        || other.is_finished(),
+    );
+    assert_eq!(
+        other.join().unwrap().unwrap(),
+        Response::Yaml { text: "x".into() }
+    );
+    assert!(!waiting.is_finished());
+    let entries = Response::Connections { entries: vec![] };
+    server.answer(ticket, &entries);
+    poll_until(&mut server, |_| unreachable!(), || waiting.is_finished());
+    assert_eq!(waiting.join().unwrap().unwrap(), entries);
 }

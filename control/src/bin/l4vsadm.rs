@@ -5,7 +5,10 @@
 //! operation.
 
 use clap::Parser;
-use l4vs_control::adm::{format_list, format_save, format_timeouts, parse_restore, Action, Cli};
+use l4vs_control::adm::{
+    count_templates, format_connections, format_list, format_save, format_timeouts, parse_restore,
+    Action, Cli, View,
+};
 use l4vs_control::admin::{self, Request, Response};
 use std::io::Read;
 use std::process::ExitCode;
@@ -38,7 +41,13 @@ fn main() -> ExitCode {
         other => other.request(),
     };
     let path = cli.socket.clone().unwrap_or_else(admin::default_path);
-    let response = match admin::call(&path, &request, Duration::from_secs(10)) {
+    // A connection listing takes the workers a while at a million entries.
+    let timeout = Duration::from_secs(if matches!(action, Action::Connections { .. }) {
+        30
+    } else {
+        10
+    });
+    let response = match admin::call(&path, &request, timeout) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -52,7 +61,37 @@ fn main() -> ExitCode {
         }
         // No connection sync daemon runs yet: ipvsadm prints nothing then.
         (Action::Daemons, Response::Listing { .. }) => ExitCode::SUCCESS,
-        (Action::List(only, view), Response::Listing { size, services, .. }) => {
+        (Action::Connections { persistent_conn }, Response::Connections { entries }) => {
+            print!("{}", format_connections(&entries, persistent_conn));
+            ExitCode::SUCCESS
+        }
+        (
+            Action::List(only, view),
+            Response::Listing {
+                size, mut services, ..
+            },
+        ) => {
+            if view == View::PersistentConn {
+                // The director keeps no count of templates per real:
+                // they are counted from its connection listing.
+                match admin::call(&path, &Request::Connections, Duration::from_secs(30)) {
+                    Ok(Response::Connections { entries }) => {
+                        count_templates(&mut services, &entries)
+                    }
+                    Ok(Response::Error { message, .. }) => {
+                        eprintln!("{message}");
+                        return ExitCode::from(1);
+                    }
+                    Ok(_) => {
+                        eprintln!("l4vsadm: l4vs answered with something else than was asked");
+                        return ExitCode::from(2);
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             match format_list(&services, only, size, view) {
                 Some(text) => {
                     print!("{text}");

@@ -141,6 +141,9 @@ pub struct Worker {
     events: Option<rtrb::Producer<Event>>,
     /// A flush in progress: what it removes and where it goes on from.
     flush: Option<(Flush, u32)>,
+    /// A listing in progress ([`Command::ListConns`]): where it goes on
+    /// from.
+    listing: Option<u32>,
     conns: ConnTable,
     /// Where the later fragments of recent datagrams go.
     frags: FragTable,
@@ -191,6 +194,9 @@ impl Flush {
     }
 }
 
+/// Table indexes a listing examines per poll round at most.
+const LIST_BUDGET: usize = 4096;
+
 /// Entries a flush examines per housekeeping round.
 const FLUSH_BUDGET: usize = 16_384;
 
@@ -219,6 +225,7 @@ impl Worker {
             generation: 0,
             events: None,
             flush: None,
+            listing: None,
             conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
             frags: FragTable::new(cfg.frag_capacity, cfg.seed ^ 0x6672_6167),
             neigh,
@@ -355,7 +362,47 @@ impl Worker {
                 addr,
                 port,
             } => self.flush = Some((Flush::Real(service, addr, port), 0)),
+            Command::ListConns => self.listing = Some(0),
         }
+    }
+
+    /// Goes on with a listing in progress, if any: as many entries as the
+    /// event ring has room for, keeping a quarter of it for the traffic's
+    /// events, and at most [`LIST_BUDGET`] indexes examined. Call between
+    /// bursts; costs one branch when no listing runs.
+    #[inline]
+    pub fn continue_listing(&mut self) {
+        if self.listing.is_some() {
+            self.list_some();
+        }
+    }
+
+    fn list_some(&mut self) {
+        let Some(from) = self.listing else { return };
+        let Some(ring) = self.events.as_mut() else {
+            self.listing = None;
+            return;
+        };
+        // One slot more for ListDone.
+        let keep = ring.buffer().capacity() / 4 + 1;
+        let now = self.conns.clock();
+        let next = self.conns.visit(from, LIST_BUDGET, |c| {
+            if ring.slots() <= keep {
+                return false;
+            }
+            let mut copy = *c;
+            copy.expires = c.expires.saturating_sub(now);
+            ring.push(Event::Listed(copy)).is_ok()
+        });
+        self.listing = match next {
+            Some(n) => Some(n),
+            // At the end: done once ListDone is in the ring, else the
+            // next round tries again from the end.
+            None => ring
+                .push(Event::ListDone)
+                .is_err()
+                .then_some(self.conns.capacity() as u32),
+        };
     }
 
     /// A connection entry from the control thread (connection sync): an

@@ -1,7 +1,7 @@
 //! `l4vs import`: an l4vs config from an ipvsadm-save file or a
 //! keepalived.conf.
 //!
-//! Both front ends turn their file into a [`Plan`]: the virtual services
+//! Both front ends turn their file into a plan: the virtual services
 //! and real servers as service-table operations ([`ServiceSpec`],
 //! [`RealSpec`]), each with the line it came from, and the global
 //! timeouts. The plan is then applied to an empty [`ServiceTable`] over

@@ -742,7 +742,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// The bytes of the file at `path`, refused unless it is a regular file of
 /// at most [`MAX_CONFIG_BYTES`]; the error is the message.
-fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
     let unreadable = |e: io::Error| format!("cannot read the config file: {e}");
     // Look before opening: opening a FIFO blocks until a writer comes.
     check_config_file(&std::fs::metadata(path).map_err(unreadable)?)?;

@@ -1,8 +1,8 @@
 //! `l4vs`: a Layer-4 virtual server (the Linux Virtual Server model) on DPDK.
 
-use clap::{Parser, Subcommand};
-use l4vs_control::{config, director, logging};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand, ValueEnum};
+use l4vs_control::{config, director, import, logging};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -30,34 +30,85 @@ enum Command {
         /// The YAML configuration.
         file: PathBuf,
     },
+    /// Print an l4vs config equivalent to an ipvsadm-save file or a
+    /// keepalived.conf. What is not carried over is listed on stderr with
+    /// its file and line; what cannot be kept is an error (exit status 2).
+    Import {
+        /// What FILE is: `ipvsadm` (what `ipvsadm -Sn` prints) or
+        /// `keepalived` (a keepalived.conf; includes are followed).
+        #[arg(value_enum)]
+        kind: ImportKind,
+        /// The file to import.
+        file: PathBuf,
+        /// An l4vs config to take everything but the services from (EAL,
+        /// workers, ports, addresses); its services are replaced. Without
+        /// it those are placeholders to edit, marked in the output.
+        #[arg(long, value_name = "BASE.yaml")]
+        base: Option<PathBuf>,
+    },
+}
+
+/// The kinds of file `l4vs import` reads.
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportKind {
+    /// ipvsadm-save output (`ipvsadm -Sn`).
+    Ipvsadm,
+    /// A keepalived.conf.
+    Keepalived,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let path = match &cli.command {
-        Command::Run { config } | Command::CheckConfig { file: config } => config,
-    };
-    let cfg = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("l4vs: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match cli.command {
-        Command::CheckConfig { .. } => {
-            print!("{}", config::to_yaml(&cfg));
-            ExitCode::SUCCESS
-        }
-        Command::Run { config } => {
-            logging::init();
-            match director::run(&cfg, &config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("l4vs: {e:#}");
-                    ExitCode::FAILURE
+    match Cli::parse().command {
+        Command::CheckConfig { file } => match load(&file) {
+            Ok(cfg) => {
+                print!("{}", config::to_yaml(&cfg));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => match load(&config) {
+            Ok(cfg) => {
+                logging::init();
+                match director::run(&cfg, &config) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("l4vs: {e:#}");
+                        ExitCode::FAILURE
+                    }
                 }
             }
+            Err(code) => code,
+        },
+        Command::Import { kind, file, base } => run_import(kind, &file, base.as_deref()),
+    }
+}
+
+/// The config at `path`, or exit status 2 once the error is printed.
+fn load(path: &Path) -> Result<config::Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("l4vs: invalid configuration: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// `l4vs import`: the config on stdout, each warning on stderr; exit 2,
+/// printing nothing on stdout, when the file cannot be carried over.
+fn run_import(kind: ImportKind, file: &Path, base: Option<&Path>) -> ExitCode {
+    let source = match kind {
+        ImportKind::Ipvsadm => import::Source::Ipvsadm,
+        ImportKind::Keepalived => import::Source::Keepalived,
+    };
+    match import::import(source, file, base) {
+        Ok(imported) => {
+            for w in &imported.warnings {
+                eprintln!("l4vs: import: {w}");
+            }
+            print!("{}", imported.yaml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("l4vs: import: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,560 @@
+//! `l4vs import`: an l4vs config from an ipvsadm-save file or a
+//! keepalived.conf.
+//!
+//! Both front ends turn their file into a plan: the virtual services
+//! and real servers as service-table operations ([`ServiceSpec`],
+//! [`RealSpec`]), each with the line it came from, and the global
+//! timeouts. The plan is then applied to an empty [`ServiceTable`] over
+//! the director's network, so every rule the table and the config loader
+//! hold is checked with the imported file's line, and
+//! [`ServiceTable::to_config`] gives the config, which [`config::to_yaml`]
+//! prints. The printed text is read back with [`config::parse`] before it
+//! is handed out: what `import` prints, `l4vs check-config` accepts.
+//!
+//! # What is carried over, and what is not
+//!
+//! Nothing is dropped silently. A statement the import does not carry
+//! over is a [`Warning`] with its file and line; a statement whose meaning
+//! cannot be kept (a syntax error, a real server without an address, a
+//! forwarding method l4vs does not know, a GUE tunnel) is an
+//! [`ImportError`] with its file and line, and no config is printed.
+//! Where keepalived itself corrects a config (no `protocol` makes a UDP
+//! service, a DR real server's port is reset to the service's...), the
+//! import does what keepalived does and says so in a warning.
+//!
+//! # The rest of the config
+//!
+//! Neither file says how l4vs reaches the network (EAL, workers, ports,
+//! the director's addresses). With a base config ([`import`]'s `base`),
+//! those come from it and its services are replaced. Without one, they are
+//! placeholders that `l4vs check-config` accepts but that are not the
+//! operator's director: one af_packet port on an interface called
+//! `CHANGE_ME` (which does not exist, so `l4vs run` stops there), one
+//! worker on core 1, and one made-up director address in the /24 of each
+//! real server so that the reals are reachable. A comment at the top of
+//! the output says so. Firewall-mark services need `firewall_marks`
+//! classifier rules (keepalived left marking to iptables, whose rules are
+//! not in its file): a mark without a rule gets a placeholder rule that
+//! matches nothing (destination 192.0.2.1/32, TEST-NET-1) and a warning.
+//!
+//! Service names are derived from their keys, so they are stable and
+//! unique: `tcp-203-0-113-10-80`, `udp-203-0-113-10-53`, `fwmark-1` (a
+//! name takes `[A-Za-z0-9_-]` only, hence the dashes in the address).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{self, Config, FirewallMark};
+use crate::table::{Command, RealSpec, ServiceKey, ServiceSpec, ServiceTable, TableError};
+
+mod ipvsadm;
+mod kaconf;
+mod keepalived;
+#[cfg(test)]
+mod tests;
+
+/// The kind of file [`import`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// ipvsadm commands, one a line, as `ipvsadm-save -n` (`ipvsadm -Sn`)
+    /// prints them and `ipvsadm-restore` reads them.
+    Ipvsadm,
+    /// A keepalived.conf (keepalived.conf(5)); `include` lines are
+    /// followed, relative to the including file.
+    Keepalived,
+}
+
+impl Source {
+    /// The name `l4vs import` takes: `ipvsadm` or `keepalived`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Ipvsadm => "ipvsadm",
+            Source::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// A place in an imported file: its name as given (or as an `include`
+/// resolved it) and the 1-based line; line 0 means the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pos {
+    /// The file's name.
+    pub file: Arc<str>,
+    /// 1-based line; 0 for the whole file.
+    pub line: u32,
+}
+
+impl Pos {
+    fn new(file: &Arc<str>, line: u32) -> Pos {
+        Pos {
+            file: Arc::clone(file),
+            line,
+        }
+    }
+
+    /// The whole of `file`.
+    fn file(file: &str) -> Pos {
+        Pos {
+            file: Arc::from(file),
+            line: 0,
+        }
+    }
+}
+
+/// `FILE:LINE`, or `FILE` for the whole file.
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}", self.file, self.line)
+        }
+    }
+}
+
+/// Something of the imported file that the printed config does not
+/// carry, or a correction keepalived would make too: `FILE:LINE: MESSAGE`,
+/// e.g. `keepalived.conf:42: notification_email is not carried over
+/// (global_defs)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Where.
+    pub pos: Pos,
+    /// What, for the operator.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+/// Why nothing was imported: a statement whose meaning cannot be kept, or
+/// a file that cannot be read. Displays as `FILE:LINE: MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pos}: {message}")]
+pub struct ImportError {
+    /// Where.
+    pub pos: Pos,
+    /// What, for the operator.
+    pub message: String,
+}
+
+fn error(pos: &Pos, message: impl Into<String>) -> ImportError {
+    ImportError {
+        pos: pos.clone(),
+        message: message.into(),
+    }
+}
+
+/// What [`import`] made.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The config.
+    pub config: Config,
+    /// It as YAML with a comment header: what `l4vs import` prints.
+    pub yaml: String,
+    /// What was not carried over, in file order.
+    pub warnings: Vec<Warning>,
+}
+
+/// Warnings, each (place, text) once: a real server shared by the
+/// services a `virtual_server_group` expands to is warned about once.
+/// They are handed out by file (in the order the files were read) and
+/// line.
+#[derive(Debug, Default)]
+struct Warnings {
+    list: Vec<Warning>,
+    seen: HashSet<(Pos, String)>,
+    /// The imported files in the order read.
+    files: Vec<Arc<str>>,
+}
+
+impl Warnings {
+    /// Notes that `file` is read now, for the order of [`Warnings::sorted`].
+    fn read_file(&mut self, file: &Arc<str>) {
+        if !self.files.contains(file) {
+            self.files.push(Arc::clone(file));
+        }
+    }
+
+    /// The warnings by file and line; warnings about other files (the
+    /// base config) first.
+    fn sorted(mut self) -> Vec<Warning> {
+        let files = self.files;
+        self.list.sort_by_key(|w| {
+            (
+                files
+                    .iter()
+                    .position(|f| *f == w.pos.file)
+                    .map_or(0, |i| i + 1),
+                w.pos.line,
+            )
+        });
+        self.list
+    }
+
+    fn warn(&mut self, pos: &Pos, message: impl Into<String>) {
+        let message = message.into();
+        if self.seen.insert((pos.clone(), message.clone())) {
+            self.list.push(Warning {
+                pos: pos.clone(),
+                message,
+            });
+        }
+    }
+}
+
+/// A virtual service to create, with the line of each part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlannedService {
+    /// The statement that made it.
+    pos: Pos,
+    /// Its settings; the name is given later, from the key.
+    spec: ServiceSpec,
+    /// Its real servers, in order.
+    reals: Vec<(Pos, RealSpec)>,
+}
+
+/// What a front end read from its file.
+#[derive(Debug, Default)]
+struct Plan {
+    services: Vec<PlannedService>,
+    /// `--set` / `lvs_timeouts` (ESTABLISHED, FIN_WAIT, UDP; 0 keeps one),
+    /// in order.
+    timeouts: Vec<(Pos, [u32; 3])>,
+}
+
+/// Reads `file` as `source` and makes an l4vs config of it: the services
+/// of `file`, everything else from the config at `base` (whose services
+/// are dropped, with a warning) or placeholders (see the module doc).
+///
+/// # Errors
+/// `file` or `base` cannot be read (they are read as [`config::load`]
+/// reads a config: regular files of at most [`config::MAX_CONFIG_BYTES`],
+/// UTF-8); `base` is not a valid config; or a statement of `file` whose
+/// meaning cannot be kept, with its line.
+pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Imported, ImportError> {
+    let name = file.display().to_string();
+    let text = read_text(file).map_err(|m| error(&Pos::file(&name), m))?;
+    let base = match base {
+        Some(p) => {
+            let cfg = config::load(p).map_err(|e| ImportError {
+                pos: Pos::file(&p.display().to_string()),
+                message: format!("the base config is not valid: {e}"),
+            })?;
+            Some((cfg, p.display().to_string()))
+        }
+        None => None,
+    };
+    import_text(
+        source,
+        &text,
+        &name,
+        base.as_ref().map(|(c, n)| (c, n.as_str())),
+    )
+}
+
+/// [`import`] of `text`, read from a file called `file_name` (keepalived's
+/// `include` lines are resolved relative to its directory); `base` is a
+/// config and its file name.
+///
+/// # Errors
+/// As [`import`].
+pub fn import_text(
+    source: Source,
+    text: &str,
+    file_name: &str,
+    base: Option<(&Config, &str)>,
+) -> Result<Imported, ImportError> {
+    let file: Arc<str> = Arc::from(file_name);
+    let mut warnings = Warnings::default();
+    warnings.read_file(&file);
+    let plan = match source {
+        Source::Ipvsadm => ipvsadm::plan(text, &file, &mut warnings)?,
+        Source::Keepalived => {
+            let stmts = kaconf::parse(text, &file, &mut warnings)?;
+            keepalived::plan(&stmts, &mut warnings)?
+        }
+    };
+    let header = Header {
+        source,
+        file: file_name,
+        base: base.map(|(_, n)| n),
+    };
+    let (config, yaml) = finish(plan, base, &header, &mut warnings)?;
+    Ok(Imported {
+        config,
+        yaml,
+        warnings: warnings.sorted(),
+    })
+}
+
+/// The text of an imported file, read as a config is.
+fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = config::read_config_file(path)?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the file is not UTF-8 text: invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// The destination of a placeholder `firewall_marks` rule: TEST-NET-1
+/// (RFC 5737), which no real traffic is addressed to.
+pub const PLACEHOLDER_MARK_DESTINATION: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+/// The kernel interface name of the placeholder port.
+pub const PLACEHOLDER_IFACE: &str = "CHANGE_ME";
+
+/// A service's name from its key: `tcp-203-0-113-10-80`, `fwmark-1`.
+pub fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr {
+            protocol,
+            vip,
+            port,
+        } => {
+            let vip = vip.to_string().replace(['.', ':'], "-");
+            format!("{}-{vip}-{port}", protocol.as_str())
+        }
+        ServiceKey::Fwmark(m) => format!("fwmark-{m}"),
+    }
+}
+
+/// What the output's header comment says.
+struct Header<'a> {
+    source: Source,
+    file: &'a str,
+    base: Option<&'a str>,
+}
+
+/// Applies `plan` to a table over `base`'s network (or the placeholder
+/// one), and prints the result.
+fn finish(
+    plan: Plan,
+    base: Option<(&Config, &str)>,
+    header: &Header<'_>,
+    warnings: &mut Warnings,
+) -> Result<(Config, String), ImportError> {
+    let file_pos = Pos::file(header.file);
+    let base_cfg = match base {
+        Some((cfg, name)) => {
+            if !cfg.services.is_empty() {
+                warnings.warn(
+                    &Pos::file(name),
+                    format!(
+                        "the base config's {} service(s) are not carried over: the imported ones replace them",
+                        cfg.services.len()
+                    ),
+                );
+            }
+            Config {
+                services: Vec::new(),
+                ..cfg.clone()
+            }
+        }
+        None => {
+            warnings.warn(
+                &file_pos,
+                "without --base, eal, workers, ports and addresses are placeholders (see the comment at \
+                 the top of the output): edit them, or import again with --base YOUR.yaml",
+            );
+            skeleton(&plan).map_err(|m| error(&file_pos, m))?
+        }
+    };
+    let mut table = ServiceTable::from_config(&base_cfg)
+        .map_err(|(key, e)| error(&file_pos, format!("{key}: {e}")))?;
+    for (pos, [tcp, tcp_fin, udp]) in &plan.timeouts {
+        table
+            .apply(Command::SetTimeouts {
+                tcp: *tcp,
+                tcp_fin: *tcp_fin,
+                udp: *udp,
+            })
+            .map_err(|e| error(pos, e.to_string()))?;
+    }
+    if plan.services.is_empty() {
+        warnings.warn(
+            &file_pos,
+            "no virtual service is carried over: the config has none",
+        );
+    }
+    let where_base = base.map(|(_, n)| n);
+    for s in &plan.services {
+        let mut spec = s.spec.clone();
+        spec.name = Some(service_name(&spec.key));
+        table
+            .apply(Command::AddService(spec.clone()))
+            .map_err(|e| error(&s.pos, table_message(&e, where_base)))?;
+        for (pos, r) in &s.reals {
+            table
+                .apply(Command::AddReal(spec.key, *r))
+                .map_err(|e| error(pos, table_message(&e, where_base)))?;
+        }
+    }
+    let mut cfg = table.to_config(&base_cfg);
+    let mut placeholder_marks = Vec::new();
+    for s in &plan.services {
+        let ServiceKey::Fwmark(mark) = s.spec.key else {
+            continue;
+        };
+        if cfg.firewall_marks.iter().any(|r| r.mark == mark) {
+            continue;
+        }
+        warnings.warn(
+            &s.pos,
+            format!(
+                "firewall mark {mark}: the rules that marked packets (iptables, nftables) are not in this file; \
+                 the output has a placeholder firewall_marks rule that matches nothing: write the real one"
+            ),
+        );
+        placeholder_marks.push(mark);
+        cfg.firewall_marks.push(FirewallMark {
+            mark,
+            destination: PLACEHOLDER_MARK_DESTINATION,
+            prefix_len: 32,
+            protocol: None,
+            ports: Vec::new(),
+        });
+    }
+    let yaml = annotate(&config::to_yaml(&cfg), header, &placeholder_marks);
+    // What is printed must load: a failure here is a bug of the import,
+    // not of the file, but it is reported rather than printed.
+    config::parse(&yaml, "the imported config").map_err(|e| {
+        error(
+            &file_pos,
+            format!("the config made of this file does not load (a bug of l4vs import): {e}"),
+        )
+    })?;
+    Ok((cfg, yaml))
+}
+
+/// A table error as the import reports it: the reachability rules name the
+/// base config, whose addresses they are checked against.
+fn table_message(e: &TableError, base: Option<&str>) -> String {
+    match (e, base) {
+        (
+            TableError::NotOnLink(_) | TableError::NoRoute(_) | TableError::RealIsDirector(_),
+            Some(b),
+        ) => {
+            format!("{e} (in the base config {b})")
+        }
+        (TableError::ServiceExists, _) => "this service is defined twice".to_owned(),
+        (TableError::RealExists, _) => {
+            "this real server is defined twice in its service (same address and port)".to_owned()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The placeholder config around the imported services: one af_packet
+/// port on a kernel interface that does not exist, one worker, and a
+/// director address in the /24 of each real server (the highest host
+/// address below .255 that no VIP or real server uses), so that every
+/// real is on-link.
+fn skeleton(plan: &Plan) -> Result<Config, String> {
+    let mut used: HashSet<Ipv4Addr> = HashSet::new();
+    let mut reals: Vec<Ipv4Addr> = Vec::new();
+    for s in &plan.services {
+        if let ServiceKey::Addr {
+            vip: IpAddr::V4(v), ..
+        } = s.spec.key
+        {
+            used.insert(v);
+        }
+        for (_, r) in &s.reals {
+            if let IpAddr::V4(a) = r.addr {
+                used.insert(a);
+                reals.push(a);
+            }
+        }
+    }
+    let mut addresses: Vec<Ipv4Addr> = Vec::new();
+    for a in reals {
+        let net = a.to_bits() & 0xffff_ff00;
+        if addresses.iter().any(|d| d.to_bits() & 0xffff_ff00 == net) {
+            continue;
+        }
+        let Some(host) = (1..=254u32)
+            .rev()
+            .map(|h| Ipv4Addr::from_bits(net | h))
+            .find(|d| !used.contains(d))
+        else {
+            return Err(format!(
+                "every address of {}/24 is a VIP or a real server, so the placeholder config has no director address for it: import again with --base",
+                Ipv4Addr::from_bits(net)
+            ));
+        };
+        addresses.push(host);
+    }
+    let mut text = format!(
+        "workers:\n  cores: [1]\nports:\n  - name: lan\n    device: \"net_af_packet0,iface={PLACEHOLDER_IFACE}\"\naddresses:\n"
+    );
+    for a in &addresses {
+        text.push_str(&format!("  - {{ port: lan, address: {a}/24 }}\n"));
+    }
+    if addresses.is_empty() {
+        text = text.replace("addresses:\n", "addresses: []\n");
+    }
+    config::parse(&text, "the placeholder config").map_err(|e| e.to_string())
+}
+
+/// `yaml` with the header comment, and a comment before each placeholder
+/// part.
+fn annotate(yaml: &str, h: &Header<'_>, placeholder_marks: &[u32]) -> String {
+    let command = match h.base {
+        Some(b) => format!("l4vs import {} {} --base {}", h.source.as_str(), h.file, b),
+        None => format!("l4vs import {} {}", h.source.as_str(), h.file),
+    };
+    let (file, _) = config::clip(h.file, 200);
+    let mut out = format!(
+        "# Made by `{}`.\n\
+         # The services come from {file};\n\
+         # what it had that l4vs does not carry over was listed on stderr\n\
+         # with its line. `l4vs check-config` prints this with every default\n\
+         # filled in.\n",
+        config::clip(&command, 400).0
+    );
+    match h.base {
+        Some(b) => out.push_str(&format!(
+            "# Everything else (but timeouts the file sets) comes from\n# {}.\n",
+            config::clip(b, 200).0
+        )),
+        None => out.push_str(
+            "#\n\
+             # PLACEHOLDERS: the file does not say how l4vs reaches the network, so\n\
+             # eal, workers, ports and addresses below are placeholders that pass\n\
+             # `l4vs check-config` but are not your director. Set the port's device\n\
+             # (iface=CHANGE_ME does not exist, so `l4vs run` stops there), the\n\
+             # worker cores and EAL arguments, and the director's own addresses:\n\
+             # each address here is made up, one in the /24 of each real server so\n\
+             # that the reals are reachable; add a gateway for reals behind a\n\
+             # router. Or import again with `--base YOUR.yaml` to take all of\n\
+             # these from an l4vs config.\n",
+        ),
+    }
+    let mut marks_noted = false;
+    for line in yaml.lines() {
+        if line.starts_with("firewall_marks:") && !placeholder_marks.is_empty() && !marks_noted {
+            marks_noted = true;
+            let list: Vec<String> = placeholder_marks.iter().map(u32::to_string).collect();
+            out.push_str(&format!(
+                "# PLACEHOLDER rules for mark(s) {}: {PLACEHOLDER_MARK_DESTINATION}/32 matches nothing.\n\
+                 # Write the destination, protocol and ports the iptables rules marked.\n",
+                list.join(", ")
+            ));
+        }
+        if line.starts_with("services:") {
+            out.push_str(&format!("# Imported from {file}.\n"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,132 @@
+//! ipvsadm-save output (`ipvsadm -Sn`) as l4vs services.
+//!
+//! Each line is read as `l4vsadm -R` reads it ([`adm::parse_restore`]:
+//! ipvsadm's options, a word `ipvsadm` dropped, `#` comments and blank
+//! lines skipped) and applied, in order, to a table whose network takes
+//! every real server: so `-E`, `-D`, `-e`, `-d` and `-C` lines change what
+//! earlier lines made, as ipvsadm-restore would, and a line that breaks a
+//! table rule (a real server on its VIP, a second `-A` of one service) is
+//! an error with its line. What the table holds at the end is the plan;
+//! each service keeps the line of its last `-A`/`-E`, each real server
+//! that of its last `-a`/`-e`.
+//!
+//! Not carried over, with a warning: IPv6 services and real servers
+//! (`[ADDR]:PORT`, `-6`), `-Z` (counters are not config), and
+//! `--start-daemon` / `--stop-daemon` (no sync daemon yet).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use super::{error, ImportError, Plan, PlannedService, Pos, Warnings};
+use crate::adm;
+use crate::table::{Command, Network, RealSpec, ServiceKey, ServiceTable};
+
+/// The services and timeouts of ipvsadm-save text from file `file`.
+///
+/// # Errors
+/// The first line that is not an ipvsadm command l4vs takes, or that a
+/// table rule refuses, with its number.
+pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan, ImportError> {
+    // Every real server is reachable here: reachability is checked
+    // against the director's network later, when there is one.
+    let mut table = ServiceTable::new(Network {
+        addresses: vec![(Ipv4Addr::UNSPECIFIED, 0)],
+        ..Network::default()
+    });
+    let mut service_pos: HashMap<ServiceKey, Pos> = HashMap::new();
+    let mut real_pos: HashMap<(ServiceKey, IpAddr, u16), Pos> = HashMap::new();
+    let mut plan = Plan::default();
+    for (n, line) in text.lines().enumerate() {
+        let pos = Pos::new(file, u32::try_from(n + 1).unwrap_or(u32::MAX));
+        let words: Vec<&str> = line
+            .split([' ', '\t', '\r'])
+            .filter(|w| !w.is_empty() && *w != "ipvsadm")
+            .collect();
+        if words.is_empty() || words[0].starts_with('#') {
+            continue;
+        }
+        if words
+            .iter()
+            .any(|w| w.starts_with('[') || matches!(*w, "-6" | "--ipv6"))
+        {
+            w.warn(
+                &pos,
+                "this IPv6 line is not carried over: l4vs forwards IPv4 only so far",
+            );
+            continue;
+        }
+        if words
+            .iter()
+            .any(|w| w.starts_with("--start-daemon") || w.starts_with("--stop-daemon"))
+        {
+            w.warn(
+                &pos,
+                "this sync daemon line is not carried over: l4vs has no connection sync daemon yet",
+            );
+            continue;
+        }
+        let commands = adm::parse_restore(line)
+            .map_err(|(_, m)| error(&pos, format!("not an ipvsadm command l4vs knows: {m}")))?;
+        for c in commands {
+            match &c {
+                Command::Zero(_) => {
+                    w.warn(
+                        &pos,
+                        "-Z is not carried over: it zeroes counters, which a config does not hold",
+                    );
+                    continue;
+                }
+                Command::SetTimeouts { tcp, tcp_fin, udp } => {
+                    plan.timeouts.push((pos.clone(), [*tcp, *tcp_fin, *udp]));
+                }
+                Command::AddService(spec) | Command::EditService(spec) => {
+                    service_pos.insert(spec.key, pos.clone());
+                }
+                Command::AddReal(key, r) | Command::EditReal(key, r) => {
+                    let port = if r.port == 0 { key.port() } else { r.port };
+                    real_pos.insert((*key, r.addr, port), pos.clone());
+                }
+                Command::DeleteService(_) | Command::DeleteReal(..) | Command::Flush => {}
+            }
+            table
+                .apply(c)
+                .map_err(|e| error(&pos, super::table_message(&e, None)))?;
+        }
+    }
+    for (spec, reals) in table.services() {
+        let pos = service_pos
+            .get(&spec.key)
+            .cloned()
+            .unwrap_or_else(|| Pos::new(file, 0));
+        let reals = reals
+            .iter()
+            .map(|r| {
+                let addr = IpAddr::V4(r.addr);
+                let p = real_pos
+                    .get(&(spec.key, addr, r.port))
+                    .cloned()
+                    .unwrap_or_else(|| pos.clone());
+                (
+                    p,
+                    RealSpec {
+                        addr,
+                        port: r.port,
+                        weight: r.weight,
+                        method: r.method,
+                        upper_threshold: r.upper_threshold,
+                        lower_threshold: r.lower_threshold,
+                    },
+                )
+            })
+            .collect();
+        plan.services.push(PlannedService {
+            pos,
+            spec: spec.clone(),
+            reals,
+        });
+    }
+    // The file's order, not the table's slots (which reuse deleted ones).
+    plan.services.sort_by_key(|s| s.pos.line);
+    Ok(plan)
+}

@@ -1,0 +1,833 @@
+use std::path::PathBuf;
+
+use super::kaconf::{self, Pattern, Stmt};
+use super::keepalived::address_range;
+use super::*;
+use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
+
+const FILE: &str = "k.conf";
+
+fn ka(text: &str) -> Result<Imported, ImportError> {
+    import_text(Source::Keepalived, text, FILE, None)
+}
+
+fn adm(text: &str) -> Result<Imported, ImportError> {
+    import_text(Source::Ipvsadm, text, "ipvsadm.save", None)
+}
+
+/// The warnings as printed, but the one about the placeholder config
+/// every import without a base has.
+fn warnings(i: &Imported) -> Vec<String> {
+    i.warnings
+        .iter()
+        .filter(|w| !w.message.starts_with("without --base"))
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn service<'a>(c: &'a Config, name: &str) -> &'a config::Service {
+    c.services
+        .iter()
+        .find(|s| s.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no service {name} in {:?}", c.services))
+}
+
+/// The statements of keepalived text.
+fn tree(text: &str) -> Result<Vec<Stmt>, ImportError> {
+    let mut w = Warnings::default();
+    kaconf::parse(text, &Arc::from(FILE), &mut w)
+}
+
+fn words(s: &Stmt) -> Vec<&str> {
+    s.words.iter().map(String::as_str).collect()
+}
+
+/// The error's line and message.
+fn err_at(r: Result<Imported, ImportError>) -> (u32, String) {
+    let e = r.expect_err("an error");
+    (e.pos.line, e.message)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("l4vs-import-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// ---- syntax ----------------------------------------------------------
+
+/// `!` and `#` start comments anywhere outside quotes, `\#` is a `#`;
+/// quotes group words and hide braces; braces are tokens of their own.
+#[test]
+fn comments_quotes_and_braces_split_as_keepalived_does() {
+    let t = tree(
+        "! a comment\n\
+         # another\n\
+         global_defs {   # trailing\n\
+         \x20 router_id \"two words\" ! gone\n\
+         \x20 x \\#not-a-comment \"{ in quotes }\"\n\
+         }\n\
+         real_server 10.0.0.1 80 { weight 2 }\n",
+    )
+    .unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(words(&t[0]), ["global_defs"]);
+    assert_eq!(t[0].pos.line, 3);
+    let inner = t[0].block.as_ref().unwrap();
+    assert_eq!(words(&inner[0]), ["router_id", "two words"]);
+    assert_eq!(inner[0].pos.line, 4);
+    assert_eq!(words(&inner[1]), ["x", "#not-a-comment", "{ in quotes }"]);
+    assert_eq!(words(&t[1]), ["real_server", "10.0.0.1", "80"]);
+    let b = t[1].block.as_ref().unwrap();
+    assert_eq!(words(&b[0]), ["weight", "2"]);
+    assert_eq!(b[0].pos.line, 7);
+}
+
+/// A `{` on the line after its statement opens that statement's block
+/// (keepalived reads `virtual_server ...` and then `{`).
+#[test]
+fn brace_on_the_next_line_opens_the_block_of_the_statement_before() {
+    let t = tree("virtual_server 10.0.0.1 80\n\n{\n  lb_algo rr\n}\nfoo\n").unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(words(&t[0]), ["virtual_server", "10.0.0.1", "80"]);
+    assert_eq!(words(&t[0].block.as_ref().unwrap()[0]), ["lb_algo", "rr"]);
+    assert!(t[1].block.is_none());
+}
+
+#[test]
+fn syntax_errors_name_their_line() {
+    let cases: [(&str, u32, &str); 5] = [
+        ("a {\n  b \"open\n}\n", 2, "double quote"),
+        ("a {\n}\n}\n", 3, "`}` without a block"),
+        (
+            "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n  }\n",
+            1,
+            "never closed",
+        ),
+        ("a { }\n{\n}\n", 2, "`{` without a keyword"),
+        ("$PORT=80\n", 1, "parameter definitions"),
+    ];
+    for (text, line, what) in cases {
+        let e = tree(text).expect_err(text);
+        assert_eq!(e.pos.line, line, "{text}: {e}");
+        assert!(e.message.contains(what), "{text}: {e}");
+    }
+}
+
+/// An `@ID` line holds only on the host whose config_id is ID: refused
+/// where it would be carried over, a plain warning where it would not.
+#[test]
+fn conditional_lines_are_refused_where_they_are_carried_over() {
+    let (line, m) = err_at(ka(
+        "virtual_server 10.0.0.1 80 {\n  @lb1 lb_algo rr\n  real_server 10.0.1.1 80\n}\n",
+    ));
+    assert_eq!(line, 2);
+    assert!(m.contains("config_id is lb1"), "{m}");
+    let (line, m) = err_at(ka("@lb1 virtual_server 10.0.0.1 80 {\n}\n"));
+    assert_eq!(line, 1);
+    assert!(m.contains("(@ID)"), "{m}");
+    let i = ka("global_defs {\n  @lb1 router_id LB1\n}\n").unwrap();
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf: no virtual service is carried over: the config has none",
+            "k.conf:2: router_id is not carried over (global_defs)"
+        ]
+    );
+}
+
+#[test]
+fn glob_patterns_match_as_fnmatch() {
+    let cases: [(&str, &str, bool); 10] = [
+        ("*.conf", "web.conf", true),
+        ("*.conf", "web.conf.bak", false),
+        ("w?b.conf", "web.conf", true),
+        ("[a-c]*", "b", true),
+        ("[!a-c]*", "b", false),
+        ("[^a-c]x", "dx", true),
+        ("a*b*c", "aXXbYYc", true),
+        ("a*b*c", "aXXbYY", false),
+        ("\\*", "*", true),
+        ("[x", "[x", true),
+    ];
+    for (p, n, m) in cases {
+        assert_eq!(Pattern::new(p).matches(n), m, "{p} ~ {n}");
+    }
+}
+
+/// `include` reads the matching files in sorted order, relative to the
+/// including file; their lines are named by their own file.
+#[test]
+fn includes_are_followed_relative_to_the_including_file() {
+    let d = temp_dir("include");
+    std::fs::create_dir_all(d.join("conf.d")).unwrap();
+    std::fs::write(
+        d.join("conf.d/b.conf"),
+        "real_server 10.0.1.2 80 {\n  weight 2\n  TCP_CHECK {\n  }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("conf.d/a.conf"), "real_server 10.0.1.1 80\n").unwrap();
+    std::fs::write(d.join("conf.d/.hidden.conf"), "garbage {\n").unwrap();
+    let main = d.join("main.conf");
+    let text = "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  include conf.d/*.conf\n  include none/*.conf\n}\n";
+    std::fs::write(&main, text).unwrap();
+    let i = import(Source::Keepalived, &main, None).unwrap();
+    let s = service(&i.config, "tcp-10-0-0-1-80");
+    let reals: Vec<(String, u32)> = s
+        .reals
+        .iter()
+        .map(|r| (r.address.to_string(), r.weight))
+        .collect();
+    assert_eq!(
+        reals,
+        [("10.0.1.1".to_owned(), 1), ("10.0.1.2".to_owned(), 2)]
+    );
+    let m = main.display();
+    let b = d.join("conf.d/b.conf");
+    assert_eq!(
+        warnings(&i),
+        [
+            format!("{m}:6: include `none/*.conf`: no file matches, so nothing is included (keepalived passes over it too)"),
+            format!("{}:3: TCP_CHECK is not carried over (real_server 10.0.1.2 80): health checks are not supported yet; the real is always up", b.display()),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_include_loop_is_an_error() {
+    let d = temp_dir("loop");
+    std::fs::write(d.join("a.conf"), "global_defs {\n}\ninclude b.conf\n").unwrap();
+    std::fs::write(d.join("b.conf"), "\ninclude a.conf\n").unwrap();
+    let e = import(Source::Keepalived, &d.join("a.conf"), None).unwrap_err();
+    assert_eq!(e.pos.line, 2, "{e}");
+    assert!(e.pos.file.ends_with("b.conf"), "{e}");
+    assert!(e.message.contains("includes itself"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+// ---- keepalived mapping ----------------------------------------------
+
+const SAMPLE: &str = "\
+! Configuration File for keepalived
+global_defs {
+   notification_email {
+     acassen
+   }
+   router_id LVS_DEVEL
+   lvs_timeouts tcp 7200 udp 60
+}
+vrrp_instance VI_1 {
+    interface eth0
+}
+virtual_server 203.0.113.10 1358 {
+    delay_loop 6
+    lb_algo rr
+    lb_kind NAT
+    persistence_timeout 50
+    protocol TCP
+    sorry_server 198.51.100.200 1358
+    real_server 198.51.100.2 1358 {
+        weight 3
+        uthreshold 100
+        lthreshold 50
+        HTTP_GET {
+            url {
+              path /
+            }
+        }
+    }
+    real_server 198.51.100.3 {
+        inhibit_on_failure
+    }
+}
+";
+
+#[test]
+fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
+    let i = ka(SAMPLE).unwrap();
+    let s = service(&i.config, "tcp-203-0-113-10-1358");
+    assert_eq!(s.vip, Ipv4Addr::new(203, 0, 113, 10));
+    assert_eq!((s.port, s.protocol), (1358, Protocol::Tcp));
+    assert_eq!(s.scheduler, SchedulerKind::Rr);
+    assert_eq!(
+        s.persistence,
+        Some(Persistence {
+            timeout: 50,
+            netmask: 32
+        })
+    );
+    assert_eq!(s.reals.len(), 2);
+    let r = s.reals[0];
+    assert_eq!(
+        (r.address, r.port, r.weight, r.forward),
+        (Ipv4Addr::new(198, 51, 100, 2), 1358, 3, ForwardMethod::Nat)
+    );
+    assert_eq!((r.upper_threshold, r.lower_threshold), (100, 50));
+    // No port on a NAT real: the service's.
+    assert_eq!((s.reals[1].port, s.reals[1].weight), (1358, 1));
+    assert_eq!(i.config.timeouts.tcp_established, 7200);
+    assert_eq!(i.config.timeouts.udp, 60);
+    assert_eq!(i.config.timeouts.tcp_fin_wait, 120);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:3: notification_email is not carried over (global_defs)",
+            "k.conf:6: router_id is not carried over (global_defs)",
+            "k.conf:9: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet",
+            "k.conf:13: delay_loop is not carried over (virtual_server 203.0.113.10 1358): health checks are not supported yet",
+            "k.conf:18: sorry_server is not carried over (virtual_server 203.0.113.10 1358): l4vs has no sorry server yet",
+            "k.conf:23: HTTP_GET is not carried over (real_server 198.51.100.2 1358): health checks are not supported yet; the real is always up",
+            "k.conf:30: inhibit_on_failure is not carried over (real_server 198.51.100.3): health checks are not supported yet, and the config has no place for it until they land (meanwhile no real is ever taken out)",
+        ]
+    );
+    // The output loads to the same config.
+    assert_eq!(
+        config::parse(&i.yaml, "out.yaml").unwrap(),
+        i.config,
+        "{}",
+        i.yaml
+    );
+}
+
+/// One virtual server with `body` inside, and its line-1 header.
+fn vs(body: &str) -> String {
+    format!("virtual_server 10.0.0.1 80 {{\n{body}}}\n")
+}
+
+#[test]
+fn lb_kind_names_map_to_forwarding_methods() {
+    for (kind, m) in [
+        ("NAT", ForwardMethod::Nat),
+        ("DR", ForwardMethod::DirectRouting),
+        ("TUN", ForwardMethod::Tunnel),
+        ("TUN type ipip nocsum", ForwardMethod::Tunnel),
+    ] {
+        let i = ka(&vs(&format!(
+            "lb_algo rr\nprotocol TCP\nlb_kind {kind}\nreal_server 10.0.1.1 80\n"
+        )))
+        .unwrap();
+        assert_eq!(i.config.services[0].forward, m, "{kind}");
+        assert_eq!(i.config.services[0].reals[0].forward, m, "{kind}");
+    }
+    // A real's own lvs_method wins.
+    let i = ka(&vs(
+        "lb_algo rr\nprotocol TCP\nlb_kind DR\nreal_server 10.0.1.1 80 {\n lvs_method TUN\n}\nreal_server 10.0.1.2 80\n",
+    ))
+    .unwrap();
+    let methods: Vec<ForwardMethod> = i.config.services[0]
+        .reals
+        .iter()
+        .map(|r| r.forward)
+        .collect();
+    assert_eq!(
+        methods,
+        [ForwardMethod::Tunnel, ForwardMethod::DirectRouting]
+    );
+}
+
+#[test]
+fn meanings_that_cannot_be_kept_are_errors_with_their_line() {
+    let cases: [(String, u32, &str); 9] = [
+        (
+            vs("lb_kind nat\n"),
+            2,
+            "unknown lb_kind `nat`: keepalived knows NAT, DR and TUN (in capitals)",
+        ),
+        (vs("lb_kind TUN type gue port 6080\n"), 2, "IP-IP only"),
+        (vs("lb_algo fastest\n"), 2, "unknown scheduler `fastest`"),
+        (vs("real_server\n"), 2, "real_server without an address"),
+        (
+            vs("real_server 10.0.1.x 80\n"),
+            2,
+            "`10.0.1.x` is not an IP address",
+        ),
+        (
+            vs("real_server 10.0.1.1 80 {\n weight -1\n}\n"),
+            3,
+            "weight: `-1` is not a number in 0..=2147483647",
+        ),
+        (vs("persistence_granularity 255.0.255.0\n"), 2, "contiguous"),
+        (vs("protocol ICMP\n"), 2, "unknown protocol"),
+        (vs("weight 1 {\n}\n"), 2, "weight takes no { } block"),
+    ];
+    for (text, line, what) in cases {
+        let (l, m) = err_at(ka(&text));
+        assert_eq!(l, line, "{text}: {m}");
+        assert!(m.contains(what), "{text}: {m}");
+    }
+}
+
+/// keepalived's defaults and corrections are made, each with a warning.
+#[test]
+fn keepalived_defaults_and_corrections_are_kept_and_said() {
+    let i = ka(&vs("real_server 10.0.1.1 80\n")).unwrap();
+    let s = &i.config.services[0];
+    assert_eq!(s.protocol, Protocol::Udp);
+    assert_eq!(s.scheduler, SchedulerKind::Wlc);
+    assert_eq!(s.forward, ForwardMethod::Nat);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:1: virtual_server 10.0.0.1 80 has no lb_algo: keepalived's default, wlc, is used",
+            "k.conf:1: virtual_server 10.0.0.1 80 has no protocol: keepalived makes it UDP (the kernel's default), and so does the import; write `protocol TCP` for TCP",
+            "k.conf:1: virtual_server 10.0.0.1 80 has no lb_kind: keepalived's default, NAT, is used",
+        ]
+    );
+
+    // ops stays on UDP, the default protocol.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind DR\nops\nreal_server 10.0.1.1 80\n",
+    ))
+    .unwrap();
+    assert!(i.config.services[0].ops);
+    assert_eq!(i.config.services[0].protocol, Protocol::Udp);
+
+    // ops on TCP is cleared; a DR real's other port is reset.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind DR\nprotocol TCP\nops\nreal_server 10.0.1.1 8080\n",
+    ))
+    .unwrap();
+    let s = &i.config.services[0];
+    assert!(!s.ops);
+    assert_eq!(s.reals[0].port, 80);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:5: ops is not carried over (virtual_server 10.0.0.1 80): one-packet scheduling needs protocol UDP, and keepalived clears it too",
+            "k.conf:6: the port of real_server 10.0.1.1 8080 is not carried over: keepalived resets it to the virtual_server's, as DR and tunnel keep the packet's port",
+        ]
+    );
+
+    // Port 0 without persistence becomes persistent.
+    let i = ka("virtual_server 10.0.0.1 0 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1\n}\n").unwrap();
+    assert_eq!(
+        i.config.services[0].persistence,
+        Some(Persistence {
+            timeout: 360,
+            netmask: 32
+        })
+    );
+    assert!(warnings(&i)[0].contains("port 0 (every port) without persistence_timeout"));
+
+    // The virtual server's weight is its reals' default weight; a
+    // repeated real is dropped.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nweight 4\nreal_server 10.0.1.1 80\nreal_server 10.0.1.2 80 {\n weight 0\n}\nreal_server 10.0.1.1 80\n",
+    ))
+    .unwrap();
+    let weights: Vec<u32> = i.config.services[0]
+        .reals
+        .iter()
+        .map(|r| r.weight)
+        .collect();
+    assert_eq!(weights, [4, 0]);
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:10: real_server 10.0.1.1 80 is not carried over: it repeats the one at k.conf:6, and keepalived keeps only the first"]
+    );
+}
+
+/// Scheduler flags count only after their scheduler (keepalived's
+/// `lbflags_handler`); flag-1 and flag-2 are the fallback and port bits.
+#[test]
+fn scheduler_flags_follow_keepalived() {
+    let i = ka(&vs(
+        "sh-port\nlb_algo sh\nsh-fallback\nlb_kind DR\nprotocol TCP\nreal_server 10.0.1.1 80\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        i.config.services[0].scheduler,
+        SchedulerKind::Sh {
+            port: false,
+            fallback: true
+        }
+    );
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:2: sh-port is not carried over (virtual_server 10.0.0.1 80): keepalived applies it only after `lb_algo sh`"]
+    );
+    let i = ka(&vs(
+        "lb_algo mh\nflag-1\nflag-2\nlb_kind DR\nprotocol TCP\nreal_server 10.0.1.1 80\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        i.config.services[0].scheduler.flags().collect::<Vec<_>>(),
+        ["mh-port", "mh-fallback"]
+    );
+    let i = ka(&vs(
+        "lb_algo rr\nflag-2\nlb_kind DR\nprotocol TCP\nreal_server 10.0.1.1 80\n",
+    ))
+    .unwrap();
+    assert_eq!(i.config.services[0].scheduler, SchedulerKind::Rr);
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:3: flag-2 is not carried over (virtual_server 10.0.0.1 80): it means nothing to scheduler rr"]
+    );
+}
+
+#[test]
+fn firewall_mark_services_get_a_placeholder_rule_and_the_packets_port() {
+    let text = "virtual_server fwmark 5 {\n  lb_algo rr\n  lb_kind DR\n  real_server 10.0.1.1 80\n  real_server 10.0.1.2\n}\n";
+    let i = ka(text).unwrap();
+    let s = service(&i.config, "fwmark-5");
+    assert_eq!(s.fwmark, Some(5));
+    assert!(s.reals.iter().all(|r| r.port == 0));
+    assert_eq!(i.config.firewall_marks.len(), 1);
+    assert_eq!(i.config.firewall_marks[0].mark, 5);
+    assert_eq!(
+        i.config.firewall_marks[0].destination,
+        PLACEHOLDER_MARK_DESTINATION
+    );
+    assert!(
+        i.yaml.contains("# PLACEHOLDER rules for mark(s) 5"),
+        "{}",
+        i.yaml
+    );
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:1: firewall mark 5: the rules that marked packets (iptables, nftables) are not in this file; the output has a placeholder firewall_marks rule that matches nothing: write the real one",
+            "k.conf:4: the port of real_server 10.0.1.1 80 is not carried over: keepalived clears it, as the real server of a firewall-mark service gets the packet's own port",
+        ]
+    );
+    // NAT with a port would rewrite the port: l4vs cannot.
+    let (line, m) = err_at(ka(&text.replace("DR", "NAT")));
+    assert_eq!(line, 4);
+    assert!(
+        m.contains("NAT real server of firewall-mark service 5 with port 80"),
+        "{m}"
+    );
+}
+
+#[test]
+fn what_l4vs_cannot_forward_is_left_out_with_a_warning() {
+    let text = "\
+virtual_server 2001:db8::1 80 {
+  lb_algo rr
+  real_server 2001:db8::2 80
+}
+virtual_server 10.0.0.1 80 {
+  lb_algo rr
+  protocol SCTP
+  real_server 10.0.1.1 80
+}
+virtual_server 10.0.0.2 80 {
+  lb_algo rr
+}
+virtual_server 10.0.0.3 80 {
+  lb_algo rr
+  lb_kind TUN
+  protocol TCP
+  real_server 2001:db8::2 80
+  real_server 10.0.1.1 80
+}
+";
+    let i = ka(text).unwrap();
+    assert_eq!(i.config.services.len(), 1);
+    assert_eq!(i.config.services[0].reals.len(), 1);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:1: virtual_server 2001:db8::1 80 is not carried over: l4vs forwards IPv4 only so far",
+            "k.conf:5: virtual_server 10.0.0.1 80 is not carried over: its protocol is SCTP (line 7), and l4vs balances TCP and UDP only",
+            "k.conf:10: virtual_server 10.0.0.2 80 is not carried over: it has no real servers, and keepalived leaves such a virtual_server out",
+            "k.conf:17: real_server 2001:db8::2 80 is not carried over: l4vs forwards IPv4 only so far",
+        ]
+    );
+}
+
+#[test]
+fn virtual_server_groups_expand_to_one_service_per_address_and_mark() {
+    let text = "\
+virtual_server_group G {
+  10.0.0.1 80
+  10.0.0.2-3 443
+  10.0.0.8/31 25
+  fwmark 9
+  2001:db8::1 80
+}
+virtual_server_group UNUSED {
+  10.0.9.9 80
+}
+virtual_server group G {
+  lb_algo rr
+  lb_kind DR
+  protocol TCP
+  real_server 10.0.1.1 80
+}
+";
+    let i = ka(text).unwrap();
+    let names: Vec<&str> = i
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "tcp-10-0-0-1-80",
+            "tcp-10-0-0-2-443",
+            "tcp-10-0-0-3-443",
+            "tcp-10-0-0-8-25",
+            "tcp-10-0-0-9-25",
+            "fwmark-9"
+        ]
+    );
+    // A DR real's port is the service's in each.
+    assert_eq!(service(&i.config, "tcp-10-0-0-2-443").reals[0].port, 443);
+    let w = warnings(&i);
+    assert!(w.contains(&"k.conf:6: 2001:db8::1 80 is not carried over (virtual_server_group G): l4vs forwards IPv4 only so far".to_owned()), "{w:?}");
+    assert!(
+        w.contains(
+            &"k.conf:8: virtual_server_group UNUSED is not carried over: no virtual_server uses it"
+                .to_owned()
+        ),
+        "{w:?}"
+    );
+    let (line, m) = err_at(ka(
+        "virtual_server group NOPE {\n  real_server 10.0.1.1 80\n}\n",
+    ));
+    assert_eq!(line, 1);
+    assert!(
+        m.contains("no virtual_server_group is called `NOPE`"),
+        "{m}"
+    );
+}
+
+#[test]
+fn group_address_ranges_read_as_keepalived_reads_them() {
+    let a = |s: &str| u32::from(s.parse::<Ipv4Addr>().unwrap());
+    assert_eq!(
+        address_range("10.0.0.1"),
+        Ok(Some((a("10.0.0.1"), a("10.0.0.1"))))
+    );
+    assert_eq!(
+        address_range("10.0.0.3-10"),
+        Ok(Some((a("10.0.0.3"), a("10.0.0.10"))))
+    );
+    assert_eq!(
+        address_range("10.0.0.250-10.0.1.5"),
+        Ok(Some((a("10.0.0.250"), a("10.0.1.5"))))
+    );
+    assert_eq!(
+        address_range("10.0.0.0/30"),
+        Ok(Some((a("10.0.0.0"), a("10.0.0.3"))))
+    );
+    assert_eq!(address_range("2001:db8::1"), Ok(None));
+    for bad in [
+        "10.0.0.3-3",
+        "10.0.0.3-2",
+        "10.0.0.1/30",
+        "10.0.0.0/0",
+        "10.0.0.0/16",
+        "x",
+    ] {
+        assert!(address_range(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_service_defined_twice_is_an_error() {
+    let one =
+        "virtual_server 10.0.0.1 80 {\n lb_algo rr\n protocol TCP\n real_server 10.0.1.1 80\n}\n";
+    let (line, m) = err_at(ka(&format!("{one}{one}")));
+    assert_eq!(line, 6);
+    assert_eq!(
+        m,
+        "service TCP 10.0.0.1:80 is defined twice (first at k.conf:1)"
+    );
+}
+
+/// The table's rules apply, at the real server's line.
+#[test]
+fn table_rules_apply_at_the_real_servers_line() {
+    let (line, m) = err_at(ka(&vs(
+        "lb_algo rr\nprotocol TCP\nreal_server 10.0.0.1 80\n",
+    )));
+    assert_eq!(
+        (line, m.as_str()),
+        (
+            4,
+            "10.0.0.1 is the service's VIP; a real server needs its own address"
+        )
+    );
+    let (line, m) = err_at(ka(&vs(
+        "lb_algo rr\nprotocol TCP\nreal_server 10.0.1.1 80 {\n lthreshold 5\n}\n",
+    )));
+    assert_eq!(line, 4);
+    assert!(
+        m.contains("lower threshold 5 without an upper threshold"),
+        "{m}"
+    );
+}
+
+/// Without a base, the placeholder config has a director address in each
+/// real server's /24 that no VIP or real uses.
+#[test]
+fn the_placeholder_config_reaches_every_real_server() {
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind DR\nprotocol TCP\nreal_server 10.0.1.254 80\nreal_server 10.0.2.1 80\n",
+    ))
+    .unwrap();
+    let addrs: Vec<String> = i
+        .config
+        .addresses
+        .iter()
+        .map(|a| format!("{}/{}", a.address, a.prefix_len))
+        .collect();
+    assert_eq!(addrs, ["10.0.1.253/24", "10.0.2.254/24"]);
+    assert_eq!(
+        i.config.ports[0].device.spec(),
+        format!("net_af_packet0,iface={PLACEHOLDER_IFACE}")
+    );
+    assert!(i
+        .yaml
+        .starts_with("# Made by `l4vs import keepalived k.conf`."));
+    assert!(i.yaml.contains("# PLACEHOLDERS:"));
+    assert_eq!(
+        i.warnings[0].to_string(),
+        "k.conf: without --base, eal, workers, ports and addresses are placeholders (see the comment at the top of the output): edit them, or import again with --base YOUR.yaml"
+    );
+}
+
+fn base() -> Config {
+    config::parse(
+        "workers:\n  cores: [2]\nports:\n  - name: out\n    device: net_af_packet0,iface=eth0\naddresses:\n  - { port: out, address: 10.0.1.100/24 }\ntimeouts:\n  udp: 30\nservices:\n  - { vip: 10.9.9.9, port: 1, protocol: tcp, scheduler: rr, forward: nat }\n",
+        "base.yaml",
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_base_config_gives_everything_but_the_services() {
+    let b = base();
+    let text = vs("lb_algo rr\nlb_kind DR\nprotocol TCP\nreal_server 10.0.1.1 80\n");
+    let i = import_text(Source::Keepalived, &text, FILE, Some((&b, "base.yaml"))).unwrap();
+    assert_eq!(i.config.workers, b.workers);
+    assert_eq!(i.config.ports, b.ports);
+    assert_eq!(i.config.addresses, b.addresses);
+    assert_eq!(i.config.timeouts.udp, 30);
+    assert_eq!(i.config.services.len(), 1);
+    assert_eq!(
+        warnings(&i),
+        ["base.yaml: the base config's 1 service(s) are not carried over: the imported ones replace them"]
+    );
+    assert!(!i.yaml.contains("PLACEHOLDER"));
+    // A DR real off the base's subnets is refused, naming the base.
+    let text = text.replace("10.0.1.1", "10.0.2.1");
+    let e = import_text(Source::Keepalived, &text, FILE, Some((&b, "base.yaml"))).unwrap_err();
+    assert_eq!(e.pos.line, 5);
+    assert!(e.message.ends_with("(in the base config base.yaml)"), "{e}");
+}
+
+// ---- ipvsadm ---------------------------------------------------------
+
+const SAVE: &str = "\
+-A -t 198.18.1.1:80 -s wlc -p 300
+-a -t 198.18.1.1:80 -r 198.18.2.11:80 -m -w 1
+-a -t 198.18.1.1:80 -r 198.18.2.12:8080 -m -w 2 -x 10 -y 5
+-A -u 198.18.1.1:53 -s sh -o -b sh-fallback,sh-port
+-a -u 198.18.1.1:53 -r 198.18.2.11:53 -i -w 1
+-A -f 7 -s mh -b mh-port
+-a -f 7 -r 198.18.2.11:0 -g -w 1
+-A -t [2001:db8::10]:80 -s wlc
+";
+
+#[test]
+fn ipvsadm_save_output_becomes_services() {
+    let i = adm(SAVE).unwrap();
+    let web = service(&i.config, "tcp-198-18-1-1-80");
+    assert_eq!(web.scheduler, SchedulerKind::Wlc);
+    assert_eq!(web.persistence.map(|p| p.timeout), Some(300));
+    assert_eq!(web.reals[1].port, 8080);
+    assert_eq!(web.reals[1].weight, 2);
+    assert_eq!(
+        (web.reals[1].upper_threshold, web.reals[1].lower_threshold),
+        (10, 5)
+    );
+    let dns = service(&i.config, "udp-198-18-1-1-53");
+    assert!(dns.ops);
+    assert_eq!(dns.reals[0].forward, ForwardMethod::Tunnel);
+    assert_eq!(
+        dns.scheduler,
+        SchedulerKind::Sh {
+            port: true,
+            fallback: true
+        }
+    );
+    let marked = service(&i.config, "fwmark-7");
+    assert_eq!(marked.reals[0].forward, ForwardMethod::DirectRouting);
+    assert_eq!(
+        warnings(&i),
+        [
+            "ipvsadm.save:6: firewall mark 7: the rules that marked packets (iptables, nftables) are not in this file; the output has a placeholder firewall_marks rule that matches nothing: write the real one",
+            "ipvsadm.save:8: this IPv6 line is not carried over: l4vs forwards IPv4 only so far",
+        ]
+    );
+    assert_eq!(config::parse(&i.yaml, "out.yaml").unwrap(), i.config);
+}
+
+/// Later lines change what earlier ones made, as ipvsadm-restore would.
+#[test]
+fn ipvsadm_lines_apply_in_order() {
+    let text = "\
+# a comment
+-A -t 198.18.1.1:80 -s wlc
+-a -t 198.18.1.1:80 -r 198.18.2.11 -m
+-A -t 198.18.1.1:81 -s rr
+-E -t 198.18.1.1:80 -s rr
+-e -t 198.18.1.1:80 -r 198.18.2.11:80 -m -w 5
+-D -t 198.18.1.1:81
+--set 3600 0 0
+-Z
+";
+    let i = adm(text).unwrap();
+    assert_eq!(i.config.services.len(), 1);
+    let s = &i.config.services[0];
+    assert_eq!(s.scheduler, SchedulerKind::Rr);
+    assert_eq!(s.reals[0].weight, 5);
+    assert_eq!(i.config.timeouts.tcp_established, 3600);
+    assert_eq!(
+        warnings(&i),
+        ["ipvsadm.save:9: -Z is not carried over: it zeroes counters, which a config does not hold"]
+    );
+}
+
+#[test]
+fn ipvsadm_errors_name_their_line() {
+    let (line, m) = err_at(adm(
+        "-A -t 198.18.1.1:80 -s wlc\n-a -t 198.18.1.1:80 -r 198.18.1.1:80 -m\n",
+    ));
+    assert_eq!(
+        (line, m.as_str()),
+        (
+            2,
+            "198.18.1.1 is the service's VIP; a real server needs its own address"
+        )
+    );
+    let (line, m) = err_at(adm("\n-A -t 198.18.1.1:80 -s wlc --frobnicate\n"));
+    assert_eq!(line, 2);
+    assert!(m.starts_with("not an ipvsadm command l4vs knows: "), "{m}");
+    let (line, m) = err_at(adm("-a -t 198.18.1.1:80 -r 198.18.2.1:80 -m\n"));
+    assert_eq!((line, m.as_str()), (1, "Service not defined"));
+    let (line, m) = err_at(adm(
+        "-A -t 198.18.1.1:80 -s wlc\n-A -t 198.18.1.1:80 -s rr\n",
+    ));
+    assert_eq!((line, m.as_str()), (2, "this service is defined twice"));
+}
+
+#[test]
+fn service_names_come_from_their_keys() {
+    assert_eq!(
+        service_name(&ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            vip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
+            port: 53
+        }),
+        "udp-203-0-113-10-53"
+    );
+    assert_eq!(service_name(&ServiceKey::Fwmark(12)), "fwmark-12");
+}

@@ -29,10 +29,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-/// ipvsadm's default persistence timeout, seconds (`-p` without a value:
-/// libipvs.h's IPVS_SVC_PERSISTENT_TIMEOUT, 6 * 60; ipvsadm(8) says 300,
-/// the code says 360).
-pub const DEFAULT_PERSISTENCE_S: u32 = 360;
+pub use crate::config::DEFAULT_PERSISTENCE_S;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -114,7 +111,8 @@ pub struct Cli {
     /// Scheduler flags: sh-fallback, sh-port, mh-fallback, mh-port.
     #[arg(short = 'b', long = "sched-flags", value_name = "flags")]
     sched_flags: Option<String>,
-    /// Persistence, with its timeout in seconds (default 300).
+    /// Persistence, with its timeout in seconds (default 360, as ipvsadm's
+    /// code; its man page says 300).
     #[arg(short = 'p', long = "persistent", value_name = "timeout", num_args = 0..=1,
           default_missing_value = "360")]
     persistent: Option<u32>,
@@ -302,6 +300,110 @@ impl Cli {
         )
     }
 
+    /// ipvsadm's option table (ipvsadm.c `commands_v_options`, checked as
+    /// `generic_opt_check` does, column by column): per command, `+` an
+    /// option it needs, `x` one it refuses, `1` one of which it takes at
+    /// most one, `.` one it may take. The columns are those of
+    /// [`Cli::options_given`]; `--yaml` takes what `-S` takes.
+    ///
+    /// # Errors
+    /// The first column that fails, in ipvsadm's words.
+    fn check_options(&self) -> Result<(), UsageError> {
+        const ROWS: [(&str, &str); 15] = [
+            ("add-service", "xx+...xxxxxxxxxxxx.."),
+            ("edit-service", "xx+...xxxxxxxxxxxx.."),
+            ("delete-service", "xx+xxxxxxxxxxxxxxxxx"),
+            ("flush", "xxxxxxxxxxxxxxxxxxxx"),
+            ("list", ".11xxxxxxxx11......xx"),
+            ("add-server", "xx+xxx+....xxxxxxxxx"),
+            ("delete-server", "xx+xxx+xxxxxxxxxxxxx"),
+            ("edit-server", "xx+xxx+....xxxxxxxxx"),
+            ("set", "xxxxxxxxxxxxxxxxxxxx"),
+            ("start-daemon", "xxxxxxxxxxxxxxxxxxxx"),
+            ("stop-daemon", "xxxxxxxxxxxxxxxxxxxx"),
+            ("restore", "xxxxxxxxxxxxxxxxxxxx"),
+            ("save", ".xxxxxxxxxxxxxxxxxxx"),
+            ("zero", "xx.xxxxxxxxxxxxxxxxx"),
+            ("yaml", ".xxxxxxxxxxxxxxxxxxx"),
+        ];
+        let commands = [
+            self.add_service,
+            self.edit_service,
+            self.delete_service,
+            self.clear,
+            self.list || self.list_l,
+            self.add_server,
+            self.delete_server,
+            self.edit_server,
+            self.set.is_some(),
+            self.start_daemon.is_some(),
+            self.stop_daemon.is_some(),
+            self.restore,
+            self.save,
+            self.zero,
+            self.yaml,
+        ];
+        let Some(row) = commands.iter().position(|c| *c) else {
+            return Ok(());
+        };
+        let (command, cells) = ROWS[row];
+        let mut one_of: Option<&str> = None;
+        for ((given, option), cell) in self.options_given().into_iter().zip(cells.chars()) {
+            match (cell, given) {
+                ('+', false) => {
+                    return Err(usage(format!(
+                        "You need to supply the '{option}' option for the '{command}' command"
+                    )))
+                }
+                ('x', true) => {
+                    return Err(usage(format!(
+                        "Illegal '{option}' option with the '{command}' command"
+                    )))
+                }
+                ('1', true) => match one_of {
+                    Some(first) => {
+                        return Err(usage(format!(
+                            "The option '{option}' conflicts with the '{first}' option in the '{command}' command"
+                        )))
+                    }
+                    None => one_of = Some(option),
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The options of ipvsadm's table that were given, with ipvsadm's
+    /// names for them, in the table's column order.
+    fn options_given(&self) -> [(bool, &'static str); 20] {
+        [
+            (self.numeric, "numeric"),
+            (self.connection, "connection"),
+            (self.service_given(), "service-address"),
+            (self.scheduler.is_some(), "scheduler"),
+            (self.persistent.is_some(), "persistent"),
+            (self.netmask.is_some(), "netmask"),
+            (self.real_server.is_some(), "real-server"),
+            (
+                self.gatewaying || self.ipip || self.masquerading,
+                "forwarding-method",
+            ),
+            (self.weight.is_some(), "weight"),
+            (self.u_threshold.is_some(), "u-threshold"),
+            (self.l_threshold.is_some(), "l-threshold"),
+            (self.timeout, "timeout"),
+            (self.daemon, "daemon"),
+            (self.stats, "stats"),
+            (self.rate, "rate"),
+            (self.thresholds, "thresholds"),
+            (self.persistent_conn, "persistent-conn"),
+            (self.exact, "exact"),
+            (self.ops, "ops"),
+            (self.sched_flags.is_some(), "sched-flags"),
+        ]
+    }
+
     /// True when -t, -u or -f was given.
     fn service_given(&self) -> bool {
         self.tcp_service.is_some() || self.udp_service.is_some() || self.fwmark_service.is_some()
@@ -386,21 +488,8 @@ impl Cli {
     /// l4vs does not know.
     pub fn action(&self) -> Result<Action, UsageError> {
         let one = |c: Command| Ok(Action::Apply(vec![c]));
+        self.check_options()?;
         if self.list || self.list_l {
-            // ipvsadm's option table allows one of these in a listing;
-            // the second is named against the first.
-            let exclusive = [
-                (self.connection, "connection"),
-                (self.service_given(), "service-address"),
-                (self.timeout, "timeout"),
-                (self.daemon, "daemon"),
-            ];
-            let mut given = exclusive.iter().filter(|(on, _)| *on).map(|(_, n)| n);
-            if let (Some(first), Some(second)) = (given.next(), given.next()) {
-                return Err(usage(format!(
-                    "The option '{second}' conflicts with the '{first}' option in the 'list' command"
-                )));
-            }
             let numbers = self.stats || self.rate || self.thresholds;
             if ((self.connection || self.timeout || self.daemon) && numbers)
                 || ((self.timeout || self.daemon) && self.persistent_conn)
@@ -462,7 +551,7 @@ impl Cli {
             return one(Command::AddService(self.spec()?));
         }
         if self.edit_service {
-            return one(Command::EditService(self.spec()?));
+            return one(Command::EditServiceSettings(self.spec()?));
         }
         if self.delete_service {
             return one(Command::DeleteService(self.need_key()?));

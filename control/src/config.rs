@@ -126,8 +126,10 @@
 //!
 //! Services and real servers:
 //! - `port` 1..=65535. Port 0 ("all ports") works only for persistent
-//!   services in IPVS (ipvsadm: "Zero port specified for non-persistent
-//!   service"), and persistence is not implemented yet.
+//!   services, as in IPVS (ipvsadm: "Zero port specified for
+//!   non-persistent service").
+//! - `persistence.timeout` defaults to 360 s, what ipvsadm's `-p` gives
+//!   (libipvs's IPVS_SVC_PERSISTENT_TIMEOUT) and keepalived too.
 //! - `(vip, port, protocol)` is unique, and so is a service's optional
 //!   `name` (1 to 64 characters of `[A-Za-z0-9_-]`).
 //! - `scheduler`: an IPVS scheduler by its ipvsadm `-s` name: `rr wrr lc
@@ -197,6 +199,10 @@ pub const MAX_YAML_EVENTS: usize = 2 * MAX_YAML_NODES + 16;
 /// bounds the work an alias bomb ("billion laughs") costs before it is
 /// refused.
 pub const MAX_ALIAS_REPLAYED_EVENTS: usize = 1_000_000;
+/// A persistence timeout given without a value, seconds: libipvs.h's
+/// IPVS_SVC_PERSISTENT_TIMEOUT (6 * 60), what `ipvsadm -p` gives
+/// (ipvsadm(8) says 300; the code says 360).
+pub const DEFAULT_PERSISTENCE_S: u32 = 360;
 /// Default `workers.burst`.
 pub const DEFAULT_BURST: u16 = 32;
 /// Where the metrics endpoint listens unless `metrics_listen` says

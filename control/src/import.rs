@@ -382,7 +382,7 @@ fn finish(
     if plan.services.is_empty() {
         warnings.warn(
             &file_pos,
-            "no virtual service is carried over: the config has none",
+            "no virtual service is carried over (the warnings above say why for each one left out)",
         );
     }
     let where_base = base.map(|(_, n)| n);

@@ -11,8 +11,10 @@
 //! on its next tick, at most 10 ms later. So a scrape costs the control
 //! side only, and no worker ever sees it.
 //!
-//! Bounds: at most [`MAX_CLIENTS`] connections at once (more are closed at
-//! accept), a request's headers must arrive within [`HEADER_TIMEOUT`], a
+//! Bounds: at most [`MAX_CLIENTS`] connections are served at once (more
+//! wait in the listen backlog until one ends, so clients that connect and
+//! send nothing delay a scrape by at most [`HEADER_TIMEOUT`], never shut
+//! it out), a request's headers must arrive within [`HEADER_TIMEOUT`], a
 //! connection lives at most [`CONNECTION_TIMEOUT`], and a scrape the
 //! control thread does not answer within [`SCRAPE_TIMEOUT`] gets 503.
 //!
@@ -53,8 +55,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
-/// Connections served at once; more are closed as soon as accepted.
-pub const MAX_CLIENTS: usize = 16;
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CLIENTS: usize = 64;
 /// How long a client may take to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection (keep-alive included) may last.
@@ -150,6 +152,15 @@ async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
+        // A free slot first: while every slot is taken, new connections
+        // wait in the kernel's backlog rather than being turned away.
+        let slot = tokio::select! {
+            _ = &mut stopped => return,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
         let stream = tokio::select! {
             _ = &mut stopped => return,
             accepted = listener.accept() => match accepted {
@@ -161,10 +172,6 @@ async fn serve(
                     continue;
                 }
             },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
         };
         let to_control = to_control.clone();
         tokio::spawn(async move {
@@ -190,7 +197,7 @@ async fn answer(
         r
     };
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
             let (reply, text) = oneshot::channel();
             if to_control.try_send(Scrape(reply)).is_err() {
                 return Ok(plain(
@@ -213,8 +220,15 @@ async fn answer(
                 ),
             }
         }
-        (_, "/metrics") => plain(StatusCode::METHOD_NOT_ALLOWED, "l4vs: GET only\n"),
-        (&Method::GET, "/") => plain(StatusCode::OK, "l4vs metrics: /metrics\n"),
+        (&Method::GET | &Method::HEAD, "/") => plain(StatusCode::OK, "l4vs metrics: /metrics\n"),
+        (_, "/metrics" | "/") => {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "l4vs: GET or HEAD only\n");
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
+            r
+        }
         _ => plain(
             StatusCode::NOT_FOUND,
             "l4vs: not found; metrics are at /metrics\n",

@@ -139,8 +139,14 @@ pub struct RealSpec {
 pub enum Command {
     /// `-A`: a new virtual service, without real servers.
     AddService(ServiceSpec),
-    /// `-E`: new settings for an existing service; its reals stay.
+    /// New settings for an existing service, every one of them (a reload);
+    /// its reals stay.
     EditService(ServiceSpec),
+    /// `-E` as ipvsadm gives it: the scheduler and its flags, persistence
+    /// and one-packet scheduling change; what ipvsadm cannot say, the
+    /// service's name and its own timeouts, stays as it is. Its reals
+    /// stay.
+    EditServiceSettings(ServiceSpec),
     /// `-D`: remove a service and its reals.
     DeleteService(ServiceKey),
     /// `-a`: a new real server of a service.
@@ -783,6 +789,15 @@ impl ServiceTable {
         match cmd {
             Command::AddService(spec) => self.add_service(spec),
             Command::EditService(spec) => self.edit_service(spec),
+            Command::EditServiceSettings(spec) => {
+                let kept = &self.entry(&spec.key)?.spec;
+                let spec = ServiceSpec {
+                    name: kept.name.clone(),
+                    timeouts: kept.timeouts,
+                    ..spec
+                };
+                self.edit_service(spec)
+            }
             Command::DeleteService(key) => self.delete_service(&key),
             Command::AddReal(key, r) => self.add_real(&key, r),
             Command::EditReal(key, r) => self.edit_real(&key, r),

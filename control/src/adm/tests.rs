@@ -145,9 +145,25 @@ fn bad_command_lines_are_refused() {
     );
     assert_eq!(
         err(&["-a", "-t", "198.18.0.100:80"]),
-        "You need to supply the 'real-server' option for this command"
+        "You need to supply the 'real-server' option for the 'add-server' command"
     );
-    assert_eq!(err(&["-D"]), "You must specify the service (-t, -u or -f)");
+    assert_eq!(
+        err(&["-D"]),
+        "You need to supply the 'service-address' option for the 'delete-service' command"
+    );
+    // ipvsadm's option table: what a command does not take is refused.
+    assert_eq!(
+        err(&["-A", "-t", "198.18.0.100:80", "-r", "198.18.2.11:80"]),
+        "Illegal 'real-server' option with the 'add-service' command"
+    );
+    assert_eq!(
+        err(&["-D", "-t", "198.18.0.100:80", "-s", "rr"]),
+        "Illegal 'scheduler' option with the 'delete-service' command"
+    );
+    assert_eq!(
+        err(&["-S", "-t", "198.18.0.100:80"]),
+        "Illegal 'service-address' option with the 'save' command"
+    );
     assert!(
         err(&["-A", "-t", "198.18.0.100:80", "-s", "xyz"]).starts_with("Scheduler not found: xyz")
     );
@@ -287,7 +303,7 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
         parse_restore("-A -t 198.18.0.100:80\n-a -t 1.2.3.4:80\n"),
         Err((
             2,
-            "You need to supply the 'real-server' option for this command".into()
+            "You need to supply the 'real-server' option for the 'add-server' command".into()
         ))
     );
     assert!(parse_restore("-L -n\n").is_err(), "only operations restore");
@@ -686,4 +702,34 @@ fn persistent_conn_counts_templates_per_real() {
             format!("{r0}:80")
         )
     );
+}
+
+/// `-E` changes what ipvsadm can say and keeps the service's name and
+/// its own timeouts, which ipvsadm cannot; a reload's full edit replaces
+/// them all.
+#[test]
+fn an_ipvsadm_edit_keeps_the_name_and_the_timeouts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let cfg = crate::config::load(&dir.join("example-full.yaml")).unwrap();
+    let mut table = crate::table::ServiceTable::from_config(&cfg).unwrap();
+    let before = table.report();
+    let www = before.iter().find(|s| s.name == "www").unwrap();
+    let key = match www.key {
+        ServiceKey::Addr { vip, port, .. } => format!("{vip}:{port}"),
+        ServiceKey::Fwmark(_) => unreachable!(),
+    };
+    let timeouts_before = table.to_config(&cfg).services[0].timeouts;
+    let Action::Apply(cmds) = cli(&["-E", "-t", &key, "-s", "rr"]).action().unwrap() else {
+        panic!("not an edit")
+    };
+    for c in cmds {
+        table.apply(c).unwrap();
+    }
+    let after = table.report();
+    let www = after.iter().find(|s| s.key == www.key).unwrap();
+    assert_eq!(
+        (www.name.as_str(), www.scheduler),
+        ("www", SchedulerKind::Rr)
+    );
+    assert_eq!(table.to_config(&cfg).services[0].timeouts, timeouts_before);
 }

@@ -429,7 +429,7 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
                     &s.referenced,
                     "metrics_listen",
                     format!(
-                        "{} is not an address and port to serve metrics on (such as 127.0.0.1:9816 or [::1]:9816), nor off",
+                        "{} is not an address and port to serve metrics on (such as 127.0.0.1:9816, or \"[::1]:9816\" in quotes), nor off",
                         echo(&s.value)
                     ),
                 ))
@@ -1086,7 +1086,7 @@ fn persistence(c: &Checker<'_>, key: &str, p: &RawPersistence) -> Result<Persist
         &format!("{key}.timeout"),
         1,
         i64::from(MAX_TIMEOUT_S),
-        300,
+        super::DEFAULT_PERSISTENCE_S,
     )?;
     let netmask = match &p.netmask {
         None => 32,

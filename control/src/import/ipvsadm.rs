@@ -80,7 +80,9 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
                 Command::SetTimeouts { tcp, tcp_fin, udp } => {
                     plan.timeouts.push((pos.clone(), [*tcp, *tcp_fin, *udp]));
                 }
-                Command::AddService(spec) | Command::EditService(spec) => {
+                Command::AddService(spec)
+                | Command::EditService(spec)
+                | Command::EditServiceSettings(spec) => {
                     service_pos.insert(spec.key, pos.clone());
                 }
                 Command::AddReal(key, r) | Command::EditReal(key, r) => {

@@ -131,7 +131,7 @@ fn conditional_lines_are_refused_where_they_are_carried_over() {
     assert_eq!(
         warnings(&i),
         [
-            "k.conf: no virtual service is carried over: the config has none",
+            "k.conf: no virtual service is carried over (the warnings above say why for each one left out)",
             "k.conf:2: router_id is not carried over (global_defs)"
         ]
     );

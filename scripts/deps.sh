@@ -7,8 +7,9 @@ set -euo pipefail
 # Debian packages: DPDK (with its PMDs: af_packet, af_xdp, ring, memif ...),
 # what bindgen and the C shim need, the lab's network tools, systemd for
 # systemd-analyze (a test checks dist/systemd/l4vs.service with it), curl
-# and promtool (Debian's prometheus package) for the metrics tests.
-L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd curl prometheus)
+# and promtool (Debian's prometheus package) for the metrics tests, ping
+# for the exception path's.
+L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd curl prometheus iputils-ping)
 
 l4vs_as_root() {
     if [ "$(id -u)" -ne 0 ]; then

@@ -84,6 +84,9 @@ pub fn l4vs_config(
     let _ = writeln!(c, "ports:\n  - name: bench\n    device: \"{server_spec}\"");
     let _ = writeln!(c, "admin_socket: /run/l4vs/admin-{file_prefix}.sock");
     let _ = writeln!(c, "metrics_listen: off");
+    // The benchmark runs in the host's namespace: no kernel interfaces
+    // with lab addresses there.
+    let _ = writeln!(c, "exception_path: false");
     let _ = writeln!(
         c,
         "addresses:\n  - {{ port: bench, address: 198.18.1.1/24 }}"

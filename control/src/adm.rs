@@ -973,6 +973,17 @@ pub fn format_save(services: &[ServiceReport]) -> String {
     out
 }
 
+/// The words of one `ipvsadm-save` line as `-R` reads it (every word
+/// `ipvsadm` dropped); `None` for a blank line or a `#` comment, which
+/// the ipvsadm-restore script skips.
+pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
+    let words: Vec<&str> = line
+        .split([' ', '\t', '\r'])
+        .filter(|w| !w.is_empty() && *w != "ipvsadm")
+        .collect();
+    (!words.is_empty() && !words[0].starts_with('#')).then_some(words)
+}
+
 /// `-R`: ipvsadm commands, one a line, as `-S` prints them: a word
 /// `ipvsadm` anywhere is dropped and blank lines are skipped; lines that
 /// start with `#` are comments, as the ipvsadm-restore script treats
@@ -984,13 +995,9 @@ pub fn format_save(services: &[ServiceReport]) -> String {
 pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
     let mut commands = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let words: Vec<&str> = line
-            .split([' ', '\t', '\r'])
-            .filter(|w| !w.is_empty() && *w != "ipvsadm")
-            .collect();
-        if words.is_empty() || words[0].starts_with('#') {
+        let Some(words) = restore_words(line) else {
             continue;
-        }
+        };
         let cli = Cli::try_parse_from(std::iter::once("l4vsadm").chain(words.iter().copied()))
             .map_err(|e| (n + 1, e.kind().to_string()))?;
         match cli.action().map_err(|e| (n + 1, e.0))? {

@@ -66,6 +66,7 @@
 //! icmp_ratelimit_ms: 1000   # default 1000: per destination, after a burst of 6; 0 = none
 //! admin_socket: /run/l4vs/admin.sock  # default /run/l4vs/admin-netns<ID>.sock (restart-only)
 //! metrics_listen: 127.0.0.1:9816  # default: Prometheus metrics at /metrics; off = none (restart-only)
+//! exception_path: true      # default true: a kernel interface per port, l4vs-<port name> (restart-only)
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -298,6 +299,12 @@ pub struct Config {
     /// (`None`: `metrics_listen: off`, no endpoint). Default
     /// [`DEFAULT_METRICS_LISTEN`], loopback only. Restart-only.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The exception path: each port gets a kernel interface (a DPDK
+    /// `net_tap` port, [`kernel_interface_name`]) with the port's MAC and
+    /// the director's addresses on it, so that traffic to those addresses
+    /// that the dataplane does not take itself reaches the kernel, and
+    /// what the kernel sends leaves by the port. Restart-only.
+    pub exception_path: bool,
     /// Classifier rules, in order: the first match gives a packet its mark.
     pub firewall_marks: Vec<FirewallMark>,
 }
@@ -508,8 +515,32 @@ impl Config {
             );
             argv.push(port.device.spec());
         }
+        if self.exception_path {
+            for (i, port) in self.ports.iter().enumerate() {
+                argv.push("--vdev".to_owned());
+                argv.push(format!(
+                    "{},iface={}",
+                    kernel_tap_device(i),
+                    kernel_interface_name(&port.name)
+                ));
+            }
+        }
         argv
     }
+}
+
+/// The kernel interface of port `name` on the exception path:
+/// `l4vs-NAME`, cut to 15 bytes (IFNAMSIZ - 1). Port names are ASCII.
+pub fn kernel_interface_name(name: &str) -> String {
+    let mut n = format!("l4vs-{name}");
+    n.truncate(15);
+    n
+}
+
+/// The DPDK device name of the `net_tap` port that gives port `index` its
+/// kernel interface.
+pub fn kernel_tap_device(index: usize) -> String {
+    format!("net_tap_l4vs{index}")
 }
 
 /// The first setting that differs between `running` and `new` and that only
@@ -538,6 +569,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         icmp,
         admin_socket,
         metrics_listen,
+        exception_path,
         firewall_marks: _,
     } = running;
     let Eal { args, main_core } = eal;
@@ -559,6 +591,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         ("icmp_msgs_burst", icmp.msgs_burst != new.icmp.msgs_burst),
         ("admin_socket", *admin_socket != new.admin_socket),
         ("metrics_listen", *metrics_listen != new.metrics_listen),
+        ("exception_path", *exception_path != new.exception_path),
         (
             "icmp_ratelimit_ms",
             icmp.ratelimit_ms != new.icmp.ratelimit_ms,

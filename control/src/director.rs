@@ -14,6 +14,7 @@
 
 use crate::admin::{AdminServer, ConnEntry, Request, Response, Ticket};
 use crate::config::{self, Config};
+use crate::exception::KernelPort;
 use crate::metrics::{self, MetricsEndpoint};
 use crate::plan;
 use crate::port_io::DpdkIo;
@@ -44,8 +45,9 @@ const REDIRECT_RING_SIZE: u32 = 2048;
 const PUNT_RING_SIZE: u32 = 1024;
 /// Slots of each port's inject ring (control thread to worker 0).
 const INJECT_RING_SIZE: u32 = 512;
-/// How often the control thread wakes up.
-const CONTROL_TICK: Duration = Duration::from_millis(10);
+/// How often the control thread wakes up: also the most the exception
+/// path adds to a packet's way to or from the kernel.
+const CONTROL_TICK: Duration = Duration::from_millis(2);
 /// How long the workers have to list their connections (`l4vsadm -c`)
 /// before the listing is answered with an error.
 const LISTING_TIMEOUT: Duration = Duration::from_secs(20);
@@ -87,6 +89,13 @@ struct ControlCounts {
     /// Connection events read from the workers: created, state changed,
     /// ended.
     events: [u64; 3],
+    /// Punted packets handed to the kernel (exception path).
+    to_kernel: u64,
+    /// Frames the kernel sent, passed to the ports' inject rings.
+    from_kernel: u64,
+    /// Exception-path frames lost: the tap or an inject ring was full, or
+    /// the port has no kernel interface (`exception_path: false`).
+    kernel_dropped: u64,
 }
 
 /// The control thread's side of the ports and the workers.
@@ -100,6 +109,12 @@ struct ControlSide {
     workers: Vec<ControlEnd>,
     counts: ControlCounts,
     listing: Option<Listing>,
+    /// Each port's kernel interface, by config index (empty without the
+    /// exception path).
+    kernel: Vec<KernelPort>,
+    /// Each config port's DPDK port id, to tell which port a punted
+    /// packet came in on.
+    port_ids: Vec<u16>,
 }
 
 impl ControlSide {
@@ -131,8 +146,21 @@ impl ControlSide {
                     break;
                 }
                 self.counts.punted += n as u64;
-                // No exception path to the kernel yet: freed here.
-                burst[..n].iter_mut().for_each(|m| drop(m.take()));
+                for m in burst[..n].iter_mut() {
+                    let Some(mbuf) = m.take() else { continue };
+                    let kernel = self
+                        .port_ids
+                        .iter()
+                        .position(|id| *id == mbuf.port())
+                        .and_then(|i| self.kernel.get_mut(i));
+                    let mut one = [Some(mbuf)];
+                    // What the kernel does not take is freed as `one` goes.
+                    if kernel.is_some_and(|k| k.to_kernel(&mut one) == 1) {
+                        self.counts.to_kernel += 1;
+                    } else {
+                        self.counts.kernel_dropped += 1;
+                    }
+                }
             }
         }
         let counts = &mut self.counts.events;
@@ -153,6 +181,27 @@ impl ControlSide {
                     }
                 }
             });
+        }
+    }
+
+    /// Passes what the kernel sent on each port's interface to that port's
+    /// inject ring (worker 0 transmits it).
+    fn relay_from_kernel(&mut self) {
+        let mut burst: [Option<Mbuf>; 32] = [const { None }; 32];
+        for (i, k) in self.kernel.iter_mut().enumerate() {
+            loop {
+                let n = k.from_kernel(&mut burst);
+                if n == 0 {
+                    break;
+                }
+                let sent = match self.inject.get_mut(i) {
+                    Some(ring) => ring.enqueue_burst(&mut burst[..n]),
+                    None => 0,
+                };
+                self.counts.from_kernel += sent as u64;
+                self.counts.kernel_dropped += (n - sent) as u64;
+                burst[..n].iter_mut().for_each(|m| drop(m.take()));
+            }
         }
     }
 
@@ -322,6 +371,38 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             mtu,
         });
     }
+    let mut kernel = Vec::new();
+    if cfg.exception_path {
+        for (i, (p, info)) in cfg.ports.iter().zip(&port_infos).enumerate() {
+            let iface = config::kernel_interface_name(&p.name);
+            let addresses: Vec<(std::net::Ipv4Addr, u8)> = cfg
+                .addresses
+                .iter()
+                .filter(|a| a.port == i)
+                .map(|a| (a.address, a.prefix_len))
+                .collect();
+            kernel.push(KernelPort::open(
+                i,
+                &iface,
+                info.mac.0,
+                info.mtu,
+                &addresses,
+                crate::startup::iface_arg(&p.device),
+                &pool,
+            )?);
+            let listed: Vec<String> = addresses.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+            info!(
+                target: "l4vs",
+                "port {}: kernel interface {iface} ({})",
+                p.name,
+                if listed.is_empty() {
+                    "no address".to_owned()
+                } else {
+                    listed.join(", ")
+                }
+            );
+        }
+    }
     let mut table = table_of(cfg, path)?;
     table.set_workers(usize::from(nworkers));
     let snapshot = Arc::new(ArcSwap::from_pointee(
@@ -372,6 +453,8 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         workers: Vec::new(),
         counts: ControlCounts::default(),
         listing: None,
+        kernel,
+        port_ids: ports.iter().map(Port::id).collect(),
     };
     let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
     let mut handles = Vec::new();
@@ -465,6 +548,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             stop.store(true, Ordering::Relaxed);
         }
         control.drain();
+        control.relay_from_kernel();
         retired.retain(|s| Arc::strong_count(s) > 1);
         let now = started.elapsed();
         if now >= next_housekeeping {
@@ -555,6 +639,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                         injected: c.injected,
                         inject_dropped: c.inject_dropped,
                         punted: c.punted,
+                        to_kernel: c.to_kernel,
+                        from_kernel: c.from_kernel,
+                        kernel_dropped: c.kernel_dropped,
                         events: c.events,
                     },
                     tsc_hz: l4vs_dpdk::tsc_hz(),
@@ -620,6 +707,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         &neighbors,
         &mut table,
     );
+    for k in control.kernel.drain(..) {
+        k.close();
+    }
     drop(control);
     for p in &ports {
         let _ = p.stop();
@@ -834,8 +924,8 @@ fn print_workers(
     println!("l4vs: counters of the control thread, the workers and the ports");
     let [created, changed, ended] = control.events;
     println!(
-        "  control: arp_requests={} inject_dropped={} punted={} conn_events_created={created} conn_events_state={changed} conn_events_ended={ended}",
-        control.injected, control.inject_dropped, control.punted
+        "  control: arp_requests={} inject_dropped={} punted={} to_kernel={} from_kernel={} kernel_dropped={} conn_events_created={created} conn_events_state={changed} conn_events_ended={ended}",
+        control.injected, control.inject_dropped, control.punted, control.to_kernel, control.from_kernel, control.kernel_dropped
     );
     for (i, c) in workers.iter().enumerate() {
         let named: Vec<String> = c

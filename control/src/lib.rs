@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod director;
 pub mod estimator;
+pub mod exception;
 pub mod import;
 pub mod logging;
 pub mod mbuf_packet;

@@ -255,6 +255,12 @@ pub struct ControlView {
     pub inject_dropped: u64,
     /// Packets the workers punted to it.
     pub punted: u64,
+    /// Punted packets handed to the kernel (exception path).
+    pub to_kernel: u64,
+    /// Frames from the kernel passed on to the ports.
+    pub from_kernel: u64,
+    /// Exception-path frames lost.
+    pub kernel_dropped: u64,
     /// Connection events read: created, state changed, ended.
     pub events: [u64; 3],
 }
@@ -290,7 +296,7 @@ const WORKER_COUNTER_HELP: &[(&str, &str)] = &[
     ("to_control", "Packets handed to the control thread"),
     (
         "consumed",
-        "Packets consumed by the worker (ARP replies learned)",
+        "Packets consumed by the worker (gratuitous ARP learned)",
     ),
     (
         "redirected",
@@ -590,12 +596,15 @@ pub fn render(v: &View<'_>) -> String {
         nombuf.get_or_create(&l).inc_by(s.rx_nombuf);
     }
     // The control thread.
-    let control = counter(&mut r, "control_frames", "Frames the control thread sent (injected), could not send (inject_dropped), and packets punted to it (punted)", None);
+    let control = counter(&mut r, "control_frames", "Frames the control thread sent (injected), could not send (inject_dropped), packets punted to it (punted), and the exception path's: to the kernel (to_kernel), from it (from_kernel), lost (kernel_dropped)", None);
     let c = v.control;
     for (what, n) in [
         ("injected", c.injected),
         ("inject_dropped", c.inject_dropped),
         ("punted", c.punted),
+        ("to_kernel", c.to_kernel),
+        ("from_kernel", c.from_kernel),
+        ("kernel_dropped", c.kernel_dropped),
     ] {
         control
             .get_or_create(&vec![("what", what.to_owned())])

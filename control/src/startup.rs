@@ -73,6 +73,16 @@ pub enum StartupError {
         driver: &'static str,
         spec: String,
     },
+    /// The exception path's kernel interface of a port exists already.
+    #[error("port {port}: its kernel interface {iface} exists already (another l4vs in this namespace has it, or it is someone else's): stop that l4vs, remove the interface, rename ports[{index}], or set exception_path: false")]
+    KernelInterfaceExists {
+        port: String,
+        index: usize,
+        iface: String,
+    },
+    /// The exception path needs the TUN/TAP device.
+    #[error("exception_path needs /dev/net/tun (the tun module) for its kernel interfaces: load it (modprobe tun) or set exception_path: false")]
+    NoTun,
     /// The kernel interface a vdev opens does not exist.
     #[error("port {port}: interface {iface} does not exist (device {spec}): create it or fix ports[{index}].device")]
     NoInterface {
@@ -191,6 +201,9 @@ pub fn preflight_in(cfg: &Config, lock_dir: &Path) -> Result<PortLocks, StartupE
     }
     if let Some(caps) = status.and_then(cap_effective) {
         check_cap_net_raw(cfg, caps)?;
+    }
+    if cfg.exception_path && !Path::new("/dev/net/tun").exists() {
+        return Err(StartupError::NoTun);
     }
     let netns = fs::read_link("/proc/self/ns/net")
         .ok()
@@ -381,6 +394,18 @@ pub fn interfaces(net_dev: &str) -> Vec<&str> {
 /// the first port that fails.
 pub fn check_interfaces(cfg: &Config, present: &[&str]) -> Result<(), StartupError> {
     check_interfaces_named(cfg)?;
+    if cfg.exception_path {
+        for (index, port) in cfg.ports.iter().enumerate() {
+            let iface = crate::config::kernel_interface_name(&port.name);
+            if present.contains(&iface.as_str()) {
+                return Err(StartupError::KernelInterfaceExists {
+                    port: port.name.clone(),
+                    index,
+                    iface,
+                });
+            }
+        }
+    }
     for (index, port) in cfg.ports.iter().enumerate() {
         if !kernel_vdev(&port.device).is_some_and(|v| v.opens_existing) {
             continue;

@@ -349,7 +349,7 @@ fn ring_config(device: &str, extra_args: &[&str]) -> String {
     args.extend_from_slice(extra_args);
     let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
     format!(
-        "eal:\n  args: [{}]\n  main_core: {core}\nworkers:\n  cores: [{core}]\n  idle_sleep_us: 1000\n  connections: 1024\nports:\n  - name: ring\n    device: {device}\n    rx_desc: 64\n    tx_desc: 64\nmbufs: 1023\nadmin_socket: /run/l4vs/admin-test-{device}.sock\nmetrics_listen: off\n",
+        "eal:\n  args: [{}]\n  main_core: {core}\nworkers:\n  cores: [{core}]\n  idle_sleep_us: 1000\n  connections: 1024\nports:\n  - name: ring\n    device: {device}\n    rx_desc: 64\n    tx_desc: 64\nmbufs: 1023\nadmin_socket: /run/l4vs/admin-test-{device}.sock\nmetrics_listen: off\nexception_path: false\n",
         args.join(", ")
     )
 }

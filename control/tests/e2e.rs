@@ -1042,3 +1042,66 @@ fn metrics_count_the_traffic_and_pass_promtool() {
     assert!(sample(&text, "l4vs_tsc_hertz") > 0);
     director.stop();
 }
+
+/// The exception path: the director's addresses belong to its namespace's
+/// kernel too, through `l4vs-lan`. A server listening there on the
+/// director's client-side address is reached from the client over TCP,
+/// ping answers, and the kernel's own connections (what a health check
+/// makes) leave by the DPDK port and reach a real server, its ARP
+/// resolved through the port.
+#[test]
+fn the_exception_path_gives_the_kernel_the_directors_addresses() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let director = Director::start(&lab, "lab-nat.yaml");
+    let own = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 18, 1, 1), 8080);
+    let mut serve = lab.command(DIRECTOR, lab_bin());
+    serve
+        .args(["serve", "--name", "director", "--http"])
+        .arg(own.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut server = lab
+        .spawn_in(DIRECTOR, &mut serve)
+        .expect("a server in the director's namespace");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reached = loop {
+        let d = lab.http_load(own, 5).unwrap();
+        if d.count("director") == 5 || Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (reached.count("director"), reached.failed),
+        (5, 0),
+        "{reached:?}"
+    );
+    let ping = netns::output(
+        lab.command(l4vs_lab::CLIENT, "ping")
+            .args(["-c", "3", "-i", "0.2", "-W", "2"])
+            .arg(own.ip().to_string()),
+    )
+    .unwrap();
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    // From the director's namespace to rs1 directly, as a health check
+    // goes: out of the kernel, through the tap, out of the DPDK port.
+    let mut get = lab.command(DIRECTOR, lab_bin());
+    get.args(["http-load", "--target", "198.18.2.11:80", "--count", "3"]);
+    let out = netns::output(&mut get).unwrap();
+    let d = Distribution::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!((d.count("rs1"), d.failed), (3, 0), "{d:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+    let log = director.stop();
+    assert!(counter(&log, "to_kernel") >= 20, "{log}");
+    assert!(counter(&log, "from_kernel") >= 20, "{log}");
+    assert!(
+        log.contains("kernel interface l4vs-lan (198.18.1.1/24, 198.18.2.1/24)"),
+        "{log}"
+    );
+}

@@ -45,7 +45,7 @@ fn main() {
         .allowlist_function(
             "rte_eth_(dev_(configure|start|stop|close|info_get|socket_id|count_avail\
              |get_port_by_name|get_name_by_port|is_valid_port|adjust_nb_rx_tx_desc\
-             |get_mtu|set_mtu)\
+             |get_mtu|set_mtu|default_mac_addr_set)\
              |macaddr_get|stats_get|stats_reset|promiscuous_(enable|disable)\
              |(rx|tx)_queue_setup|find_next_owned_by)",
         )

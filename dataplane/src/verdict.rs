@@ -21,7 +21,8 @@ pub enum Verdict {
     Drop(DropReason),
     /// Hand the packet to the control thread's slow path.
     ToControl,
-    /// The worker used the packet (an ARP reply it learned from); free it.
+    /// The worker used the packet (a gratuitous ARP it learned from); free
+    /// it.
     Consumed,
     /// Another worker owns the packet's connection: hand it over.
     Redirect {
@@ -153,7 +154,7 @@ pub struct Counters {
     pub tx_dropped: Counter,
     /// Packets handed to the control thread.
     pub to_control: Counter,
-    /// Packets consumed by the worker itself (ARP replies learned).
+    /// Packets consumed by the worker itself (gratuitous ARP learned).
     pub consumed: Counter,
     /// Packets handed to the worker that owns their connection.
     pub redirected: Counter,

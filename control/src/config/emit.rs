@@ -32,6 +32,7 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     admin_socket: Option<String>,
     metrics_listen: String,
+    exception_path: bool,
     firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
 }
@@ -221,6 +222,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
         metrics_listen: cfg
             .metrics_listen
             .map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        exception_path: cfg.exception_path,
         firewall_marks: cfg
             .firewall_marks
             .iter()

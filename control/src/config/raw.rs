@@ -46,6 +46,8 @@ pub(super) struct RawConfig {
     pub admin_socket: Option<S<String>>,
     #[serde(default)]
     pub metrics_listen: Option<S<String>>,
+    #[serde(default)]
+    pub exception_path: Option<S<bool>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

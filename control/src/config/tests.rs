@@ -225,6 +225,9 @@ fn eal_argv_adds_cores_and_devices() {
         "--log-level=*:error",
         "--vdev",
         "net_af_packet0,iface=eth0",
+        // The exception path's kernel interface of port `lan`.
+        "--vdev",
+        "net_tap_l4vs0,iface=l4vs-lan",
     ];
     assert_eq!(argv, expected);
     let full = load(&configs_dir().join("example-full.yaml")).unwrap();
@@ -234,9 +237,48 @@ fn eal_argv_adds_cores_and_devices() {
         "workers are registered threads, not EAL lcores"
     );
     assert_eq!(
-        &argv[argv.len() - 4..],
+        &argv[argv.len() - 8..],
+        [
+            "-a",
+            "0000:03:00.0",
+            "-a",
+            "0000:03:00.1",
+            "--vdev",
+            "net_tap_l4vs0,iface=l4vs-outside",
+            "--vdev",
+            "net_tap_l4vs1,iface=l4vs-inside"
+        ]
+    );
+    let mut off = full.clone();
+    off.exception_path = false;
+    assert_eq!(
+        &off.eal_argv("l4vs")[argv.len() - 8..],
         ["-a", "0000:03:00.0", "-a", "0000:03:00.1"]
     );
+}
+
+/// Port names whose kernel interfaces would be cut to the same 15
+/// characters are refused, naming the key; without the exception path
+/// they are fine.
+#[test]
+fn kernel_interface_names_must_differ() {
+    let text = std::fs::read_to_string(configs_dir().join("lab-nat.yaml"))
+        .unwrap()
+        .replace("- name: lan", "- name: outside-left")
+        .replace("port: lan", "port: outside-left");
+    let two = text.replace(
+        "ports:\n",
+        "ports:\n  - name: outside-lefty\n    device: net_ring0\n    rx_desc: 32\n    tx_desc: 32\n",
+    );
+    let e = crate::config::parse(&two, "two.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ports[1].name") && e.contains("l4vs-outside-le"),
+        "{e}"
+    );
+    let off = format!("{two}exception_path: false\n");
+    assert!(crate::config::parse(&off, "off.yaml").is_ok());
 }
 
 #[test]

@@ -436,6 +436,24 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
             }
         },
     };
+    let exception_path = raw.exception_path.as_ref().is_none_or(|b| b.value);
+    if exception_path {
+        for (i, p) in ports.iter().enumerate() {
+            let name = super::kernel_interface_name(&p.name);
+            if let Some(j) = ports[..i]
+                .iter()
+                .position(|q| super::kernel_interface_name(&q.name) == name)
+            {
+                return Err(c.err(
+                    &raw.ports.value[i].value.name.referenced,
+                    format!("ports[{i}].name"),
+                    format!(
+                        "its kernel interface would be {name}, as ports[{j}]'s is (interface names are cut to 15 characters): make the names differ in their first 10 characters, or set exception_path: false"
+                    ),
+                ));
+            }
+        }
+    }
     let defaults = IcmpLimits::default();
     let max = i64::from(i32::MAX);
     let icmp = IcmpLimits {
@@ -532,6 +550,7 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         icmp,
         admin_socket,
         metrics_listen,
+        exception_path,
         firewall_marks,
     })
 }

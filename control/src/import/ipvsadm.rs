@@ -39,13 +39,9 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
     let mut plan = Plan::default();
     for (n, line) in text.lines().enumerate() {
         let pos = Pos::new(file, u32::try_from(n + 1).unwrap_or(u32::MAX));
-        let words: Vec<&str> = line
-            .split([' ', '\t', '\r'])
-            .filter(|w| !w.is_empty() && *w != "ipvsadm")
-            .collect();
-        if words.is_empty() || words[0].starts_with('#') {
+        let Some(words) = crate::adm::restore_words(line) else {
             continue;
-        }
+        };
         if words
             .iter()
             .any(|w| w.starts_with('[') || matches!(*w, "-6" | "--ipv6"))

@@ -478,3 +478,19 @@ fn eal_options_with_and_without_values() {
     // `--no-hugepages` is not `--no-huge`.
     assert!(!has_eal_option(&args(&["--no-hugepages"]), "--no-huge"));
 }
+
+/// The exception path's interface of a port must not exist yet: another
+/// l4vs has it, or someone else does.
+#[test]
+fn an_existing_kernel_interface_is_refused_with_its_port() {
+    let present = ["lo", "eth0", "l4vs-lan"];
+    let e = check_interfaces(&af_packet("eth0"), &present).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("port lan: its kernel interface l4vs-lan exists already"),
+        "{e}"
+    );
+    let mut off = af_packet("eth0");
+    off.exception_path = false;
+    check_interfaces(&off, &present).unwrap();
+}

@@ -351,6 +351,26 @@ impl Port {
         })
     }
 
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`;
+    /// for a `net_tap` port, also the kernel interface's).
+    ///
+    /// # Errors
+    /// `ENOTSUP` when the driver cannot change it, `EINVAL` for a
+    /// multicast or zero address, `ENODEV` for a port that no longer
+    /// exists.
+    pub fn set_mac_addr(&self, mac: [u8; 6]) -> Result<()> {
+        let context = format!("port {} MAC address", self.id);
+        with_eal(&context, |_| {
+            let mut addr = sys::rte_ether_addr { addr_bytes: mac };
+            // SAFETY: live EAL; addr is a valid rte_ether_addr that DPDK
+            // only reads during the call.
+            Error::check(&context, unsafe {
+                sys::rte_eth_dev_default_mac_addr_set(self.id, &mut addr)
+            })
+            .map(|_| ())
+        })
+    }
+
     /// The port's IP MTU in bytes (`rte_eth_dev_get_mtu`).
     ///
     /// # Errors

@@ -100,7 +100,10 @@ impl Worker {
             }
             arp::Operation::Reply if ours => {
                 self.neigh.learn(spa, sha, in_port);
-                Verdict::Consumed
+                // The kernel's interface on this port (the exception path)
+                // has the director's addresses too: it learns the reply as
+                // well, to the requests it sent itself.
+                Verdict::ToControl
             }
             arp::Operation::Request | arp::Operation::Reply => {
                 // Gratuitous ARP refreshes a neighbour we already know.

@@ -75,6 +75,14 @@
 //!     ops: false            # default false: one-packet scheduling (udp; no nat reals)
 //!     scheduler: rr         # required: rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos
 //!     sched_flags: []       # default []: sh-port sh-fallback (sh), mh-port mh-fallback (mh)
+//!     inhibit_on_failure: false  # default false: a failed real leaves the service (true: weight 0)
+//!     check:                # optional: keepalived's checkers, for every real of the service
+//!       type: http          # required: tcp | http | misc (no tcp/http on a UDP service)
+//!       connect_port: 8080  # default: the real's port (tcp, http)
+//!       path: /             # http; status_code: [200]; virtualhost; contains
+//!       misc_path: "cmd"    # misc, required; misc_timeout (default delay_loop); misc_dynamic
+//!       delay_loop: 60      # seconds; connect_timeout 5, retry 1, delay_before_retry 1,
+//!                           # alpha false, warmup 0 (fractions allowed)
 //!     mh_table_size: 65537  # mh only, default 65537: a prime in 251..=131071
 //!     forward: nat          # required: nat | tunnel | dr (ipvsadm -m | -i | -g)
 //!     reals:                # default []
@@ -457,7 +465,85 @@ pub struct Service {
     pub scheduler: SchedulerKind,
     /// The service's default method; each [`Real`] carries its effective one.
     pub forward: ForwardMethod,
+    /// keepalived's `inhibit_on_failure`: a real its check finds down
+    /// gets weight 0 (its connections go on) instead of leaving the
+    /// service (as a deleted real: its connections' packets are dropped,
+    /// as IPVS does).
+    pub inhibit_on_failure: bool,
+    /// The health check of every real of the service; `None`: not
+    /// checked, always up.
+    pub check: Option<Check>,
     pub reals: Vec<Real>,
+}
+
+/// A real server's health check ([`crate::health`]), with keepalived's
+/// semantics and key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What is checked.
+    pub kind: CheckKind,
+    /// The port checked (`connect_port`); `None`: the real's own.
+    pub connect_port: Option<u16>,
+    /// Between two checks of a real (`delay_loop`, default 60 s).
+    pub delay_loop: std::time::Duration,
+    /// A check that takes longer fails (`connect_timeout`, default 5 s;
+    /// for an HTTP check, the whole exchange).
+    pub connect_timeout: std::time::Duration,
+    /// Failed checks retried before the real is down (`retry`, default
+    /// 1): down after `retry + 1` failures in a row.
+    pub retry: u32,
+    /// Between a failed check and its retry (`delay_before_retry`,
+    /// default 1 s).
+    pub delay_before_retry: std::time::Duration,
+    /// Start as down until a check succeeds (`alpha`, default false).
+    pub alpha: bool,
+    /// The first check waits a random time up to this (`warmup`, default
+    /// 0), so that many reals are not checked at once.
+    pub warmup: std::time::Duration,
+}
+
+/// The kind of a [`Check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `tcp` (TCP_CHECK): a TCP connection is made and closed.
+    Tcp,
+    /// `http` (HTTP_GET): `GET path` over HTTP/1.1; up when the status is
+    /// one of `status_codes` and, with `contains`, the body (its first
+    /// MiB) has that text.
+    Http {
+        /// `path`, default `/`.
+        path: String,
+        /// `status_code`, default `[200]`.
+        status_codes: Vec<u16>,
+        /// `virtualhost`: the Host header; default the real's address.
+        virtualhost: Option<String>,
+        /// `contains`: text the body must have (keepalived checks an MD5
+        /// `digest` instead).
+        contains: Option<String>,
+    },
+    /// `misc` (MISC_CHECK): `sh -c misc_path`, with `L4VS_REAL_ADDRESS`
+    /// and `L4VS_REAL_PORT` in its environment; exit 0 up, 1 down; with
+    /// `misc_dynamic`, 2..=255 is up with weight status - 2. Killed after
+    /// `misc_timeout` (default: `delay_loop`), which is a failure.
+    Misc {
+        /// `misc_path`: the command line.
+        path: String,
+        /// `misc_timeout`.
+        timeout: std::time::Duration,
+        /// `misc_dynamic`.
+        dynamic: bool,
+    },
+}
+
+impl CheckKind {
+    /// The key's value: `tcp`, `http`, `misc`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Misc { .. } => "misc",
+        }
+    }
 }
 
 /// A real server of a service.

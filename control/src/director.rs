@@ -15,6 +15,7 @@
 use crate::admin::{AdminServer, ConnEntry, Request, Response, Ticket};
 use crate::config::{self, Config};
 use crate::exception::KernelPort;
+use crate::health::{self, Checker};
 use crate::metrics::{self, MetricsEndpoint};
 use crate::plan;
 use crate::port_io::DpdkIo;
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Empty polls before an idle worker starts sleeping.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 64;
@@ -542,6 +543,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     // Snapshots replaced by a reload, until every worker has let go.
     let mut retired: Vec<Arc<Snapshot>> = Vec::new();
     let mut running = cfg.clone();
+    let checker = Checker::start(health::Plan::of(cfg)).context("starting the health checks")?;
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
         if handles.iter().any(|h| h.is_finished()) {
@@ -568,6 +570,42 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         if now >= next_estimate {
             table.sample_rates();
             next_estimate = now + crate::estimator::INTERVAL;
+        }
+        for v in checker.verdicts() {
+            let t = &v.target;
+            let cmd = table::Command::SetHealth {
+                service: t.service,
+                addr: std::net::IpAddr::V4(*t.real.ip()),
+                port: t.real.port(),
+                up: v.up,
+                weight: v.weight,
+                inhibit: t.inhibit,
+            };
+            match publish_changes(
+                &mut table,
+                &running,
+                &port_infos,
+                &snapshot,
+                &mut retired,
+                |_| vec![cmd],
+            ) {
+                Ok(changes) => {
+                    for line in change_lines(&changes) {
+                        if v.up {
+                            info!(target: "l4vs", "health: {line}: {}", v.why);
+                        } else {
+                            warn!(target: "l4vs", "health: {line}: {}", v.why);
+                        }
+                    }
+                }
+                // The real was taken out by l4vsadm meanwhile.
+                Err((_, e)) => debug!(
+                    target: "l4vs",
+                    "health: service {}: real {}: {e:#}",
+                    t.service_name,
+                    t.real
+                ),
+            }
         }
         if let Some((waiting, response)) = control.finished_listing() {
             for t in waiting {
@@ -680,6 +718,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                         changes.len()
                     );
                     running = new;
+                    checker.set_plan(health::Plan::of(&running));
                 }
                 Err(e) => {
                     error!(target: "l4vs", "reload rejected, keeping the running configuration: {e:#}")
@@ -707,6 +746,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         &neighbors,
         &mut table,
     );
+    drop(checker);
     for k in control.kernel.drain(..) {
         k.close();
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod director;
 pub mod estimator;
 pub mod exception;
+pub mod health;
 pub mod import;
 pub mod logging;
 pub mod mbuf_packet;

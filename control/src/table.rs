@@ -171,6 +171,39 @@ pub enum Command {
     },
     /// `-C`: remove every service.
     Flush,
+    /// A health check's verdict on a real server ([`crate::health`],
+    /// keepalived's checkers). Down, the real leaves the compiled service
+    /// (its connections' packets are then dropped, as IPVS drops those of
+    /// a deleted real), or with `inhibit` (keepalived's
+    /// `inhibit_on_failure`) stays with weight 0 and keeps its
+    /// connections. Up, it is back with its configured weight, or with
+    /// `weight` when the check gives one (MISC_CHECK's `misc_dynamic`).
+    /// The configured real stays in the table either way: `--yaml` and a
+    /// reload see it as configured; listings and metrics show it as the
+    /// dataplane does.
+    SetHealth {
+        /// The real's service.
+        service: ServiceKey,
+        /// Its address.
+        addr: IpAddr,
+        /// Its port (0: the service's).
+        port: u16,
+        /// What the check found.
+        up: bool,
+        /// The weight the check gives while up, if any.
+        weight: Option<u32>,
+        /// Weight 0 rather than out of the service while down.
+        inhibit: bool,
+    },
+}
+
+/// A real server's health, as checks set it; a real without one is up
+/// with its own weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Health {
+    up: bool,
+    weight: Option<u32>,
+    inhibit: bool,
 }
 
 /// Why a command was refused. The table is unchanged.
@@ -580,6 +613,28 @@ struct Entry {
     dirty: bool,
     /// Its statistics across compilations.
     keeping: Keeping,
+    /// Health-check verdicts of its reals, by (address, port).
+    health: HashMap<(Ipv4Addr, u16), Health>,
+}
+
+impl Entry {
+    /// The reals as the dataplane gets them: a real its check finds down
+    /// is left out, or has weight 0 if inhibited; one that is up has the
+    /// weight its check gives, if any.
+    fn effective_reals(&self) -> Vec<Real> {
+        self.reals
+            .iter()
+            .filter_map(|r| match self.health.get(&(r.addr, r.port)) {
+                None => Some(*r),
+                Some(h) if h.up => Some(Real {
+                    weight: h.weight.unwrap_or(r.weight),
+                    ..*r
+                }),
+                Some(h) if h.inhibit => Some(Real { weight: 0, ..*r }),
+                Some(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// The table. Cloning is cheap enough for a reload to work on a copy
@@ -716,7 +771,14 @@ impl ServiceTable {
                     }
                     ServiceKey::Fwmark(m) => (Some(m), Ipv4Addr::UNSPECIFIED, 0, Protocol::Tcp),
                 };
+                // Health checks live in the file, not in the table: the
+                // base's service of the same key keeps them.
+                let from_base = base.services.iter().find(|s| {
+                    (s.fwmark, s.vip, s.port, s.protocol) == (fwmark, vip, port, protocol)
+                });
                 config::Service {
+                    inhibit_on_failure: from_base.is_some_and(|s| s.inhibit_on_failure),
+                    check: from_base.and_then(|s| s.check.clone()),
                     name: e.spec.name.clone(),
                     fwmark,
                     vip,
@@ -803,6 +865,23 @@ impl ServiceTable {
             Command::EditReal(key, r) => self.edit_real(&key, r),
             Command::DeleteReal(key, addr, port) => self.delete_real(&key, addr, port),
             Command::SetTimeouts { tcp, tcp_fin, udp } => self.set_timeouts(tcp, tcp_fin, udp),
+            Command::SetHealth {
+                service,
+                addr,
+                port,
+                up,
+                weight,
+                inhibit,
+            } => self.set_health(
+                &service,
+                addr,
+                port,
+                Health {
+                    up,
+                    weight,
+                    inhibit,
+                },
+            ),
             Command::Zero(key) => self.zero(key.as_ref()),
             Command::Flush => {
                 let n = self.len();
@@ -857,6 +936,7 @@ impl ServiceTable {
             compiled: None,
             dirty: true,
             keeping: Keeping::default(),
+            health: HashMap::new(),
         });
         Ok(change)
     }
@@ -1052,10 +1132,45 @@ impl ServiceTable {
         let i = Self::find_real(e, addr, port)?;
         let e = self.entry_mut(key)?;
         let gone = e.reals.remove(i);
+        e.health.remove(&(gone.addr, gone.port));
         e.dirty = true;
         Ok(Change {
             service: display_name(&e.spec),
             what: format!("real {}:{} removed", gone.addr, gone.port),
+        })
+    }
+
+    fn set_health(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        h: Health,
+    ) -> Result<Change, TableError> {
+        let e = self.dest_entry(key)?;
+        let i = Self::find_real(e, addr, port)?;
+        let e = self.entry_mut(key)?;
+        let r = e.reals[i];
+        let before = e.effective_reals();
+        if h.up && h.weight.is_none() {
+            e.health.remove(&(r.addr, r.port));
+        } else {
+            e.health.insert((r.addr, r.port), h);
+        }
+        // A verdict that changes nothing the dataplane sees recompiles
+        // nothing: a flapping check costs only its own service.
+        if e.effective_reals() != before {
+            e.dirty = true;
+        }
+        let what = match (h.up, h.weight, h.inhibit) {
+            (true, None, _) => "up".to_owned(),
+            (true, Some(w), _) => format!("up, weight {w}"),
+            (false, _, true) => "down, weight 0 (inhibit_on_failure)".to_owned(),
+            (false, _, false) => "down, out of the service".to_owned(),
+        };
+        Ok(Change {
+            service: display_name(&e.spec),
+            what: format!("real {}:{} {what}", r.addr, r.port),
         })
     }
 
@@ -1107,7 +1222,7 @@ impl ServiceTable {
             port,
             protocol,
             scheduler: e.spec.scheduler,
-            reals: e.reals.clone(),
+            reals: e.effective_reals(),
             options: ServiceOptions {
                 fwmark,
                 persistence: e.spec.persistence,
@@ -1194,11 +1309,12 @@ impl ServiceTable {
             .iter_mut()
             .flatten()
             .map(|e| {
-                let (svc, reals) = e.keeping.read(e.compiled.as_deref(), &e.reals);
+                let listed = e.effective_reals();
+                let (svc, reals) = e.keeping.read(e.compiled.as_deref(), &listed);
                 let conns = |i: usize| {
                     e.compiled
                         .as_ref()
-                        .filter(|c| c.reals.get(i) == e.reals.get(i))
+                        .filter(|c| c.reals.get(i) == listed.get(i))
                         .and_then(|c| c.stats.get(i))
                         .map_or((0, 0), |s| (s.active(), s.inactive()))
                 };
@@ -1209,8 +1325,7 @@ impl ServiceTable {
                     persistence: e.spec.persistence,
                     ops: e.spec.ops,
                     counted: svc,
-                    reals: e
-                        .reals
+                    reals: listed
                         .iter()
                         .zip(reals)
                         .enumerate()

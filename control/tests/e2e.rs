@@ -1105,3 +1105,98 @@ fn the_exception_path_gives_the_kernel_the_directors_addresses() {
         "{log}"
     );
 }
+
+/// Starts a real's health endpoint (HTTP on 8080, answering
+/// `<name>-health`) in its namespace.
+fn health_endpoint(lab: &Lab, real: &l4vs_lab::RealServer) -> Child {
+    let mut cmd = lab.command(real.name, lab_bin());
+    cmd.args(["serve", "--name", &format!("{}-health", real.name)])
+        .args(["--http", "0.0.0.0:8080"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    lab.spawn_in(real.name, &mut cmd).unwrap()
+}
+
+/// keepalived's HTTP_GET with inhibit_on_failure, checked through the
+/// exception path: when rs2's health endpoint stops, rs2 gets weight 0
+/// within delay_loop + retry x delay_before_retry + timeout; new
+/// connections go to rs1 and rs3 only, none fails, and the connection rs2
+/// was serving finishes; when the endpoint is back, so is rs2. Each
+/// transition is logged once.
+#[test]
+fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let mut endpoints: Vec<Child> = REAL_SERVERS
+        .iter()
+        .map(|r| health_endpoint(&lab, r))
+        .collect();
+    let director = Director::start(&lab, "lab-nat-check.yaml");
+    let before = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((before.failed, before.servers()), (0, 3), "{before:?}");
+
+    // One connection held open on each real (rr), across the failure.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
+        cmd.args([
+            "http-slow",
+            "--target",
+            "198.18.0.100:80",
+            "--hold-ms",
+            "5000",
+        ])
+        .stdout(Stdio::piped());
+        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let _ = endpoints[1].kill();
+    let _ = endpoints[1].wait();
+    director.wait_log("health: service http: real 198.18.2.12:80 down, weight 0 (inhibit_on_failure): http check of 198.18.2.12:8080/:");
+    let during = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!(during.failed, 0, "{during:?}");
+    assert_eq!(during.count("rs2"), 0, "{during:?}");
+    assert_eq!(during.count("rs1") + during.count("rs3"), 30, "{during:?}");
+    let (_, listing, _) = l4vsadm(&lab, &["-Ln", "-t", "198.18.0.100:80"]);
+    let rs2 = listing
+        .lines()
+        .find(|l| l.contains("198.18.2.12:80"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert_eq!(
+        rs2.split_whitespace().nth(3),
+        Some("0"),
+        "weight 0: {listing}"
+    );
+
+    let mut finished = Distribution::default();
+    for h in held {
+        let out = h.wait_with_output().unwrap();
+        let d = Distribution::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        for (name, n) in d.served {
+            *finished.served.entry(name).or_default() += n;
+        }
+        finished.failed += d.failed;
+    }
+    assert_eq!(
+        (finished.failed, finished.servers()),
+        (0, 3),
+        "the held connections, rs2's included: {finished:?}"
+    );
+
+    endpoints[1] = health_endpoint(&lab, &REAL_SERVERS[1]);
+    director.wait_log(
+        "health: service http: real 198.18.2.12:80 up: http check of 198.18.2.12:8080/: status 200",
+    );
+    let after = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!(after.failed, 0, "{after:?}");
+    assert!(after.count("rs2") > 0, "{after:?}");
+    for mut e in endpoints {
+        let _ = e.kill();
+        let _ = e.wait();
+    }
+    let log = director.stop();
+    assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 1, "{log}");
+    // The UDP service's MISC_CHECK (exit 0) never changed anything.
+    assert!(!log.contains("service echo: real"), "{log}");
+}

@@ -138,7 +138,84 @@ struct OutService<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     mh_table_size: Option<u32>,
     forward: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    inhibit_on_failure: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<OutCheck>,
     reals: Vec<FlowMap<OutReal>>,
+}
+
+/// A `check:` block with every value filled in (seconds for times).
+#[derive(Serialize)]
+struct OutCheck {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_port: Option<u16>,
+    delay_loop: f64,
+    connect_timeout: f64,
+    retry: u32,
+    delay_before_retry: f64,
+    alpha: bool,
+    warmup: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<FlowSeq<Vec<u16>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtualhost: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contains: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    misc_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    misc_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    misc_dynamic: Option<bool>,
+}
+
+fn out_check(c: &super::Check) -> OutCheck {
+    let mut out = OutCheck {
+        kind: c.kind.as_str(),
+        connect_port: c.connect_port,
+        delay_loop: c.delay_loop.as_secs_f64(),
+        connect_timeout: c.connect_timeout.as_secs_f64(),
+        retry: c.retry,
+        delay_before_retry: c.delay_before_retry.as_secs_f64(),
+        alpha: c.alpha,
+        warmup: c.warmup.as_secs_f64(),
+        path: None,
+        status_code: None,
+        virtualhost: None,
+        contains: None,
+        misc_path: None,
+        misc_timeout: None,
+        misc_dynamic: None,
+    };
+    match &c.kind {
+        super::CheckKind::Tcp => {}
+        super::CheckKind::Http {
+            path,
+            status_codes,
+            virtualhost,
+            contains,
+        } => {
+            out.path = Some(path.clone());
+            out.status_code = Some(FlowSeq(status_codes.clone()));
+            out.virtualhost = virtualhost.clone();
+            out.contains = contains.clone();
+        }
+        super::CheckKind::Misc {
+            path,
+            timeout,
+            dynamic,
+        } => {
+            out.misc_path = Some(path.clone());
+            out.misc_timeout = Some(timeout.as_secs_f64());
+            out.misc_dynamic = Some(*dynamic);
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -277,6 +354,8 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                     _ => None,
                 },
                 forward: s.forward.as_str(),
+                inhibit_on_failure: s.inhibit_on_failure,
+                check: s.check.as_ref().map(out_check),
                 reals: s
                     .reals
                     .iter()

@@ -229,7 +229,48 @@ pub(super) struct RawService {
     pub mh_table_size: Option<S<i64>>,
     pub forward: S<String>,
     #[serde(default)]
+    pub inhibit_on_failure: Option<S<bool>>,
+    #[serde(default)]
+    pub check: Option<S<RawCheck>>,
+    #[serde(default)]
     pub reals: Option<S<Vec<S<RawReal>>>>,
+}
+
+/// A health check, keepalived's keys (TCP_CHECK, HTTP_GET, MISC_CHECK).
+/// Times are seconds, fractions allowed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheck {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    #[serde(default)]
+    pub connect_port: Option<S<i64>>,
+    #[serde(default)]
+    pub delay_loop: Option<S<f64>>,
+    #[serde(default)]
+    pub connect_timeout: Option<S<f64>>,
+    #[serde(default)]
+    pub retry: Option<S<i64>>,
+    #[serde(default)]
+    pub delay_before_retry: Option<S<f64>>,
+    #[serde(default)]
+    pub alpha: Option<S<bool>>,
+    #[serde(default)]
+    pub warmup: Option<S<f64>>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    #[serde(default)]
+    pub status_code: Option<S<Vec<S<i64>>>>,
+    #[serde(default)]
+    pub virtualhost: Option<S<String>>,
+    #[serde(default)]
+    pub contains: Option<S<String>>,
+    #[serde(default)]
+    pub misc_path: Option<S<String>>,
+    #[serde(default)]
+    pub misc_timeout: Option<S<f64>>,
+    #[serde(default)]
+    pub misc_dynamic: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1671,3 +1671,64 @@ fn icmp_limits_and_expire_nodest_conn_are_restart_only() {
         "must be in 0..=2147483647",
     );
 }
+
+/// Health checks: keepalived's keys and defaults, and what is refused
+/// with its file, line and key.
+#[test]
+fn health_checks_are_read_and_bad_ones_named() {
+    let cfg = load(&configs_dir().join("lab-nat-check.yaml")).unwrap();
+    let http = &cfg.services[0];
+    assert!(http.inhibit_on_failure);
+    let check = http.check.as_ref().unwrap();
+    assert_eq!(check.connect_port, Some(8080));
+    assert_eq!(check.delay_loop, std::time::Duration::from_millis(500));
+    assert_eq!((check.retry, check.alpha), (1, false));
+    assert!(
+        matches!(&check.kind, crate::config::CheckKind::Http { path, status_codes, .. } if path == "/" && status_codes == &[200])
+    );
+    let misc = cfg.services[1].check.as_ref().unwrap();
+    assert!(
+        matches!(&misc.kind, crate::config::CheckKind::Misc { dynamic: true, timeout, .. } if *timeout == std::time::Duration::from_secs(1))
+    );
+
+    let text = std::fs::read_to_string(configs_dir().join("lab-nat-check.yaml")).unwrap();
+    let refused = |from: &str, to: &str| -> String {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        crate::config::parse(&bad, "c.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused("type: misc ", "type: tcp ");
+    assert!(
+        e.contains("services[1].check.type: a tcp check on a UDP service"),
+        "{e}"
+    );
+    let e = refused("type: http ", "type: smtp ");
+    assert!(
+        e.contains("services[0].check.type: `smtp` is not a check l4vs has"),
+        "{e}"
+    );
+    let e = refused("delay_loop: 0.5", "delay_loop: 0");
+    assert!(
+        e.contains("services[0].check.delay_loop: 0 is not a time in seconds"),
+        "{e}"
+    );
+    let e = refused("misc_dynamic: true", "misc_dynamic: true\n      path: /x");
+    assert!(
+        e.contains("services[1].check.path: path is for http checks, not misc"),
+        "{e}"
+    );
+    let e = refused("status_code: [200]", "status_code: [99]");
+    assert!(e.contains("services[0].check.status_code[0]"), "{e}");
+    let e = refused("      misc_path: \"exit 0\"\n", "");
+    assert!(
+        e.contains("services[1].check.misc_path: a misc check runs misc_path"),
+        "{e}"
+    );
+    let e = refused("retry: 1", "retries: 1");
+    assert!(e.contains("retries"), "{e}");
+    // Each error names the file and the line of the key.
+    let line = text.lines().position(|l| l.contains("type: misc")).unwrap() + 1;
+    assert!(refused("type: misc ", "type: tcp ").starts_with(&format!("c.yaml:{line}:")));
+}

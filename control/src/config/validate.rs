@@ -4,18 +4,21 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
-    IntOrString, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService, RawTimeouts, S,
+    IntOrString, RawCheck, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService,
+    RawTimeouts, S,
 };
 use super::{
-    echo, not_unicast, valid_name, Address, Config, ConfigError, Device, DeviceKind, Eal,
-    FirewallMark, ForwardMethod, Gateway, IcmpLimits, Neighbor, Persistence, Port, Protocol, Real,
-    SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC,
-    DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU,
-    MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
+    echo, not_unicast, valid_name, Address, Check, CheckKind, Config, ConfigError, Device,
+    DeviceKind, Eal, FirewallMark, ForwardMethod, Gateway, IcmpLimits, Neighbor, Persistence, Port,
+    Protocol, Real, SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS,
+    DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
+    MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC,
+    MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -964,6 +967,17 @@ fn service(
         lines.push(r.referenced.line());
     }
     check(reals.len())?;
+    let inhibit_on_failure = s.inhibit_on_failure.as_ref().is_some_and(|b| b.value);
+    let health = match &s.check {
+        Some(h) => Some(health_check(
+            c,
+            &format!("{base}.check"),
+            h,
+            protocol,
+            fwmark,
+        )?),
+        None => None,
+    };
     Ok(Service {
         name,
         fwmark,
@@ -975,7 +989,129 @@ fn service(
         timeouts,
         scheduler,
         forward,
+        inhibit_on_failure,
+        check: health,
         reals,
+    })
+}
+
+/// A service's `check:` block.
+fn health_check(
+    c: &Checker<'_>,
+    base: &str,
+    raw: &S<RawCheck>,
+    protocol: Protocol,
+    fwmark: Option<u32>,
+) -> Result<Check> {
+    let h = &raw.value;
+    let within = |v: &Option<S<f64>>, key: &str, min: f64, default: f64| -> Result<Duration> {
+        let Some(v) = v else {
+            return Ok(Duration::from_secs_f64(default));
+        };
+        if v.value.is_finite() && (min..=86_400.0).contains(&v.value) {
+            Ok(Duration::from_secs_f64(v.value))
+        } else {
+            Err(c.err(
+                &v.referenced,
+                format!("{base}.{key}"),
+                format!("{} is not a time in seconds from {min} to 86400", v.value),
+            ))
+        }
+    };
+    let seconds = |v: &Option<S<f64>>, key: &str, default: f64| within(v, key, 0.01, default);
+    let delay_loop = seconds(&h.delay_loop, "delay_loop", 60.0)?;
+    let kind = match h.kind.value.trim() {
+        "tcp" | "http" if protocol == Protocol::Udp && fwmark.is_none() => {
+            return Err(c.err(
+                &h.kind.referenced,
+                format!("{base}.type"),
+                format!(
+                    "a {} check on a UDP service: the reals answer UDP; use misc (a command of yours that asks them)",
+                    h.kind.value.trim()
+                ),
+            ))
+        }
+        "tcp" => CheckKind::Tcp,
+        "http" => {
+            let mut status_codes = Vec::new();
+            for (k, code) in h.status_code.iter().flat_map(|l| l.value.iter()).enumerate() {
+                status_codes.push(c.int(code, &format!("{base}.status_code[{k}]"), 100, 599)?);
+            }
+            if status_codes.is_empty() {
+                status_codes.push(200);
+            }
+            let path = h.path.as_ref().map_or("/", |p| p.value.as_str()).to_owned();
+            if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
+                let at = h.path.as_ref().map_or(raw.referenced, |p| p.referenced);
+                return Err(c.err(
+                    &at,
+                    format!("{base}.path"),
+                    format!("{} is not a URL path (it starts with / and has no spaces)", echo(&path)),
+                ));
+            }
+            CheckKind::Http {
+                path,
+                status_codes,
+                virtualhost: h.virtualhost.as_ref().map(|v| v.value.trim().to_owned()),
+                contains: h.contains.as_ref().map(|v| v.value.clone()),
+            }
+        }
+        "misc" => {
+            let Some(path) = &h.misc_path else {
+                return Err(c.err(
+                    &raw.referenced,
+                    format!("{base}.misc_path"),
+                    "a misc check runs misc_path: give the command",
+                ));
+            };
+            CheckKind::Misc {
+                path: path.value.clone(),
+                timeout: seconds(&h.misc_timeout, "misc_timeout", delay_loop.as_secs_f64())?,
+                dynamic: h.misc_dynamic.as_ref().is_some_and(|b| b.value),
+            }
+        }
+        other => {
+            return Err(c.err(
+                &h.kind.referenced,
+                format!("{base}.type"),
+                format!("{} is not a check l4vs has: tcp, http or misc (keepalived's TCP_CHECK, HTTP_GET, MISC_CHECK)", echo(other)),
+            ))
+        }
+    };
+    let keys_of = |kinds: &[&str]| kinds.contains(&kind.as_str());
+    for (given, key, kinds) in [
+        (h.path.is_some(), "path", &["http"][..]),
+        (h.status_code.is_some(), "status_code", &["http"]),
+        (h.virtualhost.is_some(), "virtualhost", &["http"]),
+        (h.contains.is_some(), "contains", &["http"]),
+        (h.misc_timeout.is_some(), "misc_timeout", &["misc"]),
+        (h.misc_dynamic.is_some(), "misc_dynamic", &["misc"]),
+        (h.connect_port.is_some(), "connect_port", &["tcp", "http"]),
+    ] {
+        if given && !keys_of(kinds) {
+            return Err(c.err(
+                &raw.referenced,
+                format!("{base}.{key}"),
+                format!(
+                    "{key} is for {} checks, not {}",
+                    kinds.join(" and "),
+                    kind.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(Check {
+        connect_port: match &h.connect_port {
+            Some(p) => Some(c.int(p, &format!("{base}.connect_port"), 1, 65535)?),
+            None => None,
+        },
+        delay_loop,
+        connect_timeout: seconds(&h.connect_timeout, "connect_timeout", 5.0)?,
+        retry: c.opt_int(&h.retry, &format!("{base}.retry"), 0, 100, 1)?,
+        delay_before_retry: seconds(&h.delay_before_retry, "delay_before_retry", 1.0)?,
+        alpha: h.alpha.as_ref().is_some_and(|b| b.value),
+        warmup: within(&h.warmup, "warmup", 0.0, 0.0)?,
+        kind,
     })
 }
 

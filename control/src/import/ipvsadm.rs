@@ -85,7 +85,10 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
                     let port = if r.port == 0 { key.port() } else { r.port };
                     real_pos.insert((*key, r.addr, port), pos.clone());
                 }
-                Command::DeleteService(_) | Command::DeleteReal(..) | Command::Flush => {}
+                Command::DeleteService(_)
+                | Command::DeleteReal(..)
+                | Command::Flush
+                | Command::SetHealth { .. } => {}
             }
             table
                 .apply(c)

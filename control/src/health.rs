@@ -1,0 +1,403 @@
+//! Health checks of the real servers, with keepalived's checkers'
+//! semantics (keepalived/check/check_{tcp,http,misc}.c): TCP connect,
+//! HTTP GET, and a command (MISC_CHECK).
+//!
+//! The checks run on a thread of their own (a single-threaded tokio
+//! runtime, one task per checked real), on the control side: the workers
+//! never see them. Their connections are the kernel's, from the director's
+//! namespace; with the exception path ([`crate::exception`]) they leave
+//! from the director's address on the real's subnet, through the DPDK
+//! port, as the rest of the traffic to the real does.
+//!
+//! Each real's task, as keepalived's checker loop:
+//! - starts up, or down with `alpha`, after a random `warmup`;
+//! - checks every `delay_loop`; a failed check is retried `retry` times,
+//!   `delay_before_retry` apart, before the real is down;
+//! - a success brings a down real back at once.
+//!
+//! Only transitions are reported: a [`Verdict`] to the control thread,
+//! which applies it to the service table (`Command::SetHealth`: the real
+//! leaves its service, or keeps weight 0 with `inhibit_on_failure`) and
+//! logs it once. The control thread hands the checker a new [`Plan`] after
+//! every change of configuration; tasks whose real and check did not
+//! change go on undisturbed, and keep their state.
+
+use crate::config::{Check, CheckKind, Config};
+use crate::table::ServiceKey;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddrV4};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The most of an HTTP body a check reads (for `contains`).
+const MAX_BODY: usize = 1 << 20;
+
+/// One checked real server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Its service.
+    pub service: ServiceKey,
+    /// Its service's name, for the log.
+    pub service_name: String,
+    /// Its address and port (the one the table knows it by).
+    pub real: SocketAddrV4,
+    /// The check.
+    pub check: CheckKey,
+    /// `inhibit_on_failure` of its service.
+    pub inhibit: bool,
+}
+
+/// A [`Check`] as a key (its times in microseconds), so that a plan can
+/// tell which tasks did not change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckKey(String);
+
+/// What the checker is to check.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Each checked real and its check.
+    pub targets: Vec<(Target, Check)>,
+}
+
+impl Plan {
+    /// The checks `cfg` asks for: every real of every service that has a
+    /// `check:` block.
+    pub fn of(cfg: &Config) -> Plan {
+        let mut targets = Vec::new();
+        for s in &cfg.services {
+            let Some(check) = &s.check else { continue };
+            let service = match s.fwmark {
+                Some(m) => ServiceKey::Fwmark(m),
+                None => ServiceKey::Addr {
+                    protocol: s.protocol,
+                    vip: IpAddr::V4(s.vip),
+                    port: s.port,
+                },
+            };
+            let service_name = s.name.clone().unwrap_or_else(|| service.to_string());
+            for r in &s.reals {
+                targets.push((
+                    Target {
+                        service,
+                        service_name: service_name.clone(),
+                        real: SocketAddrV4::new(r.address, r.port),
+                        check: CheckKey(format!("{check:?}")),
+                        inhibit: s.inhibit_on_failure,
+                    },
+                    check.clone(),
+                ));
+            }
+        }
+        Plan { targets }
+    }
+}
+
+/// A change of a real's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Which real, of which service.
+    pub target: Target,
+    /// Up or down.
+    pub up: bool,
+    /// The weight the check gives while up (`misc_dynamic`), if any.
+    pub weight: Option<u32>,
+    /// Why, in words: the check and what it saw.
+    pub why: String,
+}
+
+/// The running checker. Dropping it stops every check.
+pub struct Checker {
+    plan: watch::Sender<Plan>,
+    verdicts: Receiver<Verdict>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checker {
+    /// Starts the checker thread with `plan`.
+    ///
+    /// # Errors
+    /// The runtime's or the thread's creation error.
+    pub fn start(plan: Plan) -> std::io::Result<Checker> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let (plan_tx, plan_rx) = watch::channel(plan);
+        let (verdict_tx, verdicts) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("l4vs-checks".to_owned())
+            .spawn(move || runtime.block_on(supervise(plan_rx, verdict_tx)))?;
+        Ok(Checker {
+            plan: plan_tx,
+            verdicts,
+            thread: Some(thread),
+        })
+    }
+
+    /// Checks `plan` from now on: new targets start, gone ones stop, the
+    /// others go on with their state.
+    pub fn set_plan(&self, plan: Plan) {
+        let _ = self.plan.send(plan);
+    }
+
+    /// The verdicts reported since the last call.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        self.verdicts.try_iter().collect()
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        // Closing the plan channel ends the supervisor, which aborts the
+        // checks.
+        let (closed, _) = watch::channel(Plan::default());
+        drop(std::mem::replace(&mut self.plan, closed));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Keeps one task per target of the current plan.
+async fn supervise(mut plan: watch::Receiver<Plan>, verdicts: mpsc::Sender<Verdict>) {
+    let mut running: HashMap<Target, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        let current = plan.borrow_and_update().clone();
+        let wanted: HashMap<Target, Check> = current.targets.into_iter().collect();
+        running.retain(|t, task| {
+            let keep = wanted.contains_key(t);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (t, check) in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(t) {
+                let task = tokio::spawn(check_loop(slot.key().clone(), check, verdicts.clone()));
+                slot.insert(task);
+            }
+        }
+        if plan.changed().await.is_err() {
+            break;
+        }
+    }
+    for task in running.into_values() {
+        task.abort();
+    }
+}
+
+/// One real's checks, for as long as the plan has it.
+async fn check_loop(t: Target, check: Check, verdicts: mpsc::Sender<Verdict>) {
+    let report = |up: bool, weight: Option<u32>, why: String| {
+        let _ = verdicts.send(Verdict {
+            target: t.clone(),
+            up,
+            weight,
+            why,
+        });
+    };
+    // None until the first verdict: assumed up (keepalived), or down with
+    // alpha.
+    let mut state: (bool, Option<u32>) = (true, None);
+    if check.alpha {
+        state = (false, None);
+        report(
+            false,
+            None,
+            format!(
+                "{} check: alpha, down until a check succeeds",
+                check.kind.as_str()
+            ),
+        );
+    }
+    if !check.warmup.is_zero() {
+        let ms = fastrand::u64(0..=check.warmup.as_millis() as u64);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut failures = 0u32;
+    loop {
+        match run_check(&t, &check).await {
+            Ok((weight, what)) => {
+                failures = 0;
+                if state != (true, weight) {
+                    state = (true, weight);
+                    report(true, weight, what);
+                }
+                tokio::time::sleep(check.delay_loop).await;
+            }
+            Err(why) => {
+                failures += 1;
+                if failures <= check.retry {
+                    tokio::time::sleep(check.delay_before_retry).await;
+                    continue;
+                }
+                failures = 0;
+                if state.0 {
+                    state = (false, None);
+                    report(false, None, why);
+                }
+                tokio::time::sleep(check.delay_loop).await;
+            }
+        }
+    }
+}
+
+/// One check: the weight it gives (misc_dynamic), and what it saw; or
+/// why it failed.
+async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), String> {
+    let port = check.connect_port.unwrap_or(t.real.port());
+    let at = SocketAddrV4::new(*t.real.ip(), port);
+    match &check.kind {
+        CheckKind::Tcp => {
+            let s = tokio::time::timeout(check.connect_timeout, tokio::net::TcpStream::connect(at))
+                .await
+                .map_err(|_| {
+                    format!(
+                        "tcp check of {at}: no connection within {}",
+                        secs(check.connect_timeout)
+                    )
+                })?
+                .map_err(|e| format!("tcp check of {at}: {e}"))?;
+            drop(s);
+            Ok((None, format!("tcp check of {at}: connected")))
+        }
+        CheckKind::Http {
+            path,
+            status_codes,
+            virtualhost,
+            contains,
+        } => tokio::time::timeout(
+            check.connect_timeout,
+            http_get(
+                at,
+                path,
+                virtualhost.as_deref(),
+                status_codes,
+                contains.as_deref(),
+            ),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "http check of {at}{path}: no answer within {}",
+                secs(check.connect_timeout)
+            )
+        })?
+        .map(|what| (None, what)),
+        CheckKind::Misc {
+            path,
+            timeout,
+            dynamic,
+        } => misc(t, path, *timeout, *dynamic).await,
+    }
+}
+
+/// `GET path` on a new connection to `at`; Ok when the status is one of
+/// `codes` and the body has `contains`.
+async fn http_get(
+    at: SocketAddrV4,
+    path: &str,
+    host: Option<&str>,
+    codes: &[u16],
+    contains: Option<&str>,
+) -> Result<String, String> {
+    let what = format!("http check of {at}{path}");
+    let stream = tokio::net::TcpStream::connect(at)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
+    let driver = tokio::spawn(conn);
+    let host = host.map_or_else(|| at.ip().to_string(), str::to_owned);
+    let req = hyper::Request::get(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, "l4vs-health-check")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("{what}: {e}"))?;
+    let result = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
+        let status = resp.status().as_u16();
+        if !codes.contains(&status) {
+            let wanted: Vec<String> = codes.iter().map(u16::to_string).collect();
+            return Err(format!(
+                "{what}: status {status}, not {}",
+                wanted.join(" or ")
+            ));
+        }
+        if let Some(text) = contains {
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| format!("{what}: reading the body: {e}"))?
+                .to_bytes();
+            if !String::from_utf8_lossy(&body).contains(text) {
+                return Err(format!(
+                    "{what}: status {status}, but the body lacks \"{text}\""
+                ));
+            }
+        }
+        Ok(format!("{what}: status {status}"))
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// MISC_CHECK: `sh -c path`, killed after `timeout`; exit 0 up, 1 down,
+/// 2..=255 up with weight status - 2 when `dynamic` (down otherwise).
+async fn misc(
+    t: &Target,
+    path: &str,
+    timeout: Duration,
+    dynamic: bool,
+) -> Result<(Option<u32>, String), String> {
+    let what = format!("misc check `{path}` of {}", t.real);
+    let mut child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(path)
+        .env("L4VS_REAL_ADDRESS", t.real.ip().to_string())
+        .env("L4VS_REAL_PORT", t.real.port().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(s) => s.map_err(|e| format!("{what}: {e}"))?,
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(format!(
+                "{what}: still running after {}, killed",
+                secs(timeout)
+            ));
+        }
+    };
+    match status.code() {
+        Some(0) => Ok((None, format!("{what}: exit 0"))),
+        Some(code @ 2..=255) if dynamic => Ok((
+            Some(u32::try_from(code - 2).unwrap_or(0)),
+            format!("{what}: exit {code}, weight {}", code - 2),
+        )),
+        Some(code) => Err(format!("{what}: exit {code}")),
+        None => Err(format!("{what}: killed by a signal")),
+    }
+}
+
+/// A duration in words: `1.5 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests;

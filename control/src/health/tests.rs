@@ -1,0 +1,171 @@
+use super::*;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Instant;
+
+fn target(port: u16) -> Target {
+    Target {
+        service: ServiceKey::Addr {
+            protocol: l4vs_dataplane::model::Protocol::Tcp,
+            vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port: 80,
+        },
+        service_name: "web".into(),
+        real: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+        check: CheckKey(format!("{port}")),
+        inhibit: false,
+    }
+}
+
+fn check(kind: CheckKind) -> Check {
+    Check {
+        kind,
+        connect_port: None,
+        delay_loop: Duration::from_millis(100),
+        connect_timeout: Duration::from_millis(500),
+        retry: 1,
+        delay_before_retry: Duration::from_millis(50),
+        alpha: false,
+        warmup: Duration::ZERO,
+    }
+}
+
+fn run(t: &Target, c: &Check) -> Result<(Option<u32>, String), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run_check(t, c))
+}
+
+/// A one-request HTTP server on loopback answering `status` and `body`.
+fn http_server(status: &'static str, body: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 2048];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Host: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len(),
+                req.lines().find(|l| l.to_ascii_lowercase().starts_with("host:")).unwrap_or("")
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+fn http(contains: Option<&str>) -> CheckKind {
+    CheckKind::Http {
+        path: "/health".into(),
+        status_codes: vec![200],
+        virtualhost: Some("www.example".into()),
+        contains: contains.map(str::to_owned),
+    }
+}
+
+#[test]
+fn http_checks_want_the_status_and_the_text() {
+    let ok = http_server("200 OK", "all good");
+    assert!(run(&target(ok), &check(http(Some("good")))).is_ok());
+    let wrong = http_server("503 Service Unavailable", "busy");
+    let e = run(&target(wrong), &check(http(None))).unwrap_err();
+    assert!(e.ends_with("status 503, not 200"), "{e}");
+    let lacks = http_server("200 OK", "something else");
+    let e = run(&target(lacks), &check(http(Some("good")))).unwrap_err();
+    assert!(e.contains("the body lacks \"good\""), "{e}");
+}
+
+#[test]
+fn tcp_checks_connect_and_refused_is_down() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    assert!(run(&target(port), &check(CheckKind::Tcp)).is_ok());
+    drop(l);
+    let e = run(&target(port), &check(CheckKind::Tcp)).unwrap_err();
+    assert!(
+        e.starts_with(&format!("tcp check of 127.0.0.1:{port}: ")),
+        "{e}"
+    );
+}
+
+/// A server that accepts and never answers: the check is cut at its
+/// timeout.
+#[test]
+fn a_check_that_hangs_is_cut_at_its_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let e = run(&target(port), &check(http(None))).unwrap_err();
+    assert!(e.ends_with("no answer within 0.5 s"), "{e}");
+    drop(l);
+}
+
+fn misc(cmd: &str, dynamic: bool) -> CheckKind {
+    CheckKind::Misc {
+        path: cmd.into(),
+        timeout: Duration::from_millis(300),
+        dynamic,
+    }
+}
+
+#[test]
+fn misc_checks_read_the_exit_status() {
+    let t = target(80);
+    assert_eq!(run(&t, &check(misc("exit 0", false))).unwrap().0, None);
+    let e = run(&t, &check(misc("exit 1", false))).unwrap_err();
+    assert!(e.ends_with("exit 1"), "{e}");
+    // misc_dynamic: 2..=255 is up with weight status - 2.
+    assert_eq!(run(&t, &check(misc("exit 7", true))).unwrap().0, Some(5));
+    assert!(run(&t, &check(misc("exit 7", false))).is_err());
+    // The real is in the environment.
+    let env = "test \"$L4VS_REAL_ADDRESS:$L4VS_REAL_PORT\" = 127.0.0.1:80";
+    assert!(run(&t, &check(misc(env, false))).is_ok());
+    // A command that never exits is killed at misc_timeout.
+    let started = Instant::now();
+    let e = run(&t, &check(misc("sleep 30", false))).unwrap_err();
+    assert!(e.ends_with("still running after 0.3 s, killed"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The checker reports transitions only: down after retry + 1 failures,
+/// up again at the first success; alpha starts down.
+#[test]
+fn the_checker_reports_each_transition_once() {
+    let flag = std::env::temp_dir().join(format!("l4vs-health-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let mut c = check(misc(&format!("test -e {}", flag.display()), false));
+    c.alpha = true;
+    let t = target(80);
+    let checker = Checker::start(Plan {
+        targets: vec![(t.clone(), c)],
+    })
+    .unwrap();
+    let wait_for = |up: bool| -> Verdict {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(v) = checker.verdicts().into_iter().next() {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "no verdict (wanted up={up})");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let first = wait_for(false);
+    assert!(!first.up && first.why.contains("alpha"), "{first:?}");
+    std::fs::write(&flag, "").unwrap();
+    let up = wait_for(true);
+    assert!(up.up, "{up:?}");
+    std::fs::remove_file(&flag).unwrap();
+    let down = wait_for(false);
+    assert!(!down.up && down.why.ends_with("exit 1"), "{down:?}");
+    // Nothing more while it stays down.
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(checker.verdicts().is_empty());
+    // A plan without it stops it.
+    checker.set_plan(Plan::default());
+    drop(checker);
+}

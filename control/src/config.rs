@@ -83,6 +83,9 @@
 //!       misc_path: "cmd"    # misc, required; misc_timeout (default delay_loop); misc_dynamic
 //!       delay_loop: 60      # seconds; connect_timeout 5, retry 1, delay_before_retry 1,
 //!                           # alpha false, warmup 0 (fractions allowed)
+//!       notify_up: "cmd"    # optional, also notify_down: run on each transition
+//!     sorry_server: { address: 198.18.2.99, port: 80 }  # optional, a real's keys
+//!     quorum: 1             # default 1: weight of up reals needed; hysteresis: 0
 //!     mh_table_size: 65537  # mh only, default 65537: a prime in 251..=131071
 //!     forward: nat          # required: nat | tunnel | dr (ipvsadm -m | -i | -g)
 //!     reals:                # default []
@@ -473,6 +476,16 @@ pub struct Service {
     /// The health check of every real of the service; `None`: not
     /// checked, always up.
     pub check: Option<Check>,
+    /// keepalived's `sorry_server`: takes the service's new connections
+    /// while its quorum is lost (no real up, by default).
+    pub sorry_server: Option<Real>,
+    /// keepalived's `quorum`: the sum of the weights of the reals that are
+    /// up that the service needs (default 1); below it the quorum is lost
+    /// and the sorry server, if any, comes in.
+    pub quorum: u32,
+    /// keepalived's `hysteresis`: the quorum is lost below `quorum -
+    /// hysteresis` and back from `quorum + hysteresis` (default 0).
+    pub hysteresis: u32,
     pub reals: Vec<Real>,
 }
 
@@ -500,6 +513,12 @@ pub struct Check {
     /// The first check waits a random time up to this (`warmup`, default
     /// 0), so that many reals are not checked at once.
     pub warmup: std::time::Duration,
+    /// Run by `sh -c` when a real comes up (keepalived's `notify_up`),
+    /// with `L4VS_SERVICE`, `L4VS_REAL_ADDRESS`, `L4VS_REAL_PORT` and
+    /// `L4VS_STATE=UP` in its environment; killed after 30 s.
+    pub notify_up: Option<String>,
+    /// Likewise when a real goes down (`notify_down`, `L4VS_STATE=DOWN`).
+    pub notify_down: Option<String>,
 }
 
 /// The kind of a [`Check`].

@@ -670,6 +670,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     .collect();
                 metrics::render(&metrics::View {
                     services: &table.report(),
+                    health: &table.health(),
                     workers: &all_counters,
                     conn_capacity: cfg.workers.connections,
                     ports: &ports,

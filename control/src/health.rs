@@ -51,7 +51,26 @@ pub struct Target {
     pub inhibit: bool,
 }
 
-/// A [`Check`] as a key (its times in microseconds), so that a plan can
+impl Target {
+    /// `real` of `service` (called `service_name`), checked by `check`.
+    pub fn new(
+        service: ServiceKey,
+        service_name: String,
+        real: SocketAddrV4,
+        check: &Check,
+        inhibit: bool,
+    ) -> Target {
+        Target {
+            service,
+            service_name,
+            real,
+            check: CheckKey(format!("{check:?}")),
+            inhibit,
+        }
+    }
+}
+
+/// A [`Check`] as a key (its settings in one string), so that a plan can
 /// tell which tasks did not change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CheckKey(String);
@@ -81,13 +100,13 @@ impl Plan {
             let service_name = s.name.clone().unwrap_or_else(|| service.to_string());
             for r in &s.reals {
                 targets.push((
-                    Target {
+                    Target::new(
                         service,
-                        service_name: service_name.clone(),
-                        real: SocketAddrV4::new(r.address, r.port),
-                        check: CheckKey(format!("{check:?}")),
-                        inhibit: s.inhibit_on_failure,
-                    },
+                        service_name.clone(),
+                        SocketAddrV4::new(r.address, r.port),
+                        check,
+                        s.inhibit_on_failure,
+                    ),
                     check.clone(),
                 ));
             }
@@ -190,6 +209,40 @@ async fn supervise(mut plan: watch::Receiver<Plan>, verdicts: mpsc::Sender<Verdi
     }
 }
 
+/// How long a notify command may run before it is killed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a notify command (`notify_up`/`notify_down`) for `t` in the
+/// background: not waited for by the checks, killed after
+/// [`NOTIFY_TIMEOUT`], reaped.
+fn notify(t: &Target, command: &str, up: bool) {
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("L4VS_SERVICE", &t.service_name)
+        .env("L4VS_REAL_ADDRESS", t.real.ip().to_string())
+        .env("L4VS_REAL_PORT", t.real.port().to_string())
+        .env("L4VS_STATE", if up { "UP" } else { "DOWN" })
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    match child {
+        Ok(mut c) => {
+            tokio::spawn(async move {
+                if tokio::time::timeout(NOTIFY_TIMEOUT, c.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = c.kill().await;
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(target: "l4vs", "health: notify command `{command}` for {}: {e}", t.real)
+        }
+    }
+}
+
 /// One real's checks, for as long as the plan has it.
 async fn check_loop(t: Target, check: Check, verdicts: mpsc::Sender<Verdict>) {
     let report = |up: bool, weight: Option<u32>, why: String| {
@@ -224,6 +277,11 @@ async fn check_loop(t: Target, check: Check, verdicts: mpsc::Sender<Verdict>) {
             Ok((weight, what)) => {
                 failures = 0;
                 if state != (true, weight) {
+                    if !state.0 {
+                        if let Some(command) = &check.notify_up {
+                            notify(&t, command, true);
+                        }
+                    }
                     state = (true, weight);
                     report(true, weight, what);
                 }
@@ -238,6 +296,9 @@ async fn check_loop(t: Target, check: Check, verdicts: mpsc::Sender<Verdict>) {
                 failures = 0;
                 if state.0 {
                     state = (false, None);
+                    if let Some(command) = &check.notify_down {
+                        notify(&t, command, false);
+                    }
                     report(false, None, why);
                 }
                 tokio::time::sleep(check.delay_loop).await;

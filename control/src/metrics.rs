@@ -24,7 +24,8 @@
 //!   `fwmark`) and per real server (the same plus `real`, `real_port`,
 //!   `forward`): connections, packets and bytes in each direction, as
 //!   `ipvsadm -L --stats` counts them (since the start or the last `-Z`);
-//!   per real also active and inactive connections and the weight;
+//!   per real also active and inactive connections, the weight, and
+//!   whether its health check finds it up (`l4vs_real_up`);
 //! - per worker (label `worker`): every counter of
 //!   [`l4vs_dataplane::Counters`] (received, forwarded, redirected, busy
 //!   and idle TSC cycles...), drops by reason, and the connection table's
@@ -34,7 +35,7 @@
 //! - the control thread's own counters and the TSC frequency, to turn
 //!   cycles into seconds.
 
-use crate::table::{ServiceKey, ServiceReport};
+use crate::table::{RealHealth, ServiceKey, ServiceReport};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -270,6 +271,8 @@ pub struct ControlView {
 pub struct View<'a> {
     /// The services, their reals and their counters (`ServiceTable::report`).
     pub services: &'a [ServiceReport],
+    /// Every configured real's health (`ServiceTable::health`).
+    pub health: &'a [RealHealth],
     /// Each worker's counters, in worker order.
     pub workers: &'a [Arc<Counters>],
     /// Connection-table entries each worker has room for.
@@ -397,7 +400,12 @@ fn gauge(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gaug
 
 /// The labels that name a virtual service.
 fn service_labels(s: &ServiceReport) -> Labels {
-    let (protocol, vip, port, fwmark) = match s.key {
+    key_labels(s.key, &s.name)
+}
+
+/// The labels of the service `key` called `name`.
+fn key_labels(key: ServiceKey, name: &str) -> Labels {
+    let (protocol, vip, port, fwmark) = match key {
         ServiceKey::Addr {
             protocol,
             vip,
@@ -416,7 +424,7 @@ fn service_labels(s: &ServiceReport) -> Labels {
         ),
     };
     vec![
-        ("service", s.name.clone()),
+        ("service", name.to_owned()),
         ("protocol", protocol),
         ("vip", vip),
         ("port", port),
@@ -508,6 +516,22 @@ pub fn render(v: &View<'_>) -> String {
             inactive.get_or_create(&rl).set(i64::from(rr.inactive));
             weight.get_or_create(&rl).set(i64::from(rr.real.weight));
         }
+    }
+    let up = gauge(
+        &mut r,
+        "real_up",
+        "1 when the real server's health check finds it up (or it has none), 0 when down; every configured real, in the service or not",
+    );
+    for h in v.health {
+        let l = with(
+            key_labels(h.service, &h.service_name),
+            &[
+                ("real", h.addr.to_string()),
+                ("real_port", h.port.to_string()),
+                ("forward", h.method.as_str().to_owned()),
+            ],
+        );
+        up.get_or_create(&l).set(i64::from(h.up));
     }
     // Workers.
     let named: Vec<(&str, Family<Labels, Counter>)> = WORKER_COUNTER_HELP

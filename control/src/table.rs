@@ -195,6 +195,44 @@ pub enum Command {
         /// Weight 0 rather than out of the service while down.
         inhibit: bool,
     },
+    /// keepalived's `quorum`, `hysteresis` and `sorry_server` of a
+    /// service: while the weights of its reals that are up add up to less
+    /// than the quorum, the sorry server (if any) is in the service and
+    /// takes its new connections.
+    SetQuorum {
+        /// The service.
+        service: ServiceKey,
+        /// Its sorry server.
+        sorry: Option<RealSpec>,
+        /// The weight of up reals it needs, at least 1.
+        quorum: u32,
+        /// The margin around the quorum.
+        hysteresis: u32,
+    },
+}
+
+/// keepalived's quorum of a service and its sorry server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quorum {
+    /// Stands in while the quorum is lost.
+    sorry: Option<Real>,
+    /// The weight of up reals the service needs.
+    quorum: u32,
+    /// Lost below `quorum - hysteresis`, back from `quorum + hysteresis`.
+    hysteresis: u32,
+    /// Whether the quorum is met now.
+    met: bool,
+}
+
+impl Default for Quorum {
+    fn default() -> Quorum {
+        Quorum {
+            sorry: None,
+            quorum: 1,
+            hysteresis: 0,
+            met: true,
+        }
+    }
 }
 
 /// A real server's health, as checks set it; a real without one is up
@@ -544,6 +582,23 @@ pub struct RealReport {
     pub counted: Counted,
 }
 
+/// A configured real server's health ([`ServiceTable::health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealHealth {
+    /// Its service.
+    pub service: ServiceKey,
+    /// The service's name (its key when unnamed).
+    pub service_name: String,
+    /// Its address.
+    pub addr: Ipv4Addr,
+    /// Its port.
+    pub port: u16,
+    /// Its forwarding method.
+    pub method: ForwardMethod,
+    /// Up, or found down by its check.
+    pub up: bool,
+}
+
 /// What a command changed, for the log (`Display`: `real 198.18.2.14:80
 /// added`, `198.18.2.12:80 weight 1 -> 3`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -615,6 +670,8 @@ struct Entry {
     keeping: Keeping,
     /// Health-check verdicts of its reals, by (address, port).
     health: HashMap<(Ipv4Addr, u16), Health>,
+    /// Its quorum and sorry server.
+    quorum: Quorum,
 }
 
 impl Entry {
@@ -622,6 +679,15 @@ impl Entry {
     /// is left out, or has weight 0 if inhibited; one that is up has the
     /// weight its check gives, if any.
     fn effective_reals(&self) -> Vec<Real> {
+        let mut reals = self.checked_reals();
+        if let Some(sorry) = self.quorum.sorry.filter(|_| !self.quorum.met) {
+            reals.push(sorry);
+        }
+        reals
+    }
+
+    /// The reals as their checks leave them, without the sorry server.
+    fn checked_reals(&self) -> Vec<Real> {
         self.reals
             .iter()
             .filter_map(|r| match self.health.get(&(r.addr, r.port)) {
@@ -634,6 +700,47 @@ impl Entry {
                 Some(_) => None,
             })
             .collect()
+    }
+
+    /// Re-evaluates the quorum (keepalived's `update_quorum_state`): the
+    /// weights of the reals that are up, against `quorum` with
+    /// `hysteresis`. Returns the words for a change, if it changed.
+    fn refresh_quorum(&mut self) -> Option<String> {
+        let alive: u64 = self
+            .checked_reals()
+            .iter()
+            .map(|r| u64::from(r.weight))
+            .sum();
+        let q = &mut self.quorum;
+        let low = u64::from(q.quorum.saturating_sub(q.hysteresis));
+        let high = u64::from(q.quorum) + u64::from(q.hysteresis);
+        let met = if q.met { alive >= low } else { alive >= high };
+        if met == q.met {
+            return None;
+        }
+        q.met = met;
+        let sorry = q.sorry;
+        if sorry.is_some() {
+            self.dirty = true;
+        }
+        let about_sorry = |verb: &str| {
+            sorry.map_or(String::new(), |s| {
+                format!(", sorry server {}:{} {verb}", s.addr, s.port)
+            })
+        };
+        Some(if met {
+            format!(
+                "quorum {} back (up weight {alive}){}",
+                self.quorum.quorum,
+                about_sorry("out")
+            )
+        } else {
+            format!(
+                "quorum {} lost (up weight {alive}){}",
+                self.quorum.quorum,
+                about_sorry("in")
+            )
+        })
     }
 }
 
@@ -718,6 +825,10 @@ impl ServiceTable {
                 t.apply(Command::AddReal(spec.key, r))
                     .map_err(|e| (format!("services[{i}].reals[{j}]"), e))?;
             }
+            if let Some(q) = quorum_of(s, spec.key) {
+                t.apply(q)
+                    .map_err(|e| (format!("services[{i}].sorry_server"), e))?;
+            }
         }
         Ok(t)
     }
@@ -779,6 +890,16 @@ impl ServiceTable {
                 config::Service {
                     inhibit_on_failure: from_base.is_some_and(|s| s.inhibit_on_failure),
                     check: from_base.and_then(|s| s.check.clone()),
+                    sorry_server: e.quorum.sorry.map(|r| config::Real {
+                        address: r.addr,
+                        port: r.port,
+                        weight: r.weight,
+                        forward: r.method,
+                        upper_threshold: r.upper_threshold,
+                        lower_threshold: r.lower_threshold,
+                    }),
+                    quorum: e.quorum.quorum,
+                    hysteresis: e.quorum.hysteresis,
                     name: e.spec.name.clone(),
                     fwmark,
                     vip,
@@ -882,6 +1003,12 @@ impl ServiceTable {
                     inhibit,
                 },
             ),
+            Command::SetQuorum {
+                service,
+                sorry,
+                quorum,
+                hysteresis,
+            } => self.set_quorum(&service, sorry, quorum, hysteresis),
             Command::Zero(key) => self.zero(key.as_ref()),
             Command::Flush => {
                 let n = self.len();
@@ -937,6 +1064,7 @@ impl ServiceTable {
             dirty: true,
             keeping: Keeping::default(),
             health: HashMap::new(),
+            quorum: Quorum::default(),
         });
         Ok(change)
     }
@@ -1055,10 +1183,13 @@ impl ServiceTable {
         let e = self.entry_mut(key)?;
         e.reals.push(real);
         e.dirty = true;
+        let quorum = e
+            .refresh_quorum()
+            .map_or(String::new(), |q| format!("; {q}"));
         Ok(Change {
             service: display_name(&e.spec),
             what: format!(
-                "real {}:{} added (weight {}, {})",
+                "real {}:{} added (weight {}, {}){quorum}",
                 real.addr,
                 real.port,
                 real.weight,
@@ -1107,6 +1238,9 @@ impl ServiceTable {
         }
         e.reals[i] = real;
         e.dirty = true;
+        if let Some(q) = e.refresh_quorum() {
+            what.push(q);
+        }
         Ok(Change {
             service: display_name(&e.spec),
             what: format!(
@@ -1134,9 +1268,12 @@ impl ServiceTable {
         let gone = e.reals.remove(i);
         e.health.remove(&(gone.addr, gone.port));
         e.dirty = true;
+        let quorum = e
+            .refresh_quorum()
+            .map_or(String::new(), |q| format!("; {q}"));
         Ok(Change {
             service: display_name(&e.spec),
-            what: format!("real {}:{} removed", gone.addr, gone.port),
+            what: format!("real {}:{} removed{quorum}", gone.addr, gone.port),
         })
     }
 
@@ -1168,9 +1305,48 @@ impl ServiceTable {
             (false, _, true) => "down, weight 0 (inhibit_on_failure)".to_owned(),
             (false, _, false) => "down, out of the service".to_owned(),
         };
+        let quorum = e
+            .refresh_quorum()
+            .map_or(String::new(), |q| format!("; {q}"));
         Ok(Change {
             service: display_name(&e.spec),
-            what: format!("real {}:{} {what}", r.addr, r.port),
+            what: format!("real {}:{} {what}{quorum}", r.addr, r.port),
+        })
+    }
+
+    fn set_quorum(
+        &mut self,
+        key: &ServiceKey,
+        sorry: Option<RealSpec>,
+        quorum: u32,
+        hysteresis: u32,
+    ) -> Result<Change, TableError> {
+        let e = self.dest_entry(key)?;
+        let sorry = match sorry {
+            Some(r) => Some(self.check_real(e, &r)?),
+            None => None,
+        };
+        let e = self.entry_mut(key)?;
+        let before = e.effective_reals();
+        e.quorum = Quorum {
+            sorry,
+            quorum: quorum.max(1),
+            hysteresis,
+            met: e.quorum.met,
+        };
+        let flipped = e.refresh_quorum();
+        if e.effective_reals() != before {
+            e.dirty = true;
+        }
+        let sorry_text = sorry.map_or("no sorry server".to_owned(), |s| {
+            format!("sorry server {}:{}", s.addr, s.port)
+        });
+        Ok(Change {
+            service: display_name(&e.spec),
+            what: format!(
+                "quorum {quorum}, hysteresis {hysteresis}, {sorry_text}{}",
+                flipped.map_or(String::new(), |q| format!("; {q}"))
+            ),
         })
     }
 
@@ -1301,6 +1477,26 @@ impl ServiceTable {
         }
     }
 
+    /// Every configured real server's health, in slot order: up unless its
+    /// check found it down ([`Command::SetHealth`]); a real without a
+    /// check is up.
+    pub fn health(&self) -> Vec<RealHealth> {
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(|e| {
+                e.reals.iter().map(|r| RealHealth {
+                    service: e.spec.key,
+                    service_name: display_name(&e.spec),
+                    addr: r.addr,
+                    port: r.port,
+                    method: r.method,
+                    up: e.health.get(&(r.addr, r.port)).is_none_or(|h| h.up),
+                })
+            })
+            .collect()
+    }
+
     /// Every service with its reals: settings, connection counts, traffic
     /// counters and rates, in slot order. What `l4vsadm -L`, the metrics
     /// and SIGUSR1 show.
@@ -1404,6 +1600,15 @@ impl ServiceTable {
             if ops_on {
                 cmds.push(Command::EditService(n.spec.clone()));
             }
+            let settings = |q: &Quorum| (q.sorry, q.quorum, q.hysteresis);
+            if settings(&o.quorum) != settings(&n.quorum) {
+                cmds.push(Command::SetQuorum {
+                    service: key,
+                    sorry: n.quorum.sorry.as_ref().map(real_spec),
+                    quorum: n.quorum.quorum,
+                    hysteresis: n.quorum.hysteresis,
+                });
+            }
         }
         cmds
     }
@@ -1459,6 +1664,25 @@ fn persistence_text(p: Option<Persistence>) -> String {
         Some(p) => format!("{} s /{}", p.timeout, p.netmask),
         None => "none".to_owned(),
     }
+}
+
+/// The [`Command::SetQuorum`] of config service `s`, whose key is `key`;
+/// `None` when it has keepalived's defaults (quorum 1, no hysteresis, no
+/// sorry server).
+pub fn quorum_of(s: &config::Service, key: ServiceKey) -> Option<Command> {
+    (s.sorry_server.is_some() || s.quorum != 1 || s.hysteresis != 0).then(|| Command::SetQuorum {
+        service: key,
+        sorry: s.sorry_server.map(|r| RealSpec {
+            addr: IpAddr::V4(r.address),
+            port: r.port,
+            weight: r.weight,
+            method: r.forward,
+            upper_threshold: r.upper_threshold,
+            lower_threshold: r.lower_threshold,
+        }),
+        quorum: s.quorum,
+        hysteresis: s.hysteresis,
+    })
 }
 
 /// A config service as a `-A` spec and its reals as `-a` specs. Timeouts
@@ -1550,6 +1774,72 @@ mod tests {
             t.apply(Command::AddReal(key(80), real(last, 1))).unwrap();
         }
         t
+    }
+
+    /// Health verdicts change what the dataplane gets, not the table's
+    /// reals; the quorum with hysteresis brings the sorry server in and
+    /// out, as keepalived's update_quorum_state does.
+    #[test]
+    fn health_and_quorum_shape_the_compiled_service() {
+        let mut t = web();
+        let health = |last: u8, up: bool, inhibit: bool| Command::SetHealth {
+            service: key(80),
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)),
+            port: 80,
+            up,
+            weight: None,
+            inhibit,
+        };
+        let listed = |t: &mut ServiceTable| -> Vec<(u8, u32)> {
+            t.report()[0]
+                .reals
+                .iter()
+                .map(|r| (r.real.addr.octets()[3], r.real.weight))
+                .collect()
+        };
+        t.apply(Command::SetQuorum {
+            service: key(80),
+            sorry: Some(real(99, 1)),
+            quorum: 2,
+            hysteresis: 1,
+        })
+        .unwrap();
+        // Down without inhibit: out of the service; with: weight 0.
+        t.apply(health(11, false, false)).unwrap();
+        t.apply(health(12, false, true)).unwrap();
+        assert_eq!(listed(&mut t), [(12, 0), (13, 1)]);
+        // Up weight 1 >= quorum 2 - hysteresis 1: still met.
+        let c = t.apply(health(13, false, false)).unwrap();
+        assert_eq!(
+            c.what,
+            "real 198.18.2.13:80 down, out of the service; quorum 2 lost (up weight 0), sorry server 198.18.2.99:80 in"
+        );
+        assert_eq!(listed(&mut t), [(12, 0), (99, 1)]);
+        // Back from quorum + hysteresis = 3 only.
+        t.apply(health(11, true, false)).unwrap();
+        t.apply(health(12, true, true)).unwrap();
+        assert_eq!(listed(&mut t), [(11, 1), (12, 1), (99, 1)]);
+        let c = t.apply(health(13, true, false)).unwrap();
+        assert!(
+            c.what
+                .ends_with("quorum 2 back (up weight 3), sorry server 198.18.2.99:80 out"),
+            "{}",
+            c.what
+        );
+        assert_eq!(listed(&mut t), [(11, 1), (12, 1), (13, 1)]);
+        // The configured reals never changed: the config says so.
+        let base = config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/lab-nat.yaml"),
+        )
+        .unwrap();
+        let cfg = t.to_config(&base);
+        assert_eq!(cfg.services[0].reals.len(), 3);
+        assert_eq!(cfg.services[0].sorry_server.map(|r| r.port), Some(80));
+        // A verdict on a real that is not there is refused.
+        assert_eq!(
+            t.apply(health(77, false, false)),
+            Err(TableError::NoSuchReal)
+        );
     }
 
     #[test]

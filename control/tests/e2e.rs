@@ -1168,6 +1168,8 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
         Some("0"),
         "weight 0: {listing}"
     );
+    let rs2_up = r#"l4vs_real_up{service="http",protocol="tcp",vip="198.18.0.100",port="80",fwmark="",real="198.18.2.12",real_port="80",forward="nat"}"#;
+    assert_eq!(sample(&scrape(&lab), rs2_up), 0);
 
     let mut finished = Distribution::default();
     for h in held {
@@ -1191,12 +1193,38 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     let after = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!(after.failed, 0, "{after:?}");
     assert!(after.count("rs2") > 0, "{after:?}");
+    assert_eq!(sample(&scrape(&lab), rs2_up), 1);
+
+    // Every health endpoint stops: the quorum is lost and the sorry
+    // server (rs3:8081) takes every new connection, until a real is back.
+    let mut sorry = lab.command("rs3", lab_bin());
+    sorry
+        .args(["serve", "--name", "sorry", "--http", "0.0.0.0:8081"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut sorry = lab.spawn_in("rs3", &mut sorry).unwrap();
+    for e in &mut endpoints {
+        let _ = e.kill();
+        let _ = e.wait();
+    }
+    director.wait_log("quorum 1 lost (up weight 0), sorry server 198.18.2.13:8081 in");
+    let lost = lab.http_load(VIP_HTTP, 20).unwrap();
+    assert_eq!((lost.count("sorry"), lost.failed), (20, 0), "{lost:?}");
+    endpoints[0] = health_endpoint(&lab, &REAL_SERVERS[0]);
+    director.wait_log("quorum 1 back (up weight 1), sorry server 198.18.2.13:8081 out");
+    let back = lab.http_load(VIP_HTTP, 20).unwrap();
+    assert_eq!((back.count("rs1"), back.failed), (20, 0), "{back:?}");
+    let _ = sorry.kill();
+    let _ = sorry.wait();
     for mut e in endpoints {
         let _ = e.kill();
         let _ = e.wait();
     }
     let log = director.stop();
-    assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 1, "{log}");
+    // Each transition once: rs2 down, up, and down with the others.
+    assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 2, "{log}");
+    assert_eq!(log.matches("real 198.18.2.12:80 up").count(), 1, "{log}");
+    assert_eq!(log.matches("quorum 1 lost").count(), 1, "{log}");
     // The UDP service's MISC_CHECK (exit 0) never changed anything.
     assert!(!log.contains("service echo: real"), "{log}");
 }

@@ -142,6 +142,10 @@ struct OutService<'a> {
     inhibit_on_failure: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<OutCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sorry_server: Option<FlowMap<OutReal>>,
+    quorum: u32,
+    hysteresis: u32,
     reals: Vec<FlowMap<OutReal>>,
 }
 
@@ -172,6 +176,10 @@ struct OutCheck {
     misc_timeout: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     misc_dynamic: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_up: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_down: Option<String>,
 }
 
 fn out_check(c: &super::Check) -> OutCheck {
@@ -191,6 +199,8 @@ fn out_check(c: &super::Check) -> OutCheck {
         misc_path: None,
         misc_timeout: None,
         misc_dynamic: None,
+        notify_up: c.notify_up.clone(),
+        notify_down: c.notify_down.clone(),
     };
     match &c.kind {
         super::CheckKind::Tcp => {}
@@ -233,6 +243,18 @@ struct OutReal {
 }
 
 /// `Some(v)` unless `v` is 0 ("none"), which is left out of the output.
+/// Real `r` of service `s` as the config writes it.
+fn out_real(s: &super::Service, r: &super::Real) -> FlowMap<OutReal> {
+    FlowMap(OutReal {
+        address: r.address.to_string(),
+        port: (s.port != 0).then_some(r.port),
+        weight: r.weight,
+        forward: r.forward.as_str(),
+        upper_threshold: set(r.upper_threshold),
+        lower_threshold: set(r.lower_threshold),
+    })
+}
+
 fn set(v: u32) -> Option<u32> {
     (v != 0).then_some(v)
 }
@@ -356,20 +378,10 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                 forward: s.forward.as_str(),
                 inhibit_on_failure: s.inhibit_on_failure,
                 check: s.check.as_ref().map(out_check),
-                reals: s
-                    .reals
-                    .iter()
-                    .map(|r| {
-                        FlowMap(OutReal {
-                            address: r.address.to_string(),
-                            port: (s.port != 0).then_some(r.port),
-                            weight: r.weight,
-                            forward: r.forward.as_str(),
-                            upper_threshold: set(r.upper_threshold),
-                            lower_threshold: set(r.lower_threshold),
-                        })
-                    })
-                    .collect(),
+                sorry_server: s.sorry_server.as_ref().map(|r| out_real(s, r)),
+                quorum: s.quorum,
+                hysteresis: s.hysteresis,
+                reals: s.reals.iter().map(|r| out_real(s, r)).collect(),
             })
             .collect(),
     };

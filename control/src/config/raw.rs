@@ -233,6 +233,12 @@ pub(super) struct RawService {
     #[serde(default)]
     pub check: Option<S<RawCheck>>,
     #[serde(default)]
+    pub sorry_server: Option<S<RawReal>>,
+    #[serde(default)]
+    pub quorum: Option<S<i64>>,
+    #[serde(default)]
+    pub hysteresis: Option<S<i64>>,
+    #[serde(default)]
     pub reals: Option<S<Vec<S<RawReal>>>>,
 }
 
@@ -271,6 +277,10 @@ pub(super) struct RawCheck {
     pub misc_timeout: Option<S<f64>>,
     #[serde(default)]
     pub misc_dynamic: Option<S<bool>>,
+    #[serde(default)]
+    pub notify_up: Option<S<String>>,
+    #[serde(default)]
+    pub notify_down: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

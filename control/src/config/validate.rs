@@ -968,6 +968,47 @@ fn service(
     }
     check(reals.len())?;
     let inhibit_on_failure = s.inhibit_on_failure.as_ref().is_some_and(|b| b.value);
+    let sorry_server = match &s.sorry_server {
+        Some(r) => {
+            let key = format!("{base}.sorry_server");
+            let ctx = RealContext {
+                vip,
+                service_port: port,
+                ops,
+                network: net,
+            };
+            let sorry = real(c, &key, &r.value, ctx, forward, &s.forward)?;
+            if reals
+                .iter()
+                .any(|x| x.address == sorry.address && x.port == sorry.port)
+            {
+                return Err(c.err(
+                    &r.referenced,
+                    key,
+                    format!(
+                        "{}:{} is a real server of the service already: a sorry server stands in when they are down",
+                        sorry.address, sorry.port
+                    ),
+                ));
+            }
+            Some(sorry)
+        }
+        None => None,
+    };
+    let quorum = c.opt_int(
+        &s.quorum,
+        &format!("{base}.quorum"),
+        1,
+        i64::from(u32::MAX),
+        1,
+    )?;
+    let hysteresis = c.opt_int(
+        &s.hysteresis,
+        &format!("{base}.hysteresis"),
+        0,
+        i64::from(u32::MAX),
+        0,
+    )?;
     let health = match &s.check {
         Some(h) => Some(health_check(
             c,
@@ -991,6 +1032,9 @@ fn service(
         forward,
         inhibit_on_failure,
         check: health,
+        sorry_server,
+        quorum,
+        hysteresis,
         reals,
     })
 }
@@ -1111,6 +1155,8 @@ fn health_check(
         delay_before_retry: seconds(&h.delay_before_retry, "delay_before_retry", 1.0)?,
         alpha: h.alpha.as_ref().is_some_and(|b| b.value),
         warmup: within(&h.warmup, "warmup", 0.0, 0.0)?,
+        notify_up: h.notify_up.as_ref().map(|v| v.value.clone()),
+        notify_down: h.notify_down.as_ref().map(|v| v.value.clone()),
         kind,
     })
 }

@@ -27,6 +27,8 @@ fn check(kind: CheckKind) -> Check {
         delay_before_retry: Duration::from_millis(50),
         alpha: false,
         warmup: Duration::ZERO,
+        notify_up: None,
+        notify_down: None,
     }
 }
 
@@ -139,6 +141,13 @@ fn the_checker_reports_each_transition_once() {
     let _ = std::fs::remove_file(&flag);
     let mut c = check(misc(&format!("test -e {}", flag.display()), false));
     c.alpha = true;
+    let notes = flag.with_extension("notes");
+    let _ = std::fs::remove_file(&notes);
+    c.notify_up = Some(format!(
+        "echo \"$L4VS_STATE $L4VS_SERVICE $L4VS_REAL_ADDRESS:$L4VS_REAL_PORT\" >> {}",
+        notes.display()
+    ));
+    c.notify_down = c.notify_up.clone();
     let t = target(80);
     let checker = Checker::start(Plan {
         targets: vec![(t.clone(), c)],
@@ -168,4 +177,17 @@ fn the_checker_reports_each_transition_once() {
     // A plan without it stops it.
     checker.set_plan(Plan::default());
     drop(checker);
+    // notify_up and notify_down ran once each, on the transitions (not
+    // for alpha's initial down).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = std::fs::read_to_string(&notes).unwrap_or_default();
+        if text.lines().count() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(text, "UP web 127.0.0.1:80\nDOWN web 127.0.0.1:80\n");
+    let _ = std::fs::remove_file(&notes);
 }

@@ -88,7 +88,8 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
                 Command::DeleteService(_)
                 | Command::DeleteReal(..)
                 | Command::Flush
-                | Command::SetHealth { .. } => {}
+                | Command::SetHealth { .. }
+                | Command::SetQuorum { .. } => {}
             }
             table
                 .apply(c)

@@ -43,8 +43,17 @@ fn sample() -> String {
             stats: None,
         },
     ];
+    let health = [crate::table::RealHealth {
+        service: crate::table::ServiceKey::Fwmark(1),
+        service_name: "web".into(),
+        addr: std::net::Ipv4Addr::new(198, 18, 2, 12),
+        port: 0,
+        method: l4vs_dataplane::model::ForwardMethod::Nat,
+        up: false,
+    }];
     render(&View {
         services: &lab_report(),
+        health: &health,
         workers: &[w],
         conn_capacity: 4096,
         ports: &ports,
@@ -104,6 +113,9 @@ fn services_reals_workers_and_ports_are_rendered_with_their_values() {
     has(r#"l4vs_port_rx_nombuf_total{port="lan"} 1"#);
     has(r#"l4vs_control_frames_total{what="injected"} 3"#);
     has("l4vs_tsc_hertz 2000000000");
+    has(&format!(
+        r#"l4vs_real_up{{{svc},real="198.18.2.12",real_port="0",forward="nat"}} 0"#
+    ));
     assert!(!text.contains(r#"port="gone""#), "{text}");
 }
 

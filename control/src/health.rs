@@ -148,7 +148,7 @@ impl Checker {
         let (plan_tx, plan_rx) = watch::channel(plan);
         let (verdict_tx, verdicts) = mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name("l4vs-checks".to_owned())
+            .name("l4vs-health".to_owned())
             .spawn(move || runtime.block_on(supervise(plan_rx, verdict_tx)))?;
         Ok(Checker {
             plan: plan_tx,

@@ -2,9 +2,12 @@
 //! listeners on loopback stand for N real servers; the director's checker
 //! ([`l4vs_control::health::Checker`]) checks each with a TCP_CHECK every
 //! `delay_loop`; after a warm-up, the CPU time of the checker's thread
-//! (`l4vs-checks`, from /proc/self/task/*/stat) over the measured wall time
+//! (`l4vs-health`, from /proc/self/task/*/stat) over the measured wall time
 //! is the share of one core the checks take. The listeners' accept thread
-//! is not counted: it stands for the real servers.
+//! is not counted: it stands for the real servers. On loopback the
+//! kernel's work for both ends of each connection (the handshake, the
+//! close) runs in the checking thread's context, so the figure includes
+//! what a real server's kernel would do.
 //!
 //! ```sh
 //! target/release/l4vs-checks --reals 1000 --delay-loop-ms 1000 --seconds 20
@@ -35,7 +38,8 @@ struct Cli {
     seconds: u64,
 }
 
-/// User + system CPU time of the thread named `name`, in clock ticks.
+/// User + system CPU time of the thread named `name`, in clock ticks
+/// (/proc/self/task/TID/stat, fields 14 and 15).
 fn thread_ticks(name: &str) -> Result<u64> {
     for task in std::fs::read_dir("/proc/self/task")? {
         let dir = task?.path();
@@ -44,8 +48,8 @@ fn thread_ticks(name: &str) -> Result<u64> {
             continue;
         }
         let stat = std::fs::read_to_string(dir.join("stat"))?;
-        // Fields after the command's closing parenthesis: state is 3rd;
-        // utime and stime are the 14th and 15th of the whole line.
+        // The fields after the command's closing parenthesis start at the
+        // 3rd (state): utime and stime are the 12th and 13th of them.
         let rest = stat
             .rsplit_once(')')
             .map(|(_, r)| r)
@@ -75,17 +79,19 @@ fn main() -> Result<()> {
     let accepted = Arc::new(AtomicU64::new(0));
     let acceptor = {
         let (stop, accepted) = (stop.clone(), accepted.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                for l in &listeners {
-                    while let Ok((s, _)) = l.accept() {
-                        drop(s);
-                        accepted.fetch_add(1, Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("reals".to_owned())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for l in &listeners {
+                        while let Ok((s, _)) = l.accept() {
+                            drop(s);
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
+            })?
     };
     let delay = Duration::from_millis(cli.delay_loop_ms);
     let check = Check {
@@ -123,13 +129,13 @@ fn main() -> Result<()> {
     let checker = Checker::start(Plan { targets })?;
     std::thread::sleep(delay * 2);
     let (t0, a0, w0) = (
-        thread_ticks("l4vs-checks")?,
+        thread_ticks("l4vs-health")?,
         accepted.load(Ordering::Relaxed),
         Instant::now(),
     );
     std::thread::sleep(Duration::from_secs(cli.seconds));
     let (t1, a1, wall) = (
-        thread_ticks("l4vs-checks")?,
+        thread_ticks("l4vs-health")?,
         accepted.load(Ordering::Relaxed),
         w0.elapsed(),
     );
@@ -137,7 +143,7 @@ fn main() -> Result<()> {
     drop(checker);
     stop.store(true, Ordering::Relaxed);
     let _ = acceptor.join();
-    // Clock ticks per second of /proc's times (100 on Linux x86_64).
+    // Clock ticks per second of /proc's times.
     let hz: f64 = std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()

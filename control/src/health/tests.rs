@@ -82,6 +82,25 @@ fn http_checks_want_the_status_and_the_text() {
     assert!(e.contains("the body lacks \"good\""), "{e}");
 }
 
+/// A real answering garbage to HTTP is down, with hyper's words.
+#[test]
+fn garbage_for_an_answer_is_down() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"\x00\x01garbage, not HTTP\r\n\r\n");
+        }
+    });
+    let e = run(&target(port), &check(http(None))).unwrap_err();
+    assert!(
+        e.starts_with(&format!("http check of 127.0.0.1:{port}/health: ")),
+        "{e}"
+    );
+}
+
 #[test]
 fn tcp_checks_connect_and_refused_is_down() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

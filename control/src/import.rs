@@ -218,6 +218,10 @@ struct PlannedService {
     spec: ServiceSpec,
     /// Its real servers, in order.
     reals: Vec<(Pos, RealSpec)>,
+    /// Its health check (the table does not hold checks).
+    check: Option<config::Check>,
+    /// Its `inhibit_on_failure`.
+    inhibit_on_failure: bool,
 }
 
 /// What a front end read from its file.
@@ -399,6 +403,18 @@ fn finish(
         }
     }
     let mut cfg = table.to_config(&base_cfg);
+    // The table holds no checks: they go on the config's services.
+    for s in &plan.services {
+        let name = service_name(&s.spec.key);
+        if let Some(out) = cfg
+            .services
+            .iter_mut()
+            .find(|c| c.name.as_deref() == Some(name.as_str()))
+        {
+            out.check.clone_from(&s.check);
+            out.inhibit_on_failure = s.inhibit_on_failure;
+        }
+    }
     let mut placeholder_marks = Vec::new();
     for s in &plan.services {
         let ServiceKey::Fwmark(mark) = s.spec.key else {

@@ -125,6 +125,8 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
             pos,
             spec: spec.clone(),
             reals,
+            check: None,
+            inhibit_on_failure: false,
         });
     }
     // The file's order, not the table's slots (which reuse deleted ones).

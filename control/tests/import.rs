@@ -105,6 +105,7 @@ fn every_import_sample_is_exercised() {
         .collect();
     let tested: BTreeSet<String> = [
         "ipvsadm.save",
+        "keepalived-checks.conf",
         "keepalived-fwmark.conf",
         "keepalived-full.conf",
         "keepalived-misc-check.conf",
@@ -293,6 +294,74 @@ fn keepalived_misc_check() {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
+}
+
+#[test]
+fn keepalived_checks() {
+    let (c, err) = import_ok("keepalived", "keepalived-checks.conf", &[]);
+    let w = |s: &str| format!("l4vs: import: keepalived-checks.conf:{s}");
+    let same = "l4vs checks every real of a service the same way";
+    assert_eq!(
+        err,
+        [
+            no_base("keepalived-checks.conf"),
+            w("6: router_id is not carried over (global_defs)"),
+            w("42: url is not carried over (HTTP_GET of real_server 198.18.2.12 80): l4vs checks one path, where keepalived needs every url to pass; the first, `/healthz` (keepalived-checks.conf:38), is carried over"),
+            w(&format!("54: TCP_CHECK is not carried over (real_server 198.18.2.13 80): {same}, so it is checked like real_server 198.18.2.11 80 (HTTP_GET at keepalived-checks.conf:22)")),
+            w(&format!("83: real_server 198.18.2.23 53 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.21 53 (MISC_CHECK at keepalived-checks.conf:70)")),
+            w("84: TCP_CHECK is not carried over (real_server 198.18.2.23 53): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)"),
+            w("104: real_server 198.18.2.32 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
+            w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): l4vs has TCP_CHECK, HTTP_GET and MISC_CHECK only"),
+            w(&format!("112: real_server 198.18.2.33 25 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.31 25 (TCP_CHECK at keepalived-checks.conf:100)")),
+            w("112: real_server 198.18.2.33 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
+        ]
+    );
+    let web = service(&c, "tcp-203-0-113-10-80");
+    assert!(web.inhibit_on_failure);
+    assert_eq!(
+        web.check,
+        Some(Check {
+            kind: CheckKind::Http {
+                path: "/healthz".to_owned(),
+                status_codes: vec![200, 201, 202, 203, 204],
+                virtualhost: Some("www.example.org".to_owned()),
+                contains: Some("ready".to_owned()),
+            },
+            connect_port: Some(8080),
+            delay_loop: secs(5.0),
+            connect_timeout: secs(2.0),
+            retry: 2,
+            delay_before_retry: secs(0.5),
+            alpha: true,
+            warmup: secs(5.0),
+        })
+    );
+    let dns = service(&c, "udp-203-0-113-53-53");
+    assert!(!dns.inhibit_on_failure);
+    assert_eq!(
+        dns.check,
+        Some(Check {
+            kind: CheckKind::Misc {
+                path: "/usr/local/bin/check-dns ${L4VS_REAL_ADDRESS}".to_owned(),
+                timeout: secs(2.0),
+                dynamic: true,
+            },
+            connect_port: None,
+            delay_loop: secs(3.0),
+            connect_timeout: secs(5.0),
+            retry: 0,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: secs(3.0),
+        })
+    );
+    let mail = service(&c, "tcp-203-0-113-25-25");
+    assert!(mail.inhibit_on_failure);
+    let check = mail.check.as_ref().unwrap();
+    assert_eq!(
+        (check.kind.as_str(), check.retry, check.connect_timeout),
+        ("tcp", 3, secs(3.0))
+    );
 }
 
 #[test]

@@ -218,6 +218,15 @@ struct PlannedService {
     spec: ServiceSpec,
     /// Its real servers, in order.
     reals: Vec<(Pos, RealSpec)>,
+    /// Its health check (the table does not hold checks).
+    check: Option<config::Check>,
+    /// Its `inhibit_on_failure`.
+    inhibit_on_failure: bool,
+    /// Its sorry server, and the statement that named it.
+    sorry: Option<(Pos, RealSpec)>,
+    /// Its quorum (1 if not given) and hysteresis (0).
+    quorum: u32,
+    hysteresis: u32,
 }
 
 /// What a front end read from its file.
@@ -397,8 +406,31 @@ fn finish(
                 .apply(Command::AddReal(spec.key, *r))
                 .map_err(|e| error(pos, table_message(&e, where_base)))?;
         }
+        if s.sorry.is_some() || s.quorum != 1 || s.hysteresis != 0 {
+            let pos = s.sorry.as_ref().map_or(&s.pos, |(p, _)| p);
+            table
+                .apply(Command::SetQuorum {
+                    service: spec.key,
+                    sorry: s.sorry.as_ref().map(|(_, r)| *r),
+                    quorum: s.quorum,
+                    hysteresis: s.hysteresis,
+                })
+                .map_err(|e| error(pos, table_message(&e, where_base)))?;
+        }
     }
     let mut cfg = table.to_config(&base_cfg);
+    // The table holds no checks: they go on the config's services.
+    for s in &plan.services {
+        let name = service_name(&s.spec.key);
+        if let Some(out) = cfg
+            .services
+            .iter_mut()
+            .find(|c| c.name.as_deref() == Some(name.as_str()))
+        {
+            out.check.clone_from(&s.check);
+            out.inhibit_on_failure = s.inhibit_on_failure;
+        }
+    }
     let mut placeholder_marks = Vec::new();
     for s in &plan.services {
         let ServiceKey::Fwmark(mark) = s.spec.key else {

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use l4vs_control::config::{self, Config, Service};
+use l4vs_control::config::{self, Check, CheckKind, Config, Service};
 use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
 
 /// `configs/import/`; the imports run there, so files are named as a
@@ -104,6 +105,7 @@ fn every_import_sample_is_exercised() {
         .collect();
     let tested: BTreeSet<String> = [
         "ipvsadm.save",
+        "keepalived-checks.conf",
         "keepalived-fwmark.conf",
         "keepalived-full.conf",
         "keepalived-misc-check.conf",
@@ -138,9 +140,7 @@ fn keepalived_sample() {
             "l4vs: import: keepalived-sample.conf:11: smtp_connect_timeout is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-sample.conf:12: router_id is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-sample.conf:15: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet".into(),
-            "l4vs: import: keepalived-sample.conf:29: delay_loop is not carried over (virtual_server 203.0.113.10 1358): health checks are not supported yet".into(),
-            "l4vs: import: keepalived-sample.conf:35: sorry_server is not carried over (virtual_server 203.0.113.10 1358): l4vs has no sorry server yet".into(),
-            "l4vs: import: keepalived-sample.conf:39: HTTP_GET is not carried over (real_server 198.51.100.2 1358): health checks are not supported yet; the real is always up".into(),
+            "l4vs: import: keepalived-sample.conf:42: digest is not carried over (HTTP_GET of real_server 198.51.100.2 1358): l4vs checks the status code and a text the body contains, not an MD5 digest of the body".into(),
         ]
     );
     assert_eq!(c.services.len(), 1);
@@ -158,6 +158,27 @@ fn keepalived_sample() {
         })
     );
     assert_eq!(reals(s), [real("198.51.100.2", 1358, 1, NAT)]);
+    // HTTP_GET: any 2xx without status_code, as keepalived.
+    assert_eq!(
+        s.check,
+        Some(Check {
+            kind: CheckKind::Http {
+                path: "/testurl3/test.jsp".to_owned(),
+                status_codes: (200..=299).collect(),
+                virtualhost: None,
+                contains: None,
+            },
+            connect_port: None,
+            delay_loop: secs(6.0),
+            connect_timeout: secs(3.0),
+            retry: 3,
+            delay_before_retry: secs(3.0),
+            alpha: false,
+            warmup: secs(6.0),
+            notify_up: None,
+            notify_down: None,
+        })
+    );
     // The placeholders: a port on an interface that does not exist, and a
     // director address next to the real server.
     assert_eq!(c.ports[0].device.spec(), "net_af_packet0,iface=CHANGE_ME");
@@ -172,12 +193,13 @@ fn keepalived_virtualhost() {
         [
             no_base("keepalived-virtualhost.conf"),
             "l4vs: import: keepalived-virtualhost.conf:5: router_id is not carried over (global_defs)".into(),
-            "l4vs: import: keepalived-virtualhost.conf:9: delay_loop is not carried over (virtual_server 203.0.113.100 443): health checks are not supported yet".into(),
-            "l4vs: import: keepalived-virtualhost.conf:15: virtualhost is not carried over (virtual_server 203.0.113.100 443): health checks are not supported yet".into(),
-            "l4vs: import: keepalived-virtualhost.conf:20: SSL_GET is not carried over (real_server 198.51.100.100 8443): health checks are not supported yet; the real is always up".into(),
+            "l4vs: import: keepalived-virtualhost.conf:9: delay_loop is not carried over (virtual_server 203.0.113.100 443): no real server of it has a checker l4vs carries over".into(),
+            "l4vs: import: keepalived-virtualhost.conf:15: virtualhost is not carried over (virtual_server 203.0.113.100 443): no HTTP_GET carried over takes its Host from it".into(),
+            "l4vs: import: keepalived-virtualhost.conf:20: SSL_GET is not carried over (real_server 198.51.100.100 8443): l4vs has no HTTPS check yet".into(),
         ]
     );
     let s = service(&c, "tcp-203-0-113-100-443");
+    assert_eq!(s.check, None);
     assert_eq!(s.scheduler, SchedulerKind::Wrr);
     assert_eq!(
         s.persistence,
@@ -204,10 +226,7 @@ fn keepalived_fwmark() {
             no_base("keepalived-fwmark.conf"),
             "l4vs: import: keepalived-fwmark.conf:5: router_id is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-fwmark.conf:8: firewall mark 1: the rules that marked packets (iptables, nftables) are not in this file; the output has a placeholder firewall_marks rule that matches nothing: write the real one".into(),
-            "l4vs: import: keepalived-fwmark.conf:9: delay_loop is not carried over (virtual_server fwmark 1): health checks are not supported yet".into(),
             "l4vs: import: keepalived-fwmark.conf:13: protocol is not carried over (virtual_server fwmark 1): a firewall-mark service takes every protocol the mark is given to, and keepalived ignores it too".into(),
-            "l4vs: import: keepalived-fwmark.conf:17: TCP_CHECK is not carried over (real_server 198.51.100.100): health checks are not supported yet; the real is always up".into(),
-            "l4vs: import: keepalived-fwmark.conf:25: TCP_CHECK is not carried over (real_server 198.51.100.101): health checks are not supported yet; the real is always up".into(),
         ]
     );
     let s = service(&c, "fwmark-1");
@@ -220,6 +239,22 @@ fn keepalived_fwmark() {
             real("198.51.100.100", 0, 1, NAT),
             real("198.51.100.101", 0, 1, NAT)
         ]
+    );
+    // Both reals' TCP_CHECKs are one: port 80 of each.
+    assert_eq!(
+        s.check,
+        Some(Check {
+            kind: CheckKind::Tcp,
+            connect_port: Some(80),
+            delay_loop: secs(6.0),
+            connect_timeout: secs(3.0),
+            retry: 1,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: secs(6.0),
+            notify_up: None,
+            notify_down: None,
+        })
     );
     assert_eq!(c.firewall_marks.len(), 1);
     assert_eq!(
@@ -236,18 +271,113 @@ fn keepalived_misc_check() {
         [
             no_base("keepalived-misc-check.conf"),
             "l4vs: import: keepalived-misc-check.conf:6: router_id is not carried over (global_defs)".into(),
-            "l4vs: import: keepalived-misc-check.conf:10: delay_loop is not carried over (virtual_server 203.0.113.10 1358): health checks are not supported yet".into(),
-            "l4vs: import: keepalived-misc-check.conf:18: MISC_CHECK is not carried over (real_server 198.51.100.6 1358): health checks are not supported yet; the real is always up".into(),
         ]
     );
     let s = service(&c, "tcp-203-0-113-10-1358");
     assert_eq!(reals(s), [real("198.51.100.6", 1358, 1, NAT)]);
+    // MISC_CHECK: no retry, and killed after the delay_loop.
+    assert_eq!(
+        s.check,
+        Some(Check {
+            kind: CheckKind::Misc {
+                path: "/usr/local/bin/script.sh".to_owned(),
+                timeout: secs(6.0),
+                dynamic: false,
+            },
+            connect_port: None,
+            delay_loop: secs(6.0),
+            connect_timeout: secs(5.0),
+            retry: 0,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: secs(6.0),
+            notify_up: None,
+            notify_down: None,
+        })
+    );
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+#[test]
+fn keepalived_checks() {
+    let (c, err) = import_ok("keepalived", "keepalived-checks.conf", &[]);
+    let w = |s: &str| format!("l4vs: import: keepalived-checks.conf:{s}");
+    let same = "l4vs checks every real of a service the same way";
+    assert_eq!(
+        err,
+        [
+            no_base("keepalived-checks.conf"),
+            w("6: router_id is not carried over (global_defs)"),
+            w("42: url is not carried over (HTTP_GET of real_server 198.18.2.12 80): l4vs checks one path, where keepalived needs every url to pass; the first, `/healthz` (keepalived-checks.conf:38), is carried over"),
+            w(&format!("54: TCP_CHECK is not carried over (real_server 198.18.2.13 80): {same}, so it is checked like real_server 198.18.2.11 80 (HTTP_GET at keepalived-checks.conf:22)")),
+            w(&format!("83: real_server 198.18.2.23 53 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.21 53 (MISC_CHECK at keepalived-checks.conf:70)")),
+            w("84: TCP_CHECK is not carried over (real_server 198.18.2.23 53): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)"),
+            w("104: real_server 198.18.2.32 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
+            w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): l4vs has TCP_CHECK, HTTP_GET and MISC_CHECK only"),
+            w(&format!("112: real_server 198.18.2.33 25 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.31 25 (TCP_CHECK at keepalived-checks.conf:100)")),
+            w("112: real_server 198.18.2.33 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
+        ]
+    );
+    let web = service(&c, "tcp-203-0-113-10-80");
+    assert!(web.inhibit_on_failure);
+    assert_eq!(
+        web.check,
+        Some(Check {
+            kind: CheckKind::Http {
+                path: "/healthz".to_owned(),
+                status_codes: vec![200, 201, 202, 203, 204],
+                virtualhost: Some("www.example.org".to_owned()),
+                contains: Some("ready".to_owned()),
+            },
+            connect_port: Some(8080),
+            delay_loop: secs(5.0),
+            connect_timeout: secs(2.0),
+            retry: 2,
+            delay_before_retry: secs(0.5),
+            alpha: true,
+            warmup: secs(5.0),
+            notify_up: None,
+            notify_down: None,
+        })
+    );
+    let dns = service(&c, "udp-203-0-113-53-53");
+    assert!(!dns.inhibit_on_failure);
+    assert_eq!(
+        dns.check,
+        Some(Check {
+            kind: CheckKind::Misc {
+                path: "/usr/local/bin/check-dns ${L4VS_REAL_ADDRESS}".to_owned(),
+                timeout: secs(2.0),
+                dynamic: true,
+            },
+            connect_port: None,
+            delay_loop: secs(3.0),
+            connect_timeout: secs(5.0),
+            retry: 0,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: secs(3.0),
+            notify_up: None,
+            notify_down: None,
+        })
+    );
+    let mail = service(&c, "tcp-203-0-113-25-25");
+    assert!(mail.inhibit_on_failure);
+    let check = mail.check.as_ref().unwrap();
+    assert_eq!(
+        (check.kind.as_str(), check.retry, check.connect_timeout),
+        ("tcp", 3, secs(3.0))
+    );
 }
 
 #[test]
 fn keepalived_full() {
     let (c, err) = import_ok("keepalived", "keepalived-full.conf", &[]);
     let w = |s: &str| format!("l4vs: import: {s}");
+    let unchecked = "has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.18.2.11 80 (TCP_CHECK at keepalived-full.conf:45)";
     assert_eq!(
         err,
         [
@@ -257,15 +387,13 @@ fn keepalived_full() {
             w("keepalived-full.conf:11: vrrp_sync_group VG_1 is not carried over: l4vs has no VRRP yet"),
             w("keepalived-full.conf:17: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet"),
             w("keepalived-full.conf:27: static_ipaddress is not carried over: the director's own addresses and next hop go in the l4vs config's addresses and gateway"),
-            w("keepalived-full.conf:33: delay_loop is not carried over (virtual_server 203.0.113.10 80): health checks are not supported yet"),
-            w("keepalived-full.conf:37: quorum is not carried over (virtual_server 203.0.113.10 80): health checks are not supported yet"),
-            w("keepalived-full.conf:38: hysteresis is not carried over (virtual_server 203.0.113.10 80): health checks are not supported yet"),
-            w("keepalived-full.conf:39: inhibit_on_failure is not carried over (virtual_server 203.0.113.10 80): health checks are not supported yet, and the config has no place for it until they land (meanwhile no real is ever taken out)"),
-            w("keepalived-full.conf:45: TCP_CHECK is not carried over (real_server 198.18.2.11 80): health checks are not supported yet; the real is always up"),
+            w(&format!("keepalived-full.conf:49: real_server 198.18.2.12 80 {unchecked}")),
             w("keepalived-full.conf:53: the port of real_server 198.18.2.13 8080 is not carried over: keepalived resets it to the virtual_server's, as DR and tunnel keep the packet's port"),
+            w(&format!("keepalived-full.conf:53: real_server 198.18.2.13 8080 {unchecked}")),
+            w(&format!("keepalived-full.conf:57: real_server 198.51.100.7 80 {unchecked}")),
             w("keepalived-full.conf:64: virtual_server 203.0.113.53 53 has no protocol: keepalived makes it UDP (the kernel's default), and so does the import; write `protocol TCP` for TCP"),
             w("keepalived-full.conf:92: virtual_server 2001:db8::10 80 is not carried over: l4vs forwards IPv4 only so far"),
-            w("keepalived.d/mail-backup.conf:4: notify_down is not carried over (real_server 198.18.2.22): health checks are not supported yet"),
+            w("keepalived.d/mail-backup.conf:4: notify_down is not carried over (real_server 198.18.2.22): l4vs runs notify_up/notify_down of a service's check block for each of its reals (the real in L4VS_REAL_ADDRESS), not per real, and sends no alerts; each change of a real's health is logged once"),
         ]
     );
     // global_defs' lvs_timeouts.
@@ -307,6 +435,20 @@ fn keepalived_full() {
         (web.reals[0].upper_threshold, web.reals[0].lower_threshold),
         (20000, 15000)
     );
+    // The first real's TCP_CHECK for every real, with the virtual
+    // server's delay_loop and inhibit_on_failure.
+    assert!(web.inhibit_on_failure);
+    let check = web.check.as_ref().unwrap();
+    assert_eq!(
+        (
+            check.kind.as_str(),
+            check.delay_loop,
+            check.connect_timeout,
+            check.connect_port
+        ),
+        ("tcp", secs(10.0), secs(3.0), None)
+    );
+    assert!(c.services[1..].iter().all(|s| s.check.is_none()));
     let dns = service(&c, "udp-203-0-113-53-53");
     assert!(dns.ops);
     assert_eq!(

@@ -126,6 +126,11 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
             pos,
             spec: spec.clone(),
             reals,
+            check: None,
+            inhibit_on_failure: false,
+            sorry: None,
+            quorum: 1,
+            hysteresis: 0,
         });
     }
     // The file's order, not the table's slots (which reuse deleted ones).

@@ -22,16 +22,20 @@
 //! | `weight`, `lvs_method`                  | the real's `weight`, `forward`         |
 //! | `uthreshold`, `lthreshold`              | `upper_threshold`, `lower_threshold`   |
 //! | `lvs_timeouts tcp T tcpfin F udp U` (global_defs) | `timeouts` (`ipvsadm --set`) |
+//! | `TCP_CHECK`, `HTTP_GET`, `MISC_CHECK` and their settings, `inhibit_on_failure` | the service's `check`, `inhibit_on_failure` ([`checks`]) |
+//! | `sorry_server IP [PORT]`, `quorum`, `hysteresis` | the service's `sorry_server` (with its forwarding method), `quorum`, `hysteresis` |
 //!
-//! Everything else is a warning with its line: health checks and their
-//! settings (l4vs has none yet: every real is always up), sorry servers,
-//! notification scripts and alerts, every VRRP, BFD and static address
-//! block, and every other global_defs setting. keepalived's own
-//! corrections are made too, each with a warning: no `protocol` makes a
-//! UDP service, `ops` on TCP is cleared, port 0 without persistence makes
-//! the service persistent, a DR or tunnel real server's port is the
-//! service's, a virtual server without real servers is left out, and a
-//! duplicated real server is dropped.
+//! Everything else is a warning with its line: what [`checks`] cannot
+//! carry over (SSL_GET and the other checkers, a second checker or url, a
+//! real checked otherwise than the service's first), the quorum's and the
+//! reals' notification scripts, alerts, `sorry_server_inhibit` and
+//! `sorry_server_lvs_method`, every VRRP,
+//! BFD and static address block, and every other global_defs setting.
+//! keepalived's own corrections are made too, each with a warning: no
+//! `protocol` makes a UDP service, `ops` on TCP is cleared, port 0 without
+//! persistence makes the service persistent, a DR or tunnel real server's
+//! port is the service's, a virtual server without real servers is left
+//! out, and a duplicated real server is dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -41,7 +45,10 @@ use super::{error, ImportError, Plan, PlannedService, Pos, Warnings};
 use crate::adm::DEFAULT_PERSISTENCE_S;
 use crate::config::{self, MAX_WEIGHT};
 use crate::table::{RealSpec, ServiceKey, ServiceSpec};
+use checks::{Level, Settings};
 use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
+
+mod checks;
 
 /// keepalived's largest persistence timeout and `lvs_timeouts` value
 /// (LVS_MAX_TIMEOUT, 31 days).
@@ -49,10 +56,9 @@ const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 /// The most addresses one `virtual_server_group` entry may expand to.
 pub const MAX_GROUP_RANGE: u32 = 1024;
 
-const HEALTH: &str = "health checks are not supported yet";
-const CHECKER: &str = "health checks are not supported yet; the real is always up";
-const INHIBIT: &str = "health checks are not supported yet, and the config has no place for it \
-                       until they land (meanwhile no real is ever taken out)";
+const QUORUM: &str = "l4vs runs no command when the quorum changes yet (it logs it)";
+const NOTIFY: &str =
+    "l4vs runs notify_up/notify_down of a service's check block for each of its reals (the real in L4VS_REAL_ADDRESS), not per real, and sends no alerts; each change of a real's health is logged once";
 const IPV4_ONLY: &str = "l4vs forwards IPv4 only so far";
 const UNKNOWN: &str = "unknown keyword, which keepalived ignores too";
 
@@ -112,7 +118,7 @@ pub(super) fn plan(stmts: &[Stmt], w: &mut Warnings) -> Result<Plan, ImportError
                     "static_ipaddress" | "static_routes" | "static_rules" => {
                         ": the director's own addresses and next hop go in the l4vs config's addresses and gateway"
                     }
-                    "SSL" => ": it configures SSL_GET checks, and health checks are not supported yet",
+                    "SSL" => ": it configures SSL_GET checks, and l4vs has no HTTPS check yet",
                     "bfd_instance" => ": l4vs has no BFD",
                     _ => "",
                 };
@@ -225,6 +231,10 @@ struct RealDraft {
     method: Option<ForwardMethod>,
     upper: u32,
     lower: u32,
+    /// Its checker settings.
+    settings: Settings,
+    /// Its checkers l4vs carries over, in order.
+    checkers: Vec<checks::Checker>,
 }
 
 /// A scheduler flag statement: which bit it sets, where, what it is.
@@ -324,6 +334,10 @@ fn virtual_server(
     let mut ops: Option<Pos> = None;
     let mut flags: Vec<FlagStmt> = Vec::new();
     let mut vs_weight: u32 = 1;
+    let mut sorry: Option<(Pos, Ipv4Addr, u16)> = None;
+    let mut quorum: u32 = 1;
+    let mut hysteresis: u32 = 0;
+    let mut vs_checks = Settings::default();
     let mut reals: Vec<RealDraft> = Vec::new();
     let not_carried = |w: &mut Warnings, t: &Stmt, reason: &str| {
         w.warn(
@@ -336,6 +350,9 @@ fn virtual_server(
     };
     for t in block {
         refuse_condition(t)?;
+        if vs_checks.read(t, Level::VirtualServer, &ctx, w)? {
+            continue;
+        }
         let kw = t.keyword();
         match kw {
             "lb_algo" | "lvs_sched" => {
@@ -461,12 +478,29 @@ fn virtual_server(
                     ))
                 }
             },
-            "delay_loop" | "connect_timeout" | "retry" | "delay_before_retry" | "warmup"
-            | "alpha" | "omega" | "quorum" | "quorum_up" | "quorum_down" | "hysteresis"
-            | "ha_suspend" | "virtualhost" | "smtp_alert" => not_carried(w, t, HEALTH),
-            "inhibit_on_failure" => not_carried(w, t, INHIBIT),
-            "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
-                not_carried(w, t, "l4vs has no sorry server yet")
+            "quorum" => quorum = number(t, arg(t, 1, "a weight")?, 1, u32::MAX)?,
+            "hysteresis" => hysteresis = number(t, arg(t, 1, "a weight")?, 0, u32::MAX)?,
+            "quorum_up" | "quorum_down" => not_carried(w, t, QUORUM),
+            "omega" | "smtp_alert" => not_carried(w, t, NOTIFY),
+            "ha_suspend" => not_carried(
+                w,
+                t,
+                "l4vs has no VRRP, so its checks are never suspended for a missing VIP",
+            ),
+            "sorry_server" => {
+                let addr = arg(t, 1, "an address")?;
+                let Some(a) = address(t, addr)? else {
+                    not_carried(w, t, "l4vs balances IPv4 only");
+                    continue;
+                };
+                let port = match t.words.get(2) {
+                    Some(p) => u16::try_from(number(t, p, 0, 65535)?).unwrap_or(0),
+                    None => 0,
+                };
+                sorry = Some((t.pos.clone(), a, port));
+            }
+            "sorry_server_inhibit" | "sorry_server_lvs_method" => {
+                not_carried(w, t, "the sorry server is added when the quorum is lost, with the service's forwarding method")
             }
             "persistence_engine" => {
                 not_carried(w, t, "l4vs has no persistence engines (such as sip) yet")
@@ -602,6 +636,23 @@ fn virtual_server(
         kept.push(r);
     }
 
+    // keepalived resolves each checker's settings once per real server.
+    let resolved: Vec<Vec<checks::Resolved>> = kept
+        .iter()
+        .map(|r| {
+            r.checkers
+                .iter()
+                .map(|c| checks::resolve(&vs_checks, &r.settings, c, r.addr, w))
+                .collect()
+        })
+        .collect();
+    let names: Vec<String> = kept
+        .iter()
+        .map(|r| format!("real_server {}", shown(&r.words[1..])))
+        .collect();
+    let mut carried = vec![false; kept.len()];
+    let mut rs_vhost_used = vec![false; kept.len()];
+    let mut vs_vhost_used = false;
     for target in &targets {
         let key = match *target {
             Target::Addr { vip, port, .. } => ServiceKey::Addr {
@@ -619,9 +670,22 @@ fn virtual_server(
         }
         keys.insert(key, target.pos().clone());
         let mut out = Vec::new();
-        for r in &kept {
+        let mut refs = Vec::new();
+        for (i, r) in kept.iter().enumerate() {
             let m = r.method.unwrap_or(method);
             let port = real_port(target, r, m, is_group, w)?;
+            refs.push(checks::RealRef {
+                pos: &r.pos,
+                name: names[i].clone(),
+                written_port: r.port,
+                port: match *target {
+                    _ if port != 0 => port,
+                    Target::Addr { port, .. } => port,
+                    Target::Mark { .. } => 0,
+                },
+                checks: &resolved[i],
+                inhibit: checks::inhibit(&vs_checks, &r.settings),
+            });
             out.push((
                 r.pos.clone(),
                 RealSpec {
@@ -634,6 +698,17 @@ fn virtual_server(
                 },
             ));
         }
+        let udp = matches!(target, Target::Addr { .. }) && protocol == Protocol::Udp;
+        let sc = checks::service_check(&refs, udp, w);
+        for (i, c) in sc.carried.iter().enumerate() {
+            let Some(c) = c else { continue };
+            carried[i] = true;
+            match resolved[i][*c].vhost_from() {
+                Some(Level::RealServer) => rs_vhost_used[i] = true,
+                Some(Level::VirtualServer) => vs_vhost_used = true,
+                _ => {}
+            }
+        }
         plan.services.push(PlannedService {
             pos: target.pos().clone(),
             spec: ServiceSpec {
@@ -645,7 +720,42 @@ fn virtual_server(
                 ops,
             },
             reals: out,
+            check: sc.check,
+            inhibit_on_failure: sc.inhibit_on_failure,
+            sorry: sorry.clone().map(|(pos, addr, port)| {
+                (
+                    pos,
+                    RealSpec {
+                        addr: IpAddr::V4(addr),
+                        port,
+                        weight: 1,
+                        method,
+                        upper_threshold: 0,
+                        lower_threshold: 0,
+                    },
+                )
+            }),
+            quorum,
+            hysteresis,
         });
+    }
+    checks::warn_unused(
+        &vs_checks,
+        &ctx,
+        carried.contains(&true),
+        "no real server of it has a checker l4vs carries over",
+        vs_vhost_used,
+        w,
+    );
+    for (i, r) in kept.iter().enumerate() {
+        checks::warn_unused(
+            &r.settings,
+            &names[i],
+            carried[i],
+            "it has no checker l4vs carries over",
+            rs_vhost_used[i],
+            w,
+        );
     }
     Ok(())
 }
@@ -734,9 +844,14 @@ fn real_server(t: &Stmt, w: &mut Warnings) -> Result<Option<RealDraft>, ImportEr
         method: None,
         upper: 0,
         lower: 0,
+        settings: Settings::default(),
+        checkers: Vec::new(),
     };
     for u in t.block.iter().flatten() {
         refuse_condition(u)?;
+        if r.settings.read(u, Level::RealServer, &ctx, w)? {
+            continue;
+        }
         let kw = u.keyword();
         let mut not_carried = |reason: &str| {
             w.warn(
@@ -764,15 +879,14 @@ fn real_server(t: &Stmt, w: &mut Warnings) -> Result<Option<RealDraft>, ImportEr
                     r.lower = v;
                 }
             }
-            "inhibit_on_failure" => not_carried(INHIBIT),
             "HTTP_GET" | "SSL_GET" | "TCP_CHECK" | "MISC_CHECK" | "SMTP_CHECK" | "DNS_CHECK"
-            | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" | "track_file" => {
-                not_carried(CHECKER)
+            | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+                if let Some(c) = checks::checker(u, &ctx, w)? {
+                    r.checkers.push(c);
+                }
             }
-            "notify_up" | "notify_down" | "alpha" | "retry" | "delay_before_retry" | "warmup"
-            | "connect_timeout" | "delay_loop" | "smtp_alert" | "virtualhost" => {
-                not_carried(HEALTH)
-            }
+            "track_file" => not_carried("l4vs has no FILE_CHECK or track_file yet"),
+            "notify_up" | "notify_down" | "smtp_alert" => not_carried(NOTIFY),
             "snmp_name" => not_carried("l4vs has no SNMP agent"),
             _ => not_carried(UNKNOWN),
         }

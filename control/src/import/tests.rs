@@ -1,8 +1,10 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::kaconf::{self, Pattern, Stmt};
 use super::keepalived::address_range;
 use super::*;
+use crate::config::{Check, CheckKind};
 use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
 
 const FILE: &str = "k.conf";
@@ -189,7 +191,7 @@ fn includes_are_followed_relative_to_the_including_file() {
         warnings(&i),
         [
             format!("{m}:6: include `none/*.conf`: no file matches, so nothing is included (keepalived passes over it too)"),
-            format!("{}:3: TCP_CHECK is not carried over (real_server 10.0.1.2 80): health checks are not supported yet; the real is always up", b.display()),
+            format!("{}:1: real_server 10.0.1.1 80 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 10.0.1.2 80 (TCP_CHECK at {}:3)", d.join("conf.d/a.conf").display(), b.display()),
         ]
     );
     let _ = std::fs::remove_dir_all(&d);
@@ -267,6 +269,13 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
     assert_eq!((r.upper_threshold, r.lower_threshold), (100, 50));
     // No port on a NAT real: the service's.
     assert_eq!((s.reals[1].port, s.reals[1].weight), (1358, 1));
+    // sorry_server: in while no real is up (quorum 1), with the service's
+    // forwarding method.
+    assert_eq!(
+        s.sorry_server.map(|r| (r.address, r.port, r.forward)),
+        Some((Ipv4Addr::new(198, 51, 100, 200), 1358, ForwardMethod::Nat))
+    );
+    assert_eq!((s.quorum, s.hysteresis), (1, 0));
     assert_eq!(i.config.timeouts.tcp_established, 7200);
     assert_eq!(i.config.timeouts.udp, 60);
     assert_eq!(i.config.timeouts.tcp_fin_wait, 120);
@@ -276,11 +285,32 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
             "k.conf:3: notification_email is not carried over (global_defs)",
             "k.conf:6: router_id is not carried over (global_defs)",
             "k.conf:9: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet",
-            "k.conf:13: delay_loop is not carried over (virtual_server 203.0.113.10 1358): health checks are not supported yet",
-            "k.conf:18: sorry_server is not carried over (virtual_server 203.0.113.10 1358): l4vs has no sorry server yet",
-            "k.conf:23: HTTP_GET is not carried over (real_server 198.51.100.2 1358): health checks are not supported yet; the real is always up",
-            "k.conf:30: inhibit_on_failure is not carried over (real_server 198.51.100.3): health checks are not supported yet, and the config has no place for it until they land (meanwhile no real is ever taken out)",
+            "k.conf:19: real_server 198.51.100.2 1358 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.51.100.3 (inhibit_on_failure at k.conf:30)",
+            "k.conf:29: real_server 198.51.100.3 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.51.100.2 1358 (HTTP_GET at k.conf:23)",
         ]
+    );
+    // HTTP_GET with keepalived's defaults: any 2xx, delay_before_retry
+    // 3 s, warmup up to delay_loop.
+    assert!(s.inhibit_on_failure);
+    assert_eq!(
+        s.check,
+        Some(Check {
+            kind: CheckKind::Http {
+                path: "/".to_owned(),
+                status_codes: (200..=299).collect(),
+                virtualhost: None,
+                contains: None,
+            },
+            connect_port: None,
+            delay_loop: Duration::from_secs(6),
+            connect_timeout: Duration::from_secs(5),
+            retry: 1,
+            delay_before_retry: Duration::from_secs(3),
+            alpha: false,
+            warmup: Duration::from_secs(6),
+            notify_up: None,
+            notify_down: None,
+        })
     );
     // The output loads to the same config.
     assert_eq!(
@@ -465,6 +495,515 @@ fn scheduler_flags_follow_keepalived() {
         warnings(&i),
         ["k.conf:3: flag-2 is not carried over (virtual_server 10.0.0.1 80): it means nothing to scheduler rr"]
     );
+}
+
+// ---- keepalived checkers ---------------------------------------------
+
+/// The check of the only service of `i`.
+fn the_check(i: &Imported) -> &Check {
+    i.config.services[0]
+        .check
+        .as_ref()
+        .unwrap_or_else(|| panic!("no check: {}", i.yaml))
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// TCP_CHECK: each setting the checker's, else its real_server's, else
+/// its virtual_server's, else keepalived's default; nb_get_retry is
+/// retry.
+#[test]
+fn tcp_check_maps_with_keepalived_cascade_and_defaults() {
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol TCP
+delay_loop 10
+retry 2
+real_server 10.0.1.1 80 {
+  connect_timeout 4.5
+  TCP_CHECK {
+    connect_port 8080
+    nb_get_retry 5
+    warmup 0
+  }
+}
+"))
+    .unwrap();
+    assert_eq!(
+        *the_check(&i),
+        Check {
+            kind: CheckKind::Tcp,
+            connect_port: Some(8080),
+            delay_loop: secs(10.0),
+            connect_timeout: secs(4.5),
+            retry: 5,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: Duration::ZERO,
+            notify_up: None,
+            notify_down: None,
+        }
+    );
+    assert_eq!(warnings(&i), [] as [String; 0]);
+    assert!(!i.config.services[0].inhibit_on_failure);
+    // Nothing written: keepalived's defaults, warmup up to delay_loop.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 80 {\n  TCP_CHECK {\n  }\n}\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        *the_check(&i),
+        Check {
+            kind: CheckKind::Tcp,
+            connect_port: None,
+            delay_loop: secs(60.0),
+            connect_timeout: secs(5.0),
+            retry: 1,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: secs(60.0),
+            notify_up: None,
+            notify_down: None,
+        }
+    );
+    // The output loads to the same config.
+    assert_eq!(config::parse(&i.yaml, "out.yaml").unwrap(), i.config);
+}
+
+/// HTTP_GET: the url's path and status codes (ranges expanded; none is
+/// keepalived's 200-299), virtualhost from the url, the checker, the
+/// real_server or the virtual_server, nearest first; a plain-text regex
+/// is `contains`.
+#[test]
+fn http_get_maps_status_codes_and_virtualhost() {
+    let text = |rs: &str, checker: &str, url: &str| {
+        vs(&format!(
+            "lb_algo rr
+lb_kind NAT
+protocol TCP
+virtualhost vs.example.org
+real_server 10.0.1.1 80 {{
+  {rs}
+  HTTP_GET {{
+    {checker}
+    url {{
+      path /health?full=1
+      status_code 200 204 300-302
+      {url}
+    }}
+  }}
+}}
+"
+        ))
+    };
+    let http = |i: &Imported| match &the_check(i).kind {
+        CheckKind::Http {
+            path,
+            status_codes,
+            virtualhost,
+            contains,
+        } => (
+            path.clone(),
+            status_codes.clone(),
+            virtualhost.clone(),
+            contains.clone(),
+        ),
+        other => panic!("{other:?}"),
+    };
+    let i = ka(&text("", "", "")).unwrap();
+    assert_eq!(
+        http(&i),
+        (
+            "/health?full=1".to_owned(),
+            vec![200, 204, 300, 301, 302],
+            Some("vs.example.org".to_owned()),
+            None
+        )
+    );
+    assert_eq!(the_check(&i).delay_before_retry, secs(3.0));
+    assert_eq!(warnings(&i), [] as [String; 0]);
+    let host = |rs: &str, checker: &str, url: &str| {
+        let i = ka(&text(rs, checker, url)).unwrap();
+        http(&i).2.unwrap()
+    };
+    assert_eq!(host("virtualhost rs.example.org", "", ""), "rs.example.org");
+    assert_eq!(
+        host(
+            "virtualhost rs.example.org",
+            "virtualhost c.example.org",
+            ""
+        ),
+        "c.example.org"
+    );
+    assert_eq!(
+        host(
+            "virtualhost rs.example.org",
+            "virtualhost c.example.org",
+            "virtualhost url.example.org"
+        ),
+        "url.example.org"
+    );
+    // The virtual_server's virtualhost taken by none: a warning.
+    let i = ka(&text("", "virtualhost c.example.org", "")).unwrap();
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:5: virtualhost is not carried over (virtual_server 10.0.0.1 80): no HTTP_GET carried over takes its Host from it"]
+    );
+
+    // A plain-text regex is contains; a real regex is a warning.
+    let i = ka(&text("", "", "regex \"status: ok\"")).unwrap();
+    assert_eq!(http(&i).3.as_deref(), Some("status: ok"));
+    let i = ka(&text("", "", "regex ^ok$\n      regex_no_match")).unwrap();
+    assert_eq!(http(&i).3, None);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:13: regex is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs checks for a plain text the body contains (`contains`), not a regular expression",
+            "k.conf:14: regex_no_match is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs checks for a plain text the body contains (`contains`), not a regular expression",
+        ]
+    );
+
+    let (line, m) = err_at(ka(&text("", "", "status_code 99")));
+    assert_eq!(line, 13);
+    assert!(m.contains("status_code `99`: not a status code"), "{m}");
+}
+
+/// keepalived checks a digest of the body and every url; l4vs a status
+/// and text, and one path: the first url is carried over, the rest are
+/// warnings.
+#[test]
+fn digest_and_more_urls_are_warnings() {
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol TCP
+real_server 10.0.1.1 80 {
+  HTTP_GET {
+    url {
+      status_code 200
+    }
+    url {
+      path /a
+      digest 640205b7b0fc66c1ea91c463fac6334d
+    }
+    url {
+      path /b
+      digest 9b3a0c85a887a256d6939da88aabd8cd
+    }
+    http_protocol 1.0
+  }
+}
+"))
+    .unwrap();
+    assert!(
+        matches!(&the_check(&i).kind, CheckKind::Http { path, status_codes, .. } if path == "/a" && status_codes.len() == 100)
+    );
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:7: url is not carried over (HTTP_GET of real_server 10.0.1.1 80): it has no path, and keepalived ignores such a url too",
+            "k.conf:12: digest is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs checks the status code and a text the body contains, not an MD5 digest of the body",
+            "k.conf:14: url is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs checks one path, where keepalived needs every url to pass; the first, `/a` (k.conf:11), is carried over",
+            "k.conf:18: http_protocol is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs sends HTTP/1.1 requests with Connection: close (keepalived's http_protocol 1.1)",
+        ]
+    );
+    // Without a url with a path, keepalived drops the checker.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 80 {\n  HTTP_GET {\n  }\n}\n",
+    ))
+    .unwrap();
+    assert_eq!(i.config.services[0].check, None);
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:6: HTTP_GET is not carried over (real_server 10.0.1.1 80): it has no url with a path, and keepalived ignores such a checker too"]
+    );
+}
+
+/// MISC_CHECK: misc_path as one command line, the real's address in it
+/// as l4vs's variable, misc_dynamic, retry 0 by default, and without
+/// misc_timeout the virtual_server's delay_loop (not the checker's). On a
+/// UDP service too.
+#[test]
+fn misc_check_maps_with_misc_dynamic() {
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol UDP
+delay_loop 8
+real_server 10.0.1.1 80 {
+  MISC_CHECK {
+    misc_path \"/usr/bin/dig @10.0.1.1 example.org\"
+    misc_dynamic
+    delay_loop 2
+    user nobody
+  }
+}
+"))
+    .unwrap();
+    assert_eq!(
+        *the_check(&i),
+        Check {
+            kind: CheckKind::Misc {
+                path: "/usr/bin/dig @${L4VS_REAL_ADDRESS} example.org".to_owned(),
+                timeout: secs(8.0),
+                dynamic: true,
+            },
+            connect_port: None,
+            delay_loop: secs(2.0),
+            connect_timeout: secs(5.0),
+            retry: 0,
+            delay_before_retry: secs(1.0),
+            alpha: false,
+            warmup: secs(2.0),
+            notify_up: None,
+            notify_down: None,
+        }
+    );
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:11: user is not carried over (MISC_CHECK of real_server 10.0.1.1 80): l4vs runs the command as the user l4vs runs as"]
+    );
+    assert_eq!(config::parse(&i.yaml, "out.yaml").unwrap(), i.config);
+    // Commands that name their own real are one command for l4vs; an
+    // address that only starts like the real's is kept.
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol TCP
+real_server 10.0.1.1 80 {
+  MISC_CHECK {
+    misc_path \"/bin/check 10.0.1.1 10.0.1.10\"
+  }
+}
+real_server 10.0.1.2 80 {
+  MISC_CHECK {
+    misc_path \"/bin/check 10.0.1.2 10.0.1.10\"
+  }
+}
+"))
+    .unwrap();
+    assert!(
+        matches!(&the_check(&i).kind, CheckKind::Misc { path, .. } if path == "/bin/check ${L4VS_REAL_ADDRESS} 10.0.1.10"),
+        "{}",
+        i.yaml
+    );
+    assert_eq!(warnings(&i), [] as [String; 0]);
+    // keepalived runs the first word only, without a shell.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 80 {\n  MISC_CHECK {\n    misc_path /bin/check $HOST\n    misc_timeout 3\n  }\n}\n",
+    ))
+    .unwrap();
+    assert!(
+        matches!(&the_check(&i).kind, CheckKind::Misc { path, timeout, dynamic: false } if path == "/bin/check" && *timeout == secs(3.0))
+    );
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:7: the words after misc_path's first, `$HOST`, are not carried over (MISC_CHECK of real_server 10.0.1.1 80): keepalived runs only the first word (quote the whole command line to pass arguments)"]
+    );
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 80 {\n  MISC_CHECK {\n    misc_path \"/bin/check $HOST\"\n  }\n}\n",
+    ))
+    .unwrap();
+    assert!(warnings(&i)[0].starts_with(
+        "k.conf:7: misc_path `/bin/check $HOST` is carried over, but l4vs runs it with sh -c"
+    ));
+}
+
+/// One check per service: the first real's with a checker; a real with
+/// another checker, other settings or none is a warning with its line.
+#[test]
+fn reals_checked_otherwise_than_the_first_are_warnings() {
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol TCP
+real_server 10.0.1.1 80
+real_server 10.0.1.2 80 {
+  TCP_CHECK {
+    connect_timeout 3
+  }
+}
+real_server 10.0.1.3 80 {
+  TCP_CHECK {
+    connect_timeout 4
+    retry 2
+  }
+}
+real_server 10.0.1.4 80 {
+  HTTP_GET {
+    url {
+      path /
+    }
+  }
+}
+real_server 10.0.1.5 80 {
+  TCP_CHECK {
+    connect_timeout 3
+  }
+  MISC_CHECK {
+    misc_path /bin/true
+  }
+}
+"))
+    .unwrap();
+    let c = the_check(&i);
+    assert_eq!(
+        (c.kind.as_str(), c.connect_timeout, c.retry),
+        ("tcp", secs(3.0), 1)
+    );
+    let like = "like real_server 10.0.1.2 80 (TCP_CHECK at k.conf:7)";
+    assert_eq!(
+        warnings(&i),
+        [
+            format!("k.conf:5: real_server 10.0.1.1 80 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, {like}"),
+            format!("k.conf:12: TCP_CHECK is not carried over as written (real_server 10.0.1.3 80): l4vs checks every real of a service the same way, so it is checked {like}: its connect_timeout, retry differ"),
+            format!("k.conf:18: HTTP_GET is not carried over (real_server 10.0.1.4 80): l4vs checks every real of a service the same way, so it is checked {like}"),
+            "k.conf:28: MISC_CHECK is not carried over (real_server 10.0.1.5 80): l4vs runs one check per real server, where keepalived needs all of a real's checkers to pass; TCP_CHECK (k.conf:25) is carried over".to_owned(),
+        ]
+    );
+}
+
+/// SSL_GET and the checkers l4vs does not have are warnings, and so are
+/// the settings no carried checker uses.
+#[test]
+fn ssl_get_and_other_checkers_are_warnings() {
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol TCP
+delay_loop 3
+real_server 10.0.1.1 443 {
+  alpha
+  SSL_GET {
+    url {
+      path /
+    }
+  }
+  DNS_CHECK {
+    name example.org
+  }
+}
+"))
+    .unwrap();
+    assert_eq!(i.config.services[0].check, None);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:5: delay_loop is not carried over (virtual_server 10.0.0.1 80): no real server of it has a checker l4vs carries over",
+            "k.conf:7: alpha is not carried over (real_server 10.0.1.1 443): it has no checker l4vs carries over",
+            "k.conf:8: SSL_GET is not carried over (real_server 10.0.1.1 443): l4vs has no HTTPS check yet",
+            "k.conf:13: DNS_CHECK is not carried over (real_server 10.0.1.1 443): l4vs has no UDP or DNS check yet (a MISC_CHECK with a command that asks the real can check it)",
+        ]
+    );
+}
+
+/// l4vs refuses TCP and HTTP checks of a UDP service: the check is left
+/// out with a warning, not an error.
+#[test]
+fn a_tcp_check_of_a_udp_service_is_left_out() {
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind DR\nprotocol UDP\nreal_server 10.0.1.1 80 {\n  TCP_CHECK {\n    connect_port 53\n  }\n}\n",
+    ))
+    .unwrap();
+    assert_eq!(i.config.services[0].check, None);
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:6: TCP_CHECK is not carried over (real_server 10.0.1.1 80): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)"]
+    );
+}
+
+/// inhibit_on_failure is per service in l4vs: on when any real has it,
+/// with a warning at each real that has not.
+#[test]
+fn inhibit_on_failure_is_the_services() {
+    let body = |vs_line: &str, rs2: &str| {
+        vs(&format!(
+            "lb_algo rr
+lb_kind NAT
+protocol TCP
+{vs_line}
+real_server 10.0.1.1 80 {{
+  TCP_CHECK {{
+  }}
+}}
+real_server 10.0.1.2 80 {{
+  {rs2}
+  TCP_CHECK {{
+  }}
+}}
+"
+        ))
+    };
+    let i = ka(&body("inhibit_on_failure", "")).unwrap();
+    assert!(i.config.services[0].inhibit_on_failure);
+    assert_eq!(warnings(&i), [] as [String; 0]);
+    let i = ka(&body("", "inhibit_on_failure yes")).unwrap();
+    assert!(i.config.services[0].inhibit_on_failure);
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:6: real_server 10.0.1.1 80 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 10.0.1.2 80 (inhibit_on_failure at k.conf:11)"]
+    );
+    let i = ka(&body("inhibit_on_failure", "inhibit_on_failure false")).unwrap();
+    assert!(i.config.services[0].inhibit_on_failure);
+    assert_eq!(warnings(&i).len(), 1);
+    let i = ka(&body("", "")).unwrap();
+    assert!(!i.config.services[0].inhibit_on_failure);
+}
+
+/// keepalived's checker connects to the port of the real_server line as
+/// written, even where keepalived then gives the real the service's.
+#[test]
+fn a_checker_checks_the_port_written_on_the_real_server_line() {
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind DR\nprotocol TCP\nreal_server 10.0.1.1 8080 {\n  TCP_CHECK {\n  }\n}\n",
+    ))
+    .unwrap();
+    assert_eq!(i.config.services[0].reals[0].port, 80);
+    assert_eq!(the_check(&i).connect_port, Some(8080));
+    // No port written: keepalived checks port 0.
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 {\n  TCP_CHECK {\n  }\n}\n",
+    ))
+    .unwrap();
+    assert_eq!(the_check(&i).connect_port, None);
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:6: TCP_CHECK of real_server 10.0.1.1 has no connect_port and the real_server line no port: keepalived's checker connects to port 0, which always fails; l4vs checks port 80"]
+    );
+}
+
+/// Times l4vs does not take are brought within its range with a warning;
+/// what keepalived would not read is an error.
+#[test]
+fn checker_values_out_of_range_or_unreadable() {
+    let i = ka(&vs(
+        "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 80 {\n  TCP_CHECK {\n    delay_before_retry 0\n    retry 1000\n    delay_loop 0\n  }\n}\n",
+    ))
+    .unwrap();
+    let c = the_check(&i);
+    assert_eq!(
+        (c.delay_before_retry, c.retry, c.delay_loop),
+        (secs(0.01), 100, secs(60.0))
+    );
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:7: delay_before_retry 0 is carried over as 0.01: l4vs takes 0.01 to 86400 seconds",
+            "k.conf:8: retry 1000 is carried over as 100: l4vs takes 0 to 100 retries",
+            "k.conf:9: delay_loop 0 is not carried over (TCP_CHECK of real_server 10.0.1.1 80): keepalived takes more than 0, and ignores it",
+        ]
+    );
+    for (line, what) in [
+        ("delay_loop 1m", "delay_loop: `1m` is not a time in seconds"),
+        ("alpha maybe", "alpha: `maybe` is not true or false"),
+        (
+            "connect_port 0",
+            "connect_port: `0` is not a number in 1..=65535",
+        ),
+    ] {
+        let (l, m) = err_at(ka(&vs(&format!(
+            "lb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.1.1 80 {{\n  TCP_CHECK {{\n    {line}\n  }}\n}}\n"
+        ))));
+        assert_eq!(l, 7, "{line}: {m}");
+        assert!(m.contains(what), "{line}: {m}");
+    }
 }
 
 #[test]

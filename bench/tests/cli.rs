@@ -228,7 +228,13 @@ fn generator_through_io_forward_over_memif() {
         .args(["-INT", &fwd.0.id().to_string()])
         .status();
     let last = lines.map_while(Result::ok).last().unwrap_or_default();
-    assert!(fwd.0.wait().unwrap().success());
+    let status = fwd.0.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = fwd.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "l4vs-fwd: {status}\n{err}");
     let r: FwdReport = serde_json::from_str(&last).expect("l4vs-fwd report");
     assert!(r.rx > 0 && r.tx + r.tx_dropped == r.rx, "{r:?}");
 }

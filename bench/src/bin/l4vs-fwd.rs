@@ -118,6 +118,11 @@ fn run(cli: &Cli) -> Result<()> {
     let _ = port.stop();
     let _ = port.close();
     drop(pool);
-    drop(eal);
+    // No rte_eal_cleanup: this process ends here and the OS takes back
+    // what EAL holds. Seen twice in CI runs with the other benchmark tests
+    // beside it (never alone): l4vs-fwd exiting unsuccessfully after
+    // SIGINT, past its report; EAL's teardown of the memif device (bus
+    // cleanup after the port was closed) is the suspect, not confirmed.
+    std::mem::forget(eal);
     Ok(())
 }

@@ -77,9 +77,10 @@
 //!     sched_flags: []       # default []: sh-port sh-fallback (sh), mh-port mh-fallback (mh)
 //!     inhibit_on_failure: false  # default false: a failed real leaves the service (true: weight 0)
 //!     check:                # optional: keepalived's checkers, for every real of the service
-//!       type: http          # required: tcp | http | misc (no tcp/http on a UDP service)
+//!       type: http          # required: tcp | http | udp | misc (tcp/http: TCP services, udp: UDP)
 //!       connect_port: 8080  # default: the real's port (tcp, http)
 //!       path: /             # http; status_code: [200]; virtualhost; contains
+//!       payload: "70696e67" # udp: bytes in hex; require_reply: the reply's first bytes
 //!       misc_path: "cmd"    # misc, required; misc_timeout (default delay_loop); misc_dynamic
 //!       delay_loop: 60      # seconds; connect_timeout 5, retry 1, delay_before_retry 1,
 //!                           # alpha false, warmup 0 (fractions allowed)
@@ -540,6 +541,15 @@ pub enum CheckKind {
         /// `digest` instead).
         contains: Option<String>,
     },
+    /// `udp` (UDP_CHECK): `payload` is sent in a datagram; up when a reply
+    /// comes within `connect_timeout` and, with `require_reply`, starts
+    /// with those bytes. An ICMP port unreachable is down.
+    Udp {
+        /// `payload`, bytes (written in hex, as keepalived's).
+        payload: Vec<u8>,
+        /// `require_reply`, bytes the reply must start with.
+        require_reply: Option<Vec<u8>>,
+    },
     /// `misc` (MISC_CHECK): `sh -c misc_path`, with `L4VS_REAL_ADDRESS`
     /// and `L4VS_REAL_PORT` in its environment; exit 0 up, 1 down; with
     /// `misc_dynamic`, 2..=255 is up with weight status - 2. Killed after
@@ -560,6 +570,7 @@ impl CheckKind {
         match self {
             CheckKind::Tcp => "tcp",
             CheckKind::Http { .. } => "http",
+            CheckKind::Udp { .. } => "udp",
             CheckKind::Misc { .. } => "misc",
         }
     }

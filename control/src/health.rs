@@ -1,6 +1,6 @@
 //! Health checks of the real servers, with keepalived's checkers'
-//! semantics (keepalived/check/check_{tcp,http,misc}.c): TCP connect,
-//! HTTP GET, and a command (MISC_CHECK).
+//! semantics (keepalived/check/check_{tcp,http,udp,misc}.c): TCP connect,
+//! HTTP GET, a UDP request with a reply, and a command (MISC_CHECK).
 //!
 //! The checks run on a thread of their own (a single-threaded tokio
 //! runtime, one task per checked real), on the control side: the workers
@@ -349,11 +349,47 @@ async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), S
             )
         })?
         .map(|what| (None, what)),
+        CheckKind::Udp {
+            payload,
+            require_reply,
+        } => tokio::time::timeout(
+            check.connect_timeout,
+            udp(at, payload, require_reply.as_deref()),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "udp check of {at}: no reply within {}",
+                secs(check.connect_timeout)
+            )
+        })?
+        .map(|what| (None, what)),
         CheckKind::Misc {
             path,
             timeout,
             dynamic,
         } => misc(t, path, *timeout, *dynamic).await,
+    }
+}
+
+/// UDP_CHECK: `payload` to `at` from a connected socket (so that an ICMP
+/// port unreachable comes back as an error); Ok when a reply comes that
+/// starts with `require`.
+async fn udp(at: SocketAddrV4, payload: &[u8], require: Option<&[u8]>) -> Result<String, String> {
+    let what = format!("udp check of {at}");
+    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    s.connect(at).await.map_err(|e| format!("{what}: {e}"))?;
+    s.send(payload).await.map_err(|e| format!("{what}: {e}"))?;
+    let mut buf = vec![0u8; 65_536];
+    let n = s.recv(&mut buf).await.map_err(|e| format!("{what}: {e}"))?;
+    match require {
+        Some(r) if !buf[..n].starts_with(r) => Err(format!(
+            "{what}: a reply of {n} bytes that does not start with the {} required",
+            r.len()
+        )),
+        _ => Ok(format!("{what}: a reply of {n} bytes")),
     }
 }
 

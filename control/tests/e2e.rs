@@ -1225,6 +1225,7 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 2, "{log}");
     assert_eq!(log.matches("real 198.18.2.12:80 up").count(), 1, "{log}");
     assert_eq!(log.matches("quorum 1 lost").count(), 1, "{log}");
-    // The UDP service's MISC_CHECK (exit 0) never changed anything.
+    // The UDP service's UDP_CHECK (the reals' echo answers) never changed
+    // anything.
     assert!(!log.contains("service echo: real"), "{log}");
 }

@@ -177,6 +177,10 @@ struct OutCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     misc_dynamic: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_reply: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     notify_up: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notify_down: Option<String>,
@@ -199,6 +203,8 @@ fn out_check(c: &super::Check) -> OutCheck {
         misc_path: None,
         misc_timeout: None,
         misc_dynamic: None,
+        payload: None,
+        require_reply: None,
         notify_up: c.notify_up.clone(),
         notify_down: c.notify_down.clone(),
     };
@@ -214,6 +220,14 @@ fn out_check(c: &super::Check) -> OutCheck {
             out.status_code = Some(FlowSeq(status_codes.clone()));
             out.virtualhost = virtualhost.clone();
             out.contains = contains.clone();
+        }
+        super::CheckKind::Udp {
+            payload,
+            require_reply,
+        } => {
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            out.payload = Some(hex(payload));
+            out.require_reply = require_reply.as_deref().map(hex);
         }
         super::CheckKind::Misc {
             path,

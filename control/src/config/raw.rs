@@ -278,6 +278,10 @@ pub(super) struct RawCheck {
     #[serde(default)]
     pub misc_dynamic: Option<S<bool>>,
     #[serde(default)]
+    pub payload: Option<S<String>>,
+    #[serde(default)]
+    pub require_reply: Option<S<String>>,
+    #[serde(default)]
     pub notify_up: Option<S<String>>,
     #[serde(default)]
     pub notify_down: Option<S<String>>,

@@ -1686,10 +1686,11 @@ fn health_checks_are_read_and_bad_ones_named() {
     assert!(
         matches!(&check.kind, crate::config::CheckKind::Http { path, status_codes, .. } if path == "/" && status_codes == &[200])
     );
-    let misc = cfg.services[1].check.as_ref().unwrap();
+    let udp = cfg.services[1].check.as_ref().unwrap();
     assert!(
-        matches!(&misc.kind, crate::config::CheckKind::Misc { dynamic: true, timeout, .. } if *timeout == std::time::Duration::from_secs(1))
+        matches!(&udp.kind, crate::config::CheckKind::Udp { payload, require_reply: None } if payload == b"ping")
     );
+    assert_eq!(udp.delay_loop, std::time::Duration::from_secs(1));
 
     let text = std::fs::read_to_string(configs_dir().join("lab-nat-check.yaml")).unwrap();
     let refused = |from: &str, to: &str| -> String {
@@ -1699,9 +1700,14 @@ fn health_checks_are_read_and_bad_ones_named() {
             .unwrap_err()
             .to_string()
     };
-    let e = refused("type: misc ", "type: tcp ");
+    let e = refused("type: udp ", "type: tcp ");
     assert!(
         e.contains("services[1].check.type: a tcp check on a UDP service"),
+        "{e}"
+    );
+    let e = refused("type: http ", "type: udp ");
+    assert!(
+        e.contains("services[0].check.type: a udp check on a TCP service"),
         "{e}"
     );
     let e = refused("type: http ", "type: smtp ");
@@ -1714,21 +1720,29 @@ fn health_checks_are_read_and_bad_ones_named() {
         e.contains("services[0].check.delay_loop: 0 is not a time in seconds"),
         "{e}"
     );
-    let e = refused("misc_dynamic: true", "misc_dynamic: true\n      path: /x");
+    let e = refused(
+        "payload: \"70696e67\"",
+        "payload: \"70696e67\"\n      path: /x",
+    );
     assert!(
-        e.contains("services[1].check.path: path is for http checks, not misc"),
+        e.contains("services[1].check.path: path is for http checks, not udp"),
         "{e}"
     );
     let e = refused("status_code: [200]", "status_code: [99]");
     assert!(e.contains("services[0].check.status_code[0]"), "{e}");
-    let e = refused("      misc_path: \"exit 0\"\n", "");
+    let e = refused("type: udp ", "type: misc ");
     assert!(
         e.contains("services[1].check.misc_path: a misc check runs misc_path"),
+        "{e}"
+    );
+    let e = refused("\"70696e67\"", "\"0g\"");
+    assert!(
+        e.contains("services[1].check.payload: `0g` is not bytes in hex"),
         "{e}"
     );
     let e = refused("retry: 1", "retries: 1");
     assert!(e.contains("retries"), "{e}");
     // Each error names the file and the line of the key.
-    let line = text.lines().position(|l| l.contains("type: misc")).unwrap() + 1;
-    assert!(refused("type: misc ", "type: tcp ").starts_with(&format!("c.yaml:{line}:")));
+    let line = text.lines().position(|l| l.contains("type: udp")).unwrap() + 1;
+    assert!(refused("type: udp ", "type: tcp ").starts_with(&format!("c.yaml:{line}:")));
 }

@@ -1100,6 +1100,38 @@ fn health_check(
                 contains: h.contains.as_ref().map(|v| v.value.clone()),
             }
         }
+        "udp" if protocol == Protocol::Tcp && fwmark.is_none() => {
+            return Err(c.err(
+                &h.kind.referenced,
+                format!("{base}.type"),
+                "a udp check on a TCP service: the reals answer TCP; use tcp or http",
+            ))
+        }
+        "udp" => {
+            let hex = |v: &Option<S<String>>, key: &str| -> Result<Option<Vec<u8>>> {
+                let Some(v) = v else { return Ok(None) };
+                let text = v.value.trim();
+                let bytes: Option<Vec<u8>> = (text.len() % 2 == 0)
+                    .then(|| {
+                        (0..text.len())
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+                            .collect()
+                    })
+                    .flatten();
+                bytes.map(Some).ok_or_else(|| {
+                    c.err(
+                        &v.referenced,
+                        format!("{base}.{key}"),
+                        format!("{} is not bytes in hex (pairs of 0-9 a-f), as keepalived writes them", echo(text)),
+                    )
+                })
+            };
+            CheckKind::Udp {
+                payload: hex(&h.payload, "payload")?.unwrap_or_default(),
+                require_reply: hex(&h.require_reply, "require_reply")?,
+            }
+        }
         "misc" => {
             let Some(path) = &h.misc_path else {
                 return Err(c.err(
@@ -1118,7 +1150,7 @@ fn health_check(
             return Err(c.err(
                 &h.kind.referenced,
                 format!("{base}.type"),
-                format!("{} is not a check l4vs has: tcp, http or misc (keepalived's TCP_CHECK, HTTP_GET, MISC_CHECK)", echo(other)),
+                format!("{} is not a check l4vs has: tcp, http, udp or misc (keepalived's TCP_CHECK, HTTP_GET, UDP_CHECK, MISC_CHECK)", echo(other)),
             ))
         }
     };
@@ -1130,7 +1162,13 @@ fn health_check(
         (h.contains.is_some(), "contains", &["http"]),
         (h.misc_timeout.is_some(), "misc_timeout", &["misc"]),
         (h.misc_dynamic.is_some(), "misc_dynamic", &["misc"]),
-        (h.connect_port.is_some(), "connect_port", &["tcp", "http"]),
+        (
+            h.connect_port.is_some(),
+            "connect_port",
+            &["tcp", "http", "udp"],
+        ),
+        (h.payload.is_some(), "payload", &["udp"]),
+        (h.require_reply.is_some(), "require_reply", &["udp"]),
     ] {
         if given && !keys_of(kinds) {
             return Err(c.err(

@@ -210,3 +210,34 @@ fn the_checker_reports_each_transition_once() {
     assert_eq!(text, "UP web 127.0.0.1:80\nDOWN web 127.0.0.1:80\n");
     let _ = std::fs::remove_file(&notes);
 }
+
+/// UDP_CHECK: a reply is up (with require_reply, one that starts right);
+/// nobody listening (ICMP port unreachable) is down.
+#[test]
+fn udp_checks_want_a_reply() {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let mut reply = b"pong:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&reply, from);
+        }
+    });
+    let udp = |payload: &[u8], require: Option<&[u8]>| CheckKind::Udp {
+        payload: payload.to_vec(),
+        require_reply: require.map(<[u8]>::to_vec),
+    };
+    assert!(run(&target(port), &check(udp(b"ping", Some(b"pong")))).is_ok());
+    let e = run(&target(port), &check(udp(b"ping", Some(b"PONG")))).unwrap_err();
+    assert!(e.ends_with("does not start with the 4 required"), "{e}");
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gone = closed.local_addr().unwrap().port();
+    drop(closed);
+    let e = run(&target(gone), &check(udp(b"ping", None))).unwrap_err();
+    assert!(
+        e.starts_with(&format!("udp check of 127.0.0.1:{gone}: ")),
+        "{e}"
+    );
+}

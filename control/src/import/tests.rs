@@ -889,7 +889,7 @@ real_server 10.0.1.1 443 {
             "k.conf:5: delay_loop is not carried over (virtual_server 10.0.0.1 80): no real server of it has a checker l4vs carries over",
             "k.conf:7: alpha is not carried over (real_server 10.0.1.1 443): it has no checker l4vs carries over",
             "k.conf:8: SSL_GET is not carried over (real_server 10.0.1.1 443): l4vs has no HTTPS check yet",
-            "k.conf:13: DNS_CHECK is not carried over (real_server 10.0.1.1 443): l4vs has no UDP or DNS check yet (a MISC_CHECK with a command that asks the real can check it)",
+            "k.conf:13: DNS_CHECK is not carried over (real_server 10.0.1.1 443): l4vs has no DNS check yet (a MISC_CHECK with a command that asks the real can check it)",
         ]
     );
 }

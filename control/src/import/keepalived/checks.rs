@@ -259,8 +259,11 @@ pub(super) fn checker(
         other => {
             let reason = match other {
                 "SSL_GET" => "l4vs has no HTTPS check yet",
-                "UDP_CHECK" | "DNS_CHECK" => {
-                    "l4vs has no UDP or DNS check yet (a MISC_CHECK with a command that asks the real can check it)"
+                "DNS_CHECK" => {
+                    "l4vs has no DNS check yet (a MISC_CHECK with a command that asks the real can check it)"
+                }
+                "UDP_CHECK" => {
+                    "the import does not map it yet: write a check of type udp (payload, require_reply) by hand"
                 }
                 _ => "l4vs has TCP_CHECK, HTTP_GET and MISC_CHECK only",
             };

@@ -82,8 +82,8 @@
 //!       path: /             # http; status_code: [200]; virtualhost; contains
 //!       payload: "70696e67" # udp: bytes in hex; require_reply: the reply's first bytes
 //!       misc_path: "cmd"    # misc, required; misc_timeout (default delay_loop); misc_dynamic
-//!       delay_loop: 60      # seconds; connect_timeout 5, retry 1, delay_before_retry 1,
-//!                           # alpha false, warmup 0 (fractions allowed)
+//!       delay_loop: 60      # seconds; connect_timeout 5, retry 1 (misc 0), delay_before_retry
+//!                           # 1 (http 3), alpha false, warmup delay_loop (fractions allowed)
 //!       notify_up: "cmd"    # optional, also notify_down: run on each transition
 //!     sorry_server: { address: 198.18.2.99, port: 80 }  # optional, a real's keys
 //!     quorum: 1             # default 1: weight of up reals needed; hysteresis: 0
@@ -504,15 +504,17 @@ pub struct Check {
     /// for an HTTP check, the whole exchange).
     pub connect_timeout: std::time::Duration,
     /// Failed checks retried before the real is down (`retry`, default
-    /// 1): down after `retry + 1` failures in a row.
+    /// 1, 0 for misc as keepalived's): down after `retry + 1` failures in
+    /// a row.
     pub retry: u32,
     /// Between a failed check and its retry (`delay_before_retry`,
-    /// default 1 s).
+    /// default 1 s, 3 s for http as keepalived's).
     pub delay_before_retry: std::time::Duration,
     /// Start as down until a check succeeds (`alpha`, default false).
     pub alpha: bool,
     /// The first check waits a random time up to this (`warmup`, default
-    /// 0), so that many reals are not checked at once.
+    /// `delay_loop` as keepalived's), so that many reals are not checked
+    /// at once.
     pub warmup: std::time::Duration,
     /// Run by `sh -c` when a real comes up (keepalived's `notify_up`),
     /// with `L4VS_SERVICE`, `L4VS_REAL_ADDRESS`, `L4VS_REAL_PORT` and

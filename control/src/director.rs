@@ -543,7 +543,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     // Snapshots replaced by a reload, until every worker has let go.
     let mut retired: Vec<Arc<Snapshot>> = Vec::new();
     let mut running = cfg.clone();
-    let checker = Checker::start(health::Plan::of(cfg)).context("starting the health checks")?;
+    let plan = health::Plan::of(cfg, &|k, r| table.health_of(k, *r.ip(), r.port()));
+    // Verdicts of checks a reload replaced are ignored: their reals' new
+    // tasks started from the table's state.
+    let mut planned: std::collections::HashSet<health::Target> =
+        plan.targets.iter().map(|(t, _, _)| t.clone()).collect();
+    let checker = Checker::start(plan).context("starting the health checks")?;
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
         if handles.iter().any(|h| h.is_finished()) {
@@ -573,6 +578,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         }
         for v in checker.verdicts() {
             let t = &v.target;
+            if !planned.contains(t) {
+                continue;
+            }
             let cmd = table::Command::SetHealth {
                 service: t.service,
                 addr: std::net::IpAddr::V4(*t.real.ip()),
@@ -711,6 +719,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     for line in change_lines(&changes) {
                         info!(target: "l4vs", "reload: {line}");
                     }
+                    for line in health::check_changes(&running, &new) {
+                        info!(target: "l4vs", "reload: {line}");
+                    }
                     info!(
                         target: "l4vs",
                         "reloaded {}: {} service(s), {} change(s)",
@@ -719,7 +730,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                         changes.len()
                     );
                     running = new;
-                    checker.set_plan(health::Plan::of(&running));
+                    let plan =
+                        health::Plan::of(&running, &|k, r| table.health_of(k, *r.ip(), r.port()));
+                    planned = plan.targets.iter().map(|(t, _, _)| t.clone()).collect();
+                    checker.set_plan(plan);
                 }
                 Err(e) => {
                     error!(target: "l4vs", "reload rejected, keeping the running configuration: {e:#}")

@@ -75,17 +75,26 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CheckKey(String);
 
+/// A real's health as the service table has it: up or down, and the
+/// weight a check gave it (`misc_dynamic`), if any.
+pub type Known = (bool, Option<u32>);
+
 /// What the checker is to check.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// Each checked real and its check.
-    pub targets: Vec<(Target, Check)>,
+    /// Each checked real, its check, and its health as the table has it
+    /// when the plan is made (`None` for a real the table has no verdict
+    /// on). A new task starts from that, as keepalived carries a real's
+    /// state over a reload: a check that changes reports only what
+    /// differs from it, and `alpha` applies to reals without one.
+    pub targets: Vec<(Target, Check, Option<Known>)>,
 }
 
 impl Plan {
     /// The checks `cfg` asks for: every real of every service that has a
-    /// `check:` block.
-    pub fn of(cfg: &Config) -> Plan {
+    /// `check:` block, with what `known` (the table's verdicts, by
+    /// service, address and port) says of each.
+    pub fn of(cfg: &Config, known: &dyn Fn(ServiceKey, SocketAddrV4) -> Option<Known>) -> Plan {
         let mut targets = Vec::new();
         for s in &cfg.services {
             let Some(check) = &s.check else { continue };
@@ -99,20 +108,60 @@ impl Plan {
             };
             let service_name = s.name.clone().unwrap_or_else(|| service.to_string());
             for r in &s.reals {
+                let real = SocketAddrV4::new(r.address, r.port);
                 targets.push((
                     Target::new(
                         service,
                         service_name.clone(),
-                        SocketAddrV4::new(r.address, r.port),
+                        real,
                         check,
                         s.inhibit_on_failure,
                     ),
                     check.clone(),
+                    known(service, real),
                 ));
             }
         }
         Plan { targets }
     }
+}
+
+/// What changed in the services' checks between two configurations, a
+/// line per service in words (`service http: health check tcp every 6 s
+/// -> http every 2 s`), for the reload's log: the service table, whose
+/// changes a reload logs, does not hold the checks.
+pub fn check_changes(old: &Config, new: &Config) -> Vec<String> {
+    let key = |s: &crate::config::Service| (s.fwmark, s.vip, s.port, s.protocol);
+    let text = |c: &Option<Check>| match c {
+        Some(c) => format!("{} every {} s", c.kind.as_str(), c.delay_loop.as_secs_f64()),
+        None => "none".to_owned(),
+    };
+    let mut lines = Vec::new();
+    for n in &new.services {
+        let Some(o) = old.services.iter().find(|o| key(o) == key(n)) else {
+            continue;
+        };
+        let name = n.name.clone().unwrap_or_else(|| "(unnamed)".to_owned());
+        let mut what = Vec::new();
+        if o.check != n.check {
+            let (a, b) = (text(&o.check), text(&n.check));
+            what.push(if a == b {
+                format!("health check {b}, settings changed")
+            } else {
+                format!("health check {a} -> {b}")
+            });
+        }
+        if o.inhibit_on_failure != n.inhibit_on_failure {
+            what.push(format!(
+                "inhibit_on_failure {} -> {}",
+                o.inhibit_on_failure, n.inhibit_on_failure
+            ));
+        }
+        if !what.is_empty() {
+            lines.push(format!("service {name}: {}", what.join(", ")));
+        }
+    }
+    lines
 }
 
 /// A change of a real's health.
@@ -186,7 +235,11 @@ async fn supervise(mut plan: watch::Receiver<Plan>, verdicts: mpsc::Sender<Verdi
     let mut running: HashMap<Target, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let current = plan.borrow_and_update().clone();
-        let wanted: HashMap<Target, Check> = current.targets.into_iter().collect();
+        let wanted: HashMap<Target, (Check, Option<Known>)> = current
+            .targets
+            .into_iter()
+            .map(|(t, c, k)| (t, (c, k)))
+            .collect();
         running.retain(|t, task| {
             let keep = wanted.contains_key(t);
             if !keep {
@@ -194,9 +247,14 @@ async fn supervise(mut plan: watch::Receiver<Plan>, verdicts: mpsc::Sender<Verdi
             }
             keep
         });
-        for (t, check) in wanted {
+        for (t, (check, known)) in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(t) {
-                let task = tokio::spawn(check_loop(slot.key().clone(), check, verdicts.clone()));
+                let task = tokio::spawn(check_loop(
+                    slot.key().clone(),
+                    check,
+                    known,
+                    verdicts.clone(),
+                ));
                 slot.insert(task);
             }
         }
@@ -224,16 +282,20 @@ fn notify(t: &Target, command: &str, up: bool) {
         .env("L4VS_REAL_PORT", t.real.port().to_string())
         .env("L4VS_STATE", if up { "UP" } else { "DOWN" })
         .stdin(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     match child {
         Ok(mut c) => {
             tokio::spawn(async move {
-                if tokio::time::timeout(NOTIFY_TIMEOUT, c.wait())
-                    .await
-                    .is_err()
-                {
-                    let _ = c.kill().await;
+                let group = ProcessGroup::of(&c);
+                match tokio::time::timeout(NOTIFY_TIMEOUT, c.wait()).await {
+                    // A notify command may start a daemon of its own.
+                    Ok(_) => group.release(),
+                    Err(_) => {
+                        drop(group);
+                        let _ = c.wait().await;
+                    }
                 }
             });
         }
@@ -243,8 +305,14 @@ fn notify(t: &Target, command: &str, up: bool) {
     }
 }
 
-/// One real's checks, for as long as the plan has it.
-async fn check_loop(t: Target, check: Check, verdicts: mpsc::Sender<Verdict>) {
+/// One real's checks, for as long as the plan has it, starting from
+/// `known`.
+async fn check_loop(
+    t: Target,
+    check: Check,
+    known: Option<Known>,
+    verdicts: mpsc::Sender<Verdict>,
+) {
     let report = |up: bool, weight: Option<u32>, why: String| {
         let _ = verdicts.send(Verdict {
             target: t.clone(),
@@ -253,10 +321,10 @@ async fn check_loop(t: Target, check: Check, verdicts: mpsc::Sender<Verdict>) {
             why,
         });
     };
-    // None until the first verdict: assumed up (keepalived), or down with
-    // alpha.
-    let mut state: (bool, Option<u32>) = (true, None);
-    if check.alpha {
+    // What the table has, or for a real new to it: up (keepalived), or
+    // down with alpha.
+    let mut state: Known = known.unwrap_or((true, None));
+    if known.is_none() && check.alpha {
         state = (false, None);
         report(
             false,
@@ -450,6 +518,35 @@ async fn http_get(
     result
 }
 
+/// Kills a command's whole process group when dropped: what a check or a
+/// notify command started (a script's children included) never outlives
+/// it, whether it timed out or its task was stopped.
+struct ProcessGroup(Option<rustix::process::Pid>);
+
+impl ProcessGroup {
+    fn of(child: &tokio::process::Child) -> ProcessGroup {
+        ProcessGroup(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .and_then(rustix::process::Pid::from_raw),
+        )
+    }
+
+    /// The group exited on its own: nothing to kill.
+    fn release(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 /// MISC_CHECK: `sh -c path`, killed after `timeout`; exit 0 up, 1 down,
 /// 2..=255 up with weight status - 2 when `dynamic` (down otherwise).
 async fn misc(
@@ -467,13 +564,21 @@ async fn misc(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("{what}: {e}"))?;
+    // Dropped on every way out (a task stopped included): what the command
+    // started goes with it.
+    let group = ProcessGroup::of(&child);
     let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(s) => s.map_err(|e| format!("{what}: {e}"))?,
+        Ok(s) => {
+            drop(group);
+            s.map_err(|e| format!("{what}: {e}"))?
+        }
         Err(_) => {
-            let _ = child.kill().await;
+            drop(group);
+            let _ = child.wait().await;
             return Err(format!(
                 "{what}: still running after {}, killed",
                 secs(timeout)
@@ -482,6 +587,10 @@ async fn misc(
     };
     match status.code() {
         Some(0) => Ok((None, format!("{what}: exit 0"))),
+        // The shell's own failures: nothing was checked.
+        Some(code @ (126 | 127)) => Err(format!(
+            "{what}: exit {code}: the command could not be run (not found, or not executable)"
+        )),
         Some(code @ 2..=255) if dynamic => Ok((
             Some(u32::try_from(code - 2).unwrap_or(0)),
             format!("{what}: exit {code}, weight {}", code - 2),

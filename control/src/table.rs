@@ -679,11 +679,12 @@ impl Entry {
     /// is left out, or has weight 0 if inhibited; one that is up has the
     /// weight its check gives, if any.
     fn effective_reals(&self) -> Vec<Real> {
-        let mut reals = self.checked_reals();
-        if let Some(sorry) = self.quorum.sorry.filter(|_| !self.quorum.met) {
-            reals.push(sorry);
+        // keepalived's perform_quorum_state: while the quorum is lost, the
+        // sorry server stands in for every real, up or not.
+        match self.quorum.sorry.filter(|_| !self.quorum.met) {
+            Some(sorry) => vec![sorry],
+            None => self.checked_reals(),
         }
-        reals
     }
 
     /// The reals as their checks leave them, without the sorry server.
@@ -1477,6 +1478,19 @@ impl ServiceTable {
         }
     }
 
+    /// The health verdict the table has on real `addr:port` of `key`: up
+    /// or down, and the weight a check gave it; `None` when it has none
+    /// (up, with its own weight) or no such real.
+    pub fn health_of(
+        &self,
+        key: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Option<(bool, Option<u32>)> {
+        let e = self.entry(&key).ok()?;
+        e.health.get(&(addr, port)).map(|h| (h.up, h.weight))
+    }
+
     /// Every configured real server's health, in slot order: up unless its
     /// check found it down ([`Command::SetHealth`]); a real without a
     /// check is up.
@@ -1814,11 +1828,14 @@ mod tests {
             c.what,
             "real 198.18.2.13:80 down, out of the service; quorum 2 lost (up weight 0), sorry server 198.18.2.99:80 in"
         );
-        assert_eq!(listed(&mut t), [(12, 0), (99, 1)]);
-        // Back from quorum + hysteresis = 3 only.
+        // The sorry server stands in for every real (keepalived's
+        // perform_quorum_state).
+        assert_eq!(listed(&mut t), [(99, 1)]);
+        // Back from quorum + hysteresis = 3 only: until then, reals that
+        // come up stay out.
         t.apply(health(11, true, false)).unwrap();
         t.apply(health(12, true, true)).unwrap();
-        assert_eq!(listed(&mut t), [(11, 1), (12, 1), (99, 1)]);
+        assert_eq!(listed(&mut t), [(99, 1)]);
         let c = t.apply(health(13, true, false)).unwrap();
         assert!(
             c.what

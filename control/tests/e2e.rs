@@ -1229,3 +1229,50 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     // anything.
     assert!(!log.contains("service echo: real"), "{log}");
 }
+
+/// A reload that breaks the check takes the reals down; the reload that
+/// mends it brings them back at their first good check (the new checks
+/// start from the table's state, as keepalived carries a real's state
+/// over a reload), and says what changed in the checks.
+#[test]
+fn a_reload_that_mends_a_check_brings_the_reals_back() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let mut endpoints: Vec<Child> = REAL_SERVERS
+        .iter()
+        .map(|r| health_endpoint(&lab, r))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("{}-mend", lab.prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("l4vs.yaml");
+    let good = std::fs::read_to_string(repo().join("configs/lab-nat-check.yaml")).unwrap();
+    std::fs::write(&config, &good).unwrap();
+    let director = Director::start_with(&lab, &config);
+    let broken = good.replacen("connect_port: 8080", "connect_port: 8008", 1);
+    assert_ne!(broken, good);
+    std::fs::write(&config, &broken).unwrap();
+    director.signal("HUP");
+    director.wait_log("reload: service http: health check http every 0.5 s, settings changed");
+    director.wait_log("sorry server 198.18.2.13:8081 in");
+    std::fs::write(&config, &good).unwrap();
+    director.signal("HUP");
+    director.wait_log("sorry server 198.18.2.13:8081 out");
+    for r in REAL_SERVERS {
+        director.wait_log(&format!("real {}:80 up", r.addr));
+    }
+    let back = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((back.failed, back.servers()), (0, 3), "{back:?}");
+    for e in &mut endpoints {
+        let _ = e.kill();
+        let _ = e.wait();
+    }
+    let log = director.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    for r in REAL_SERVERS {
+        assert_eq!(
+            log.matches(&format!("real {}:80 up", r.addr)).count(),
+            1,
+            "{log}"
+        );
+    }
+}

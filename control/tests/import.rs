@@ -316,7 +316,7 @@ fn keepalived_checks() {
             w(&format!("83: real_server 198.18.2.23 53 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.21 53 (MISC_CHECK at keepalived-checks.conf:70)")),
             w("84: TCP_CHECK is not carried over (real_server 198.18.2.23 53): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)"),
             w("104: real_server 198.18.2.32 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
-            w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): l4vs has TCP_CHECK, HTTP_GET and MISC_CHECK only"),
+            w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): the import carries over TCP_CHECK, HTTP_GET and MISC_CHECK only"),
             w(&format!("112: real_server 198.18.2.33 25 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.31 25 (TCP_CHECK at keepalived-checks.conf:100)")),
             w("112: real_server 198.18.2.33 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
         ]

@@ -16,7 +16,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use l4vs_control::config::{Check, CheckKind};
-use l4vs_control::health::{Checker, Plan, Target};
+use l4vs_control::health::{Checker, Known, Plan, Target};
 use l4vs_control::table::ServiceKey;
 use l4vs_dataplane::model::Protocol;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener};
@@ -111,7 +111,7 @@ fn main() -> Result<()> {
         vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
         port: 80,
     };
-    let targets: Vec<(Target, Check)> = ports
+    let targets: Vec<(Target, Check, Option<Known>)> = ports
         .iter()
         .map(|p| {
             (
@@ -123,6 +123,7 @@ fn main() -> Result<()> {
                     false,
                 ),
                 check.clone(),
+                None,
             )
         })
         .collect();

@@ -1740,6 +1740,38 @@ fn health_checks_are_read_and_bad_ones_named() {
         e.contains("services[1].check.payload: `0g` is not bytes in hex"),
         "{e}"
     );
+    let e = refused("status_code: [200]", "virtualhost: \"www example\"");
+    assert!(
+        e.contains("services[0].check.virtualhost: `www example` is not a host name"),
+        "{e}"
+    );
+    let e = refused("payload: \"70696e67\"", "notify_up: \" \"");
+    assert!(
+        e.contains("services[1].check.notify_up: an empty command"),
+        "{e}"
+    );
+    let e = refused("type: udp ", "type: misc \n      misc_path: \"\"\n      #");
+    assert!(
+        e.contains("services[1].check.misc_path: a misc check runs misc_path"),
+        "{e}"
+    );
+    let e = refused("quorum: 1 ", "quorum: 2 \n    hysteresis: 2\n    #");
+    assert!(
+        e.contains("services[0].hysteresis: 2 is not below the quorum, 2"),
+        "{e}"
+    );
+    // keepalived's defaults by kind.
+    let bare = text.replacen("      retry: 1\n      delay_before_retry: 0.2\n", "", 1);
+    let c = crate::config::parse(&bare, "b.yaml").unwrap();
+    let http = c.services[0].check.as_ref().unwrap();
+    assert_eq!(
+        (http.retry, http.delay_before_retry, http.warmup),
+        (
+            1,
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_millis(500)
+        )
+    );
     let e = refused("retry: 1", "retries: 1");
     assert!(e.contains("retries"), "{e}");
     // Each error names the file and the line of the key.

@@ -1002,13 +1002,22 @@ fn service(
         i64::from(u32::MAX),
         1,
     )?;
-    let hysteresis = c.opt_int(
+    let hysteresis: u32 = c.opt_int(
         &s.hysteresis,
         &format!("{base}.hysteresis"),
         0,
         i64::from(u32::MAX),
         0,
     )?;
+    if let Some(h) = s.hysteresis.as_ref().filter(|_| hysteresis >= quorum) {
+        return Err(c.err(
+            &h.referenced,
+            format!("{base}.hysteresis"),
+            format!(
+                "{hysteresis} is not below the quorum, {quorum}: the quorum could never be lost"
+            ),
+        ));
+    }
     let health = match &s.check {
         Some(h) => Some(health_check(
             c,
@@ -1064,13 +1073,24 @@ fn health_check(
     };
     let seconds = |v: &Option<S<f64>>, key: &str, default: f64| within(v, key, 0.01, default);
     let delay_loop = seconds(&h.delay_loop, "delay_loop", 60.0)?;
+    let command = |v: &Option<S<String>>, key: &str| -> Result<Option<String>> {
+        match v {
+            Some(v) if v.value.trim().is_empty() => Err(c.err(
+                &v.referenced,
+                format!("{base}.{key}"),
+                "an empty command: give one, or leave the key out",
+            )),
+            Some(v) => Ok(Some(v.value.clone())),
+            None => Ok(None),
+        }
+    };
     let kind = match h.kind.value.trim() {
         "tcp" | "http" if protocol == Protocol::Udp && fwmark.is_none() => {
             return Err(c.err(
                 &h.kind.referenced,
                 format!("{base}.type"),
                 format!(
-                    "a {} check on a UDP service: the reals answer UDP; use misc (a command of yours that asks them)",
+                    "a {} check on a UDP service: the reals answer UDP; use udp (a datagram and its reply), or misc (a command of yours)",
                     h.kind.value.trim()
                 ),
             ))
@@ -1091,6 +1111,16 @@ fn health_check(
                     &at,
                     format!("{base}.path"),
                     format!("{} is not a URL path (it starts with / and has no spaces)", echo(&path)),
+                ));
+            }
+            if let Some(v) = h.virtualhost.as_ref().filter(|v| {
+                let host = v.value.trim();
+                host.is_empty() || host.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+            }) {
+                return Err(c.err(
+                    &v.referenced,
+                    format!("{base}.virtualhost"),
+                    format!("{} is not a host name for the Host header (no spaces or control characters)", echo(&v.value)),
                 ));
             }
             CheckKind::Http {
@@ -1133,7 +1163,7 @@ fn health_check(
             }
         }
         "misc" => {
-            let Some(path) = &h.misc_path else {
+            let Some(path) = h.misc_path.as_ref().filter(|p| !p.value.trim().is_empty()) else {
                 return Err(c.err(
                     &raw.referenced,
                     format!("{base}.misc_path"),
@@ -1189,12 +1219,29 @@ fn health_check(
         },
         delay_loop,
         connect_timeout: seconds(&h.connect_timeout, "connect_timeout", 5.0)?,
-        retry: c.opt_int(&h.retry, &format!("{base}.retry"), 0, 100, 1)?,
-        delay_before_retry: seconds(&h.delay_before_retry, "delay_before_retry", 1.0)?,
+        // keepalived's defaults (check_api.c, check_http.c, check_misc.c):
+        // a MISC_CHECK is not retried, an HTTP_GET waits 3 s to retry, and
+        // the first check of a real comes a random time within delay_loop.
+        retry: c.opt_int(
+            &h.retry,
+            &format!("{base}.retry"),
+            0,
+            100,
+            u32::from(!matches!(kind, CheckKind::Misc { .. })),
+        )?,
+        delay_before_retry: seconds(
+            &h.delay_before_retry,
+            "delay_before_retry",
+            if matches!(kind, CheckKind::Http { .. }) {
+                3.0
+            } else {
+                1.0
+            },
+        )?,
         alpha: h.alpha.as_ref().is_some_and(|b| b.value),
-        warmup: within(&h.warmup, "warmup", 0.0, 0.0)?,
-        notify_up: h.notify_up.as_ref().map(|v| v.value.clone()),
-        notify_down: h.notify_down.as_ref().map(|v| v.value.clone()),
+        warmup: within(&h.warmup, "warmup", 0.0, delay_loop.as_secs_f64())?,
+        notify_up: command(&h.notify_up, "notify_up")?,
+        notify_down: command(&h.notify_down, "notify_down")?,
         kind,
     })
 }

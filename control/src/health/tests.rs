@@ -145,11 +145,30 @@ fn misc_checks_read_the_exit_status() {
     // The real is in the environment.
     let env = "test \"$L4VS_REAL_ADDRESS:$L4VS_REAL_PORT\" = 127.0.0.1:80";
     assert!(run(&t, &check(misc(env, false))).is_ok());
-    // A command that never exits is killed at misc_timeout.
+    // A command that never exits is killed at misc_timeout, with what it
+    // started: no `sleep` is left behind.
+    let marker = format!("l4vs-misc-{}", std::process::id());
     let started = Instant::now();
-    let e = run(&t, &check(misc("sleep 30", false))).unwrap_err();
+    let e = run(
+        &t,
+        &check(misc(&format!("(sleep 30; : {marker}) & sleep 30"), false)),
+    )
+    .unwrap_err();
     assert!(e.ends_with("still running after 0.3 s, killed"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(100));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    // A command the shell cannot run is down, whatever misc_dynamic says.
+    let e = run(&t, &check(misc("/nonexistent/check", true))).unwrap_err();
+    assert!(e.contains("exit 127: the command could not be run"), "{e}");
 }
 
 /// The checker reports transitions only: down after retry + 1 failures,
@@ -169,7 +188,7 @@ fn the_checker_reports_each_transition_once() {
     c.notify_down = c.notify_up.clone();
     let t = target(80);
     let checker = Checker::start(Plan {
-        targets: vec![(t.clone(), c)],
+        targets: vec![(t.clone(), c, None)],
     })
     .unwrap();
     let wait_for = |up: bool| -> Verdict {
@@ -239,5 +258,31 @@ fn udp_checks_want_a_reply() {
     assert!(
         e.starts_with(&format!("udp check of 127.0.0.1:{gone}: ")),
         "{e}"
+    );
+}
+
+/// A reload's log says what changed in the checks, which the service
+/// table does not hold.
+#[test]
+fn check_changes_are_put_in_words() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let old = crate::config::load(&dir.join("lab-nat-check.yaml")).unwrap();
+    let mut new = old.clone();
+    assert!(check_changes(&old, &new).is_empty());
+    new.services[0].check.as_mut().unwrap().delay_loop = Duration::from_secs(2);
+    new.services[0].inhibit_on_failure = false;
+    new.services[1].check = None;
+    assert_eq!(
+        check_changes(&old, &new),
+        [
+            "service http: health check http every 0.5 s -> http every 2 s, inhibit_on_failure true -> false",
+            "service echo: health check udp every 1 s -> none",
+        ]
+    );
+    new.services[0].check.as_mut().unwrap().connect_port = Some(8008);
+    new.services[0].check.as_mut().unwrap().delay_loop = Duration::from_millis(500);
+    assert_eq!(
+        check_changes(&old, &new)[0],
+        "service http: health check http every 0.5 s, settings changed, inhibit_on_failure true -> false"
     );
 }

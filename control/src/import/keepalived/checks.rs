@@ -265,7 +265,7 @@ pub(super) fn checker(
                 "UDP_CHECK" => {
                     "the import does not map it yet: write a check of type udp (payload, require_reply) by hand"
                 }
-                _ => "l4vs has TCP_CHECK, HTTP_GET and MISC_CHECK only",
+                _ => "the import carries over TCP_CHECK, HTTP_GET and MISC_CHECK only",
             };
             w.warn(
                 &t.pos,

@@ -703,6 +703,13 @@ impl Entry {
             .collect()
     }
 
+    /// [`Entry::refresh_quorum`] as a note to append to a change's words
+    /// (`; quorum 1 lost ...`), empty when the quorum did not change.
+    fn quorum_note(&mut self) -> String {
+        self.refresh_quorum()
+            .map_or(String::new(), |q| format!("; {q}"))
+    }
+
     /// Re-evaluates the quorum (keepalived's `update_quorum_state`): the
     /// weights of the reals that are up, against `quorum` with
     /// `hysteresis`. Returns the words for a change, if it changed.
@@ -1184,9 +1191,7 @@ impl ServiceTable {
         let e = self.entry_mut(key)?;
         e.reals.push(real);
         e.dirty = true;
-        let quorum = e
-            .refresh_quorum()
-            .map_or(String::new(), |q| format!("; {q}"));
+        let quorum = e.quorum_note();
         Ok(Change {
             service: display_name(&e.spec),
             what: format!(
@@ -1269,9 +1274,7 @@ impl ServiceTable {
         let gone = e.reals.remove(i);
         e.health.remove(&(gone.addr, gone.port));
         e.dirty = true;
-        let quorum = e
-            .refresh_quorum()
-            .map_or(String::new(), |q| format!("; {q}"));
+        let quorum = e.quorum_note();
         Ok(Change {
             service: display_name(&e.spec),
             what: format!("real {}:{} removed{quorum}", gone.addr, gone.port),
@@ -1306,9 +1309,7 @@ impl ServiceTable {
             (false, _, true) => "down, weight 0 (inhibit_on_failure)".to_owned(),
             (false, _, false) => "down, out of the service".to_owned(),
         };
-        let quorum = e
-            .refresh_quorum()
-            .map_or(String::new(), |q| format!("; {q}"));
+        let quorum = e.quorum_note();
         Ok(Change {
             service: display_name(&e.spec),
             what: format!("real {}:{} {what}{quorum}", r.addr, r.port),

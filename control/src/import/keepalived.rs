@@ -339,15 +339,8 @@ fn virtual_server(
     let mut hysteresis: u32 = 0;
     let mut vs_checks = Settings::default();
     let mut reals: Vec<RealDraft> = Vec::new();
-    let not_carried = |w: &mut Warnings, t: &Stmt, reason: &str| {
-        w.warn(
-            &t.pos,
-            format!(
-                "{} is not carried over ({ctx}): {reason}",
-                shown(&t.words[..1])
-            ),
-        );
-    };
+    let not_carried =
+        |w: &mut Warnings, t: &Stmt, reason: &str| warn_not_carried(w, t, &ctx, reason);
     for t in block {
         refuse_condition(t)?;
         if vs_checks.read(t, Level::VirtualServer, &ctx, w)? {
@@ -853,15 +846,7 @@ fn real_server(t: &Stmt, w: &mut Warnings) -> Result<Option<RealDraft>, ImportEr
             continue;
         }
         let kw = u.keyword();
-        let mut not_carried = |reason: &str| {
-            w.warn(
-                &u.pos,
-                format!(
-                    "{} is not carried over ({ctx}): {reason}",
-                    shown(&u.words[..1])
-                ),
-            );
-        };
+        let mut not_carried = |reason: &str| warn_not_carried(w, u, &ctx, reason);
         match kw {
             "weight" => {
                 no_block(u)?;
@@ -1123,6 +1108,18 @@ fn number(t: &Stmt, v: &str, min: u32, max: u32) -> Result<u32, ImportError> {
                 ),
             )
         })
+}
+
+/// Warns that statement `t` of `ctx` (`virtual_server ...`,
+/// `real_server ...`, a checker) is not carried over, and why.
+pub(super) fn warn_not_carried(w: &mut Warnings, t: &Stmt, ctx: &str, reason: &str) {
+    w.warn(
+        &t.pos,
+        format!(
+            "{} is not carried over ({ctx}): {reason}",
+            shown(&t.words[..1])
+        ),
+    );
 }
 
 /// The `i`th word of `t`, or an error that says what it should be.

@@ -57,7 +57,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{arg, extra_words, no_block, number, refuse_condition, UNKNOWN};
+use super::{arg, extra_words, no_block, number, refuse_condition, warn_not_carried, UNKNOWN};
 use crate::config::{self, Check, CheckKind};
 use crate::import::kaconf::{shown, Stmt};
 use crate::import::{error, ImportError, Pos, Warnings};
@@ -298,15 +298,7 @@ pub(super) fn checker(
         if common && own.read(u, Level::Checker, &ctx, w)? {
             continue;
         }
-        let mut not_carried = |reason: &str| {
-            w.warn(
-                &u.pos,
-                format!(
-                    "{} is not carried over ({ctx}): {reason}",
-                    shown(&u.words[..1])
-                ),
-            );
-        };
+        let mut not_carried = |reason: &str| warn_not_carried(w, u, &ctx, reason);
         match kw {
             "connect_port" if !misc => {
                 no_block(u)?;

@@ -941,14 +941,15 @@ fn service(
     let forward = parse_forward(c, &s.forward, &format!("{base}.forward"))?;
     let mut reals: Vec<Real> = Vec::new();
     let mut lines: Vec<u64> = Vec::new();
+    // What every real's rules, the sorry server's too, need of the service.
+    let ctx = RealContext {
+        vip,
+        service_port: port,
+        ops,
+        network: net,
+    };
     for (j, r) in list(&s.reals).iter().enumerate() {
         let key = format!("{base}.reals[{j}]");
-        let ctx = RealContext {
-            vip,
-            service_port: port,
-            ops,
-            network: net,
-        };
         let real = real(c, &key, &r.value, ctx, forward, &s.forward)?;
         if let Some(k) = reals
             .iter()
@@ -971,12 +972,6 @@ fn service(
     let sorry_server = match &s.sorry_server {
         Some(r) => {
             let key = format!("{base}.sorry_server");
-            let ctx = RealContext {
-                vip,
-                service_port: port,
-                ops,
-                network: net,
-            };
             let sorry = real(c, &key, &r.value, ctx, forward, &s.forward)?;
             if reals
                 .iter()

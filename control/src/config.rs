@@ -492,7 +492,7 @@ pub struct Service {
 
 /// A real server's health check ([`crate::health`]), with keepalived's
 /// semantics and key names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Check {
     /// What is checked.
     pub kind: CheckKind,
@@ -525,7 +525,7 @@ pub struct Check {
 }
 
 /// The kind of a [`Check`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CheckKind {
     /// `tcp` (TCP_CHECK): a TCP connection is made and closed.
     Tcp,

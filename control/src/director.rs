@@ -547,7 +547,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     // Verdicts of checks a reload replaced are ignored: their reals' new
     // tasks started from the table's state.
     let mut planned: std::collections::HashSet<health::Target> =
-        plan.targets.iter().map(|(t, _, _)| t.clone()).collect();
+        plan.targets.iter().map(|(t, _)| t.clone()).collect();
     let checker = Checker::start(plan).context("starting the health checks")?;
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
@@ -732,7 +732,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     running = new;
                     let plan =
                         health::Plan::of(&running, &|k, r| table.health_of(k, *r.ip(), r.port()));
-                    planned = plan.targets.iter().map(|(t, _, _)| t.clone()).collect();
+                    planned = plan.targets.iter().map(|(t, _)| t.clone()).collect();
                     checker.set_plan(plan);
                 }
                 Err(e) => {

@@ -45,8 +45,8 @@ pub struct Target {
     pub service_name: String,
     /// Its address and port (the one the table knows it by).
     pub real: SocketAddrV4,
-    /// The check.
-    pub check: CheckKey,
+    /// The check (a plan tells the tasks that did not change by it).
+    pub check: Check,
     /// `inhibit_on_failure` of its service.
     pub inhibit: bool,
 }
@@ -57,23 +57,18 @@ impl Target {
         service: ServiceKey,
         service_name: String,
         real: SocketAddrV4,
-        check: &Check,
+        check: Check,
         inhibit: bool,
     ) -> Target {
         Target {
             service,
             service_name,
             real,
-            check: CheckKey(format!("{check:?}")),
+            check,
             inhibit,
         }
     }
 }
-
-/// A [`Check`] as a key (its settings in one string), so that a plan can
-/// tell which tasks did not change.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CheckKey(String);
 
 /// A real's health as the service table has it: up or down, and the
 /// weight a check gave it (`misc_dynamic`), if any.
@@ -82,12 +77,12 @@ pub type Known = (bool, Option<u32>);
 /// What the checker is to check.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// Each checked real, its check, and its health as the table has it
+    /// Each checked real with its check, and its health as the table has it
     /// when the plan is made (`None` for a real the table has no verdict
     /// on). A new task starts from that, as keepalived carries a real's
     /// state over a reload: a check that changes reports only what
     /// differs from it, and `alpha` applies to reals without one.
-    pub targets: Vec<(Target, Check, Option<Known>)>,
+    pub targets: Vec<(Target, Option<Known>)>,
 }
 
 impl Plan {
@@ -114,10 +109,9 @@ impl Plan {
                         service,
                         service_name.clone(),
                         real,
-                        check,
+                        check.clone(),
                         s.inhibit_on_failure,
                     ),
-                    check.clone(),
                     known(service, real),
                 ));
             }
@@ -235,11 +229,7 @@ async fn supervise(mut plan: watch::Receiver<Plan>, verdicts: mpsc::Sender<Verdi
     let mut running: HashMap<Target, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let current = plan.borrow_and_update().clone();
-        let wanted: HashMap<Target, (Check, Option<Known>)> = current
-            .targets
-            .into_iter()
-            .map(|(t, c, k)| (t, (c, k)))
-            .collect();
+        let wanted: HashMap<Target, Option<Known>> = current.targets.into_iter().collect();
         running.retain(|t, task| {
             let keep = wanted.contains_key(t);
             if !keep {
@@ -247,14 +237,9 @@ async fn supervise(mut plan: watch::Receiver<Plan>, verdicts: mpsc::Sender<Verdi
             }
             keep
         });
-        for (t, (check, known)) in wanted {
+        for (t, known) in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(t) {
-                let task = tokio::spawn(check_loop(
-                    slot.key().clone(),
-                    check,
-                    known,
-                    verdicts.clone(),
-                ));
+                let task = tokio::spawn(check_loop(slot.key().clone(), known, verdicts.clone()));
                 slot.insert(task);
             }
         }
@@ -307,12 +292,8 @@ fn notify(t: &Target, command: &str, up: bool) {
 
 /// One real's checks, for as long as the plan has it, starting from
 /// `known`.
-async fn check_loop(
-    t: Target,
-    check: Check,
-    known: Option<Known>,
-    verdicts: mpsc::Sender<Verdict>,
-) {
+async fn check_loop(t: Target, known: Option<Known>, verdicts: mpsc::Sender<Verdict>) {
+    let check = &t.check;
     let report = |up: bool, weight: Option<u32>, why: String| {
         let _ = verdicts.send(Verdict {
             target: t.clone(),
@@ -341,7 +322,7 @@ async fn check_loop(
     }
     let mut failures = 0u32;
     loop {
-        match run_check(&t, &check).await {
+        match run_check(&t, check).await {
             Ok((weight, what)) => {
                 failures = 0;
                 if state != (true, weight) {

@@ -111,18 +111,12 @@ fn main() -> Result<()> {
         vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
         port: 80,
     };
-    let targets: Vec<(Target, Check, Option<Known>)> = ports
+    let targets: Vec<(Target, Option<Known>)> = ports
         .iter()
         .map(|p| {
+            let real = SocketAddrV4::new(Ipv4Addr::LOCALHOST, *p);
             (
-                Target::new(
-                    service,
-                    "bench".into(),
-                    SocketAddrV4::new(Ipv4Addr::LOCALHOST, *p),
-                    &check,
-                    false,
-                ),
-                check.clone(),
+                Target::new(service, "bench".into(), real, check.clone(), false),
                 None,
             )
         })

@@ -12,7 +12,7 @@ fn target(port: u16) -> Target {
         },
         service_name: "web".into(),
         real: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-        check: CheckKey(format!("{port}")),
+        check: check(CheckKind::Tcp),
         inhibit: false,
     }
 }
@@ -186,9 +186,12 @@ fn the_checker_reports_each_transition_once() {
         notes.display()
     ));
     c.notify_down = c.notify_up.clone();
-    let t = target(80);
+    let t = Target {
+        check: c,
+        ..target(80)
+    };
     let checker = Checker::start(Plan {
-        targets: vec![(t.clone(), c, None)],
+        targets: vec![(t.clone(), None)],
     })
     .unwrap();
     let wait_for = |up: bool| -> Verdict {

@@ -1117,6 +1117,27 @@ fn health_endpoint(lab: &Lab, real: &l4vs_lab::RealServer) -> Child {
     lab.spawn_in(real.name, &mut cmd).unwrap()
 }
 
+/// Waits (up to 10 s) until the lab server at `target` in `role`'s
+/// namespace answers as `name`, so that a test does not race its start.
+fn wait_http(lab: &Lab, role: &str, target: &str, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut cmd = lab.command(role, lab_bin());
+        cmd.args(["http-load", "--target", target, "--count", "1"])
+            .args(["--timeout-ms", "500"]);
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if Distribution::parse(&text).is_ok_and(|d| d.count(name) == 1) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} at {target} in {role} never answered: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// keepalived's HTTP_GET with inhibit_on_failure, checked through the
 /// exception path: when rs2's health endpoint stops, rs2 gets weight 0
 /// within delay_loop + retry x delay_before_retry + timeout; new
@@ -1203,6 +1224,7 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut sorry = lab.spawn_in("rs3", &mut sorry).unwrap();
+    wait_http(&lab, "rs3", "127.0.0.1:8081", "sorry");
     for e in &mut endpoints {
         let _ = e.kill();
         let _ = e.wait();

@@ -29,6 +29,10 @@ pub struct Distribution {
     pub served: BTreeMap<String, u32>,
     /// Attempts that got no valid answer.
     pub failed: u32,
+    /// What the client said on stderr about its failures (the first few),
+    /// when the distribution came from a client process; empty otherwise.
+    /// Not part of the text format.
+    pub reasons: String,
 }
 
 impl Distribution {

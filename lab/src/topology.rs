@@ -616,7 +616,10 @@ impl Lab {
         if !status.success() {
             bail!("`{what}` failed ({status}): {}", err.trim());
         }
-        Distribution::parse(&out).with_context(|| format!("parsing the output of `{what}`"))
+        let mut dist =
+            Distribution::parse(&out).with_context(|| format!("parsing the output of `{what}`"))?;
+        dist.reasons = err.trim().to_string();
+        Ok(dist)
     }
 
     /// `count` sequential HTTP GETs from the client to `target`, each on a new

@@ -77,16 +77,22 @@
 //!     sched_flags: []       # default []: sh-port sh-fallback (sh), mh-port mh-fallback (mh)
 //!     inhibit_on_failure: false  # default false: a failed real leaves the service (true: weight 0)
 //!     check:                # optional: keepalived's checkers, for every real of the service
-//!       type: http          # required: tcp | http | udp | misc (tcp/http: TCP services, udp: UDP)
-//!       connect_port: 8080  # default: the real's port (tcp, http)
-//!       path: /             # http; status_code: [200]; virtualhost; contains
+//!       type: http          # required: tcp | http | https | udp | dns | misc
+//!                           # (tcp/http/https: not on UDP services, udp: not on TCP ones)
+//!       connect_port: 8080  # default: the real's port (all but misc)
+//!       path: /             # http, https; status_code: [200]; virtualhost; contains;
+//!                           # digest (MD5 of the body, 32 hex digits); enable_sni (https)
 //!       payload: "70696e67" # udp: bytes in hex; require_reply: the reply's first bytes
+//!       dns_type: SOA       # dns: A NS CNAME SOA MX TXT AAAA; dns_name: "." (the query)
 //!       misc_path: "cmd"    # misc, required; misc_timeout (default delay_loop); misc_dynamic
-//!       delay_loop: 60      # seconds; connect_timeout 5, retry 1 (misc 0), delay_before_retry
-//!                           # 1 (http 3), alpha false, warmup delay_loop (fractions allowed)
+//!       delay_loop: 60      # seconds; connect_timeout 5, retry 1 (misc 0, dns 3),
+//!                           # delay_before_retry 1 (http, https 3), alpha false,
+//!                           # warmup delay_loop (fractions allowed)
 //!       notify_up: "cmd"    # optional, also notify_down: run on each transition
 //!     sorry_server: { address: 198.18.2.99, port: 80 }  # optional, a real's keys
 //!     quorum: 1             # default 1: weight of up reals needed; hysteresis: 0
+//!     quorum_up: "cmd"      # optional, also quorum_down: run when a check brings the
+//!                           # quorum back or loses it
 //!     mh_table_size: 65537  # mh only, default 65537: a prime in 251..=131071
 //!     forward: nat          # required: nat | tunnel | dr (ipvsadm -m | -i | -g)
 //!     reals:                # default []
@@ -487,6 +493,13 @@ pub struct Service {
     /// keepalived's `hysteresis`: the quorum is lost below `quorum -
     /// hysteresis` and back from `quorum + hysteresis` (default 0).
     pub hysteresis: u32,
+    /// keepalived's `quorum_up`: run by `sh -c` when a health check brings
+    /// the quorum back, with `L4VS_SERVICE` and `L4VS_QUORUM=UP` in its
+    /// environment; killed after 30 s.
+    pub quorum_up: Option<String>,
+    /// keepalived's `quorum_down`: likewise when a check loses the quorum
+    /// (`L4VS_QUORUM=DOWN`).
+    pub quorum_down: Option<String>,
     pub reals: Vec<Real>,
 }
 
@@ -529,9 +542,10 @@ pub struct Check {
 pub enum CheckKind {
     /// `tcp` (TCP_CHECK): a TCP connection is made and closed.
     Tcp,
-    /// `http` (HTTP_GET): `GET path` over HTTP/1.1; up when the status is
-    /// one of `status_codes` and, with `contains`, the body (its first
-    /// MiB) has that text.
+    /// `http` (HTTP_GET) and `https` (SSL_GET): `GET path` over HTTP/1.1,
+    /// in TLS for `https`; up when the status is one of `status_codes`
+    /// and, with `digest` or `contains`, the body (its first MiB) has
+    /// that MD5 digest or that text.
     Http {
         /// `path`, default `/`.
         path: String,
@@ -539,9 +553,27 @@ pub enum CheckKind {
         status_codes: Vec<u16>,
         /// `virtualhost`: the Host header; default the real's address.
         virtualhost: Option<String>,
-        /// `contains`: text the body must have (keepalived checks an MD5
-        /// `digest` instead).
+        /// `digest`: the MD5 digest the body must have (keepalived's
+        /// `digest`, written as 32 hex digits, as `genhash` prints it).
+        digest: Option<[u8; 16]>,
+        /// `contains`: text the body must have (an l4vs key).
         contains: Option<String>,
+        /// `https`: in TLS (keepalived's SSL_GET). As keepalived's, the
+        /// real's certificate is not verified: the check asks whether the
+        /// server answers, not who it is.
+        tls: bool,
+        /// `enable_sni`: the TLS handshake names `virtualhost` (SNI); without
+        /// it no name is sent.
+        enable_sni: bool,
+    },
+    /// `dns` (DNS_CHECK): a query for `dns_name`, type `dns_type`, with
+    /// recursion desired, in a UDP datagram; up when the answer with the
+    /// query's id has RCODE 0 (NOERROR), as keepalived's check_dns.c.
+    Dns {
+        /// `dns_type` (keepalived's `type`), default SOA.
+        record_type: DnsRecordType,
+        /// `dns_name` (keepalived's `name`), default `.` (the root).
+        name: String,
     },
     /// `udp` (UDP_CHECK): `payload` is sent in a datagram; up when a reply
     /// comes within `connect_timeout` and, with `require_reply`, starts
@@ -566,12 +598,72 @@ pub enum CheckKind {
     },
 }
 
+/// The record types a DNS check asks for: keepalived's DNS_CHECK list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DnsRecordType {
+    A,
+    Ns,
+    Cname,
+    Soa,
+    Mx,
+    Txt,
+    Aaaa,
+}
+
+impl DnsRecordType {
+    /// Every type, for parsing and for the error that lists them.
+    pub const ALL: [DnsRecordType; 7] = [
+        DnsRecordType::A,
+        DnsRecordType::Ns,
+        DnsRecordType::Cname,
+        DnsRecordType::Soa,
+        DnsRecordType::Mx,
+        DnsRecordType::Txt,
+        DnsRecordType::Aaaa,
+    ];
+
+    /// Its name as keepalived and zone files write it: `A`, `SOA`...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsRecordType::A => "A",
+            DnsRecordType::Ns => "NS",
+            DnsRecordType::Cname => "CNAME",
+            DnsRecordType::Soa => "SOA",
+            DnsRecordType::Mx => "MX",
+            DnsRecordType::Txt => "TXT",
+            DnsRecordType::Aaaa => "AAAA",
+        }
+    }
+
+    /// Its TYPE value on the wire (RFC 1035 3.2.2, RFC 3596 for AAAA).
+    pub fn code(self) -> u16 {
+        match self {
+            DnsRecordType::A => 1,
+            DnsRecordType::Ns => 2,
+            DnsRecordType::Cname => 5,
+            DnsRecordType::Soa => 6,
+            DnsRecordType::Mx => 15,
+            DnsRecordType::Txt => 16,
+            DnsRecordType::Aaaa => 28,
+        }
+    }
+
+    /// The type named `name`, in any case.
+    pub fn parse(name: &str) -> Option<DnsRecordType> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
 impl CheckKind {
-    /// The key's value: `tcp`, `http`, `misc`.
+    /// The key's value: `tcp`, `http`, `https`, `udp`, `dns`, `misc`.
     pub fn as_str(&self) -> &'static str {
         match self {
             CheckKind::Tcp => "tcp",
+            CheckKind::Http { tls: true, .. } => "https",
             CheckKind::Http { .. } => "http",
+            CheckKind::Dns { .. } => "dns",
             CheckKind::Udp { .. } => "udp",
             CheckKind::Misc { .. } => "misc",
         }
@@ -829,6 +921,24 @@ pub(crate) fn valid_name(s: &str, max: usize) -> bool {
         && s.len() <= max
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Bytes written as hex digits, two a byte, either case (keepalived's
+/// UDP_CHECK payloads and HTTP_GET digests); `None` for anything else
+/// (an odd count, a non-hex character).
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `bytes` as lower-case hex digits, two a byte: what [`from_hex`] reads.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `value` as an error message quotes it: in backticks, control characters

@@ -581,6 +581,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             if !planned.contains(t) {
                 continue;
             }
+            let quorum_before = table.quorum_met(t.service);
             let cmd = table::Command::SetHealth {
                 service: t.service,
                 addr: std::net::IpAddr::V4(*t.real.ip()),
@@ -603,6 +604,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                             info!(target: "l4vs", "health: {line}: {}", v.why);
                         } else {
                             warn!(target: "l4vs", "health: {line}: {}", v.why);
+                        }
+                    }
+                    let quorum_after = table.quorum_met(t.service);
+                    if let (Some(before), Some(met)) = (quorum_before, quorum_after) {
+                        if before != met {
+                            run_quorum_command(&checker, &running, t, met);
                         }
                     }
                 }
@@ -1017,4 +1024,37 @@ fn print_workers(
         .collect();
     println!("  neighbors: {}", learned.join(" "));
     let _ = std::io::stdout().flush();
+}
+
+/// Runs the `quorum_up` (`met`) or `quorum_down` command of `t`'s service
+/// in `running`, if it has one, with `L4VS_SERVICE` and `L4VS_QUORUM`
+/// (`UP` or `DOWN`) in its environment (keepalived's quorum notify
+/// commands, check/ipwrapper.c `update_quorum_state`).
+fn run_quorum_command(
+    checker: &health::Checker,
+    running: &config::Config,
+    t: &health::Target,
+    met: bool,
+) {
+    let Some(service) = running
+        .services
+        .iter()
+        .find(|s| table::key_of(s) == t.service)
+    else {
+        return;
+    };
+    let command = if met {
+        &service.quorum_up
+    } else {
+        &service.quorum_down
+    };
+    if let Some(command) = command {
+        checker.run_command(
+            command.clone(),
+            vec![
+                ("L4VS_SERVICE", t.service_name.clone()),
+                ("L4VS_QUORUM", (if met { "UP" } else { "DOWN" }).to_owned()),
+            ],
+        );
+    }
 }

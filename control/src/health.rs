@@ -1,6 +1,7 @@
 //! Health checks of the real servers, with keepalived's checkers'
-//! semantics (keepalived/check/check_{tcp,http,udp,misc}.c): TCP connect,
-//! HTTP GET, a UDP request with a reply, and a command (MISC_CHECK).
+//! semantics (keepalived/check/check_{tcp,http,ssl,udp,dns,misc}.c): TCP
+//! connect, HTTP or HTTPS GET, a UDP request with a reply, a DNS query,
+//! and a command (MISC_CHECK).
 //!
 //! The checks run on a thread of their own (a single-threaded tokio
 //! runtime, one task per checked real), on the control side: the workers
@@ -22,7 +23,7 @@
 //! every change of configuration; tasks whose real and check did not
 //! change go on undisturbed, and keep their state.
 
-use crate::config::{Check, CheckKind, Config};
+use crate::config::{to_hex, Check, CheckKind, Config};
 use crate::table::ServiceKey;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -93,14 +94,7 @@ impl Plan {
         let mut targets = Vec::new();
         for s in &cfg.services {
             let Some(check) = &s.check else { continue };
-            let service = match s.fwmark {
-                Some(m) => ServiceKey::Fwmark(m),
-                None => ServiceKey::Addr {
-                    protocol: s.protocol,
-                    vip: IpAddr::V4(s.vip),
-                    port: s.port,
-                },
-            };
+            let service = crate::table::key_of(s);
             let service_name = s.name.clone().unwrap_or_else(|| service.to_string());
             for r in &s.reals {
                 let real = SocketAddrV4::new(r.address, r.port);
@@ -173,6 +167,7 @@ pub struct Verdict {
 
 /// The running checker. Dropping it stops every check.
 pub struct Checker {
+    runtime: tokio::runtime::Handle,
     plan: watch::Sender<Plan>,
     verdicts: Receiver<Verdict>,
     thread: Option<JoinHandle<()>>,
@@ -188,12 +183,14 @@ impl Checker {
             .enable_io()
             .enable_time()
             .build()?;
+        let handle = runtime.handle().clone();
         let (plan_tx, plan_rx) = watch::channel(plan);
         let (verdict_tx, verdicts) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("l4vs-health".to_owned())
             .spawn(move || runtime.block_on(supervise(plan_rx, verdict_tx)))?;
         Ok(Checker {
+            runtime: handle,
             plan: plan_tx,
             verdicts,
             thread: Some(thread),
@@ -204,6 +201,15 @@ impl Checker {
     /// others go on with their state.
     pub fn set_plan(&self, plan: Plan) {
         let _ = self.plan.send(plan);
+    }
+
+    /// Runs `command` (keepalived's `quorum_up`, `quorum_down`) by `sh -c`
+    /// on the checker's thread, with `env` added to its environment, as a
+    /// notify command: not waited for, killed with what it started after
+    /// [`NOTIFY_TIMEOUT`], reaped.
+    pub fn run_command(&self, command: String, env: Vec<(&'static str, String)>) {
+        self.runtime
+            .spawn(async move { run_notify(&command, &env) });
     }
 
     /// The verdicts reported since the last call.
@@ -259,13 +265,25 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 /// background: not waited for by the checks, killed after
 /// [`NOTIFY_TIMEOUT`], reaped.
 fn notify(t: &Target, command: &str, up: bool) {
+    run_notify(
+        command,
+        &[
+            ("L4VS_SERVICE", t.service_name.clone()),
+            ("L4VS_REAL_ADDRESS", t.real.ip().to_string()),
+            ("L4VS_REAL_PORT", t.real.port().to_string()),
+            ("L4VS_STATE", (if up { "UP" } else { "DOWN" }).to_owned()),
+        ],
+    );
+}
+
+/// Runs `command` by `sh -c` with `env` in the background, on the
+/// runtime it is called on: killed with its process group after
+/// [`NOTIFY_TIMEOUT`], reaped.
+fn run_notify(command: &str, env: &[(&'static str, String)]) {
     let child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
-        .env("L4VS_SERVICE", &t.service_name)
-        .env("L4VS_REAL_ADDRESS", t.real.ip().to_string())
-        .env("L4VS_REAL_PORT", t.real.port().to_string())
-        .env("L4VS_STATE", if up { "UP" } else { "DOWN" })
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(std::process::Stdio::null())
         .process_group(0)
         .kill_on_drop(true)
@@ -285,7 +303,7 @@ fn notify(t: &Target, command: &str, up: bool) {
             });
         }
         Err(e) => {
-            tracing::warn!(target: "l4vs", "health: notify command `{command}` for {}: {e}", t.real)
+            tracing::warn!(target: "l4vs", "health: notify command `{command}`: {e}")
         }
     }
 }
@@ -379,25 +397,34 @@ async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), S
             path,
             status_codes,
             virtualhost,
+            digest,
             contains,
-        } => tokio::time::timeout(
-            check.connect_timeout,
-            http_get(
-                at,
-                path,
-                virtualhost.as_deref(),
-                status_codes,
-                contains.as_deref(),
-            ),
-        )
-        .await
-        .map_err(|_| {
-            format!(
-                "http check of {at}{path}: no answer within {}",
-                secs(check.connect_timeout)
+            tls,
+            enable_sni,
+        } => {
+            let what = format!("{} check of {at}{path}", check.kind.as_str());
+            let want = Want {
+                codes: status_codes,
+                digest: digest.as_ref(),
+                contains: contains.as_deref(),
+            };
+            let host = virtualhost.as_deref();
+            let sni = if *enable_sni { host } else { None };
+            tokio::time::timeout(
+                check.connect_timeout,
+                http_check(&what, at, path, host, tls.then_some(sni), &want),
             )
-        })?
-        .map(|what| (None, what)),
+            .await
+            .map_err(|_| format!("{what}: no answer within {}", secs(check.connect_timeout)))?
+            .map(|what| (None, what))
+        }
+        CheckKind::Dns { record_type, name } => {
+            let what = format!("dns check of {at} ({} {name})", record_type.as_str());
+            tokio::time::timeout(check.connect_timeout, dns(&what, at, *record_type, name))
+                .await
+                .map_err(|_| format!("{what}: no answer within {}", secs(check.connect_timeout)))?
+                .map(|what| (None, what))
+        }
         CheckKind::Udp {
             payload,
             require_reply,
@@ -442,25 +469,139 @@ async fn udp(at: SocketAddrV4, payload: &[u8], require: Option<&[u8]>) -> Result
     }
 }
 
-/// `GET path` on a new connection to `at`; Ok when the status is one of
-/// `codes` and the body has `contains`.
-async fn http_get(
+/// What an HTTP check wants of the answer.
+struct Want<'a> {
+    /// One of these status codes.
+    codes: &'a [u16],
+    /// A body with this MD5 digest.
+    digest: Option<&'a [u8; 16]>,
+    /// A body with this text.
+    contains: Option<&'a str>,
+}
+
+/// `GET path` on a new connection to `at`, in TLS when `tls` is
+/// `Some(sni)` (naming `sni` in the handshake, if any); Ok when the answer
+/// is what `want` says. `what` names the check in the messages.
+async fn http_check(
+    what: &str,
     at: SocketAddrV4,
     path: &str,
     host: Option<&str>,
-    codes: &[u16],
-    contains: Option<&str>,
+    tls: Option<Option<&str>>,
+    want: &Want<'_>,
 ) -> Result<String, String> {
-    let what = format!("http check of {at}{path}");
     let stream = tokio::net::TcpStream::connect(at)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
+    let host = host.map_or_else(|| at.ip().to_string(), str::to_owned);
+    match tls {
+        None => http_get(what, stream, path, host, want).await,
+        Some(sni) => {
+            let name = match sni {
+                Some(n) => rustls::pki_types::ServerName::try_from(n.to_owned())
+                    .map_err(|e| format!("{what}: {n} as a TLS server name: {e}"))?,
+                // An address is never sent as SNI (RFC 6066 3).
+                None => rustls::pki_types::ServerName::IpAddress(IpAddr::V4(*at.ip()).into()),
+            };
+            let stream = tls_connector()
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("{what}: TLS handshake: {e}"))?;
+            http_get(what, stream, path, host, want).await
+        }
+    }
+}
+
+/// The TLS client of the https checks: rustls with ring, TLS 1.2 and 1.3,
+/// and no verification of the real's certificate (keepalived's SSL_GET
+/// does not verify it either), while the handshake's signatures are still
+/// checked.
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+        std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.dangerous()
+                    .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+                    .with_no_client_auth()
+            });
+        // ring's provider has both default versions: this cannot fail.
+        std::sync::Arc::new(config.unwrap_or_else(|e| panic!("rustls with ring: {e}")))
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+/// Accepts any certificate of the real, as keepalived's SSL_GET; the
+/// signatures of the handshake are verified with the provider's
+/// algorithms.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `GET path` with `Host: host` over `io`; Ok when the answer is what
+/// `want` says.
+async fn http_get<IO>(
+    what: &str,
+    io: IO,
+    path: &str,
+    host: String,
+    want: &Want<'_>,
+) -> Result<String, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .map_err(|e| format!("{what}: {e}"))?;
     let driver = tokio::spawn(conn);
-    let host = host.map_or_else(|| at.ip().to_string(), str::to_owned);
     let req = hyper::Request::get(path)
         .header(hyper::header::HOST, host)
         .header(hyper::header::USER_AGENT, "l4vs-health-check")
@@ -473,30 +614,88 @@ async fn http_get(
             .await
             .map_err(|e| format!("{what}: {e}"))?;
         let status = resp.status().as_u16();
-        if !codes.contains(&status) {
-            let wanted: Vec<String> = codes.iter().map(u16::to_string).collect();
+        if !want.codes.contains(&status) {
+            let wanted: Vec<String> = want.codes.iter().map(u16::to_string).collect();
             return Err(format!(
                 "{what}: status {status}, not {}",
                 wanted.join(" or ")
             ));
         }
-        if let Some(text) = contains {
-            let body = Limited::new(resp.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| format!("{what}: reading the body: {e}"))?
-                .to_bytes();
+        if want.digest.is_none() && want.contains.is_none() {
+            return Ok(format!("{what}: status {status}"));
+        }
+        let body = Limited::new(resp.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| format!("{what}: reading the body: {e}"))?
+            .to_bytes();
+        if let Some(digest) = want.digest {
+            use md5::Digest;
+            let got: [u8; 16] = md5::Md5::digest(&body).into();
+            if got != *digest {
+                return Err(format!(
+                    "{what}: status {status}, but the body's MD5 digest is {}, not {}",
+                    to_hex(&got),
+                    to_hex(digest)
+                ));
+            }
+        }
+        if let Some(text) = want.contains {
             if !String::from_utf8_lossy(&body).contains(text) {
                 return Err(format!(
                     "{what}: status {status}, but the body lacks \"{text}\""
                 ));
             }
         }
-        Ok(format!("{what}: status {status}"))
+        Ok(format!("{what}: status {status}, body as wanted"))
     }
     .await;
     driver.abort();
     result
+}
+
+/// DNS_CHECK (keepalived's check_dns.c): a query for `name`, type
+/// `record_type`, class IN, recursion desired, with a random id, from a
+/// connected UDP socket; answers with another id, or that are not
+/// responses, are ignored (waited past); the first that matches is up
+/// when its RCODE is 0. Only the answer's header is read, as keepalived's.
+async fn dns(
+    what: &str,
+    at: SocketAddrV4,
+    record_type: crate::config::DnsRecordType,
+    name: &str,
+) -> Result<String, String> {
+    use hickory_proto::op::{Header, Message, MessageType, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RecordType};
+    use hickory_proto::serialize::binary::BinDecodable;
+    let qname = Name::from_ascii(name).map_err(|e| format!("{what}: {e}"))?;
+    let mut query = Message::query();
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(qname, RecordType::from(record_type.code())));
+    let id = query.metadata.id;
+    let bytes = query.to_vec().map_err(|e| format!("{what}: {e}"))?;
+    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    s.connect(at).await.map_err(|e| format!("{what}: {e}"))?;
+    s.send(&bytes).await.map_err(|e| format!("{what}: {e}"))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = s.recv(&mut buf).await.map_err(|e| format!("{what}: {e}"))?;
+        let Ok(header) = Header::from_bytes(&buf[..n]) else {
+            continue;
+        };
+        if header.metadata.id != id || header.metadata.message_type != MessageType::Response {
+            continue;
+        }
+        return match header.metadata.response_code {
+            ResponseCode::NoError => Ok(format!("{what}: NOERROR")),
+            code => Err(format!(
+                "{what}: answered RCODE {} ({code})",
+                u16::from(code)
+            )),
+        };
+    }
 }
 
 /// Kills a command's whole process group when dropped: what a check or a

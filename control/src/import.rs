@@ -227,6 +227,9 @@ struct PlannedService {
     /// Its quorum (1 if not given) and hysteresis (0).
     quorum: u32,
     hysteresis: u32,
+    /// Its `quorum_up` and `quorum_down` commands.
+    quorum_up: Option<String>,
+    quorum_down: Option<String>,
 }
 
 /// What a front end read from its file.
@@ -429,6 +432,8 @@ fn finish(
         {
             out.check.clone_from(&s.check);
             out.inhibit_on_failure = s.inhibit_on_failure;
+            out.quorum_up.clone_from(&s.quorum_up);
+            out.quorum_down.clone_from(&s.quorum_down);
         }
     }
     let mut placeholder_marks = Vec::new();

@@ -908,6 +908,8 @@ impl ServiceTable {
                     }),
                     quorum: e.quorum.quorum,
                     hysteresis: e.quorum.hysteresis,
+                    quorum_up: from_base.and_then(|s| s.quorum_up.clone()),
+                    quorum_down: from_base.and_then(|s| s.quorum_down.clone()),
                     name: e.spec.name.clone(),
                     fwmark,
                     vip,
@@ -1479,6 +1481,12 @@ impl ServiceTable {
         }
     }
 
+    /// Whether service `key` has its quorum (keepalived's `quorum` with
+    /// `hysteresis`); `None` for no such service.
+    pub fn quorum_met(&self, key: ServiceKey) -> Option<bool> {
+        self.entry(&key).ok().map(|e| e.quorum.met)
+    }
+
     /// The health verdict the table has on real `addr:port` of `key`: up
     /// or down, and the weight a check gave it; `None` when it has none
     /// (up, with its own weight) or no such real.
@@ -1700,17 +1708,22 @@ pub fn quorum_of(s: &config::Service, key: ServiceKey) -> Option<Command> {
     })
 }
 
-/// A config service as a `-A` spec and its reals as `-a` specs. Timeouts
-/// equal to the global ones follow the global ones.
-pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<RealSpec>) {
-    let key = match s.fwmark {
+/// The key of config service `s`: its mark, or protocol, VIP and port.
+pub fn key_of(s: &config::Service) -> ServiceKey {
+    match s.fwmark {
         Some(m) => ServiceKey::Fwmark(m),
         None => ServiceKey::Addr {
             protocol: s.protocol,
             vip: IpAddr::V4(s.vip),
             port: s.port,
         },
-    };
+    }
+}
+
+/// A config service as a `-A` spec and its reals as `-a` specs. Timeouts
+/// equal to the global ones follow the global ones.
+pub fn spec_of(s: &config::Service, global: &Timeouts) -> (ServiceSpec, Vec<RealSpec>) {
+    let key = key_of(s);
     let spec = ServiceSpec {
         key,
         name: s.name.clone(),

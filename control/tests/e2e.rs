@@ -1230,10 +1230,14 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
         let _ = e.wait();
     }
     director.wait_log("quorum 1 lost (up weight 0), sorry server 198.18.2.13:8081 in");
+    // keepalived's quorum_down command, run by sh -c (its output is the
+    // director's).
+    director.wait_log("quorum_down: http DOWN");
     let lost = lab.http_load(VIP_HTTP, 20).unwrap();
     assert_eq!((lost.count("sorry"), lost.failed), (20, 0), "{lost:?}");
     endpoints[0] = health_endpoint(&lab, &REAL_SERVERS[0]);
     director.wait_log("quorum 1 back (up weight 1), sorry server 198.18.2.13:8081 out");
+    director.wait_log("quorum_up: http UP");
     let back = lab.http_load(VIP_HTTP, 20).unwrap();
     assert_eq!((back.count("rs1"), back.failed), (20, 0), "{back:?}");
     let _ = sorry.kill();
@@ -1247,9 +1251,70 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 2, "{log}");
     assert_eq!(log.matches("real 198.18.2.12:80 up").count(), 1, "{log}");
     assert_eq!(log.matches("quorum 1 lost").count(), 1, "{log}");
+    assert_eq!(log.matches("quorum_down: http DOWN").count(), 1, "{log}");
     // The UDP service's UDP_CHECK (the reals' echo answers) never changed
     // anything.
     assert!(!log.contains("service echo: real"), "{log}");
+}
+
+/// Each real's TLS endpoint (8443) and name server (5353), as the
+/// lab's `serve` gives them.
+fn tls_and_dns_endpoint(lab: &Lab, real: &l4vs_lab::RealServer) -> Child {
+    let mut cmd = lab.command(real.name, lab_bin());
+    cmd.args(["serve", "--name", &format!("{}-tls", real.name)])
+        .args(["--https", "0.0.0.0:8443", "--dns", "0.0.0.0:5353"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    lab.spawn_in(real.name, &mut cmd).unwrap()
+}
+
+/// keepalived's SSL_GET and DNS_CHECK, through the exception path: when
+/// rs2's TLS endpoint and name server stop, rs2 leaves both services
+/// (no inhibit_on_failure) and gets no new connection or datagram; when
+/// they are back, so is rs2, in both.
+#[test]
+fn https_and_dns_checks_take_a_real_out_and_back() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let mut endpoints: Vec<Child> = REAL_SERVERS
+        .iter()
+        .map(|r| tls_and_dns_endpoint(&lab, r))
+        .collect();
+    let director = Director::start(&lab, "lab-nat-check-tls-dns.yaml");
+    let before = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((before.failed, before.servers()), (0, 3), "{before:?}");
+
+    let _ = endpoints[1].kill();
+    let _ = endpoints[1].wait();
+    director.wait_log(
+        "health: service http: real 198.18.2.12:80 down, out of the service: https check of 198.18.2.12:8443/: ",
+    );
+    director.wait_log(
+        "health: service dns: real 198.18.2.12:53 down, out of the service: dns check of 198.18.2.12:5353 (A www.example.org): ",
+    );
+    let during = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((during.failed, during.count("rs2")), (0, 0), "{during:?}");
+    let udp = lab.udp_probe(VIP_UDP, 30).unwrap();
+    assert_eq!((udp.failed, udp.count("rs2")), (0, 0), "{udp:?}");
+    let (_, listing, _) = l4vsadm(&lab, &["-Ln"]);
+    assert!(!listing.contains("198.18.2.12"), "{listing}");
+
+    endpoints[1] = tls_and_dns_endpoint(&lab, &REAL_SERVERS[1]);
+    director.wait_log("health: service http: real 198.18.2.12:80 up: https check of 198.18.2.12:8443/: status 200");
+    director.wait_log(
+        "health: service dns: real 198.18.2.12:53 up: dns check of 198.18.2.12:5353 (A www.example.org): NOERROR",
+    );
+    let after = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((after.failed, after.servers()), (0, 3), "{after:?}");
+    let udp = lab.udp_probe(VIP_UDP, 30).unwrap();
+    assert_eq!((udp.failed, udp.servers()), (0, 3), "{udp:?}");
+    for mut e in endpoints {
+        let _ = e.kill();
+        let _ = e.wait();
+    }
+    let log = director.stop();
+    assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 1, "{log}");
+    assert_eq!(log.matches("real 198.18.2.12:53 down").count(), 1, "{log}");
 }
 
 /// A reload that breaks the check takes the reals down; the reload that

@@ -140,7 +140,6 @@ fn keepalived_sample() {
             "l4vs: import: keepalived-sample.conf:11: smtp_connect_timeout is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-sample.conf:12: router_id is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-sample.conf:15: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet".into(),
-            "l4vs: import: keepalived-sample.conf:42: digest is not carried over (HTTP_GET of real_server 198.51.100.2 1358): l4vs checks the status code and a text the body contains, not an MD5 digest of the body".into(),
         ]
     );
     assert_eq!(c.services.len(), 1);
@@ -166,7 +165,14 @@ fn keepalived_sample() {
                 path: "/testurl3/test.jsp".to_owned(),
                 status_codes: (200..=299).collect(),
                 virtualhost: None,
+                // The url's digest, as genhash prints it.
+                digest: Some([
+                    0x64, 0x02, 0x05, 0xb7, 0xb0, 0xfc, 0x66, 0xc1, 0xea, 0x91, 0xc4, 0x63, 0xfa,
+                    0xc6, 0x33, 0x4d
+                ]),
                 contains: None,
+                tls: false,
+                enable_sni: false,
             },
             connect_port: None,
             delay_loop: secs(6.0),
@@ -193,13 +199,33 @@ fn keepalived_virtualhost() {
         [
             no_base("keepalived-virtualhost.conf"),
             "l4vs: import: keepalived-virtualhost.conf:5: router_id is not carried over (global_defs)".into(),
-            "l4vs: import: keepalived-virtualhost.conf:9: delay_loop is not carried over (virtual_server 203.0.113.100 443): no real server of it has a checker l4vs carries over".into(),
-            "l4vs: import: keepalived-virtualhost.conf:15: virtualhost is not carried over (virtual_server 203.0.113.100 443): no HTTP_GET carried over takes its Host from it".into(),
-            "l4vs: import: keepalived-virtualhost.conf:20: SSL_GET is not carried over (real_server 198.51.100.100 8443): l4vs has no HTTPS check yet".into(),
+            "l4vs: import: keepalived-virtualhost.conf:25: url is not carried over (SSL_GET of real_server 198.51.100.100 8443): l4vs checks one path, where keepalived needs every url to pass; the first, `/` (keepalived-virtualhost.conf:22), is carried over".into(),
+            "l4vs: import: keepalived-virtualhost.conf:34: real_server 198.51.100.101 8443 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.51.100.100 8443 (SSL_GET at keepalived-virtualhost.conf:20)".into(),
         ]
     );
     let s = service(&c, "tcp-203-0-113-100-443");
-    assert_eq!(s.check, None);
+    // SSL_GET: an https check with the first url's digest and the
+    // virtual_server's virtualhost.
+    let check = s.check.as_ref().unwrap();
+    assert_eq!(
+        check.kind,
+        CheckKind::Http {
+            path: "/".into(),
+            status_codes: (200..=299).collect(),
+            virtualhost: Some("www.example.org".into()),
+            digest: Some([
+                0xff, 0x20, 0xad, 0x24, 0x81, 0xf9, 0x7b, 0x17, 0x54, 0xef, 0x3e, 0x12, 0xec, 0xd3,
+                0xa9, 0xcc
+            ]),
+            contains: None,
+            tls: true,
+            enable_sni: false,
+        }
+    );
+    assert_eq!(
+        (check.retry, check.delay_loop, check.connect_timeout),
+        (3, Duration::from_secs(6), Duration::from_secs(3))
+    );
     assert_eq!(s.scheduler, SchedulerKind::Wrr);
     assert_eq!(
         s.persistence,
@@ -314,9 +340,9 @@ fn keepalived_checks() {
             w("42: url is not carried over (HTTP_GET of real_server 198.18.2.12 80): l4vs checks one path, where keepalived needs every url to pass; the first, `/healthz` (keepalived-checks.conf:38), is carried over"),
             w(&format!("54: TCP_CHECK is not carried over (real_server 198.18.2.13 80): {same}, so it is checked like real_server 198.18.2.11 80 (HTTP_GET at keepalived-checks.conf:22)")),
             w(&format!("83: real_server 198.18.2.23 53 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.21 53 (MISC_CHECK at keepalived-checks.conf:70)")),
-            w("84: TCP_CHECK is not carried over (real_server 198.18.2.23 53): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)"),
+            w("84: TCP_CHECK is not carried over (real_server 198.18.2.23 53): l4vs refuses TCP, HTTP and HTTPS checks of a UDP service, whose reals answer UDP (a UDP_CHECK or DNS_CHECK can check them)"),
             w("104: real_server 198.18.2.32 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
-            w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): the import carries over TCP_CHECK, HTTP_GET and MISC_CHECK only"),
+            w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): l4vs has no SMTP check (a MISC_CHECK with a command that talks SMTP can check it)"),
             w(&format!("112: real_server 198.18.2.33 25 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.31 25 (TCP_CHECK at keepalived-checks.conf:100)")),
             w("112: real_server 198.18.2.33 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
         ]
@@ -330,7 +356,10 @@ fn keepalived_checks() {
                 path: "/healthz".to_owned(),
                 status_codes: vec![200, 201, 202, 203, 204],
                 virtualhost: Some("www.example.org".to_owned()),
+                digest: None,
                 contains: Some("ready".to_owned()),
+                tls: false,
+                enable_sni: false,
             },
             connect_port: Some(8080),
             delay_loop: secs(5.0),

@@ -51,15 +51,22 @@ enum Cmd {
         #[arg(long, default_value = netns::NETNS_PREFIX)]
         prefix: String,
     },
-    /// Real server: HTTP/1.0 and UDP echo, both answering with NAME.
+    /// Real server: HTTP/1.0, HTTPS and UDP echo, answering with NAME, and DNS.
     Serve {
         #[arg(long)]
         name: String,
         /// HTTP listening address; may be given several times.
         #[arg(long)]
         http: Vec<SocketAddr>,
+        /// HTTPS listening address (a self-signed certificate); may be
+        /// given several times.
+        #[arg(long)]
+        https: Vec<SocketAddr>,
         #[arg(long)]
         udp: Option<SocketAddr>,
+        /// DNS listening address (UDP): every query answered NOERROR.
+        #[arg(long)]
+        dns: Option<SocketAddr>,
     },
     /// User-space IP-IP decapsulation: raw socket (protocol 4) in, TUN out.
     IpipDecap {
@@ -181,8 +188,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { name, http, udp } => {
-            servers::serve(&servers::ServeConfig { name, http, udp })?;
+        Cmd::Serve {
+            name,
+            http,
+            https,
+            udp,
+            dns,
+        } => {
+            servers::serve(&servers::ServeConfig {
+                name,
+                http,
+                https,
+                udp,
+                dns,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::IpipDecap { tun } => {

@@ -7,13 +7,19 @@
 //!
 //! * HTTP: any request gets `200 OK` with body `"<name>\n"`,
 //!   `Content-Length` and `Connection: close`; one thread per connection.
+//! * HTTPS: the same in TLS (rustls), with a self-signed certificate made
+//!   at start (rcgen), for the directors' https health checks.
 //! * UDP: a datagram `P` is answered with `"<name> " + P`.
+//! * DNS: every query is answered NOERROR with its question and no
+//!   records (hickory-proto), for the directors' dns health checks; a
+//!   datagram that is not a query is not answered.
 //!
 //! When both sockets are bound, [`READY_LINE`] is written to stdout: the lab
 //! waits for it instead of polling the ports.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -36,8 +42,12 @@ pub struct ServeConfig {
     /// HTTP listening addresses (the lab uses 80 and 443, for fwmark
     /// services that group ports).
     pub http: Vec<SocketAddr>,
+    /// HTTPS listening addresses.
+    pub https: Vec<SocketAddr>,
     /// UDP echo address, if any.
     pub udp: Option<SocketAddr>,
+    /// DNS (UDP) address, if any.
+    pub dns: Option<SocketAddr>,
 }
 
 /// Binds the configured sockets, prints [`READY_LINE`], and serves forever.
@@ -51,19 +61,37 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
         .iter()
         .map(|addr| TcpListener::bind(addr).with_context(|| format!("cannot bind TCP {addr}")))
         .collect::<Result<Vec<_>>>()?;
-    let udp = config
-        .udp
-        .map(|addr| UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}")))
-        .transpose()?;
+    let tls_listeners = config
+        .https
+        .iter()
+        .map(|addr| TcpListener::bind(addr).with_context(|| format!("cannot bind TCP {addr}")))
+        .collect::<Result<Vec<_>>>()?;
+    let udp_bind =
+        |addr: SocketAddr| UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"));
+    let udp = config.udp.map(udp_bind).transpose()?;
+    let dns = config.dns.map(udp_bind).transpose()?;
 
     let mut handles = Vec::new();
     if let Some(sock) = udp {
         let name = config.name.clone();
         handles.push(thread::spawn(move || udp_echo(&sock, &name)));
     }
+    if let Some(sock) = dns {
+        let name = config.name.clone();
+        handles.push(thread::spawn(move || dns_answer(&sock, &name)));
+    }
     for listener in listeners {
         let name = config.name.clone();
-        handles.push(thread::spawn(move || http_accept(&listener, &name)));
+        handles.push(thread::spawn(move || http_accept(&listener, &name, None)));
+    }
+    if !tls_listeners.is_empty() {
+        let tls = tls_config(&config.name)?;
+        for listener in tls_listeners {
+            let (name, tls) = (config.name.clone(), tls.clone());
+            handles.push(thread::spawn(move || {
+                http_accept(&listener, &name, Some(tls))
+            }));
+        }
     }
     let mut out = io::stdout().lock();
     writeln!(out, "{READY_LINE}").context("cannot write to stdout")?;
@@ -102,13 +130,75 @@ fn udp_echo(sock: &UdpSocket, name: &str) -> Result<()> {
     }
 }
 
-fn http_accept(listener: &TcpListener, name: &str) -> Result<()> {
+/// Answers each DNS query on `sock` NOERROR, with its question.
+fn dns_answer(sock: &UdpSocket, name: &str) -> Result<()> {
+    use hickory_proto::op::{Message, MessageType};
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                eprintln!("{name}: dns recv: {e}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let query = match Message::from_vec(&buf[..n]) {
+            Ok(q) if q.metadata.message_type == MessageType::Query => q,
+            Ok(_) => continue,
+            Err(e) => {
+                eprintln!("{name}: dns: a datagram from {peer} that is not DNS: {e}");
+                continue;
+            }
+        };
+        let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+        reply.metadata.recursion_desired = query.metadata.recursion_desired;
+        reply.add_queries(query.queries.iter().cloned());
+        match reply.to_vec() {
+            Ok(bytes) => {
+                if let Err(e) = sock.send_to(&bytes, peer) {
+                    eprintln!("{name}: dns send to {peer}: {e}");
+                }
+            }
+            Err(e) => eprintln!("{name}: dns: {e}"),
+        }
+    }
+}
+
+/// A TLS server configuration with a self-signed certificate for `name`
+/// (and `localhost`), made now.
+///
+/// # Errors
+/// If the certificate cannot be made.
+fn tls_config(name: &str) -> Result<Arc<rustls::ServerConfig>> {
+    let cert = rcgen::generate_simple_self_signed(vec![name.to_owned(), "localhost".to_owned()])
+        .context("making a self-signed certificate")?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .context("the self-signed certificate")?;
+    Ok(Arc::new(config))
+}
+
+fn http_accept(
+    listener: &TcpListener,
+    name: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<()> {
     loop {
         match listener.accept() {
             Ok((stream, _peer)) => {
-                let name = name.to_owned();
+                let (name, tls) = (name.to_owned(), tls.clone());
                 thread::spawn(move || {
-                    if let Err(e) = http_answer(stream, &name) {
+                    let served = match tls {
+                        None => http_answer(stream, &name),
+                        Some(tls) => https_answer(stream, &name, tls),
+                    };
+                    if let Err(e) = served {
                         eprintln!("{name}: http: {e:#}");
                     }
                 });
@@ -130,6 +220,24 @@ pub fn http_body(name: &str) -> String {
 fn http_answer(mut stream: TcpStream, name: &str) -> Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    http_exchange(&mut stream, name)?;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+fn https_answer(stream: TcpStream, name: &str, tls: Arc<rustls::ServerConfig>) -> Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let conn = rustls::ServerConnection::new(tls).context("a TLS connection")?;
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    http_exchange(&mut tls, name)?;
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    Ok(())
+}
+
+/// Reads a request head from `stream` and writes the answer.
+fn http_exchange(stream: &mut impl ReadWrite, name: &str) -> Result<()> {
     // Read the whole request head, so closing does not turn into a RST
     // because of unread data.
     let mut head = Vec::with_capacity(512);
@@ -153,6 +261,9 @@ fn http_answer(mut stream: TcpStream, name: &str) -> Result<()> {
         .write_all(response.as_bytes())
         .context("writing the response")?;
     stream.flush()?;
-    let _ = stream.shutdown(std::net::Shutdown::Write);
     Ok(())
 }
+
+/// A byte stream both ways: TCP, or TLS over it.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

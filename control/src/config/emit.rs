@@ -146,6 +146,10 @@ struct OutService<'a> {
     sorry_server: Option<FlowMap<OutReal>>,
     quorum: u32,
     hysteresis: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quorum_up: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quorum_down: Option<String>,
     reals: Vec<FlowMap<OutReal>>,
 }
 
@@ -181,6 +185,14 @@ struct OutCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     require_reply: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enable_sni: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     notify_up: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notify_down: Option<String>,
@@ -205,6 +217,10 @@ fn out_check(c: &super::Check) -> OutCheck {
         misc_dynamic: None,
         payload: None,
         require_reply: None,
+        digest: None,
+        enable_sni: None,
+        dns_type: None,
+        dns_name: None,
         notify_up: c.notify_up.clone(),
         notify_down: c.notify_down.clone(),
     };
@@ -214,20 +230,28 @@ fn out_check(c: &super::Check) -> OutCheck {
             path,
             status_codes,
             virtualhost,
+            digest,
             contains,
+            tls,
+            enable_sni,
         } => {
             out.path = Some(path.clone());
             out.status_code = Some(FlowSeq(status_codes.clone()));
             out.virtualhost = virtualhost.clone();
+            out.digest = digest.as_ref().map(|d| super::to_hex(d));
             out.contains = contains.clone();
+            out.enable_sni = (*tls && *enable_sni).then_some(true);
+        }
+        super::CheckKind::Dns { record_type, name } => {
+            out.dns_type = Some(record_type.as_str());
+            out.dns_name = Some(name.clone());
         }
         super::CheckKind::Udp {
             payload,
             require_reply,
         } => {
-            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-            out.payload = Some(hex(payload));
-            out.require_reply = require_reply.as_deref().map(hex);
+            out.payload = Some(super::to_hex(payload));
+            out.require_reply = require_reply.as_deref().map(super::to_hex);
         }
         super::CheckKind::Misc {
             path,
@@ -395,6 +419,8 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                 sorry_server: s.sorry_server.as_ref().map(|r| out_real(s, r)),
                 quorum: s.quorum,
                 hysteresis: s.hysteresis,
+                quorum_up: s.quorum_up.clone(),
+                quorum_down: s.quorum_down.clone(),
                 reals: s.reals.iter().map(|r| out_real(s, r)).collect(),
             })
             .collect(),

@@ -239,10 +239,15 @@ pub(super) struct RawService {
     #[serde(default)]
     pub hysteresis: Option<S<i64>>,
     #[serde(default)]
+    pub quorum_up: Option<S<String>>,
+    #[serde(default)]
+    pub quorum_down: Option<S<String>>,
+    #[serde(default)]
     pub reals: Option<S<Vec<S<RawReal>>>>,
 }
 
-/// A health check, keepalived's keys (TCP_CHECK, HTTP_GET, MISC_CHECK).
+/// A health check, keepalived's keys (TCP_CHECK, HTTP_GET, SSL_GET,
+/// UDP_CHECK, DNS_CHECK, MISC_CHECK).
 /// Times are seconds, fractions allowed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +276,14 @@ pub(super) struct RawCheck {
     pub virtualhost: Option<S<String>>,
     #[serde(default)]
     pub contains: Option<S<String>>,
+    #[serde(default)]
+    pub digest: Option<S<String>>,
+    #[serde(default)]
+    pub enable_sni: Option<S<bool>>,
+    #[serde(default)]
+    pub dns_type: Option<S<String>>,
+    #[serde(default)]
+    pub dns_name: Option<S<String>>,
     #[serde(default)]
     pub misc_path: Option<S<String>>,
     #[serde(default)]

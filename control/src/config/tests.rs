@@ -1674,6 +1674,98 @@ fn icmp_limits_and_expire_nodest_conn_are_restart_only() {
 
 /// Health checks: keepalived's keys and defaults, and what is refused
 /// with its file, line and key.
+/// https (SSL_GET) and dns (DNS_CHECK) checks are read with their keys;
+/// a bad digest, DNS type or name, SNI without a virtualhost, and keys of
+/// another kind are refused with file:line and key.
+#[test]
+fn https_and_dns_checks_are_read_and_bad_ones_named() {
+    use crate::config::{CheckKind, DnsRecordType};
+    let file = configs_dir().join("lab-nat-check-tls-dns.yaml");
+    let cfg = load(&file).unwrap();
+    let https = cfg.services[0].check.as_ref().unwrap();
+    assert_eq!(
+        https.kind,
+        CheckKind::Http {
+            path: "/".into(),
+            status_codes: vec![200],
+            virtualhost: Some("www.example.org".into()),
+            digest: None,
+            contains: None,
+            tls: true,
+            enable_sni: true,
+        }
+    );
+    assert_eq!(https.kind.as_str(), "https");
+    // SSL_GET waits 3 s before a retry, as HTTP_GET, unless told.
+    assert_eq!(
+        https.delay_before_retry,
+        std::time::Duration::from_millis(200)
+    );
+    let dns = cfg.services[1].check.as_ref().unwrap();
+    assert_eq!(
+        dns.kind,
+        CheckKind::Dns {
+            record_type: DnsRecordType::A,
+            name: "www.example.org".into()
+        }
+    );
+    assert_eq!(dns.connect_port, Some(5353));
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let refused = |from: &str, to: &str| -> String {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        crate::config::parse(&bad, "c.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused("      path: /\n", "      path: /\n      digest: 12ab\n");
+    assert!(
+        e.contains("c.yaml:34:15: services[0].check.digest: `12ab` is not an MD5 digest"),
+        "{e}"
+    );
+    let e = refused("      virtualhost: www.example.org\n", "");
+    assert!(
+        e.contains("services[0].check.enable_sni: enable_sni sends the virtualhost in the TLS handshake: give a virtualhost"),
+        "{e}"
+    );
+    let e = refused("dns_type: A", "dns_type: SRV");
+    assert!(
+        e.contains("services[1].check.dns_type: `SRV` is not a type a DNS check asks for: A, NS, CNAME, SOA, MX, TXT, AAAA"),
+        "{e}"
+    );
+    let e = refused("dns_name: www.example.org", "dns_name: \"a..b\"");
+    assert!(
+        e.contains("services[1].check.dns_name: `a..b` is not a domain name"),
+        "{e}"
+    );
+    let e = refused("type: https ", "type: http ");
+    assert!(
+        e.contains("services[0].check.enable_sni: enable_sni is for https checks, not http"),
+        "{e}"
+    );
+    let e = refused("type: dns ", "type: udp ");
+    assert!(
+        e.contains("services[1].check.dns_type: dns_type is for dns checks, not udp"),
+        "{e}"
+    );
+    let e = refused("type: dns ", "type: https ");
+    assert!(
+        e.contains("services[1].check.type: a https check on a UDP service"),
+        "{e}"
+    );
+    // Lower-case types are read as keepalived reads them.
+    let lower = text.replacen("dns_type: A", "dns_type: mx", 1);
+    let cfg = crate::config::parse(&lower, "c.yaml").unwrap();
+    assert!(matches!(
+        cfg.services[1].check.as_ref().unwrap().kind,
+        CheckKind::Dns {
+            record_type: DnsRecordType::Mx,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn health_checks_are_read_and_bad_ones_named() {
     let cfg = load(&configs_dir().join("lab-nat-check.yaml")).unwrap();
@@ -1685,6 +1777,10 @@ fn health_checks_are_read_and_bad_ones_named() {
     assert_eq!((check.retry, check.alpha), (1, false));
     assert!(
         matches!(&check.kind, crate::config::CheckKind::Http { path, status_codes, .. } if path == "/" && status_codes == &[200])
+    );
+    assert_eq!(
+        http.quorum_down.as_deref(),
+        Some("echo \"quorum_down: $L4VS_SERVICE $L4VS_QUORUM\"")
     );
     let udp = cfg.services[1].check.as_ref().unwrap();
     assert!(
@@ -1715,6 +1811,8 @@ fn health_checks_are_read_and_bad_ones_named() {
         e.contains("services[0].check.type: `smtp` is not a check l4vs has"),
         "{e}"
     );
+    let e = refused("quorum_up: 'echo", "quorum_up: ' '\n    #");
+    assert!(e.contains("services[0].quorum_up: an empty command"), "{e}");
     let e = refused("delay_loop: 0.5", "delay_loop: 0");
     assert!(
         e.contains("services[0].check.delay_loop: 0 is not a time in seconds"),
@@ -1725,7 +1823,7 @@ fn health_checks_are_read_and_bad_ones_named() {
         "payload: \"70696e67\"\n      path: /x",
     );
     assert!(
-        e.contains("services[1].check.path: path is for http checks, not udp"),
+        e.contains("services[1].check.path: path is for http and https checks, not udp"),
         "{e}"
     );
     let e = refused("status_code: [200]", "status_code: [99]");

@@ -13,12 +13,12 @@ use super::raw::{
     RawTimeouts, S,
 };
 use super::{
-    echo, not_unicast, valid_name, Address, Check, CheckKind, Config, ConfigError, Device,
-    DeviceKind, Eal, FirewallMark, ForwardMethod, Gateway, IcmpLimits, Neighbor, Persistence, Port,
-    Protocol, Real, SchedulerKind, Service, Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS,
-    DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US,
-    MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC,
-    MIN_MH_TABLE_SIZE, MIN_MTU,
+    echo, from_hex, not_unicast, valid_name, Address, Check, CheckKind, Config, ConfigError,
+    Device, DeviceKind, DnsRecordType, Eal, FirewallMark, ForwardMethod, Gateway, IcmpLimits,
+    Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service, Timeouts, Workers,
+    DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC,
+    MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT,
+    MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -1013,6 +1013,8 @@ fn service(
             ),
         ));
     }
+    let quorum_up = command(c, &base, &s.quorum_up, "quorum_up")?;
+    let quorum_down = command(c, &base, &s.quorum_down, "quorum_down")?;
     let health = match &s.check {
         Some(h) => Some(health_check(
             c,
@@ -1039,8 +1041,28 @@ fn service(
         sorry_server,
         quorum,
         hysteresis,
+        quorum_up,
+        quorum_down,
         reals,
     })
+}
+
+/// The command of key `key` of the block at `base`, if given: not blank.
+fn command(
+    c: &Checker<'_>,
+    base: &str,
+    v: &Option<S<String>>,
+    key: &str,
+) -> Result<Option<String>> {
+    match v {
+        Some(v) if v.value.trim().is_empty() => Err(c.err(
+            &v.referenced,
+            format!("{base}.{key}"),
+            "an empty command: give one, or leave the key out",
+        )),
+        Some(v) => Ok(Some(v.value.clone())),
+        None => Ok(None),
+    }
 }
 
 /// A service's `check:` block.
@@ -1068,19 +1090,8 @@ fn health_check(
     };
     let seconds = |v: &Option<S<f64>>, key: &str, default: f64| within(v, key, 0.01, default);
     let delay_loop = seconds(&h.delay_loop, "delay_loop", 60.0)?;
-    let command = |v: &Option<S<String>>, key: &str| -> Result<Option<String>> {
-        match v {
-            Some(v) if v.value.trim().is_empty() => Err(c.err(
-                &v.referenced,
-                format!("{base}.{key}"),
-                "an empty command: give one, or leave the key out",
-            )),
-            Some(v) => Ok(Some(v.value.clone())),
-            None => Ok(None),
-        }
-    };
     let kind = match h.kind.value.trim() {
-        "tcp" | "http" if protocol == Protocol::Udp && fwmark.is_none() => {
+        "tcp" | "http" | "https" if protocol == Protocol::Udp && fwmark.is_none() => {
             return Err(c.err(
                 &h.kind.referenced,
                 format!("{base}.type"),
@@ -1091,7 +1102,7 @@ fn health_check(
             ))
         }
         "tcp" => CheckKind::Tcp,
-        "http" => {
+        "http" | "https" => {
             let mut status_codes = Vec::new();
             for (k, code) in h.status_code.iter().flat_map(|l| l.value.iter()).enumerate() {
                 status_codes.push(c.int(code, &format!("{base}.status_code[{k}]"), 100, 599)?);
@@ -1118,33 +1129,70 @@ fn health_check(
                     format!("{} is not a host name for the Host header (no spaces or control characters)", echo(&v.value)),
                 ));
             }
+            let digest = match &h.digest {
+                Some(d) => Some(from_hex(d.value.trim()).and_then(|b| <[u8; 16]>::try_from(b).ok()).ok_or_else(|| {
+                    c.err(
+                        &d.referenced,
+                        format!("{base}.digest"),
+                        format!("{} is not an MD5 digest (32 hex digits, as genhash prints it)", echo(&d.value)),
+                    )
+                })?),
+                None => None,
+            };
+            let tls = h.kind.value.trim() == "https";
+            let enable_sni = h.enable_sni.as_ref().is_some_and(|b| b.value);
+            if let Some(b) = h.enable_sni.as_ref().filter(|b| b.value && h.virtualhost.is_none()) {
+                return Err(c.err(
+                    &b.referenced,
+                    format!("{base}.enable_sni"),
+                    "enable_sni sends the virtualhost in the TLS handshake: give a virtualhost",
+                ));
+            }
             CheckKind::Http {
                 path,
                 status_codes,
                 virtualhost: h.virtualhost.as_ref().map(|v| v.value.trim().to_owned()),
+                digest,
                 contains: h.contains.as_ref().map(|v| v.value.clone()),
+                tls,
+                enable_sni,
             }
         }
         "udp" if protocol == Protocol::Tcp && fwmark.is_none() => {
             return Err(c.err(
                 &h.kind.referenced,
                 format!("{base}.type"),
-                "a udp check on a TCP service: the reals answer TCP; use tcp or http",
+                "a udp check on a TCP service: the reals answer TCP; use tcp, http or https",
             ))
+        }
+        "dns" => {
+            let record_type = match &h.dns_type {
+                Some(t) => DnsRecordType::parse(t.value.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = DnsRecordType::ALL.iter().map(|t| t.as_str()).collect();
+                    c.err(
+                        &t.referenced,
+                        format!("{base}.dns_type"),
+                        format!("{} is not a type a DNS check asks for: {}", echo(&t.value), names.join(", ")),
+                    )
+                })?,
+                None => DnsRecordType::Soa,
+            };
+            let name = h.dns_name.as_ref().map_or(".", |n| n.value.trim()).to_owned();
+            if let Err(e) = hickory_proto::rr::Name::from_ascii(&name) {
+                let at = h.dns_name.as_ref().map_or(raw.referenced, |n| n.referenced);
+                return Err(c.err(
+                    &at,
+                    format!("{base}.dns_name"),
+                    format!("{} is not a domain name: {e}", echo(&name)),
+                ));
+            }
+            CheckKind::Dns { record_type, name }
         }
         "udp" => {
             let hex = |v: &Option<S<String>>, key: &str| -> Result<Option<Vec<u8>>> {
                 let Some(v) = v else { return Ok(None) };
                 let text = v.value.trim();
-                let bytes: Option<Vec<u8>> = (text.len() % 2 == 0)
-                    .then(|| {
-                        (0..text.len())
-                            .step_by(2)
-                            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-                            .collect()
-                    })
-                    .flatten();
-                bytes.map(Some).ok_or_else(|| {
+                from_hex(text).map(Some).ok_or_else(|| {
                     c.err(
                         &v.referenced,
                         format!("{base}.{key}"),
@@ -1175,22 +1223,26 @@ fn health_check(
             return Err(c.err(
                 &h.kind.referenced,
                 format!("{base}.type"),
-                format!("{} is not a check l4vs has: tcp, http, udp or misc (keepalived's TCP_CHECK, HTTP_GET, UDP_CHECK, MISC_CHECK)", echo(other)),
+                format!("{} is not a check l4vs has: tcp, http, https, udp, dns or misc (keepalived's TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK, DNS_CHECK, MISC_CHECK)", echo(other)),
             ))
         }
     };
     let keys_of = |kinds: &[&str]| kinds.contains(&kind.as_str());
     for (given, key, kinds) in [
-        (h.path.is_some(), "path", &["http"][..]),
-        (h.status_code.is_some(), "status_code", &["http"]),
-        (h.virtualhost.is_some(), "virtualhost", &["http"]),
-        (h.contains.is_some(), "contains", &["http"]),
+        (h.path.is_some(), "path", &["http", "https"][..]),
+        (h.status_code.is_some(), "status_code", &["http", "https"]),
+        (h.virtualhost.is_some(), "virtualhost", &["http", "https"]),
+        (h.contains.is_some(), "contains", &["http", "https"]),
+        (h.digest.is_some(), "digest", &["http", "https"]),
+        (h.enable_sni.is_some(), "enable_sni", &["https"]),
+        (h.dns_type.is_some(), "dns_type", &["dns"]),
+        (h.dns_name.is_some(), "dns_name", &["dns"]),
         (h.misc_timeout.is_some(), "misc_timeout", &["misc"]),
         (h.misc_dynamic.is_some(), "misc_dynamic", &["misc"]),
         (
             h.connect_port.is_some(),
             "connect_port",
-            &["tcp", "http", "udp"],
+            &["tcp", "http", "https", "udp", "dns"],
         ),
         (h.payload.is_some(), "payload", &["udp"]),
         (h.require_reply.is_some(), "require_reply", &["udp"]),
@@ -1214,15 +1266,20 @@ fn health_check(
         },
         delay_loop,
         connect_timeout: seconds(&h.connect_timeout, "connect_timeout", 5.0)?,
-        // keepalived's defaults (check_api.c, check_http.c, check_misc.c):
-        // a MISC_CHECK is not retried, an HTTP_GET waits 3 s to retry, and
-        // the first check of a real comes a random time within delay_loop.
+        // keepalived's defaults (check_api.c, check_http.c, check_misc.c,
+        // check_dns.h): a MISC_CHECK is not retried, a DNS_CHECK 3 times,
+        // an HTTP_GET or SSL_GET waits 3 s to retry, and the first check
+        // of a real comes a random time within delay_loop.
         retry: c.opt_int(
             &h.retry,
             &format!("{base}.retry"),
             0,
             100,
-            u32::from(!matches!(kind, CheckKind::Misc { .. })),
+            match kind {
+                CheckKind::Misc { .. } => 0,
+                CheckKind::Dns { .. } => 3,
+                _ => 1,
+            },
         )?,
         delay_before_retry: seconds(
             &h.delay_before_retry,
@@ -1235,8 +1292,8 @@ fn health_check(
         )?,
         alpha: h.alpha.as_ref().is_some_and(|b| b.value),
         warmup: within(&h.warmup, "warmup", 0.0, delay_loop.as_secs_f64())?,
-        notify_up: command(&h.notify_up, "notify_up")?,
-        notify_down: command(&h.notify_down, "notify_down")?,
+        notify_up: command(c, base, &h.notify_up, "notify_up")?,
+        notify_down: command(c, base, &h.notify_down, "notify_down")?,
         kind,
     })
 }

@@ -66,7 +66,10 @@ fn http(contains: Option<&str>) -> CheckKind {
         path: "/health".into(),
         status_codes: vec![200],
         virtualhost: Some("www.example".into()),
+        digest: None,
         contains: contains.map(str::to_owned),
+        tls: false,
+        enable_sni: false,
     }
 }
 
@@ -288,4 +291,145 @@ fn check_changes_are_put_in_words() {
         check_changes(&old, &new)[0],
         "service http: health check http every 0.5 s, settings changed, inhibit_on_failure true -> false"
     );
+}
+
+/// A free port on loopback (TCP and UDP), for a server started after.
+fn free_port() -> u16 {
+    let t = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = t.local_addr().unwrap().port();
+    drop(t);
+    port
+}
+
+/// The lab's real server (`l4vs-lab serve`) answering as `name` with
+/// HTTPS and DNS on loopback; returns their ports once it listens.
+fn lab_server(name: &'static str) -> (u16, u16) {
+    let (https, dns) = (free_port(), free_port());
+    std::thread::spawn(move || {
+        let _ = l4vs_lab::servers::serve(&l4vs_lab::servers::ServeConfig {
+            name: name.to_owned(),
+            http: Vec::new(),
+            https: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, https).into()],
+            udp: None,
+            dns: Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, dns).into()),
+        });
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
+        assert!(Instant::now() < deadline, "the lab server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (https, dns)
+}
+
+fn https(digest: Option<[u8; 16]>, sni: bool) -> CheckKind {
+    CheckKind::Http {
+        path: "/".into(),
+        status_codes: vec![200],
+        virtualhost: Some("rs9".into()),
+        digest,
+        contains: None,
+        tls: true,
+        enable_sni: sni,
+    }
+}
+
+/// SSL_GET: the lab's HTTPS server (a self-signed certificate, which
+/// keepalived does not verify either) is up, with or without SNI, and
+/// with the MD5 digest of its body; another digest is down, and so is a
+/// plain HTTP server, whose answer is no TLS handshake.
+#[test]
+fn https_checks_talk_tls_and_compare_the_digest() {
+    use md5::Digest;
+    let (port, _) = lab_server("rs9");
+    let body: [u8; 16] = md5::Md5::digest(l4vs_lab::servers::http_body("rs9").as_bytes()).into();
+    for sni in [false, true] {
+        let ok = run(&target(port), &check(https(Some(body), sni)));
+        assert_eq!(
+            ok,
+            Ok((
+                None,
+                format!("https check of 127.0.0.1:{port}/: status 200, body as wanted")
+            ))
+        );
+    }
+    let mut other = body;
+    other[0] ^= 1;
+    let e = run(&target(port), &check(https(Some(other), false))).unwrap_err();
+    assert!(
+        e.contains("but the body's MD5 digest is ") && e.ends_with(&to_hex(&other)),
+        "{e}"
+    );
+    let plain = http_server("200 OK", "plain");
+    let e = run(&target(plain), &check(https(None, false))).unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "https check of 127.0.0.1:{plain}/: TLS handshake: "
+        )),
+        "{e}"
+    );
+}
+
+/// A DNS server on loopback that answers each query first with a reply
+/// of another id and with a query (both to be ignored), then with
+/// `rcode`.
+fn dns_server(rcode: hickory_proto::op::ResponseCode) -> u16 {
+    use hickory_proto::op::{Message, MessageType};
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let id = q.metadata.id;
+            let mut stray = Message::response(id.wrapping_add(1), q.metadata.op_code);
+            stray.add_queries(q.queries.iter().cloned());
+            let mut echo = Message::new(id, MessageType::Query, q.metadata.op_code);
+            echo.add_queries(q.queries.iter().cloned());
+            let mut answer = Message::error_msg(id, q.metadata.op_code, rcode);
+            answer.add_queries(q.queries.iter().cloned());
+            for m in [stray, echo, answer] {
+                let _ = s.send_to(&m.to_vec().unwrap(), from);
+            }
+        }
+    });
+    port
+}
+
+/// DNS_CHECK: NOERROR from the query's id is up; another RCODE is down;
+/// replies with another id and queries are waited past; nobody listening
+/// is down; the lab's DNS server answers.
+#[test]
+fn dns_checks_want_noerror_from_the_querys_id() {
+    use hickory_proto::op::ResponseCode;
+    let dns = |name: &str| CheckKind::Dns {
+        record_type: crate::config::DnsRecordType::A,
+        name: name.into(),
+    };
+    let ok = dns_server(ResponseCode::NoError);
+    assert_eq!(
+        run(&target(ok), &check(dns("www.example.org"))),
+        Ok((
+            None,
+            format!("dns check of 127.0.0.1:{ok} (A www.example.org): NOERROR")
+        ))
+    );
+    let nx = dns_server(ResponseCode::NXDomain);
+    let e = run(&target(nx), &check(dns("www.example.org"))).unwrap_err();
+    assert!(
+        e.ends_with("(A www.example.org): answered RCODE 3 (Non-Existent Domain)"),
+        "{e}"
+    );
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gone = closed.local_addr().unwrap().port();
+    drop(closed);
+    let e = run(&target(gone), &check(dns("."))).unwrap_err();
+    assert!(
+        e.starts_with(&format!("dns check of 127.0.0.1:{gone} (A .): ")),
+        "{e}"
+    );
+    let (_, lab) = lab_server("rs8");
+    assert!(run(&target(lab), &check(dns("."))).is_ok());
 }

@@ -131,6 +131,8 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
             sorry: None,
             quorum: 1,
             hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
         });
     }
     // The file's order, not the table's slots (which reuse deleted ones).

@@ -56,7 +56,6 @@ const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 /// The most addresses one `virtual_server_group` entry may expand to.
 pub const MAX_GROUP_RANGE: u32 = 1024;
 
-const QUORUM: &str = "l4vs runs no command when the quorum changes yet (it logs it)";
 const NOTIFY: &str =
     "l4vs runs notify_up/notify_down of a service's check block for each of its reals (the real in L4VS_REAL_ADDRESS), not per real, and sends no alerts; each change of a real's health is logged once";
 const IPV4_ONLY: &str = "l4vs forwards IPv4 only so far";
@@ -337,6 +336,7 @@ fn virtual_server(
     let mut sorry: Option<(Pos, Ipv4Addr, u16)> = None;
     let mut quorum: u32 = 1;
     let mut hysteresis: u32 = 0;
+    let (mut quorum_up, mut quorum_down) = (None, None);
     let mut vs_checks = Settings::default();
     let mut reals: Vec<RealDraft> = Vec::new();
     let not_carried =
@@ -368,10 +368,16 @@ fn virtual_server(
             "persistence_timeout" => {
                 no_block(t)?;
                 extra_words(t, 2)?;
-                persistence_timeout = Some(match t.words.get(1) {
-                    Some(v) => number(t, v, 1, LVS_MAX_TIMEOUT)?,
-                    None => DEFAULT_PERSISTENCE_S,
-                });
+                match t.words.get(1) {
+                    // check_parser.c `pto_handler` reads 1 or more, and
+                    // ignores the statement otherwise.
+                    Some(v) if v == "0" => w.warn(
+                        &t.pos,
+                        format!("persistence_timeout 0 is not carried over ({ctx}): keepalived takes 1 to {LVS_MAX_TIMEOUT} and ignores it"),
+                    ),
+                    Some(v) => persistence_timeout = Some(number(t, v, 1, LVS_MAX_TIMEOUT)?),
+                    None => persistence_timeout = Some(DEFAULT_PERSISTENCE_S),
+                }
             }
             "persistence_granularity" => {
                 no_block(t)?;
@@ -473,7 +479,14 @@ fn virtual_server(
             },
             "quorum" => quorum = number(t, arg(t, 1, "a weight")?, 1, u32::MAX)?,
             "hysteresis" => hysteresis = number(t, arg(t, 1, "a weight")?, 0, u32::MAX)?,
-            "quorum_up" | "quorum_down" => not_carried(w, t, QUORUM),
+            "quorum_up" => {
+                no_block(t)?;
+                quorum_up = Some(checks::command(t, &ctx, w)?);
+            }
+            "quorum_down" => {
+                no_block(t)?;
+                quorum_down = Some(checks::command(t, &ctx, w)?);
+            }
             "omega" | "smtp_alert" => not_carried(w, t, NOTIFY),
             "ha_suspend" => not_carried(
                 w,
@@ -691,8 +704,9 @@ fn virtual_server(
                 },
             ));
         }
-        let udp = matches!(target, Target::Addr { .. }) && protocol == Protocol::Udp;
-        let sc = checks::service_check(&refs, udp, w);
+        // A firewall-mark service takes every kind of check.
+        let only = matches!(target, Target::Addr { .. }).then_some(protocol);
+        let sc = checks::service_check(&refs, only, w);
         for (i, c) in sc.carried.iter().enumerate() {
             let Some(c) = c else { continue };
             carried[i] = true;
@@ -730,6 +744,8 @@ fn virtual_server(
             }),
             quorum,
             hysteresis,
+            quorum_up: quorum_up.clone(),
+            quorum_down: quorum_down.clone(),
         });
     }
     checks::warn_unused(

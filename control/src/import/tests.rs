@@ -230,6 +230,7 @@ virtual_server 203.0.113.10 1358 {
     persistence_timeout 50
     protocol TCP
     sorry_server 198.51.100.200 1358
+    quorum_down \"/usr/local/bin/page-oncall lb-down\"
     real_server 198.51.100.2 1358 {
         weight 3
         uthreshold 100
@@ -276,6 +277,11 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
         Some((Ipv4Addr::new(198, 51, 100, 200), 1358, ForwardMethod::Nat))
     );
     assert_eq!((s.quorum, s.hysteresis), (1, 0));
+    // quorum_down: one command line, run by sh -c.
+    assert_eq!(
+        (s.quorum_up.as_deref(), s.quorum_down.as_deref()),
+        (None, Some("/usr/local/bin/page-oncall lb-down"))
+    );
     assert_eq!(i.config.timeouts.tcp_established, 7200);
     assert_eq!(i.config.timeouts.udp, 60);
     assert_eq!(i.config.timeouts.tcp_fin_wait, 120);
@@ -285,8 +291,8 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
             "k.conf:3: notification_email is not carried over (global_defs)",
             "k.conf:6: router_id is not carried over (global_defs)",
             "k.conf:9: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet",
-            "k.conf:19: real_server 198.51.100.2 1358 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.51.100.3 (inhibit_on_failure at k.conf:30)",
-            "k.conf:29: real_server 198.51.100.3 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.51.100.2 1358 (HTTP_GET at k.conf:23)",
+            "k.conf:20: real_server 198.51.100.2 1358 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.51.100.3 (inhibit_on_failure at k.conf:31)",
+            "k.conf:30: real_server 198.51.100.3 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.51.100.2 1358 (HTTP_GET at k.conf:24)",
         ]
     );
     // HTTP_GET with keepalived's defaults: any 2xx, delay_before_retry
@@ -299,7 +305,10 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
                 path: "/".to_owned(),
                 status_codes: (200..=299).collect(),
                 virtualhost: None,
+                digest: None,
                 contains: None,
+                tls: false,
+                enable_sni: false,
             },
             connect_port: None,
             delay_loop: Duration::from_secs(6),
@@ -604,6 +613,7 @@ real_server 10.0.1.1 80 {{
             status_codes,
             virtualhost,
             contains,
+            ..
         } => (
             path.clone(),
             status_codes.clone(),
@@ -649,7 +659,7 @@ real_server 10.0.1.1 80 {{
     let i = ka(&text("", "virtualhost c.example.org", "")).unwrap();
     assert_eq!(
         warnings(&i),
-        ["k.conf:5: virtualhost is not carried over (virtual_server 10.0.0.1 80): no HTTP_GET carried over takes its Host from it"]
+        ["k.conf:5: virtualhost is not carried over (virtual_server 10.0.0.1 80): no HTTP_GET or SSL_GET carried over takes its Host from it"]
     );
 
     // A plain-text regex is contains; a real regex is a warning.
@@ -697,13 +707,13 @@ real_server 10.0.1.1 80 {
 "))
     .unwrap();
     assert!(
-        matches!(&the_check(&i).kind, CheckKind::Http { path, status_codes, .. } if path == "/a" && status_codes.len() == 100)
+        matches!(&the_check(&i).kind, CheckKind::Http { path, status_codes, digest: Some(d), .. }
+            if path == "/a" && status_codes.len() == 100 && d[..3] == [0x64, 0x02, 0x05] && d[15] == 0x4d)
     );
     assert_eq!(
         warnings(&i),
         [
             "k.conf:7: url is not carried over (HTTP_GET of real_server 10.0.1.1 80): it has no path, and keepalived ignores such a url too",
-            "k.conf:12: digest is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs checks the status code and a text the body contains, not an MD5 digest of the body",
             "k.conf:14: url is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs checks one path, where keepalived needs every url to pass; the first, `/a` (k.conf:11), is carried over",
             "k.conf:18: http_protocol is not carried over (HTTP_GET of real_server 10.0.1.1 80): l4vs sends HTTP/1.1 requests with Connection: close (keepalived's http_protocol 1.1)",
         ]
@@ -861,10 +871,11 @@ real_server 10.0.1.5 80 {
     );
 }
 
-/// SSL_GET and the checkers l4vs does not have are warnings, and so are
-/// the settings no carried checker uses.
+/// SSL_GET is an https check (enable_sni and digest kept), a second
+/// checker of a real and the checkers l4vs does not have are warnings, and
+/// so are the settings no carried checker uses.
 #[test]
-fn ssl_get_and_other_checkers_are_warnings() {
+fn ssl_get_is_https_and_other_checkers_are_warnings() {
     let i = ka(&vs("lb_algo rr
 lb_kind NAT
 protocol TCP
@@ -872,12 +883,52 @@ delay_loop 3
 real_server 10.0.1.1 443 {
   alpha
   SSL_GET {
+    enable_sni
     url {
       path /
+      digest 640205B7B0FC66C1EA91C463FAC6334D
+      virtualhost www.example.org
     }
   }
   DNS_CHECK {
     name example.org
+  }
+}
+"))
+    .unwrap();
+    let c = the_check(&i);
+    assert_eq!(
+        c.kind,
+        CheckKind::Http {
+            path: "/".to_owned(),
+            status_codes: (200..=299).collect(),
+            virtualhost: Some("www.example.org".to_owned()),
+            digest: Some([
+                0x64, 0x02, 0x05, 0xb7, 0xb0, 0xfc, 0x66, 0xc1, 0xea, 0x91, 0xc4, 0x63, 0xfa, 0xc6,
+                0x33, 0x4d
+            ]),
+            contains: None,
+            tls: true,
+            enable_sni: true,
+        }
+    );
+    assert_eq!(
+        (c.alpha, c.delay_loop, c.delay_before_retry),
+        (true, Duration::from_secs(3), Duration::from_secs(3))
+    );
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:16: DNS_CHECK is not carried over (real_server 10.0.1.1 443): l4vs runs one check per real server, where keepalived needs all of a real's checkers to pass; SSL_GET (k.conf:8) is carried over",
+        ]
+    );
+    let i = ka(&vs("lb_algo rr
+lb_kind NAT
+protocol TCP
+delay_loop 3
+real_server 10.0.1.1 25 {
+  alpha
+  SMTP_CHECK {
   }
 }
 "))
@@ -887,10 +938,86 @@ real_server 10.0.1.1 443 {
         warnings(&i),
         [
             "k.conf:5: delay_loop is not carried over (virtual_server 10.0.0.1 80): no real server of it has a checker l4vs carries over",
-            "k.conf:7: alpha is not carried over (real_server 10.0.1.1 443): it has no checker l4vs carries over",
-            "k.conf:8: SSL_GET is not carried over (real_server 10.0.1.1 443): l4vs has no HTTPS check yet",
-            "k.conf:13: DNS_CHECK is not carried over (real_server 10.0.1.1 443): l4vs has no DNS check yet (a MISC_CHECK with a command that asks the real can check it)",
+            "k.conf:7: alpha is not carried over (real_server 10.0.1.1 25): it has no checker l4vs carries over",
+            "k.conf:8: SMTP_CHECK is not carried over (real_server 10.0.1.1 25): l4vs has no SMTP check (a MISC_CHECK with a command that talks SMTP can check it)",
         ]
+    );
+}
+
+/// DNS_CHECK and UDP_CHECK of a UDP service are dns and udp checks, with
+/// keepalived's defaults (a DNS_CHECK retries 3 times); a UDP_CHECK of a
+/// TCP service is left out.
+#[test]
+fn dns_and_udp_checks_are_carried_over() {
+    let i = ka(&vs("lb_algo rr
+lb_kind DR
+protocol UDP
+real_server 10.0.1.1 80 {
+  DNS_CHECK {
+    connect_port 53
+    type a
+    name www.example.org
+  }
+}
+"))
+    .unwrap();
+    let c = the_check(&i);
+    assert_eq!(
+        c.kind,
+        CheckKind::Dns {
+            record_type: crate::config::DnsRecordType::A,
+            name: "www.example.org".to_owned()
+        }
+    );
+    assert_eq!(c.retry, 3);
+    assert_eq!(warnings(&i), Vec::<String>::new());
+    let udp = |protocol: &str| {
+        ka(&vs(&format!(
+            "lb_algo rr
+lb_kind DR
+protocol {protocol}
+real_server 10.0.1.1 80 {{
+  UDP_CHECK {{
+    connect_port 53
+    payload 70696e67
+    require_reply 706f6e67
+    min_reply_length 4
+  }}
+}}
+"
+        )))
+        .unwrap()
+    };
+    let i = udp("UDP");
+    assert_eq!(
+        the_check(&i).kind,
+        CheckKind::Udp {
+            payload: b"ping".to_vec(),
+            require_reply: Some(b"pong".to_vec())
+        }
+    );
+    assert_eq!(
+        warnings(&i),
+        ["k.conf:10: min_reply_length is not carried over (UDP_CHECK of real_server 10.0.1.1 80): l4vs's udp check wants a reply that starts with require_reply, of any length"]
+    );
+    let i = udp("TCP");
+    assert_eq!(i.config.services[0].check, None);
+    assert_eq!(
+        warnings(&i),
+        [
+            "k.conf:6: UDP_CHECK is not carried over (real_server 10.0.1.1 80): l4vs refuses UDP checks of a TCP service, whose reals answer TCP (a TCP_CHECK can check them)",
+            "k.conf:10: min_reply_length is not carried over (UDP_CHECK of real_server 10.0.1.1 80): l4vs's udp check wants a reply that starts with require_reply, of any length",
+        ]
+    );
+    // Bad hex is an error with its line, as keepalived refuses it.
+    let e = ka(&vs(
+        "lb_algo rr\nlb_kind DR\nprotocol UDP\nreal_server 10.0.1.1 80 {\n  UDP_CHECK {\n    payload 7g\n  }\n}\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("k.conf:7: payload `7g`: not bytes in hex"),
+        "{e}"
     );
 }
 
@@ -905,7 +1032,7 @@ fn a_tcp_check_of_a_udp_service_is_left_out() {
     assert_eq!(i.config.services[0].check, None);
     assert_eq!(
         warnings(&i),
-        ["k.conf:6: TCP_CHECK is not carried over (real_server 10.0.1.1 80): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)"]
+        ["k.conf:6: TCP_CHECK is not carried over (real_server 10.0.1.1 80): l4vs refuses TCP, HTTP and HTTPS checks of a UDP service, whose reals answer UDP (a UDP_CHECK or DNS_CHECK can check them)"]
     );
 }
 

@@ -10,7 +10,11 @@
 //! |----------------------------------------------|-------------------------------------------|
 //! | `TCP_CHECK`                                  | `check: { type: tcp }`                    |
 //! | `HTTP_GET`, its first `url`'s `path`, `status_code` | `type: http`, `path`, `status_code` |
+//! | `SSL_GET` (the same keys), `enable_sni`      | `type: https`, `enable_sni`               |
+//! | `url`'s `digest`                             | `digest`                                  |
 //! | `url`'s `regex` of plain text                | `contains`                                |
+//! | `UDP_CHECK` `payload`, `require_reply`       | `type: udp`, `payload`, `require_reply`   |
+//! | `DNS_CHECK` `type`, `name`                   | `type: dns`, `dns_type`, `dns_name`       |
 //! | `virtualhost` (url, checker, real_server, virtual_server) | `virtualhost`                |
 //! | `MISC_CHECK` `misc_path`, `misc_timeout`, `misc_dynamic` | `type: misc`, `misc_path`, ... |
 //! | `connect_port`                               | `connect_port`                            |
@@ -20,8 +24,8 @@
 //! The values are keepalived's, each written out: a timing setting of the
 //! checker, else of its `real_server`, else of the `virtual_server`, else
 //! the checker's default: `delay_loop` 60 s, `connect_timeout` 5 s,
-//! `retry` 1 (MISC_CHECK 0), `delay_before_retry` 3 s for HTTP_GET and 1 s
-//! otherwise, `alpha` off, and `warmup` the checker's `delay_loop`
+//! `retry` 1 (MISC_CHECK 0, DNS_CHECK 3), `delay_before_retry` 3 s for
+//! HTTP_GET and SSL_GET and 1 s otherwise, `alpha` off, and `warmup` the checker's `delay_loop`
 //! (keepalived scatters the first checks over a delay_loop unless told
 //! otherwise). A url without `status_code` takes 200-299, which the output
 //! lists code by code (l4vs takes a list; ranges are expanded too).
@@ -37,10 +41,10 @@
 //!
 //! What l4vs cannot say is a warning with its line: a second checker of a
 //! real (keepalived needs all to pass, l4vs runs one), a second url, a
-//! `digest` (l4vs compares text, not an MD5 sum), a regex that is not
-//! plain text, SSL_GET, DNS_CHECK, UDP_CHECK, SMTP_CHECK, PING_CHECK,
-//! FILE_CHECK and BFD_CHECK, a TCP_CHECK or HTTP_GET of a UDP service
-//! (l4vs refuses those; the reals stay unchecked), the source address and
+//! regex that is not plain text, `min_reply_length` and
+//! `max_reply_length`, SMTP_CHECK, PING_CHECK, FILE_CHECK and BFD_CHECK, a
+//! TCP_CHECK, HTTP_GET or SSL_GET of a UDP service and a UDP_CHECK of a
+//! TCP one (l4vs refuses those; the reals stay unchecked), the source address and
 //! mark options, and a real whose check differs from the service's (one
 //! check per service: the first real's with one). A time or retry count
 //! beyond what l4vs takes is brought within it, with a warning; a
@@ -227,12 +231,24 @@ pub(super) struct Checker {
 #[derive(Debug, Clone)]
 enum Kind {
     Tcp,
+    /// HTTP_GET, or SSL_GET with `tls`.
     Http {
         path: String,
         status_codes: Vec<u16>,
         /// The url's own `virtualhost`.
         virtualhost: Option<String>,
+        digest: Option<[u8; 16]>,
         contains: Option<String>,
+        tls: bool,
+        enable_sni: bool,
+    },
+    Udp {
+        payload: Vec<u8>,
+        require_reply: Option<Vec<u8>>,
+    },
+    Dns {
+        record_type: config::DnsRecordType,
+        name: String,
     },
     Misc {
         path: String,
@@ -256,16 +272,16 @@ pub(super) fn checker(
         "TCP_CHECK" => "TCP_CHECK",
         "HTTP_GET" => "HTTP_GET",
         "MISC_CHECK" => "MISC_CHECK",
+        "SSL_GET" => "SSL_GET",
+        "UDP_CHECK" => "UDP_CHECK",
+        "DNS_CHECK" => "DNS_CHECK",
         other => {
             let reason = match other {
-                "SSL_GET" => "l4vs has no HTTPS check yet",
-                "DNS_CHECK" => {
-                    "l4vs has no DNS check yet (a MISC_CHECK with a command that asks the real can check it)"
-                }
-                "UDP_CHECK" => {
-                    "the import does not map it yet: write a check of type udp (payload, require_reply) by hand"
-                }
-                _ => "the import carries over TCP_CHECK, HTTP_GET and MISC_CHECK only",
+                "SMTP_CHECK" => "l4vs has no SMTP check (a MISC_CHECK with a command that talks SMTP can check it)",
+                "PING_CHECK" => "l4vs has no ICMP echo check (a MISC_CHECK running ping can check it)",
+                "FILE_CHECK" => "l4vs has no file check (a MISC_CHECK testing the file can check it)",
+                "BFD_CHECK" => "l4vs has no BFD",
+                _ => "the import carries over TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK, DNS_CHECK and MISC_CHECK",
             };
             w.warn(
                 &t.pos,
@@ -276,13 +292,20 @@ pub(super) fn checker(
     };
     extra_words(t, 1)?;
     let ctx = format!("{keyword} of {real}");
-    let (http, misc) = (keyword == "HTTP_GET", keyword == "MISC_CHECK");
+    let tls = keyword == "SSL_GET";
+    let (http, misc) = (keyword == "HTTP_GET" || tls, keyword == "MISC_CHECK");
+    let (udp, dns) = (keyword == "UDP_CHECK", keyword == "DNS_CHECK");
     let mut own = Settings::default();
     let mut connect_port = None;
     let mut urls: Vec<Url> = Vec::new();
     let mut misc_path: Option<String> = None;
     let mut misc_timeout = None;
     let mut misc_dynamic = false;
+    let mut enable_sni = false;
+    let mut payload: Vec<u8> = Vec::new();
+    let mut require_reply: Option<Vec<u8>> = None;
+    let mut record_type = config::DnsRecordType::Soa;
+    let mut dns_name = ".".to_owned();
     for u in t.block.iter().flatten() {
         refuse_condition(u)?;
         let kw = u.keyword();
@@ -334,8 +357,50 @@ pub(super) fn checker(
             "fast_recovery" if http => not_carried(
                 "l4vs checks one url, and a real that was down is up again at its first success",
             ),
-            "enable_sni" | "sni_name" | "tls_compliant" if http => {
+            "enable_sni" if tls => enable_sni = flag(u)?,
+            "tls_compliant" if tls => not_carried(
+                "l4vs's TLS client reads the answer to its end and closes as rustls does",
+            ),
+            "enable_sni" | "tls_compliant" if http => {
                 not_carried("it is for SSL_GET, and HTTP_GET has no TLS")
+            }
+            "payload" if udp => {
+                no_block(u)?;
+                extra_words(u, 2)?;
+                payload = hex_bytes(u, arg(u, 1, "bytes in hex")?)?;
+            }
+            "require_reply" if udp => {
+                no_block(u)?;
+                extra_words(u, 2)?;
+                // With no bytes keepalived wants any reply, as l4vs's
+                // udp check always does.
+                require_reply = match u.words.get(1) {
+                    Some(h) => Some(hex_bytes(u, h)?),
+                    None => None,
+                };
+            }
+            "min_reply_length" | "max_reply_length" if udp => not_carried(
+                "l4vs's udp check wants a reply that starts with require_reply, of any length",
+            ),
+            "type" if dns => {
+                no_block(u)?;
+                extra_words(u, 2)?;
+                let word = arg(u, 1, "a DNS record type")?;
+                match config::DnsRecordType::parse(word) {
+                    Some(t) => record_type = t,
+                    // check_dns.c `dns_type_handler` logs and keeps SOA.
+                    None => not_carried("keepalived knows A, NS, CNAME, SOA, MX, TXT and AAAA, and keeps SOA for others, as l4vs does"),
+                }
+            }
+            "name" if dns => {
+                no_block(u)?;
+                extra_words(u, 2)?;
+                let name = arg(u, 1, "a domain name")?;
+                if hickory_proto::rr::Name::from_ascii(name).is_ok() {
+                    dns_name = name.to_owned();
+                } else {
+                    not_carried("it is not a domain name l4vs can send; the root (.) is asked for");
+                }
             }
             "misc_path" if misc => {
                 no_block(u)?;
@@ -413,7 +478,20 @@ pub(super) fn checker(
             path: path.value,
             status_codes,
             virtualhost: first.virtualhost,
+            digest: first.digest,
             contains: first.contains,
+            tls,
+            enable_sni,
+        }
+    } else if udp {
+        Kind::Udp {
+            payload,
+            require_reply,
+        }
+    } else if dns {
+        Kind::Dns {
+            record_type,
+            name: dns_name,
         }
     } else if misc {
         let Some(path) = misc_path else {
@@ -446,6 +524,7 @@ struct Url {
     path: Option<Setting<String>>,
     status_codes: BTreeSet<u16>,
     virtualhost: Option<String>,
+    digest: Option<[u8; 16]>,
     contains: Option<String>,
     /// Warnings about its statements, given only if it is the url carried
     /// over.
@@ -460,6 +539,7 @@ fn url(u: &Stmt, ctx: &str) -> Result<Url, ImportError> {
         path: None,
         status_codes: BTreeSet::new(),
         virtualhost: None,
+        digest: None,
         contains: None,
         notes: Vec::new(),
     };
@@ -511,10 +591,23 @@ fn url(u: &Stmt, ctx: &str) -> Result<Url, ImportError> {
             }
             "regex_no_match" | "regex_options" | "regex_min_offset" | "regex_max_offset"
             | "regex_stack" => regex_options.push(v),
-            "digest" => not_carried(
-                "l4vs checks the status code and a text the body contains, not an MD5 digest of the body",
-            ),
-            "tls_compliant" => not_carried("it is for SSL_GET, and HTTP_GET has no TLS"),
+            "digest" => {
+                no_block(v)?;
+                extra_words(v, 2)?;
+                let text = arg(v, 1, "an MD5 digest")?;
+                // check_http.c `digest_handler` refuses anything but 32 hex
+                // digits.
+                let bytes = hex_bytes(v, text)?;
+                out.digest = Some(<[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| {
+                    error(
+                        &v.pos,
+                        format!(
+                            "digest {}: not an MD5 digest (32 hex digits, as genhash prints it)",
+                            config::echo(text)
+                        ),
+                    )
+                })?);
+            }
             _ => not_carried(UNKNOWN),
         }
     }
@@ -553,6 +646,24 @@ fn url(u: &Stmt, ctx: &str) -> Result<Url, ImportError> {
     Ok(out)
 }
 
+/// `text` (of statement `t`) as bytes written in hex, two digits each, as
+/// keepalived writes a UDP_CHECK payload or an MD5 digest.
+///
+/// # Errors
+/// Not hex digits in pairs, with the line.
+fn hex_bytes(t: &Stmt, text: &str) -> Result<Vec<u8>, ImportError> {
+    config::from_hex(text).ok_or_else(|| {
+        error(
+            &t.pos,
+            format!(
+                "{} {}: not bytes in hex (pairs of 0-9 a-f)",
+                t.keyword(),
+                config::echo(text)
+            ),
+        )
+    })
+}
+
 /// A `status_code` word: `200` or `200-299`, within 100..=599.
 fn status_range(word: &str) -> Option<(u16, u16)> {
     let code = |s: &str| {
@@ -567,17 +678,19 @@ fn status_range(word: &str) -> Option<(u16, u16)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-/// `misc_path`'s command line. keepalived runs the first word after the
-/// keyword (a quoted string is one word), split as a shell would split it,
-/// without a shell (core/notify.c `set_script_params_array`); l4vs runs it
-/// with `sh -c`.
-fn command(u: &Stmt, ctx: &str, w: &mut Warnings) -> Result<String, ImportError> {
+/// The command line of a script keyword (`misc_path`, `quorum_up`,
+/// `quorum_down`). keepalived runs the first word after the keyword (a
+/// quoted string is one word), split as a shell would split it, without a
+/// shell (core/notify.c `set_script_params_array`); l4vs runs it with
+/// `sh -c`.
+pub(super) fn command(u: &Stmt, ctx: &str, w: &mut Warnings) -> Result<String, ImportError> {
     let cmd = arg(u, 1, "a command")?;
     if u.words.len() > 2 {
         w.warn(
             &u.pos,
             format!(
-                "the words after misc_path's first, {}, are not carried over ({ctx}): keepalived runs only the first word (quote the whole command line to pass arguments)",
+                "the words after {}'s first, {}, are not carried over ({ctx}): keepalived runs only the first word (quote the whole command line to pass arguments)",
+                u.keyword(),
                 config::echo(&u.words[2..].join(" "))
             ),
         );
@@ -590,7 +703,8 @@ fn command(u: &Stmt, ctx: &str, w: &mut Warnings) -> Result<String, ImportError>
         w.warn(
             &u.pos,
             format!(
-                "misc_path {} is carried over, but l4vs runs it with sh -c, which reads its $ ` ; | & < > ( ) * ? [ ] {{ }} ~ \\ as the shell does, where keepalived ran the command without a shell ({ctx}): check that it means the same",
+                "{} {} is carried over, but l4vs runs it with sh -c, which reads its $ ` ; | & < > ( ) * ? [ ] {{ }} ~ \\ as the shell does, where keepalived ran the command without a shell ({ctx}): check that it means the same",
+                u.keyword(),
                 config::echo(cmd)
             ),
         );
@@ -657,7 +771,11 @@ pub(super) fn resolve(
         ),
         "delay_before_retry",
         MIN_SECONDS,
-        if c.keyword == "HTTP_GET" { 3.0 } else { 1.0 },
+        if matches!(c.keyword, "HTTP_GET" | "SSL_GET") {
+            3.0
+        } else {
+            1.0
+        },
     );
     let warmup = time(
         pick(&o.warmup, &rs.warmup, &vs.warmup),
@@ -670,7 +788,12 @@ pub(super) fn resolve(
         .delay_loop
         .as_ref()
         .map_or(DEFAULT_DELAY_LOOP, |s| s.value);
-    let default_retry = if c.keyword == "MISC_CHECK" { 0 } else { 1 };
+    // check_misc.c and check_dns.c set their own.
+    let default_retry = match c.keyword {
+        "MISC_CHECK" => 0,
+        "DNS_CHECK" => 3,
+        _ => 1,
+    };
     let retry = match pick(&o.retry, &rs.retry, &vs.retry) {
         None => default_retry,
         Some(s) if s.value > MAX_RETRY => {
@@ -692,7 +815,10 @@ pub(super) fn resolve(
             path,
             status_codes,
             virtualhost,
+            digest,
             contains,
+            tls,
+            enable_sni,
         } => {
             let virtualhost = match (
                 virtualhost,
@@ -712,13 +838,36 @@ pub(super) fn resolve(
                 }
                 (None, None, None, None) => None,
             };
+            if *enable_sni && virtualhost.is_none() {
+                w.warn(
+                    &c.pos,
+                    format!(
+                        "enable_sni is not carried over ({} of {addr}): there is no virtualhost to name, and keepalived sends no name either",
+                        c.keyword
+                    ),
+                );
+            }
             CheckKind::Http {
                 path: path.clone(),
                 status_codes: status_codes.clone(),
+                enable_sni: *enable_sni && virtualhost.is_some(),
                 virtualhost,
+                digest: *digest,
                 contains: contains.clone(),
+                tls: *tls,
             }
         }
+        Kind::Udp {
+            payload,
+            require_reply,
+        } => CheckKind::Udp {
+            payload: payload.clone(),
+            require_reply: require_reply.clone(),
+        },
+        Kind::Dns { record_type, name } => CheckKind::Dns {
+            record_type: *record_type,
+            name: name.clone(),
+        },
         Kind::Misc {
             path,
             timeout,
@@ -841,22 +990,35 @@ pub(super) struct ServiceCheck {
 }
 
 /// The one check of a service from its reals' checkers: the first real's
-/// with one. `udp`: the service is a UDP one (not a firewall-mark one),
-/// which l4vs checks with MISC_CHECK only.
-pub(super) fn service_check(reals: &[RealRef<'_>], udp: bool, w: &mut Warnings) -> ServiceCheck {
+/// with one. `only`: the protocol of the service, whose reals answer that
+/// protocol only (config/validate.rs refuses TCP, HTTP and HTTPS checks
+/// of a UDP service, and UDP checks of a TCP one); `None` for a
+/// firewall-mark service, which takes every kind.
+pub(super) fn service_check(
+    reals: &[RealRef<'_>],
+    only: Option<config::Protocol>,
+    w: &mut Warnings,
+) -> ServiceCheck {
     let mut each: Vec<Option<(usize, Check)>> = Vec::new();
     for r in reals {
         let mut kept: Option<(usize, Check)> = None;
         for (i, c) in r.checks.iter().enumerate() {
-            // TCP_CHECK and HTTP_GET connect; MISC_CHECK runs a command.
+            // All but MISC_CHECK send something to the real's port.
             let connects = !matches!(c.check.kind, CheckKind::Misc { .. });
-            if udp && connects {
+            let over_tcp = matches!(c.check.kind, CheckKind::Tcp | CheckKind::Http { .. });
+            let refused = match only {
+                Some(config::Protocol::Udp) if over_tcp => Some(
+                    "l4vs refuses TCP, HTTP and HTTPS checks of a UDP service, whose reals answer UDP (a UDP_CHECK or DNS_CHECK can check them)",
+                ),
+                Some(config::Protocol::Tcp) if matches!(c.check.kind, CheckKind::Udp { .. }) => Some(
+                    "l4vs refuses UDP checks of a TCP service, whose reals answer TCP (a TCP_CHECK can check them)",
+                ),
+                _ => None,
+            };
+            if let Some(why) = refused {
                 w.warn(
                     &c.pos,
-                    format!(
-                        "{} is not carried over ({}): l4vs refuses TCP and HTTP checks of a UDP service, whose reals answer UDP (a MISC_CHECK with a command that asks them can check them)",
-                        c.keyword, r.name
-                    ),
+                    format!("{} is not carried over ({}): {why}", c.keyword, r.name),
                 );
                 continue;
             }
@@ -964,21 +1126,61 @@ fn differences(a: &Check, b: &Check) -> Vec<&'static str> {
                 path,
                 status_codes,
                 virtualhost,
+                digest,
                 contains,
+                tls: _,
+                enable_sni,
             },
             CheckKind::Http {
                 path: p2,
                 status_codes: s2,
                 virtualhost: v2,
+                digest: d2,
                 contains: c2,
+                tls: _,
+                enable_sni: e2,
             },
         ) => {
             for (differ, key) in [
                 (path != p2, "path"),
                 (status_codes != s2, "status_code"),
                 (virtualhost != v2, "virtualhost"),
+                (digest != d2, "digest"),
                 (contains != c2, "contains (regex)"),
+                (enable_sni != e2, "enable_sni"),
             ] {
+                if differ {
+                    out.push(key);
+                }
+            }
+        }
+        (
+            CheckKind::Udp {
+                payload,
+                require_reply,
+            },
+            CheckKind::Udp {
+                payload: p2,
+                require_reply: r2,
+            },
+        ) => {
+            for (differ, key) in [
+                (payload != p2, "payload"),
+                (require_reply != r2, "require_reply"),
+            ] {
+                if differ {
+                    out.push(key);
+                }
+            }
+        }
+        (
+            CheckKind::Dns { record_type, name },
+            CheckKind::Dns {
+                record_type: t2,
+                name: n2,
+            },
+        ) => {
+            for (differ, key) in [(record_type != t2, "type"), (name != n2, "name")] {
                 if differ {
                     out.push(key);
                 }
@@ -1047,7 +1249,7 @@ pub(super) fn warn_unused(
         if !vhost_used {
             w.warn(
                 &v.pos,
-                format!("virtualhost is not carried over ({ctx}): no HTTP_GET carried over takes its Host from it"),
+                format!("virtualhost is not carried over ({ctx}): no HTTP_GET or SSL_GET carried over takes its Host from it"),
             );
         }
     }

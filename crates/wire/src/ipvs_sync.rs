@@ -113,8 +113,8 @@
 //!   (`ip_vs_process_message`), and raising `size` past the entries is the
 //!   same thing.
 //! - An entry of its own (e.g. one with an unknown mandatory option, which
-//!   the kernel skips) would cost 80 bytes and one of the 255 `nr_conns`,
-//!   and would show as a bogus connection in every other dissector.
+//!   the kernel skips) would cost at least 80 bytes and one of the 255
+//!   `nr_conns`, and would show as a bogus connection in every dissector.
 //! - An option with [`IPVS_OPT_F_PARAM`] set and an unknown type is exactly
 //!   what `ip_vs_proc_sync_conn` skips without looking (`default:` branch,
 //!   "Param data mandatory ?"), after checking only that its length is
@@ -131,7 +131,12 @@
 //!
 //! A message with no entry cannot be authenticated; the kernel never sends
 //! one either. [`MessageV1::auth`] finds the option only at that exact place
-//! (a copy elsewhere is just an optional option, ignored).
+//! (a copy elsewhere is just an optional option, ignored). A backup that
+//! requires authentication verifies the MAC and the counter before it
+//! applies any entry, and drops v0 messages and v1 messages without the
+//! option: authentication is all or nothing per message, never per entry.
+//! Wireshark's dissector still shows every entry (the option trails what
+//! it reads).
 
 use crate::ipv4::Protocol;
 use crate::{get_addr, get_u16, get_u32, set_addr, set_u16, Error, Ipv4Addr, Result};

@@ -14,6 +14,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipvs_sync;
 pub mod rewrite;
 pub mod tcp;
 pub mod udp;

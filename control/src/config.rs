@@ -89,6 +89,7 @@
 //!                           # delay_before_retry 1 (http, https 3), alpha false,
 //!                           # warmup delay_loop (fractions allowed)
 //!       notify_up: "cmd"    # optional, also notify_down: run on each transition
+//!       through_vip: false  # DR reals: check the VIP at the real's MAC, as traffic goes
 //!     sorry_server: { address: 198.18.2.99, port: 80 }  # optional, a real's keys
 //!     quorum: 1             # default 1: weight of up reals needed; hysteresis: 0
 //!     quorum_up: "cmd"      # optional, also quorum_down: run when a check brings the
@@ -535,6 +536,12 @@ pub struct Check {
     pub notify_up: Option<String>,
     /// Likewise when a real goes down (`notify_down`, `L4VS_STATE=DOWN`).
     pub notify_down: Option<String>,
+    /// `through_vip`: a direct-routing real is checked as the traffic
+    /// reaches it: to the VIP (the service's, at `connect_port`), sent to
+    /// the real's MAC address, where the real holds the VIP on a loopback
+    /// (an l4vs key: keepalived checks the real's own address). NAT and
+    /// tunnel reals of the service are checked at their own address.
+    pub through_vip: bool,
 }
 
 /// The kind of a [`Check`].

@@ -548,6 +548,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     // tasks started from the table's state.
     let mut planned: std::collections::HashSet<health::Target> =
         plan.targets.iter().map(|(t, _)| t.clone()).collect();
+    install_vip_routes(&plan);
     let checker = Checker::start(plan).context("starting the health checks")?;
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
@@ -740,6 +741,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     let plan =
                         health::Plan::of(&running, &|k, r| table.health_of(k, *r.ip(), r.port()));
                     planned = plan.targets.iter().map(|(t, _)| t.clone()).collect();
+                    install_vip_routes(&plan);
                     checker.set_plan(plan);
                 }
                 Err(e) => {
@@ -769,6 +771,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         &mut table,
     );
     drop(checker);
+    crate::exception::clear_vip_routes();
     for k in control.kernel.drain(..) {
         k.close();
     }
@@ -1056,5 +1059,23 @@ fn run_quorum_command(
                 ("L4VS_QUORUM", (if met { "UP" } else { "DOWN" }).to_owned()),
             ],
         );
+    }
+}
+
+/// Installs the policy routes of `plan`'s `through_vip` checks (and
+/// removes those of before). A failure is logged: the checks it concerns
+/// then fail, and their reals go down, which the log says too.
+fn install_vip_routes(plan: &health::Plan) {
+    if plan.routes.is_empty() {
+        crate::exception::clear_vip_routes();
+        return;
+    }
+    match crate::exception::set_vip_routes(&plan.routes) {
+        Ok(()) => {
+            for r in &plan.routes {
+                debug!(target: "l4vs", "health: checks marked {:#x} reach {} by way of {}", r.mark, r.vip, r.real);
+            }
+        }
+        Err(e) => error!(target: "l4vs", "health: the routes of through_vip checks: {e:#}"),
     }
 }

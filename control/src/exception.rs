@@ -137,6 +137,64 @@ impl KernelPort {
     }
 }
 
+/// The priority of the policy rules of `through_vip` checks: before the
+/// main table (32766), after the local one (0).
+pub const VIP_RULE_PREF: u32 = 4243;
+
+/// Installs the policy routes of `through_vip` checks in the director's
+/// namespace, replacing those of before: for each route, a rule that sends
+/// what has firewall mark `mark` to routing table `mark`, and there the
+/// VIP by way of the real (`ip rule add fwmark M lookup M pref
+/// VIP_RULE_PREF`, `ip route replace VIP/32 via REAL table M`). The real
+/// must be on a connected subnet of the director (a DR real is).
+///
+/// # Errors
+/// `ip`'s error, naming the command.
+pub fn set_vip_routes(routes: &[crate::health::VipRoute]) -> Result<()> {
+    clear_vip_routes();
+    let mut marks: Vec<u32> = Vec::new();
+    for r in routes {
+        let mark = r.mark.to_string();
+        if !marks.contains(&r.mark) {
+            marks.push(r.mark);
+            ip(&["route", "flush", "table", &mark]).ok();
+            ip(&[
+                "-4",
+                "rule",
+                "add",
+                "fwmark",
+                &mark,
+                "lookup",
+                &mark,
+                "pref",
+                &VIP_RULE_PREF.to_string(),
+            ])?;
+        }
+        ip(&[
+            "-4",
+            "route",
+            "replace",
+            &format!("{}/32", r.vip),
+            "via",
+            &r.real.to_string(),
+            "table",
+            &mark,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Removes every rule [`set_vip_routes`] added (their tables' routes go
+/// with the kernel interfaces, or are flushed at the next install).
+pub fn clear_vip_routes() {
+    // One rule per call; a bound on the loop, should `ip` misbehave.
+    for _ in 0..65_536 {
+        if ip(&["-4", "rule", "del", "pref", &VIP_RULE_PREF.to_string()]).is_err() {
+            break;
+        }
+    }
+}
+
 /// Runs `ip ARGS`.
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")

@@ -23,12 +23,12 @@
 //! every change of configuration; tasks whose real and check did not
 //! change go on undisturbed, and keep their state.
 
-use crate::config::{to_hex, Check, CheckKind, Config};
+use crate::config::{to_hex, Check, CheckKind, Config, ForwardMethod};
 use crate::table::ServiceKey;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -50,6 +50,10 @@ pub struct Target {
     pub check: Check,
     /// `inhibit_on_failure` of its service.
     pub inhibit: bool,
+    /// With `through_vip`, a direct-routing real is checked at its
+    /// service's VIP, by a socket with this mark, which the policy route
+    /// of its [`VipRoute`] sends to the real.
+    pub through: Option<(Ipv4Addr, u32)>,
 }
 
 impl Target {
@@ -67,8 +71,33 @@ impl Target {
             real,
             check,
             inhibit,
+            through: None,
         }
     }
+
+    /// Where the check goes: the VIP with `through_vip`, else the real's
+    /// address; at `connect_port`, else the real's port.
+    fn destination(&self) -> SocketAddrV4 {
+        let port = self.check.connect_port.unwrap_or(self.real.port());
+        match self.through {
+            Some((vip, _)) => SocketAddrV4::new(vip, port),
+            None => SocketAddrV4::new(*self.real.ip(), port),
+        }
+    }
+}
+
+/// The first firewall mark, and routing table, of the policy routes of
+/// `through_vip` checks: "L4" and the route's index.
+pub const VIP_ROUTE_MARK: u32 = 0x4c34_0000;
+
+/// A policy route of `through_vip` checks: what carries `mark` goes to
+/// `vip` by way of `real` (routing table `mark`), so that a check of the
+/// VIP reaches that real's MAC address as the director's DR traffic does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VipRoute {
+    pub mark: u32,
+    pub real: Ipv4Addr,
+    pub vip: Ipv4Addr,
 }
 
 /// A real's health as the service table has it: up or down, and the
@@ -84,6 +113,9 @@ pub struct Plan {
     /// state over a reload: a check that changes reports only what
     /// differs from it, and `alpha` applies to reals without one.
     pub targets: Vec<(Target, Option<Known>)>,
+    /// The policy routes the `through_vip` targets need, one per real
+    /// address and VIP.
+    pub routes: Vec<VipRoute>,
 }
 
 impl Plan {
@@ -92,25 +124,41 @@ impl Plan {
     /// service, address and port) says of each.
     pub fn of(cfg: &Config, known: &dyn Fn(ServiceKey, SocketAddrV4) -> Option<Known>) -> Plan {
         let mut targets = Vec::new();
+        let mut routes: Vec<VipRoute> = Vec::new();
         for s in &cfg.services {
             let Some(check) = &s.check else { continue };
             let service = crate::table::key_of(s);
             let service_name = s.name.clone().unwrap_or_else(|| service.to_string());
             for r in &s.reals {
                 let real = SocketAddrV4::new(r.address, r.port);
-                targets.push((
-                    Target::new(
-                        service,
-                        service_name.clone(),
-                        real,
-                        check.clone(),
-                        s.inhibit_on_failure,
-                    ),
-                    known(service, real),
-                ));
+                let mut target = Target::new(
+                    service,
+                    service_name.clone(),
+                    real,
+                    check.clone(),
+                    s.inhibit_on_failure,
+                );
+                if check.through_vip && r.forward == ForwardMethod::DirectRouting {
+                    // One mark per real address: its table routes each of
+                    // its VIPs to it.
+                    let mark = match routes.iter().find(|v| v.real == r.address) {
+                        Some(v) => v.mark,
+                        None => VIP_ROUTE_MARK + routes.len() as u32,
+                    };
+                    let route = VipRoute {
+                        mark,
+                        real: r.address,
+                        vip: s.vip,
+                    };
+                    if !routes.contains(&route) {
+                        routes.push(route);
+                    }
+                    target.through = Some((s.vip, mark));
+                }
+                targets.push((target, known(service, real)));
             }
         }
-        Plan { targets }
+        Plan { targets, routes }
     }
 }
 
@@ -377,11 +425,11 @@ async fn check_loop(t: Target, known: Option<Known>, verdicts: mpsc::Sender<Verd
 /// One check: the weight it gives (misc_dynamic), and what it saw; or
 /// why it failed.
 async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), String> {
-    let port = check.connect_port.unwrap_or(t.real.port());
-    let at = SocketAddrV4::new(*t.real.ip(), port);
+    let at = t.destination();
+    let mark = t.through.map(|(_, m)| m);
     match &check.kind {
         CheckKind::Tcp => {
-            let s = tokio::time::timeout(check.connect_timeout, tokio::net::TcpStream::connect(at))
+            let s = tokio::time::timeout(check.connect_timeout, tcp_connect(at, mark))
                 .await
                 .map_err(|_| {
                     format!(
@@ -412,7 +460,7 @@ async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), S
             let sni = if *enable_sni { host } else { None };
             tokio::time::timeout(
                 check.connect_timeout,
-                http_check(&what, at, path, host, tls.then_some(sni), &want),
+                http_check(&what, at, mark, path, host, tls.then_some(sni), &want),
             )
             .await
             .map_err(|_| format!("{what}: no answer within {}", secs(check.connect_timeout)))?
@@ -420,17 +468,20 @@ async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), S
         }
         CheckKind::Dns { record_type, name } => {
             let what = format!("dns check of {at} ({} {name})", record_type.as_str());
-            tokio::time::timeout(check.connect_timeout, dns(&what, at, *record_type, name))
-                .await
-                .map_err(|_| format!("{what}: no answer within {}", secs(check.connect_timeout)))?
-                .map(|what| (None, what))
+            tokio::time::timeout(
+                check.connect_timeout,
+                dns(&what, at, mark, *record_type, name),
+            )
+            .await
+            .map_err(|_| format!("{what}: no answer within {}", secs(check.connect_timeout)))?
+            .map(|what| (None, what))
         }
         CheckKind::Udp {
             payload,
             require_reply,
         } => tokio::time::timeout(
             check.connect_timeout,
-            udp(at, payload, require_reply.as_deref()),
+            udp(at, mark, payload, require_reply.as_deref()),
         )
         .await
         .map_err(|_| {
@@ -451,12 +502,16 @@ async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), S
 /// UDP_CHECK: `payload` to `at` from a connected socket (so that an ICMP
 /// port unreachable comes back as an error); Ok when a reply comes that
 /// starts with `require`.
-async fn udp(at: SocketAddrV4, payload: &[u8], require: Option<&[u8]>) -> Result<String, String> {
+async fn udp(
+    at: SocketAddrV4,
+    mark: Option<u32>,
+    payload: &[u8],
+    require: Option<&[u8]>,
+) -> Result<String, String> {
     let what = format!("udp check of {at}");
-    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+    let s = udp_connect(at, mark)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
-    s.connect(at).await.map_err(|e| format!("{what}: {e}"))?;
     s.send(payload).await.map_err(|e| format!("{what}: {e}"))?;
     let mut buf = vec![0u8; 65_536];
     let n = s.recv(&mut buf).await.map_err(|e| format!("{what}: {e}"))?;
@@ -485,12 +540,13 @@ struct Want<'a> {
 async fn http_check(
     what: &str,
     at: SocketAddrV4,
+    mark: Option<u32>,
     path: &str,
     host: Option<&str>,
     tls: Option<Option<&str>>,
     want: &Want<'_>,
 ) -> Result<String, String> {
-    let stream = tokio::net::TcpStream::connect(at)
+    let stream = tcp_connect(at, mark)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
     let host = host.map_or_else(|| at.ip().to_string(), str::to_owned);
@@ -662,6 +718,7 @@ where
 async fn dns(
     what: &str,
     at: SocketAddrV4,
+    mark: Option<u32>,
     record_type: crate::config::DnsRecordType,
     name: &str,
 ) -> Result<String, String> {
@@ -674,10 +731,9 @@ async fn dns(
     query.add_query(Query::query(qname, RecordType::from(record_type.code())));
     let id = query.metadata.id;
     let bytes = query.to_vec().map_err(|e| format!("{what}: {e}"))?;
-    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+    let s = udp_connect(at, mark)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
-    s.connect(at).await.map_err(|e| format!("{what}: {e}"))?;
     s.send(&bytes).await.map_err(|e| format!("{what}: {e}"))?;
     let mut buf = vec![0u8; 4096];
     loop {
@@ -696,6 +752,34 @@ async fn dns(
             )),
         };
     }
+}
+
+/// A TCP connection to `at`, from a socket with firewall mark `mark`
+/// (SO_MARK) if given: a `through_vip` check, which the mark's policy
+/// route sends to the real.
+async fn tcp_connect(
+    at: SocketAddrV4,
+    mark: Option<u32>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(mark) = mark {
+        socket2::SockRef::from(&socket).set_mark(mark)?;
+    }
+    socket.connect(at.into()).await
+}
+
+/// A UDP socket connected to `at` (so that an ICMP error comes back as
+/// an error), with firewall mark `mark` if given, as [`tcp_connect`].
+async fn udp_connect(
+    at: SocketAddrV4,
+    mark: Option<u32>,
+) -> std::io::Result<tokio::net::UdpSocket> {
+    let s = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+    if let Some(mark) = mark {
+        socket2::SockRef::from(&s).set_mark(mark)?;
+    }
+    s.connect(at).await?;
+    Ok(s)
 }
 
 /// Kills a command's whole process group when dropped: what a check or a

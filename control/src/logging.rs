@@ -46,10 +46,29 @@ pub fn init() {
     };
 }
 
+/// Parts of DPDK error lines that say nothing is wrong for l4vs,
+/// logged at debug: the tap driver (the exception path's interfaces)
+/// asks for a multiq qdisc to back rte_flow, which l4vs does not use and
+/// kernels without `sch_multiq` do not have; and it tells its secondary
+/// processes of a start, which l4vs never has.
+const HARMLESS_DPDK_ERRORS: [&str; 5] = [
+    "tap_nl_dump_ext_ack(): Specified qdisc kind is unknown",
+    "qdisc_create_multiq(): Could not add multiq qdisc",
+    ": failed to create multiq qdisc.",
+    "eth_dev_tap_create():  Disabling rte flow support",
+    "tap_mp_req_on_rxtx(): Failed to send start req to secondary",
+];
+
 /// Where DPDK's lines go ([`l4vs_dpdk::route_log`]): target `dpdk`, at
 /// the level DPDK gave (emergency to error as error, warning as warn,
-/// notice and info as info, debug as debug).
+/// notice and info as info, debug as debug), but for the error lines
+/// with one of [`HARMLESS_DPDK_ERRORS`] in them, which go at debug.
 pub fn dpdk_line(level: LogLevel, line: &str) {
+    let harmless = |l: &str| HARMLESS_DPDK_ERRORS.iter().any(|h| l.contains(h));
+    if level == LogLevel::Error && harmless(line) {
+        tracing::debug!(target: "dpdk", "{line}");
+        return;
+    }
     match level {
         LogLevel::Emergency | LogLevel::Alert | LogLevel::Critical | LogLevel::Error => {
             tracing::error!(target: "dpdk", "{line}")

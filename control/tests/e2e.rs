@@ -104,6 +104,19 @@ impl Director {
         }
     }
 
+    /// Waits (up to 10 s) until `text` is in the log `times` times.
+    fn wait_log_times(&self, text: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log_text().matches(text).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` not {times} times in the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -1315,6 +1328,62 @@ fn https_and_dns_checks_take_a_real_out_and_back() {
     let log = director.stop();
     assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 1, "{log}");
     assert_eq!(log.matches("real 198.18.2.12:53 down").count(), 1, "{log}");
+}
+
+/// `through_vip` in the DR lab: each real's health endpoint listens on
+/// the VIP only (8080), which a check of the real's own address could not
+/// reach; the checks go to the VIP at each real's MAC, so the reals (down
+/// at start, `alpha`) come up, and one whose endpoint stops goes down and
+/// comes back, as traffic to the VIP shows.
+#[test]
+fn dr_reals_are_checked_through_the_vip() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::DirectRouting, &lab_bin()).expect("lab up");
+    let on_vip = |r: &l4vs_lab::RealServer| {
+        let mut cmd = lab.command(r.name, lab_bin());
+        cmd.args(["serve", "--name", &format!("{}-health", r.name)])
+            .args(["--http", "198.18.0.100:8080"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        lab.spawn_in(r.name, &mut cmd).unwrap()
+    };
+    let mut endpoints: Vec<Child> = REAL_SERVERS.iter().map(on_vip).collect();
+    let director = Director::start(&lab, "lab-dr-check.yaml");
+    for r in REAL_SERVERS {
+        // The first also brings the quorum back, which its line says.
+        director.wait_log(&format!("health: service http: real {}:80 up", r.addr));
+    }
+    let log = director.log_text();
+    assert_eq!(
+        log.matches("http check of 198.18.0.100:8080/: status 200")
+            .count(),
+        3,
+        "{log}"
+    );
+    let all = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((all.failed, all.servers()), (0, 3), "{all:?}");
+
+    let _ = endpoints[1].kill();
+    let _ = endpoints[1].wait();
+    director.wait_log("health: service http: real 198.18.2.12:80 down, out of the service: http check of 198.18.0.100:8080/: ");
+    let during = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((during.failed, during.count("rs2")), (0, 0), "{during:?}");
+    endpoints[1] = on_vip(&REAL_SERVERS[1]);
+    // Up at start, and again now.
+    director.wait_log_times("health: service http: real 198.18.2.12:80 up", 2);
+    let after = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!((after.failed, after.servers()), (0, 3), "{after:?}");
+    for mut e in endpoints {
+        let _ = e.kill();
+        let _ = e.wait();
+    }
+    let log = director.stop();
+    assert_eq!(log.matches("real 198.18.2.12:80 up").count(), 2, "{log}");
+    // No error at all: the tap driver's harmless ones are at debug.
+    assert!(!log.contains(" ERROR "), "{log}");
+    // The policy rules are gone with the director.
+    let rules = lab.ip(DIRECTOR, &["-4", "rule", "show"]).unwrap();
+    assert!(!rules.contains("0x4c34"), "{rules}");
 }
 
 /// A reload that breaks the check takes the reals down; the reload that

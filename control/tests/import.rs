@@ -183,6 +183,7 @@ fn keepalived_sample() {
             warmup: secs(6.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         })
     );
     // The placeholders: a port on an interface that does not exist, and a
@@ -280,6 +281,7 @@ fn keepalived_fwmark() {
             warmup: secs(6.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         })
     );
     assert_eq!(c.firewall_marks.len(), 1);
@@ -319,6 +321,7 @@ fn keepalived_misc_check() {
             warmup: secs(6.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         })
     );
 }
@@ -370,6 +373,7 @@ fn keepalived_checks() {
             warmup: secs(5.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         })
     );
     let dns = service(&c, "udp-203-0-113-53-53");
@@ -391,6 +395,7 @@ fn keepalived_checks() {
             warmup: secs(3.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         })
     );
     let mail = service(&c, "tcp-203-0-113-25-25");

@@ -105,6 +105,7 @@ fn main() -> Result<()> {
         warmup: delay,
         notify_up: None,
         notify_down: None,
+        through_vip: false,
     };
     let service = ServiceKey::Addr {
         protocol: Protocol::Tcp,
@@ -121,7 +122,10 @@ fn main() -> Result<()> {
             )
         })
         .collect();
-    let checker = Checker::start(Plan { targets })?;
+    let checker = Checker::start(Plan {
+        targets,
+        routes: Vec::new(),
+    })?;
     std::thread::sleep(delay * 2);
     let (t0, a0, w0) = (
         thread_ticks("l4vs-health")?,

@@ -196,6 +196,8 @@ struct OutCheck {
     notify_up: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notify_down: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    through_vip: bool,
 }
 
 fn out_check(c: &super::Check) -> OutCheck {
@@ -223,6 +225,7 @@ fn out_check(c: &super::Check) -> OutCheck {
         dns_name: None,
         notify_up: c.notify_up.clone(),
         notify_down: c.notify_down.clone(),
+        through_vip: c.through_vip,
     };
     match &c.kind {
         super::CheckKind::Tcp => {}

@@ -298,6 +298,8 @@ pub(super) struct RawCheck {
     pub notify_up: Option<S<String>>,
     #[serde(default)]
     pub notify_down: Option<S<String>>,
+    #[serde(default)]
+    pub through_vip: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

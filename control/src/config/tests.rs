@@ -1674,6 +1674,39 @@ fn icmp_limits_and_expire_nodest_conn_are_restart_only() {
 
 /// Health checks: keepalived's keys and defaults, and what is refused
 /// with its file, line and key.
+/// `through_vip` is read for a service with DR reals, and refused where
+/// there is no VIP or no DR real to check through it, and for misc checks.
+#[test]
+fn through_vip_needs_dr_reals() {
+    let file = configs_dir().join("lab-dr-check.yaml");
+    let cfg = load(&file).unwrap();
+    assert!(cfg.services[0].check.as_ref().unwrap().through_vip);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let refused = |from: &str, to: &str| -> String {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        crate::config::parse(&bad, "c.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(
+        "    forward: dr\n    check:",
+        "    forward: nat\n    check:",
+    );
+    assert!(
+        e.contains("services[0].check.through_vip: it checks direct-routing reals through the VIP, and this service has none"),
+        "{e}"
+    );
+    let e = refused(
+        "type: http                  # keepalived HTTP_GET\n      connect_port: 8080",
+        "type: misc\n      misc_path: /bin/true",
+    );
+    assert!(
+        e.contains("services[0].check.through_vip: through_vip is for tcp, http, https, udp and dns checks, not misc"),
+        "{e}"
+    );
+}
+
 /// https (SSL_GET) and dns (DNS_CHECK) checks are read with their keys;
 /// a bad digest, DNS type or name, SNI without a virtualhost, and keys of
 /// another kind are refused with file:line and key.

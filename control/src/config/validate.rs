@@ -1025,6 +1025,27 @@ fn service(
         )?),
         None => None,
     };
+    if let Some(t) = s
+        .check
+        .as_ref()
+        .and_then(|h| h.value.through_vip.as_ref())
+        .filter(|t| t.value)
+    {
+        let key = format!("{base}.check.through_vip");
+        let why = if fwmark.is_some() {
+            Some("a firewall-mark service has no VIP to check through")
+        } else if !reals
+            .iter()
+            .any(|r| r.forward == ForwardMethod::DirectRouting)
+        {
+            Some("it checks direct-routing reals through the VIP, and this service has none (NAT and tunnel reals are checked at their own address)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(c.err(&t.referenced, key, why));
+        }
+    }
     Ok(Service {
         name,
         fwmark,
@@ -1245,6 +1266,11 @@ fn health_check(
             &["tcp", "http", "https", "udp", "dns"],
         ),
         (h.payload.is_some(), "payload", &["udp"]),
+        (
+            h.through_vip.is_some(),
+            "through_vip",
+            &["tcp", "http", "https", "udp", "dns"],
+        ),
         (h.require_reply.is_some(), "require_reply", &["udp"]),
     ] {
         if given && !keys_of(kinds) {
@@ -1253,7 +1279,11 @@ fn health_check(
                 format!("{base}.{key}"),
                 format!(
                     "{key} is for {} checks, not {}",
-                    kinds.join(" and "),
+                    match kinds.split_last() {
+                        Some((last, [])) => (*last).to_owned(),
+                        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                        None => String::new(),
+                    },
                     kind.as_str()
                 ),
             ));
@@ -1294,6 +1324,7 @@ fn health_check(
         warmup: within(&h.warmup, "warmup", 0.0, delay_loop.as_secs_f64())?,
         notify_up: command(c, base, &h.notify_up, "notify_up")?,
         notify_down: command(c, base, &h.notify_down, "notify_down")?,
+        through_vip: h.through_vip.as_ref().is_some_and(|b| b.value),
         kind,
     })
 }

@@ -14,6 +14,7 @@ fn target(port: u16) -> Target {
         real: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
         check: check(CheckKind::Tcp),
         inhibit: false,
+        through: None,
     }
 }
 
@@ -29,6 +30,7 @@ fn check(kind: CheckKind) -> Check {
         warmup: Duration::ZERO,
         notify_up: None,
         notify_down: None,
+        through_vip: false,
     }
 }
 
@@ -195,6 +197,7 @@ fn the_checker_reports_each_transition_once() {
     };
     let checker = Checker::start(Plan {
         targets: vec![(t.clone(), None)],
+        routes: Vec::new(),
     })
     .unwrap();
     let wait_for = |up: bool| -> Verdict {

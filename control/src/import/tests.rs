@@ -319,6 +319,7 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
             warmup: Duration::from_secs(6),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         })
     );
     // The output loads to the same config.
@@ -553,6 +554,7 @@ real_server 10.0.1.1 80 {
             warmup: Duration::ZERO,
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         }
     );
     assert_eq!(warnings(&i), [] as [String; 0]);
@@ -575,6 +577,7 @@ real_server 10.0.1.1 80 {
             warmup: secs(60.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         }
     );
     // The output loads to the same config.
@@ -767,6 +770,7 @@ real_server 10.0.1.1 80 {
             warmup: secs(2.0),
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         }
     );
     assert_eq!(

@@ -905,6 +905,7 @@ pub(super) fn resolve(
             // command; they stay warnings (see the real_server keys).
             notify_up: None,
             notify_down: None,
+            through_vip: false,
         },
         vhost_from,
     }

@@ -103,6 +103,8 @@
 //!         forward: nat      # default: the service's `forward`
 //!         upper_threshold: 0 # default 0 (none), ipvsadm -x: overloaded at this many connections
 //!         lower_threshold: 0 # default 0 (3/4 of upper), ipvsadm -y: back below this many
+//!         check: { type: tcp } # optional: this real's own check, as `check` above, in
+//!                           # place of the service's; `type: none`: not checked
 //! ```
 //!
 //! # Rules
@@ -481,9 +483,13 @@ pub struct Service {
     /// service (as a deleted real: its connections' packets are dropped,
     /// as IPVS does).
     pub inhibit_on_failure: bool,
-    /// The health check of every real of the service; `None`: not
-    /// checked, always up.
+    /// The health check of every real of the service that has none of its
+    /// own; `None`: not checked, always up.
     pub check: Option<Check>,
+    /// The reals' own checks (a real's `check:` block, as keepalived's
+    /// checkers are a real server's), by address and port: `Some` in place
+    /// of the service's, `None` (`type: none`) for a real not checked.
+    pub real_checks: std::collections::BTreeMap<(Ipv4Addr, u16), Option<Check>>,
     /// keepalived's `sorry_server`: takes the service's new connections
     /// while its quorum is lost (no real up, by default).
     pub sorry_server: Option<Real>,
@@ -692,6 +698,16 @@ pub struct Real {
     /// Connections below which it is not any more; 0 = 3/4 of the upper.
     /// Never above `upper_threshold`.
     pub lower_threshold: u32,
+}
+
+impl Service {
+    /// The check of real `r`: its own, else the service's.
+    pub fn check_of(&self, r: &Real) -> Option<&Check> {
+        match self.real_checks.get(&(r.address, r.port)) {
+            Some(own) => own.as_ref(),
+            None => self.check.as_ref(),
+        }
+    }
 }
 
 impl Config {

@@ -126,10 +126,10 @@ impl Plan {
         let mut targets = Vec::new();
         let mut routes: Vec<VipRoute> = Vec::new();
         for s in &cfg.services {
-            let Some(check) = &s.check else { continue };
             let service = crate::table::key_of(s);
             let service_name = s.name.clone().unwrap_or_else(|| service.to_string());
             for r in &s.reals {
+                let Some(check) = s.check_of(r) else { continue };
                 let real = SocketAddrV4::new(r.address, r.port);
                 let mut target = Target::new(
                     service,
@@ -179,6 +179,9 @@ pub fn check_changes(old: &Config, new: &Config) -> Vec<String> {
         };
         let name = n.name.clone().unwrap_or_else(|| "(unnamed)".to_owned());
         let mut what = Vec::new();
+        if o.real_checks != n.real_checks {
+            what.push("the reals' own checks changed".to_owned());
+        }
         if o.check != n.check {
             let (a, b) = (text(&o.check), text(&n.check));
             what.push(if a == b {

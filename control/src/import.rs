@@ -220,6 +220,8 @@ struct PlannedService {
     reals: Vec<(Pos, RealSpec)>,
     /// Its health check (the table does not hold checks).
     check: Option<config::Check>,
+    /// Its reals' own checks, by address and port.
+    real_checks: std::collections::BTreeMap<(Ipv4Addr, u16), Option<config::Check>>,
     /// Its `inhibit_on_failure`.
     inhibit_on_failure: bool,
     /// Its sorry server, and the statement that named it.
@@ -431,6 +433,7 @@ fn finish(
             .find(|c| c.name.as_deref() == Some(name.as_str()))
         {
             out.check.clone_from(&s.check);
+            out.real_checks.clone_from(&s.real_checks);
             out.inhibit_on_failure = s.inhibit_on_failure;
             out.quorum_up.clone_from(&s.quorum_up);
             out.quorum_down.clone_from(&s.quorum_down);

@@ -898,6 +898,18 @@ impl ServiceTable {
                 config::Service {
                     inhibit_on_failure: from_base.is_some_and(|s| s.inhibit_on_failure),
                     check: from_base.and_then(|s| s.check.clone()),
+                    // The reals' own checks, of the reals still there.
+                    real_checks: from_base
+                        .map(|s| {
+                            s.real_checks
+                                .iter()
+                                .filter(|((a, p), _)| {
+                                    e.reals.iter().any(|r| r.addr == *a && r.port == *p)
+                                })
+                                .map(|(k, c)| (*k, c.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     sorry_server: e.quorum.sorry.map(|r| config::Real {
                         address: r.addr,
                         port: r.port,

@@ -192,6 +192,16 @@ fn keepalived_sample() {
     assert_eq!(c.addresses[0].address, Ipv4Addr::new(198, 51, 100, 254));
 }
 
+/// The check of `s`'s real at `addr`: its own, else the service's.
+fn check_of<'a>(s: &'a Service, addr: &str) -> Option<&'a Check> {
+    let r = s
+        .reals
+        .iter()
+        .find(|r| r.address.to_string() == addr)
+        .unwrap_or_else(|| panic!("no real {addr}"));
+    s.check_of(r)
+}
+
 #[test]
 fn keepalived_virtualhost() {
     let (c, err) = import_ok("keepalived", "keepalived-virtualhost.conf", &[]);
@@ -201,13 +211,14 @@ fn keepalived_virtualhost() {
             no_base("keepalived-virtualhost.conf"),
             "l4vs: import: keepalived-virtualhost.conf:5: router_id is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-virtualhost.conf:25: url is not carried over (SSL_GET of real_server 198.51.100.100 8443): l4vs checks one path, where keepalived needs every url to pass; the first, `/` (keepalived-virtualhost.conf:22), is carried over".into(),
-            "l4vs: import: keepalived-virtualhost.conf:34: real_server 198.51.100.101 8443 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.51.100.100 8443 (SSL_GET at keepalived-virtualhost.conf:20)".into(),
         ]
     );
     let s = service(&c, "tcp-203-0-113-100-443");
     // SSL_GET: an https check with the first url's digest and the
-    // virtual_server's virtualhost.
-    let check = s.check.as_ref().unwrap();
+    // virtual_server's virtualhost, of the first real; the second has no
+    // checker and is not checked.
+    assert_eq!(check_of(s, "198.51.100.101"), None);
+    let check = check_of(s, "198.51.100.100").unwrap();
     assert_eq!(
         check.kind,
         CheckKind::Http {
@@ -334,26 +345,26 @@ fn secs(s: f64) -> Duration {
 fn keepalived_checks() {
     let (c, err) = import_ok("keepalived", "keepalived-checks.conf", &[]);
     let w = |s: &str| format!("l4vs: import: keepalived-checks.conf:{s}");
-    let same = "l4vs checks every real of a service the same way";
     assert_eq!(
         err,
         [
             no_base("keepalived-checks.conf"),
             w("6: router_id is not carried over (global_defs)"),
             w("42: url is not carried over (HTTP_GET of real_server 198.18.2.12 80): l4vs checks one path, where keepalived needs every url to pass; the first, `/healthz` (keepalived-checks.conf:38), is carried over"),
-            w(&format!("54: TCP_CHECK is not carried over (real_server 198.18.2.13 80): {same}, so it is checked like real_server 198.18.2.11 80 (HTTP_GET at keepalived-checks.conf:22)")),
-            w(&format!("83: real_server 198.18.2.23 53 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.21 53 (MISC_CHECK at keepalived-checks.conf:70)")),
             w("84: TCP_CHECK is not carried over (real_server 198.18.2.23 53): l4vs refuses TCP, HTTP and HTTPS checks of a UDP service, whose reals answer UDP (a UDP_CHECK or DNS_CHECK can check them)"),
             w("104: real_server 198.18.2.32 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
             w("108: SMTP_CHECK is not carried over (real_server 198.18.2.32 25): l4vs has no SMTP check (a MISC_CHECK with a command that talks SMTP can check it)"),
-            w(&format!("112: real_server 198.18.2.33 25 has no checker l4vs carries over, but {same}: it is checked too, like real_server 198.18.2.31 25 (TCP_CHECK at keepalived-checks.conf:100)")),
             w("112: real_server 198.18.2.33 25 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.18.2.31 25 (inhibit_on_failure at keepalived-checks.conf:99)"),
         ]
     );
     let web = service(&c, "tcp-203-0-113-10-80");
     assert!(web.inhibit_on_failure);
+    // Each real its own checker: rs1 and rs2 HTTP_GET, rs3 TCP_CHECK.
+    assert_eq!(web.check, None);
+    assert_eq!(check_of(web, "198.18.2.13").unwrap().kind, CheckKind::Tcp);
+    assert_eq!(check_of(web, "198.18.2.12"), check_of(web, "198.18.2.11"));
     assert_eq!(
-        web.check,
+        check_of(web, "198.18.2.11").cloned(),
         Some(Check {
             kind: CheckKind::Http {
                 path: "/healthz".to_owned(),
@@ -378,8 +389,11 @@ fn keepalived_checks() {
     );
     let dns = service(&c, "udp-203-0-113-53-53");
     assert!(!dns.inhibit_on_failure);
+    // rs23's TCP_CHECK is refused: it is not checked.
+    assert_eq!(check_of(dns, "198.18.2.23"), None);
+    assert_eq!(check_of(dns, "198.18.2.22"), check_of(dns, "198.18.2.21"));
     assert_eq!(
-        dns.check,
+        check_of(dns, "198.18.2.21").cloned(),
         Some(Check {
             kind: CheckKind::Misc {
                 path: "/usr/local/bin/check-dns ${L4VS_REAL_ADDRESS}".to_owned(),
@@ -400,7 +414,9 @@ fn keepalived_checks() {
     );
     let mail = service(&c, "tcp-203-0-113-25-25");
     assert!(mail.inhibit_on_failure);
-    let check = mail.check.as_ref().unwrap();
+    assert_eq!(check_of(mail, "198.18.2.32"), check_of(mail, "198.18.2.31"));
+    assert_eq!(check_of(mail, "198.18.2.33"), None);
+    let check = check_of(mail, "198.18.2.31").unwrap();
     assert_eq!(
         (check.kind.as_str(), check.retry, check.connect_timeout),
         ("tcp", 3, secs(3.0))
@@ -411,7 +427,6 @@ fn keepalived_checks() {
 fn keepalived_full() {
     let (c, err) = import_ok("keepalived", "keepalived-full.conf", &[]);
     let w = |s: &str| format!("l4vs: import: {s}");
-    let unchecked = "has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.18.2.11 80 (TCP_CHECK at keepalived-full.conf:45)";
     assert_eq!(
         err,
         [
@@ -421,13 +436,10 @@ fn keepalived_full() {
             w("keepalived-full.conf:11: vrrp_sync_group VG_1 is not carried over: l4vs has no VRRP yet"),
             w("keepalived-full.conf:17: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet"),
             w("keepalived-full.conf:27: static_ipaddress is not carried over: the director's own addresses and next hop go in the l4vs config's addresses and gateway"),
-            w(&format!("keepalived-full.conf:49: real_server 198.18.2.12 80 {unchecked}")),
             w("keepalived-full.conf:53: the port of real_server 198.18.2.13 8080 is not carried over: keepalived resets it to the virtual_server's, as DR and tunnel keep the packet's port"),
-            w(&format!("keepalived-full.conf:53: real_server 198.18.2.13 8080 {unchecked}")),
-            w(&format!("keepalived-full.conf:57: real_server 198.51.100.7 80 {unchecked}")),
             w("keepalived-full.conf:64: virtual_server 203.0.113.53 53 has no protocol: keepalived makes it UDP (the kernel's default), and so does the import; write `protocol TCP` for TCP"),
             w("keepalived-full.conf:92: virtual_server 2001:db8::10 80 is not carried over: l4vs forwards IPv4 only so far"),
-            w("keepalived.d/mail-backup.conf:4: notify_down is not carried over (real_server 198.18.2.22): l4vs runs notify_up/notify_down of a service's check block for each of its reals (the real in L4VS_REAL_ADDRESS), not per real, and sends no alerts; each change of a real's health is logged once"),
+            w("keepalived.d/mail-backup.conf:4: notify_down is not carried over (real_server 198.18.2.22): the import does not carry a real's notify commands yet: write notify_up/notify_down in the check block (the real is in L4VS_REAL_ADDRESS); l4vs sends no alerts, and logs each change of a real's health once"),
         ]
     );
     // global_defs' lvs_timeouts.
@@ -469,10 +481,12 @@ fn keepalived_full() {
         (web.reals[0].upper_threshold, web.reals[0].lower_threshold),
         (20000, 15000)
     );
-    // The first real's TCP_CHECK for every real, with the virtual
-    // server's delay_loop and inhibit_on_failure.
+    // The first real's TCP_CHECK, with the virtual server's delay_loop;
+    // the others have none and are not checked. inhibit_on_failure is
+    // the service's.
     assert!(web.inhibit_on_failure);
-    let check = web.check.as_ref().unwrap();
+    assert_eq!(check_of(web, "198.18.2.12"), None);
+    let check = check_of(web, "198.18.2.11").unwrap();
     assert_eq!(
         (
             check.kind.as_str(),
@@ -482,7 +496,9 @@ fn keepalived_full() {
         ),
         ("tcp", secs(10.0), secs(3.0), None)
     );
-    assert!(c.services[1..].iter().all(|s| s.check.is_none()));
+    assert!(c.services[1..]
+        .iter()
+        .all(|s| s.check.is_none() && s.real_checks.is_empty()));
     let dns = service(&c, "udp-203-0-113-53-53");
     assert!(dns.ops);
     assert_eq!(

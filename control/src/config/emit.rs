@@ -281,6 +281,19 @@ struct OutReal {
     upper_threshold: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lower_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<OutRealCheck>,
+}
+
+/// A real's own check: a check block, or `type: none`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutRealCheck {
+    None {
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+    Check(Box<OutCheck>),
 }
 
 /// `Some(v)` unless `v` is 0 ("none"), which is left out of the output.
@@ -293,6 +306,13 @@ fn out_real(s: &super::Service, r: &super::Real) -> FlowMap<OutReal> {
         forward: r.forward.as_str(),
         upper_threshold: set(r.upper_threshold),
         lower_threshold: set(r.lower_threshold),
+        check: s
+            .real_checks
+            .get(&(r.address, r.port))
+            .map(|own| match own {
+                Some(c) => OutRealCheck::Check(Box::new(out_check(c))),
+                None => OutRealCheck::None { kind: "none" },
+            }),
     })
 }
 

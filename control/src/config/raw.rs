@@ -302,6 +302,40 @@ pub(super) struct RawCheck {
     pub through_vip: Option<S<bool>>,
 }
 
+impl RawCheck {
+    /// The keys written besides `type`, by name.
+    pub(super) fn keys_given(&self) -> Vec<&'static str> {
+        [
+            ("connect_port", self.connect_port.is_some()),
+            ("delay_loop", self.delay_loop.is_some()),
+            ("connect_timeout", self.connect_timeout.is_some()),
+            ("retry", self.retry.is_some()),
+            ("delay_before_retry", self.delay_before_retry.is_some()),
+            ("alpha", self.alpha.is_some()),
+            ("warmup", self.warmup.is_some()),
+            ("path", self.path.is_some()),
+            ("status_code", self.status_code.is_some()),
+            ("virtualhost", self.virtualhost.is_some()),
+            ("contains", self.contains.is_some()),
+            ("digest", self.digest.is_some()),
+            ("enable_sni", self.enable_sni.is_some()),
+            ("dns_type", self.dns_type.is_some()),
+            ("dns_name", self.dns_name.is_some()),
+            ("misc_path", self.misc_path.is_some()),
+            ("misc_timeout", self.misc_timeout.is_some()),
+            ("misc_dynamic", self.misc_dynamic.is_some()),
+            ("payload", self.payload.is_some()),
+            ("require_reply", self.require_reply.is_some()),
+            ("notify_up", self.notify_up.is_some()),
+            ("notify_down", self.notify_down.is_some()),
+            ("through_vip", self.through_vip.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, given)| given.then_some(k))
+        .collect()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawReal {
@@ -316,4 +350,6 @@ pub(super) struct RawReal {
     pub upper_threshold: Option<S<i64>>,
     #[serde(default)]
     pub lower_threshold: Option<S<i64>>,
+    #[serde(default)]
+    pub check: Option<S<RawCheck>>,
 }

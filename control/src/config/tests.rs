@@ -1674,6 +1674,79 @@ fn icmp_limits_and_expire_nodest_conn_are_restart_only() {
 
 /// Health checks: keepalived's keys and defaults, and what is refused
 /// with its file, line and key.
+/// A real's own check stands in for the service's (`type: none`: not
+/// checked); misplaced ones are refused with their key.
+#[test]
+fn reals_may_have_their_own_check() {
+    let cfg = load(&configs_dir().join("example-full.yaml")).unwrap();
+    let s = &cfg.services[0];
+    let drained = s.reals.iter().find(|r| r.weight == 0).unwrap();
+    assert_eq!(s.check_of(drained), None);
+    assert_eq!(s.check_of(&s.reals[0]), s.check.as_ref());
+    assert!(s.check.is_some());
+    assert_eq!(s.real_checks.len(), 1);
+
+    let file = configs_dir().join("lab-nat-check.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let with = |to: &str| text.replacen("- { address: 198.18.2.12, port: 80 }", to, 1);
+    let own =
+        with("- { address: 198.18.2.12, port: 80, check: { type: tcp, connect_port: 8081 } }");
+    let cfg = crate::config::parse(&own, "c.yaml").unwrap();
+    let s = &cfg.services[0];
+    let check = s.check_of(&s.reals[1]).unwrap();
+    assert_eq!(
+        (&check.kind, check.connect_port),
+        (&crate::config::CheckKind::Tcp, Some(8081))
+    );
+    // Its own check's defaults are its own, not the service's.
+    assert_eq!(check.delay_loop, std::time::Duration::from_secs(60));
+    assert_eq!(s.check_of(&s.reals[0]), s.check.as_ref());
+    // The output of --yaml loads back the same.
+    let back = crate::config::parse(&crate::config::to_yaml(&cfg), "out.yaml").unwrap();
+    assert_eq!(back.services[0].real_checks, s.real_checks);
+
+    let refused = |bad: String| {
+        crate::config::parse(&bad, "c.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused(with(
+        "- { address: 198.18.2.12, port: 80, check: { type: none, retry: 2 } }",
+    ));
+    assert!(
+        e.contains("services[0].reals[1].check.retry: a check of type none (the real is not checked) has no other keys"),
+        "{e}"
+    );
+    let e = refused(text.replacen("type: http ", "type: none ", 1));
+    assert!(
+        e.contains("services[0].check.type: none is for a real's own check"),
+        "{e}"
+    );
+    let e = refused(with(
+        "- { address: 198.18.2.12, port: 80, check: { type: tcp, through_vip: true } }",
+    ));
+    assert!(
+        e.contains("services[0].reals[1].check.through_vip: it checks a direct-routing real through the VIP, and this real is not one"),
+        "{e}"
+    );
+    let e = refused(with(
+        "- { address: 198.18.2.12, port: 80, check: { type: udp } }",
+    ));
+    assert!(
+        e.contains("services[0].reals[1].check.type: a udp check on a TCP service"),
+        "{e}"
+    );
+    let e = refused(text.replacen(
+        "sorry_server: { address: 198.18.2.13, port: 8081 }",
+        "sorry_server: { address: 198.18.2.13, port: 8081, check: { type: tcp } }",
+        1,
+    ));
+    assert!(
+        e.contains("services[0].sorry_server.check: a sorry server is not checked"),
+        "{e}"
+    );
+}
+
 /// `through_vip` is read for a service with DR reals, and refused where
 /// there is no VIP or no DR real to check through it, and for misc checks.
 #[test]

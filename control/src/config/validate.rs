@@ -973,6 +973,13 @@ fn service(
         Some(r) => {
             let key = format!("{base}.sorry_server");
             let sorry = real(c, &key, &r.value, ctx, forward, &s.forward)?;
+            if let Some(h) = &r.value.check {
+                return Err(c.err(
+                    &h.referenced,
+                    format!("{key}.check"),
+                    "a sorry server is not checked: it stands in while the quorum is lost",
+                ));
+            }
             if reals
                 .iter()
                 .any(|x| x.address == sorry.address && x.port == sorry.port)
@@ -1016,15 +1023,28 @@ fn service(
     let quorum_up = command(c, &base, &s.quorum_up, "quorum_up")?;
     let quorum_down = command(c, &base, &s.quorum_down, "quorum_down")?;
     let health = match &s.check {
-        Some(h) => Some(health_check(
-            c,
-            &format!("{base}.check"),
-            h,
-            protocol,
-            fwmark,
-        )?),
+        Some(h) => health_check(c, &format!("{base}.check"), h, protocol, fwmark, false)?,
         None => None,
     };
+    let mut real_checks = std::collections::BTreeMap::new();
+    for (j, r) in list(&s.reals).iter().enumerate() {
+        let Some(h) = &r.value.check else { continue };
+        let key = format!("{base}.reals[{j}].check");
+        let own = health_check(c, &key, h, protocol, fwmark, true)?;
+        if let Some(t) = h
+            .value
+            .through_vip
+            .as_ref()
+            .filter(|t| t.value && reals[j].forward != ForwardMethod::DirectRouting)
+        {
+            return Err(c.err(
+                &t.referenced,
+                format!("{key}.through_vip"),
+                "it checks a direct-routing real through the VIP, and this real is not one",
+            ));
+        }
+        real_checks.insert((reals[j].address, reals[j].port), own);
+    }
     if let Some(t) = s
         .check
         .as_ref()
@@ -1059,6 +1079,7 @@ fn service(
         forward,
         inhibit_on_failure,
         check: health,
+        real_checks,
         sorry_server,
         quorum,
         hysteresis,
@@ -1086,15 +1107,35 @@ fn command(
     }
 }
 
-/// A service's `check:` block.
+/// A `check:` block of a service, or of a real (`of_real`), where
+/// `type: none` (not checked) gives `None`.
 fn health_check(
     c: &Checker<'_>,
     base: &str,
     raw: &S<RawCheck>,
     protocol: Protocol,
     fwmark: Option<u32>,
-) -> Result<Check> {
+    of_real: bool,
+) -> Result<Option<Check>> {
     let h = &raw.value;
+    if h.kind.value.trim() == "none" {
+        if !of_real {
+            return Err(c.err(
+                &h.kind.referenced,
+                format!("{base}.type"),
+                "none is for a real's own check (that real is not checked): to check no real of the service, leave its check out",
+            ));
+        }
+        // Only `type` may be written.
+        if let Some(key) = h.keys_given().first() {
+            return Err(c.err(
+                &raw.referenced,
+                format!("{base}.{key}"),
+                "a check of type none (the real is not checked) has no other keys",
+            ));
+        }
+        return Ok(None);
+    }
     let within = |v: &Option<S<f64>>, key: &str, min: f64, default: f64| -> Result<Duration> {
         let Some(v) = v else {
             return Ok(Duration::from_secs_f64(default));
@@ -1289,7 +1330,7 @@ fn health_check(
             ));
         }
     }
-    Ok(Check {
+    Ok(Some(Check {
         connect_port: match &h.connect_port {
             Some(p) => Some(c.int(p, &format!("{base}.connect_port"), 1, 65535)?),
             None => None,
@@ -1326,7 +1367,7 @@ fn health_check(
         notify_down: command(c, base, &h.notify_down, "notify_down")?,
         through_vip: h.through_vip.as_ref().is_some_and(|b| b.value),
         kind,
-    })
+    }))
 }
 
 /// A real server of a service: `ctx` is what its rules need of the

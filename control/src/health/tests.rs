@@ -436,3 +436,62 @@ fn dns_checks_want_noerror_from_the_querys_id() {
     let (_, lab) = lab_server("rs8");
     assert!(run(&target(lab), &check(dns("."))).is_ok());
 }
+
+/// The plan checks each real by its own check, else the service's; a real
+/// with `type: none` is not in it; through_vip targets get a mark each
+/// real address, and a route per real and VIP.
+#[test]
+fn the_plan_takes_each_reals_own_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let text = std::fs::read_to_string(dir.join("lab-nat-check.yaml")).unwrap();
+    let text = text
+        .replacen(
+            "- { address: 198.18.2.12, port: 80 }",
+            "- { address: 198.18.2.12, port: 80, check: { type: tcp } }",
+            1,
+        )
+        .replacen(
+            "- { address: 198.18.2.13, port: 80 }",
+            "- { address: 198.18.2.13, port: 80, check: { type: none } }",
+            1,
+        );
+    let cfg = crate::config::parse(&text, "c.yaml").unwrap();
+    let plan = Plan::of(&cfg, &|_, _| None);
+    let http: Vec<(String, &'static str)> = plan
+        .targets
+        .iter()
+        .filter(|(t, _)| t.service_name == "http")
+        .map(|(t, _)| (t.real.to_string(), t.check.kind.as_str()))
+        .collect();
+    assert_eq!(
+        http,
+        [
+            ("198.18.2.11:80".to_owned(), "http"),
+            ("198.18.2.12:80".to_owned(), "tcp")
+        ]
+    );
+    assert!(plan.routes.is_empty());
+
+    let dr = std::fs::read_to_string(dir.join("lab-dr-check.yaml")).unwrap();
+    let cfg = crate::config::parse(&dr, "c.yaml").unwrap();
+    let plan = Plan::of(&cfg, &|_, _| None);
+    let marks: Vec<Option<(Ipv4Addr, u32)>> = plan.targets.iter().map(|(t, _)| t.through).collect();
+    let vip = Ipv4Addr::new(198, 18, 0, 100);
+    assert_eq!(
+        marks,
+        [
+            Some((vip, VIP_ROUTE_MARK)),
+            Some((vip, VIP_ROUTE_MARK + 1)),
+            Some((vip, VIP_ROUTE_MARK + 2))
+        ]
+    );
+    assert_eq!(plan.routes.len(), 3);
+    assert_eq!(
+        plan.routes[1],
+        VipRoute {
+            mark: VIP_ROUTE_MARK + 1,
+            real: Ipv4Addr::new(198, 18, 2, 12),
+            vip
+        }
+    );
+}

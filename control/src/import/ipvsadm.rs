@@ -131,6 +131,7 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
             sorry: None,
             quorum: 1,
             hysteresis: 0,
+            real_checks: Default::default(),
             quorum_up: None,
             quorum_down: None,
         });

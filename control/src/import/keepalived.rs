@@ -57,7 +57,7 @@ const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 pub const MAX_GROUP_RANGE: u32 = 1024;
 
 const NOTIFY: &str =
-    "l4vs runs notify_up/notify_down of a service's check block for each of its reals (the real in L4VS_REAL_ADDRESS), not per real, and sends no alerts; each change of a real's health is logged once";
+    "the import does not carry a real's notify commands yet: write notify_up/notify_down in the check block (the real is in L4VS_REAL_ADDRESS); l4vs sends no alerts, and logs each change of a real's health once";
 const IPV4_ONLY: &str = "l4vs forwards IPv4 only so far";
 const UNKNOWN: &str = "unknown keyword, which keepalived ignores too";
 
@@ -726,6 +726,15 @@ fn virtual_server(
                 timeouts: None,
                 ops,
             },
+            // Keyed by the port the table gives the real (the service's
+            // when written without one). A real without a check is not
+            // checked: the service has none.
+            real_checks: refs
+                .iter()
+                .zip(&kept)
+                .zip(&sc.real_checks)
+                .filter_map(|((r, k), c)| Some(((k.addr, r.port), Some(c.clone()?))))
+                .collect(),
             reals: out,
             check: sc.check,
             inhibit_on_failure: sc.inhibit_on_failure,

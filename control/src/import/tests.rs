@@ -186,12 +186,10 @@ fn includes_are_followed_relative_to_the_including_file() {
         [("10.0.1.1".to_owned(), 1), ("10.0.1.2".to_owned(), 2)]
     );
     let m = main.display();
-    let b = d.join("conf.d/b.conf");
     assert_eq!(
         warnings(&i),
         [
             format!("{m}:6: include `none/*.conf`: no file matches, so nothing is included (keepalived passes over it too)"),
-            format!("{}:1: real_server 10.0.1.1 80 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 10.0.1.2 80 (TCP_CHECK at {}:3)", d.join("conf.d/a.conf").display(), b.display()),
         ]
     );
     let _ = std::fs::remove_dir_all(&d);
@@ -292,14 +290,19 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
             "k.conf:6: router_id is not carried over (global_defs)",
             "k.conf:9: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet",
             "k.conf:20: real_server 198.51.100.2 1358 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.51.100.3 (inhibit_on_failure at k.conf:31)",
-            "k.conf:30: real_server 198.51.100.3 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, like real_server 198.51.100.2 1358 (HTTP_GET at k.conf:24)",
         ]
     );
     // HTTP_GET with keepalived's defaults: any 2xx, delay_before_retry
-    // 3 s, warmup up to delay_loop.
+    // 3 s, warmup up to delay_loop, for the first real only (the second
+    // has no checker: it is not checked).
     assert!(s.inhibit_on_failure);
+    assert_eq!(s.check, None);
+    assert_eq!(s.real_checks.len(), 1);
     assert_eq!(
-        s.check,
+        s.real_checks
+            .get(&(Ipv4Addr::new(198, 51, 100, 2), 1358))
+            .cloned()
+            .flatten(),
         Some(Check {
             kind: CheckKind::Http {
                 path: "/".to_owned(),
@@ -822,10 +825,11 @@ real_server 10.0.1.2 80 {
     ));
 }
 
-/// One check per service: the first real's with a checker; a real with
-/// another checker, other settings or none is a warning with its line.
+/// Reals whose checkers differ keep each their own (a real without one
+/// is not checked, as in keepalived); a real's second checker is a
+/// warning with its line.
 #[test]
-fn reals_checked_otherwise_than_the_first_are_warnings() {
+fn reals_with_other_checkers_keep_their_own() {
     let i = ka(&vs("lb_algo rr
 lb_kind NAT
 protocol TCP
@@ -858,21 +862,31 @@ real_server 10.0.1.5 80 {
 }
 "))
     .unwrap();
-    let c = the_check(&i);
-    assert_eq!(
-        (c.kind.as_str(), c.connect_timeout, c.retry),
-        ("tcp", secs(3.0), 1)
-    );
-    let like = "like real_server 10.0.1.2 80 (TCP_CHECK at k.conf:7)";
+    let s = &i.config.services[0];
+    assert_eq!(s.check, None);
+    let own = |last: u8| {
+        s.real_checks
+            .get(&(Ipv4Addr::new(10, 0, 1, last), 80))
+            .map(|c| {
+                let c = c.as_ref().unwrap();
+                (c.kind.as_str(), c.connect_timeout, c.retry)
+            })
+    };
+    assert_eq!(own(1), None, "not checked");
+    assert_eq!(own(2), Some(("tcp", secs(3.0), 1)));
+    assert_eq!(own(3), Some(("tcp", secs(4.0), 2)));
+    assert_eq!(own(4), Some(("http", secs(5.0), 1)));
+    assert_eq!(own(5), Some(("tcp", secs(3.0), 1)));
     assert_eq!(
         warnings(&i),
         [
-            format!("k.conf:5: real_server 10.0.1.1 80 has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, {like}"),
-            format!("k.conf:12: TCP_CHECK is not carried over as written (real_server 10.0.1.3 80): l4vs checks every real of a service the same way, so it is checked {like}: its connect_timeout, retry differ"),
-            format!("k.conf:18: HTTP_GET is not carried over (real_server 10.0.1.4 80): l4vs checks every real of a service the same way, so it is checked {like}"),
-            "k.conf:28: MISC_CHECK is not carried over (real_server 10.0.1.5 80): l4vs runs one check per real server, where keepalived needs all of a real's checkers to pass; TCP_CHECK (k.conf:25) is carried over".to_owned(),
+            "k.conf:28: MISC_CHECK is not carried over (real_server 10.0.1.5 80): l4vs runs one check per real server, where keepalived needs all of a real's checkers to pass; TCP_CHECK (k.conf:25) is carried over",
         ]
     );
+    // The output loads, with each real's check under it.
+    assert!(i.yaml.contains("check: {type: http, "), "{}", i.yaml);
+    let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
+    assert_eq!(back.services[0].real_checks, s.real_checks);
 }
 
 /// SSL_GET is an https check (enable_sni and digest kept), a second

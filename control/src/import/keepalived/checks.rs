@@ -3,8 +3,11 @@
 //! keepalived checks each real server with the checkers of its
 //! `real_server` block (check/check_api.c, check_tcp.c, check_http.c,
 //! check_misc.c; check_data.c `validate_check_config` fills in the
-//! defaults). l4vs has one [`Check`] per service, for all its reals
-//! ([`crate::health`]).
+//! defaults). l4vs has a [`Check`] per service, for its reals, and a real
+//! may have its own ([`crate::health`]): the import gives the service the
+//! check every real has when all have the same, and otherwise each real
+//! its own (a real without a checker is then not checked, as keepalived
+//! does not check it).
 //!
 //! | keepalived                                   | l4vs service                              |
 //! |----------------------------------------------|-------------------------------------------|
@@ -45,8 +48,7 @@
 //! `max_reply_length`, SMTP_CHECK, PING_CHECK, FILE_CHECK and BFD_CHECK, a
 //! TCP_CHECK, HTTP_GET or SSL_GET of a UDP service and a UDP_CHECK of a
 //! TCP one (l4vs refuses those; the reals stay unchecked), the source address and
-//! mark options, and a real whose check differs from the service's (one
-//! check per service: the first real's with one). A time or retry count
+//! mark options. A time or retry count
 //! beyond what l4vs takes is brought within it, with a warning; a
 //! `misc_path` with shell characters is a warning too, as l4vs runs it with
 //! `sh -c` where keepalived ran it without a shell; and so is a TCP or
@@ -983,15 +985,19 @@ pub(super) struct RealRef<'a> {
 
 /// A service's check and `inhibit_on_failure`.
 pub(super) struct ServiceCheck {
+    /// The check of every real, when they all have the same.
     pub check: Option<Check>,
+    /// Otherwise each real's own, in the order of the reals (`None`: not
+    /// checked); empty when `check` says it all.
+    pub real_checks: Vec<Option<Check>>,
     pub inhibit_on_failure: bool,
     /// For each real, the index of its checker carried over (as the
     /// service's or not), if any.
     pub carried: Vec<Option<usize>>,
 }
 
-/// The one check of a service from its reals' checkers: the first real's
-/// with one. `only`: the protocol of the service, whose reals answer that
+/// A service's checks from its reals' checkers: one for the service when
+/// every real's is the same, else each real's own. `only`: the protocol of the service, whose reals answer that
 /// protocol only (config/validate.rs refuses TCP, HTTP and HTTPS checks
 /// of a UDP service, and UDP checks of a TCP one); `None` for a
 /// firewall-mark service, which takes every kind.
@@ -1053,48 +1059,24 @@ pub(super) fn service_check(
         each.push(kept);
     }
     let carried = each.iter().map(|k| k.as_ref().map(|(i, _)| *i)).collect();
-    let first = each
-        .iter()
-        .enumerate()
-        .find_map(|(ri, k)| k.as_ref().map(|(ci, check)| (ri, *ci, check.clone())));
-    let Some((fr, fc, check)) = first else {
-        return ServiceCheck {
-            check: None,
-            inhibit_on_failure: reals.iter().any(|r| r.inhibit.is_some()),
-            carried,
-        };
+    // One check for the service when every real has the same; else each
+    // real its own (keepalived's checkers are a real's), and a real
+    // without one is not checked, as in keepalived.
+    let first = each.iter().flatten().next().map(|(_, c)| c.clone());
+    let same = first.as_ref().filter(|f| {
+        each.iter()
+            .all(|k| k.as_ref().is_some_and(|(_, c)| c == *f))
+    });
+    let (check, own) = match (same, first.is_some()) {
+        (Some(c), _) => (Some(c.clone()), Vec::new()),
+        (None, true) => (
+            None,
+            each.iter()
+                .map(|k| k.as_ref().map(|(_, c)| c.clone()))
+                .collect(),
+        ),
+        (None, false) => (None, Vec::new()),
     };
-    let by = &reals[fr].checks[fc];
-    let like = format!("like {} ({} at {})", reals[fr].name, by.keyword, by.pos);
-    for (r, k) in reals.iter().zip(&each) {
-        match k {
-            None => w.warn(
-                r.pos,
-                format!(
-                    "{} has no checker l4vs carries over, but l4vs checks every real of a service the same way: it is checked too, {like}",
-                    r.name
-                ),
-            ),
-            Some((ci, c)) if *c != check => {
-                let own = &r.checks[*ci];
-                let (written, what) = if c.kind.as_str() == check.kind.as_str() {
-                    let keys = differences(c, &check);
-                    let verb = if keys.len() == 1 { "differs" } else { "differ" };
-                    (" as written", format!(": its {} {verb}", keys.join(", ")))
-                } else {
-                    ("", String::new())
-                };
-                w.warn(
-                    &own.pos,
-                    format!(
-                        "{} is not carried over{written} ({}): l4vs checks every real of a service the same way, so it is checked {like}{what}",
-                        own.keyword, r.name
-                    ),
-                );
-            }
-            Some(_) => {}
-        }
-    }
     // l4vs has inhibit_on_failure per service: on if any real has it.
     let inhibit_on_failure = match reals.iter().find_map(|r| r.inhibit.map(|p| (r, p))) {
         None => false,
@@ -1112,122 +1094,11 @@ pub(super) fn service_check(
         }
     };
     ServiceCheck {
-        check: Some(check),
+        check,
+        real_checks: own,
         inhibit_on_failure,
         carried,
     }
-}
-
-/// The keys in which two checks of one type differ.
-fn differences(a: &Check, b: &Check) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    match (&a.kind, &b.kind) {
-        (
-            CheckKind::Http {
-                path,
-                status_codes,
-                virtualhost,
-                digest,
-                contains,
-                tls: _,
-                enable_sni,
-            },
-            CheckKind::Http {
-                path: p2,
-                status_codes: s2,
-                virtualhost: v2,
-                digest: d2,
-                contains: c2,
-                tls: _,
-                enable_sni: e2,
-            },
-        ) => {
-            for (differ, key) in [
-                (path != p2, "path"),
-                (status_codes != s2, "status_code"),
-                (virtualhost != v2, "virtualhost"),
-                (digest != d2, "digest"),
-                (contains != c2, "contains (regex)"),
-                (enable_sni != e2, "enable_sni"),
-            ] {
-                if differ {
-                    out.push(key);
-                }
-            }
-        }
-        (
-            CheckKind::Udp {
-                payload,
-                require_reply,
-            },
-            CheckKind::Udp {
-                payload: p2,
-                require_reply: r2,
-            },
-        ) => {
-            for (differ, key) in [
-                (payload != p2, "payload"),
-                (require_reply != r2, "require_reply"),
-            ] {
-                if differ {
-                    out.push(key);
-                }
-            }
-        }
-        (
-            CheckKind::Dns { record_type, name },
-            CheckKind::Dns {
-                record_type: t2,
-                name: n2,
-            },
-        ) => {
-            for (differ, key) in [(record_type != t2, "type"), (name != n2, "name")] {
-                if differ {
-                    out.push(key);
-                }
-            }
-        }
-        (
-            CheckKind::Misc {
-                path,
-                timeout,
-                dynamic,
-            },
-            CheckKind::Misc {
-                path: p2,
-                timeout: t2,
-                dynamic: d2,
-            },
-        ) => {
-            for (differ, key) in [
-                (path != p2, "misc_path"),
-                (timeout != t2, "misc_timeout"),
-                (dynamic != d2, "misc_dynamic"),
-            ] {
-                if differ {
-                    out.push(key);
-                }
-            }
-        }
-        _ => {}
-    }
-    for (differ, key) in [
-        (a.connect_port != b.connect_port, "connect_port"),
-        (a.delay_loop != b.delay_loop, "delay_loop"),
-        (a.connect_timeout != b.connect_timeout, "connect_timeout"),
-        (a.retry != b.retry, "retry"),
-        (
-            a.delay_before_retry != b.delay_before_retry,
-            "delay_before_retry",
-        ),
-        (a.alpha != b.alpha, "alpha"),
-        (a.warmup != b.warmup, "warmup"),
-    ] {
-        if differ {
-            out.push(key);
-        }
-    }
-    out
 }
 
 /// Warns about the timing settings of a block (`ctx`) when none of its

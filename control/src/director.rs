@@ -687,6 +687,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 metrics::render(&metrics::View {
                     services: &table.report(),
                     health: &table.health(),
+                    quorums: &table.quorums(),
                     workers: &all_counters,
                     conn_capacity: cfg.workers.connections,
                     ports: &ports,

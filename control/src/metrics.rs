@@ -25,7 +25,8 @@
 //!   `forward`): connections, packets and bytes in each direction, as
 //!   `ipvsadm -L --stats` counts them (since the start or the last `-Z`);
 //!   per real also active and inactive connections, the weight, and
-//!   whether its health check finds it up (`l4vs_real_up`);
+//!   whether its health check finds it up (`l4vs_real_up`); per service
+//!   whether its quorum is met (`l4vs_service_quorum_up`);
 //! - per worker (label `worker`): every counter of
 //!   [`l4vs_dataplane::Counters`] (received, forwarded, redirected, busy
 //!   and idle TSC cycles...), drops by reason, and the connection table's
@@ -273,6 +274,9 @@ pub struct View<'a> {
     pub services: &'a [ServiceReport],
     /// Every configured real's health (`ServiceTable::health`).
     pub health: &'a [RealHealth],
+    /// Each service's quorum (`ServiceTable::quorums`): its key, name,
+    /// and whether the quorum is met.
+    pub quorums: &'a [(ServiceKey, String, bool)],
     /// Each worker's counters, in worker order.
     pub workers: &'a [Arc<Counters>],
     /// Connection-table entries each worker has room for.
@@ -532,6 +536,16 @@ pub fn render(v: &View<'_>) -> String {
             ],
         );
         up.get_or_create(&l).set(i64::from(h.up));
+    }
+    let quorum = gauge(
+        &mut r,
+        "service_quorum_up",
+        "1 while the weights of the service's reals that are up reach its quorum (keepalived's quorum with hysteresis), 0 while it is lost and the sorry server, if any, stands in",
+    );
+    for (key, name, met) in v.quorums {
+        quorum
+            .get_or_create(&key_labels(*key, name))
+            .set(i64::from(*met));
     }
     // Workers.
     let named: Vec<(&str, Family<Labels, Counter>)> = WORKER_COUNTER_HELP

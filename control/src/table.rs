@@ -1532,6 +1532,16 @@ impl ServiceTable {
             .collect()
     }
 
+    /// Every service's key, name and whether its quorum is met, in slot
+    /// order.
+    pub fn quorums(&self) -> Vec<(ServiceKey, String, bool)> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|e| (e.spec.key, display_name(&e.spec), e.quorum.met))
+            .collect()
+    }
+
     /// Every service with its reals: settings, connection counts, traffic
     /// counters and rates, in slot order. What `l4vsadm -L`, the metrics
     /// and SIGUSR1 show.

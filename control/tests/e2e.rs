@@ -1246,11 +1246,14 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     // keepalived's quorum_down command, run by sh -c (its output is the
     // director's).
     director.wait_log("quorum_down: http DOWN");
+    let quorum_up = r#"l4vs_service_quorum_up{service="http",protocol="tcp",vip="198.18.0.100",port="80",fwmark=""}"#;
+    assert_eq!(sample(&scrape(&lab), quorum_up), 0);
     let lost = lab.http_load(VIP_HTTP, 20).unwrap();
     assert_eq!((lost.count("sorry"), lost.failed), (20, 0), "{lost:?}");
     endpoints[0] = health_endpoint(&lab, &REAL_SERVERS[0]);
     director.wait_log("quorum 1 back (up weight 1), sorry server 198.18.2.13:8081 out");
     director.wait_log("quorum_up: http UP");
+    assert_eq!(sample(&scrape(&lab), quorum_up), 1);
     let back = lab.http_load(VIP_HTTP, 20).unwrap();
     assert_eq!((back.count("rs1"), back.failed), (20, 0), "{back:?}");
     let _ = sorry.kill();

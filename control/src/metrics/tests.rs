@@ -54,6 +54,7 @@ fn sample() -> String {
     render(&View {
         services: &lab_report(),
         health: &health,
+        quorums: &[(crate::table::ServiceKey::Fwmark(1), "web".into(), false)],
         workers: &[w],
         conn_capacity: 4096,
         ports: &ports,
@@ -116,6 +117,7 @@ fn services_reals_workers_and_ports_are_rendered_with_their_values() {
     has(&format!(
         r#"l4vs_real_up{{{svc},real="198.18.2.12",real_port="0",forward="nat"}} 0"#
     ));
+    has(&format!("l4vs_service_quorum_up{{{svc}}} 0"));
     assert!(!text.contains(r#"port="gone""#), "{text}");
 }
 

@@ -72,9 +72,9 @@
 //!   `count` addresses, plus its HMAC trailer when configured), Ethernet
 //!   padding aside. [`validate`] accepts longer payloads and exposes the
 //!   excess as [`Packet::trailer`].
-//! - An unknown VRID is logged once ("Unknown VRID ... ignoring") and
-//!   dropped; a count that differs from the configured addresses, or a
-//!   configured address missing from the list, is logged and counted
+//! - An unknown VRID is dropped (logged with `log_unknown_vrids`); a
+//!   count that differs from the configured addresses, or a configured
+//!   address missing from the list, is logged and counted
 //!   (`addr_list_err`) but the advertisement is **still used**.
 //! - A different advertisement interval is logged; the packet is used, and
 //!   a backup adopts the master's interval (RFC 5798 section 6.4.2).
@@ -82,8 +82,8 @@
 //!   reverse, is dropped; unicast sources must be known peers when
 //!   `check_unicast_src` is set.
 //! - As the address owner (priority 255) keepalived drops advertisements
-//!   only with `owner_ignore_adverts`; otherwise it processes them, and two
-//!   owners make one lower itself to 254.
+//!   only with `owner_ignore_adverts`; otherwise it processes them; two
+//!   owners log a configuration error and one lowers itself to 254.
 //! - Its default protocol is VRRPv2 (`vrrp_version 2`): a keepalived peer
 //!   needs `vrrp_version 3` (global) or `version 3` (instance), or every
 //!   advertisement fails here with [`RxError::Version`]`(2)`.
@@ -138,8 +138,8 @@ pub const TOS: u8 = 0xc0;
 pub const VERSION: u8 = 3;
 /// The only packet type, ADVERTISEMENT (RFC 5798 section 5.2.2).
 pub const TYPE_ADVERTISEMENT: u8 = 1;
-/// Priority 0: the master stops participating; backups take over after
-/// `Skew_Time` instead of `Master_Down_Interval` (RFC 5798 section 5.2.4).
+/// Priority 0: the master stops participating (RFC 5798 section 5.2.4);
+/// backups then wait only `Skew_Time` before taking over (section 6.4.2).
 pub const PRIORITY_RELEASE: u8 = 0;
 /// The default priority of a backup router (RFC 5798 section 5.2.4,
 /// keepalived's `VRRP_PRIO_DFL`).

@@ -8,8 +8,12 @@
 //! ```
 //! `new_checked` accepts only htype 1 (Ethernet), ptype 0x0800, hlen 6,
 //! plen 4: other combinations are [`Error::Unsupported`].
+//!
+//! [`emit_gratuitous_request`] writes the whole Ethernet frame of a
+//! gratuitous ARP request, which moves an address to a MAC on the
+//! neighbours' caches (VRRP's takeover, RFC 5798 section 6.4.2).
 
-use crate::ethernet::Address;
+use crate::ethernet::{self, Address, EtherType};
 use crate::{get_addr, get_u16, set_addr, set_u16, Error, Ipv4Addr, Result};
 
 /// ARP operation.
@@ -148,6 +152,40 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// Length of an Ethernet frame holding an ARP packet, before padding.
+pub const FRAME_LEN: usize = ethernet::HEADER_LEN + PACKET_LEN;
+
+/// Writes a gratuitous ARP request frame saying that `ip` is at `mac`, as
+/// keepalived's `send_gratuitous_arp_immediate` (vrrp/vrrp_arp.c) builds
+/// it: Ethernet broadcast from `mac`; operation request; sender `mac` and
+/// `ip`; target MAC ff:ff:ff:ff:ff:ff and target IP `ip`. Zero padding up
+/// to [`ethernet::MIN_FRAME_LEN`] follows. Returns the frame length (60).
+///
+/// RFC 5798 section 6.4.2 asks a new VRRP master for "a gratuitous ARP
+/// request ... containing the virtual router MAC address" per address; it
+/// does not fix the target MAC. RFC 5227's announcements use zeros there;
+/// receivers ignore it either way, and the broadcast keepalived writes is
+/// what the peers of an l4vs pair already see.
+///
+/// # Errors
+/// [`Error::Truncated`] when `buf` is shorter than 60 bytes; nothing is
+/// written then.
+pub fn emit_gratuitous_request(buf: &mut [u8], mac: Address, ip: Ipv4Addr) -> Result<usize> {
+    let frame = buf
+        .get_mut(..ethernet::MIN_FRAME_LEN)
+        .ok_or(Error::Truncated)?;
+    let mut eth = ethernet::Frame::new_unchecked(&mut *frame);
+    eth.set_dst_addr(Address::BROADCAST);
+    eth.set_src_addr(mac);
+    eth.set_outer_ethertype(EtherType::Arp);
+    let mut arp = Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..FRAME_LEN]);
+    arp.set_header(Operation::Request);
+    arp.set_sender(mac, ip);
+    arp.set_target(Address::BROADCAST, ip);
+    frame[FRAME_LEN..].fill(0);
+    Ok(ethernet::MIN_FRAME_LEN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +216,39 @@ mod tests {
         );
         p.set_target(Address::UNSPECIFIED, Ipv4Addr::new(198, 18, 1, 1));
         assert_eq!(buf, REQUEST);
+    }
+
+    #[test]
+    fn gratuitous_request_frame() {
+        #[rustfmt::skip]
+        let want: [u8; 60] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // Ethernet destination: broadcast
+            0x00, 0x00, 0x5e, 0x00, 0x01, 0x33, // source: VRRP virtual MAC, VRID 51
+            0x08, 0x06,                         // EtherType ARP
+            0x00, 0x01, 0x08, 0x00, 6, 4,       // Ethernet, IPv4, hlen 6, plen 4
+            0x00, 0x01,                         // request
+            0x00, 0x00, 0x5e, 0x00, 0x01, 0x33, // sender MAC
+            198, 18, 0, 100,                    // sender IP
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // target MAC, as keepalived
+            198, 18, 0, 100,                    // target IP = sender IP
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // padding
+        ];
+        let mac = Address([0x00, 0x00, 0x5e, 0x00, 0x01, 0x33]);
+        let ip = Ipv4Addr::new(198, 18, 0, 100);
+        let mut buf = [0xaau8; 64];
+        assert_eq!(emit_gratuitous_request(&mut buf, mac, ip), Ok(60));
+        assert_eq!(buf[..60], want);
+        assert_eq!(buf[60..], [0xaa; 4]);
+        let p = Packet::new_checked(&buf[14..42]).unwrap();
+        assert_eq!(p.operation(), Operation::Request);
+        assert_eq!(p.sender_proto_addr(), p.target_proto_addr());
+
+        let mut short = [0xaau8; 59];
+        assert_eq!(
+            emit_gratuitous_request(&mut short, mac, ip),
+            Err(Error::Truncated)
+        );
+        assert_eq!(short, [0xaa; 59]);
     }
 
     #[test]

@@ -103,6 +103,10 @@ mod field {
 pub const HEADER_LEN: usize = 14;
 /// Length of the 802.1Q tag.
 pub const VLAN_TAG_LEN: usize = 4;
+/// The shortest frame IEEE 802.3 allows, without the 4-byte FCS
+/// (Linux's `ETH_ZLEN`). Builders of short control frames (ARP, VRRP) pad
+/// to it with zeros, since not every port pads in hardware.
+pub const MIN_FRAME_LEN: usize = 60;
 
 /// A view of an Ethernet frame.
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ pub mod ipvs_sync;
 pub mod rewrite;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 pub use core::net::Ipv4Addr;
 

@@ -67,6 +67,12 @@
 //! admin_socket: /run/l4vs/admin.sock  # default /run/l4vs/admin-netns<ID>.sock (restart-only)
 //! metrics_listen: 127.0.0.1:9816  # default: Prometheus metrics at /metrics; off = none (restart-only)
 //! exception_path: true      # default true: a kernel interface per port, l4vs-<port name> (restart-only)
+//! sync:                     # optional: the connection sync daemon (ipvsadm --start-daemon; restart-only)
+//!   role: master            # required: master | backup | both
+//!   interface: lan          # required: the port it sends and receives on (--mcast-interface)
+//!   syncid: 0               # default 0 (a backup with 0 takes every syncid)
+//!   group: 224.0.0.81       # default 224.0.0.81 (--mcast-group); port: 8848; ttl: 1
+//!   max_len: 1472           # default the port's MTU - 28 (--sync-maxlen)
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -328,6 +334,67 @@ pub struct Config {
     pub exception_path: bool,
     /// Classifier rules, in order: the first match gives a packet its mark.
     pub firewall_marks: Vec<FirewallMark>,
+    /// The connection sync daemon (IPVS's, ipvsadm `--start-daemon`), if
+    /// any. Restart-only.
+    pub sync: Option<Sync>,
+}
+
+/// What the sync daemon does (`ipvsadm --start-daemon STATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRole {
+    /// Sends the state of this director's connections.
+    Master,
+    /// Takes the connections a master sends into this director's table.
+    Backup,
+    /// Both (IPVS runs a master and a backup daemon side by side).
+    Both,
+}
+
+impl SyncRole {
+    /// The key's value: `master`, `backup`, `both`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRole::Master => "master",
+            SyncRole::Backup => "backup",
+            SyncRole::Both => "both",
+        }
+    }
+
+    /// Whether it sends.
+    pub fn sends(self) -> bool {
+        self != SyncRole::Backup
+    }
+
+    /// Whether it receives.
+    pub fn receives(self) -> bool {
+        self != SyncRole::Master
+    }
+}
+
+/// The sync daemon's settings: ipvsadm's `--start-daemon` options and
+/// IPVS's `sync_*` sysctls, with their defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sync {
+    pub role: SyncRole,
+    /// `syncid` (0..=255): a master's messages carry it; a backup takes
+    /// only messages with its own, or every one when it is 0.
+    pub syncid: u8,
+    /// Index into [`Config::ports`]: the port the daemon sends and
+    /// receives on (`--mcast-interface`).
+    pub port: usize,
+    /// The source of the messages: the director's first address on that
+    /// port.
+    pub source: Ipv4Addr,
+    /// The multicast group (`--mcast-group`, default 224.0.0.81).
+    pub group: Ipv4Addr,
+    /// The UDP port (`--mcast-port`, default 8848).
+    pub udp_port: u16,
+    /// The messages' TTL (`--mcast-ttl`, default 1).
+    pub ttl: u8,
+    /// The longest message in bytes (`--sync-maxlen`; default the port's
+    /// MTU less 28, the IPv4 and UDP headers, as ip_vs_sync.c's
+    /// `set_sync_mesg_maxlen`).
+    pub max_len: u16,
 }
 
 /// A classifier rule (what `iptables -t mangle ... -j MARK` did for LVS).
@@ -804,6 +871,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         metrics_listen,
         exception_path,
         firewall_marks: _,
+        sync,
     } = running;
     let Eal { args, main_core } = eal;
     let Workers {
@@ -825,6 +893,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         ("admin_socket", *admin_socket != new.admin_socket),
         ("metrics_listen", *metrics_listen != new.metrics_listen),
         ("exception_path", *exception_path != new.exception_path),
+        ("sync", *sync != new.sync),
         (
             "icmp_ratelimit_ms",
             icmp.ratelimit_ms != new.icmp.ratelimit_ms,

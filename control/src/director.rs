@@ -19,6 +19,7 @@ use crate::health::{self, Checker};
 use crate::metrics::{self, MetricsEndpoint};
 use crate::plan;
 use crate::port_io::DpdkIo;
+use crate::sync::SyncDaemon;
 use crate::table::{self, Change, Network, ServiceTable};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
@@ -116,6 +117,8 @@ struct ControlSide {
     /// Each config port's DPDK port id, to tell which port a punted
     /// packet came in on.
     port_ids: Vec<u16>,
+    /// The connection sync daemon (`sync:`), if any.
+    sync: Option<SyncDaemon>,
 }
 
 impl ControlSide {
@@ -137,8 +140,11 @@ impl ControlSide {
         }
     }
 
-    /// Drains the punt and event rings.
-    fn drain(&mut self) {
+    /// Drains the punt and event rings: sync messages go to the sync
+    /// daemon, other punted frames to the kernel; connection events are
+    /// counted, and a sync master notes them.
+    fn drain(&mut self, snap: &Snapshot) {
+        let now = Instant::now();
         let mut burst: [Option<Mbuf>; 64] = [const { None }; 64];
         for r in &mut self.punt {
             loop {
@@ -149,6 +155,15 @@ impl ControlSide {
                 self.counts.punted += n as u64;
                 for m in burst[..n].iter_mut() {
                     let Some(mbuf) = m.take() else { continue };
+                    if let Some(d) = self.sync.as_mut().filter(|d| d.is_sync_frame(mbuf.data())) {
+                        let workers = &mut self.workers;
+                        d.apply(mbuf.data(), snap, |w, c| {
+                            workers.get_mut(usize::from(w)).is_some_and(|ring| {
+                                ring.send(rings::Command::InsertConn(c)).is_ok()
+                            })
+                        });
+                        continue;
+                    }
                     let kernel = self
                         .port_ids
                         .iter()
@@ -166,10 +181,21 @@ impl ControlSide {
         }
         let counts = &mut self.counts.events;
         let listing = &mut self.listing;
+        let sync = &mut self.sync;
         for w in &mut self.workers {
             w.drain_events(|e| match e {
-                Event::Created(_) => counts[0] += 1,
-                Event::StateChanged(_) => counts[1] += 1,
+                Event::Created(c) => {
+                    counts[0] += 1;
+                    if let Some(d) = sync.as_mut() {
+                        d.note(&c, true, snap, now);
+                    }
+                }
+                Event::StateChanged(c) => {
+                    counts[1] += 1;
+                    if let Some(d) = sync.as_mut() {
+                        d.note(&c, false, snap, now);
+                    }
+                }
                 Event::Ended(_) => counts[2] += 1,
                 Event::Listed(c) => {
                     if let Some(l) = listing.as_mut() {
@@ -182,6 +208,16 @@ impl ControlSide {
                     }
                 }
             });
+        }
+    }
+
+    /// Sends the sync messages that are due (all of them with `all`).
+    fn send_sync(&mut self, all: bool) {
+        let Some(d) = self.sync.as_mut() else { return };
+        let port = d.config().port as u16;
+        let frames = d.frames(Instant::now(), all);
+        for f in frames {
+            self.inject(port, &f);
         }
     }
 
@@ -456,6 +492,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         listing: None,
         kernel,
         port_ids: ports.iter().map(Port::id).collect(),
+        sync: cfg.sync.clone().map(|s| {
+            let mac = port_infos[s.port].mac.0;
+            SyncDaemon::new(s, mac, cfg.workers.cores.len() as u16)
+        }),
     };
     let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
     let mut handles = Vec::new();
@@ -528,6 +568,20 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     if let Some(m) = &metrics {
         info!(target: "l4vs", "metrics at http://{}/metrics", m.local_addr());
     }
+    if let Some(s) = &cfg.sync {
+        info!(
+            target: "l4vs",
+            "sync daemon {}, syncid {}, on port {}: {}:{} from {}, TTL {}, messages up to {} bytes",
+            s.role.as_str(),
+            s.syncid,
+            cfg.ports[s.port].name,
+            s.group,
+            s.udp_port,
+            s.source,
+            s.ttl,
+            s.max_len
+        );
+    }
     info!(
         target: "l4vs",
         "{} worker(s) on cores {}; running",
@@ -555,7 +609,8 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         if handles.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
         }
-        control.drain();
+        control.drain(&snapshot.load());
+        control.send_sync(false);
         control.relay_from_kernel();
         retired.retain(|s| Arc::strong_count(s) > 1);
         let now = started.elapsed();
@@ -762,7 +817,21 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             Err(_) => failed.push("a worker panicked".to_owned()),
         }
     }
-    control.drain();
+    control.drain(&snapshot.load());
+    control.send_sync(true);
+    if let Some(d) = &control.sync {
+        let c = d.counts;
+        info!(
+            target: "l4vs",
+            "sync daemon: sent {} connection(s) in {} message(s); received {} message(s), applied {} connection(s), rejected {} message(s) and {} connection(s)",
+            c.sent_conns,
+            c.sent_messages,
+            c.received_messages,
+            c.applied,
+            c.rejected_messages,
+            c.rejected_conns
+        );
+    }
     print_final(
         cfg,
         &ports,

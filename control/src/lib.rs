@@ -16,4 +16,5 @@ pub mod plan;
 pub mod port_io;
 pub mod startup;
 pub mod stats;
+pub mod sync;
 pub mod table;

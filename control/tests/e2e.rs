@@ -7,7 +7,9 @@
 //! each other slow.
 
 use l4vs_lab::netns;
-use l4vs_lab::{Distribution, Lab, Mode, DIRECTOR, REAL_SERVERS, VIP, VIP_HTTP, VIP_UDP};
+use l4vs_lab::{
+    Distribution, Lab, Mode, DIRECTOR, DIRECTOR2, REAL_SERVERS, VIP, VIP_HTTP, VIP_UDP,
+};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -115,6 +117,27 @@ impl Director {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A standby director in the lab's second director namespace, with
+    /// `config` from configs/; ready once its log says it runs (no
+    /// traffic reaches it to wait for).
+    fn start_standby(lab: &Lab, config: &str) -> Director {
+        let log = std::env::temp_dir().join(format!("{}-director2.log", lab.prefix()));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut cmd = lab.command(DIRECTOR2, env!("CARGO_BIN_EXE_l4vs"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(repo().join("configs").join(config));
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = lab.spawn_in(DIRECTOR2, &mut cmd).expect("starting l4vs");
+        let d = Director {
+            child: Some(child),
+            log,
+        };
+        d.wait_log("; running");
+        d
     }
 
     fn log_text(&self) -> String {
@@ -799,7 +822,12 @@ fn a_smaller_port_mtu_is_learned_by_the_client_and_fragmented_towards_it() {
 /// `l4vsadm` in the director's namespace, as an operator runs ipvsadm:
 /// its exit status, stdout and stderr.
 fn l4vsadm(lab: &Lab, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = lab.command(DIRECTOR, env!("CARGO_BIN_EXE_l4vsadm"));
+    l4vsadm_in(lab, DIRECTOR, args)
+}
+
+/// `l4vsadm ARGS` in `role`'s namespace: exit status, stdout, stderr.
+fn l4vsadm_in(lab: &Lab, role: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = lab.command(role, env!("CARGO_BIN_EXE_l4vsadm"));
     cmd.args(args);
     let out = netns::output(&mut cmd).expect("running l4vsadm");
     (
@@ -1434,4 +1462,106 @@ fn a_reload_that_mends_a_check_brings_the_reals_back() {
             "{log}"
         );
     }
+}
+
+/// The connection sync daemon, active and standby on one segment: the
+/// standby's table gets the active director's connections (each client
+/// port, to the same real, ESTABLISHED), from IPVS sync messages that
+/// tshark's IPVS dissector reads as such (captured on a real's link).
+#[test]
+fn the_standby_takes_the_active_directors_connections() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    let standby = Director::start_standby(&lab, "lab-nat-sync-backup.yaml");
+    let capture = std::env::temp_dir().join(format!("{}-sync.pcap", lab.prefix()));
+    let mut tshark = lab.command("rs1", "tshark");
+    tshark
+        .args(["-i", "eth0", "-f", "udp port 8848", "-w"])
+        .arg(&capture)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let tshark = lab
+        .spawn_in("rs1", &mut tshark)
+        .expect("tshark (Debian's tshark package; scripts/test installs it)");
+    let active = Director::start(&lab, "lab-nat-sync-master.yaml");
+    // Ten connections held open through the sync.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
+        cmd.args([
+            "http-slow",
+            "--target",
+            "198.18.0.100:80",
+            "--hold-ms",
+            "4000",
+        ])
+        .stdout(Stdio::piped());
+        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
+    }
+    // Established on the active director...
+    let established = |role: &str| -> Vec<(String, String)> {
+        let (code, out, err) = l4vsadm_in(&lab, role, &["-Lnc"]);
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .filter(|l| l.starts_with("TCP") && l.contains("ESTABLISHED"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[3].to_owned(), f[5].to_owned())
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut on_active = established(DIRECTOR);
+    while on_active.len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        on_active = established(DIRECTOR);
+    }
+    assert_eq!(on_active.len(), 10, "{on_active:?}");
+    // ... and on the standby within the 2 s a message waits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut on_standby = established(DIRECTOR2);
+    while on_standby.len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        on_standby = established(DIRECTOR2);
+    }
+    on_active.sort();
+    on_standby.sort();
+    assert_eq!(on_standby, on_active, "the standby's table");
+    for h in held {
+        let _ = h.wait_with_output();
+    }
+    let active_log = active.stop();
+    let standby_log = standby.stop();
+    assert!(
+        active_log
+            .contains("sync daemon master, syncid 7, on port lan: 224.0.0.81:8848 from 198.18.1.1"),
+        "{active_log}"
+    );
+    assert!(
+        standby_log.contains("rejected 0 message(s) and 0 connection(s)"),
+        "{standby_log}"
+    );
+    let _ = netns::signal(&[tshark.id()], "INT");
+    let out = tshark.wait_with_output().unwrap();
+    let decoded = netns::output(
+        Command::new("tshark")
+            .args(["-r"])
+            .arg(&capture)
+            .args(["-d", "udp.port==8848,ipvs", "-T", "fields"])
+            .args(["-e", "ipvs.syncid", "-e", "ipvs.caddr", "-e", "ipvs.cport"])
+            .args(["-e", "_ws.malformed", "-e", "_ws.expert"]),
+    )
+    .expect("tshark -r");
+    let text = String::from_utf8_lossy(&decoded.stdout);
+    let _ = std::fs::remove_file(&capture);
+    assert!(
+        text.contains("7\t198.18.1.10"),
+        "tshark read no sync message of syncid 7 from the client's connections: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (client, _) in &on_active {
+        let port = client.rsplit(':').next().unwrap();
+        assert!(text.contains(port), "client port {port} not in {text}");
+    }
+    assert!(!text.contains("Malformed"), "{text}");
 }

@@ -64,6 +64,9 @@ pub mod flags {
     pub const NO_OUTPUT: u8 = 2;
     /// A persistence template, not a connection.
     pub const TEMPLATE: u8 = 4;
+    /// Inserted from a sync message ([`crate::rings::Command::InsertConn`]),
+    /// as IPVS's `IP_VS_CONN_F_SYNC`: a sync master does not send it back.
+    pub const SYNCED: u8 = 8;
 }
 
 /// One connection: 40 bytes.

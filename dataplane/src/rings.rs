@@ -35,7 +35,10 @@ pub enum Command {
     /// Insert this connection entry (built with [`Conn::new`]), or refresh
     /// the entry of the same client tuple: its state, timer and real server
     /// (as `ip_vs_proc_conn` does for a synced connection). The entry's
-    /// `service` and `real` index the worker's current snapshot.
+    /// `service` and `real` index the worker's current snapshot; its
+    /// `expires` is the seconds it has left (the worker adds its clock),
+    /// as a sync message carries a timeout; it is marked
+    /// [`crate::conn::flags::SYNCED`].
     InsertConn(Conn),
     /// Remove every connection and template of the service in this slot.
     FlushService {

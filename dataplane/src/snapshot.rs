@@ -344,6 +344,12 @@ impl Snapshot {
         self.by_key.get(&(vip.to_bits(), port, proto)).copied()
     }
 
+    /// The service of firewall mark `mark`.
+    #[inline]
+    pub fn mark_service(&self, mark: u32) -> Option<u16> {
+        self.by_mark.get(&mark).copied()
+    }
+
     /// True when `a` is the VIP of any service, or inside the destination
     /// of a classifier rule whose mark has a service.
     #[inline]

@@ -1143,3 +1143,27 @@ fn wlc_passes_over_busy_reals() {
         run(&mut r, &testpkt::tcp(&reply, 8080, port, ACK, b""));
     }
 }
+
+/// Multicast the dataplane does not serve goes to the control thread
+/// (the sync daemon's messages, VRRP, what the kernel joined); unicast to
+/// another host is still not for us.
+#[test]
+fn multicast_goes_to_the_control_thread() {
+    let mut r = rig(ForwardMethod::Nat);
+    let group = |dst: Ipv4Addr| Hdr {
+        dst,
+        dst_mac: Mac([0x01, 0x00, 0x5e, 0x00, 0x00, dst.octets()[3]]),
+        ..from_client()
+    };
+    let sync = testpkt::udp(
+        &group(Ipv4Addr::new(224, 0, 0, 81)),
+        8848,
+        8848,
+        b"msg",
+        true,
+    );
+    assert_eq!(run(&mut r, &sync).0, Verdict::ToControl);
+    let other = testpkt::udp(&group(Ipv4Addr::new(239, 1, 2, 3)), 5000, 5000, b"x", true);
+    assert_eq!(run(&mut r, &other).0, Verdict::ToControl);
+    assert_eq!(r.counters.forwarded.get(), 0);
+}

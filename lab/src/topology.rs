@@ -11,6 +11,10 @@
 //!                         via AF_PACKET) <prefix>-rs1 ...
 //! ```
 //!
+//! A second director's namespace, `<prefix>-director2` (port
+//! `p-director2`), is on the bridge too, idle unless a test starts a
+//! standby l4vs there ([`DIRECTOR2_CLIENT_ADDR`], [`DIRECTOR2_REAL_ADDR`]).
+//!
 //! * One L2 segment. The director has no kernel address: l4vs answers ARP
 //!   for [`DIRECTOR_CLIENT_ADDR`] and [`DIRECTOR_REAL_ADDR`] itself.
 //! * The client routes [`VIP_NET`] via [`DIRECTOR_CLIENT_ADDR`]; the real
@@ -113,6 +117,13 @@ pub const REAL_SERVERS: [RealServer; 3] = [
 pub const CLIENT: &str = "client";
 /// Role of the director namespace.
 pub const DIRECTOR: &str = "director";
+/// Role of a second director's namespace (the standby of an
+/// active-standby pair), on the same segment; nothing routes through it.
+pub const DIRECTOR2: &str = "director2";
+/// Addresses a second director takes, next to the first's.
+pub const DIRECTOR2_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+/// See [`DIRECTOR2_CLIENT_ADDR`].
+pub const DIRECTOR2_REAL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
 /// Role of the namespace holding the bridge.
 pub const LAN: &str = "lan";
 
@@ -251,7 +262,7 @@ impl Lab {
     }
 
     fn build(&mut self) -> Result<()> {
-        let mut roles = vec![LAN, CLIENT, DIRECTOR];
+        let mut roles = vec![LAN, CLIENT, DIRECTOR, DIRECTOR2];
         roles.extend(REAL_SERVERS.iter().map(|r| r.name));
         for role in &roles {
             signals::check()?;
@@ -341,11 +352,13 @@ impl Lab {
             ],
         )?;
 
-        // Director: eth0 up with no address; AF_PACKET owns it.
-        netns::sysctl_in(
-            &self.ns(DIRECTOR),
-            &[&format!("net.ipv6.conf.{IFACE}.disable_ipv6=1")],
-        )?;
+        // Directors: eth0 up with no address; AF_PACKET owns it.
+        for d in [DIRECTOR, DIRECTOR2] {
+            netns::sysctl_in(
+                &self.ns(d),
+                &[&format!("net.ipv6.conf.{IFACE}.disable_ipv6=1")],
+            )?;
+        }
 
         for real in &REAL_SERVERS {
             signals::check()?;

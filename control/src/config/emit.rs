@@ -33,8 +33,21 @@ struct Out<'a> {
     admin_socket: Option<String>,
     metrics_listen: String,
     exception_path: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<OutSync<'a>>,
     firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutSync<'a> {
+    role: &'static str,
+    interface: &'a str,
+    syncid: u8,
+    group: String,
+    port: u16,
+    ttl: u8,
+    max_len: u16,
 }
 
 #[derive(Serialize)]
@@ -405,6 +418,15 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
                 })
             })
             .collect(),
+        sync: cfg.sync.as_ref().map(|s| OutSync {
+            role: s.role.as_str(),
+            interface: &cfg.ports[s.port].name,
+            syncid: s.syncid,
+            group: s.group.to_string(),
+            port: s.udp_port,
+            ttl: s.ttl,
+            max_len: s.max_len,
+        }),
         services: cfg
             .services
             .iter()

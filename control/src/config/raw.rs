@@ -48,6 +48,26 @@ pub(super) struct RawConfig {
     pub metrics_listen: Option<S<String>>,
     #[serde(default)]
     pub exception_path: Option<S<bool>>,
+    #[serde(default)]
+    pub sync: Option<S<RawSync>>,
+}
+
+/// The sync daemon, ipvsadm's `--start-daemon` options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    pub role: S<String>,
+    pub interface: S<String>,
+    #[serde(default)]
+    pub syncid: Option<S<i64>>,
+    #[serde(default)]
+    pub group: Option<S<String>>,
+    #[serde(default)]
+    pub port: Option<S<i64>>,
+    #[serde(default)]
+    pub ttl: Option<S<i64>>,
+    #[serde(default)]
+    pub max_len: Option<S<i64>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

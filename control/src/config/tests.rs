@@ -1982,3 +1982,58 @@ fn health_checks_are_read_and_bad_ones_named() {
     let line = text.lines().position(|l| l.contains("type: udp")).unwrap() + 1;
     assert!(refused("type: udp ", "type: tcp ").starts_with(&format!("c.yaml:{line}:")));
 }
+
+/// `sync:` is read with ipvsadm's defaults; bad values are refused with
+/// file:line:key; a change of it needs a restart.
+#[test]
+fn the_sync_daemon_is_configured() {
+    use crate::config::SyncRole;
+    let file = configs_dir().join("lab-nat-sync-master.yaml");
+    let cfg = load(&file).unwrap();
+    let s = cfg.sync.as_ref().unwrap();
+    assert_eq!(s.role, SyncRole::Master);
+    assert_eq!((s.syncid, s.port, s.udp_port, s.ttl), (7, 0, 8848, 1));
+    assert_eq!(s.group, std::net::Ipv4Addr::new(224, 0, 0, 81));
+    assert_eq!(s.source, std::net::Ipv4Addr::new(198, 18, 1, 1));
+    // The port's MTU (1500 unless set) less the IPv4 and UDP headers.
+    assert_eq!(s.max_len, 1472);
+    let backup = load(&configs_dir().join("lab-nat-sync-backup.yaml")).unwrap();
+    assert_eq!(backup.sync.as_ref().unwrap().role, SyncRole::Backup);
+    assert_eq!(
+        crate::config::restart_only_change(&cfg, &backup).as_deref(),
+        Some("sync")
+    );
+    // --yaml prints it back.
+    let again = crate::config::parse(&crate::config::to_yaml(&cfg), "out.yaml").unwrap();
+    assert_eq!(again.sync, cfg.sync);
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let refused = |from: &str, to: &str| -> String {
+        let bad = text.replacen(from, to, 1);
+        assert_ne!(bad, text, "{from}");
+        crate::config::parse(&bad, "c.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refused("role: master ", "role: active ");
+    assert!(
+        e.contains("sync.role: `active` is not a sync daemon role: master, backup or both"),
+        "{e}"
+    );
+    let e = refused("interface: lan ", "interface: wan ");
+    assert!(
+        e.contains("sync.interface: no port named `wan` (ports: lan)"),
+        "{e}"
+    );
+    let e = refused("syncid: 7 ", "syncid: 7\n  group: 198.18.0.1 ");
+    assert!(
+        e.contains("sync.group: `198.18.0.1` is not a multicast group"),
+        "{e}"
+    );
+    let e = refused("syncid: 7 ", "syncid: 256 ");
+    assert!(e.contains("sync.syncid"), "{e}");
+    let e = refused("syncid: 7 ", "syncid: 7\n  max_len: 1500 ");
+    assert!(e.contains("sync.max_len"), "{e}");
+    let e = refused("syncid: 7 ", "syncid: 7\n  mcast_group: 224.0.0.81 ");
+    assert!(e.contains("mcast_group"), "{e}");
+}

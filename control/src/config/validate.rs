@@ -10,15 +10,15 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
     IntOrString, RawCheck, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService,
-    RawTimeouts, S,
+    RawSync, RawTimeouts, S,
 };
 use super::{
     echo, from_hex, not_unicast, valid_name, Address, Check, CheckKind, Config, ConfigError,
     Device, DeviceKind, DnsRecordType, Eal, FirewallMark, ForwardMethod, Gateway, IcmpLimits,
-    Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service, Timeouts, Workers,
-    DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE, MAX_DESC,
-    MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S, MAX_WEIGHT,
-    MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
+    Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service, Sync, SyncRole, Timeouts,
+    Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE,
+    MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S,
+    MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -457,6 +457,10 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
             }
         }
     }
+    let sync = match &raw.sync {
+        Some(s) => Some(sync(&c, &s.value, &ports, &addresses)?),
+        None => None,
+    };
     let defaults = IcmpLimits::default();
     let max = i64::from(i32::MAX);
     let icmp = IcmpLimits {
@@ -555,6 +559,66 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         metrics_listen,
         exception_path,
         firewall_marks,
+        sync,
+    })
+}
+
+/// The `sync:` block.
+fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> Result<Sync> {
+    let role = match s.role.value.trim() {
+        "master" => SyncRole::Master,
+        "backup" => SyncRole::Backup,
+        "both" => SyncRole::Both,
+        other => {
+            return Err(c.err(
+                &s.role.referenced,
+                "sync.role",
+                format!(
+                    "{} is not a sync daemon role: master, backup or both (ipvsadm --start-daemon)",
+                    echo(other)
+                ),
+            ))
+        }
+    };
+    let port = c.port_ref(&s.interface, "sync.interface", ports)?;
+    let Some(source) = addresses.iter().find(|a| a.port == port).map(|a| a.address) else {
+        return Err(c.err(
+            &s.interface.referenced,
+            "sync.interface",
+            format!(
+                "port {} has no address of the director's to send the sync messages from: give it one in addresses",
+                echo(&s.interface.value)
+            ),
+        ));
+    };
+    let group = match &s.group {
+        Some(g) => match g.value.trim().parse::<Ipv4Addr>() {
+            Ok(a) if a.is_multicast() => a,
+            _ => {
+                return Err(c.err(
+                    &g.referenced,
+                    "sync.group",
+                    format!(
+                        "{} is not a multicast group (an IPv4 address in 224.0.0.0/4)",
+                        echo(&g.value)
+                    ),
+                ))
+            }
+        },
+        None => l4vs_wire::ipvs_sync::GROUP,
+    };
+    let mtu = ports[port].mtu.unwrap_or(1500);
+    let most = i64::from(mtu) - l4vs_wire::ipvs_sync::IPV4_UDP_OVERHEAD as i64;
+    Ok(Sync {
+        role,
+        syncid: c.opt_int(&s.syncid, "sync.syncid", 0, 255, 0)?,
+        port,
+        source,
+        group,
+        udp_port: c.opt_int(&s.port, "sync.port", 1, 65535, l4vs_wire::ipvs_sync::PORT)?,
+        ttl: c.opt_int(&s.ttl, "sync.ttl", 1, 255, 1)?,
+        // Room for a few entries at least.
+        max_len: c.opt_int(&s.max_len, "sync.max_len", 128, most, most as u16)?,
     })
 }
 

@@ -409,7 +409,9 @@ impl Worker {
     /// existing entry of the same client tuple is replaced, counting it
     /// off its real server; the new one is counted on its real server, as
     /// active when its state is.
-    fn insert_synced(&mut self, c: Conn) {
+    fn insert_synced(&mut self, mut c: Conn) {
+        c.expires = self.conns.clock().saturating_add(c.expires);
+        c.flags |= conn::flags::SYNCED;
         if let Some((i, _)) = self.conns.lookup(&c.in_tuple()) {
             let gone = self.conns.remove(i);
             unbind(&self.snap, &gone);
@@ -583,7 +585,9 @@ impl Worker {
                     Err(_) => return Verdict::Drop(DropReason::L4Truncated),
                 },
                 Protocol::Icmp => return self.icmp(in_port, pkt, l2, now_ms),
-                _ if self.snap.is_local(dst) => return Verdict::ToControl,
+                // The director's own, and multicast (VRRP, routing
+                // protocols): the control thread's, or the kernel's.
+                _ if self.snap.is_local(dst) || dst.is_multicast() => return Verdict::ToControl,
                 _ => return Verdict::Drop(DropReason::L4Unsupported),
             },
         };
@@ -692,7 +696,9 @@ impl Worker {
         let Some(sid) = self.snap.classify(dst, l4.dport, proto.into()) else {
             return if self.snap.is_vip(dst) {
                 Verdict::Drop(DropReason::NoService)
-            } else if self.snap.is_local(dst) {
+            } else if self.snap.is_local(dst) || dst.is_multicast() {
+                // Multicast (the sync daemon's messages, and what the
+                // kernel may have joined) goes the control thread's way.
                 Verdict::ToControl
             } else {
                 Verdict::Drop(DropReason::IpNotForUs)

@@ -1,0 +1,448 @@
+//! The connection sync daemon: IPVS's (net/netfilter/ipvs/ip_vs_sync.c),
+//! on the control thread, over the DPDK port.
+//!
+//! A **master** turns the workers' connection events into sync messages
+//! (protocol version 1, [`l4vs_wire::ipvs_sync`]) and multicasts them from
+//! the director's address on the sync port. What it sends, as
+//! `ip_vs_sync_conn_needed` decides for the kernel's defaults:
+//! - TCP connections when they enter ESTABLISHED, FIN_WAIT, CLOSE,
+//!   CLOSE_WAIT or TIME_WAIT (a state change is sent at once); never in
+//!   the handshake's states;
+//! - UDP connections, and persistence templates, when they are created
+//!   (the kernel sends them at their third packet, `sync_threshold`);
+//! - never an entry that came from a sync message itself (a director in
+//!   both roles would send it back), nor a one-packet (`ops`) one, which
+//!   l4vs does not keep;
+//! - each with the timeout of its state (the service's), or a template's
+//!   persistence timeout.
+//!
+//! Entries wait in a buffer that is sent when it holds a full message
+//! (`max_len`) or when its first entry has waited 2 s ([`FLUSH_TIME`], the
+//! kernel's `IPVS_SYNC_FLUSH_TIME`).
+//!
+//! A **backup** takes the messages that the workers punt (UDP to the
+//! group and port, from another host) and applies each entry as
+//! `ip_vs_proc_conn` does, through the command ring of the worker that
+//! owns the client ([`l4vs_dataplane::steer::Steering`]): the entry's
+//! service by VIP, port and protocol (or firewall mark), its real by
+//! address and port; a new entry, or one that replaces the entry of the
+//! same client tuple; the timeout the entry carries, or its state's. An
+//! entry of a service or real this director does not have is counted and
+//! left out (IPVS keeps such a connection without a destination; l4vs
+//! cannot forward by one). v0 messages from older peers are taken too.
+//!
+//! Not yet (issue 11): the periodic refresh of long-lived connections
+//! (`sync_refresh_period`, `sync_period`), authentication, bulk resync,
+//! `backup_only`, `l4vsadm --start-daemon`.
+
+use crate::config::Sync;
+use l4vs_dataplane::conn::{flags, Conn};
+use l4vs_dataplane::model::{ConnState, ForwardMethod, Tuple};
+use l4vs_dataplane::snapshot::Snapshot;
+use l4vs_dataplane::steer::Steering;
+use l4vs_wire::ipvs_sync::{self as wire, Message, SyncConn};
+use l4vs_wire::{ethernet, ipv4, udp, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+/// The longest an entry waits before its message is sent
+/// (ip_vs_sync.c `IPVS_SYNC_FLUSH_TIME`, 2 s).
+pub const FLUSH_TIME: Duration = Duration::from_secs(2);
+
+/// The bytes of one IPv4 entry without options (`struct ip_vs_sync_v4`),
+/// a multiple of 4, so entries need no padding between them.
+const ENTRY_LEN: usize = 36;
+
+/// The most entries a message has (`nr_conns` is a byte).
+const MAX_ENTRIES: usize = 255;
+
+/// What the daemon counted, for the metrics and `l4vsadm -L --daemon`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    /// Messages sent.
+    pub sent_messages: u64,
+    /// Entries sent.
+    pub sent_conns: u64,
+    /// Messages received (well-formed, our syncid).
+    pub received_messages: u64,
+    /// Entries applied: handed to their worker.
+    pub applied: u64,
+    /// Messages dropped: malformed, another syncid, our own.
+    pub rejected_messages: u64,
+    /// Entries dropped: malformed, unknown service or real, or their
+    /// worker's command ring was full.
+    pub rejected_conns: u64,
+}
+
+/// The sync daemon of one director.
+pub struct SyncDaemon {
+    cfg: Sync,
+    /// The sync port's MAC address (the messages' source).
+    mac: [u8; 6],
+    /// Entries waiting to be sent, and when the first came.
+    pending: Vec<SyncConn<'static>>,
+    since: Option<Instant>,
+    /// The next IPv4 identification.
+    ident: u16,
+    /// Who owns a client, to insert its entries through that worker.
+    steering: Steering,
+    /// What it counted.
+    pub counts: SyncCounts,
+}
+
+impl SyncDaemon {
+    /// The daemon of `cfg`, sending from `mac` (the sync port's), for
+    /// `workers` workers.
+    pub fn new(cfg: Sync, mac: [u8; 6], workers: u16) -> SyncDaemon {
+        SyncDaemon {
+            cfg,
+            mac,
+            pending: Vec::new(),
+            since: None,
+            ident: 0,
+            steering: Steering::new(0, workers),
+            counts: SyncCounts::default(),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &Sync {
+        &self.cfg
+    }
+
+    /// The entries a message holds under `max_len`.
+    fn per_message(&self) -> usize {
+        ((usize::from(self.cfg.max_len) - wire::HEADER_LEN) / ENTRY_LEN).clamp(1, MAX_ENTRIES)
+    }
+
+    /// A master takes note of a worker's connection event at `now`: the
+    /// connection `c`, created (`created`) or changed state, as of
+    /// `snap`. Returns whether it was queued.
+    pub fn note(&mut self, c: &Conn, created: bool, snap: &Snapshot, now: Instant) -> bool {
+        if !self.cfg.role.sends() {
+            return false;
+        }
+        let Some(entry) = entry_of(c, created, snap) else {
+            return false;
+        };
+        self.pending.push(entry);
+        self.since.get_or_insert(now);
+        true
+    }
+
+    /// The frames to send now: every full message, and the rest when its
+    /// first entry has waited [`FLUSH_TIME`] (or `all`, at exit).
+    pub fn frames(&mut self, now: Instant, all: bool) -> Vec<Vec<u8>> {
+        let per = self.per_message();
+        let due = all
+            || self
+                .since
+                .is_some_and(|t| now.duration_since(t) >= FLUSH_TIME);
+        let mut out = Vec::new();
+        while self.pending.len() >= per || (due && !self.pending.is_empty()) {
+            let n = self.pending.len().min(per);
+            let batch: Vec<SyncConn<'static>> = self.pending.drain(..n).collect();
+            if let Some(frame) = self.frame(&batch) {
+                self.counts.sent_messages += 1;
+                self.counts.sent_conns += batch.len() as u64;
+                out.push(frame);
+            }
+        }
+        if self.pending.is_empty() {
+            self.since = None;
+        }
+        out
+    }
+
+    /// One message of `batch` in an Ethernet frame to the group.
+    fn frame(&mut self, batch: &[SyncConn<'_>]) -> Option<Vec<u8>> {
+        let mut msg = vec![0u8; usize::from(self.cfg.max_len)];
+        let mut w =
+            wire::Writer::new(&mut msg, self.cfg.syncid, usize::from(self.cfg.max_len)).ok()?;
+        for e in batch {
+            w.push(e).ok()?;
+        }
+        let len = w.finish();
+        msg.truncate(len);
+        self.ident = self.ident.wrapping_add(1);
+        Some(udp_frame(
+            self.mac,
+            self.cfg.source,
+            self.cfg.group,
+            self.cfg.udp_port,
+            self.cfg.ttl,
+            self.ident,
+            &msg,
+        ))
+    }
+
+    /// Whether `frame` is a sync message for this daemon to take: UDP to
+    /// its group and port, not from its own address.
+    pub fn is_sync_frame(&self, frame: &[u8]) -> bool {
+        self.cfg.role.receives()
+            && sync_payload(frame, self.cfg.group, self.cfg.udp_port)
+                .is_some_and(|(src, _)| src != self.cfg.source)
+    }
+
+    /// A backup applies the message in `frame`: each entry it can take
+    /// goes to `send(worker, conn)`, which says whether the worker's ring
+    /// took it.
+    pub fn apply(
+        &mut self,
+        frame: &[u8],
+        snap: &Snapshot,
+        mut send: impl FnMut(u16, Conn) -> bool,
+    ) {
+        let Some((_, payload)) = sync_payload(frame, self.cfg.group, self.cfg.udp_port) else {
+            self.counts.rejected_messages += 1;
+            return;
+        };
+        let Ok(msg) = Message::parse(payload) else {
+            self.counts.rejected_messages += 1;
+            return;
+        };
+        if !msg.accepts_syncid(self.cfg.syncid) {
+            self.counts.rejected_messages += 1;
+            return;
+        }
+        self.counts.received_messages += 1;
+        for entry in msg.conns() {
+            let applied = entry
+                .ok()
+                .and_then(|e| conn_of(&e, snap))
+                .is_some_and(|c| send(self.steering.owner(c.client), c));
+            if applied {
+                self.counts.applied += 1;
+            } else {
+                self.counts.rejected_conns += 1;
+            }
+        }
+    }
+}
+
+/// The sync entry of `c` if a master sends it for this event
+/// (`ip_vs_sync_conn_needed` with the kernel's defaults, see the module
+/// docs).
+fn entry_of(c: &Conn, created: bool, snap: &Snapshot) -> Option<SyncConn<'static>> {
+    if c.flags & flags::SYNCED != 0 {
+        return None;
+    }
+    let template = c.flags & flags::TEMPLATE != 0;
+    let svc = snap.service(c.service)?.service();
+    let protocol = ipv4::Protocol::from(c.proto);
+    let sent = if template {
+        created
+    } else {
+        match protocol {
+            ipv4::Protocol::Tcp => matches!(
+                c.state,
+                ConnState::Established
+                    | ConnState::FinWait
+                    | ConnState::Close
+                    | ConnState::CloseWait
+                    | ConnState::TimeWait
+            ),
+            ipv4::Protocol::Udp => created,
+            _ => false,
+        }
+    };
+    if !sent {
+        return None;
+    }
+    let timeout = if template {
+        svc.options.persistence.map_or(0, |p| p.timeout)
+    } else {
+        svc.options.timeouts.of(c.state)
+    };
+    let mut e = SyncConn::new(protocol, c.client, c.cport, c.vip, c.vport, c.rip, c.rport);
+    e.flags = method_flag(c.method)
+        | if c.flags & flags::INACTIVE != 0 {
+            wire::IP_VS_CONN_F_INACTIVE
+        } else {
+            0
+        }
+        | if c.flags & flags::NO_OUTPUT != 0 {
+            wire::IP_VS_CONN_F_NOOUTPUT
+        } else {
+            0
+        }
+        | if template {
+            wire::IP_VS_CONN_F_TEMPLATE
+        } else {
+            0
+        };
+    e.state = wire_state(c.state);
+    e.fwmark = svc.options.fwmark;
+    e.timeout = timeout;
+    Some(e)
+}
+
+/// The connection a backup makes of entry `e`, as of `snap`: its service
+/// and real, state, flags and timeout (seconds left, as
+/// [`l4vs_dataplane::rings::Command::InsertConn`] takes it). `None` for a
+/// protocol, service or real this director does not have.
+fn conn_of(e: &SyncConn<'_>, snap: &Snapshot) -> Option<Conn> {
+    let proto: u8 = e.protocol.into();
+    let sid = if e.fwmark != 0 {
+        snap.mark_service(e.fwmark)?
+    } else {
+        snap.service_id(e.vaddr, e.vport, proto)?
+    };
+    let svc = snap.service(sid)?.service();
+    let template = e.is_template();
+    // A template of a port-0 or fwmark service names the real by address
+    // (its port is the packet's); a connection by address and port, or by
+    // address when the real takes the packet's port.
+    let real = svc.reals.iter().position(|r| {
+        r.addr == e.daddr && (template || r.port == e.dport || r.port == 0 || svc.port == 0)
+    })?;
+    let state = match e.protocol {
+        ipv4::Protocol::Tcp if !template => tcp_state(e.state)?,
+        ipv4::Protocol::Udp if !template => ConnState::Udp,
+        ipv4::Protocol::Tcp | ipv4::Protocol::Udp => ConnState::None,
+        _ => return None,
+    };
+    let timeout = match e.timeout {
+        0 if template => svc.options.persistence.map_or(0, |p| p.timeout),
+        0 => svc.options.timeouts.of(state),
+        t => t,
+    };
+    let tuple = Tuple {
+        proto,
+        src: e.caddr,
+        sport: e.cport,
+        dst: e.vaddr,
+        dport: e.vport,
+    };
+    let method = svc.reals[real].method;
+    let mut c = Conn::new(
+        &tuple,
+        e.daddr,
+        e.dport,
+        sid,
+        u16::try_from(real).ok()?,
+        method,
+        state,
+        timeout,
+    );
+    let wire_flags = e.backup_flags();
+    c.flags = (if wire_flags & wire::IP_VS_CONN_F_INACTIVE != 0 {
+        flags::INACTIVE
+    } else {
+        0
+    }) | if method == ForwardMethod::Nat {
+        0
+    } else {
+        flags::NO_OUTPUT
+    } | if template { flags::TEMPLATE } else { 0 };
+    Some(c)
+}
+
+/// `IP_VS_CONN_F_MASQ`, `_TUNNEL` or `_DROUTE`.
+fn method_flag(m: ForwardMethod) -> u32 {
+    match m {
+        ForwardMethod::Nat => wire::IP_VS_CONN_F_MASQ,
+        ForwardMethod::Tunnel => wire::IP_VS_CONN_F_TUNNEL,
+        ForwardMethod::DirectRouting => wire::IP_VS_CONN_F_DROUTE,
+    }
+}
+
+/// l4vs's TCP states are IPVS's numbers (`IP_VS_TCP_S_*`); a UDP flow is
+/// IPVS's one UDP state, 0.
+fn wire_state(s: ConnState) -> u16 {
+    match s {
+        ConnState::Udp | ConnState::Free => 0,
+        other => other as u16,
+    }
+}
+
+/// The TCP state of wire number `n`, `None` beyond `IP_VS_TCP_S_SYNACK`.
+fn tcp_state(n: u16) -> Option<ConnState> {
+    Some(match n {
+        0 => ConnState::None,
+        1 => ConnState::Established,
+        2 => ConnState::SynSent,
+        3 => ConnState::SynRecv,
+        4 => ConnState::FinWait,
+        5 => ConnState::TimeWait,
+        6 => ConnState::Close,
+        7 => ConnState::CloseWait,
+        8 => ConnState::LastAck,
+        9 => ConnState::Listen,
+        10 => ConnState::SynAck,
+        _ => return None,
+    })
+}
+
+/// The source address and UDP payload of `frame` when it is an
+/// unfragmented IPv4 UDP datagram to `group`:`port` with good checksums.
+fn sync_payload(frame: &[u8], group: Ipv4Addr, port: u16) -> Option<(Ipv4Addr, &[u8])> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != ethernet::EtherType::Ipv4 {
+        return None;
+    }
+    let l3 = frame.get(eth.header_len()..)?;
+    let ip = ipv4::Packet::new_checked(l3).ok()?;
+    if ip.dst_addr() != group
+        || ip.protocol() != ipv4::Protocol::Udp
+        || ip.is_fragment()
+        || !ip.verify_checksum()
+    {
+        return None;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let payload = l3.get(ip.header_len()..usize::from(ip.total_len()))?;
+    let u = udp::Packet::new_checked(payload).ok()?;
+    if u.dst_port() != port || (u.checksum() != 0 && !u.verify_checksum(src, dst)) {
+        return None;
+    }
+    let len = usize::from(u.len()).checked_sub(udp::HEADER_LEN)?;
+    Some((src, payload.get(udp::HEADER_LEN..udp::HEADER_LEN + len)?))
+}
+
+/// An Ethernet frame carrying `payload` in UDP from `src`:`port` to the
+/// multicast `group`:`port` (MAC 01:00:5e and the group's low 23 bits,
+/// RFC 1112 6.4), TTL `ttl`, DF clear (as the kernel's sync socket,
+/// `IP_PMTUDISC_DONT`), with both checksums.
+pub fn udp_frame(
+    mac: [u8; 6],
+    src: Ipv4Addr,
+    group: Ipv4Addr,
+    port: u16,
+    ttl: u8,
+    ident: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let udp_len = udp::HEADER_LEN + payload.len();
+    let ip_len = ipv4::HEADER_LEN + udp_len;
+    let mut f = vec![0u8; (ethernet::HEADER_LEN + ip_len).max(ethernet::MIN_FRAME_LEN)];
+    let g = group.octets();
+    f[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    {
+        let mut ip = ipv4::Packet::new_unchecked(
+            &mut f[ethernet::HEADER_LEN..ethernet::HEADER_LEN + ip_len],
+        );
+        ip.set_version_and_header_len(ipv4::HEADER_LEN);
+        ip.set_tos(0);
+        ip.set_total_len(ip_len as u16);
+        ip.set_ident(ident);
+        ip.set_unfragmented(false);
+        ip.set_ttl(ttl);
+        ip.set_protocol(ipv4::Protocol::Udp);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(group);
+        ip.fill_checksum();
+    }
+    let at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+    f[at + udp::HEADER_LEN..at + udp_len].copy_from_slice(payload);
+    let mut u = udp::Packet::new_unchecked(&mut f[at..at + udp_len]);
+    u.set_src_port(port);
+    u.set_dst_port(port);
+    u.set_len(udp_len as u16);
+    u.fill_checksum(src, group);
+    f
+}
+
+#[cfg(test)]
+mod tests;

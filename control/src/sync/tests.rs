@@ -1,0 +1,232 @@
+use super::*;
+use crate::config;
+use l4vs_dataplane::PortInfo;
+use l4vs_wire::ethernet::Address as MacAddr;
+use std::path::Path;
+
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+/// The NAT lab's config with a sync daemon of `role`, and its snapshot.
+fn lab(role: &str) -> (config::Config, Snapshot) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let text = std::fs::read_to_string(dir.join("lab-nat.yaml")).unwrap();
+    let text = format!("{text}\nsync: {{ role: {role}, interface: lan, syncid: 7 }}\n");
+    let cfg = config::parse(&text, "c.yaml").unwrap();
+    let port = PortInfo {
+        mac: MacAddr(MAC),
+        mtu: 1500,
+    };
+    let snap = crate::plan::snapshot(&cfg, &[port]).unwrap();
+    (cfg, snap)
+}
+
+fn vip() -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 100)
+}
+
+/// A connection of client 198.18.1.10:`cport` to the lab's HTTP service,
+/// on its second real, in `state`.
+fn http_conn(snap: &Snapshot, cport: u16, state: ConnState) -> Conn {
+    let sid = snap.service_id(vip(), 80, 6).unwrap();
+    let t = Tuple {
+        proto: 6,
+        src: Ipv4Addr::new(198, 18, 1, 10),
+        sport: cport,
+        dst: vip(),
+        dport: 80,
+    };
+    let mut c = Conn::new(
+        &t,
+        Ipv4Addr::new(198, 18, 2, 12),
+        80,
+        sid,
+        1,
+        ForwardMethod::Nat,
+        state,
+        12345,
+    );
+    c.flags = 0;
+    c
+}
+
+/// What the master sends, and when: TCP in ESTABLISHED and the closing
+/// states only, never a synced entry; each with its state's timeout.
+#[test]
+fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
+    let (cfg, snap) = lab("master");
+    let mut d = SyncDaemon::new(cfg.sync.unwrap(), MAC, 1);
+    let now = Instant::now();
+    for (state, sent) in [
+        (ConnState::SynRecv, false),
+        (ConnState::Established, true),
+        (ConnState::FinWait, true),
+        (ConnState::LastAck, false),
+        (ConnState::TimeWait, true),
+        (ConnState::Close, true),
+        (ConnState::CloseWait, true),
+    ] {
+        let c = http_conn(&snap, 1000, state);
+        assert_eq!(d.note(&c, false, &snap, now), sent, "{state:?}");
+    }
+    let mut synced = http_conn(&snap, 1001, ConnState::Established);
+    synced.flags |= flags::SYNCED;
+    assert!(!d.note(&synced, false, &snap, now));
+    // Nothing is due before 2 s; then one message with the five.
+    assert!(d
+        .frames(now + Duration::from_millis(1999), false)
+        .is_empty());
+    let frames = d.frames(now + FLUSH_TIME, false);
+    assert_eq!(frames.len(), 1);
+    let (src, payload) = sync_payload(&frames[0], wire::GROUP, wire::PORT).unwrap();
+    assert_eq!(src, Ipv4Addr::new(198, 18, 1, 1));
+    let msg = Message::parse(payload).unwrap();
+    assert_eq!((msg.syncid(), msg.nr_conns()), (7, 5));
+    let first = msg.conns().next().unwrap().unwrap();
+    assert_eq!(
+        (first.state, first.timeout, first.cport, first.dport),
+        (wire::IP_VS_TCP_S_ESTABLISHED, 900, 1000, 80)
+    );
+    assert_eq!(first.daddr, Ipv4Addr::new(198, 18, 2, 12));
+    assert_eq!(d.counts.sent_conns, 5);
+    assert!(d.frames(now + FLUSH_TIME * 2, false).is_empty());
+}
+
+/// A full message leaves at once; the rest waits its 2 s.
+#[test]
+fn full_messages_leave_at_once() {
+    let (cfg, snap) = lab("master");
+    let mut d = SyncDaemon::new(cfg.sync.unwrap(), MAC, 1);
+    let per = d.per_message();
+    // 1472 bytes: (1472 - 8) / 36 = 40 entries a message.
+    assert_eq!(per, 40);
+    let now = Instant::now();
+    for p in 0..(per as u16 + 3) {
+        d.note(
+            &http_conn(&snap, 2000 + p, ConnState::Established),
+            false,
+            &snap,
+            now,
+        );
+    }
+    let frames = d.frames(now, false);
+    assert_eq!(frames.len(), 1);
+    assert!(frames[0].len() <= 14 + 20 + 8 + 1472);
+    assert_eq!(d.frames(now + FLUSH_TIME, false).len(), 1);
+    assert_eq!(d.counts.sent_messages, 2);
+}
+
+/// A backup takes what a master sends: the same client tuple, real,
+/// state and timeout, through the worker that owns the client; a message
+/// of another syncid, its own, and entries of services it lacks are
+/// counted and left out.
+#[test]
+fn a_backup_applies_what_a_master_sends() {
+    let (mcfg, snap) = lab("master");
+    let mut master = SyncDaemon::new(mcfg.sync.clone().unwrap(), MAC, 1);
+    let now = Instant::now();
+    let c = http_conn(&snap, 3000, ConnState::Established);
+    master.note(&c, false, &snap, now);
+    let frame = master.frames(now, true).remove(0);
+
+    let (bcfg, _) = lab("backup");
+    let mut backup_cfg = bcfg.sync.unwrap();
+    // The backup's own address differs from the master's.
+    backup_cfg.source = Ipv4Addr::new(198, 18, 1, 2);
+    let mut backup = SyncDaemon::new(backup_cfg.clone(), [2, 0, 0, 0, 0, 2], 2);
+    assert!(backup.is_sync_frame(&frame));
+    let mut got = Vec::new();
+    backup.apply(&frame, &snap, |w, c| {
+        got.push((w, c));
+        true
+    });
+    assert_eq!(got.len(), 1);
+    let (worker, synced) = got[0];
+    assert_eq!(worker, Steering::new(0, 2).owner(c.client));
+    assert_eq!(synced.in_tuple(), c.in_tuple());
+    assert_eq!(
+        (synced.rip, synced.rport, synced.real),
+        (c.rip, c.rport, c.real)
+    );
+    assert_eq!(
+        (synced.state, synced.expires),
+        (ConnState::Established, 900)
+    );
+    assert_eq!(backup.counts.applied, 1);
+
+    // Another syncid.
+    let mut other = backup_cfg.clone();
+    other.syncid = 8;
+    let mut b8 = SyncDaemon::new(other, MAC, 1);
+    b8.apply(&frame, &snap, |_, _| {
+        panic!("applied a message of syncid 7")
+    });
+    assert_eq!(b8.counts.rejected_messages, 1);
+    // syncid 0 takes every message.
+    let mut any = backup_cfg.clone();
+    any.syncid = 0;
+    let mut b0 = SyncDaemon::new(any, MAC, 1);
+    b0.apply(&frame, &snap, |_, _| true);
+    assert_eq!(b0.counts.applied, 1);
+    // The master does not take its own messages.
+    let mut both_cfg = mcfg.sync.unwrap();
+    both_cfg.role = config::SyncRole::Both;
+    let both = SyncDaemon::new(both_cfg, MAC, 1);
+    assert!(!both.is_sync_frame(&frame));
+
+    // An entry for a service the backup lacks.
+    let mut e = SyncConn::new(
+        ipv4::Protocol::Tcp,
+        Ipv4Addr::new(198, 18, 1, 10),
+        4000,
+        Ipv4Addr::new(198, 18, 0, 99),
+        80,
+        Ipv4Addr::new(198, 18, 2, 12),
+        80,
+    );
+    e.state = wire::IP_VS_TCP_S_ESTABLISHED;
+    let mut msg = [0u8; 128];
+    let mut w = wire::Writer::new(&mut msg, 7, 128).unwrap();
+    w.push(&e).unwrap();
+    let n = w.finish();
+    let unknown = udp_frame(
+        MAC,
+        Ipv4Addr::new(198, 18, 1, 1),
+        wire::GROUP,
+        wire::PORT,
+        1,
+        1,
+        &msg[..n],
+    );
+    backup.apply(&unknown, &snap, |_, _| {
+        panic!("applied an unknown service's entry")
+    });
+    assert_eq!(backup.counts.rejected_conns, 1);
+}
+
+/// Truncated, lying and garbage frames are counted and dropped, never a
+/// panic, whatever the bytes.
+#[test]
+fn bad_messages_are_dropped() {
+    let (cfg, snap) = lab("backup");
+    let mut d = SyncDaemon::new(cfg.sync.unwrap(), MAC, 1);
+    let mut master = SyncDaemon::new(lab("master").0.sync.unwrap(), [2, 0, 0, 0, 0, 9], 1);
+    let now = Instant::now();
+    master.note(
+        &http_conn(&snap, 5000, ConnState::Established),
+        false,
+        &snap,
+        now,
+    );
+    let good = master.frames(now, true).remove(0);
+    for cut in 0..good.len() {
+        d.apply(&good[..cut], &snap, |_, _| true);
+    }
+    let mut rng = fastrand::Rng::with_seed(11);
+    for _ in 0..2000 {
+        let mut f = good.clone();
+        let at = rng.usize(14..f.len());
+        f[at] = rng.u8(..);
+        d.apply(&f, &snap, |_, _| true);
+    }
+    assert!(d.counts.rejected_messages > 0);
+}

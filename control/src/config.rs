@@ -73,6 +73,7 @@
 //!   syncid: 0               # default 0 (a backup with 0 takes every syncid)
 //!   group: 224.0.0.81       # default 224.0.0.81 (--mcast-group); port: 8848; ttl: 1
 //!   max_len: 1472           # default the port's MTU - 28 (--sync-maxlen)
+//!   resync_period: 30       # default 30 s: a master sends its whole table again; 0 never
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -395,6 +396,10 @@ pub struct Sync {
     /// MTU less 28, the IPv4 and UDP headers, as ip_vs_sync.c's
     /// `set_sync_mesg_maxlen`).
     pub max_len: u16,
+    /// A master sends its whole table again every so often
+    /// (`resync_period`, seconds, default 30; `None`: 0, never), an l4vs
+    /// key: see [`crate::sync`].
+    pub resync_period: Option<std::time::Duration>,
 }
 
 /// A classifier rule (what `iptables -t mangle ... -j MARK` did for LVS).

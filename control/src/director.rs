@@ -19,7 +19,7 @@ use crate::health::{self, Checker};
 use crate::metrics::{self, MetricsEndpoint};
 use crate::plan;
 use crate::port_io::DpdkIo;
-use crate::sync::SyncDaemon;
+use crate::sync::{SyncDaemon, Why};
 use crate::table::{self, Change, Network, ServiceTable};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
@@ -47,6 +47,9 @@ const REDIRECT_RING_SIZE: u32 = 2048;
 const PUNT_RING_SIZE: u32 = 1024;
 /// Slots of each port's inject ring (control thread to worker 0).
 const INJECT_RING_SIZE: u32 = 512;
+/// The most sync messages the control thread sends a tick (2 ms): 64 000
+/// a second, some 2.5 M entries, within the inject ring.
+const SYNC_MESSAGES_PER_TICK: usize = 128;
 /// How often the control thread wakes up: also the most the exception
 /// path adds to a packet's way to or from the kernel.
 const CONTROL_TICK: Duration = Duration::from_millis(2);
@@ -58,8 +61,12 @@ const LISTING_TIMEOUT: Duration = Duration::from_secs(20);
 /// who waits for it.
 struct Listing {
     /// The admin clients waiting (a request that comes while a listing
-    /// runs gets that listing).
+    /// runs gets that listing, if it collects).
     waiting: Vec<Ticket>,
+    /// Whether the entries are kept, for admin clients.
+    collect: bool,
+    /// Whether the sync daemon resends the entries (a resync).
+    for_sync: bool,
     entries: Vec<ConnEntry>,
     /// Workers that have sent all of theirs.
     done: usize,
@@ -119,6 +126,10 @@ struct ControlSide {
     port_ids: Vec<u16>,
     /// The connection sync daemon (`sync:`), if any.
     sync: Option<SyncDaemon>,
+    /// Admin clients that asked for the connections while a resync's
+    /// listing (which keeps no entries) ran: a listing starts for them
+    /// when it ends.
+    deferred: Vec<Ticket>,
 }
 
 impl ControlSide {
@@ -187,19 +198,24 @@ impl ControlSide {
                 Event::Created(c) => {
                     counts[0] += 1;
                     if let Some(d) = sync.as_mut() {
-                        d.note(&c, true, snap, now);
+                        d.note(&c, Why::Created, snap, now);
                     }
                 }
                 Event::StateChanged(c) => {
                     counts[1] += 1;
                     if let Some(d) = sync.as_mut() {
-                        d.note(&c, false, snap, now);
+                        d.note(&c, Why::Changed, snap, now);
                     }
                 }
                 Event::Ended(_) => counts[2] += 1,
                 Event::Listed(c) => {
                     if let Some(l) = listing.as_mut() {
-                        l.entries.push(ConnEntry::of(&c));
+                        if l.collect {
+                            l.entries.push(ConnEntry::of(&c));
+                        }
+                        if let Some(d) = sync.as_mut().filter(|_| l.for_sync) {
+                            d.note(&c, Why::Listed, snap, now);
+                        }
                     }
                 }
                 Event::ListDone => {
@@ -211,11 +227,17 @@ impl ControlSide {
         }
     }
 
-    /// Sends the sync messages that are due (all of them with `all`).
+    /// Sends the sync messages that are due (all of them with `all`), at
+    /// most [`SYNC_MESSAGES_PER_TICK`].
     fn send_sync(&mut self, all: bool) {
         let Some(d) = self.sync.as_mut() else { return };
         let port = d.config().port as u16;
-        let frames = d.frames(Instant::now(), all);
+        let most = if all {
+            usize::MAX
+        } else {
+            SYNC_MESSAGES_PER_TICK
+        };
+        let frames = d.frames(Instant::now(), all, most);
         for f in frames {
             self.inject(port, &f);
         }
@@ -249,21 +271,83 @@ impl ControlSide {
     /// A worker's command ring is full (it is behind): nothing was asked
     /// of any worker that is still waited for.
     fn start_listing(&mut self, ticket: Ticket) -> Result<(), String> {
-        if let Some(l) = self.listing.as_mut() {
-            l.waiting.push(ticket);
-            return Ok(());
+        match self.listing.as_mut() {
+            Some(l) if l.collect => l.waiting.push(ticket),
+            Some(_) => self.deferred.push(ticket),
+            None => {
+                self.ask_workers()?;
+                self.listing = Some(Listing {
+                    waiting: vec![ticket],
+                    collect: true,
+                    for_sync: false,
+                    entries: Vec::new(),
+                    done: 0,
+                    started: Instant::now(),
+                });
+            }
         }
+        Ok(())
+    }
+
+    /// Starts the listing the admin clients asked for while a resync's
+    /// ran, once no listing runs; returns them with an error when the
+    /// workers cannot take the request.
+    fn start_deferred(&mut self) -> Option<(Vec<Ticket>, Response)> {
+        if self.listing.is_some() || self.deferred.is_empty() {
+            return None;
+        }
+        let waiting = std::mem::take(&mut self.deferred);
+        match self.ask_workers() {
+            Ok(()) => {
+                self.listing = Some(Listing {
+                    waiting,
+                    collect: true,
+                    for_sync: false,
+                    entries: Vec::new(),
+                    done: 0,
+                    started: Instant::now(),
+                });
+                None
+            }
+            Err(message) => Some((
+                waiting,
+                Response::Error {
+                    command: None,
+                    message,
+                },
+            )),
+        }
+    }
+
+    /// Starts a resync: the sync daemon resends every entry the workers
+    /// list, from a listing of its own or the one running.
+    fn start_resync(&mut self) {
+        if let Some(l) = self.listing.as_mut() {
+            l.for_sync = true;
+            return;
+        }
+        if self.ask_workers().is_ok() {
+            self.listing = Some(Listing {
+                waiting: Vec::new(),
+                collect: false,
+                for_sync: true,
+                entries: Vec::new(),
+                done: 0,
+                started: Instant::now(),
+            });
+        }
+    }
+
+    /// Asks every worker to list its connections.
+    ///
+    /// # Errors
+    /// A worker's command ring is full (it is behind).
+    fn ask_workers(&mut self) -> Result<(), String> {
         for w in &mut self.workers {
             if w.send(l4vs_dataplane::rings::Command::ListConns).is_err() {
                 return Err("the workers are busy: try again".into());
             }
         }
-        self.listing = Some(Listing {
-            waiting: vec![ticket],
-            entries: Vec::new(),
-            done: 0,
-            started: Instant::now(),
-        });
         Ok(())
     }
 
@@ -276,6 +360,9 @@ impl ControlSide {
             return None;
         }
         let l = self.listing.take()?;
+        if l.waiting.is_empty() {
+            return self.start_deferred();
+        }
         let response = if complete {
             Response::Connections { entries: l.entries }
         } else {
@@ -492,6 +579,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         listing: None,
         kernel,
         port_ids: ports.iter().map(Port::id).collect(),
+        deferred: Vec::new(),
         sync: cfg.sync.clone().map(|s| {
             let mac = port_infos[s.port].mac.0;
             SyncDaemon::new(s, mac, cfg.workers.cores.len() as u16)
@@ -594,6 +682,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
     let mut next_estimate = crate::estimator::INTERVAL;
+    // The first resync comes one period after the start.
+    let mut next_resync = cfg
+        .sync
+        .as_ref()
+        .and_then(|s| s.resync_period)
+        .unwrap_or_default();
     // Snapshots replaced by a reload, until every worker has let go.
     let mut retired: Vec<Arc<Snapshot>> = Vec::new();
     let mut running = cfg.clone();
@@ -678,9 +772,23 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 ),
             }
         }
-        if let Some((waiting, response)) = control.finished_listing() {
+        if let Some((waiting, response)) = control
+            .finished_listing()
+            .or_else(|| control.start_deferred())
+        {
             for t in waiting {
                 admin.answer(t, &response);
+            }
+        }
+        if let Some(period) = cfg
+            .sync
+            .as_ref()
+            .filter(|s| s.role.sends())
+            .and_then(|s| s.resync_period)
+        {
+            if now >= next_resync {
+                control.start_resync();
+                next_resync = now + period;
             }
         }
         admin.poll(|req, ticket| match req {

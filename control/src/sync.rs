@@ -31,9 +31,17 @@
 //! left out (IPVS keeps such a connection without a destination; l4vs
 //! cannot forward by one). v0 messages from older peers are taken too.
 //!
-//! Not yet (issue 11): the periodic refresh of long-lived connections
-//! (`sync_refresh_period`, `sync_period`), authentication, bulk resync,
-//! `backup_only`, `l4vsadm --start-daemon`.
+//! A master also sends its whole table again every `resync_period`
+//! seconds (an l4vs key; the kernel refreshes a connection every
+//! `sync_period` packets instead): a connection that lives longer than its
+//! timeout stays alive on the backup, and a backup that joins late (a
+//! failed master back as backup) has everything within one period. The
+//! workers list their tables ([`l4vs_dataplane::rings::Command::ListConns`])
+//! a burst at a time, each entry with the seconds it has left, and at
+//! most [`SyncDaemon::frames`]'s `most` messages leave a control tick.
+//!
+//! Not yet (issue 11): authentication, `backup_only`, `l4vsadm
+//! --start-daemon`.
 
 use crate::config::Sync;
 use l4vs_dataplane::conn::{flags, Conn};
@@ -114,14 +122,20 @@ impl SyncDaemon {
         ((usize::from(self.cfg.max_len) - wire::HEADER_LEN) / ENTRY_LEN).clamp(1, MAX_ENTRIES)
     }
 
-    /// A master takes note of a worker's connection event at `now`: the
-    /// connection `c`, created (`created`) or changed state, as of
-    /// `snap`. Returns whether it was queued.
-    pub fn note(&mut self, c: &Conn, created: bool, snap: &Snapshot, now: Instant) -> bool {
+    /// A master takes note of connection `c` at `now`, as of `snap`:
+    /// created, changed state, or listed for a resync (`why`). Returns
+    /// whether it was queued.
+    pub fn note(&mut self, c: &Conn, why: Why, snap: &Snapshot, now: Instant) -> bool {
         if !self.cfg.role.sends() {
             return false;
         }
-        let Some(entry) = entry_of(c, created, snap) else {
+        // What came from a peer goes back only from a master that takes
+        // nothing itself (a backup that became the master): a director in
+        // both roles would echo it.
+        if c.flags & flags::SYNCED != 0 && (why != Why::Listed || self.cfg.role.receives()) {
+            return false;
+        }
+        let Some(entry) = entry_of(c, why, snap) else {
             return false;
         };
         self.pending.push(entry);
@@ -129,16 +143,17 @@ impl SyncDaemon {
         true
     }
 
-    /// The frames to send now: every full message, and the rest when its
-    /// first entry has waited [`FLUSH_TIME`] (or `all`, at exit).
-    pub fn frames(&mut self, now: Instant, all: bool) -> Vec<Vec<u8>> {
+    /// The frames to send now, at most `most`: full messages, and the rest
+    /// when its first entry has waited [`FLUSH_TIME`] (or `all`, at exit).
+    /// What is left waits for the next call: the pace of a resync.
+    pub fn frames(&mut self, now: Instant, all: bool, most: usize) -> Vec<Vec<u8>> {
         let per = self.per_message();
         let due = all
             || self
                 .since
                 .is_some_and(|t| now.duration_since(t) >= FLUSH_TIME);
         let mut out = Vec::new();
-        while self.pending.len() >= per || (due && !self.pending.is_empty()) {
+        while out.len() < most && (self.pending.len() >= per || (due && !self.pending.is_empty())) {
             let n = self.pending.len().min(per);
             let batch: Vec<SyncConn<'static>> = self.pending.drain(..n).collect();
             if let Some(frame) = self.frame(&batch) {
@@ -219,13 +234,22 @@ impl SyncDaemon {
     }
 }
 
-/// The sync entry of `c` if a master sends it for this event
-/// (`ip_vs_sync_conn_needed` with the kernel's defaults, see the module
-/// docs).
-fn entry_of(c: &Conn, created: bool, snap: &Snapshot) -> Option<SyncConn<'static>> {
-    if c.flags & flags::SYNCED != 0 {
-        return None;
-    }
+/// Why a master looks at a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// A worker made it.
+    Created,
+    /// Its state changed.
+    Changed,
+    /// A worker listed it for a resync; its `expires` is the seconds it
+    /// has left.
+    Listed,
+}
+
+/// The sync entry of `c` if a master sends it (`ip_vs_sync_conn_needed`
+/// with the kernel's defaults, see the module docs), for `why`.
+fn entry_of(c: &Conn, why: Why, snap: &Snapshot) -> Option<SyncConn<'static>> {
+    let created = why != Why::Changed;
     let template = c.flags & flags::TEMPLATE != 0;
     let svc = snap.service(c.service)?.service();
     let protocol = ipv4::Protocol::from(c.proto);
@@ -248,7 +272,9 @@ fn entry_of(c: &Conn, created: bool, snap: &Snapshot) -> Option<SyncConn<'static
     if !sent {
         return None;
     }
-    let timeout = if template {
+    let timeout = if why == Why::Listed {
+        c.expires.max(1)
+    } else if template {
         svc.options.persistence.map_or(0, |p| p.timeout)
     } else {
         svc.options.timeouts.of(c.state)

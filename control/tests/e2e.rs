@@ -1493,7 +1493,7 @@ fn the_standby_takes_the_active_directors_connections() {
             "--target",
             "198.18.0.100:80",
             "--hold-ms",
-            "4000",
+            "9000",
         ])
         .stdout(Stdio::piped());
         held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
@@ -1527,6 +1527,22 @@ fn the_standby_takes_the_active_directors_connections() {
     on_active.sort();
     on_standby.sort();
     assert_eq!(on_standby, on_active, "the standby's table");
+    // A standby that starts afresh (a failed director back as the
+    // standby) has them again from the next resync (every 2 s here).
+    let first_log = standby.stop();
+    assert!(
+        first_log.contains("rejected 0 message(s) and 0 connection(s)"),
+        "{first_log}"
+    );
+    let standby = Director::start_standby(&lab, "lab-nat-sync-backup.yaml");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut again = established(DIRECTOR2);
+    while again.len() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        again = established(DIRECTOR2);
+    }
+    again.sort();
+    assert_eq!(again, on_active, "the restarted standby's table");
     for h in held {
         let _ = h.wait_with_output();
     }

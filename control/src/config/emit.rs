@@ -48,6 +48,7 @@ struct OutSync<'a> {
     port: u16,
     ttl: u8,
     max_len: u16,
+    resync_period: u64,
 }
 
 #[derive(Serialize)]
@@ -426,6 +427,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             port: s.udp_port,
             ttl: s.ttl,
             max_len: s.max_len,
+            resync_period: s.resync_period.map_or(0, |d| d.as_secs()),
         }),
         services: cfg
             .services

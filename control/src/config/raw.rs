@@ -68,6 +68,8 @@ pub(super) struct RawSync {
     pub ttl: Option<S<i64>>,
     #[serde(default)]
     pub max_len: Option<S<i64>>,
+    #[serde(default)]
+    pub resync_period: Option<S<i64>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

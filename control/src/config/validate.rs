@@ -619,6 +619,16 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
         ttl: c.opt_int(&s.ttl, "sync.ttl", 1, 255, 1)?,
         // Room for a few entries at least.
         max_len: c.opt_int(&s.max_len, "sync.max_len", 128, most, most as u16)?,
+        resync_period: match c.opt_int::<u32>(
+            &s.resync_period,
+            "sync.resync_period",
+            0,
+            86_400,
+            30,
+        )? {
+            0 => None,
+            n => Some(std::time::Duration::from_secs(u64::from(n))),
+        },
     })
 }
 

@@ -66,16 +66,16 @@ fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
         (ConnState::CloseWait, true),
     ] {
         let c = http_conn(&snap, 1000, state);
-        assert_eq!(d.note(&c, false, &snap, now), sent, "{state:?}");
+        assert_eq!(d.note(&c, Why::Changed, &snap, now), sent, "{state:?}");
     }
     let mut synced = http_conn(&snap, 1001, ConnState::Established);
     synced.flags |= flags::SYNCED;
-    assert!(!d.note(&synced, false, &snap, now));
+    assert!(!d.note(&synced, Why::Changed, &snap, now));
     // Nothing is due before 2 s; then one message with the five.
     assert!(d
-        .frames(now + Duration::from_millis(1999), false)
+        .frames(now + Duration::from_millis(1999), false, 64)
         .is_empty());
-    let frames = d.frames(now + FLUSH_TIME, false);
+    let frames = d.frames(now + FLUSH_TIME, false, 64);
     assert_eq!(frames.len(), 1);
     let (src, payload) = sync_payload(&frames[0], wire::GROUP, wire::PORT).unwrap();
     assert_eq!(src, Ipv4Addr::new(198, 18, 1, 1));
@@ -88,7 +88,7 @@ fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
     );
     assert_eq!(first.daddr, Ipv4Addr::new(198, 18, 2, 12));
     assert_eq!(d.counts.sent_conns, 5);
-    assert!(d.frames(now + FLUSH_TIME * 2, false).is_empty());
+    assert!(d.frames(now + FLUSH_TIME * 2, false, 64).is_empty());
 }
 
 /// A full message leaves at once; the rest waits its 2 s.
@@ -103,15 +103,15 @@ fn full_messages_leave_at_once() {
     for p in 0..(per as u16 + 3) {
         d.note(
             &http_conn(&snap, 2000 + p, ConnState::Established),
-            false,
+            Why::Changed,
             &snap,
             now,
         );
     }
-    let frames = d.frames(now, false);
+    let frames = d.frames(now, false, 64);
     assert_eq!(frames.len(), 1);
     assert!(frames[0].len() <= 14 + 20 + 8 + 1472);
-    assert_eq!(d.frames(now + FLUSH_TIME, false).len(), 1);
+    assert_eq!(d.frames(now + FLUSH_TIME, false, 64).len(), 1);
     assert_eq!(d.counts.sent_messages, 2);
 }
 
@@ -125,8 +125,8 @@ fn a_backup_applies_what_a_master_sends() {
     let mut master = SyncDaemon::new(mcfg.sync.clone().unwrap(), MAC, 1);
     let now = Instant::now();
     let c = http_conn(&snap, 3000, ConnState::Established);
-    master.note(&c, false, &snap, now);
-    let frame = master.frames(now, true).remove(0);
+    master.note(&c, Why::Changed, &snap, now);
+    let frame = master.frames(now, true, 64).remove(0);
 
     let (bcfg, _) = lab("backup");
     let mut backup_cfg = bcfg.sync.unwrap();
@@ -213,11 +213,11 @@ fn bad_messages_are_dropped() {
     let now = Instant::now();
     master.note(
         &http_conn(&snap, 5000, ConnState::Established),
-        false,
+        Why::Changed,
         &snap,
         now,
     );
-    let good = master.frames(now, true).remove(0);
+    let good = master.frames(now, true, 64).remove(0);
     for cut in 0..good.len() {
         d.apply(&good[..cut], &snap, |_, _| true);
     }
@@ -229,4 +229,59 @@ fn bad_messages_are_dropped() {
         d.apply(&f, &snap, |_, _| true);
     }
     assert!(d.counts.rejected_messages > 0);
+}
+
+/// A resync sends what the workers list, each with the seconds it has
+/// left; a master that also takes from a peer does not send the peer's
+/// entries back, a master alone does (a backup that took over).
+#[test]
+fn a_resync_sends_each_entry_with_the_time_it_has_left() {
+    let (cfg, snap) = lab("master");
+    let mut d = SyncDaemon::new(cfg.sync.clone().unwrap(), MAC, 1);
+    let now = Instant::now();
+    let mut c = http_conn(&snap, 6000, ConnState::Established);
+    c.expires = 321;
+    assert!(d.note(&c, Why::Listed, &snap, now));
+    let mut synced = http_conn(&snap, 6001, ConnState::Established);
+    synced.flags |= flags::SYNCED;
+    synced.expires = 77;
+    assert!(d.note(&synced, Why::Listed, &snap, now));
+    // In the handshake: not sent, listed or not.
+    assert!(!d.note(
+        &http_conn(&snap, 6002, ConnState::SynRecv),
+        Why::Listed,
+        &snap,
+        now
+    ));
+    let frame = d.frames(now, true, 64).remove(0);
+    let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT).unwrap();
+    let timeouts: Vec<(u16, u32)> = Message::parse(payload)
+        .unwrap()
+        .conns()
+        .map(|e| e.map(|e| (e.cport, e.timeout)).unwrap())
+        .collect();
+    assert_eq!(timeouts, [(6000, 321), (6001, 77)]);
+
+    let mut both = cfg.sync.unwrap();
+    both.role = config::SyncRole::Both;
+    let mut d = SyncDaemon::new(both, MAC, 1);
+    assert!(!d.note(&synced, Why::Listed, &snap, now));
+    assert!(d.note(&c, Why::Listed, &snap, now));
+}
+
+/// At most `most` messages leave a call; the rest waits for the next.
+#[test]
+fn a_resync_is_paced() {
+    let (cfg, snap) = lab("master");
+    let mut d = SyncDaemon::new(cfg.sync.unwrap(), MAC, 1);
+    let now = Instant::now();
+    for p in 0..400u16 {
+        let mut c = http_conn(&snap, 10_000 + p, ConnState::Established);
+        c.expires = 500;
+        d.note(&c, Why::Listed, &snap, now);
+    }
+    assert_eq!(d.frames(now, false, 4).len(), 4);
+    assert_eq!(d.frames(now, false, 4).len(), 4);
+    assert_eq!(d.frames(now, true, 64).len(), 2);
+    assert_eq!(d.counts.sent_conns, 400);
 }

@@ -86,10 +86,10 @@ pub struct Cli {
     /// loader takes back (an l4vs addition to ipvsadm's commands).
     #[arg(long = "yaml")]
     yaml: bool,
-    /// Start a connection sync daemon (not supported yet).
+    /// Start a connection sync daemon (not yet: the config's `sync:`).
     #[arg(long = "start-daemon", value_name = "state")]
     start_daemon: Option<String>,
-    /// Stop a connection sync daemon (not supported yet).
+    /// Stop a connection sync daemon (not yet: the config's `sync:`).
     #[arg(long = "stop-daemon", value_name = "state")]
     stop_daemon: Option<String>,
     /// Set the TCP, TCP FIN_WAIT and UDP timeouts, seconds (0: unchanged).
@@ -535,7 +535,7 @@ impl Cli {
         }
         if self.start_daemon.is_some() || self.stop_daemon.is_some() {
             return Err(usage(
-                "connection sync daemons are not supported yet (l4vs has no sync daemon)",
+                "the sync daemon is started and stopped by the config's sync: block (a restart), not by l4vsadm yet",
             ));
         }
         if self.restore {
@@ -906,6 +906,21 @@ pub fn count_templates(services: &mut [ServiceReport], entries: &[ConnEntry]) {
             r.persistent = u32::try_from(n).unwrap_or(u32::MAX);
         }
     }
+}
+
+/// `-L --daemon`, as ipvsadm's `list_daemon` prints it: a line per
+/// daemon, `master sync daemon (mcast=lan, syncid=7, maxlen=1472,
+/// group=224.0.0.81, port=8848, ttl=1)`; nothing when none runs.
+pub fn format_daemons(daemons: &[crate::admin::SyncDaemonInfo]) -> String {
+    daemons
+        .iter()
+        .map(|d| {
+            format!(
+                "{} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})\n",
+                d.state, d.interface, d.syncid, d.maxlen, d.group, d.port, d.ttl
+            )
+        })
+        .collect()
 }
 
 /// `-L --timeout`.

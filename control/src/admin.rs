@@ -116,6 +116,30 @@ impl ConnEntry {
     }
 }
 
+/// A sync daemon as `l4vsadm -L --daemon` lists it (ipvsadm's
+/// `list_daemon`), with what it counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemonInfo {
+    /// `master` or `backup` (a director in both roles has one of each).
+    pub state: String,
+    /// The port it runs on (ipvsadm's `mcast=` interface).
+    pub interface: String,
+    pub syncid: u8,
+    /// Bytes, the longest message.
+    pub maxlen: u16,
+    pub group: std::net::Ipv4Addr,
+    pub port: u16,
+    pub ttl: u8,
+    /// Messages and entries sent (a master), received and applied (a
+    /// backup), and what was rejected.
+    pub sent_messages: u64,
+    pub sent_conns: u64,
+    pub received_messages: u64,
+    pub applied: u64,
+    pub rejected_messages: u64,
+    pub rejected_conns: u64,
+}
+
 /// What the director answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
@@ -135,6 +159,9 @@ pub enum Response {
         timeouts: [u32; 3],
         /// Services in slot order, each with its reals.
         services: Vec<ServiceReport>,
+        /// The connection sync daemons that run (`-L --daemon`).
+        #[serde(default)]
+        daemons: Vec<SyncDaemonInfo>,
     },
     /// The connection entries (for [`Request::Connections`]), worker by
     /// worker, each in table order.

@@ -812,6 +812,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     [t.tcp_established, t.tcp_fin_wait, t.udp]
                 },
                 services: table.report(),
+                daemons: control
+                    .sync
+                    .as_ref()
+                    .map(|d| d.info(&cfg.ports[d.config().port].name))
+                    .unwrap_or_default(),
             }),
             Request::Apply { commands } => Some(
                 match publish_changes(
@@ -851,6 +856,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     services: &table.report(),
                     health: &table.health(),
                     quorums: &table.quorums(),
+                    sync: control.sync.as_ref().map(|d| d.counts),
                     workers: &all_counters,
                     conn_capacity: cfg.workers.connections,
                     ports: &ports,

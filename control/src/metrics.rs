@@ -25,6 +25,7 @@
 //!   `forward`): connections, packets and bytes in each direction, as
 //!   `ipvsadm -L --stats` counts them (since the start or the last `-Z`);
 //!   per real also active and inactive connections, the weight, and
+//!   the sync daemon's messages and entries (`l4vs_sync_*`);
 //!   whether its health check finds it up (`l4vs_real_up`); per service
 //!   whether its quorum is met (`l4vs_service_quorum_up`);
 //! - per worker (label `worker`): every counter of
@@ -277,6 +278,8 @@ pub struct View<'a> {
     /// Each service's quorum (`ServiceTable::quorums`): its key, name,
     /// and whether the quorum is met.
     pub quorums: &'a [(ServiceKey, String, bool)],
+    /// The sync daemon's counts, if one runs.
+    pub sync: Option<crate::sync::SyncCounts>,
     /// Each worker's counters, in worker order.
     pub workers: &'a [Arc<Counters>],
     /// Connection-table entries each worker has room for.
@@ -542,6 +545,43 @@ pub fn render(v: &View<'_>) -> String {
         "service_quorum_up",
         "1 while the weights of the service's reals that are up reach its quorum (keepalived's quorum with hysteresis), 0 while it is lost and the sorry server, if any, stands in",
     );
+    if let Some(c) = v.sync {
+        let messages = counter(
+            &mut r,
+            "sync_messages",
+            "Connection sync messages the sync daemon sent (a master) and received and took (a backup), by direction",
+            None,
+        );
+        messages
+            .get_or_create(&vec![("direction", "sent".to_owned())])
+            .inc_by(c.sent_messages);
+        messages
+            .get_or_create(&vec![("direction", "received".to_owned())])
+            .inc_by(c.received_messages);
+        let conns = counter(
+            &mut r,
+            "sync_connections",
+            "Connection entries the sync daemon sent (a master), applied to the table (a backup), or rejected (unknown service or real, malformed, a full command ring)",
+            None,
+        );
+        for (what, n) in [
+            ("sent", c.sent_conns),
+            ("applied", c.applied),
+            ("rejected", c.rejected_conns),
+        ] {
+            conns
+                .get_or_create(&vec![("what", what.to_owned())])
+                .inc_by(n);
+        }
+        counter(
+            &mut r,
+            "sync_rejected_messages",
+            "Sync messages dropped: malformed, another syncid",
+            None,
+        )
+        .get_or_create(&Vec::new())
+        .inc_by(c.rejected_messages);
+    }
     for (key, name, met) in v.quorums {
         quorum
             .get_or_create(&key_labels(*key, name))

@@ -117,6 +117,35 @@ impl SyncDaemon {
         &self.cfg
     }
 
+    /// What `l4vsadm -L --daemon` lists of it: a master line, a backup
+    /// line, or both (IPVS's two daemon slots), on port `interface`.
+    pub fn info(&self, interface: &str) -> Vec<crate::admin::SyncDaemonInfo> {
+        let c = self.counts;
+        let line = |state: &str| crate::admin::SyncDaemonInfo {
+            state: state.to_owned(),
+            interface: interface.to_owned(),
+            syncid: self.cfg.syncid,
+            maxlen: self.cfg.max_len,
+            group: self.cfg.group,
+            port: self.cfg.udp_port,
+            ttl: self.cfg.ttl,
+            sent_messages: c.sent_messages,
+            sent_conns: c.sent_conns,
+            received_messages: c.received_messages,
+            applied: c.applied,
+            rejected_messages: c.rejected_messages,
+            rejected_conns: c.rejected_conns,
+        };
+        let mut out = Vec::new();
+        if self.cfg.role.sends() {
+            out.push(line("master"));
+        }
+        if self.cfg.role.receives() {
+            out.push(line("backup"));
+        }
+        out
+    }
+
     /// The entries a message holds under `max_len`.
     fn per_message(&self) -> usize {
         ((usize::from(self.cfg.max_len) - wire::HEADER_LEN) / ENTRY_LEN).clamp(1, MAX_ENTRIES)

@@ -946,7 +946,7 @@ TCP  198.18.0.100:80 rr
     );
     let (code, _, err) = l4vsadm(&lab, &["--start-daemon", "master"]);
     assert_eq!(code, 2);
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("the sync daemon is started and stopped by the config"), "{err}");
 
     // Counters as the client saw them: zeroed, then 30 connections.
     assert_eq!(l4vsadm(&lab, &["-Z"]).0, 0);
@@ -1527,6 +1527,14 @@ fn the_standby_takes_the_active_directors_connections() {
     on_active.sort();
     on_standby.sort();
     assert_eq!(on_standby, on_active, "the standby's table");
+    // ipvsadm -L --daemon's lines.
+    let daemon = |role: &str| l4vsadm_in(&lab, role, &["-L", "--daemon"]).1;
+    let settings = "(mcast=lan, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)";
+    assert_eq!(daemon(DIRECTOR), format!("master sync daemon {settings}\n"));
+    assert_eq!(
+        daemon(DIRECTOR2),
+        format!("backup sync daemon {settings}\n")
+    );
     // A standby that starts afresh (a failed director back as the
     // standby) has them again from the next resync (every 2 s here).
     let first_log = standby.stop();

@@ -6,8 +6,8 @@
 
 use clap::Parser;
 use l4vs_control::adm::{
-    count_templates, format_connections, format_list, format_save, format_timeouts, parse_restore,
-    Action, Cli, View,
+    count_templates, format_connections, format_daemons, format_list, format_save, format_timeouts,
+    parse_restore, Action, Cli, View,
 };
 use l4vs_control::admin::{self, Request, Response};
 use std::io::Read;
@@ -59,8 +59,10 @@ fn main() -> ExitCode {
             print!("{}", format_timeouts(timeouts));
             ExitCode::SUCCESS
         }
-        // No connection sync daemon runs yet: ipvsadm prints nothing then.
-        (Action::Daemons, Response::Listing { .. }) => ExitCode::SUCCESS,
+        (Action::Daemons, Response::Listing { daemons, .. }) => {
+            print!("{}", format_daemons(&daemons));
+            ExitCode::SUCCESS
+        }
         (Action::Connections { persistent_conn }, Response::Connections { entries }) => {
             print!("{}", format_connections(&entries, persistent_conn));
             ExitCode::SUCCESS

@@ -55,6 +55,11 @@ fn sample() -> String {
         services: &lab_report(),
         health: &health,
         quorums: &[(crate::table::ServiceKey::Fwmark(1), "web".into(), false)],
+        sync: Some(crate::sync::SyncCounts {
+            sent_messages: 4,
+            sent_conns: 100,
+            ..Default::default()
+        }),
         workers: &[w],
         conn_capacity: 4096,
         ports: &ports,
@@ -118,6 +123,9 @@ fn services_reals_workers_and_ports_are_rendered_with_their_values() {
         r#"l4vs_real_up{{{svc},real="198.18.2.12",real_port="0",forward="nat"}} 0"#
     ));
     has(&format!("l4vs_service_quorum_up{{{svc}}} 0"));
+    has(r#"l4vs_sync_messages_total{direction="sent"} 4"#);
+    has(r#"l4vs_sync_connections_total{what="sent"} 100"#);
+    has("l4vs_sync_rejected_messages_total 0");
     assert!(!text.contains(r#"port="gone""#), "{text}");
 }
 

@@ -87,7 +87,7 @@
 //!       type: http          # required: tcp | http | https | udp | dns | misc
 //!                           # (tcp/http/https: not on UDP services, udp: not on TCP ones)
 //!       connect_port: 8080  # default: the real's port (all but misc)
-//!       path: /             # http, https; status_code: [200]; virtualhost; contains;
+//!       path: /             # http, https; status_code: [200, "300-302"] (default 200-299); virtualhost; contains;
 //!                           # digest (MD5 of the body, 32 hex digits); enable_sni (https)
 //!       payload: "70696e67" # udp: bytes in hex; require_reply: the reply's first bytes
 //!       dns_type: SOA       # dns: A NS CNAME SOA MX TXT AAAA; dns_name: "." (the query)
@@ -629,12 +629,13 @@ pub enum CheckKind {
     Tcp,
     /// `http` (HTTP_GET) and `https` (SSL_GET): `GET path` over HTTP/1.1,
     /// in TLS for `https`; up when the status is one of `status_codes`
-    /// and, with `digest` or `contains`, the body (its first MiB) has
-    /// that MD5 digest or that text.
+    /// and, with `digest`, the whole body has that MD5 digest, and with
+    /// `contains`, its first MiB has that text.
     Http {
         /// `path`, default `/`.
         path: String,
-        /// `status_code`, default `[200]`.
+        /// `status_code`, codes and `lo-hi` ranges, default keepalived's
+        /// 200-299; sorted, each once.
         status_codes: Vec<u16>,
         /// `virtualhost`: the Host header; default the real's address.
         virtualhost: Option<String>,
@@ -1024,7 +1025,7 @@ pub(crate) fn valid_name(s: &str, max: usize) -> bool {
 /// UDP_CHECK payloads and HTTP_GET digests); `None` for anything else
 /// (an odd count, a non-hex character).
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())

@@ -698,6 +698,14 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         plan.targets.iter().map(|(t, _)| t.clone()).collect();
     install_vip_routes(&plan);
     let checker = Checker::start(plan).context("starting the health checks")?;
+    // A quorum the configuration does not meet from the start (reals of
+    // weight 0): said once, and its quorum_down run, as for a check's.
+    for (key, name, met) in table.quorums() {
+        if !met {
+            warn!(target: "l4vs", "service {name}: quorum lost at start: the weights of its reals do not reach it (the sorry server, if any, stands in)");
+            run_quorum_command(&checker, cfg, key, &name, false);
+        }
+    }
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(CONTROL_TICK);
         if handles.iter().any(|h| h.is_finished()) {
@@ -759,7 +767,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     let quorum_after = table.quorum_met(t.service);
                     if let (Some(before), Some(met)) = (quorum_before, quorum_after) {
                         if before != met {
-                            run_quorum_command(&checker, &running, t, met);
+                            run_quorum_command(&checker, &running, t.service, &t.service_name, met);
                         }
                     }
                 }
@@ -884,6 +892,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             let mut reloading = vec![sd_notify::NotifyState::Reloading];
             reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
             notify_service_manager(&reloading);
+            let quorums_before = table.quorums();
             match reload(
                 path,
                 &running,
@@ -910,6 +919,45 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     running = new;
                     let plan =
                         health::Plan::of(&running, &|k, r| table.health_of(k, *r.ip(), r.port()));
+                    // A real no longer checked is up again; a real down
+                    // takes a new inhibit_on_failure.
+                    let fixes = table.health_fixes(&|k, a, p| {
+                        plan.targets
+                            .iter()
+                            .find(|(t, _)| {
+                                t.service == k && *t.real.ip() == a && t.real.port() == p
+                            })
+                            .map(|(t, _)| t.inhibit)
+                    });
+                    if !fixes.is_empty() {
+                        match publish_changes(
+                            &mut table,
+                            &running,
+                            &port_infos,
+                            &snapshot,
+                            &mut retired,
+                            |_| fixes,
+                        ) {
+                            Ok(changes) => {
+                                for line in change_lines(&changes) {
+                                    info!(target: "l4vs", "reload: health: {line}: its check changed");
+                                }
+                            }
+                            Err((_, e)) => {
+                                warn!(target: "l4vs", "reload: the reals' health after the checks changed: {e:#}")
+                            }
+                        }
+                    }
+                    // keepalived's quorum commands, for a quorum the reload
+                    // lost or brought back.
+                    for (key, name, met) in table.quorums() {
+                        if quorums_before
+                            .iter()
+                            .any(|(k, _, was)| *k == key && *was != met)
+                        {
+                            run_quorum_command(&checker, &running, key, &name, met);
+                        }
+                    }
                     planned = plan.targets.iter().map(|(t, _)| t.clone()).collect();
                     install_vip_routes(&plan);
                     checker.set_plan(plan);
@@ -1213,21 +1261,18 @@ fn print_workers(
     let _ = std::io::stdout().flush();
 }
 
-/// Runs the `quorum_up` (`met`) or `quorum_down` command of `t`'s service
-/// in `running`, if it has one, with `L4VS_SERVICE` and `L4VS_QUORUM`
+/// Runs the `quorum_up` (`met`) or `quorum_down` command of service `key`
+/// (called `name`) in `running`, if it has one, with `L4VS_SERVICE` and `L4VS_QUORUM`
 /// (`UP` or `DOWN`) in its environment (keepalived's quorum notify
 /// commands, check/ipwrapper.c `update_quorum_state`).
 fn run_quorum_command(
     checker: &health::Checker,
     running: &config::Config,
-    t: &health::Target,
+    key: table::ServiceKey,
+    name: &str,
     met: bool,
 ) {
-    let Some(service) = running
-        .services
-        .iter()
-        .find(|s| table::key_of(s) == t.service)
-    else {
+    let Some(service) = running.services.iter().find(|s| table::key_of(s) == key) else {
         return;
     };
     let command = if met {
@@ -1239,7 +1284,7 @@ fn run_quorum_command(
         checker.run_command(
             command.clone(),
             vec![
-                ("L4VS_SERVICE", t.service_name.clone()),
+                ("L4VS_SERVICE", name.to_owned()),
                 ("L4VS_QUORUM", (if met { "UP" } else { "DOWN" }).to_owned()),
             ],
         );

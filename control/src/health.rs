@@ -26,7 +26,7 @@
 use crate::config::{to_hex, Check, CheckKind, Config, ForwardMethod};
 use crate::table::ServiceKey;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::{self, Receiver};
@@ -34,7 +34,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The most of an HTTP body a check reads (for `contains`).
+/// The most of an HTTP body a check keeps to look for `contains` in (the
+/// digest covers the whole body).
 const MAX_BODY: usize = 1 << 20;
 
 /// One checked real server.
@@ -562,10 +563,14 @@ async fn http_check(
                 // An address is never sent as SNI (RFC 6066 3).
                 None => rustls::pki_types::ServerName::IpAddress(IpAddr::V4(*at.ip()).into()),
             };
-            let stream = tls_connector()
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("{what}: TLS handshake: {e}"))?;
+            let stream = tls_connector().connect(name, stream).await.map_err(|e| {
+                let hint = if e.to_string().contains("InvalidContentType") {
+                    " (does the real answer plain HTTP on this port?)"
+                } else {
+                    ""
+                };
+                format!("{what}: TLS handshake: {e}{hint}")
+            })?;
             http_get(what, stream, path, host, want).await
         }
     }
@@ -683,14 +688,22 @@ where
         if want.digest.is_none() && want.contains.is_none() {
             return Ok(format!("{what}: status {status}"));
         }
-        let body = Limited::new(resp.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| format!("{what}: reading the body: {e}"))?
-            .to_bytes();
+        // The whole body for the digest (keepalived's check_http.c hashes
+        // it all as it comes); its first MiB for `contains`.
+        use md5::Digest;
+        let mut md5 = md5::Md5::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut stream = resp.into_body();
+        while let Some(frame) = stream.frame().await {
+            let frame = frame.map_err(|e| format!("{what}: reading the body: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                md5.update(&data);
+                let room = MAX_BODY.saturating_sub(body.len());
+                body.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
         if let Some(digest) = want.digest {
-            use md5::Digest;
-            let got: [u8; 16] = md5::Md5::digest(&body).into();
+            let got: [u8; 16] = md5.finalize().into();
             if got != *digest {
                 return Err(format!(
                     "{what}: status {status}, but the body's MD5 digest is {}, not {}",

@@ -1344,13 +1344,21 @@ impl ServiceTable {
         };
         let e = self.entry_mut(key)?;
         let before = e.effective_reals();
+        let old_sorry = e.quorum.sorry;
         e.quorum = Quorum {
             sorry,
             quorum: quorum.max(1),
             hysteresis,
             met: e.quorum.met,
         };
-        let flipped = e.refresh_quorum();
+        let flipped = e.refresh_quorum().or_else(|| {
+            // The quorum was lost already: the new sorry server comes in.
+            let s = sorry.filter(|s| !e.quorum.met && old_sorry != Some(*s))?;
+            Some(format!(
+                "quorum {} lost, sorry server {}:{} in",
+                e.quorum.quorum, s.addr, s.port
+            ))
+        });
         if e.effective_reals() != before {
             e.dirty = true;
         }
@@ -1493,6 +1501,39 @@ impl ServiceTable {
         }
     }
 
+    /// The commands that bring the table's health verdicts in line with a
+    /// new plan of checks: `checked(service, addr, port)` says whether the
+    /// real is still checked, and with which `inhibit_on_failure`. A real
+    /// no longer checked is up (keepalived takes an unchecked real as
+    /// alive); a real that is down keeps its verdict, under the new
+    /// `inhibit_on_failure` when it changed.
+    pub fn health_fixes(
+        &self,
+        checked: &dyn Fn(ServiceKey, Ipv4Addr, u16) -> Option<bool>,
+    ) -> Vec<Command> {
+        let mut out = Vec::new();
+        for e in self.slots.iter().flatten() {
+            for (&(addr, port), h) in &e.health {
+                let fix = match checked(e.spec.key, addr, port) {
+                    None => Some((true, None, h.inhibit)),
+                    Some(inhibit) if !h.up && inhibit != h.inhibit => Some((false, None, inhibit)),
+                    Some(_) => None,
+                };
+                if let Some((up, weight, inhibit)) = fix {
+                    out.push(Command::SetHealth {
+                        service: e.spec.key,
+                        addr: IpAddr::V4(addr),
+                        port,
+                        up,
+                        weight,
+                        inhibit,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Whether service `key` has its quorum (keepalived's `quorum` with
     /// `hysteresis`); `None` for no such service.
     pub fn quorum_met(&self, key: ServiceKey) -> Option<bool> {
@@ -1618,6 +1659,15 @@ impl ServiceTable {
             let Ok(o) = self.entry(&key) else {
                 cmds.push(Command::AddService(n.spec.clone()));
                 cmds.extend(n.reals.iter().map(|r| Command::AddReal(key, real_spec(r))));
+                let q = &n.quorum;
+                if q.sorry.is_some() || q.quorum != 1 || q.hysteresis != 0 {
+                    cmds.push(Command::SetQuorum {
+                        service: key,
+                        sorry: q.sorry.as_ref().map(real_spec),
+                        quorum: q.quorum,
+                        hysteresis: q.hysteresis,
+                    });
+                }
                 continue;
             };
             // Turning ops on needs the NAT reals gone first; any other
@@ -2483,5 +2533,78 @@ mod tests {
         assert_eq!(listing(&got), listing(&new));
         // The same table: nothing to do.
         assert!(old.diff(&web()).is_empty());
+    }
+
+    /// A service a reload adds comes with its quorum and sorry server,
+    /// which stands in at once when its reals' weights do not make the
+    /// quorum.
+    #[test]
+    fn a_service_added_by_reload_gets_its_sorry_server() {
+        let old = ServiceTable::new(net());
+        let mut new = ServiceTable::new(net());
+        new.apply(Command::AddService(spec(80, SchedulerKind::Rr)))
+            .unwrap();
+        new.apply(Command::AddReal(key(80), real(11, 0))).unwrap();
+        let sorry = Command::SetQuorum {
+            service: key(80),
+            sorry: Some(real(99, 1)),
+            quorum: 1,
+            hysteresis: 0,
+        };
+        let c = new.apply(sorry.clone()).unwrap();
+        assert!(c.what.contains("sorry server 198.18.2.99:80 in"), "{c}");
+        let (mut got, cmds) = apply_diff(&old, &new);
+        assert_eq!(cmds.last(), Some(&sorry));
+        assert!(!got.quorums()[0].2);
+        let reals: Vec<u8> = got.report()[0]
+            .reals
+            .iter()
+            .map(|r| r.real.addr.octets()[3])
+            .collect();
+        assert_eq!(reals, [99]);
+    }
+
+    /// After a reload, a real no longer checked is up again, and a real
+    /// down takes the new inhibit_on_failure.
+    #[test]
+    fn health_fixes_follow_the_new_checks() {
+        let mut t = web();
+        let down = |port_last: u8, inhibit: bool| Command::SetHealth {
+            service: key(80),
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 2, port_last)),
+            port: 80,
+            up: false,
+            weight: None,
+            inhibit,
+        };
+        t.apply(down(11, false)).unwrap();
+        t.apply(down(12, false)).unwrap();
+        // 11 no longer checked; 12 checked with inhibit_on_failure now.
+        let fixes = t.health_fixes(&|_, a, _| (a.octets()[3] == 12).then_some(true));
+        assert_eq!(fixes.len(), 2, "{fixes:?}");
+        for f in fixes {
+            t.apply(f).unwrap();
+        }
+        assert_eq!(
+            t.health_of(key(80), Ipv4Addr::new(198, 18, 2, 11), 80),
+            None
+        );
+        assert_eq!(
+            t.health_of(key(80), Ipv4Addr::new(198, 18, 2, 12), 80),
+            Some((false, None))
+        );
+        let weights: Vec<(u8, u32)> = t.report()[0]
+            .reals
+            .iter()
+            .map(|r| (r.real.addr.octets()[3], r.real.weight))
+            .collect();
+        assert!(
+            weights.contains(&(11, 1)) && weights.contains(&(12, 0)),
+            "{weights:?}"
+        );
+        // Nothing more to fix.
+        assert!(t
+            .health_fixes(&|_, a, _| (a.octets()[3] == 12).then_some(true))
+            .is_empty());
     }
 }

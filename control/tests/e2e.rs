@@ -946,7 +946,10 @@ TCP  198.18.0.100:80 rr
     );
     let (code, _, err) = l4vsadm(&lab, &["--start-daemon", "master"]);
     assert_eq!(code, 2);
-    assert!(err.contains("the sync daemon is started and stopped by the config"), "{err}");
+    assert!(
+        err.contains("the sync daemon is started and stopped by the config"),
+        "{err}"
+    );
 
     // Counters as the client saw them: zeroed, then 30 connections.
     assert_eq!(l4vsadm(&lab, &["-Z"]).0, 0);
@@ -1449,6 +1452,34 @@ fn a_reload_that_mends_a_check_brings_the_reals_back() {
     }
     let back = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!((back.failed, back.servers()), (0, 3), "{back:?}");
+    // Broken again, then the check taken out: the reals are not checked
+    // any more, so they are up (keepalived takes an unchecked real as
+    // alive), and the quorum is back.
+    std::fs::write(&config, &broken).unwrap();
+    director.signal("HUP");
+    director.wait_log_times("sorry server 198.18.2.13:8081 in", 2);
+    let start = broken.find("    check:").unwrap();
+    let end = broken[start..].find("    reals:").unwrap() + start;
+    let unchecked = format!("{}{}", &broken[..start], &broken[end..]);
+    std::fs::write(&config, &unchecked).unwrap();
+    director.signal("HUP");
+    director.wait_log("reload: health: service http: real ");
+    let line = director
+        .log_text()
+        .lines()
+        .find(|l| l.contains("reload: health: service http: real "))
+        .unwrap()
+        .to_owned();
+    for r in REAL_SERVERS {
+        assert!(line.contains(&format!("real {}:80 up", r.addr)), "{line}");
+    }
+    director.wait_log_times("sorry server 198.18.2.13:8081 out", 2);
+    let unchecked_load = lab.http_load(VIP_HTTP, 30).unwrap();
+    assert_eq!(
+        (unchecked_load.failed, unchecked_load.servers()),
+        (0, 3),
+        "{unchecked_load:?}"
+    );
     for e in &mut endpoints {
         let _ = e.kill();
         let _ = e.wait();
@@ -1456,9 +1487,10 @@ fn a_reload_that_mends_a_check_brings_the_reals_back() {
     let log = director.stop();
     let _ = std::fs::remove_dir_all(&dir);
     for r in REAL_SERVERS {
+        // Up when mended, and up when no longer checked.
         assert_eq!(
             log.matches(&format!("real {}:80 up", r.addr)).count(),
-            1,
+            2,
             "{log}"
         );
     }

@@ -183,7 +183,7 @@ struct OutCheck {
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status_code: Option<FlowSeq<Vec<u16>>>,
+    status_code: Option<FlowSeq<Vec<StatusCodes>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     virtualhost: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,7 +253,7 @@ fn out_check(c: &super::Check) -> OutCheck {
             enable_sni,
         } => {
             out.path = Some(path.clone());
-            out.status_code = Some(FlowSeq(status_codes.clone()));
+            out.status_code = Some(FlowSeq(status_ranges(status_codes)));
             out.virtualhost = virtualhost.clone();
             out.digest = digest.as_ref().map(|d| super::to_hex(d));
             out.contains = contains.clone();
@@ -297,6 +297,33 @@ struct OutReal {
     lower_threshold: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<OutRealCheck>,
+}
+
+/// A status code, or a run of them as `lo-hi`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StatusCodes {
+    One(u16),
+    Range(String),
+}
+
+/// Sorted `codes` as codes and `lo-hi` ranges: `[200-299]`, `[200, 301]`.
+fn status_ranges(codes: &[u16]) -> Vec<StatusCodes> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < codes.len() {
+        let mut j = i;
+        while j + 1 < codes.len() && codes[j + 1] == codes[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            StatusCodes::Range(format!("{}-{}", codes[i], codes[j]))
+        } else {
+            StatusCodes::One(codes[i])
+        });
+        i = j + 1;
+    }
+    out
 }
 
 /// A real's own check: a check block, or `type: none`.

@@ -293,7 +293,7 @@ pub(super) struct RawCheck {
     #[serde(default)]
     pub path: Option<S<String>>,
     #[serde(default)]
-    pub status_code: Option<S<Vec<S<i64>>>>,
+    pub status_code: Option<S<Vec<S<IntOrString>>>>,
     #[serde(default)]
     pub virtualhost: Option<S<String>>,
     #[serde(default)]

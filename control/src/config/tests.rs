@@ -1860,6 +1860,64 @@ fn https_and_dns_checks_are_read_and_bad_ones_named() {
         e.contains("services[1].check.type: a https check on a UDP service"),
         "{e}"
     );
+    let e = refused(
+        "virtualhost: www.example.org",
+        "virtualhost: \"www.example.org:8443\"",
+    );
+    assert!(
+        e.contains("services[0].check.virtualhost: `www.example.org:8443` is not a DNS name, which enable_sni sends"),
+        "{e}"
+    );
+    let e = refused("dns_name: www.example.org", "dns_name: \"\"");
+    assert!(
+        e.contains("services[1].check.dns_name: `` is not a domain name: empty"),
+        "{e}"
+    );
+    let e = refused(
+        "      path: /\n",
+        "      path: /\n      digest: \"+3+3+3+3+3+3+3+3+3+3+3+3+3+3+3+3\"\n",
+    );
+    assert!(e.contains("services[0].check.digest:"), "{e}");
+    // Status codes and ranges, as keepalived's status_code; none is
+    // keepalived's 200-299.
+    let codes = |text: &str| match &crate::config::parse(text, "c.yaml").unwrap().services[0]
+        .check
+        .as_ref()
+        .unwrap()
+        .kind
+    {
+        CheckKind::Http { status_codes, .. } => status_codes.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        codes(&text.replacen(
+            "status_code: [200]",
+            "status_code: [\"200-204\", 301, 204]",
+            1
+        )),
+        [200, 201, 202, 203, 204, 301]
+    );
+    assert_eq!(
+        codes(
+            &text
+                .replacen("status_code: [200]", "connect_timeout: 1", 1)
+                .replacen("      connect_timeout: 1\n", "", 1)
+        ),
+        (200..=299).collect::<Vec<u16>>()
+    );
+    let e = refused("status_code: [200]", "status_code: [\"299-200\"]");
+    assert!(
+        e.contains("services[0].check.status_code[0]: `299-200` is not a status code"),
+        "{e}"
+    );
+    let back = crate::config::to_yaml(
+        &crate::config::parse(
+            &text.replacen("status_code: [200]", "status_code: [\"200-204\", 301]", 1),
+            "c.yaml",
+        )
+        .unwrap(),
+    );
+    assert!(back.contains("status_code: [200-204, 301]"), "{back}");
     // Lower-case types are read as keepalived reads them.
     let lower = text.replacen("dns_type: A", "dns_type: mx", 1);
     let cfg = crate::config::parse(&lower, "c.yaml").unwrap();

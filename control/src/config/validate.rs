@@ -1239,13 +1239,44 @@ fn health_check(
         }
         "tcp" => CheckKind::Tcp,
         "http" | "https" => {
-            let mut status_codes = Vec::new();
+            // Codes (200) or ranges ("200-299"), as keepalived's
+            // status_code; none: keepalived's 200-299.
+            let mut status_codes: Vec<u16> = Vec::new();
             for (k, code) in h.status_code.iter().flat_map(|l| l.value.iter()).enumerate() {
-                status_codes.push(c.int(code, &format!("{base}.status_code[{k}]"), 100, 599)?);
+                let bad = || {
+                    c.err(
+                        &code.referenced,
+                        format!("{base}.status_code[{k}]"),
+                        format!(
+                            "{} is not a status code 100..=599 or a range of them `lo-hi`",
+                            code.value.echo()
+                        ),
+                    )
+                };
+                let one = |t: &str| t.trim().parse::<u16>().ok().filter(|n| (100..=599).contains(n));
+                let (lo, hi) = match &code.value {
+                    IntOrString::Int(n) => {
+                        let n = u16::try_from(*n).ok().filter(|n| (100..=599).contains(n)).ok_or_else(bad)?;
+                        (n, n)
+                    }
+                    IntOrString::Str(s) => match s.split_once('-') {
+                        Some((a, b)) => (one(a).ok_or_else(bad)?, one(b).ok_or_else(bad)?),
+                        None => {
+                            let n = one(s).ok_or_else(bad)?;
+                            (n, n)
+                        }
+                    },
+                };
+                if lo > hi {
+                    return Err(bad());
+                }
+                status_codes.extend(lo..=hi);
             }
             if status_codes.is_empty() {
-                status_codes.push(200);
+                status_codes.extend(200..=299);
             }
+            status_codes.sort_unstable();
+            status_codes.dedup();
             let path = h.path.as_ref().map_or("/", |p| p.value.as_str()).to_owned();
             if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
                 let at = h.path.as_ref().map_or(raw.referenced, |p| p.referenced);
@@ -1277,6 +1308,20 @@ fn health_check(
             };
             let tls = h.kind.value.trim() == "https";
             let enable_sni = h.enable_sni.as_ref().is_some_and(|b| b.value);
+            if let Some(v) = h.virtualhost.as_ref().filter(|v| {
+                enable_sni
+                    && rustls::pki_types::ServerName::try_from(v.value.trim())
+                        .map_or(true, |n| !matches!(n, rustls::pki_types::ServerName::DnsName(_)))
+            }) {
+                return Err(c.err(
+                    &v.referenced,
+                    format!("{base}.virtualhost"),
+                    format!(
+                        "{} is not a DNS name, which enable_sni sends in the TLS handshake (no port, path or address)",
+                        echo(&v.value)
+                    ),
+                ));
+            }
             if let Some(b) = h.enable_sni.as_ref().filter(|b| b.value && h.virtualhost.is_none()) {
                 return Err(c.err(
                     &b.referenced,
@@ -1314,7 +1359,12 @@ fn health_check(
                 None => DnsRecordType::Soa,
             };
             let name = h.dns_name.as_ref().map_or(".", |n| n.value.trim()).to_owned();
-            if let Err(e) = hickory_proto::rr::Name::from_ascii(&name) {
+            let valid = if name.is_empty() {
+                Err("empty: write . for the root".to_owned())
+            } else {
+                hickory_proto::rr::Name::from_ascii(&name).map(|_| ()).map_err(|e| e.to_string())
+            };
+            if let Err(e) = valid {
                 let at = h.dns_name.as_ref().map_or(raw.referenced, |n| n.referenced);
                 return Err(c.err(
                     &at,
@@ -1365,32 +1415,80 @@ fn health_check(
     };
     let keys_of = |kinds: &[&str]| kinds.contains(&kind.as_str());
     for (given, key, kinds) in [
-        (h.path.is_some(), "path", &["http", "https"][..]),
-        (h.status_code.is_some(), "status_code", &["http", "https"]),
-        (h.virtualhost.is_some(), "virtualhost", &["http", "https"]),
-        (h.contains.is_some(), "contains", &["http", "https"]),
-        (h.digest.is_some(), "digest", &["http", "https"]),
-        (h.enable_sni.is_some(), "enable_sni", &["https"]),
-        (h.dns_type.is_some(), "dns_type", &["dns"]),
-        (h.dns_name.is_some(), "dns_name", &["dns"]),
-        (h.misc_timeout.is_some(), "misc_timeout", &["misc"]),
-        (h.misc_dynamic.is_some(), "misc_dynamic", &["misc"]),
         (
-            h.connect_port.is_some(),
+            h.path.as_ref().map(|v| v.referenced),
+            "path",
+            &["http", "https"][..],
+        ),
+        (
+            h.status_code.as_ref().map(|v| v.referenced),
+            "status_code",
+            &["http", "https"],
+        ),
+        (
+            h.virtualhost.as_ref().map(|v| v.referenced),
+            "virtualhost",
+            &["http", "https"],
+        ),
+        (
+            h.contains.as_ref().map(|v| v.referenced),
+            "contains",
+            &["http", "https"],
+        ),
+        (
+            h.digest.as_ref().map(|v| v.referenced),
+            "digest",
+            &["http", "https"],
+        ),
+        (
+            h.enable_sni.as_ref().map(|v| v.referenced),
+            "enable_sni",
+            &["https"],
+        ),
+        (
+            h.dns_type.as_ref().map(|v| v.referenced),
+            "dns_type",
+            &["dns"],
+        ),
+        (
+            h.dns_name.as_ref().map(|v| v.referenced),
+            "dns_name",
+            &["dns"],
+        ),
+        (
+            h.misc_timeout.as_ref().map(|v| v.referenced),
+            "misc_timeout",
+            &["misc"],
+        ),
+        (
+            h.misc_dynamic.as_ref().map(|v| v.referenced),
+            "misc_dynamic",
+            &["misc"],
+        ),
+        (
+            h.connect_port.as_ref().map(|v| v.referenced),
             "connect_port",
             &["tcp", "http", "https", "udp", "dns"],
         ),
-        (h.payload.is_some(), "payload", &["udp"]),
         (
-            h.through_vip.is_some(),
+            h.payload.as_ref().map(|v| v.referenced),
+            "payload",
+            &["udp"],
+        ),
+        (
+            h.through_vip.as_ref().map(|v| v.referenced),
             "through_vip",
             &["tcp", "http", "https", "udp", "dns"],
         ),
-        (h.require_reply.is_some(), "require_reply", &["udp"]),
+        (
+            h.require_reply.as_ref().map(|v| v.referenced),
+            "require_reply",
+            &["udp"],
+        ),
     ] {
-        if given && !keys_of(kinds) {
+        if let Some(at) = given.filter(|_| !keys_of(kinds)) {
             return Err(c.err(
-                &raw.referenced,
+                &at,
                 format!("{base}.{key}"),
                 format!(
                     "{key} is for {} checks, not {}",

@@ -495,3 +495,45 @@ fn the_plan_takes_each_reals_own_check() {
         }
     );
 }
+
+/// The digest covers the whole body, past the MiB `contains` looks in.
+#[test]
+fn the_digest_covers_a_large_body() {
+    use md5::Digest;
+    let body: Vec<u8> = (0..3 * MAX_BODY).map(|i| (i % 251) as u8).collect();
+    let want: [u8; 16] = md5::Md5::digest(&body).into();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(2) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    let kind = |digest| CheckKind::Http {
+        path: "/".into(),
+        status_codes: vec![200],
+        virtualhost: None,
+        digest: Some(digest),
+        contains: None,
+        tls: false,
+        enable_sni: false,
+    };
+    let mut c = check(kind(want));
+    c.connect_timeout = Duration::from_secs(5);
+    assert!(run(&target(port), &c).is_ok());
+    let mut other = want;
+    other[15] ^= 0xff;
+    let mut c = check(kind(other));
+    c.connect_timeout = Duration::from_secs(5);
+    assert!(run(&target(port), &c)
+        .unwrap_err()
+        .contains("MD5 digest is"));
+}

@@ -22,13 +22,12 @@
 //! | `weight`, `lvs_method`                  | the real's `weight`, `forward`         |
 //! | `uthreshold`, `lthreshold`              | `upper_threshold`, `lower_threshold`   |
 //! | `lvs_timeouts tcp T tcpfin F udp U` (global_defs) | `timeouts` (`ipvsadm --set`) |
-//! | `TCP_CHECK`, `HTTP_GET`, `MISC_CHECK` and their settings, `inhibit_on_failure` | the service's `check`, `inhibit_on_failure` ([`checks`]) |
-//! | `sorry_server IP [PORT]`, `quorum`, `hysteresis` | the service's `sorry_server` (with its forwarding method), `quorum`, `hysteresis` |
+//! | `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `UDP_CHECK`, `DNS_CHECK`, `MISC_CHECK` and their settings, `inhibit_on_failure` | the service's `check` or each real's, `inhibit_on_failure` ([`checks`]) |
+//! | `sorry_server IP [PORT]`, `quorum`, `hysteresis`, `quorum_up`, `quorum_down` | the service's `sorry_server` (with its forwarding method), `quorum`, `hysteresis`, `quorum_up`, `quorum_down` |
 //!
 //! Everything else is a warning with its line: what [`checks`] cannot
-//! carry over (SSL_GET and the other checkers, a second checker or url, a
-//! real checked otherwise than the service's first), the quorum's and the
-//! reals' notification scripts, alerts, `sorry_server_inhibit` and
+//! carry over (SMTP_CHECK and the other checkers, a second checker or
+//! url), the reals' notification scripts, alerts, `sorry_server_inhibit` and
 //! `sorry_server_lvs_method`, every VRRP,
 //! BFD and static address block, and every other global_defs setting.
 //! keepalived's own corrections are made too, each with a warning: no
@@ -117,7 +116,7 @@ pub(super) fn plan(stmts: &[Stmt], w: &mut Warnings) -> Result<Plan, ImportError
                     "static_ipaddress" | "static_routes" | "static_rules" => {
                         ": the director's own addresses and next hop go in the l4vs config's addresses and gateway"
                     }
-                    "SSL" => ": it configures SSL_GET checks, and l4vs has no HTTPS check yet",
+                    "SSL" => ": it gives SSL_GET a client certificate and CA, and l4vs's https checks send no certificate and verify none (as keepalived without it)",
                     "bfd_instance" => ": l4vs has no BFD",
                     _ => "",
                 };

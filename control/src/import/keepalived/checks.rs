@@ -597,18 +597,16 @@ fn url(u: &Stmt, ctx: &str) -> Result<Url, ImportError> {
                 no_block(v)?;
                 extra_words(v, 2)?;
                 let text = arg(v, 1, "an MD5 digest")?;
-                // check_http.c `digest_handler` refuses anything but 32 hex
-                // digits.
-                let bytes = hex_bytes(v, text)?;
-                out.digest = Some(<[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| {
-                    error(
-                        &v.pos,
-                        format!(
-                            "digest {}: not an MD5 digest (32 hex digits, as genhash prints it)",
-                            config::echo(text)
-                        ),
-                    )
-                })?);
+                // check_http.c `digest_handler` takes 32 hex digits and
+                // ignores anything else, as the import does.
+                match config::from_hex(text).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                    Some(d) => out.digest = Some(d),
+                    None => not_carried(&format!(
+                        "{} is not an MD5 digest (32 hex digits, as genhash prints it; this has {} characters), and keepalived ignores it too",
+                        config::echo(text),
+                        text.len()
+                    )),
+                }
             }
             _ => not_carried(UNKNOWN),
         }

@@ -305,24 +305,36 @@ fn free_port() -> u16 {
 }
 
 /// The lab's real server (`l4vs-lab serve`) answering as `name` with
-/// HTTPS and DNS on loopback; returns their ports once it listens.
+/// HTTPS and DNS on loopback; returns their ports once it listens. Free
+/// ports are picked, then bound by the server: should another test take
+/// one meanwhile, the server fails at once and other ports are tried.
 fn lab_server(name: &'static str) -> (u16, u16) {
-    let (https, dns) = (free_port(), free_port());
-    std::thread::spawn(move || {
-        let _ = l4vs_lab::servers::serve(&l4vs_lab::servers::ServeConfig {
-            name: name.to_owned(),
-            http: Vec::new(),
-            https: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, https).into()],
-            udp: None,
-            dns: Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, dns).into()),
+    for _ in 0..5 {
+        let (https, dns) = (free_port(), free_port());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = l4vs_lab::servers::serve(&l4vs_lab::servers::ServeConfig {
+                name: name.to_owned(),
+                http: Vec::new(),
+                https: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, https).into()],
+                udp: None,
+                dns: Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, dns).into()),
+            });
+            let _ = tx.send(r.map_err(|e| e.to_string()));
         });
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
-        assert!(Instant::now() < deadline, "the lab server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Err(_)) = rx.try_recv() {
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", https)).is_ok() {
+                return (https, dns);
+            }
+            assert!(Instant::now() < deadline, "the lab server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    (https, dns)
+    panic!("no free ports for the lab server");
 }
 
 fn https(digest: Option<[u8; 16]>, sni: bool) -> CheckKind {

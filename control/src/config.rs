@@ -74,6 +74,7 @@
 //!   group: 224.0.0.81       # default 224.0.0.81 (--mcast-group); port: 8848; ttl: 1
 //!   max_len: 1472           # default the port's MTU - 28 (--sync-maxlen)
 //!   resync_period: 30       # default 30 s: a master sends its whole table again; 0 never
+//!   auth_key: "00112233..." # optional: HMAC-SHA256 key, 16-64 bytes in hex; auth_key_id: 1
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -400,6 +401,31 @@ pub struct Sync {
     /// (`resync_period`, seconds, default 30; `None`: 0, never), an l4vs
     /// key: see [`crate::sync`].
     pub resync_period: Option<std::time::Duration>,
+    /// HMAC-SHA256 of each message (`auth_key`, an l4vs key; see
+    /// [`crate::sync`]); `None`: none, as IPVS.
+    pub auth: Option<SyncAuth>,
+}
+
+/// The sync messages' authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SyncAuth {
+    /// The shared key, 16 to 64 bytes (`auth_key`, in hex).
+    pub key: Vec<u8>,
+    /// Which key, carried in each message (`auth_key_id`, default 1), so
+    /// that a key can be changed on the master and backups in turn.
+    pub key_id: u8,
+}
+
+impl fmt::Debug for SyncAuth {
+    /// The key is a secret: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SyncAuth {{ key: <{} bytes>, key_id: {} }}",
+            self.key.len(),
+            self.key_id
+        )
+    }
 }
 
 /// A classifier rule (what `iptables -t mangle ... -j MARK` did for LVS).

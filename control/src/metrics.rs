@@ -573,14 +573,18 @@ pub fn render(v: &View<'_>) -> String {
                 .get_or_create(&vec![("what", what.to_owned())])
                 .inc_by(n);
         }
-        counter(
+        let rejected = counter(
             &mut r,
             "sync_rejected_messages",
-            "Sync messages dropped: malformed, another syncid",
+            "Sync messages dropped, by reason: failed authentication (no MAC, another key, a wrong MAC, a replay), or else (malformed, another syncid)",
             None,
-        )
-        .get_or_create(&Vec::new())
-        .inc_by(c.rejected_messages);
+        );
+        rejected
+            .get_or_create(&vec![("reason", "auth".to_owned())])
+            .inc_by(c.rejected_auth);
+        rejected
+            .get_or_create(&vec![("reason", "other".to_owned())])
+            .inc_by(c.rejected_messages - c.rejected_auth.min(c.rejected_messages));
     }
     for (key, name, met) in v.quorums {
         quorum

@@ -40,8 +40,16 @@
 //! a burst at a time, each entry with the seconds it has left, and at
 //! most [`SyncDaemon::frames`]'s `most` messages leave a control tick.
 //!
-//! Not yet (issue 11): authentication, `backup_only`, `l4vsadm
-//! --start-daemon`.
+//! **Authentication** (an l4vs extension, `sync.auth_key`): a master
+//! signs each message with HMAC-SHA256 and a counter, in an optional
+//! option of its last entry that a kernel peer skips
+//! ([`l4vs_wire::ipvs_sync`]); a backup with the key takes only messages
+//! whose MAC is right, of its key id, with a counter above the last it
+//! took from that sender (no replay), and counts the others. A master's
+//! counter starts at the microseconds since 1970, so a restarted master
+//! goes on above what its backups saw.
+//!
+//! Not yet (issue 11): `backup_only`, `l4vsadm --start-daemon`.
 
 use crate::config::Sync;
 use l4vs_dataplane::conn::{flags, Conn};
@@ -79,6 +87,10 @@ pub struct SyncCounts {
     /// Entries dropped: malformed, unknown service or real, or their
     /// worker's command ring was full.
     pub rejected_conns: u64,
+    /// Of the rejected messages, those that failed authentication: no
+    /// MAC, another key id, a wrong MAC, or a counter not above the
+    /// sender's last (a replay).
+    pub rejected_auth: u64,
 }
 
 /// The sync daemon of one director.
@@ -93,6 +105,12 @@ pub struct SyncDaemon {
     ident: u16,
     /// Who owns a client, to insert its entries through that worker.
     steering: Steering,
+    /// The counter of the next authenticated message: the microseconds
+    /// since 1970 at start, then one more a message, so that a restarted
+    /// master goes on above what its backups saw.
+    counter: u64,
+    /// The last counter each sender's authenticated messages carried.
+    seen: std::collections::HashMap<Ipv4Addr, u64>,
     /// What it counted.
     pub counts: SyncCounts,
 }
@@ -108,6 +126,10 @@ impl SyncDaemon {
             since: None,
             ident: 0,
             steering: Steering::new(0, workers),
+            counter: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2)),
+            seen: std::collections::HashMap::new(),
             counts: SyncCounts::default(),
         }
     }
@@ -200,12 +222,23 @@ impl SyncDaemon {
     /// One message of `batch` in an Ethernet frame to the group.
     fn frame(&mut self, batch: &[SyncConn<'_>]) -> Option<Vec<u8>> {
         let mut msg = vec![0u8; usize::from(self.cfg.max_len)];
-        let mut w =
-            wire::Writer::new(&mut msg, self.cfg.syncid, usize::from(self.cfg.max_len)).ok()?;
+        let max = usize::from(self.cfg.max_len);
+        let mut w = match &self.cfg.auth {
+            Some(_) => wire::Writer::new_authenticated(&mut msg, self.cfg.syncid, max),
+            None => wire::Writer::new(&mut msg, self.cfg.syncid, max),
+        }
+        .ok()?;
         for e in batch {
             w.push(e).ok()?;
         }
-        let len = w.finish();
+        let len = match &self.cfg.auth {
+            Some(a) => {
+                self.counter += 1;
+                w.finish_with_mac(a.key_id, self.counter, |signed| mac_of(&a.key, signed))
+                    .ok()?
+            }
+            None => w.finish(),
+        };
         msg.truncate(len);
         self.ident = self.ident.wrapping_add(1);
         Some(udp_frame(
@@ -236,7 +269,7 @@ impl SyncDaemon {
         snap: &Snapshot,
         mut send: impl FnMut(u16, Conn) -> bool,
     ) {
-        let Some((_, payload)) = sync_payload(frame, self.cfg.group, self.cfg.udp_port) else {
+        let Some((src, payload)) = sync_payload(frame, self.cfg.group, self.cfg.udp_port) else {
             self.counts.rejected_messages += 1;
             return;
         };
@@ -247,6 +280,20 @@ impl SyncDaemon {
         if !msg.accepts_syncid(self.cfg.syncid) {
             self.counts.rejected_messages += 1;
             return;
+        }
+        // With a key, the whole message is checked before any entry is
+        // taken.
+        if let Some(a) = &self.cfg.auth {
+            let last = self.seen.get(&src).copied().unwrap_or(0);
+            let good = msg.auth().filter(|m| {
+                m.key_id == a.key_id && m.counter > last && mac_matches(&a.key, m.signed, m.mac)
+            });
+            let Some(m) = good else {
+                self.counts.rejected_messages += 1;
+                self.counts.rejected_auth += 1;
+                return;
+            };
+            self.seen.insert(src, m.counter);
         }
         self.counts.received_messages += 1;
         for entry in msg.conns() {
@@ -390,6 +437,28 @@ fn conn_of(e: &SyncConn<'_>, snap: &Snapshot) -> Option<Conn> {
         flags::NO_OUTPUT
     } | if template { flags::TEMPLATE } else { 0 };
     Some(c)
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// HMAC-SHA256 of `data` with `key` (RFC 2104, FIPS 180-4).
+fn mac_of(key: &[u8], data: &[u8]) -> [u8; wire::MAC_LEN] {
+    use hmac::{KeyInit, Mac};
+    // HMAC takes a key of any length.
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// Whether `mac` is the HMAC-SHA256 of `data` with `key`, compared in
+/// constant time.
+fn mac_matches(key: &[u8], data: &[u8], mac: &[u8; wire::MAC_LEN]) -> bool {
+    use hmac::{KeyInit, Mac};
+    let Ok(mut m) = <HmacSha256 as KeyInit>::new_from_slice(key) else {
+        return false;
+    };
+    m.update(data);
+    m.verify_slice(mac).is_ok()
 }
 
 /// `IP_VS_CONN_F_MASQ`, `_TUNNEL` or `_DROUTE`.

@@ -129,7 +129,7 @@ fn nat_lab_works_with_a_kernel_director() -> Result<()> {
     require_root();
     let lab = Lab::up(Mode::Nat, lab_bin())?;
     let prefix = lab.prefix().to_owned();
-    assert_eq!(leftovers(&prefix).len(), 6, "{:?}", leftovers(&prefix));
+    assert_eq!(leftovers(&prefix).len(), 7, "{:?}", leftovers(&prefix));
     check_director_is_silent(&lab)?;
     let lo = lab.ip("rs1", &["-4", "-o", "addr", "show", "dev", "lo"])?;
     assert!(

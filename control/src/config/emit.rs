@@ -49,6 +49,10 @@ struct OutSync<'a> {
     ttl: u8,
     max_len: u16,
     resync_period: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_key_id: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -455,6 +459,8 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             ttl: s.ttl,
             max_len: s.max_len,
             resync_period: s.resync_period.map_or(0, |d| d.as_secs()),
+            auth_key: s.auth.as_ref().map(|a| super::to_hex(&a.key)),
+            auth_key_id: s.auth.as_ref().map(|a| a.key_id),
         }),
         services: cfg
             .services

@@ -70,6 +70,10 @@ pub(super) struct RawSync {
     pub max_len: Option<S<i64>>,
     #[serde(default)]
     pub resync_period: Option<S<i64>>,
+    #[serde(default)]
+    pub auth_key: Option<S<String>>,
+    #[serde(default)]
+    pub auth_key_id: Option<S<i64>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

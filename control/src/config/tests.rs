@@ -2094,4 +2094,16 @@ fn the_sync_daemon_is_configured() {
     assert!(e.contains("sync.max_len"), "{e}");
     let e = refused("syncid: 7 ", "syncid: 7\n  mcast_group: 224.0.0.81 ");
     assert!(e.contains("mcast_group"), "{e}");
+    // The key: 16 to 64 bytes in hex, never echoed; not printed by Debug.
+    let auth = s.auth.as_ref().unwrap();
+    assert_eq!((auth.key.len(), auth.key_id), (32, 1));
+    assert!(!format!("{auth:?}").contains("6c34"), "{auth:?}");
+    let e = refused("auth_key: \"6c34", "auth_key: \"zz6c34");
+    assert!(
+        e.contains("sync.auth_key: not a key of 16 to 64 bytes in hex"),
+        "{e}"
+    );
+    assert!(!e.contains("6c34"), "the key shown: {e}");
+    let e = refused("auth_key: \"6c34", "auth_key_id: 2\n  #");
+    assert!(e.contains("sync.auth_key_id: auth_key_id names the auth_key"), "{e}");
 }

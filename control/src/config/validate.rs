@@ -15,10 +15,10 @@ use super::raw::{
 use super::{
     echo, from_hex, not_unicast, valid_name, Address, Check, CheckKind, Config, ConfigError,
     Device, DeviceKind, DnsRecordType, Eal, FirewallMark, ForwardMethod, Gateway, IcmpLimits,
-    Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service, Sync, SyncRole, Timeouts,
-    Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST, MAX_CORE,
-    MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD, MAX_TIMEOUT_S,
-    MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
+    Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service, Sync, SyncAuth, SyncRole,
+    Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST,
+    MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD,
+    MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
@@ -619,6 +619,30 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
         ttl: c.opt_int(&s.ttl, "sync.ttl", 1, 255, 1)?,
         // Room for a few entries at least.
         max_len: c.opt_int(&s.max_len, "sync.max_len", 128, most, most as u16)?,
+        auth: match &s.auth_key {
+            Some(k) => Some(SyncAuth {
+                key: from_hex(k.value.trim())
+                    .filter(|b| (16..=64).contains(&b.len()))
+                    .ok_or_else(|| {
+                        c.err(
+                            &k.referenced,
+                            "sync.auth_key",
+                            "not a key of 16 to 64 bytes in hex (32 to 128 hex digits; the key itself is not shown)",
+                        )
+                    })?,
+                key_id: c.opt_int(&s.auth_key_id, "sync.auth_key_id", 0, 255, 1)?,
+            }),
+            None => {
+                if let Some(id) = &s.auth_key_id {
+                    return Err(c.err(
+                        &id.referenced,
+                        "sync.auth_key_id",
+                        "auth_key_id names the auth_key: give the key too",
+                    ));
+                }
+                None
+            }
+        },
         resync_period: match c.opt_int::<u32>(
             &s.resync_period,
             "sync.resync_period",

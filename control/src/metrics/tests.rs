@@ -125,7 +125,7 @@ fn services_reals_workers_and_ports_are_rendered_with_their_values() {
     has(&format!("l4vs_service_quorum_up{{{svc}}} 0"));
     has(r#"l4vs_sync_messages_total{direction="sent"} 4"#);
     has(r#"l4vs_sync_connections_total{what="sent"} 100"#);
-    has("l4vs_sync_rejected_messages_total 0");
+    has(r#"l4vs_sync_rejected_messages_total{reason="auth"} 0"#);
     assert!(!text.contains(r#"port="gone""#), "{text}");
 }
 

@@ -285,3 +285,75 @@ fn a_resync_is_paced() {
     assert_eq!(d.frames(now, true, 64).len(), 2);
     assert_eq!(d.counts.sent_conns, 400);
 }
+
+fn with_key(mut s: config::Sync, key: u8) -> config::Sync {
+    s.auth = Some(config::SyncAuth {
+        key: vec![key; 32],
+        key_id: 1,
+    });
+    s
+}
+
+/// With auth_key, a backup takes only what its key signed, once; a
+/// backup without a key (as a kernel peer) still takes a signed message,
+/// whose MAC rides in an option it skips.
+#[test]
+fn signed_messages_are_checked_before_any_entry_is_taken() {
+    let (mcfg, snap) = lab("master");
+    let (bcfg, _) = lab("backup");
+    let mut bcfg = bcfg.sync.unwrap();
+    bcfg.source = Ipv4Addr::new(198, 18, 1, 2);
+    let now = Instant::now();
+    let signed = |key: u8| {
+        let mut m = SyncDaemon::new(with_key(mcfg.sync.clone().unwrap(), key), MAC, 1);
+        m.note(
+            &http_conn(&snap, 7000, ConnState::Established),
+            Why::Changed,
+            &snap,
+            now,
+        );
+        m.frames(now, true, 64).remove(0)
+    };
+    let good = signed(0xaa);
+    let mut b = SyncDaemon::new(with_key(bcfg.clone(), 0xaa), MAC, 1);
+    b.apply(&good, &snap, |_, _| true);
+    assert_eq!((b.counts.applied, b.counts.rejected_auth), (1, 0));
+    // The same message again: a replay.
+    b.apply(&good, &snap, |_, _| panic!("applied a replay"));
+    assert_eq!(b.counts.rejected_auth, 1);
+    // Another key.
+    b.apply(&signed(0xbb), &snap, |_, _| {
+        panic!("applied another key's message")
+    });
+    assert_eq!(b.counts.rejected_auth, 2);
+    // Unsigned.
+    let mut plain = SyncDaemon::new(mcfg.sync.clone().unwrap(), MAC, 1);
+    plain.note(
+        &http_conn(&snap, 7001, ConnState::Established),
+        Why::Changed,
+        &snap,
+        now,
+    );
+    let unsigned = plain.frames(now, true, 64).remove(0);
+    b.apply(&unsigned, &snap, |_, _| {
+        panic!("applied an unsigned message")
+    });
+    assert_eq!(b.counts.rejected_auth, 3);
+    // A flipped bit in an entry.
+    let mut tampered = signed(0xaa);
+    let last = tampered.len() - 60;
+    tampered[last] ^= 1;
+    // No UDP checksum (0), so that only the MAC can tell.
+    tampered[40] = 0;
+    tampered[41] = 0;
+    b.apply(&tampered, &snap, |_, _| {
+        panic!("applied a tampered message")
+    });
+    assert_eq!(b.counts.rejected_auth, 4);
+    // A backup without a key takes the signed message, entry and all.
+    let mut open = SyncDaemon::new(bcfg, MAC, 1);
+    open.apply(&good, &snap, |_, _| true);
+    assert_eq!(open.counts.applied, 1);
+    // A signed message still fits max_len.
+    assert!(good.len() <= 14 + 20 + 8 + 1472);
+}

@@ -2105,5 +2105,8 @@ fn the_sync_daemon_is_configured() {
     );
     assert!(!e.contains("6c34"), "the key shown: {e}");
     let e = refused("auth_key: \"6c34", "auth_key_id: 2\n  #");
-    assert!(e.contains("sync.auth_key_id: auth_key_id names the auth_key"), "{e}");
+    assert!(
+        e.contains("sync.auth_key_id: auth_key_id names the auth_key"),
+        "{e}"
+    );
 }

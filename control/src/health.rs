@@ -442,6 +442,11 @@ async fn run_check(t: &Target, check: &Check) -> Result<(Option<u32>, String), S
                     )
                 })?
                 .map_err(|e| format!("tcp check of {at}: {e}"))?;
+            // Closed with a reset (SO_LINGER 0), as HAProxy closes its
+            // checks: neither end keeps the connection in TIME_WAIT or
+            // FIN_WAIT, which at a thousand checks a second is the bulk
+            // of the kernel's work. keepalived closes with a FIN.
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
             drop(s);
             Ok((None, format!("tcp check of {at}: connected")))
         }

@@ -314,20 +314,7 @@ fn quiescent_reals_finish_open_connections_after_a_reload() {
     let director = Director::start_with(&lab, &config);
 
     // Three connections held open, one per real (rr over three reals).
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
-        cmd.args([
-            "http-slow",
-            "--target",
-            "198.18.0.100:80",
-            "--hold-ms",
-            "4000",
-        ])
-        .stdout(Stdio::piped());
-        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let held = hold_connections(&lab, 3, 4000, 200);
 
     // rs1 and rs2 become quiescent.
     let quiesced = original
@@ -601,20 +588,7 @@ fn wlc_prefers_the_least_loaded_real() {
     // Let any half-open connection from the readiness probe expire (the
     // config's 2 s SYN_RECV timeout), then hold two.
     std::thread::sleep(Duration::from_millis(2500));
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
-        cmd.args([
-            "http-slow",
-            "--target",
-            "198.18.0.100:80",
-            "--hold-ms",
-            "3000",
-        ])
-        .stdout(Stdio::piped());
-        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let held = hold_connections(&lab, 2, 3000, 200);
     let short = lab.http_load(VIP_HTTP, 20).unwrap();
     assert_eq!(short.failed, 0, "{short:?}");
     if short.servers() != 1 {
@@ -1201,20 +1175,7 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     assert_eq!((before.failed, before.servers()), (0, 3), "{before:?}");
 
     // One connection held open on each real (rr), across the failure.
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
-        cmd.args([
-            "http-slow",
-            "--target",
-            "198.18.0.100:80",
-            "--hold-ms",
-            "5000",
-        ])
-        .stdout(Stdio::piped());
-        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let held = hold_connections(&lab, 3, 5000, 100);
 
     let _ = endpoints[1].kill();
     let _ = endpoints[1].wait();
@@ -1517,19 +1478,7 @@ fn the_standby_takes_the_active_directors_connections() {
         .expect("tshark (Debian's tshark package; scripts/test installs it)");
     let active = Director::start(&lab, "lab-nat-sync-master.yaml");
     // Ten connections held open through the sync.
-    let mut held = Vec::new();
-    for _ in 0..10 {
-        let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
-        cmd.args([
-            "http-slow",
-            "--target",
-            "198.18.0.100:80",
-            "--hold-ms",
-            "9000",
-        ])
-        .stdout(Stdio::piped());
-        held.push(lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap());
-    }
+    let held = hold_connections(&lab, 10, 9000, 0);
     // Established on the active director...
     let established = |role: &str| -> Vec<(String, String)> {
         let (code, out, err) = l4vsadm_in(&lab, role, &["-Lnc"]);
@@ -1620,4 +1569,21 @@ fn the_standby_takes_the_active_directors_connections() {
         assert!(text.contains(port), "client port {port} not in {text}");
     }
     assert!(!text.contains("Malformed"), "{text}");
+}
+
+/// `n` HTTP connections from the client to the VIP, each held open
+/// `hold_ms` before its request, started `gap_ms` apart; each prints its
+/// Distribution when it ends.
+fn hold_connections(lab: &Lab, n: usize, hold_ms: u32, gap_ms: u64) -> Vec<Child> {
+    (0..n)
+        .map(|_| {
+            let mut cmd = lab.command(l4vs_lab::CLIENT, lab.lab_bin());
+            cmd.args(["http-slow", "--target", "198.18.0.100:80", "--hold-ms"])
+                .arg(hold_ms.to_string())
+                .stdout(Stdio::piped());
+            let child = lab.spawn_in(l4vs_lab::CLIENT, &mut cmd).unwrap();
+            std::thread::sleep(Duration::from_millis(gap_ms));
+            child
+        })
+        .collect()
 }

@@ -1755,13 +1755,7 @@ fn through_vip_needs_dr_reals() {
     let cfg = load(&file).unwrap();
     assert!(cfg.services[0].check.as_ref().unwrap().through_vip);
     let text = std::fs::read_to_string(&file).unwrap();
-    let refused = |from: &str, to: &str| -> String {
-        let bad = text.replacen(from, to, 1);
-        assert_ne!(bad, text, "{from}");
-        crate::config::parse(&bad, "c.yaml")
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |from: &str, to: &str| refused_edit(&text, from, to);
     let e = refused(
         "    forward: dr\n    check:",
         "    forward: nat\n    check:",
@@ -1818,13 +1812,7 @@ fn https_and_dns_checks_are_read_and_bad_ones_named() {
     assert_eq!(dns.connect_port, Some(5353));
 
     let text = std::fs::read_to_string(&file).unwrap();
-    let refused = |from: &str, to: &str| -> String {
-        let bad = text.replacen(from, to, 1);
-        assert_ne!(bad, text, "{from}");
-        crate::config::parse(&bad, "c.yaml")
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |from: &str, to: &str| refused_edit(&text, from, to);
     let e = refused("      path: /\n", "      path: /\n      digest: 12ab\n");
     assert!(
         e.contains("c.yaml:34:15: services[0].check.digest: `12ab` is not an MD5 digest"),
@@ -1953,13 +1941,7 @@ fn health_checks_are_read_and_bad_ones_named() {
     assert_eq!(udp.delay_loop, std::time::Duration::from_secs(1));
 
     let text = std::fs::read_to_string(configs_dir().join("lab-nat-check.yaml")).unwrap();
-    let refused = |from: &str, to: &str| -> String {
-        let bad = text.replacen(from, to, 1);
-        assert_ne!(bad, text, "{from}");
-        crate::config::parse(&bad, "c.yaml")
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |from: &str, to: &str| refused_edit(&text, from, to);
     let e = refused("type: udp ", "type: tcp ");
     assert!(
         e.contains("services[1].check.type: a tcp check on a UDP service"),
@@ -2066,13 +2048,7 @@ fn the_sync_daemon_is_configured() {
     assert_eq!(again.sync, cfg.sync);
 
     let text = std::fs::read_to_string(&file).unwrap();
-    let refused = |from: &str, to: &str| -> String {
-        let bad = text.replacen(from, to, 1);
-        assert_ne!(bad, text, "{from}");
-        crate::config::parse(&bad, "c.yaml")
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |from: &str, to: &str| refused_edit(&text, from, to);
     let e = refused("role: master ", "role: active ");
     assert!(
         e.contains("sync.role: `active` is not a sync daemon role: master, backup or both"),
@@ -2109,4 +2085,14 @@ fn the_sync_daemon_is_configured() {
         e.contains("sync.auth_key_id: auth_key_id names the auth_key"),
         "{e}"
     );
+}
+
+/// The error of `text` with its first `from` replaced by `to` (which must
+/// change it), as `c.yaml`.
+fn refused_edit(text: &str, from: &str, to: &str) -> String {
+    let bad = text.replacen(from, to, 1);
+    assert_ne!(bad, text, "{from}");
+    crate::config::parse(&bad, "c.yaml")
+        .unwrap_err()
+        .to_string()
 }

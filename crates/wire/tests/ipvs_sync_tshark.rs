@@ -24,11 +24,10 @@ use l4vs_wire::ethernet::{self, Address, EtherType};
 use l4vs_wire::ipv4::{self, Protocol};
 use l4vs_wire::ipvs_sync::*;
 use l4vs_wire::{udp, Ipv4Addr};
-use pcap_file::pcap::{PcapPacket, PcapWriter};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+
+mod support;
+use support::{num, tshark, write_pcap, Shown};
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
@@ -58,34 +57,6 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     u.set_len((udp::HEADER_LEN + payload.len()) as u16);
     u.fill_checksum(SRC, GROUP);
     f
-}
-
-fn write_pcap(path: &Path, payloads: &[Vec<u8>]) {
-    let file = std::fs::File::create(path).expect("create the pcap file");
-    let mut w = PcapWriter::new(file).expect("pcap header");
-    for (i, p) in payloads.iter().enumerate() {
-        let f = frame(p);
-        let ts = Duration::from_millis(i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, &f))
-            .expect("pcap packet");
-    }
-}
-
-fn tshark(args: &[&str]) -> String {
-    let out = match Command::new("tshark").args(args).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "tshark not found: install Debian's tshark package \
-             (apt-get install tshark; scripts/test installs it through scripts/deps.sh)"
-        ),
-        Err(e) => panic!("running tshark: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "tshark {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("tshark prints UTF-8")
 }
 
 const FIELDS: &[&str] = &[
@@ -120,60 +91,19 @@ const FIELDS: &[&str] = &[
     "_ws.expert",
 ];
 
-/// One frame as tshark shows it: every field's occurrences, in order.
-type Shown = HashMap<&'static str, Vec<String>>;
-
 fn dissect(pcap: &Path) -> Vec<Shown> {
-    let path = pcap.to_str().expect("UTF-8 temp path");
-    let mut args = vec![
-        "-r",
-        path,
-        "-d",
-        "udp.port==8848,ipvs",
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-o",
-        "udp.check_checksum:TRUE",
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ];
-    for f in FIELDS {
-        args.extend(["-e", f]);
-    }
-    tshark(&args)
-        .lines()
-        .map(|line| {
-            let cols: Vec<&str> = line.split('|').collect();
-            assert_eq!(cols.len(), FIELDS.len(), "tshark line: {line}");
-            FIELDS
-                .iter()
-                .zip(cols)
-                .map(|(f, c)| {
-                    let v = if c.is_empty() {
-                        vec![]
-                    } else {
-                        c.split(',').map(str::to_owned).collect()
-                    };
-                    (*f, v)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// A number as tshark prints it: decimal, or hex with 0x.
-fn num(s: &str) -> u64 {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    }
-    .unwrap_or_else(|_| panic!("not a number: {s}"))
+    support::dissect(
+        pcap,
+        &[
+            "-d",
+            "udp.port==8848,ipvs",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+        ],
+        FIELDS,
+    )
 }
 
 fn nums(shown: &Shown, field: &str) -> Vec<u64> {
@@ -334,15 +264,14 @@ fn tshark_decodes_our_messages() {
 
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let pcap = dir.join(format!("ipvs_sync_tshark_{}.pcap", std::process::id()));
-    write_pcap(
-        &pcap,
-        &[
-            v1_buf[..v1_len].to_vec(),
-            auth_buf[..auth_len].to_vec(),
-            v0_buf[..v0_len].to_vec(),
-            bad,
-        ],
-    );
+    let payloads = [
+        v1_buf[..v1_len].to_vec(),
+        auth_buf[..auth_len].to_vec(),
+        v0_buf[..v0_len].to_vec(),
+        bad,
+    ];
+    let frames: Vec<Vec<u8>> = payloads.iter().map(|p| frame(p)).collect();
+    write_pcap(&pcap, &frames);
     let frames = dissect(&pcap);
     let verbose = tshark(&[
         "-r",

@@ -14,40 +14,12 @@
 use l4vs_wire::arp;
 use l4vs_wire::vrrp::*;
 use l4vs_wire::Ipv4Addr;
-use pcap_file::pcap::{PcapPacket, PcapWriter};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+
+mod support;
+use support::{num, tshark, write_pcap, Shown};
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let file = std::fs::File::create(path).expect("create the pcap file");
-    let mut w = PcapWriter::new(file).expect("pcap header");
-    for (i, f) in frames.iter().enumerate() {
-        let ts = Duration::from_millis(i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .expect("pcap packet");
-    }
-}
-
-fn tshark(args: &[&str]) -> String {
-    let out = match Command::new("tshark").args(args).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "tshark not found: install Debian's tshark package \
-             (apt-get install tshark; scripts/test installs it through scripts/deps.sh)"
-        ),
-        Err(e) => panic!("running tshark: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "tshark {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("tshark prints UTF-8")
-}
 
 const FIELDS: &[&str] = &[
     "frame.number",
@@ -79,62 +51,12 @@ const FIELDS: &[&str] = &[
     "_ws.expert",
 ];
 
-/// One frame as tshark shows it: every field's occurrences, in order.
-type Shown = HashMap<&'static str, Vec<String>>;
-
 fn dissect(pcap: &Path, as_in_v2: bool) -> Vec<Shown> {
-    let path = pcap.to_str().expect("UTF-8 temp path");
     let pref = format!(
         "vrrp.v3_checksum_as_in_v2:{}",
         if as_in_v2 { "TRUE" } else { "FALSE" }
     );
-    let mut args = vec![
-        "-r",
-        path,
-        "-o",
-        &pref,
-        "-o",
-        "ip.check_checksum:TRUE",
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ];
-    for f in FIELDS {
-        args.extend(["-e", f]);
-    }
-    tshark(&args)
-        .lines()
-        .map(|line| {
-            let cols: Vec<&str> = line.split('|').collect();
-            assert_eq!(cols.len(), FIELDS.len(), "tshark line: {line}");
-            FIELDS
-                .iter()
-                .zip(cols)
-                .map(|(f, c)| {
-                    let v = if c.is_empty() {
-                        vec![]
-                    } else {
-                        c.split(',').map(str::to_owned).collect()
-                    };
-                    (*f, v)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// A number as tshark prints it: decimal, or hex with 0x.
-fn num(s: &str) -> u64 {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    }
-    .unwrap_or_else(|_| panic!("not a number: {s}"))
+    support::dissect(pcap, &["-o", &pref, "-o", "ip.check_checksum:TRUE"], FIELDS)
 }
 
 fn one(shown: &Shown, field: &str) -> u64 {

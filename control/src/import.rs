@@ -241,6 +241,20 @@ struct Plan {
     /// `--set` / `lvs_timeouts` (ESTABLISHED, FIN_WAIT, UDP; 0 keeps one),
     /// in order.
     timeouts: Vec<(Pos, [u32; 3])>,
+    /// keepalived's `lvs_sync_daemon`, if any.
+    sync: Option<PlannedSync>,
+}
+
+/// A sync daemon to run: `lvs_sync_daemon`'s settings that l4vs takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PlannedSync {
+    /// The statement.
+    pos: Pos,
+    syncid: u8,
+    max_len: Option<u16>,
+    port: Option<u16>,
+    ttl: Option<u8>,
+    group: Option<Ipv4Addr>,
 }
 
 /// Reads `file` as `source` and makes an l4vs config of it: the services
@@ -424,6 +438,40 @@ fn finish(
         }
     }
     let mut cfg = table.to_config(&base_cfg);
+    if let Some(s) = &plan.sync {
+        // The daemon runs on the config's first port, from its first
+        // address (the placeholder's without --base).
+        let port = 0;
+        let source = cfg
+            .addresses
+            .iter()
+            .find(|a| a.port == port)
+            .map(|a| a.address);
+        match source {
+            Some(source) => {
+                let most = cfg.ports[port].mtu.unwrap_or(1500) - 28;
+                cfg.sync = Some(config::Sync {
+                    role: config::SyncRole::Both,
+                    syncid: s.syncid,
+                    port,
+                    source,
+                    group: s.group.unwrap_or(l4vs_wire::ipvs_sync::GROUP),
+                    udp_port: s.port.unwrap_or(l4vs_wire::ipvs_sync::PORT),
+                    ttl: s.ttl.unwrap_or(1),
+                    max_len: s.max_len.map_or(most, |m| m.clamp(128, most)),
+                    resync_period: Some(std::time::Duration::from_secs(30)),
+                    auth: None,
+                });
+            }
+            None => warnings.warn(
+                &s.pos,
+                format!(
+                    "lvs_sync_daemon is not carried over: port {} has no address to send the messages from",
+                    cfg.ports[port].name
+                ),
+            ),
+        }
+    }
     // The table holds no checks: they go on the config's services.
     for s in &plan.services {
         let name = service_name(&s.spec.key);

@@ -432,7 +432,7 @@ fn keepalived_full() {
         [
             no_base("keepalived-full.conf"),
             w("keepalived-full.conf:6: router_id is not carried over (global_defs)"),
-            w("keepalived-full.conf:8: lvs_sync_daemon is not carried over (global_defs): l4vs has no connection sync daemon yet"),
+            w("keepalived-full.conf:8: lvs_sync_daemon is carried over as sync: with role both (keepalived makes it master or backup as VRRP instance VI_1 is, and l4vs has no VRRP yet), on the config's first port instead of `eth1`: check sync.interface"),
             w("keepalived-full.conf:11: vrrp_sync_group VG_1 is not carried over: l4vs has no VRRP yet"),
             w("keepalived-full.conf:17: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet"),
             w("keepalived-full.conf:27: static_ipaddress is not carried over: the director's own addresses and next hop go in the l4vs config's addresses and gateway"),
@@ -441,6 +441,12 @@ fn keepalived_full() {
             w("keepalived-full.conf:92: virtual_server 2001:db8::10 80 is not carried over: l4vs forwards IPv4 only so far"),
             w("keepalived.d/mail-backup.conf:4: notify_down is not carried over (real_server 198.18.2.22): the import does not carry a real's notify commands yet: write notify_up/notify_down in the check block (the real is in L4VS_REAL_ADDRESS); l4vs sends no alerts, and logs each change of a real's health once"),
         ]
+    );
+    // lvs_sync_daemon: both roles, its id, on the first port.
+    let sync = c.sync.as_ref().expect("a sync block");
+    assert_eq!(
+        (sync.role, sync.syncid, sync.port, sync.udp_port),
+        (config::SyncRole::Both, 5, 0, 8848)
     );
     // global_defs' lvs_timeouts.
     assert_eq!(

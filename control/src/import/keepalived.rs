@@ -40,7 +40,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::kaconf::{shown, Stmt};
-use super::{error, ImportError, Plan, PlannedService, Pos, Warnings};
+use super::{error, ImportError, Plan, PlannedService, PlannedSync, Pos, Warnings};
 use crate::adm::DEFAULT_PERSISTENCE_S;
 use crate::config::{self, MAX_WEIGHT};
 use crate::table::{RealSpec, ServiceKey, ServiceSpec};
@@ -127,6 +127,72 @@ pub(super) fn plan(stmts: &[Stmt], w: &mut Warnings) -> Result<Plan, ImportError
     Ok(plan)
 }
 
+/// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [id N] [maxlen L] [port P]
+/// [ttl T] [group G]` (keepalived's global_defs, check_parser.c): l4vs's
+/// `sync:` on the config's first port, in both roles, with a warning for
+/// what changes.
+fn lvs_sync_daemon(t: &Stmt, w: &mut Warnings) -> Result<PlannedSync, ImportError> {
+    let iface = arg(t, 1, "an interface")?;
+    let mut s = PlannedSync {
+        pos: t.pos.clone(),
+        syncid: 0,
+        max_len: None,
+        port: None,
+        ttl: None,
+        group: None,
+    };
+    let mut instance = None;
+    let mut rest = t.words[2..].iter();
+    while let Some(word) = rest.next() {
+        let mut value = |what: &str| {
+            rest.next()
+                .map(String::as_str)
+                .ok_or_else(|| error(&t.pos, format!("lvs_sync_daemon: {word} needs {what}")))
+        };
+        match word.as_str() {
+            "id" => s.syncid = number(t, value("a sync id")?, 0, 255)? as u8,
+            "maxlen" => s.max_len = Some(number(t, value("a length")?, 1, 65507)? as u16),
+            "port" => s.port = Some(number(t, value("a port")?, 1, 65535)? as u16),
+            "ttl" => s.ttl = Some(number(t, value("a TTL")?, 1, 255)? as u8),
+            "group" => {
+                let g = value("a multicast group")?;
+                s.group = Some(
+                    g.parse::<Ipv4Addr>()
+                        .ok()
+                        .filter(Ipv4Addr::is_multicast)
+                        .ok_or_else(|| {
+                            error(
+                                &t.pos,
+                                format!(
+                                    "lvs_sync_daemon: group {} is not an IPv4 multicast group",
+                                    config::echo(g)
+                                ),
+                            )
+                        })?,
+                );
+            }
+            other if instance.is_none() => instance = Some(other.to_owned()),
+            other => {
+                return Err(error(
+                    &t.pos,
+                    format!("lvs_sync_daemon: unknown word {}", config::echo(other)),
+                ))
+            }
+        }
+    }
+    let vrrp = instance.map_or(String::new(), |i| {
+        format!(" (keepalived makes it master or backup as VRRP instance {i} is, and l4vs has no VRRP yet)")
+    });
+    w.warn(
+        &t.pos,
+        format!(
+            "lvs_sync_daemon is carried over as sync: with role both{vrrp}, on the config's first port instead of {}: check sync.interface",
+            config::echo(iface)
+        ),
+    );
+    Ok(s)
+}
+
 /// A top-level statement as a warning names it: its keyword and first
 /// argument, `vrrp_instance VI_1`.
 fn head(s: &Stmt) -> String {
@@ -147,8 +213,13 @@ fn global_defs(s: &Stmt, plan: &mut Plan, w: &mut Warnings) -> Result<(), Import
             plan.timeouts.push((t.pos.clone(), lvs_timeouts(t)?));
             continue;
         }
+        if t.keyword() == "lvs_sync_daemon" {
+            refuse_condition(t)?;
+            no_block(t)?;
+            plan.sync = Some(lvs_sync_daemon(t, w)?);
+            continue;
+        }
         let reason = match t.keyword() {
-            "lvs_sync_daemon" => ": l4vs has no connection sync daemon yet",
             "lvs_flush" | "lvs_flush_onstop" => {
                 ": l4vs's table holds what its config says, nothing else"
             }

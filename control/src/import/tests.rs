@@ -1515,3 +1515,49 @@ fn service_names_come_from_their_keys() {
     );
     assert_eq!(service_name(&ServiceKey::Fwmark(12)), "fwmark-12");
 }
+
+/// keepalived's lvs_sync_daemon becomes a sync daemon in both roles with
+/// its id, port, TTL, group and maxlen; bad values are errors with their
+/// line.
+#[test]
+fn lvs_sync_daemon_becomes_the_sync_block() {
+    let text = |line: &str| {
+        format!(
+            "global_defs {{\n  {line}\n}}\n{}",
+            "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.1.1 80 {\n  }\n}\n"
+        )
+    };
+    let i = ka(&text(
+        "lvs_sync_daemon eth0 VI_1 id 9 maxlen 1000 port 8849 ttl 2 group 239.1.1.1",
+    ))
+    .unwrap();
+    let s = i.config.sync.as_ref().unwrap();
+    assert_eq!(
+        (s.role, s.syncid, s.max_len, s.udp_port, s.ttl),
+        (crate::config::SyncRole::Both, 9, 1000, 8849, 2)
+    );
+    assert_eq!(s.group, Ipv4Addr::new(239, 1, 1, 1));
+    let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
+    assert_eq!(back.sync, i.config.sync);
+    for (line, says) in [
+        (
+            "lvs_sync_daemon eth0 VI_1 id 300",
+            "k.conf:2: lvs_sync_daemon: `300` is not a number in 0..=255",
+        ),
+        (
+            "lvs_sync_daemon eth0 VI_1 group 10.0.0.1",
+            "k.conf:2: lvs_sync_daemon: group `10.0.0.1` is not an IPv4 multicast group",
+        ),
+        (
+            "lvs_sync_daemon eth0 VI_1 ttl",
+            "k.conf:2: lvs_sync_daemon: ttl needs a TTL",
+        ),
+        (
+            "lvs_sync_daemon eth0 VI_1 VI_2",
+            "k.conf:2: lvs_sync_daemon: unknown word `VI_2`",
+        ),
+    ] {
+        let e = ka(&text(line)).unwrap_err().to_string();
+        assert!(e.contains(says), "{line}: {e}");
+    }
+}

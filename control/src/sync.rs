@@ -297,10 +297,13 @@ impl SyncDaemon {
         }
         self.counts.received_messages += 1;
         for entry in msg.conns() {
-            let applied = entry
-                .ok()
-                .and_then(|e| conn_of(&e, snap))
-                .is_some_and(|c| send(self.steering.owner(c.client), c));
+            let applied = entry.ok().and_then(|e| conn_of(&e, snap)).is_some_and(|c| {
+                // The worker that owns the client, as the workers
+                // steer: by the client masked with the widest
+                // persistence netmask.
+                let key = Ipv4Addr::from_bits(c.client.to_bits() & snap.owner_mask());
+                send(self.steering.owner(key), c)
+            });
             if applied {
                 self.counts.applied += 1;
             } else {

@@ -357,3 +357,45 @@ fn signed_messages_are_checked_before_any_entry_is_taken() {
     // A signed message still fits max_len.
     assert!(good.len() <= 14 + 20 + 8 + 1472);
 }
+
+/// With persistence wider than a host, the backup hands an entry to the
+/// worker the workers steer the client to: by the client masked with the
+/// widest persistence netmask, so that a client's connections and its
+/// template share a worker.
+#[test]
+fn a_backup_steers_as_the_workers_do() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let text = std::fs::read_to_string(dir.join("lab-persistence.yaml"))
+        .unwrap()
+        .replacen("netmask: 32", "netmask: 24", 1);
+    let text = format!("{text}\nsync: {{ role: both, interface: lan }}\n");
+    let cfg = config::parse(&text, "c.yaml").unwrap();
+    let port = PortInfo {
+        mac: MacAddr(MAC),
+        mtu: 1500,
+    };
+    let snap = crate::plan::snapshot(&cfg, &[port]).unwrap();
+    assert_eq!(snap.owner_mask(), 0xffff_ff00);
+    let mut master = SyncDaemon::new(cfg.sync.clone().unwrap(), [2, 0, 0, 0, 0, 9], 1);
+    let now = Instant::now();
+    let workers = 4;
+    let clients: Vec<Ipv4Addr> = (1..=40).map(|i| Ipv4Addr::new(198, 18, 1, i)).collect();
+    for (i, client) in clients.iter().enumerate() {
+        let mut c = http_conn(&snap, 20_000 + i as u16, ConnState::Established);
+        c.client = *client;
+        master.note(&c, Why::Changed, &snap, now);
+    }
+    let frame = master.frames(now, true, 64).remove(0);
+    let mut b = cfg.sync.unwrap();
+    b.source = Ipv4Addr::new(198, 18, 1, 2);
+    let mut backup = SyncDaemon::new(b, MAC, workers);
+    let mut got = Vec::new();
+    backup.apply(&frame, &snap, |w, c| {
+        got.push((w, c.client));
+        true
+    });
+    assert_eq!(got.len(), clients.len());
+    let steer = Steering::new(0, workers);
+    let subnet_owner = steer.owner(Ipv4Addr::new(198, 18, 1, 0));
+    assert!(got.iter().all(|(w, _)| *w == subnet_owner), "{got:?}");
+}

@@ -50,6 +50,9 @@ const INJECT_RING_SIZE: u32 = 512;
 /// The most sync messages the control thread sends a tick (2 ms): 64 000
 /// a second, some 2.5 M entries, within the inject ring.
 const SYNC_MESSAGES_PER_TICK: usize = 128;
+/// The most entries a backup keeps waiting for a worker's command ring,
+/// per worker (a full resync of a large table at 2.5 M entries a second).
+const SYNC_BACKLOG: usize = 1 << 20;
 /// How often the control thread wakes up: also the most the exception
 /// path adds to a packet's way to or from the kernel.
 const CONTROL_TICK: Duration = Duration::from_millis(2);
@@ -126,6 +129,9 @@ struct ControlSide {
     port_ids: Vec<u16>,
     /// The connection sync daemon (`sync:`), if any.
     sync: Option<SyncDaemon>,
+    /// The entries a backup took, waiting for room in their worker's
+    /// command ring (a resync comes faster than a ring takes it).
+    sync_backlog: Vec<std::collections::VecDeque<l4vs_dataplane::conn::Conn>>,
     /// Admin clients that asked for the connections while a resync's
     /// listing (which keeps no entries) ran: a listing starts for them
     /// when it ends.
@@ -135,7 +141,7 @@ struct ControlSide {
 impl ControlSide {
     /// Sends `frame` on `port`: a copy in a new mbuf, through the inject
     /// ring that worker 0 transmits from.
-    fn inject(&mut self, port: u16, frame: &[u8]) {
+    fn inject(&mut self, port: u16, frame: &[u8]) -> bool {
         let sent = self.pool.alloc().and_then(|mut m| {
             if !m.append(frame.len()) {
                 return None;
@@ -149,6 +155,7 @@ impl ControlSide {
             Some(()) => self.counts.injected += 1,
             None => self.counts.inject_dropped += 1,
         }
+        sent.is_some()
     }
 
     /// Drains the punt and event rings: sync messages go to the sync
@@ -166,12 +173,24 @@ impl ControlSide {
                 self.counts.punted += n as u64;
                 for m in burst[..n].iter_mut() {
                     let Some(mbuf) = m.take() else { continue };
-                    if let Some(d) = self.sync.as_mut().filter(|d| d.is_sync_frame(mbuf.data())) {
-                        let workers = &mut self.workers;
+                    // Sync messages on the sync port only, as the kernel's
+                    // receive socket is bound to its interface.
+                    let sync_port = self
+                        .sync
+                        .as_ref()
+                        .and_then(|d| self.port_ids.get(d.config().port).copied());
+                    if let Some(d) = self
+                        .sync
+                        .as_mut()
+                        .filter(|d| sync_port == Some(mbuf.port()) && d.is_sync_frame(mbuf.data()))
+                    {
+                        let backlog = &mut self.sync_backlog;
                         d.apply(mbuf.data(), snap, |w, c| {
-                            workers.get_mut(usize::from(w)).is_some_and(|ring| {
-                                ring.send(rings::Command::InsertConn(c)).is_ok()
-                            })
+                            backlog
+                                .get_mut(usize::from(w))
+                                .filter(|q| q.len() < SYNC_BACKLOG)
+                                .map(|q| q.push_back(c))
+                                .is_some()
                         });
                         continue;
                     }
@@ -238,8 +257,21 @@ impl ControlSide {
             SYNC_MESSAGES_PER_TICK
         };
         let frames = d.frames(Instant::now(), all, most);
-        for f in frames {
-            self.inject(port, &f);
+        for (f, entries) in frames {
+            let sent = self.inject(port, &f);
+            if let Some(d) = self.sync.as_mut() {
+                d.sent(entries, sent);
+            }
+        }
+        // A backup's entries, to each worker as its command ring has room.
+        for (q, ring) in self.sync_backlog.iter_mut().zip(&mut self.workers) {
+            while let Some(c) = q.pop_front() {
+                if let Err(rings::Command::InsertConn(c)) = ring.send(rings::Command::InsertConn(c))
+                {
+                    q.push_front(c);
+                    break;
+                }
+            }
         }
     }
 
@@ -580,6 +612,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         kernel,
         port_ids: ports.iter().map(Port::id).collect(),
         deferred: Vec::new(),
+        sync_backlog: vec![std::collections::VecDeque::new(); cfg.workers.cores.len()],
         sync: cfg.sync.clone().map(|s| {
             let mac = port_infos[s.port].mac.0;
             SyncDaemon::new(s, mac, cfg.workers.cores.len() as u16)
@@ -726,7 +759,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 &neighbors,
                 now_ms,
                 l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS,
-                |port, frame| control.inject(port, frame),
+                |port, frame| {
+                    control.inject(port, frame);
+                },
             );
             next_housekeeping = now + Duration::from_millis(HOUSEKEEPING_MS);
         }

@@ -43,9 +43,11 @@
 //! **Authentication** (an l4vs extension, `sync.auth_key`): a master
 //! signs each message with HMAC-SHA256 and a counter, in an optional
 //! option of its last entry that a kernel peer skips
-//! ([`l4vs_wire::ipvs_sync`]); a backup with the key takes only messages
-//! whose MAC is right, of its key id, with a counter above the last it
-//! took from that sender (no replay), and counts the others. A master's
+//! ([`l4vs_wire::ipvs_sync`]). The MAC covers the sender's address and
+//! the whole message; a backup with the key takes only messages whose MAC
+//! is right, of its key id, with a counter above the last it took from
+//! that sender (no replay, from that source or another), and counts the
+//! others. A master's
 //! counter starts at the microseconds since 1970, so a restarted master
 //! goes on above what its backups saw.
 //!
@@ -68,6 +70,10 @@ pub const FLUSH_TIME: Duration = Duration::from_secs(2);
 /// a multiple of 4, so entries need no padding between them.
 const ENTRY_LEN: usize = 36;
 
+/// The most entries a master keeps waiting to be sent (some 25 MB): a
+/// resync lists faster than messages leave.
+const MAX_PENDING: usize = 262_144;
+
 /// The most entries a message has (`nr_conns` is a byte).
 const MAX_ENTRIES: usize = 255;
 
@@ -87,6 +93,9 @@ pub struct SyncCounts {
     /// Entries dropped: malformed, unknown service or real, or their
     /// worker's command ring was full.
     pub rejected_conns: u64,
+    /// Entries a master could not send: a resync larger than its buffer,
+    /// a full inject ring, or a message that could not be built.
+    pub unsent_conns: u64,
     /// Of the rejected messages, those that failed authentication: no
     /// MAC, another key id, a wrong MAC, or a counter not above the
     /// sender's last (a replay).
@@ -99,7 +108,7 @@ pub struct SyncDaemon {
     /// The sync port's MAC address (the messages' source).
     mac: [u8; 6],
     /// Entries waiting to be sent, and when the first came.
-    pending: Vec<SyncConn<'static>>,
+    pending: std::collections::VecDeque<SyncConn<'static>>,
     since: Option<Instant>,
     /// The next IPv4 identification.
     ident: u16,
@@ -122,7 +131,7 @@ impl SyncDaemon {
         SyncDaemon {
             cfg,
             mac,
-            pending: Vec::new(),
+            pending: std::collections::VecDeque::new(),
             since: None,
             ident: 0,
             steering: Steering::new(0, workers),
@@ -170,7 +179,14 @@ impl SyncDaemon {
 
     /// The entries a message holds under `max_len`.
     fn per_message(&self) -> usize {
-        ((usize::from(self.cfg.max_len) - wire::HEADER_LEN) / ENTRY_LEN).clamp(1, MAX_ENTRIES)
+        // The authentication option takes its room from the last entry's.
+        let auth = if self.cfg.auth.is_some() {
+            wire::AUTH_OPTION_LEN
+        } else {
+            0
+        };
+        (usize::from(self.cfg.max_len).saturating_sub(wire::HEADER_LEN + auth) / ENTRY_LEN)
+            .clamp(1, MAX_ENTRIES)
     }
 
     /// A master takes note of connection `c` at `now`, as of `snap`:
@@ -180,24 +196,36 @@ impl SyncDaemon {
         if !self.cfg.role.sends() {
             return false;
         }
-        // What came from a peer goes back only from a master that takes
-        // nothing itself (a backup that became the master): a director in
-        // both roles would echo it.
-        if c.flags & flags::SYNCED != 0 && (why != Why::Listed || self.cfg.role.receives()) {
+        // An entry a peer sent is not sent back: not when it is made from
+        // the message, nor by a resync of a director that also takes the
+        // peer's (both roles). Once a packet of it passes here the worker
+        // clears the flag, and it is this director's to send (as the
+        // kernel syncs on packets, whatever IP_VS_CONN_F_SYNC says).
+        if c.flags & flags::SYNCED != 0
+            && (why == Why::Created || (why == Why::Listed && self.cfg.role.receives()))
+        {
             return false;
         }
         let Some(entry) = entry_of(c, why, snap) else {
             return false;
         };
-        self.pending.push(entry);
+        if self.pending.len() >= MAX_PENDING {
+            // A resync of a table larger than the messages can carry
+            // meanwhile: the next one covers what this one leaves.
+            self.counts.unsent_conns += 1;
+            return false;
+        }
+        self.pending.push_back(entry);
         self.since.get_or_insert(now);
         true
     }
 
-    /// The frames to send now, at most `most`: full messages, and the rest
-    /// when its first entry has waited [`FLUSH_TIME`] (or `all`, at exit).
-    /// What is left waits for the next call: the pace of a resync.
-    pub fn frames(&mut self, now: Instant, all: bool, most: usize) -> Vec<Vec<u8>> {
+    /// The frames to send now, at most `most`, each with the entries it
+    /// carries: full messages, and the rest when its first entry has
+    /// waited [`FLUSH_TIME`] (or `all`, at exit). What is left waits for
+    /// the next call: the pace of a resync. The caller says what it sent
+    /// ([`SyncDaemon::sent`]).
+    pub fn frames(&mut self, now: Instant, all: bool, most: usize) -> Vec<(Vec<u8>, usize)> {
         let per = self.per_message();
         let due = all
             || self
@@ -207,16 +235,30 @@ impl SyncDaemon {
         while out.len() < most && (self.pending.len() >= per || (due && !self.pending.is_empty())) {
             let n = self.pending.len().min(per);
             let batch: Vec<SyncConn<'static>> = self.pending.drain(..n).collect();
-            if let Some(frame) = self.frame(&batch) {
-                self.counts.sent_messages += 1;
-                self.counts.sent_conns += batch.len() as u64;
-                out.push(frame);
+            match self.frame(&batch) {
+                Some(frame) => out.push((frame, batch.len())),
+                None => self.counts.unsent_conns += batch.len() as u64,
             }
         }
+        // What is left after messages went waits from now (its first
+        // entry may have come later than the first of what was sent).
         if self.pending.is_empty() {
             self.since = None;
+        } else if !out.is_empty() {
+            self.since = Some(now);
         }
         out
+    }
+
+    /// Counts a message of `entries` entries as sent (`true`) or lost on
+    /// the way out (the inject ring was full, or no mbuf).
+    pub fn sent(&mut self, entries: usize, sent: bool) {
+        if sent {
+            self.counts.sent_messages += 1;
+            self.counts.sent_conns += entries as u64;
+        } else {
+            self.counts.unsent_conns += entries as u64;
+        }
     }
 
     /// One message of `batch` in an Ethernet frame to the group.
@@ -234,8 +276,11 @@ impl SyncDaemon {
         let len = match &self.cfg.auth {
             Some(a) => {
                 self.counter += 1;
-                w.finish_with_mac(a.key_id, self.counter, |signed| mac_of(&a.key, signed))
-                    .ok()?
+                let source = self.cfg.source;
+                w.finish_with_mac(a.key_id, self.counter, |signed| {
+                    mac_of(&a.key, source, signed)
+                })
+                .ok()?
             }
             None => w.finish(),
         };
@@ -286,13 +331,20 @@ impl SyncDaemon {
         if let Some(a) = &self.cfg.auth {
             let last = self.seen.get(&src).copied().unwrap_or(0);
             let good = msg.auth().filter(|m| {
-                m.key_id == a.key_id && m.counter > last && mac_matches(&a.key, m.signed, m.mac)
+                m.key_id == a.key_id
+                    && m.counter > last
+                    && mac_matches(&a.key, src, m.signed, m.mac)
             });
             let Some(m) = good else {
                 self.counts.rejected_messages += 1;
                 self.counts.rejected_auth += 1;
                 return;
             };
+            // Senders are the masters of one pair: a map that grows past
+            // a few was fed by a forger with the key, and starts over.
+            if self.seen.len() >= MAX_SENDERS && !self.seen.contains_key(&src) {
+                self.seen.clear();
+            }
             self.seen.insert(src, m.counter);
         }
         self.counts.received_messages += 1;
@@ -331,7 +383,19 @@ fn entry_of(c: &Conn, why: Why, snap: &Snapshot) -> Option<SyncConn<'static>> {
     let created = why != Why::Changed;
     let template = c.flags & flags::TEMPLATE != 0;
     let svc = snap.service(c.service)?.service();
-    let protocol = ipv4::Protocol::from(c.proto);
+    // An l4vs template is keyed {0, client, protocol, VIP, port} (worker
+    // persist.rs); the kernel's {protocol, client, 0, VIP, port}, with
+    // protocol 0 (IPPROTO_IP) for a firewall mark (ip_vs_sched_persist).
+    let (protocol, cport) = if template {
+        let p = if svc.options.fwmark != 0 {
+            0
+        } else {
+            c.cport as u8
+        };
+        (ipv4::Protocol::from(p), 0)
+    } else {
+        (ipv4::Protocol::from(c.proto), c.cport)
+    };
     let sent = if template {
         created
     } else {
@@ -358,7 +422,7 @@ fn entry_of(c: &Conn, why: Why, snap: &Snapshot) -> Option<SyncConn<'static>> {
     } else {
         svc.options.timeouts.of(c.state)
     };
-    let mut e = SyncConn::new(protocol, c.client, c.cport, c.vip, c.vport, c.rip, c.rport);
+    let mut e = SyncConn::new(protocol, c.client, cport, c.vip, c.vport, c.rip, c.rport);
     e.flags = method_flag(c.method)
         | if c.flags & flags::INACTIVE != 0 {
             wire::IP_VS_CONN_F_INACTIVE
@@ -387,36 +451,74 @@ fn entry_of(c: &Conn, why: Why, snap: &Snapshot) -> Option<SyncConn<'static>> {
 /// protocol, service or real this director does not have.
 fn conn_of(e: &SyncConn<'_>, snap: &Snapshot) -> Option<Conn> {
     let proto: u8 = e.protocol.into();
+    let template = e.is_template();
+    // As the kernel's ip_vs_service_find: by mark, else by VIP, port and
+    // protocol, else the VIP's port-0 service.
     let sid = if e.fwmark != 0 {
         snap.mark_service(e.fwmark)?
     } else {
-        snap.service_id(e.vaddr, e.vport, proto)?
+        snap.service_id(e.vaddr, e.vport, proto)
+            .or_else(|| snap.service_id(e.vaddr, 0, proto))?
     };
     let svc = snap.service(sid)?.service();
-    let template = e.is_template();
-    // A template of a port-0 or fwmark service names the real by address
-    // (its port is the packet's); a connection by address and port, or by
-    // address when the real takes the packet's port.
-    let real = svc.reals.iter().position(|r| {
-        r.addr == e.daddr && (template || r.port == e.dport || r.port == 0 || svc.port == 0)
-    })?;
+    // The real by address and port (ip_vs_find_dest), else by address
+    // where the real takes the packet's port (port-0 and fwmark services,
+    // and templates, which name the real by address).
+    let real = svc
+        .reals
+        .iter()
+        .position(|r| r.addr == e.daddr && r.port == e.dport)
+        .or_else(|| {
+            svc.reals
+                .iter()
+                .position(|r| r.addr == e.daddr && (template || r.port == 0 || svc.port == 0))
+        })?;
     let state = match e.protocol {
-        ipv4::Protocol::Tcp if !template => tcp_state(e.state)?,
-        ipv4::Protocol::Udp if !template => ConnState::Udp,
-        ipv4::Protocol::Tcp | ipv4::Protocol::Udp => ConnState::None,
+        _ if template => ConnState::None,
+        ipv4::Protocol::Tcp => tcp_state(e.state)?,
+        ipv4::Protocol::Udp => ConnState::Udp,
         _ => return None,
     };
-    let timeout = match e.timeout {
-        0 if template => svc.options.persistence.map_or(0, |p| p.timeout),
-        0 => svc.options.timeouts.of(state),
-        t => t,
+    // At most what the service gives that state (or its persistence): a
+    // peer cannot pin an entry for longer.
+    let longest = if template {
+        svc.options.persistence.map_or(0, |p| p.timeout)
+    } else {
+        svc.options.timeouts.of(state)
     };
-    let tuple = Tuple {
-        proto,
-        src: e.caddr,
-        sport: e.cport,
-        dst: e.vaddr,
-        dport: e.vport,
+    let timeout = match e.timeout {
+        0 => longest,
+        t => t.min(longest),
+    };
+    if template && svc.options.persistence.is_none() {
+        return None;
+    }
+    // A template in l4vs's key: {0, client, protocol, VIP, port}, or
+    // {0, client, 0, mark, 0} for a firewall mark (worker persist.rs).
+    let tuple = if template && svc.options.fwmark != 0 {
+        Tuple {
+            proto: 0,
+            src: e.caddr,
+            sport: 0,
+            dst: Ipv4Addr::from_bits(svc.options.fwmark),
+            dport: 0,
+        }
+    } else if template {
+        Tuple {
+            proto: 0,
+            src: e.caddr,
+            sport: u16::from(proto),
+            dst: svc.vip,
+            dport: svc.port,
+        }
+    } else {
+        Tuple {
+            proto,
+            src: e.caddr,
+            sport: e.cport,
+            dst: e.vaddr,
+            dport: e.vport,
+        }
     };
     let method = svc.reals[real].method;
     let mut c = Conn::new(
@@ -444,22 +546,29 @@ fn conn_of(e: &SyncConn<'_>, snap: &Snapshot) -> Option<Conn> {
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// HMAC-SHA256 of `data` with `key` (RFC 2104, FIPS 180-4).
-fn mac_of(key: &[u8], data: &[u8]) -> [u8; wire::MAC_LEN] {
+/// The most senders whose last counter a backup keeps.
+const MAX_SENDERS: usize = 16;
+
+/// HMAC-SHA256 (RFC 2104, FIPS 180-4) with `key` of the sender's IPv4
+/// address `src` (4 bytes, network order) and then `data`: the address is
+/// in the MAC, so a message replayed from another source fails.
+fn mac_of(key: &[u8], src: Ipv4Addr, data: &[u8]) -> [u8; wire::MAC_LEN] {
     use hmac::{KeyInit, Mac};
     // HMAC takes a key of any length.
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(&src.octets());
     m.update(data);
     m.finalize().into_bytes().into()
 }
 
-/// Whether `mac` is the HMAC-SHA256 of `data` with `key`, compared in
+/// Whether `mac` is [`mac_of`] `key`, `src` and `data`, compared in
 /// constant time.
-fn mac_matches(key: &[u8], data: &[u8], mac: &[u8; wire::MAC_LEN]) -> bool {
+fn mac_matches(key: &[u8], src: Ipv4Addr, data: &[u8], mac: &[u8; wire::MAC_LEN]) -> bool {
     use hmac::{KeyInit, Mac};
     let Ok(mut m) = <HmacSha256 as KeyInit>::new_from_slice(key) else {
         return false;
     };
+    m.update(&src.octets());
     m.update(data);
     m.verify_slice(mac).is_ok()
 }

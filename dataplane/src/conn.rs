@@ -66,6 +66,8 @@ pub mod flags {
     pub const TEMPLATE: u8 = 4;
     /// Inserted from a sync message ([`crate::rings::Command::InsertConn`]),
     /// as IPVS's `IP_VS_CONN_F_SYNC`: a sync master does not send it back.
+    /// The worker clears it when a packet of the entry passes (the entry
+    /// is then this director's).
     pub const SYNCED: u8 = 8;
 }
 

@@ -257,6 +257,14 @@ fn commands_insert_and_flush_connections() {
     r.control.send(Command::InsertConn(c)).unwrap();
     r.lcore.poll();
     assert_eq!(r.lcore.worker().conns().len(), 1);
+    let flags_now = |r: &Rig| {
+        let table = r.lcore.worker().conns();
+        let (i, _) = table.lookup(&t).unwrap();
+        table.get(i).flags
+    };
+    // Flagged as synced, with the seconds it has left on the worker's
+    // clock.
+    assert_ne!(flags_now(&r) & l4vs_dataplane::conn::flags::SYNCED, 0);
     let stats = r
         .lcore
         .worker()
@@ -279,6 +287,8 @@ fn commands_insert_and_flush_connections() {
     assert_eq!(sent.len(), 1);
     let ip = ipv4::Packet::new_checked(&sent[0].1.data()[14..]).unwrap();
     assert_eq!(ip.dst_addr(), rip(1));
+    // A packet of it passed here: it is this director's now.
+    assert_eq!(flags_now(&r) & l4vs_dataplane::conn::flags::SYNCED, 0);
 
     // Flush the service: the entry goes, the real's count with it.
     r.control

@@ -1144,9 +1144,9 @@ fn wlc_passes_over_busy_reals() {
     }
 }
 
-/// Multicast the dataplane does not serve goes to the control thread
-/// (the sync daemon's messages, VRRP, what the kernel joined); unicast to
-/// another host is still not for us.
+/// The local network control block (224.0.0.0/24: the sync daemon's
+/// messages, VRRP) goes to the control thread; other multicast is not for
+/// us.
 #[test]
 fn multicast_goes_to_the_control_thread() {
     let mut r = rig(ForwardMethod::Nat);
@@ -1164,6 +1164,6 @@ fn multicast_goes_to_the_control_thread() {
     );
     assert_eq!(run(&mut r, &sync).0, Verdict::ToControl);
     let other = testpkt::udp(&group(Ipv4Addr::new(239, 1, 2, 3)), 5000, 5000, b"x", true);
-    assert_eq!(run(&mut r, &other).0, Verdict::ToControl);
+    assert_eq!(run(&mut r, &other).0, Verdict::Drop(DropReason::IpNotForUs));
     assert_eq!(r.counters.forwarded.get(), 0);
 }

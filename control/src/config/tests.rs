@@ -2061,7 +2061,9 @@ fn the_sync_daemon_is_configured() {
     );
     let e = refused("syncid: 7 ", "syncid: 7\n  group: 198.18.0.1 ");
     assert!(
-        e.contains("sync.group: `198.18.0.1` is not a multicast group"),
+        e.contains(
+            "sync.group: `198.18.0.1` is not a multicast group of the local network control block"
+        ),
         "{e}"
     );
     let e = refused("syncid: 7 ", "syncid: 256 ");

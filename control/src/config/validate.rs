@@ -592,14 +592,16 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
         ));
     };
     let group = match &s.group {
+        // The workers hand the control thread 224.0.0.0/24 only, the
+        // local network control block, as a link-local sync group is.
         Some(g) => match g.value.trim().parse::<Ipv4Addr>() {
-            Ok(a) if a.is_multicast() => a,
+            Ok(a) if a.octets()[..3] == [224, 0, 0] => a,
             _ => {
                 return Err(c.err(
                     &g.referenced,
                     "sync.group",
                     format!(
-                        "{} is not a multicast group (an IPv4 address in 224.0.0.0/4)",
+                        "{} is not a multicast group of the local network control block (224.0.0.0/24, default 224.0.0.81), which l4vs takes sync messages on",
                         echo(&g.value)
                     ),
                 ))

@@ -156,20 +156,27 @@ fn lvs_sync_daemon(t: &Stmt, w: &mut Warnings) -> Result<PlannedSync, ImportErro
             "ttl" => s.ttl = Some(number(t, value("a TTL")?, 1, 255)? as u8),
             "group" => {
                 let g = value("a multicast group")?;
-                s.group = Some(
-                    g.parse::<Ipv4Addr>()
-                        .ok()
-                        .filter(Ipv4Addr::is_multicast)
-                        .ok_or_else(|| {
-                            error(
-                                &t.pos,
-                                format!(
-                                    "lvs_sync_daemon: group {} is not an IPv4 multicast group",
-                                    config::echo(g)
-                                ),
-                            )
-                        })?,
-                );
+                let a = g
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .filter(Ipv4Addr::is_multicast)
+                    .ok_or_else(|| {
+                        error(
+                            &t.pos,
+                            format!(
+                                "lvs_sync_daemon: group {} is not an IPv4 multicast group",
+                                config::echo(g)
+                            ),
+                        )
+                    })?;
+                if a.octets()[..3] == [224, 0, 0] {
+                    s.group = Some(a);
+                } else {
+                    w.warn(
+                        &t.pos,
+                        format!("lvs_sync_daemon's group {a} is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default 224.0.0.81 is used"),
+                    );
+                }
             }
             other if instance.is_none() => instance = Some(other.to_owned()),
             other => {

@@ -1528,7 +1528,7 @@ fn lvs_sync_daemon_becomes_the_sync_block() {
         )
     };
     let i = ka(&text(
-        "lvs_sync_daemon eth0 VI_1 id 9 maxlen 1000 port 8849 ttl 2 group 239.1.1.1",
+        "lvs_sync_daemon eth0 VI_1 id 9 maxlen 1000 port 8849 ttl 2 group 224.0.0.82",
     ))
     .unwrap();
     let s = i.config.sync.as_ref().unwrap();
@@ -1536,7 +1536,7 @@ fn lvs_sync_daemon_becomes_the_sync_block() {
         (s.role, s.syncid, s.max_len, s.udp_port, s.ttl),
         (crate::config::SyncRole::Both, 9, 1000, 8849, 2)
     );
-    assert_eq!(s.group, Ipv4Addr::new(239, 1, 1, 1));
+    assert_eq!(s.group, Ipv4Addr::new(224, 0, 0, 82));
     let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
     assert_eq!(back.sync, i.config.sync);
     for (line, says) in [

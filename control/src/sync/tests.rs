@@ -6,6 +6,17 @@ use std::path::Path;
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
+/// The frames `d` has for now, counted as sent.
+fn out(d: &mut SyncDaemon, now: Instant, all: bool, most: usize) -> Vec<Vec<u8>> {
+    d.frames(now, all, most)
+        .into_iter()
+        .map(|(f, n)| {
+            d.sent(n, true);
+            f
+        })
+        .collect()
+}
+
 /// The NAT lab's config with a sync daemon of `role`, and its snapshot.
 fn lab(role: &str) -> (config::Config, Snapshot) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
@@ -50,7 +61,8 @@ fn http_conn(snap: &Snapshot, cport: u16, state: ConnState) -> Conn {
 }
 
 /// What the master sends, and when: TCP in ESTABLISHED and the closing
-/// states only, never a synced entry; each with its state's timeout.
+/// states only, never the entry made of a peer's message; each with its
+/// state's timeout.
 #[test]
 fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
     let (cfg, snap) = lab("master");
@@ -70,12 +82,11 @@ fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
     }
     let mut synced = http_conn(&snap, 1001, ConnState::Established);
     synced.flags |= flags::SYNCED;
-    assert!(!d.note(&synced, Why::Changed, &snap, now));
+    // The entry a backup made of a message is not sent back.
+    assert!(!d.note(&synced, Why::Created, &snap, now));
     // Nothing is due before 2 s; then one message with the five.
-    assert!(d
-        .frames(now + Duration::from_millis(1999), false, 64)
-        .is_empty());
-    let frames = d.frames(now + FLUSH_TIME, false, 64);
+    assert!(out(&mut d, now + Duration::from_millis(1999), false, 64).is_empty());
+    let frames = out(&mut d, now + FLUSH_TIME, false, 64);
     assert_eq!(frames.len(), 1);
     let (src, payload) = sync_payload(&frames[0], wire::GROUP, wire::PORT).unwrap();
     assert_eq!(src, Ipv4Addr::new(198, 18, 1, 1));
@@ -88,7 +99,7 @@ fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
     );
     assert_eq!(first.daddr, Ipv4Addr::new(198, 18, 2, 12));
     assert_eq!(d.counts.sent_conns, 5);
-    assert!(d.frames(now + FLUSH_TIME * 2, false, 64).is_empty());
+    assert!(out(&mut d, now + FLUSH_TIME * 2, false, 64).is_empty());
 }
 
 /// A full message leaves at once; the rest waits its 2 s.
@@ -108,10 +119,10 @@ fn full_messages_leave_at_once() {
             now,
         );
     }
-    let frames = d.frames(now, false, 64);
+    let frames = out(&mut d, now, false, 64);
     assert_eq!(frames.len(), 1);
     assert!(frames[0].len() <= 14 + 20 + 8 + 1472);
-    assert_eq!(d.frames(now + FLUSH_TIME, false, 64).len(), 1);
+    assert_eq!(out(&mut d, now + FLUSH_TIME, false, 64).len(), 1);
     assert_eq!(d.counts.sent_messages, 2);
 }
 
@@ -126,7 +137,7 @@ fn a_backup_applies_what_a_master_sends() {
     let now = Instant::now();
     let c = http_conn(&snap, 3000, ConnState::Established);
     master.note(&c, Why::Changed, &snap, now);
-    let frame = master.frames(now, true, 64).remove(0);
+    let frame = out(&mut master, now, true, 64).remove(0);
 
     let (bcfg, _) = lab("backup");
     let mut backup_cfg = bcfg.sync.unwrap();
@@ -217,7 +228,7 @@ fn bad_messages_are_dropped() {
         &snap,
         now,
     );
-    let good = master.frames(now, true, 64).remove(0);
+    let good = out(&mut master, now, true, 64).remove(0);
     for cut in 0..good.len() {
         d.apply(&good[..cut], &snap, |_, _| true);
     }
@@ -253,7 +264,7 @@ fn a_resync_sends_each_entry_with_the_time_it_has_left() {
         &snap,
         now
     ));
-    let frame = d.frames(now, true, 64).remove(0);
+    let frame = out(&mut d, now, true, 64).remove(0);
     let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT).unwrap();
     let timeouts: Vec<(u16, u32)> = Message::parse(payload)
         .unwrap()
@@ -280,9 +291,9 @@ fn a_resync_is_paced() {
         c.expires = 500;
         d.note(&c, Why::Listed, &snap, now);
     }
-    assert_eq!(d.frames(now, false, 4).len(), 4);
-    assert_eq!(d.frames(now, false, 4).len(), 4);
-    assert_eq!(d.frames(now, true, 64).len(), 2);
+    assert_eq!(out(&mut d, now, false, 4).len(), 4);
+    assert_eq!(out(&mut d, now, false, 4).len(), 4);
+    assert_eq!(out(&mut d, now, true, 64).len(), 2);
     assert_eq!(d.counts.sent_conns, 400);
 }
 
@@ -312,7 +323,7 @@ fn signed_messages_are_checked_before_any_entry_is_taken() {
             &snap,
             now,
         );
-        m.frames(now, true, 64).remove(0)
+        out(&mut m, now, true, 64).remove(0)
     };
     let good = signed(0xaa);
     let mut b = SyncDaemon::new(with_key(bcfg.clone(), 0xaa), MAC, 1);
@@ -334,7 +345,7 @@ fn signed_messages_are_checked_before_any_entry_is_taken() {
         &snap,
         now,
     );
-    let unsigned = plain.frames(now, true, 64).remove(0);
+    let unsigned = out(&mut plain, now, true, 64).remove(0);
     b.apply(&unsigned, &snap, |_, _| {
         panic!("applied an unsigned message")
     });
@@ -385,7 +396,7 @@ fn a_backup_steers_as_the_workers_do() {
         c.client = *client;
         master.note(&c, Why::Changed, &snap, now);
     }
-    let frame = master.frames(now, true, 64).remove(0);
+    let frame = out(&mut master, now, true, 64).remove(0);
     let mut b = cfg.sync.unwrap();
     b.source = Ipv4Addr::new(198, 18, 1, 2);
     let mut backup = SyncDaemon::new(b, MAC, workers);
@@ -398,4 +409,100 @@ fn a_backup_steers_as_the_workers_do() {
     let steer = Steering::new(0, workers);
     let subnet_owner = steer.owner(Ipv4Addr::new(198, 18, 1, 0));
     assert!(got.iter().all(|(w, _)| *w == subnet_owner), "{got:?}");
+}
+
+/// A persistence template crosses as the kernel keys it ({TCP, client,
+/// 0, VIP, port}) and comes back in l4vs's own key ({0, client, 6, VIP,
+/// port}), so that the backup's workers find it.
+#[test]
+fn templates_cross_in_the_kernels_key() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let text = std::fs::read_to_string(dir.join("lab-persistence.yaml")).unwrap();
+    let text = format!("{text}\nsync: {{ role: master, interface: lan }}\n");
+    let cfg = config::parse(&text, "c.yaml").unwrap();
+    let port = PortInfo {
+        mac: MacAddr(MAC),
+        mtu: 1500,
+    };
+    let snap = crate::plan::snapshot(&cfg, &[port]).unwrap();
+    let sid = snap.service_id(vip(), 80, 6).unwrap();
+    let key = Tuple {
+        proto: 0,
+        src: Ipv4Addr::new(198, 18, 1, 10),
+        sport: 6,
+        dst: vip(),
+        dport: 80,
+    };
+    let mut tpl = Conn::new(
+        &key,
+        Ipv4Addr::new(198, 18, 2, 13),
+        80,
+        sid,
+        2,
+        ForwardMethod::Nat,
+        ConnState::None,
+        999,
+    );
+    tpl.flags = flags::TEMPLATE;
+    let mut master = SyncDaemon::new(cfg.sync.clone().unwrap(), MAC, 1);
+    let now = Instant::now();
+    assert!(master.note(&tpl, Why::Created, &snap, now));
+    let frame = out(&mut master, now, true, 64).remove(0);
+    let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT).unwrap();
+    let e = Message::parse(payload)
+        .unwrap()
+        .conns()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(e.is_template());
+    assert_eq!(
+        (e.protocol, e.cport, e.vport, e.timeout),
+        (ipv4::Protocol::Tcp, 0, 80, 300)
+    );
+    let mut b = cfg.sync.unwrap();
+    b.role = config::SyncRole::Backup;
+    b.source = Ipv4Addr::new(198, 18, 1, 2);
+    let mut backup = SyncDaemon::new(b, MAC, 1);
+    let mut got = Vec::new();
+    backup.apply(&frame, &snap, |_, c| {
+        got.push(c);
+        true
+    });
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].in_tuple(), key);
+    assert_eq!((got[0].rip, got[0].real), (tpl.rip, 2));
+    assert_ne!(got[0].flags & flags::TEMPLATE, 0);
+}
+
+/// With a key, full messages carry the MAC too: every entry of a large
+/// batch arrives.
+#[test]
+fn signed_full_messages_fit() {
+    let (mcfg, snap) = lab("master");
+    let mut m = SyncDaemon::new(with_key(mcfg.sync.clone().unwrap(), 0xaa), MAC, 1);
+    let now = Instant::now();
+    for p in 0..100u16 {
+        m.note(
+            &http_conn(&snap, 30_000 + p, ConnState::Established),
+            Why::Changed,
+            &snap,
+            now,
+        );
+    }
+    let frames = out(&mut m, now, true, 64);
+    assert_eq!(m.counts.sent_conns, 100);
+    assert_eq!(m.counts.unsent_conns, 0);
+    let (bcfg, _) = lab("backup");
+    let mut b = with_key(bcfg.sync.unwrap(), 0xaa);
+    b.source = Ipv4Addr::new(198, 18, 1, 2);
+    let mut backup = SyncDaemon::new(b, MAC, 1);
+    for f in &frames {
+        assert!(f.len() <= 14 + 20 + 8 + 1472);
+        backup.apply(f, &snap, |_, _| true);
+    }
+    assert_eq!(
+        (backup.counts.applied, backup.counts.rejected_auth),
+        (100, 0)
+    );
 }

@@ -585,9 +585,10 @@ impl Worker {
                     Err(_) => return Verdict::Drop(DropReason::L4Truncated),
                 },
                 Protocol::Icmp => return self.icmp(in_port, pkt, l2, now_ms),
-                // The director's own, and multicast (VRRP, routing
-                // protocols): the control thread's, or the kernel's.
-                _ if self.snap.is_local(dst) || dst.is_multicast() => return Verdict::ToControl,
+                // The director's own, and the local network control
+                // block (VRRP, routing protocols): the control thread's,
+                // or the kernel's.
+                _ if self.snap.is_local(dst) || is_local_control(dst) => return Verdict::ToControl,
                 _ => return Verdict::Drop(DropReason::L4Unsupported),
             },
         };
@@ -653,6 +654,9 @@ impl Worker {
                 // By reference: the timeouts are not copied per packet.
                 let timeouts = svc.map_or(&self.cfg.timeouts, |s| &s.options.timeouts);
                 let entry = self.conns.get_mut(i);
+                // A packet of it passed here: a synced entry is this
+                // director's now, for its sync daemon to send.
+                entry.flags &= !conn::flags::SYNCED;
                 // A later fragment has no flags: the first one moved the
                 // state, as the whole datagram does in the kernel.
                 let activity = if later {
@@ -696,9 +700,10 @@ impl Worker {
         let Some(sid) = self.snap.classify(dst, l4.dport, proto.into()) else {
             return if self.snap.is_vip(dst) {
                 Verdict::Drop(DropReason::NoService)
-            } else if self.snap.is_local(dst) || dst.is_multicast() {
-                // Multicast (the sync daemon's messages, and what the
-                // kernel may have joined) goes the control thread's way.
+            } else if self.snap.is_local(dst) || is_local_control(dst) {
+                // The local network control block (the sync daemon's
+                // messages, and what the kernel joined there) goes the
+                // control thread's way; other multicast is not for us.
                 Verdict::ToControl
             } else {
                 Verdict::Drop(DropReason::IpNotForUs)
@@ -1052,4 +1057,13 @@ fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
         dst: ip.dst_addr(),
         dport,
     })
+}
+
+/// Whether `a` is in 224.0.0.0/24, the local network control block
+/// (RFC 5771: never forwarded; VRRP's 224.0.0.18, IPVS sync's 224.0.0.81,
+/// routing protocols), which the director's control thread and kernel
+/// take. Other multicast is not for the director.
+#[inline]
+fn is_local_control(a: Ipv4Addr) -> bool {
+    a.octets()[..3] == [224, 0, 0]
 }

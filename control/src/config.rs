@@ -411,8 +411,9 @@ pub struct Sync {
 pub struct SyncAuth {
     /// The shared key, 16 to 64 bytes (`auth_key`, in hex).
     pub key: Vec<u8>,
-    /// Which key, carried in each message (`auth_key_id`, default 1), so
-    /// that a key can be changed on the master and backups in turn.
+    /// Which key, carried in each message (`auth_key_id`, default 1); a
+    /// backup takes only messages of its own id (one key at a time: a
+    /// change of key is a restart of both directors).
     pub key_id: u8,
 }
 

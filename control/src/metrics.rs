@@ -561,11 +561,12 @@ pub fn render(v: &View<'_>) -> String {
         let conns = counter(
             &mut r,
             "sync_connections",
-            "Connection entries the sync daemon sent (a master), applied to the table (a backup), or rejected (unknown service or real, malformed, a full command ring)",
+            "Connection entries the sync daemon sent or could not send (a master: a resync larger than its buffer, a full inject ring), applied to the table or rejected (a backup: unknown service or real, malformed, its backlog full)",
             None,
         );
         for (what, n) in [
             ("sent", c.sent_conns),
+            ("unsent", c.unsent_conns),
             ("applied", c.applied),
             ("rejected", c.rejected_conns),
         ] {

@@ -34,8 +34,9 @@
 //! A master also sends its whole table again every `resync_period`
 //! seconds (an l4vs key; the kernel refreshes a connection every
 //! `sync_period` packets instead): a connection that lives longer than its
-//! timeout stays alive on the backup, and a backup that joins late (a
-//! failed master back as backup) has everything within one period. The
+//! timeout stays alive on the backup, and a backup that starts late (a
+//! failed director restarted as the standby) has everything within one
+//! period. The
 //! workers list their tables ([`l4vs_dataplane::rings::Command::ListConns`])
 //! a burst at a time, each entry with the seconds it has left, and at
 //! most [`SyncDaemon::frames`]'s `most` messages leave a control tick.

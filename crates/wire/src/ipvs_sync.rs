@@ -126,8 +126,9 @@
 //!   so an authenticated message still fits a kernel backup's receive
 //!   buffer (`sync_maxlen`, MTU - 28).
 //! - `counter` is the sender's message counter (per key), covered by the
-//!   MAC, so a receiver can refuse replayed messages. `key_id` lets keys
-//!   rotate with two keys valid at once.
+//!   MAC, so a receiver can refuse replayed messages. `key_id` names the
+//!   key, so that a receiver could hold two while keys rotate (l4vs's
+//!   backup holds one).
 //!
 //! A message with no entry cannot be authenticated; the kernel never sends
 //! one either. [`MessageV1::auth`] finds the option only at that exact place

@@ -435,10 +435,13 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         })?),
         None => None,
     };
+    // A stop signal ends the control loop; the workers stop after it has
+    // sent what must leave (the sync daemon's last messages).
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    let workers_stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .context("installing the SIGHUP handler")?;
@@ -677,7 +680,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             },
             control: worker_end,
         };
-        let stop = stop.clone();
+        let stop = workers_stop.clone();
         let h = thread::Builder::new()
             .name(format!("l4vs-worker-{i}"))
             .spawn(move || worker_main(plan, &stop))
@@ -1006,6 +1009,14 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     }
     notify_service_manager(&[sd_notify::NotifyState::Stopping]);
     info!(target: "l4vs", "stopping");
+    // The sync daemon's last messages, while worker 0 still transmits the
+    // inject ring; then the workers stop.
+    if control.sync.is_some() {
+        control.drain(&snapshot.load());
+        control.send_sync(true);
+        thread::sleep(CONTROL_TICK * 10);
+    }
+    workers_stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
     for h in handles {
         match h.join() {
@@ -1015,7 +1026,6 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         }
     }
     control.drain(&snapshot.load());
-    control.send_sync(true);
     if let Some(d) = &control.sync {
         let c = d.counts;
         info!(

@@ -92,6 +92,20 @@ pub struct Cli {
     /// Stop a connection sync daemon (not yet: the config's `sync:`).
     #[arg(long = "stop-daemon", value_name = "state")]
     stop_daemon: Option<String>,
+    /// The sync daemon's options, taken so that `--start-daemon` with
+    /// them gets its answer (the config's `sync:` has them).
+    #[arg(long = "mcast-interface", value_name = "interface", hide = true)]
+    mcast_interface: Option<String>,
+    #[arg(long = "syncid", value_name = "sid", hide = true)]
+    syncid: Option<u8>,
+    #[arg(long = "mcast-group", value_name = "address", hide = true)]
+    mcast_group: Option<String>,
+    #[arg(long = "mcast-port", value_name = "port", hide = true)]
+    mcast_port: Option<u16>,
+    #[arg(long = "mcast-ttl", value_name = "ttl", hide = true)]
+    mcast_ttl: Option<u8>,
+    #[arg(long = "sync-maxlen", value_name = "length", hide = true)]
+    sync_maxlen: Option<u16>,
     /// Set the TCP, TCP FIN_WAIT and UDP timeouts, seconds (0: unchanged).
     #[arg(long = "set", num_args = 3, value_names = ["tcp", "tcpfin", "udp"])]
     set: Option<Vec<u32>>,

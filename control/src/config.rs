@@ -418,7 +418,9 @@ pub struct SyncAuth {
 }
 
 impl fmt::Debug for SyncAuth {
-    /// The key is a secret: never printed.
+    /// The key is a secret: not in Debug output, logs or errors. (The
+    /// config's YAML, from `l4vs check-config` or `l4vsadm --yaml`, has
+    /// it, as the file has.)
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

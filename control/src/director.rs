@@ -392,6 +392,9 @@ impl ControlSide {
             return None;
         }
         let l = self.listing.take()?;
+        if let Some(d) = self.sync.as_mut().filter(|_| l.for_sync) {
+            d.flush_soon(Instant::now());
+        }
         if l.waiting.is_empty() {
             return self.start_deferred();
         }
@@ -695,7 +698,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     if let Some(s) = &cfg.sync {
         info!(
             target: "l4vs",
-            "sync daemon {}, syncid {}, on port {}: {}:{} from {}, TTL {}, messages up to {} bytes",
+            "sync daemon {}, syncid {}, on port {}: {}:{} from {}, TTL {}, messages up to {} bytes, {}, {}",
             s.role.as_str(),
             s.syncid,
             cfg.ports[s.port].name,
@@ -703,8 +706,31 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             s.udp_port,
             s.source,
             s.ttl,
-            s.max_len
+            s.max_len,
+            s.resync_period
+                .map_or("no resync".to_owned(), |p| format!("resync every {} s", p.as_secs())),
+            s.auth
+                .as_ref()
+                .map_or("no authentication".to_owned(), |a| format!("HMAC-SHA256 key id {}", a.key_id))
         );
+        // A backup's entries live by their timeout until the next resync
+        // refreshes them (l4vs does not resend on traffic as the kernel's
+        // sync_period does).
+        if let Some(p) = s.resync_period.filter(|_| s.role.sends()) {
+            for svc in &cfg.services {
+                let t = &svc.timeouts;
+                let shortest = t.tcp_established.min(t.udp);
+                if u64::from(shortest) * 1000 <= p.as_millis() as u64 * 2 {
+                    warn!(
+                        target: "l4vs",
+                        "sync: service {}: a connection idle for its timeout ({} s) may expire on the backup before the next resync ({} s): set sync.resync_period below half of it",
+                        svc.name.clone().unwrap_or_else(|| table::key_of(svc).to_string()),
+                        shortest,
+                        p.as_secs()
+                    );
+                }
+            }
+        }
     }
     info!(
         target: "l4vs",
@@ -718,6 +744,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     let started = Instant::now();
     let mut next_housekeeping = Duration::ZERO;
     let mut next_estimate = crate::estimator::INTERVAL;
+    // What the sync daemon had refused when it last said so.
+    let mut reported = (0u64, 0u64, 0u64);
+    let mut next_sync_report = Duration::from_secs(60);
     // The first resync comes one period after the start.
     let mut next_resync = cfg
         .sync
@@ -825,6 +854,26 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             for t in waiting {
                 admin.answer(t, &response);
             }
+        }
+        // What the sync daemon refused, in words, once a minute at most
+        // (the kernel logs "Dropping buffer" rate-limited).
+        if now >= next_sync_report {
+            if let Some(d) = &control.sync {
+                let c = d.counts;
+                let (m, a, e) = (
+                    c.rejected_messages - reported.0,
+                    c.rejected_auth - reported.1,
+                    c.rejected_conns - reported.2,
+                );
+                if m + e > 0 {
+                    warn!(
+                        target: "l4vs",
+                        "sync: rejected {m} message(s) ({a} failed authentication: no MAC, another key, a wrong MAC or a replay; the others malformed or of another syncid) and {e} entr(y/ies) (a service or real this director lacks, malformed, or its worker's backlog full) in the last minute"
+                    );
+                }
+                reported = (c.rejected_messages, c.rejected_auth, c.rejected_conns);
+            }
+            next_sync_report = now + Duration::from_secs(60);
         }
         if let Some(period) = cfg
             .sync

@@ -251,6 +251,14 @@ impl SyncDaemon {
         out
     }
 
+    /// A resync's listing is complete: what waits goes out now rather than
+    /// after [`FLUSH_TIME`] (when the next resync may have come).
+    pub fn flush_soon(&mut self, now: Instant) {
+        if !self.pending.is_empty() {
+            self.since = Some(now.checked_sub(FLUSH_TIME).unwrap_or(now));
+        }
+    }
+
     /// Counts a message of `entries` entries as sent (`true`) or lost on
     /// the way out (the inject ring was full, or no mbuf).
     pub fn sent(&mut self, entries: usize, sent: bool) {

@@ -232,26 +232,11 @@ pub(super) struct Checker {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Tcp,
-    /// HTTP_GET, or SSL_GET with `tls`.
-    Http {
-        path: String,
-        status_codes: Vec<u16>,
-        /// The url's own `virtualhost`.
-        virtualhost: Option<String>,
-        digest: Option<[u8; 16]>,
-        contains: Option<String>,
-        tls: bool,
-        enable_sni: bool,
-    },
-    Udp {
-        payload: Vec<u8>,
-        require_reply: Option<Vec<u8>>,
-    },
-    Dns {
-        record_type: config::DnsRecordType,
-        name: String,
-    },
+    /// TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK and DNS_CHECK as l4vs
+    /// checks them; an HTTP check's `virtualhost` is its url's own, which
+    /// [`resolve`] fills in from the checker, real or virtual server.
+    Ready(CheckKind),
+    /// MISC_CHECK, whose timeout and command [`resolve`] settles.
     Misc {
         path: String,
         timeout: Option<Setting<u32>>,
@@ -476,7 +461,7 @@ pub(super) fn checker(
         } else {
             first.status_codes.into_iter().collect()
         };
-        Kind::Http {
+        Kind::Ready(CheckKind::Http {
             path: path.value,
             status_codes,
             virtualhost: first.virtualhost,
@@ -484,17 +469,17 @@ pub(super) fn checker(
             contains: first.contains,
             tls,
             enable_sni,
-        }
+        })
     } else if udp {
-        Kind::Udp {
+        Kind::Ready(CheckKind::Udp {
             payload,
             require_reply,
-        }
+        })
     } else if dns {
-        Kind::Dns {
+        Kind::Ready(CheckKind::Dns {
             record_type,
             name: dns_name,
-        }
+        })
     } else if misc {
         let Some(path) = misc_path else {
             w.warn(
@@ -509,7 +494,7 @@ pub(super) fn checker(
             dynamic: misc_dynamic,
         }
     } else {
-        Kind::Tcp
+        Kind::Ready(CheckKind::Tcp)
     };
     Ok(Some(Checker {
         pos: t.pos.clone(),
@@ -810,64 +795,41 @@ pub(super) fn resolve(
     };
     let mut vhost_from = None;
     let kind = match &c.kind {
-        Kind::Tcp => CheckKind::Tcp,
-        Kind::Http {
-            path,
-            status_codes,
-            virtualhost,
-            digest,
-            contains,
-            tls,
-            enable_sni,
-        } => {
-            let virtualhost = match (
+        Kind::Ready(k) => {
+            let mut k = k.clone();
+            if let CheckKind::Http {
                 virtualhost,
-                &o.virtualhost,
-                &rs.virtualhost,
-                &vs.virtualhost,
-            ) {
-                (Some(v), ..) => Some(v.clone()),
-                (None, Some(v), ..) => Some(v.value.clone()),
-                (None, None, Some(v), _) => {
-                    vhost_from = Some(Level::RealServer);
-                    Some(v.value.clone())
+                enable_sni,
+                ..
+            } = &mut k
+            {
+                if virtualhost.is_none() {
+                    *virtualhost = match (&o.virtualhost, &rs.virtualhost, &vs.virtualhost) {
+                        (Some(v), ..) => Some(v.value.clone()),
+                        (None, Some(v), _) => {
+                            vhost_from = Some(Level::RealServer);
+                            Some(v.value.clone())
+                        }
+                        (None, None, Some(v)) => {
+                            vhost_from = Some(Level::VirtualServer);
+                            Some(v.value.clone())
+                        }
+                        (None, None, None) => None,
+                    };
                 }
-                (None, None, None, Some(v)) => {
-                    vhost_from = Some(Level::VirtualServer);
-                    Some(v.value.clone())
+                if *enable_sni && virtualhost.is_none() {
+                    w.warn(
+                        &c.pos,
+                        format!(
+                            "enable_sni is not carried over ({} of {addr}): there is no virtualhost to name, and keepalived sends no name either",
+                            c.keyword
+                        ),
+                    );
+                    *enable_sni = false;
                 }
-                (None, None, None, None) => None,
-            };
-            if *enable_sni && virtualhost.is_none() {
-                w.warn(
-                    &c.pos,
-                    format!(
-                        "enable_sni is not carried over ({} of {addr}): there is no virtualhost to name, and keepalived sends no name either",
-                        c.keyword
-                    ),
-                );
             }
-            CheckKind::Http {
-                path: path.clone(),
-                status_codes: status_codes.clone(),
-                enable_sni: *enable_sni && virtualhost.is_some(),
-                virtualhost,
-                digest: *digest,
-                contains: contains.clone(),
-                tls: *tls,
-            }
+            k
         }
-        Kind::Udp {
-            payload,
-            require_reply,
-        } => CheckKind::Udp {
-            payload: payload.clone(),
-            require_reply: require_reply.clone(),
-        },
-        Kind::Dns { record_type, name } => CheckKind::Dns {
-            record_type: *record_type,
-            name: name.clone(),
-        },
         Kind::Misc {
             path,
             timeout,

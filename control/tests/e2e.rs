@@ -1127,12 +1127,32 @@ fn the_exception_path_gives_the_kernel_the_directors_addresses() {
 /// Starts a real's health endpoint (HTTP on 8080, answering
 /// `<name>-health`) in its namespace.
 fn health_endpoint(lab: &Lab, real: &l4vs_lab::RealServer) -> Child {
-    let mut cmd = lab.command(real.name, lab_bin());
-    cmd.args(["serve", "--name", &format!("{}-health", real.name)])
-        .args(["--http", "0.0.0.0:8080"])
+    serve_in(
+        lab,
+        real.name,
+        &format!("{}-health", real.name),
+        &["--http", "0.0.0.0:8080"],
+    )
+}
+
+/// The lab's `serve` in `role`'s namespace, answering as `name`, with
+/// `args` (`--http ADDR`, `--https ADDR`, `--dns ADDR`...); its output
+/// goes nowhere.
+fn serve_in(lab: &Lab, role: &str, name: &str, args: &[&str]) -> Child {
+    let mut cmd = lab.command(role, lab_bin());
+    cmd.args(["serve", "--name", name])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    lab.spawn_in(real.name, &mut cmd).unwrap()
+    lab.spawn_in(role, &mut cmd).unwrap()
+}
+
+/// Kills and reaps each of `children`.
+fn stop_all<'a>(children: impl IntoIterator<Item = &'a mut Child>) {
+    for c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// Waits (up to 10 s) until the lab server at `target` in `role`'s
@@ -1177,8 +1197,7 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     // One connection held open on each real (rr), across the failure.
     let held = hold_connections(&lab, 3, 5000, 100);
 
-    let _ = endpoints[1].kill();
-    let _ = endpoints[1].wait();
+    stop_all([&mut endpoints[1]]);
     director.wait_log("health: service http: real 198.18.2.12:80 down, weight 0 (inhibit_on_failure): http check of 198.18.2.12:8080/:");
     let during = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!(during.failed, 0, "{during:?}");
@@ -1223,17 +1242,9 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
 
     // Every health endpoint stops: the quorum is lost and the sorry
     // server (rs3:8081) takes every new connection, until a real is back.
-    let mut sorry = lab.command("rs3", lab_bin());
-    sorry
-        .args(["serve", "--name", "sorry", "--http", "0.0.0.0:8081"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut sorry = lab.spawn_in("rs3", &mut sorry).unwrap();
+    let mut sorry = serve_in(&lab, "rs3", "sorry", &["--http", "0.0.0.0:8081"]);
     wait_http(&lab, "rs3", "127.0.0.1:8081", "sorry");
-    for e in &mut endpoints {
-        let _ = e.kill();
-        let _ = e.wait();
-    }
+    stop_all(&mut endpoints);
     director.wait_log("quorum 1 lost (up weight 0), sorry server 198.18.2.13:8081 in");
     // keepalived's quorum_down command, run by sh -c (its output is the
     // director's).
@@ -1248,12 +1259,8 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
     assert_eq!(sample(&scrape(&lab), quorum_up), 1);
     let back = lab.http_load(VIP_HTTP, 20).unwrap();
     assert_eq!((back.count("rs1"), back.failed), (20, 0), "{back:?}");
-    let _ = sorry.kill();
-    let _ = sorry.wait();
-    for mut e in endpoints {
-        let _ = e.kill();
-        let _ = e.wait();
-    }
+    stop_all([&mut sorry]);
+    stop_all(&mut endpoints);
     let log = director.stop();
     // Each transition once: rs2 down, up, and down with the others.
     assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 2, "{log}");
@@ -1268,12 +1275,12 @@ fn a_real_whose_check_fails_takes_no_new_connections_until_it_recovers() {
 /// Each real's TLS endpoint (8443) and name server (5353), as the
 /// lab's `serve` gives them.
 fn tls_and_dns_endpoint(lab: &Lab, real: &l4vs_lab::RealServer) -> Child {
-    let mut cmd = lab.command(real.name, lab_bin());
-    cmd.args(["serve", "--name", &format!("{}-tls", real.name)])
-        .args(["--https", "0.0.0.0:8443", "--dns", "0.0.0.0:5353"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    lab.spawn_in(real.name, &mut cmd).unwrap()
+    serve_in(
+        lab,
+        real.name,
+        &format!("{}-tls", real.name),
+        &["--https", "0.0.0.0:8443", "--dns", "0.0.0.0:5353"],
+    )
 }
 
 /// keepalived's SSL_GET and DNS_CHECK, through the exception path: when
@@ -1292,8 +1299,7 @@ fn https_and_dns_checks_take_a_real_out_and_back() {
     let before = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!((before.failed, before.servers()), (0, 3), "{before:?}");
 
-    let _ = endpoints[1].kill();
-    let _ = endpoints[1].wait();
+    stop_all([&mut endpoints[1]]);
     director.wait_log(
         "health: service http: real 198.18.2.12:80 down, out of the service: https check of 198.18.2.12:8443/: ",
     );
@@ -1316,10 +1322,7 @@ fn https_and_dns_checks_take_a_real_out_and_back() {
     assert_eq!((after.failed, after.servers()), (0, 3), "{after:?}");
     let udp = lab.udp_probe(VIP_UDP, 30).unwrap();
     assert_eq!((udp.failed, udp.servers()), (0, 3), "{udp:?}");
-    for mut e in endpoints {
-        let _ = e.kill();
-        let _ = e.wait();
-    }
+    stop_all(&mut endpoints);
     let log = director.stop();
     assert_eq!(log.matches("real 198.18.2.12:80 down").count(), 1, "{log}");
     assert_eq!(log.matches("real 198.18.2.12:53 down").count(), 1, "{log}");
@@ -1335,12 +1338,12 @@ fn dr_reals_are_checked_through_the_vip() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up(Mode::DirectRouting, &lab_bin()).expect("lab up");
     let on_vip = |r: &l4vs_lab::RealServer| {
-        let mut cmd = lab.command(r.name, lab_bin());
-        cmd.args(["serve", "--name", &format!("{}-health", r.name)])
-            .args(["--http", "198.18.0.100:8080"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        lab.spawn_in(r.name, &mut cmd).unwrap()
+        serve_in(
+            &lab,
+            r.name,
+            &format!("{}-health", r.name),
+            &["--http", "198.18.0.100:8080"],
+        )
     };
     let mut endpoints: Vec<Child> = REAL_SERVERS.iter().map(on_vip).collect();
     let director = Director::start(&lab, "lab-dr-check.yaml");
@@ -1358,8 +1361,7 @@ fn dr_reals_are_checked_through_the_vip() {
     let all = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!((all.failed, all.servers()), (0, 3), "{all:?}");
 
-    let _ = endpoints[1].kill();
-    let _ = endpoints[1].wait();
+    stop_all([&mut endpoints[1]]);
     director.wait_log("health: service http: real 198.18.2.12:80 down, out of the service: http check of 198.18.0.100:8080/: ");
     let during = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!((during.failed, during.count("rs2")), (0, 0), "{during:?}");
@@ -1368,10 +1370,7 @@ fn dr_reals_are_checked_through_the_vip() {
     director.wait_log_times("health: service http: real 198.18.2.12:80 up", 2);
     let after = lab.http_load(VIP_HTTP, 30).unwrap();
     assert_eq!((after.failed, after.servers()), (0, 3), "{after:?}");
-    for mut e in endpoints {
-        let _ = e.kill();
-        let _ = e.wait();
-    }
+    stop_all(&mut endpoints);
     let log = director.stop();
     assert_eq!(log.matches("real 198.18.2.12:80 up").count(), 2, "{log}");
     // No error at all: the tap driver's harmless ones are at debug.
@@ -1441,10 +1440,7 @@ fn a_reload_that_mends_a_check_brings_the_reals_back() {
         (0, 3),
         "{unchecked_load:?}"
     );
-    for e in &mut endpoints {
-        let _ = e.kill();
-        let _ = e.wait();
-    }
+    stop_all(&mut endpoints);
     let log = director.stop();
     let _ = std::fs::remove_dir_all(&dir);
     for r in REAL_SERVERS {

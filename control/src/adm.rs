@@ -937,6 +937,27 @@ pub fn format_daemons(daemons: &[crate::admin::SyncDaemonInfo]) -> String {
         .collect()
 }
 
+/// The VRRP instance's line of `-L --daemon` (an l4vs addition after
+/// ipvsadm's lines): `VRRP MASTER (interface=lan, vrid=51,
+/// priority=150, advert_int_ms=100, addresses=198.18.0.100)`, a backup's
+/// with `master=ADDR priority=N` of the master it hears.
+pub fn format_vrrp(v: &crate::admin::VrrpInfo) -> String {
+    let addresses: Vec<String> = v.addresses.iter().map(ToString::to_string).collect();
+    let master = match v.master {
+        Some((addr, p)) => format!(", master={addr} priority={p}"),
+        None => String::new(),
+    };
+    format!(
+        "VRRP {} (interface={}, vrid={}, priority={}, advert_int_ms={}, addresses={}{master})\n",
+        v.state,
+        v.interface,
+        v.vrid,
+        v.priority,
+        v.advert_int_ms,
+        addresses.join(",")
+    )
+}
+
 /// `-L --timeout`.
 pub fn format_timeouts(t: [u32; 3]) -> String {
     format!("Timeout (tcp tcpfin udp): {} {} {}\n", t[0], t[1], t[2])

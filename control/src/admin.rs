@@ -140,6 +140,24 @@ pub struct SyncDaemonInfo {
     pub rejected_conns: u64,
 }
 
+/// The VRRP instance as `l4vsadm -L --daemon` lists it after the sync
+/// daemons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpInfo {
+    /// `MASTER` or `BACKUP`.
+    pub state: String,
+    /// The port it advertises on.
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Milliseconds between advertisements.
+    pub advert_int_ms: u32,
+    /// The virtual addresses.
+    pub addresses: Vec<std::net::Ipv4Addr>,
+    /// A backup's master, as last heard: its address and priority.
+    pub master: Option<(std::net::Ipv4Addr, u8)>,
+}
+
 /// What the director answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
@@ -162,6 +180,9 @@ pub enum Response {
         /// The connection sync daemons that run (`-L --daemon`).
         #[serde(default)]
         daemons: Vec<SyncDaemonInfo>,
+        /// The VRRP instance, if one runs (`-L --daemon`).
+        #[serde(default)]
+        vrrp: Option<VrrpInfo>,
     },
     /// The connection entries (for [`Request::Connections`]), worker by
     /// worker, each in table order.

@@ -75,6 +75,18 @@
 //!   max_len: 1472           # default the port's MTU - 28 (--sync-maxlen)
 //!   resync_period: 30       # default 30 s: a master sends its whole table again; 0 never
 //!   auth_key: "00112233..." # optional: HMAC-SHA256 key, 16-64 bytes in hex; auth_key_id: 1
+//! vrrp:                     # optional: VRRPv3 (RFC 5798) for an active-standby pair (restart-only)
+//!   interface: lan          # required: the port the advertisements use (from its first address)
+//!   virtual_router_id: 51   # required, 1..=255
+//!   priority: 100           # default 100, 1..=254
+//!   advert_int_ms: 1000     # default 1000; 10..=40950, a multiple of 10 (centiseconds on the wire)
+//!   preempt: true           # default true (keepalived's nopreempt: false)
+//!   preempt_delay_ms: 0     # default 0; a sync backup also waits resync_period + 2 s after its start
+//!   virtual_ipaddress: [198.18.0.100, 198.18.2.254]  # required: what the master answers ARP for
+//!   garp_master_repeat: 5   # default 5 per address; garp_master_delay_ms: 5000 (a second round)
+//!   v3_checksum_as_v2: false  # default false: the RFC's pseudo-header checksum (keepalived's)
+//!   notify_master: "cmd"    # optional, also notify_backup, notify_stop, notify (each
+//!                           # transition): sh -c, with L4VS_VRRP_STATE, _VRID, _PRIORITY
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -339,6 +351,54 @@ pub struct Config {
     /// The connection sync daemon (IPVS's, ipvsadm `--start-daemon`), if
     /// any. Restart-only.
     pub sync: Option<Sync>,
+    /// The VRRP instance of an active-standby pair, if any. Restart-only.
+    pub vrrp: Option<Vrrp>,
+}
+
+/// A VRRPv3 instance (RFC 5798; keepalived's `vrrp_instance`), run by
+/// the control thread on one port (see [`crate::vrrp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vrrp {
+    /// Index into [`Config::ports`]: the port the advertisements go out
+    /// and come in on (`interface`).
+    pub port: usize,
+    /// The advertisements' source: the director's first address on that
+    /// port (RFC 5798 section 7.2, the primary address).
+    pub source: Ipv4Addr,
+    /// `virtual_router_id`, 1..=255.
+    pub vrid: u8,
+    /// `priority`, 1..=254 (default 100); 255, an address owner's, is
+    /// not taken: a director owns none of its virtual addresses.
+    pub priority: u8,
+    /// `advert_int_ms`, in centiseconds as on the wire (default 100,
+    /// 1 s; 1..=4095).
+    pub advert_int_cs: u16,
+    /// `preempt` (default true): a backup of higher priority takes over
+    /// from a master of lower one.
+    pub preempt: bool,
+    /// `preempt_delay_ms` (default 0): how long after its start a
+    /// director does not preempt. With a sync daemon that receives, it
+    /// also waits a resync period and a flush (see [`crate::vrrp`]).
+    pub preempt_delay: std::time::Duration,
+    /// `virtual_ipaddress`: the addresses the master answers ARP for and
+    /// announces (besides the VIPs, always answered by a master), in the
+    /// advertisements' order; 1..=255 of them.
+    pub addresses: Vec<Ipv4Addr>,
+    /// `garp_master_repeat` (default 5): gratuitous ARPs per address in
+    /// each round on becoming master.
+    pub garp_repeat: u32,
+    /// `garp_master_delay_ms` (default 5000): the second round of
+    /// gratuitous ARPs after becoming master; 0: none.
+    pub garp_delay: std::time::Duration,
+    /// `v3_checksum_as_v2` (default false): the checksum over the VRRP
+    /// message alone, as keepalived's option of that name.
+    pub checksum_as_v2: bool,
+    /// Commands run (`sh -c`) on becoming master, backup, and on stop;
+    /// `notify` runs on each of them.
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_stop: Option<String>,
+    pub notify: Option<String>,
 }
 
 /// What the sync daemon does (`ipvsadm --start-daemon STATE`).
@@ -907,6 +967,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         exception_path,
         firewall_marks: _,
         sync,
+        vrrp,
     } = running;
     let Eal { args, main_core } = eal;
     let Workers {
@@ -929,6 +990,7 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         ("metrics_listen", *metrics_listen != new.metrics_listen),
         ("exception_path", *exception_path != new.exception_path),
         ("sync", *sync != new.sync),
+        ("vrrp", *vrrp != new.vrrp),
         (
             "icmp_ratelimit_ms",
             icmp.ratelimit_ms != new.icmp.ratelimit_ms,

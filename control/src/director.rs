@@ -21,6 +21,7 @@ use crate::plan;
 use crate::port_io::DpdkIo;
 use crate::sync::{SyncDaemon, Why};
 use crate::table::{self, Change, Network, ServiceTable};
+use crate::vrrp::{Router, State as VrrpState, Transition};
 use anyhow::{bail, Context, Result};
 use arc_swap::ArcSwap;
 use l4vs_dataplane::lcore::{Lcore, LcoreConfig, MAX_BURST};
@@ -136,6 +137,10 @@ struct ControlSide {
     /// listing (which keeps no entries) ran: a listing starts for them
     /// when it ends.
     deferred: Vec<Ticket>,
+    /// The VRRP instance (`vrrp:`), if any.
+    vrrp: Option<Router>,
+    /// The state changes of the VRRP instance not acted on yet.
+    vrrp_transitions: Vec<Transition>,
 }
 
 impl ControlSide {
@@ -173,6 +178,17 @@ impl ControlSide {
                 self.counts.punted += n as u64;
                 for m in burst[..n].iter_mut() {
                     let Some(mbuf) = m.take() else { continue };
+                    // VRRP advertisements on the instance's port.
+                    let vrrp_port = self
+                        .vrrp
+                        .as_ref()
+                        .and_then(|r| self.port_ids.get(r.config().port).copied());
+                    if let Some(r) = self.vrrp.as_mut().filter(|_| {
+                        vrrp_port == Some(mbuf.port()) && Router::is_vrrp_frame(mbuf.data())
+                    }) {
+                        self.vrrp_transitions.extend(r.receive(mbuf.data(), now));
+                        continue;
+                    }
                     // Sync messages on the sync port only, as the kernel's
                     // receive socket is bound to its interface.
                     let sync_port = self
@@ -271,6 +287,46 @@ impl ControlSide {
                     q.push_front(c);
                     break;
                 }
+            }
+        }
+    }
+
+    /// Runs the VRRP instance's timers and sends its advertisements;
+    /// returns the state changes since the last call.
+    fn vrrp_poll(&mut self, now: Instant) -> Vec<Transition> {
+        let Some(r) = self.vrrp.as_mut() else {
+            return Vec::new();
+        };
+        self.vrrp_transitions.extend(r.poll(now));
+        let port = r.config().port as u16;
+        for f in r.take_frames() {
+            self.inject(port, &f);
+        }
+        std::mem::take(&mut self.vrrp_transitions)
+    }
+
+    /// Sends `repeat` gratuitous ARP requests for each VIP of `snap` and
+    /// each virtual address, each on the port whose subnet holds it, else
+    /// on the VRRP instance's port, from that port's MAC.
+    fn send_gratuitous_arps(&mut self, snap: &Snapshot, vrrp: &config::Vrrp) {
+        let mut addrs: Vec<std::net::Ipv4Addr> = vrrp.addresses.clone();
+        for (_, s) in snap.services() {
+            if s.options.fwmark == 0 && !addrs.contains(&s.vip) {
+                addrs.push(s.vip);
+            }
+        }
+        for a in addrs {
+            let port = snap
+                .locals()
+                .iter()
+                .find(|l| l.contains(a))
+                .map_or(vrrp.port as u16, |l| l.port);
+            let Some(info) = snap.ports().get(usize::from(port)) else {
+                continue;
+            };
+            let frame = crate::vrrp::gratuitous_arp(info.mac.0, a);
+            for _ in 0..vrrp.garp_repeat {
+                self.inject(port, &frame);
             }
         }
     }
@@ -567,8 +623,18 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     }
     let mut table = table_of(cfg, path)?;
     table.set_workers(usize::from(nworkers));
+    // With VRRP, a director starts as backup (RFC 5798 section 6.4.1):
+    // it forwards once it is master.
     let snapshot = Arc::new(ArcSwap::from_pointee(
-        plan::publish(&mut table, cfg, &port_infos).context("building the service snapshot")?,
+        plan::publish(&mut table, cfg, &port_infos)
+            .context("building the service snapshot")?
+            .with_high_availability(
+                cfg.vrrp.is_some(),
+                cfg.vrrp
+                    .as_ref()
+                    .map(|v| v.addresses.clone())
+                    .unwrap_or_default(),
+            ),
     ));
     let neighbors = Arc::new(plan::neighbors(cfg));
     for (_, s) in snapshot.load().services() {
@@ -623,6 +689,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             let mac = port_infos[s.port].mac.0;
             SyncDaemon::new(s, mac, cfg.workers.cores.len() as u16)
         }),
+        vrrp: cfg.vrrp.clone().map(|v| {
+            let mac = port_infos[v.port].mac.0;
+            let now = Instant::now();
+            Router::new(v.clone(), mac, now, now + preempt_hold_off(cfg, &v))
+        }),
+        vrrp_transitions: Vec::new(),
     };
     let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
     let mut handles = Vec::new();
@@ -763,6 +835,26 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         plan.targets.iter().map(|(t, _)| t.clone()).collect();
     install_vip_routes(&plan);
     let checker = Checker::start(plan).context("starting the health checks")?;
+    // The second round of gratuitous ARPs after becoming VRRP master.
+    let mut garp_again: Option<Duration> = None;
+    if let Some(v) = &cfg.vrrp {
+        info!(
+            target: "l4vs",
+            "VRRP instance vrid {} on port {} from {}: priority {}, advertisements every {} ms, {}, virtual addresses {}; BACKUP until the master is down{}",
+            v.vrid,
+            cfg.ports[v.port].name,
+            v.source,
+            v.priority,
+            u32::from(v.advert_int_cs) * 10,
+            if v.preempt { "preempts" } else { "does not preempt" },
+            v.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            match preempt_hold_off(cfg, v) {
+                d if d.is_zero() || !v.preempt => String::new(),
+                d => format!(" (no preemption in the first {} ms)", d.as_millis()),
+            }
+        );
+        vrrp_notify(&checker, v, VrrpState::Backup);
+    }
     // A quorum the configuration does not meet from the start (reals of
     // weight 0): said once, and its quorum_down run, as for a check's.
     for (key, name, met) in table.quorums() {
@@ -779,8 +871,26 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         control.drain(&snapshot.load());
         control.send_sync(false);
         control.relay_from_kernel();
+        for t in control.vrrp_poll(Instant::now()) {
+            vrrp_transition(&mut control, &t, &snapshot, &mut retired, &checker);
+            if t.to == VrrpState::Master {
+                garp_again = running
+                    .vrrp
+                    .as_ref()
+                    .filter(|v| !v.garp_delay.is_zero())
+                    .map(|v| started.elapsed() + v.garp_delay);
+            } else {
+                garp_again = None;
+            }
+        }
         retired.retain(|s| Arc::strong_count(s) > 1);
         let now = started.elapsed();
+        if garp_again.is_some_and(|at| now >= at) {
+            garp_again = None;
+            if let Some(v) = &running.vrrp {
+                control.send_gratuitous_arps(&snapshot.load(), v);
+            }
+        }
         if now >= next_housekeeping {
             // Neighbour solicitation: the next hops are known before the
             // first packet to them needs them.
@@ -912,6 +1022,18 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     .as_ref()
                     .map(|d| d.info(&cfg.ports[d.config().port].name))
                     .unwrap_or_default(),
+                vrrp: control.vrrp.as_ref().map(|r| {
+                    let v = r.config();
+                    crate::admin::VrrpInfo {
+                        state: r.state().as_str().to_owned(),
+                        interface: cfg.ports[v.port].name.clone(),
+                        vrid: v.vrid,
+                        priority: v.priority,
+                        advert_int_ms: u32::from(v.advert_int_cs) * 10,
+                        addresses: v.addresses.clone(),
+                        master: r.master().filter(|_| r.state() == VrrpState::Backup),
+                    }
+                }),
             }),
             Request::Apply { commands } => Some(
                 match publish_changes(
@@ -952,6 +1074,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     health: &table.health(),
                     quorums: &table.quorums(),
                     sync: control.sync.as_ref().map(|d| d.counts),
+                    vrrp: control.vrrp.as_ref().map(|r| (r.state(), r.counts)),
                     workers: &all_counters,
                     conn_capacity: cfg.workers.connections,
                     ports: &ports,
@@ -1063,7 +1186,24 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     if control.sync.is_some() {
         control.drain(&snapshot.load());
         control.send_sync(true);
+    }
+    // A VRRP master's last advertisement, of priority 0 (RFC 5798
+    // section 6.4.3): its backup takes over after Skew_Time.
+    if let Some(r) = control.vrrp.as_mut() {
+        let port = r.config().port as u16;
+        let was_master = r.shutdown(Instant::now());
+        for f in r.take_frames() {
+            control.inject(port, &f);
+        }
+        if was_master {
+            info!(target: "l4vs", "VRRP: released MASTER (advertised priority 0)");
+        }
+    }
+    if control.sync.is_some() || control.vrrp.is_some() {
         thread::sleep(CONTROL_TICK * 10);
+    }
+    if let Some(v) = &running.vrrp {
+        run_stop_commands(v);
     }
     workers_stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
@@ -1189,6 +1329,9 @@ fn publish_changes(
         changes.push(next.apply(cmd).map_err(|e| (Some(i), e.into()))?);
     }
     let snap = plan::publish(&mut next, cfg, port_infos).map_err(|e| (None, e.into()))?;
+    // The VRRP state is the running one's.
+    let running = snapshot.load();
+    let snap = snap.with_high_availability(running.standby(), running.virtual_addresses().to_vec());
     retired.push(snapshot.swap(Arc::new(snap)));
     *table = next;
     Ok(changes)
@@ -1382,6 +1525,102 @@ fn run_quorum_command(
                 ("L4VS_QUORUM", (if met { "UP" } else { "DOWN" }).to_owned()),
             ],
         );
+    }
+}
+
+/// How long after its start a VRRP director does not preempt: its
+/// `preempt_delay_ms` or, with a sync daemon that receives and resyncs,
+/// a resync period, a flush ([`crate::sync::FLUSH_TIME`]) and 1 s for
+/// the master's listing, whichever is longer: by then its peer has sent
+/// it every connection (see [`crate::vrrp`]).
+fn preempt_hold_off(cfg: &config::Config, v: &config::Vrrp) -> Duration {
+    let resync = cfg
+        .sync
+        .as_ref()
+        .filter(|s| s.role.receives())
+        .and_then(|s| s.resync_period)
+        .map_or(Duration::ZERO, |p| {
+            p + crate::sync::FLUSH_TIME + Duration::from_secs(1)
+        });
+    v.preempt_delay.max(resync)
+}
+
+/// Acts on a VRRP state change: the workers forward (master) or stop
+/// (backup) with the next snapshot; a new master announces the VIPs and
+/// virtual addresses by gratuitous ARP; the notify commands run.
+fn vrrp_transition(
+    control: &mut ControlSide,
+    t: &Transition,
+    snapshot: &ArcSwap<Snapshot>,
+    retired: &mut Vec<Arc<Snapshot>>,
+    checker: &Checker,
+) {
+    let Some(v) = control.vrrp.as_ref().map(|r| r.config().clone()) else {
+        return;
+    };
+    let next = (**snapshot.load())
+        .clone()
+        .with_high_availability(t.to == VrrpState::Backup, v.addresses.clone());
+    retired.push(snapshot.swap(Arc::new(next)));
+    match t.to {
+        VrrpState::Master => {
+            warn!(target: "l4vs", "VRRP: entering MASTER state ({}): forwarding", t.why);
+            control.send_gratuitous_arps(&snapshot.load(), &v);
+        }
+        VrrpState::Backup => {
+            warn!(target: "l4vs", "VRRP: entering BACKUP state ({}): not forwarding", t.why)
+        }
+    }
+    vrrp_notify(checker, &v, t.to);
+}
+
+/// The environment of a VRRP notify command.
+fn vrrp_env(v: &config::Vrrp, state: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("L4VS_VRRP_STATE", state.to_owned()),
+        ("L4VS_VRRP_VRID", v.vrid.to_string()),
+        ("L4VS_VRRP_PRIORITY", v.priority.to_string()),
+    ]
+}
+
+/// Runs `notify_master` or `notify_backup`, and `notify`, for `state`
+/// (keepalived's order), in the background.
+fn vrrp_notify(checker: &Checker, v: &config::Vrrp, state: VrrpState) {
+    let own = match state {
+        VrrpState::Master => &v.notify_master,
+        VrrpState::Backup => &v.notify_backup,
+    };
+    for cmd in [own, &v.notify].into_iter().flatten() {
+        checker.run_command(cmd.clone(), vrrp_env(v, state.as_str()));
+    }
+}
+
+/// Runs `notify_stop` and `notify` with state `STOP` as l4vs stops, each
+/// waited for up to 5 s and then killed.
+fn run_stop_commands(v: &config::Vrrp) {
+    for cmd in [&v.notify_stop, &v.notify].into_iter().flatten() {
+        let child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd)
+            .envs(vrrp_env(v, "STOP"))
+            .stdin(std::process::Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(target: "l4vs", "VRRP: notify command `{cmd}`: {e}");
+                continue;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(child.try_wait(), Ok(None)) {
+            warn!(target: "l4vs", "VRRP: notify command `{cmd}` still ran after 5 s: killed");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -18,3 +18,4 @@ pub mod startup;
 pub mod stats;
 pub mod sync;
 pub mod table;
+pub mod vrrp;

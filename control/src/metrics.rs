@@ -280,6 +280,8 @@ pub struct View<'a> {
     pub quorums: &'a [(ServiceKey, String, bool)],
     /// The sync daemon's counts, if one runs.
     pub sync: Option<crate::sync::SyncCounts>,
+    /// The VRRP instance's state and counts, if one runs.
+    pub vrrp: Option<(crate::vrrp::State, crate::vrrp::VrrpCounts)>,
     /// Each worker's counters, in worker order.
     pub workers: &'a [Arc<Counters>],
     /// Connection-table entries each worker has room for.
@@ -586,6 +588,62 @@ pub fn render(v: &View<'_>) -> String {
         rejected
             .get_or_create(&vec![("reason", "other".to_owned())])
             .inc_by(c.rejected_messages - c.rejected_auth.min(c.rejected_messages));
+    }
+    if let Some((state, c)) = v.vrrp {
+        let st = gauge(
+            &mut r,
+            "vrrp_state",
+            "1 for the VRRP instance's state (MASTER: forwards and answers ARP for the virtual addresses; BACKUP: forwards nothing), 0 for the other",
+        );
+        for s in [crate::vrrp::State::Master, crate::vrrp::State::Backup] {
+            st.get_or_create(&vec![("state", s.as_str().to_owned())])
+                .set(i64::from(s == state));
+        }
+        let adverts = counter(
+            &mut r,
+            "vrrp_advertisements",
+            "VRRP advertisements sent, and received that passed RFC 5798's checks (of which priority 0: a master stopped)",
+            None,
+        );
+        for (what, n) in [
+            ("sent", c.sent),
+            ("received", c.received),
+            ("received_priority_zero", c.received_priority_zero),
+        ] {
+            adverts
+                .get_or_create(&vec![("what", what.to_owned())])
+                .inc_by(n);
+        }
+        let rejected = counter(
+            &mut r,
+            "vrrp_rejected_advertisements",
+            "VRRP advertisements dropped, by the RFC 5798 section 7.1 check they failed",
+            None,
+        );
+        for (reason, n) in crate::vrrp::REJECT_REASONS.iter().zip(c.rejected) {
+            rejected
+                .get_or_create(&vec![("reason", (*reason).to_owned())])
+                .inc_by(n);
+        }
+        counter(
+            &mut r,
+            "vrrp_address_list_errors",
+            "VRRP advertisements used although their address list differs from virtual_ipaddress",
+            None,
+        )
+        .get_or_create(&Vec::new())
+        .inc_by(c.address_list_errors);
+        let transitions = counter(
+            &mut r,
+            "vrrp_transitions",
+            "VRRP state changes, by the state entered",
+            None,
+        );
+        for (to, n) in [("MASTER", c.became_master), ("BACKUP", c.became_backup)] {
+            transitions
+                .get_or_create(&vec![("state", to.to_owned())])
+                .inc_by(n);
+        }
     }
     for (key, name, met) in v.quorums {
         quorum

@@ -179,6 +179,10 @@ pub struct Snapshot {
     marks: Vec<MarkRule>,
     vips: FxHashSet<u32>,
     owner_mask: u32,
+    /// A VRRP backup's: forward nothing, answer no ARP for the VIPs.
+    standby: bool,
+    /// VRRP's virtual addresses besides the VIPs (a NAT gateway).
+    virtual_addrs: Vec<Ipv4Addr>,
 }
 
 impl Snapshot {
@@ -270,7 +274,47 @@ impl Snapshot {
             marks: Vec::new(),
             vips,
             owner_mask: prefix_mask(owner_prefix),
+            standby: false,
+            virtual_addrs: Vec::new(),
         })
+    }
+
+    /// The same snapshot for a director in VRRP state `standby` (a
+    /// backup: true) with the `virtual_addrs` it answers ARP for while
+    /// master (the VIPs need not be listed: they are always answered for
+    /// by a master, and never by a backup). A snapshot built by
+    /// [`Snapshot::new`] or [`Snapshot::from_slots`] is a master's with
+    /// no virtual address: a director without VRRP.
+    pub fn with_high_availability(
+        mut self,
+        standby: bool,
+        virtual_addrs: Vec<Ipv4Addr>,
+    ) -> Snapshot {
+        self.standby = standby;
+        self.virtual_addrs = virtual_addrs;
+        self
+    }
+
+    /// True on a VRRP backup: the workers forward nothing and answer ARP
+    /// only for the director's own addresses (ipvs's `backup_only`).
+    #[inline]
+    pub fn standby(&self) -> bool {
+        self.standby
+    }
+
+    /// VRRP's virtual addresses besides the VIPs, as given to
+    /// [`Snapshot::with_high_availability`].
+    pub fn virtual_addresses(&self) -> &[Ipv4Addr] {
+        &self.virtual_addrs
+    }
+
+    /// True when a worker answers an ARP request for `a` that came in on
+    /// `port`: one of the director's own addresses on that port; or, on
+    /// a director that is not a VRRP backup, a VIP or a virtual address.
+    #[inline]
+    pub fn answers_arp(&self, port: u16, a: Ipv4Addr) -> bool {
+        self.local_on_port(port, a).is_some()
+            || (!self.standby && (self.is_vip(a) || self.virtual_addrs.contains(&a)))
     }
 
     /// Adds the firewall-mark classifier rules, tried in order.

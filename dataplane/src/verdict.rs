@@ -87,6 +87,7 @@ drop_reasons! {
     FragmentNoConnection => "fragment_no_connection",
     IpTtlExpired => "ip_ttl_expired",
     IpNotForUs => "ip_not_for_us",
+    Standby => "standby",
     L4Truncated => "l4_truncated",
     L4Unsupported => "l4_unsupported_protocol",
     NoService => "no_service",

@@ -1167,3 +1167,95 @@ fn multicast_goes_to_the_control_thread() {
     assert_eq!(run(&mut r, &other).0, Verdict::Drop(DropReason::IpNotForUs));
     assert_eq!(r.counters.forwarded.get(), 0);
 }
+
+/// A director that is VRRP backup (`Snapshot::standby`) forwards nothing,
+/// answers ARP only for its own addresses, and still hands the control
+/// thread what is its own (sync messages, VRRP advertisements); as master
+/// again it forwards the same connection to the same real.
+#[test]
+fn a_vrrp_backup_forwards_nothing_and_answers_arp_for_its_own_addresses_only() {
+    let gateway = Ipv4Addr::new(198, 18, 2, 254);
+    let mut r = rig(ForwardMethod::Nat);
+    let syn = testpkt::tcp(&from_client(), 40000, 80, SYN, b"");
+    assert_eq!(run(&mut r, &syn).0, Verdict::Forward { port: 0 });
+    let ha = |r: &mut Rig, standby: bool| {
+        let snap = (**r.worker.snapshot())
+            .clone()
+            .with_high_availability(standby, vec![gateway]);
+        r.worker.set_snapshot(Arc::new(snap));
+    };
+    let arp_for = |target: Ipv4Addr| {
+        testpkt::arp(
+            Operation::Request,
+            CLIENT_MAC,
+            CLIENT,
+            Mac::UNSPECIFIED,
+            target,
+            Mac::BROADCAST,
+        )
+    };
+    ha(&mut r, true);
+    let ack = testpkt::tcp(&from_client(), 40000, 80, ACK, b"data");
+    assert_eq!(run(&mut r, &ack).0, Verdict::Drop(DropReason::Standby));
+    let other_syn = testpkt::tcp(&from_client(), 40001, 80, SYN, b"");
+    assert_eq!(
+        run(&mut r, &other_syn).0,
+        Verdict::Drop(DropReason::Standby)
+    );
+    let echo = testpkt::icmp_echo(&from_client(), 7, 1, b"ping");
+    assert_eq!(run(&mut r, &echo).0, Verdict::Drop(DropReason::Standby));
+    for target in [VIP, gateway] {
+        assert_eq!(
+            run(&mut r, &arp_for(target)).0,
+            Verdict::Drop(DropReason::ArpNotForUs),
+            "{target}"
+        );
+    }
+    assert_eq!(
+        run(&mut r, &arp_for(DIR_SERVER_SIDE)).0,
+        Verdict::Forward { port: 0 }
+    );
+    let sync = testpkt::udp(
+        &Hdr {
+            dst: Ipv4Addr::new(224, 0, 0, 81),
+            dst_mac: Mac([0x01, 0x00, 0x5e, 0x00, 0x00, 81]),
+            ..from_client()
+        },
+        8848,
+        8848,
+        b"msg",
+        true,
+    );
+    assert_eq!(run(&mut r, &sync).0, Verdict::ToControl);
+    let adv = l4vs_wire::vrrp::Advertisement {
+        vrid: 51,
+        priority: 100,
+        max_adver_int: 10,
+        addresses: &[VIP],
+    };
+    let mut vrrp = vec![0u8; adv.frame_len()];
+    adv.emit_frame(
+        &mut vrrp,
+        CLIENT,
+        1,
+        l4vs_wire::vrrp::ChecksumMode::PseudoHeader,
+    )
+    .unwrap();
+    assert_eq!(run(&mut r, &vrrp).0, Verdict::ToControl);
+    assert_eq!(r.counters.drops_of(DropReason::Standby), 3);
+
+    // Master again: the gateway is answered for, the connection goes on.
+    ha(&mut r, false);
+    for target in [VIP, gateway] {
+        let (v, p) = run(&mut r, &arp_for(target));
+        assert_eq!(v, Verdict::Forward { port: 0 }, "{target}");
+        let a = arp::Packet::new_checked(&p.data()[14..]).unwrap();
+        assert_eq!(
+            (a.sender_hw_addr(), a.sender_proto_addr()),
+            (DIRECTOR_MAC, target)
+        );
+    }
+    let (v, p) = run(&mut r, &ack);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(ip_of(&p).dst_addr(), rip(0));
+}

@@ -59,8 +59,11 @@ fn main() -> ExitCode {
             print!("{}", format_timeouts(timeouts));
             ExitCode::SUCCESS
         }
-        (Action::Daemons, Response::Listing { daemons, .. }) => {
+        (Action::Daemons, Response::Listing { daemons, vrrp, .. }) => {
             print!("{}", format_daemons(&daemons));
+            if let Some(v) = &vrrp {
+                print!("{}", l4vs_control::adm::format_vrrp(v));
+            }
             ExitCode::SUCCESS
         }
         (Action::Connections { persistent_conn }, Response::Connections { entries }) => {

@@ -35,6 +35,8 @@ struct Out<'a> {
     exception_path: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     sync: Option<OutSync<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vrrp: Option<OutVrrp<'a>>,
     firewall_marks: Vec<FlowMap<OutMark>>,
     services: Vec<OutService<'a>>,
 }
@@ -53,6 +55,28 @@ struct OutSync<'a> {
     auth_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_key_id: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct OutVrrp<'a> {
+    interface: &'a str,
+    virtual_router_id: u8,
+    priority: u8,
+    advert_int_ms: u32,
+    preempt: bool,
+    preempt_delay_ms: u64,
+    virtual_ipaddress: Vec<String>,
+    garp_master_repeat: u32,
+    garp_master_delay_ms: u64,
+    v3_checksum_as_v2: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_master: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_backup: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_stop: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -461,6 +485,22 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             resync_period: s.resync_period.map_or(0, |d| d.as_secs()),
             auth_key: s.auth.as_ref().map(|a| super::to_hex(&a.key)),
             auth_key_id: s.auth.as_ref().map(|a| a.key_id),
+        }),
+        vrrp: cfg.vrrp.as_ref().map(|v| OutVrrp {
+            interface: &cfg.ports[v.port].name,
+            virtual_router_id: v.vrid,
+            priority: v.priority,
+            advert_int_ms: u32::from(v.advert_int_cs) * 10,
+            preempt: v.preempt,
+            preempt_delay_ms: v.preempt_delay.as_millis() as u64,
+            virtual_ipaddress: v.addresses.iter().map(ToString::to_string).collect(),
+            garp_master_repeat: v.garp_repeat,
+            garp_master_delay_ms: v.garp_delay.as_millis() as u64,
+            v3_checksum_as_v2: v.checksum_as_v2,
+            notify_master: v.notify_master.as_deref(),
+            notify_backup: v.notify_backup.as_deref(),
+            notify_stop: v.notify_stop.as_deref(),
+            notify: v.notify.as_deref(),
         }),
         services: cfg
             .services

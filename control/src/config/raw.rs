@@ -50,6 +50,39 @@ pub(super) struct RawConfig {
     pub exception_path: Option<S<bool>>,
     #[serde(default)]
     pub sync: Option<S<RawSync>>,
+    #[serde(default)]
+    pub vrrp: Option<S<RawVrrp>>,
+}
+
+/// The VRRP instance, keepalived's `vrrp_instance` keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrp {
+    pub interface: S<String>,
+    pub virtual_router_id: S<i64>,
+    #[serde(default)]
+    pub priority: Option<S<i64>>,
+    #[serde(default)]
+    pub advert_int_ms: Option<S<i64>>,
+    #[serde(default)]
+    pub preempt: Option<S<bool>>,
+    #[serde(default)]
+    pub preempt_delay_ms: Option<S<i64>>,
+    pub virtual_ipaddress: S<Vec<S<String>>>,
+    #[serde(default)]
+    pub garp_master_repeat: Option<S<i64>>,
+    #[serde(default)]
+    pub garp_master_delay_ms: Option<S<i64>>,
+    #[serde(default)]
+    pub v3_checksum_as_v2: Option<S<bool>>,
+    #[serde(default)]
+    pub notify_master: Option<S<String>>,
+    #[serde(default)]
+    pub notify_backup: Option<S<String>>,
+    #[serde(default)]
+    pub notify_stop: Option<S<String>>,
+    #[serde(default)]
+    pub notify: Option<S<String>>,
 }
 
 /// The sync daemon, ipvsadm's `--start-daemon` options.

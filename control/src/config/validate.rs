@@ -10,14 +10,14 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
     IntOrString, RawCheck, RawConfig, RawMark, RawPersistence, RawPort, RawReal, RawService,
-    RawSync, RawTimeouts, S,
+    RawSync, RawTimeouts, RawVrrp, S,
 };
 use super::{
     echo, from_hex, not_unicast, valid_name, Address, Check, CheckKind, Config, ConfigError,
     Device, DeviceKind, DnsRecordType, Eal, FirewallMark, ForwardMethod, Gateway, IcmpLimits,
     Neighbor, Persistence, Port, Protocol, Real, SchedulerKind, Service, Sync, SyncAuth, SyncRole,
-    Timeouts, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS, MAX_BURST,
-    MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD,
+    Timeouts, Vrrp, Workers, DEFAULT_BURST, DEFAULT_CONNECTIONS, DEFAULT_DESC, DEFAULT_MBUFS,
+    MAX_BURST, MAX_CORE, MAX_DESC, MAX_IDLE_SLEEP_US, MAX_MH_TABLE_SIZE, MAX_MTU, MAX_THRESHOLD,
     MAX_TIMEOUT_S, MAX_WEIGHT, MIN_DESC, MIN_MH_TABLE_SIZE, MIN_MTU,
 };
 use crate::table::{
@@ -461,6 +461,10 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         Some(s) => Some(sync(&c, &s.value, &ports, &addresses)?),
         None => None,
     };
+    let vrrp = match &raw.vrrp {
+        Some(v) => Some(vrrp(&c, &v.value, &ports, &addresses)?),
+        None => None,
+    };
     let defaults = IcmpLimits::default();
     let max = i64::from(i32::MAX);
     let icmp = IcmpLimits {
@@ -560,6 +564,97 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         exception_path,
         firewall_marks,
         sync,
+        vrrp,
+    })
+}
+
+/// The `vrrp:` block.
+fn vrrp(c: &Checker<'_>, v: &RawVrrp, ports: &[Port], addresses: &[Address]) -> Result<Vrrp> {
+    let port = c.port_ref(&v.interface, "vrrp.interface", ports)?;
+    let Some(source) = addresses.iter().find(|a| a.port == port).map(|a| a.address) else {
+        return Err(c.err(
+            &v.interface.referenced,
+            "vrrp.interface",
+            format!(
+                "port {} has no address of the director's to send the VRRP advertisements from: give it one in addresses",
+                echo(&v.interface.value)
+            ),
+        ));
+    };
+    let advert_ms: u32 = c.opt_int(&v.advert_int_ms, "vrrp.advert_int_ms", 10, 40_950, 1000)?;
+    if !advert_ms.is_multiple_of(10) {
+        let at = v.advert_int_ms.as_ref().map(|a| &a.referenced);
+        return Err(c.err(
+            at.unwrap_or(&v.interface.referenced),
+            "vrrp.advert_int_ms",
+            format!("{advert_ms} is not a multiple of 10: VRRPv3 carries the interval in centiseconds (RFC 5798 section 5.2.7)"),
+        ));
+    }
+    let mut virtual_addrs: Vec<Ipv4Addr> = Vec::new();
+    for (i, a) in v.virtual_ipaddress.value.iter().enumerate() {
+        let key = format!("vrrp.virtual_ipaddress[{i}]");
+        // keepalived writes them as 198.18.0.100/32 too: the length is
+        // for the kernel's interface, which l4vs has none of.
+        let text = a.value.trim();
+        let text = text.strip_suffix("/32").unwrap_or(text);
+        let addr = c.ipv4(
+            &Spanned {
+                value: text.to_owned(),
+                referenced: a.referenced,
+                defined: a.defined,
+            },
+            &key,
+        )?;
+        if virtual_addrs.contains(&addr) {
+            return Err(c.err(&a.referenced, key, format!("{addr} is listed twice")));
+        }
+        if addresses.iter().any(|x| x.address == addr) {
+            return Err(c.err(
+                &a.referenced,
+                key,
+                format!("{addr} is one of the director's own addresses, which each director of a pair answers for itself: a virtual address moves with the master"),
+            ));
+        }
+        virtual_addrs.push(addr);
+    }
+    if virtual_addrs.is_empty() || virtual_addrs.len() > l4vs_wire::vrrp::MAX_ADDRS {
+        return Err(c.err(
+            &v.virtual_ipaddress.referenced,
+            "vrrp.virtual_ipaddress",
+            "list 1 to 255 addresses: the VIPs and, for NAT, the real servers' gateway (an advertisement carries at least one, RFC 5798 section 5.2.5)",
+        ));
+    }
+    let ms = |v: &Option<S<i64>>, key: &str, max: i64, default: u64| -> Result<Duration> {
+        c.opt_int::<u64>(v, key, 0, max, default)
+            .map(Duration::from_millis)
+    };
+    Ok(Vrrp {
+        port,
+        source,
+        vrid: c.int(&v.virtual_router_id, "vrrp.virtual_router_id", 1, 255)?,
+        priority: c.opt_int(
+            &v.priority,
+            "vrrp.priority",
+            1,
+            254,
+            l4vs_wire::vrrp::PRIORITY_DEFAULT,
+        )?,
+        advert_int_cs: (advert_ms / 10) as u16,
+        preempt: v.preempt.as_ref().is_none_or(|b| b.value),
+        preempt_delay: ms(&v.preempt_delay_ms, "vrrp.preempt_delay_ms", 3_600_000, 0)?,
+        addresses: virtual_addrs,
+        garp_repeat: c.opt_int(&v.garp_master_repeat, "vrrp.garp_master_repeat", 1, 255, 5)?,
+        garp_delay: ms(
+            &v.garp_master_delay_ms,
+            "vrrp.garp_master_delay_ms",
+            3_600_000,
+            5000,
+        )?,
+        checksum_as_v2: v.v3_checksum_as_v2.as_ref().is_some_and(|b| b.value),
+        notify_master: command(c, "vrrp", &v.notify_master, "notify_master")?,
+        notify_backup: command(c, "vrrp", &v.notify_backup, "notify_backup")?,
+        notify_stop: command(c, "vrrp", &v.notify_stop, "notify_stop")?,
+        notify: command(c, "vrrp", &v.notify, "notify")?,
     })
 }
 

@@ -60,6 +60,15 @@ fn sample() -> String {
             sent_conns: 100,
             ..Default::default()
         }),
+        vrrp: Some((
+            crate::vrrp::State::Master,
+            crate::vrrp::VrrpCounts {
+                sent: 30,
+                rejected: [0, 0, 0, 0, 2, 0],
+                became_master: 1,
+                ..Default::default()
+            },
+        )),
         workers: &[w],
         conn_capacity: 4096,
         ports: &ports,
@@ -126,6 +135,11 @@ fn services_reals_workers_and_ports_are_rendered_with_their_values() {
     has(r#"l4vs_sync_messages_total{direction="sent"} 4"#);
     has(r#"l4vs_sync_connections_total{what="sent"} 100"#);
     has(r#"l4vs_sync_rejected_messages_total{reason="auth"} 0"#);
+    has(r#"l4vs_vrrp_state{state="MASTER"} 1"#);
+    has(r#"l4vs_vrrp_state{state="BACKUP"} 0"#);
+    has(r#"l4vs_vrrp_advertisements_total{what="sent"} 30"#);
+    has(r#"l4vs_vrrp_rejected_advertisements_total{reason="checksum"} 2"#);
+    has(r#"l4vs_vrrp_transitions_total{state="MASTER"} 1"#);
     assert!(!text.contains(r#"port="gone""#), "{text}");
 }
 

@@ -82,7 +82,7 @@ impl Worker {
             ),
             Err(_) => return Verdict::Drop(DropReason::ArpMalformed),
         };
-        let ours = self.snap.local_on_port(in_port, tpa).is_some() || self.snap.is_vip(tpa);
+        let ours = self.snap.answers_arp(in_port, tpa);
         match op {
             arp::Operation::Request if ours => {
                 // RFC 826: the requester is now known; answer in place.

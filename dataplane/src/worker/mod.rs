@@ -536,6 +536,11 @@ impl Worker {
             return Verdict::Drop(DropReason::IpBadChecksum);
         }
         let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        // A VRRP backup forwards nothing (ipvs's backup_only); what is
+        // the director's own (sync messages, VRRP adverts) goes on.
+        if self.snap.standby() && !self.snap.is_local(dst) && !is_local_control(dst) {
+            return Verdict::Drop(DropReason::Standby);
+        }
         let ip_len = u64::from(ip.total_len());
         // Fragments (see crate::fragtable): the first is scheduled as any
         // packet and records its ports; later ones follow them.

@@ -881,6 +881,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     .map(|v| started.elapsed() + v.garp_delay);
             } else {
                 garp_again = None;
+                // What the new master has not heard of yet leaves now,
+                // not within the 2 s a message may wait.
+                control.send_sync(true);
             }
         }
         retired.retain(|s| Arc::strong_count(s) > 1);

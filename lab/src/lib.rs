@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod hold;
 pub mod ipip;
 pub mod netns;
 pub mod servers;
@@ -34,5 +35,5 @@ pub use topology::{
     Decap, Lab, Mode, RealServer, BRIDGE, CLIENT, CLIENT_ADDR, CLIENT_NET, DIRECTOR, DIRECTOR2,
     DIRECTOR2_CLIENT_ADDR, DIRECTOR2_REAL_ADDR, DIRECTOR_CLIENT_ADDR, DIRECTOR_REAL_ADDR,
     HTTPS_PORT, HTTP_PORT, IFACE, LAN, MTU, REAL_NET, REAL_SERVERS, SUBNET_PREFIX_LEN,
-    UDP_ECHO_PORT, VIP, VIP_HTTP, VIP_NET, VIP_UDP,
+    TCP_ECHO_PORT, UDP_ECHO_PORT, VIP, VIP_ECHO, VIP_HTTP, VIP_NET, VIP_UDP,
 };

@@ -67,6 +67,9 @@ enum Cmd {
         /// DNS listening address (UDP): every query answered NOERROR.
         #[arg(long)]
         dns: Option<SocketAddr>,
+        /// TCP echo listening address (RFC 862).
+        #[arg(long)]
+        echo: Option<SocketAddr>,
     },
     /// User-space IP-IP decapsulation: raw socket (protocol 4) in, TUN out.
     IpipDecap {
@@ -116,6 +119,24 @@ enum Cmd {
         #[arg(long, default_value_t = 3000)]
         hold_ms: u64,
         #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Long-lived TCP connections to an echo service, each sending every
+    /// interval, and new ones beside them; prints what lived (see
+    /// `l4vs_lab::hold`).
+    HoldEcho {
+        #[arg(long)]
+        target: SocketAddrV4,
+        #[arg(long, default_value_t = 500)]
+        connections: usize,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 10_000)]
+        duration_ms: u64,
+        /// New connections a second (0: none).
+        #[arg(long, default_value_t = 20)]
+        new_per_sec: u32,
+        #[arg(long, default_value_t = 30_000)]
         timeout_ms: u64,
     },
     /// UDP echo probes; prints `served NAME N` and `failed N`.
@@ -194,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             https,
             udp,
             dns,
+            echo,
         } => {
             servers::serve(&servers::ServeConfig {
                 name,
@@ -201,6 +223,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 https,
                 udp,
                 dns,
+                echo,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -232,6 +255,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let dist = client::http_load(target, count, Duration::from_millis(timeout_ms), quiet);
             print!("{dist}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::HoldEcho {
+            target,
+            connections,
+            interval_ms,
+            duration_ms,
+            new_per_sec,
+            timeout_ms,
+        } => {
+            let report = l4vs_lab::hold::run(&l4vs_lab::hold::HoldConfig {
+                target,
+                connections,
+                interval: Duration::from_millis(interval_ms),
+                duration: Duration::from_millis(duration_ms),
+                new_per_sec,
+                timeout: Duration::from_millis(timeout_ms),
+            });
+            print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::HttpSlow {

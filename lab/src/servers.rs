@@ -48,6 +48,8 @@ pub struct ServeConfig {
     pub udp: Option<SocketAddr>,
     /// DNS (UDP) address, if any.
     pub dns: Option<SocketAddr>,
+    /// TCP echo address (RFC 862), if any: long-lived connections.
+    pub echo: Option<SocketAddr>,
 }
 
 /// Binds the configured sockets, prints [`READY_LINE`], and serves forever.
@@ -70,6 +72,10 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
         |addr: SocketAddr| UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"));
     let udp = config.udp.map(udp_bind).transpose()?;
     let dns = config.dns.map(udp_bind).transpose()?;
+    let echo = config
+        .echo
+        .map(|addr| TcpListener::bind(addr).with_context(|| format!("cannot bind TCP {addr}")))
+        .transpose()?;
 
     let mut handles = Vec::new();
     if let Some(sock) = udp {
@@ -79,6 +85,10 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
     if let Some(sock) = dns {
         let name = config.name.clone();
         handles.push(thread::spawn(move || dns_answer(&sock, &name)));
+    }
+    if let Some(listener) = echo {
+        let name = config.name.clone();
+        handles.push(thread::spawn(move || tcp_echo_accept(&listener, &name)));
     }
     for listener in listeners {
         let name = config.name.clone();
@@ -126,6 +136,47 @@ fn udp_echo(sock: &UdpSocket, name: &str) -> Result<()> {
         reply.extend_from_slice(&buf[..n]);
         if let Err(e) = sock.send_to(&reply, peer) {
             eprintln!("{name}: udp send to {peer}: {e}");
+        }
+    }
+}
+
+/// How long an echo connection may stay silent before the server closes
+/// it (the lab's long-lived connections send every 100 ms or so).
+const ECHO_IDLE: Duration = Duration::from_secs(60);
+
+/// TCP echo (RFC 862): each connection on a thread of its own, every
+/// byte sent back, until the peer closes or is silent for [`ECHO_IDLE`].
+fn tcp_echo_accept(listener: &TcpListener, name: &str) -> Result<()> {
+    loop {
+        match listener.accept() {
+            Ok((mut stream, peer)) => {
+                let name = name.to_owned();
+                thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(ECHO_IDLE));
+                    let _ = stream.set_nodelay(true);
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                if let Err(e) = stream.write_all(&buf[..n]) {
+                                    eprintln!("{name}: echo to {peer}: {e}");
+                                    break;
+                                }
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                eprintln!("{name}: echo from {peer}: {e}");
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                eprintln!("{name}: accept: {e}");
+                thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }

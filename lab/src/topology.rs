@@ -70,6 +70,11 @@ pub const HTTP_PORT: u16 = 80;
 pub const HTTPS_PORT: u16 = 443;
 /// Port of the virtual UDP echo service.
 pub const UDP_ECHO_PORT: u16 = 53;
+/// Port of the TCP echo service (RFC 862) of the real servers: the lab's
+/// long-lived connections.
+pub const TCP_ECHO_PORT: u16 = 7;
+/// The TCP echo virtual service.
+pub const VIP_ECHO: SocketAddrV4 = SocketAddrV4::new(VIP, TCP_ECHO_PORT);
 /// The TCP virtual service.
 pub const VIP_HTTP: SocketAddrV4 = SocketAddrV4::new(VIP, HTTP_PORT);
 /// The UDP virtual service.
@@ -452,7 +457,9 @@ impl Lab {
             .arg("--http")
             .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, HTTPS_PORT).to_string())
             .arg("--udp")
-            .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_ECHO_PORT).to_string());
+            .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_ECHO_PORT).to_string())
+            .arg("--echo")
+            .arg(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, TCP_ECHO_PORT).to_string());
         self.start_helper(real.name, cmd)
             .with_context(|| format!("starting the servers of {}", real.name))
     }

@@ -2098,3 +2098,98 @@ fn refused_edit(text: &str, from: &str, to: &str) -> String {
         .unwrap_err()
         .to_string()
 }
+
+/// `vrrp:` is read with keepalived's defaults; bad values are refused
+/// with file:line:key; a change of it needs a restart.
+#[test]
+fn the_vrrp_instance_is_configured() {
+    use std::net::Ipv4Addr;
+    let file = configs_dir().join("lab-nat-ha-a.yaml");
+    let cfg = load(&file).unwrap();
+    let v = cfg.vrrp.as_ref().unwrap();
+    assert_eq!(
+        (v.port, v.vrid, v.priority, v.advert_int_cs),
+        (0, 51, 150, 10)
+    );
+    assert_eq!(v.source, Ipv4Addr::new(198, 18, 1, 1));
+    assert_eq!(
+        v.addresses,
+        [
+            Ipv4Addr::new(198, 18, 0, 100),
+            Ipv4Addr::new(198, 18, 2, 254)
+        ]
+    );
+    assert!(v.preempt && !v.checksum_as_v2);
+    assert_eq!((v.garp_repeat, v.garp_delay.as_millis()), (5, 5000));
+    assert_eq!(v.preempt_delay, std::time::Duration::ZERO);
+    let b = load(&configs_dir().join("lab-nat-ha-b.yaml")).unwrap();
+    assert_eq!(b.vrrp.as_ref().unwrap().priority, 100);
+    let mut changed = cfg.clone();
+    changed.vrrp.as_mut().unwrap().priority = 151;
+    assert_eq!(
+        crate::config::restart_only_change(&cfg, &changed).as_deref(),
+        Some("vrrp")
+    );
+    // --yaml prints it back.
+    let again = crate::config::parse(&crate::config::to_yaml(&cfg), "out.yaml").unwrap();
+    assert_eq!(again.vrrp, cfg.vrrp);
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let refused = |from: &str, to: &str| refused_edit(&text, from, to);
+    let e = refused("advert_int_ms: 100 ", "advert_int_ms: 105 ");
+    assert!(
+        e.contains("vrrp.advert_int_ms: 105 is not a multiple of 10"),
+        "{e}"
+    );
+    let e = refused("advert_int_ms: 100 ", "advert_int_ms: 5 ");
+    assert!(
+        e.contains("vrrp.advert_int_ms: 5 is out of range: must be in 10..=40950"),
+        "{e}"
+    );
+    let e = refused("priority: 150", "priority: 255");
+    assert!(
+        e.contains("vrrp.priority: 255 is out of range: must be in 1..=254"),
+        "{e}"
+    );
+    let e = refused("virtual_router_id: 51", "virtual_router_id: 0");
+    assert!(e.contains("vrrp.virtual_router_id"), "{e}");
+    let e = refused("[198.18.0.100, 198.18.2.254]", "[]");
+    assert!(
+        e.contains("vrrp.virtual_ipaddress: list 1 to 255 addresses"),
+        "{e}"
+    );
+    let e = refused("[198.18.0.100, 198.18.2.254]", "[198.18.0.100, 198.18.2.1]");
+    assert!(
+        e.contains("vrrp.virtual_ipaddress[1]: 198.18.2.1 is one of the director's own addresses"),
+        "{e}"
+    );
+    let e = refused(
+        "[198.18.0.100, 198.18.2.254]",
+        "[198.18.0.100, 198.18.0.100/32]",
+    );
+    assert!(
+        e.contains("vrrp.virtual_ipaddress[1]: 198.18.0.100 is listed twice"),
+        "{e}"
+    );
+    let e = refused("[198.18.0.100, 198.18.2.254]", "[198.18.0.300]");
+    assert!(e.contains("vrrp.virtual_ipaddress[0]"), "{e}");
+    let e = refused("interface: lan              # adv", "interface: wan #");
+    assert!(e.contains("vrrp.interface: no port named `wan`"), "{e}");
+    let e = refused(
+        "virtual_router_id: 51",
+        "virtual_router_id: 51\n  state: MASTER",
+    );
+    assert!(e.contains("state"), "{e}");
+    let e = refused(
+        "virtual_router_id: 51",
+        "virtual_router_id: 51\n  notify_master: \"  \"",
+    );
+    assert!(e.contains("vrrp.notify_master"), "{e}");
+    // Each error names the line of its key.
+    let line = text
+        .lines()
+        .position(|l| l.contains("priority: 150"))
+        .unwrap()
+        + 1;
+    assert!(refused("priority: 150", "priority: 0").starts_with(&format!("c.yaml:{line}:")));
+}

@@ -319,6 +319,7 @@ fn lab_server(name: &'static str) -> (u16, u16) {
                 https: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, https).into()],
                 udp: None,
                 dns: Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, dns).into()),
+                echo: None,
             });
             let _ = tx.send(r.map_err(|e| e.to_string()));
         });

@@ -8,8 +8,10 @@ set -euo pipefail
 # what bindgen and the C shim need, the lab's network tools, systemd for
 # systemd-analyze (a test checks dist/systemd/l4vs.service with it), curl
 # and promtool (Debian's prometheus package) for the metrics tests, ping
-# for the exception path's, tshark for the IPVS sync codec's interop test.
-L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd curl prometheus iputils-ping tshark)
+# for the exception path's, tshark for the IPVS sync codec's interop test,
+# keepalived as the VRRP peer of the interop test (its service does not
+# start without /etc/keepalived/keepalived.conf, which is not written).
+L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd curl prometheus iputils-ping tshark keepalived)
 
 l4vs_as_root() {
     if [ "$(id -u)" -ne 0 ]; then

@@ -1790,3 +1790,150 @@ fn a_pair_keeps_every_connection_through_failover_failback_and_switchover() {
         "{b_log}"
     );
 }
+
+/// Debian's keepalived as the VRRP peer, in the lab's second director
+/// namespace (with 198.18.1.2 on its link), `priority` for virtual router
+/// 51, VRRPv3, an advertisement every 100 ms, the pair's addresses; its
+/// log (`-l -D`) goes to a file. SIGTERM on drop.
+struct Keepalived {
+    child: Option<Child>,
+    log: PathBuf,
+    dir: PathBuf,
+}
+
+impl Keepalived {
+    fn start(lab: &Lab, priority: u8, run: u32) -> Keepalived {
+        let dir = std::env::temp_dir().join(format!("{}-keepalived-{run}", lab.prefix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("keepalived.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "global_defs {{\n  router_id l4vs_lab\n  vrrp_version 3\n  vrrp_garp_master_delay 0\n}}\n\
+                 vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.1\n\
+                 \x20 virtual_ipaddress {{\n    198.18.0.100/32 dev eth0\n    198.18.2.254/32 dev eth0\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.join("keepalived.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut cmd = lab.command(DIRECTOR2, "keepalived");
+        cmd.args(["-n", "-l", "-D", "-P", "-f"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.join("keepalived.pid"))
+            .arg("-r")
+            .arg(dir.join("vrrp.pid"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = lab
+            .spawn_in(DIRECTOR2, &mut cmd)
+            .expect("keepalived (Debian's keepalived package; scripts/test installs it)");
+        Keepalived {
+            child: Some(child),
+            log,
+            dir,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (up to 10 s) until its log has `text`.
+    fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no `{text}` in keepalived's log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM and wait: it releases the addresses and sends priority 0.
+    fn stop(mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = netns::signal(&[c.id()], "TERM");
+            let _ = c.wait();
+        }
+        self.log_text()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = netns::signal(&[c.id()], "TERM");
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// l4vs's VRRPv3 and keepalived's understand each other on the wire:
+/// keepalived with a higher priority makes l4vs backup, stopping it makes
+/// l4vs master again, and keepalived with a lower priority stays backup
+/// under l4vs's advertisements (it would take over if it did not accept
+/// them).
+#[test]
+fn keepalived_and_l4vs_elect_one_master() {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
+    routes_for_a_pair(&lab);
+    lab.ip(DIRECTOR2, &["addr", "add", "198.18.1.2/24", "dev", "eth0"])
+        .expect("keepalived's address");
+    let l4vs = Director::start(&lab, "lab-nat-ha-a.yaml");
+    l4vs.wait_log("VRRP: entering MASTER state (no master advertised)");
+
+    let higher = Keepalived::start(&lab, 200, 1);
+    higher.wait_log("Entering MASTER STATE");
+    l4vs.wait_log("VRRP: entering BACKUP state (198.18.1.2 advertises priority 200)");
+    let state = || {
+        let (_, out, _) = l4vsadm_in(&lab, DIRECTOR, &["-L", "--daemon"]);
+        out.lines()
+            .find(|l| l.starts_with("VRRP"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        state().contains("VRRP BACKUP") && state().contains("master=198.18.1.2 priority=200"),
+        "{}",
+        state()
+    );
+    let log = higher.stop();
+    l4vs.wait_log_times("VRRP: entering MASTER state", 2);
+    assert!(state().starts_with("VRRP MASTER"), "{}", state());
+    // The client reaches the VIP through l4vs again (its GARP).
+    let d = lab.http_load(VIP_HTTP, 30).expect("http");
+    assert_eq!(d.failed, 0, "{d:?}\n{}", l4vs.log_text());
+    assert!(!log.contains("checksum"), "keepalived complained:\n{log}");
+
+    let lower = Keepalived::start(&lab, 100, 2);
+    lower.wait_log("Entering BACKUP STATE");
+    // Ten times its down interval: it stays backup, so it takes them.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = lower.stop();
+    println!("keepalived (priority 100) said:\n{log}");
+    assert!(
+        !log.contains("Entering MASTER STATE"),
+        "keepalived took over from l4vs:\n{log}"
+    );
+    assert!(
+        !log.to_lowercase().contains("invalid"),
+        "keepalived complained:\n{log}"
+    );
+    assert!(state().starts_with("VRRP MASTER"), "{}", state());
+    let l4vs_log = l4vs.stop();
+    assert_eq!(
+        l4vs_log.matches("VRRP: entering BACKUP state").count(),
+        1,
+        "{l4vs_log}"
+    );
+}

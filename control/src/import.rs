@@ -243,6 +243,10 @@ struct Plan {
     timeouts: Vec<(Pos, [u32; 3])>,
     /// keepalived's `lvs_sync_daemon`, if any.
     sync: Option<PlannedSync>,
+    /// keepalived's first `vrrp_instance`, if any.
+    vrrp: Option<keepalived::PlannedVrrp>,
+    /// global_defs says `vrrp_version 3`.
+    vrrp_v3: bool,
 }
 
 /// A sync daemon to run: `lvs_sync_daemon`'s settings that l4vs takes.
@@ -467,6 +471,56 @@ fn finish(
                 &s.pos,
                 format!(
                     "lvs_sync_daemon is not carried over: port {} has no address to send the messages from",
+                    cfg.ports[port].name
+                ),
+            ),
+        }
+    }
+    if let Some(v) = &plan.vrrp {
+        // The instance runs on the config's first port, from its first
+        // address, as the sync daemon.
+        let port = 0;
+        let source = cfg
+            .addresses
+            .iter()
+            .find(|a| a.port == port)
+            .map(|a| a.address);
+        let mut addresses = Vec::new();
+        for (pos, a) in &v.addresses {
+            if cfg.addresses.iter().any(|own| own.address == *a) {
+                warnings.warn(pos, format!("{a} is not carried over: it is one of the director's own addresses in the l4vs config, which each director answers for itself"));
+            } else {
+                addresses.push(*a);
+            }
+        }
+        match source {
+            Some(source) if !addresses.is_empty() => {
+                cfg.vrrp = Some(config::Vrrp {
+                    port,
+                    source,
+                    vrid: v.vrid,
+                    priority: v.priority,
+                    advert_int_cs: (v.advert_int_ms / 10) as u16,
+                    preempt: v.preempt,
+                    preempt_delay: std::time::Duration::from_millis(v.preempt_delay_ms),
+                    addresses,
+                    garp_repeat: v.garp_repeat.unwrap_or(5),
+                    garp_delay: std::time::Duration::from_millis(v.garp_delay_ms.unwrap_or(5000)),
+                    checksum_as_v2: false,
+                    notify_master: v.notify_master.clone(),
+                    notify_backup: v.notify_backup.clone(),
+                    notify_stop: v.notify_stop.clone(),
+                    notify: v.notify.clone(),
+                });
+            }
+            Some(_) => warnings.warn(
+                &v.pos,
+                "the VRRP instance is not carried over: it has no virtual address l4vs can take",
+            ),
+            None => warnings.warn(
+                &v.pos,
+                format!(
+                    "the VRRP instance is not carried over: port {} has no address to advertise from",
                     cfg.ports[port].name
                 ),
             ),

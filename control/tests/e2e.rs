@@ -1622,19 +1622,22 @@ fn run_in(lab: &Lab, role: &str, args: &[&str]) {
 
 /// The lab as an active-standby pair needs it: the client reaches the
 /// VIP on its link (it ARPs for it, and the VRRP master answers), and
-/// the real servers' gateway is the virtual 198.18.2.254.
-fn routes_for_a_pair(lab: &Lab) {
+/// for NAT the real servers' gateway is the virtual 198.18.2.254 (with
+/// direct routing they answer the client on their link).
+fn routes_for_a_pair(lab: &Lab, mode: Mode) {
     run_in(
         lab,
         l4vs_lab::CLIENT,
         &["ip", "route", "replace", "198.18.0.0/24", "dev", "eth0"],
     );
-    for r in REAL_SERVERS {
-        run_in(
-            lab,
-            r.name,
-            &["ip", "route", "replace", "default", "via", "198.18.2.254"],
-        );
+    if mode == Mode::Nat {
+        for r in REAL_SERVERS {
+            run_in(
+                lab,
+                r.name,
+                &["ip", "route", "replace", "default", "via", "198.18.2.254"],
+            );
+        }
     }
 }
 
@@ -1692,11 +1695,27 @@ fn assert_all_survived(
 /// priority 0).
 #[test]
 fn a_pair_keeps_every_connection_through_failover_failback_and_switchover() {
+    pair_keeps_every_connection(Mode::Nat, "nat", "198.18.0.100,198.18.2.254");
+}
+
+/// The same with direct routing: the VIP is the only virtual address.
+#[test]
+fn a_dr_pair_keeps_every_connection_through_failover_failback_and_switchover() {
+    pair_keeps_every_connection(Mode::DirectRouting, "dr", "198.18.0.100");
+}
+
+/// The pair of configs/lab-MODE-ha-a.yaml and -b.yaml, in the lab of
+/// `mode`; `addresses` as `-L --daemon` lists the virtual addresses.
+fn pair_keeps_every_connection(mode: Mode, name: &str, addresses: &str) {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
-    routes_for_a_pair(&lab);
-    let a = Director::start(&lab, "lab-nat-ha-a.yaml");
-    let b = Director::start_standby(&lab, "lab-nat-ha-b.yaml");
+    let lab = Lab::up(mode, &lab_bin()).expect("lab up");
+    routes_for_a_pair(&lab, mode);
+    let (a_cfg, b_cfg) = (
+        format!("lab-{name}-ha-a.yaml"),
+        format!("lab-{name}-ha-b.yaml"),
+    );
+    let a = Director::start(&lab, &a_cfg);
+    let b = Director::start_standby(&lab, &b_cfg);
     b.wait_log("VRRP instance vrid 51");
     // b hears a: a BACKUP line with its master.
     let vrrp_line = |role: &str| {
@@ -1714,21 +1733,22 @@ fn a_pair_keeps_every_connection_through_failover_failback_and_switchover() {
     }
     assert_eq!(
         vrrp_line(DIRECTOR),
-        "VRRP MASTER (interface=lan, vrid=51, priority=150, advert_int_ms=100, addresses=198.18.0.100,198.18.2.254)"
+        format!("VRRP MASTER (interface=lan, vrid=51, priority=150, advert_int_ms=100, addresses={addresses})")
     );
     assert_eq!(
         vrrp_line(DIRECTOR2),
-        "VRRP BACKUP (interface=lan, vrid=51, priority=100, advert_int_ms=100, addresses=198.18.0.100,198.18.2.254, master=198.18.1.1 priority=150)"
+        format!("VRRP BACKUP (interface=lan, vrid=51, priority=100, advert_int_ms=100, addresses={addresses}, master=198.18.1.1 priority=150)")
     );
 
     // 1. A crash: the standby takes over within 3 adverts and a skew.
+    let event = |what: &str| format!("{name}: {what}");
     let n = 500;
     let client = hold_echo(&lab, n, 12_000);
     std::thread::sleep(Duration::from_secs(5));
     let a_log = a.kill();
     let (r, why) = hold_report(client);
     assert_all_survived(
-        "kill -9 of the master",
+        &event("kill -9 of the master"),
         n as u32,
         &r,
         &why,
@@ -1745,11 +1765,11 @@ fn a_pair_keeps_every_connection_through_failover_failback_and_switchover() {
     //    it preempts, and b gives way.
     let client = hold_echo(&lab, n, 14_000);
     std::thread::sleep(Duration::from_secs(2));
-    let a = Director::start_quiet(&lab, DIRECTOR, "lab-nat-ha-a.yaml");
+    let a = Director::start_quiet(&lab, DIRECTOR, &a_cfg);
     a.wait_log("no preemption in the first 5000 ms");
     let (r, why) = hold_report(client);
     assert_all_survived(
-        "failback of the restarted master",
+        &event("failback of the restarted master"),
         n as u32,
         &r,
         &why,
@@ -1778,7 +1798,7 @@ fn a_pair_keeps_every_connection_through_failover_failback_and_switchover() {
     );
     let (r, why) = hold_report(client);
     assert_all_survived(
-        "planned switchover (SIGTERM)",
+        &event("planned switchover (SIGTERM)"),
         n as u32,
         &r,
         &why,
@@ -1886,7 +1906,7 @@ impl Drop for Keepalived {
 fn keepalived_and_l4vs_elect_one_master() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
-    routes_for_a_pair(&lab);
+    routes_for_a_pair(&lab, Mode::Nat);
     lab.ip(DIRECTOR2, &["addr", "add", "198.18.1.2/24", "dev", "eth0"])
         .expect("keepalived's address");
     let l4vs = Director::start(&lab, "lab-nat-ha-a.yaml");

@@ -24,12 +24,17 @@
 //! | `lvs_timeouts tcp T tcpfin F udp U` (global_defs) | `timeouts` (`ipvsadm --set`) |
 //! | `TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `UDP_CHECK`, `DNS_CHECK`, `MISC_CHECK` and their settings, `inhibit_on_failure` | the service's `check` or each real's, `inhibit_on_failure` ([`checks`]) |
 //! | `sorry_server IP [PORT]`, `quorum`, `hysteresis`, `quorum_up`, `quorum_down` | the service's `sorry_server` (with its forwarding method), `quorum`, `hysteresis`, `quorum_up`, `quorum_down` |
+//! | `lvs_sync_daemon` (global_defs)          | `sync:` in both roles                   |
+//! | the first `vrrp_instance` with a `virtual_router_id` | `vrrp:` ([`vrrp`])          |
 //!
-//! Everything else is a warning with its line: what [`checks`] cannot
-//! carry over (SMTP_CHECK and the other checkers, a second checker or
-//! url), the reals' notification scripts, alerts, `sorry_server_inhibit` and
-//! `sorry_server_lvs_method`, every VRRP,
-//! BFD and static address block, and every other global_defs setting.
+//! Everything else is a warning with its line: what [`checks`] and
+//! [`vrrp`] cannot carry over (SMTP_CHECK and the other checkers, a
+//! second checker or url; VRRPv2 authentication, tracking, unicast peers),
+//! the reals' notification scripts, alerts, `sorry_server_inhibit` and
+//! `sorry_server_lvs_method`, a second VRRP instance and sync groups,
+//! BFD and static address blocks, and every other global_defs setting
+//! (`vrrp_version 3` is taken silently; without it, the warning that
+//! keepalived's peers speak VRRPv2).
 //! keepalived's own corrections are made too, each with a warning: no
 //! `protocol` makes a UDP service, `ops` on TCP is cleared, port 0 without
 //! persistence makes the service persistent, a DR or tunnel real server's
@@ -48,6 +53,8 @@ use checks::{Level, Settings};
 use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
 
 mod checks;
+mod vrrp;
+pub(super) use vrrp::PlannedVrrp;
 
 /// keepalived's largest persistence timeout and `lvs_timeouts` value
 /// (LVS_MAX_TIMEOUT, 31 days).
@@ -109,10 +116,17 @@ pub(super) fn plan(stmts: &[Stmt], w: &mut Warnings) -> Result<Plan, ImportError
                     );
                 }
             }
+            "vrrp_instance" if plan.vrrp.is_none() => {
+                plan.vrrp = vrrp::vrrp_instance(s, w)?;
+            }
             kw => {
                 let reason = match kw {
-                    "vrrp_instance" | "vrrp_sync_group" | "vrrp_script" | "vrrp_track_process"
-                    | "vrrp_track_file" | "garp_group" | "track_group" => ": l4vs has no VRRP yet",
+                    "vrrp_instance" => ": l4vs runs one VRRP instance (the first)",
+                    "vrrp_sync_group" => ": l4vs runs one VRRP instance, which needs no sync group",
+                    "vrrp_script" | "vrrp_track_process" | "vrrp_track_file" | "track_group" => {
+                        ": l4vs tracks nothing yet"
+                    }
+                    "garp_group" => ": l4vs sends gratuitous ARPs as vrrp_instance's garp_master_repeat and garp_master_delay say",
                     "static_ipaddress" | "static_routes" | "static_rules" => {
                         ": the director's own addresses and next hop go in the l4vs config's addresses and gateway"
                     }
@@ -123,6 +137,13 @@ pub(super) fn plan(stmts: &[Stmt], w: &mut Warnings) -> Result<Plan, ImportError
                 w.warn(&s.pos, format!("{} is not carried over{reason}", head(s)));
             }
         }
+    }
+    // keepalived speaks VRRPv2 unless told otherwise; l4vs, VRRPv3.
+    if let Some(v) = plan.vrrp.as_ref().filter(|v| !v.v3 && !plan.vrrp_v3) {
+        w.warn(
+            &v.pos,
+            "l4vs speaks VRRPv3 (RFC 5798); this file's keepalived speaks VRRPv2 (keepalived's default): a keepalived peer of l4vs needs vrrp_version 3 in its global_defs",
+        );
     }
     Ok(plan)
 }
@@ -188,7 +209,7 @@ fn lvs_sync_daemon(t: &Stmt, w: &mut Warnings) -> Result<PlannedSync, ImportErro
         }
     }
     let vrrp = instance.map_or(String::new(), |i| {
-        format!(" (keepalived makes it master or backup as VRRP instance {i} is, and l4vs has no VRRP yet)")
+        format!(" (keepalived makes it master or backup as VRRP instance {i} is; l4vs runs both, and its VRRP instance decides who forwards)")
     });
     w.warn(
         &t.pos,
@@ -218,6 +239,10 @@ fn global_defs(s: &Stmt, plan: &mut Plan, w: &mut Warnings) -> Result<(), Import
             refuse_condition(t)?;
             no_block(t)?;
             plan.timeouts.push((t.pos.clone(), lvs_timeouts(t)?));
+            continue;
+        }
+        if t.keyword() == "vrrp_version" && t.words.get(1).is_some_and(|v| v == "3") {
+            plan.vrrp_v3 = true;
             continue;
         }
         if t.keyword() == "lvs_sync_daemon" {

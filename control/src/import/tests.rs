@@ -288,7 +288,7 @@ fn the_sample_maps_key_by_key_and_warns_about_the_rest() {
         [
             "k.conf:3: notification_email is not carried over (global_defs)",
             "k.conf:6: router_id is not carried over (global_defs)",
-            "k.conf:9: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet",
+            "k.conf:9: vrrp_instance VI_1 is not carried over: it has no virtual_router_id (keepalived drops it too)",
             "k.conf:20: real_server 198.51.100.2 1358 has no inhibit_on_failure, but l4vs has it per service: this real too keeps weight 0 when its check fails, like real_server 198.51.100.3 (inhibit_on_failure at k.conf:31)",
         ]
     );
@@ -1559,5 +1559,89 @@ fn lvs_sync_daemon_becomes_the_sync_block() {
     ] {
         let e = ka(&text(line)).unwrap_err().to_string();
         assert!(e.contains(says), "{line}: {e}");
+    }
+}
+
+/// keepalived's first vrrp_instance becomes the vrrp block, key by key;
+/// what l4vs cannot carry is a warning with its line; the output loads.
+#[test]
+fn vrrp_instance_becomes_the_vrrp_block() {
+    const VS: &str = "virtual_server 192.0.2.100 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.1.1 80 {\n  }\n}\n";
+    let conf = format!(
+        "global_defs {{\n  vrrp_version 3\n}}\n\
+         vrrp_instance VI_1 {{\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 0.1\n  nopreempt\n  preempt_delay 3\n\
+         \x20 authentication {{\n    auth_type PASS\n    auth_pass secret\n  }}\n\
+         \x20 virtual_ipaddress {{\n    192.0.2.100/32 dev eth0\n    192.0.2.254\n    2001:db8::1\n  }}\n\
+         \x20 notify_master \"/usr/local/bin/became master\"\n  notify_fault /x\n  track_script {{\n    chk\n  }}\n}}\n\
+         vrrp_instance VI_2 {{\n  virtual_router_id 52\n}}\n{VS}"
+    );
+    let i = ka(&conf).unwrap();
+    let v = i.config.vrrp.as_ref().expect("a vrrp block");
+    assert_eq!(
+        (v.port, v.vrid, v.priority, v.advert_int_cs),
+        (0, 51, 150, 10)
+    );
+    assert!(!v.preempt);
+    assert_eq!(v.preempt_delay.as_millis(), 3000);
+    assert_eq!(
+        v.addresses,
+        [Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 254)]
+    );
+    assert_eq!(
+        v.notify_master.as_deref(),
+        Some("/usr/local/bin/became master")
+    );
+    assert_eq!((v.garp_repeat, v.garp_delay.as_millis()), (5, 5000));
+    let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
+    assert_eq!(back.vrrp, i.config.vrrp);
+    let w = warnings(&i);
+    for want in [
+        "k.conf:5: state MASTER is not carried over: l4vs starts every director as backup",
+        "k.conf:6: interface `eth0` becomes the config's first port: check vrrp.interface",
+        "k.conf:12: authentication is not carried over (vrrp_instance VI_1): VRRPv2's; VRRPv3 has no authentication",
+        "k.conf:19: 2001:db8::1 is not carried over: l4vs forwards IPv4 only so far",
+        "k.conf:22: notify_fault is not carried over (vrrp_instance VI_1): l4vs has no FAULT state",
+        "k.conf:23: track_script is not carried over (vrrp_instance VI_1): l4vs tracks nothing yet",
+        "k.conf:27: vrrp_instance VI_2 is not carried over: l4vs runs one VRRP instance (the first)",
+    ] {
+        assert!(w.iter().any(|l| l.starts_with(want)), "no {want:?} in {w:#?}");
+    }
+    assert!(
+        !w.iter()
+            .any(|l| l.contains("VRRPv2 (keepalived's default)")),
+        "{w:#?}"
+    );
+
+    // keepalived's default version is 2: said, since its peer would not
+    // understand l4vs.
+    let v2 = conf.replace("  vrrp_version 3\n", "");
+    let w = warnings(&ka(&v2).unwrap());
+    assert!(
+        w.iter().any(|l| l.starts_with(
+            "k.conf:3: l4vs speaks VRRPv3 (RFC 5798); this file's keepalived speaks VRRPv2"
+        )),
+        "{w:#?}"
+    );
+    for (from, to, says) in [
+        (
+            "advert_int 0.1",
+            "advert_int fast",
+            "k.conf:9: advert_int: `fast` is not a number of seconds up to 40",
+        ),
+        (
+            "virtual_router_id 51",
+            "virtual_router_id 256",
+            "k.conf:7: virtual_router_id: `256` is not a number in 1..=255",
+        ),
+        (
+            "192.0.2.254\n",
+            "192.0.2.x\n",
+            "k.conf:18: virtual_ipaddress: `192.0.2.x` is not an address",
+        ),
+    ] {
+        let bad = conf.replacen(from, to, 1);
+        assert_ne!(bad, conf);
+        let e = ka(&bad).unwrap_err().to_string();
+        assert!(e.contains(says), "{to}: {e}");
     }
 }

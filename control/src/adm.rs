@@ -86,25 +86,31 @@ pub struct Cli {
     /// loader takes back (an l4vs addition to ipvsadm's commands).
     #[arg(long = "yaml")]
     yaml: bool,
-    /// Start a connection sync daemon (not yet: the config's `sync:`).
+    /// Start a connection sync daemon: master or backup (until
+    /// --stop-daemon or a restart; the config's `sync:` is what a start
+    /// runs).
     #[arg(long = "start-daemon", value_name = "state")]
     start_daemon: Option<String>,
-    /// Stop a connection sync daemon (not yet: the config's `sync:`).
+    /// Stop a connection sync daemon: master or backup.
     #[arg(long = "stop-daemon", value_name = "state")]
     stop_daemon: Option<String>,
-    /// The sync daemon's options, taken so that `--start-daemon` with
-    /// them gets its answer (the config's `sync:` has them).
-    #[arg(long = "mcast-interface", value_name = "interface", hide = true)]
+    /// The port the sync daemon runs on (default eth0, as ipvsadm's).
+    #[arg(long = "mcast-interface", value_name = "interface")]
     mcast_interface: Option<String>,
-    #[arg(long = "syncid", value_name = "sid", hide = true)]
+    /// The sync daemon's syncid (default 0: a backup takes every one).
+    #[arg(long = "syncid", value_name = "sid")]
     syncid: Option<u8>,
-    #[arg(long = "mcast-group", value_name = "address", hide = true)]
+    /// The sync daemon's multicast group (default 224.0.0.81).
+    #[arg(long = "mcast-group", value_name = "address")]
     mcast_group: Option<String>,
-    #[arg(long = "mcast-port", value_name = "port", hide = true)]
+    /// The sync daemon's UDP port (default 8848).
+    #[arg(long = "mcast-port", value_name = "port")]
     mcast_port: Option<u16>,
-    #[arg(long = "mcast-ttl", value_name = "ttl", hide = true)]
+    /// The sync messages' TTL (default 1).
+    #[arg(long = "mcast-ttl", value_name = "ttl")]
     mcast_ttl: Option<u8>,
-    #[arg(long = "sync-maxlen", value_name = "length", hide = true)]
+    /// The longest sync message in bytes (default the port's MTU - 28).
+    #[arg(long = "sync-maxlen", value_name = "length")]
     sync_maxlen: Option<u16>,
     /// Set the TCP, TCP FIN_WAIT and UDP timeouts, seconds (0: unchanged).
     #[arg(long = "set", num_args = 3, value_names = ["tcp", "tcpfin", "udp"])]
@@ -242,6 +248,10 @@ pub enum Action {
     /// Apply the commands on stdin (the caller reads and parses them,
     /// [`parse_restore`]).
     Restore,
+    /// `--start-daemon`.
+    StartDaemon(crate::admin::DaemonSpec),
+    /// `--stop-daemon master|backup`.
+    StopDaemon(String),
 }
 
 impl Action {
@@ -256,6 +266,12 @@ impl Action {
             Action::Yaml => Request::Yaml,
             Action::Restore => Request::Apply {
                 commands: Vec::new(),
+            },
+            Action::StartDaemon(daemon) => Request::StartDaemon {
+                daemon: daemon.clone(),
+            },
+            Action::StopDaemon(state) => Request::StopDaemon {
+                state: state.clone(),
             },
         }
     }
@@ -361,6 +377,25 @@ impl Cli {
             return Ok(());
         };
         let (command, cells) = ROWS[row];
+        // The sync daemon's options: all with --start-daemon, --syncid
+        // alone with --stop-daemon, none with the others (ipvsadm's
+        // columns 11, 19 and 24 to 27).
+        for (given, option) in [
+            (self.mcast_interface.is_some(), "mcast-interface"),
+            (self.syncid.is_some(), "syncid"),
+            (self.mcast_group.is_some(), "mcast-group"),
+            (self.mcast_port.is_some(), "mcast-port"),
+            (self.mcast_ttl.is_some(), "mcast-ttl"),
+            (self.sync_maxlen.is_some(), "sync-maxlen"),
+        ] {
+            let allowed =
+                command == "start-daemon" || (command == "stop-daemon" && option == "syncid");
+            if given && !allowed {
+                return Err(usage(format!(
+                    "Illegal '{option}' option with the '{command}' command"
+                )));
+            }
+        }
         let mut one_of: Option<&str> = None;
         for ((given, option), cell) in self.options_given().into_iter().zip(cells.chars()) {
             match (cell, given) {
@@ -547,10 +582,35 @@ impl Cli {
         if self.yaml {
             return Ok(Action::Yaml);
         }
-        if self.start_daemon.is_some() || self.stop_daemon.is_some() {
-            return Err(usage(
-                "the sync daemon is started and stopped by the config's sync: block (a restart), not by l4vsadm yet",
-            ));
+        if let Some(state) = &self.start_daemon {
+            if state != "master" && state != "backup" {
+                return Err(usage("illegal start-daemon parameter specified"));
+            }
+            let group = match &self.mcast_group {
+                Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
+                    usage(format!("illegal multicast group address specified: {g}"))
+                })?),
+                None => None,
+            };
+            return Ok(Action::StartDaemon(crate::admin::DaemonSpec {
+                state: state.clone(),
+                interface: self
+                    .mcast_interface
+                    .clone()
+                    .unwrap_or_else(|| "eth0".to_owned()),
+                syncid: self.syncid.unwrap_or(0),
+                group,
+                port: self.mcast_port,
+                ttl: self.mcast_ttl,
+                maxlen: self.sync_maxlen,
+            }));
+        }
+        if let Some(state) = &self.stop_daemon {
+            if state != "master" && state != "backup" {
+                // ipvsadm's words, underscore and all.
+                return Err(usage("illegal start_daemon specified"));
+            }
+            return Ok(Action::StopDaemon(state.clone()));
         }
         if self.restore {
             return Ok(Action::Restore);

@@ -59,6 +59,38 @@ pub enum Request {
     /// Every connection and persistence template the workers hold
     /// (`-L -c`). Answered once every worker has listed its table.
     Connections,
+    /// Start a sync daemon (`--start-daemon`). Answered `Applied`, or an
+    /// error in ipvsadm's words (`Daemon has already run`).
+    StartDaemon {
+        /// What to start.
+        daemon: DaemonSpec,
+    },
+    /// Stop a sync daemon (`--stop-daemon master|backup`). Answered
+    /// `Applied`, or `No daemon is running`.
+    StopDaemon {
+        /// `master` or `backup`.
+        state: String,
+    },
+}
+
+/// A sync daemon as `--start-daemon` asks for it: ipvsadm's options,
+/// `None` for the defaults (those of the config's `sync:` block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonSpec {
+    /// `master` or `backup`.
+    pub state: String,
+    /// `--mcast-interface`: a port's name (ipvsadm's default `eth0`).
+    pub interface: String,
+    /// `--syncid` (0 unless given, as ipvsadm sends).
+    pub syncid: u8,
+    /// `--mcast-group`.
+    pub group: Option<std::net::Ipv4Addr>,
+    /// `--mcast-port`.
+    pub port: Option<u16>,
+    /// `--mcast-ttl`.
+    pub ttl: Option<u8>,
+    /// `--sync-maxlen`, bytes.
+    pub maxlen: Option<u16>,
 }
 
 /// One connection or persistence template, as `/proc/net/ip_vs_conn`

@@ -291,6 +291,148 @@ impl ControlSide {
         }
     }
 
+    /// `l4vsadm --start-daemon`: starts the sync daemon in `spec`'s role,
+    /// or adds that role to the running daemon when its settings are the
+    /// same (l4vs runs one daemon for both roles). Returns the log line,
+    /// or the error in ipvsadm's words where it has them.
+    fn start_daemon(
+        &mut self,
+        spec: &crate::admin::DaemonSpec,
+        cfg: &config::Config,
+        port_infos: &[PortInfo],
+    ) -> Result<String, String> {
+        use config::SyncRole;
+        let role = match spec.state.as_str() {
+            "master" => SyncRole::Master,
+            "backup" => SyncRole::Backup,
+            _ => return Err("illegal start-daemon parameter specified".to_owned()),
+        };
+        let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
+        let Some(port) = cfg.ports.iter().position(|p| p.name == spec.interface) else {
+            return Err(format!(
+                "No such device: no port named {} (ports: {}); --mcast-interface names one",
+                config::echo(&spec.interface),
+                names.join(", ")
+            ));
+        };
+        let Some(source) = cfg
+            .addresses
+            .iter()
+            .find(|a| a.port == port)
+            .map(|a| a.address)
+        else {
+            return Err(format!(
+                "Cannot assign requested address: port {} has no address of the director's to send the sync messages from",
+                spec.interface
+            ));
+        };
+        let group = spec.group.unwrap_or(l4vs_wire::ipvs_sync::GROUP);
+        if group.octets()[..3] != [224, 0, 0] {
+            return Err(format!("Invalid operation: {group} is not a group of the local network control block (224.0.0.0/24), which l4vs takes sync messages on"));
+        }
+        let mtu = port_infos.get(port).map_or(1500, |p| p.mtu);
+        let most = mtu.saturating_sub(l4vs_wire::ipvs_sync::IPV4_UDP_OVERHEAD as u16);
+        let max_len = spec.maxlen.unwrap_or(most);
+        if !(128..=most).contains(&max_len) {
+            return Err(format!(
+                "Invalid operation: --sync-maxlen {max_len} is not in 128..={most} (the port's MTU {mtu} less 28)"
+            ));
+        }
+        let (udp_port, ttl) = (
+            spec.port.unwrap_or(l4vs_wire::ipvs_sync::PORT),
+            spec.ttl.unwrap_or(1),
+        );
+        if udp_port == 0 || ttl == 0 {
+            return Err("Invalid operation: --mcast-port and --mcast-ttl take 1 and up".to_owned());
+        }
+        let new = config::Sync {
+            role,
+            syncid: spec.syncid,
+            port,
+            source,
+            group,
+            udp_port,
+            ttl,
+            max_len,
+            resync_period: Some(Duration::from_secs(30)),
+            auth: None,
+        };
+        let settings = |s: &config::Sync| {
+            format!(
+                "port {}, syncid {}, {}:{}, TTL {}, messages up to {} bytes",
+                cfg.ports[s.port].name, s.syncid, s.group, s.udp_port, s.ttl, s.max_len
+            )
+        };
+        let line = format!("sync daemon {} started: {}", spec.state, settings(&new));
+        match self.sync.as_mut() {
+            Some(d) => {
+                let cur = d.config();
+                let has = if role == SyncRole::Master {
+                    cur.role.sends()
+                } else {
+                    cur.role.receives()
+                };
+                if has {
+                    return Err("Daemon has already run".to_owned());
+                }
+                let same = (
+                    cur.port,
+                    cur.syncid,
+                    cur.group,
+                    cur.udp_port,
+                    cur.ttl,
+                    cur.max_len,
+                ) == (
+                    new.port,
+                    new.syncid,
+                    new.group,
+                    new.udp_port,
+                    new.ttl,
+                    new.max_len,
+                );
+                if !same {
+                    return Err(format!(
+                        "the {} sync daemon runs with other settings ({}), and l4vs's master and backup daemons share theirs: start this one with the same, or stop that one first",
+                        cur.role.as_str(),
+                        settings(cur)
+                    ));
+                }
+                d.set_role(SyncRole::Both);
+            }
+            None => {
+                let mac = port_infos.get(port).map_or([0; 6], |p| p.mac.0);
+                self.sync = Some(SyncDaemon::new(new, mac, self.workers.len() as u16));
+            }
+        }
+        Ok(line)
+    }
+
+    /// `l4vsadm --stop-daemon STATE`: a master sends what waits first.
+    fn stop_daemon(&mut self, state: &str) -> Result<String, String> {
+        use config::SyncRole;
+        let Some(role) = self.sync.as_ref().map(|d| d.config().role) else {
+            return Err("No daemon is running".to_owned());
+        };
+        let rest = match (state, role) {
+            ("master", SyncRole::Master) | ("backup", SyncRole::Backup) => None,
+            ("master", SyncRole::Both) => Some(SyncRole::Backup),
+            ("backup", SyncRole::Both) => Some(SyncRole::Master),
+            _ => return Err("No daemon is running".to_owned()),
+        };
+        if state == "master" {
+            self.send_sync(true);
+        }
+        match rest {
+            Some(r) => {
+                if let Some(d) = self.sync.as_mut() {
+                    d.set_role(r);
+                }
+            }
+            None => self.sync = None,
+        }
+        Ok(format!("sync daemon {state} stopped"))
+    }
+
     /// Runs the VRRP instance's timers and sends its advertisements;
     /// returns the state changes since the last call.
     fn vrrp_poll(&mut self, now: Instant) -> Vec<Transition> {
@@ -988,9 +1130,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             }
             next_sync_report = now + Duration::from_secs(60);
         }
-        if let Some(period) = cfg
+        // The running daemon's (the config's, or l4vsadm's).
+        if let Some(period) = control
             .sync
             .as_ref()
+            .map(SyncDaemon::config)
             .filter(|s| s.role.sends())
             .and_then(|s| s.resync_period)
         {
@@ -1008,7 +1152,38 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 }),
             },
             Request::Yaml => Some(Response::Yaml {
-                text: config::to_yaml(&table.to_config(&running)),
+                text: {
+                    // The sync daemon that runs, l4vsadm's too.
+                    let mut c = table.to_config(&running);
+                    c.sync = control.sync.as_ref().map(|d| d.config().clone());
+                    config::to_yaml(&c)
+                },
+            }),
+            Request::StartDaemon { daemon } => {
+                Some(match control.start_daemon(&daemon, &running, &port_infos) {
+                    Ok(line) => {
+                        info!(target: "l4vs", "admin: {line}");
+                        Response::Applied {
+                            changes: vec![line],
+                        }
+                    }
+                    Err(message) => Response::Error {
+                        command: None,
+                        message,
+                    },
+                })
+            }
+            Request::StopDaemon { state } => Some(match control.stop_daemon(&state) {
+                Ok(line) => {
+                    info!(target: "l4vs", "admin: {line}");
+                    Response::Applied {
+                        changes: vec![line],
+                    }
+                }
+                Err(message) => Response::Error {
+                    command: None,
+                    message,
+                },
             }),
             Request::List => Some(Response::Listing {
                 size: u32::try_from(

@@ -52,7 +52,10 @@
 //! counter starts at the microseconds since 1970, so a restarted master
 //! goes on above what its backups saw.
 //!
-//! Not yet (issue 11): `backup_only`, `l4vsadm --start-daemon`.
+//! `l4vsadm --start-daemon` and `--stop-daemon` start and stop a role
+//! at run time ([`SyncDaemon::set_role`]; the director's admin handler).
+//! Not yet: `backup_only` without VRRP (with VRRP, a backup forwards
+//! nothing), `sync_ports`, the per-packet `sync_threshold`.
 
 use crate::config::Sync;
 use l4vs_dataplane::conn::{flags, Conn};
@@ -147,6 +150,18 @@ impl SyncDaemon {
     /// Its settings.
     pub fn config(&self) -> &Sync {
         &self.cfg
+    }
+
+    /// Runs it in `role` from now on (`l4vsadm --start-daemon` and
+    /// `--stop-daemon` add and take away a role). A daemon that stops
+    /// sending drops what waited to be sent: send it first
+    /// ([`SyncDaemon::frames`] with `all`).
+    pub fn set_role(&mut self, role: crate::config::SyncRole) {
+        self.cfg.role = role;
+        if !role.sends() {
+            self.pending.clear();
+            self.since = None;
+        }
     }
 
     /// What `l4vsadm -L --daemon` lists of it: a master line, a backup

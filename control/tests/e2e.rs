@@ -948,12 +948,69 @@ TCP  198.18.0.100:80 rr
         "{}\n{yaml}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // The sync daemon at run time, as ipvsadm starts and stops IPVS's:
+    // ipvsadm's default interface (eth0) is no port of this director.
     let (code, _, err) = l4vsadm(&lab, &["--start-daemon", "master"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 255);
     assert!(
-        err.contains("the sync daemon is started and stopped by the config"),
+        err.starts_with("No such device: no port named `eth0` (ports: lan)"),
         "{err}"
     );
+    let start = [
+        "--start-daemon",
+        "master",
+        "--mcast-interface",
+        "lan",
+        "--syncid",
+        "7",
+    ];
+    assert_eq!(l4vsadm(&lab, &start).0, 0);
+    let daemons = || l4vsadm(&lab, &["-L", "--daemon"]).1;
+    let master = "master sync daemon (mcast=lan, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n";
+    assert_eq!(daemons(), master);
+    assert_eq!(
+        l4vsadm(&lab, &start),
+        (255, String::new(), "Daemon has already run\n".to_owned())
+    );
+    let (code, _, err) = l4vsadm(
+        &lab,
+        &[
+            "--start-daemon",
+            "backup",
+            "--mcast-interface",
+            "lan",
+            "--syncid",
+            "8",
+        ],
+    );
+    assert_eq!(code, 255);
+    assert!(
+        err.starts_with("the master sync daemon runs with other settings"),
+        "{err}"
+    );
+    // It sends: ten connections, in a message within 2 s.
+    assert_eq!(lab.http_load(VIP_HTTP, 10).unwrap().failed, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(
+        &scrape(&lab),
+        "l4vs_sync_messages_total{direction=\"sent\"}",
+    ) == 0
+    {
+        assert!(Instant::now() < deadline, "the sync daemon sent nothing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        l4vsadm(&lab, &["--yaml"])
+            .1
+            .contains("sync:\n  role: master\n  interface: lan\n  syncid: 7"),
+        "--yaml prints the running daemon"
+    );
+    assert_eq!(
+        l4vsadm(&lab, &["--stop-daemon", "backup"]),
+        (255, String::new(), "No daemon is running\n".to_owned())
+    );
+    assert_eq!(l4vsadm(&lab, &["--stop-daemon", "master"]).0, 0);
+    assert_eq!(daemons(), "");
 
     // Counters as the client saw them: zeroed, then 30 connections.
     assert_eq!(l4vsadm(&lab, &["-Z"]).0, 0);

@@ -733,3 +733,69 @@ fn an_ipvsadm_edit_keeps_the_name_and_the_timeouts() {
     );
     assert_eq!(table.to_config(&cfg).services[0].timeouts, timeouts_before);
 }
+
+/// `--start-daemon` and `--stop-daemon` with ipvsadm's options, defaults
+/// and words.
+#[test]
+fn sync_daemon_command_lines() {
+    let a = cli(&[
+        "--start-daemon",
+        "backup",
+        "--mcast-interface",
+        "lan",
+        "--syncid",
+        "7",
+        "--mcast-group",
+        "224.0.0.82",
+        "--mcast-port",
+        "8849",
+        "--mcast-ttl",
+        "2",
+        "--sync-maxlen",
+        "1000",
+    ])
+    .action()
+    .unwrap();
+    assert_eq!(
+        a,
+        Action::StartDaemon(crate::admin::DaemonSpec {
+            state: "backup".into(),
+            interface: "lan".into(),
+            syncid: 7,
+            group: Some(Ipv4Addr::new(224, 0, 0, 82)),
+            port: Some(8849),
+            ttl: Some(2),
+            maxlen: Some(1000),
+        })
+    );
+    // ipvsadm's defaults: eth0, syncid 0.
+    let Action::StartDaemon(d) = cli(&["--start-daemon", "master"]).action().unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.interface.as_str(), d.syncid, d.group), ("eth0", 0, None));
+    assert_eq!(
+        cli(&["--stop-daemon", "master", "--syncid", "3"]).action(),
+        Ok(Action::StopDaemon("master".into()))
+    );
+    let refused = |args: &[&str]| cli(args).action().unwrap_err().0;
+    assert_eq!(
+        refused(&["--start-daemon", "primary"]),
+        "illegal start-daemon parameter specified"
+    );
+    assert_eq!(
+        refused(&["--stop-daemon", "primary"]),
+        "illegal start_daemon specified"
+    );
+    assert_eq!(
+        refused(&["--stop-daemon", "master", "--mcast-port", "1"]),
+        "Illegal 'mcast-port' option with the 'stop-daemon' command"
+    );
+    assert_eq!(
+        refused(&["-A", "-t", "198.18.0.100:80", "--syncid", "3"]),
+        "Illegal 'syncid' option with the 'add-service' command"
+    );
+    assert_eq!(
+        refused(&["--start-daemon", "master", "--mcast-group", "x"]),
+        "illegal multicast group address specified: x"
+    );
+}

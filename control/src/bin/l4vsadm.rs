@@ -116,7 +116,10 @@ fn main() -> ExitCode {
             print!("{}", format_save(&services));
             ExitCode::SUCCESS
         }
-        (Action::Apply(_) | Action::Restore, Response::Applied { .. }) => ExitCode::SUCCESS,
+        (
+            Action::Apply(_) | Action::Restore | Action::StartDaemon(_) | Action::StopDaemon(_),
+            Response::Applied { .. },
+        ) => ExitCode::SUCCESS,
         (_, Response::Error { message, .. }) => {
             eprintln!("{message}");
             ExitCode::from(255)

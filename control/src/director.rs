@@ -225,9 +225,13 @@ impl ControlSide {
                 }
             }
         }
+        // A VRRP backup sends nothing, as keepalived runs the backup sync
+        // daemon only there: its idle copies would overwrite the master's
+        // live entries.
+        let sending = self.vrrp_allows_sending();
         let counts = &mut self.counts.events;
         let listing = &mut self.listing;
-        let sync = &mut self.sync;
+        let sync = &mut self.sync.as_mut().filter(|_| sending);
         for w in &mut self.workers {
             w.drain_events(|e| match e {
                 Event::Created(c) => {
@@ -433,6 +437,14 @@ impl ControlSide {
         Ok(format!("sync daemon {state} stopped"))
     }
 
+    /// False while the VRRP instance, if any, is backup: the sync daemon
+    /// then takes what the master sends and sends nothing of its own.
+    fn vrrp_allows_sending(&self) -> bool {
+        self.vrrp
+            .as_ref()
+            .is_none_or(|r| r.state() == VrrpState::Master)
+    }
+
     /// Runs the VRRP instance's timers and sends its advertisements;
     /// returns the state changes since the last call.
     fn vrrp_poll(&mut self, now: Instant) -> Vec<Transition> {
@@ -552,6 +564,9 @@ impl ControlSide {
     /// Starts a resync: the sync daemon resends every entry the workers
     /// list, from a listing of its own or the one running.
     fn start_resync(&mut self) {
+        if !self.vrrp_allows_sending() {
+            return;
+        }
         if let Some(l) = self.listing.as_mut() {
             l.for_sync = true;
             return;

@@ -35,7 +35,11 @@
 //! default without `use_vmac`; the advertisements leave from that MAC too,
 //! not from the virtual router MAC of section 7.3). Notify commands run on
 //! each transition, and a master that stops sends an advertisement of
-//! priority 0 (section 6.4.3, Shutdown).
+//! priority 0 (section 6.4.3, Shutdown). The sync daemon sends only
+//! while master (keepalived switches its `lvs_sync_daemon` between master
+//! and backup the same way): a backup's idle copies would otherwise
+//! overwrite the master's live entries; a director demoted to backup
+//! sends what waits at once.
 //!
 //! Received advertisements are checked as [`l4vs_wire::vrrp::validate`]
 //! and [`l4vs_wire::vrrp::Packet::check_vrid`] say (TTL 255, version 3,

@@ -1671,33 +1671,6 @@ fn hold_connections(lab: &Lab, n: usize, hold_ms: u32, gap_ms: u64) -> Vec<Child
         .collect()
 }
 
-/// Runs `args` in `role`'s namespace; panics unless it succeeds.
-fn run_in(lab: &Lab, role: &str, args: &[&str]) {
-    lab.exec_in(role, args[0], &args[1..])
-        .unwrap_or_else(|e| panic!("{args:?} in {role}: {e:#}"));
-}
-
-/// The lab as an active-standby pair needs it: the client reaches the
-/// VIP on its link (it ARPs for it, and the VRRP master answers), and
-/// for NAT the real servers' gateway is the virtual 198.18.2.254 (with
-/// direct routing they answer the client on their link).
-fn routes_for_a_pair(lab: &Lab, mode: Mode) {
-    run_in(
-        lab,
-        l4vs_lab::CLIENT,
-        &["ip", "route", "replace", "198.18.0.0/24", "dev", "eth0"],
-    );
-    if mode == Mode::Nat {
-        for r in REAL_SERVERS {
-            run_in(
-                lab,
-                r.name,
-                &["ip", "route", "replace", "default", "via", "198.18.2.254"],
-            );
-        }
-    }
-}
-
 /// `l4vs-lab hold-echo` from the client: `connections` long-lived
 /// connections to the VIP's TCP echo, a message every 100 ms each, for
 /// `duration_ms`, with 20 new connections a second beside them.
@@ -1766,7 +1739,7 @@ fn a_dr_pair_keeps_every_connection_through_failover_failback_and_switchover() {
 fn pair_keeps_every_connection(mode: Mode, name: &str, addresses: &str) {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up(mode, &lab_bin()).expect("lab up");
-    routes_for_a_pair(&lab, mode);
+    lab.route_for_a_pair().expect("the pair's routes");
     let (a_cfg, b_cfg) = (
         format!("lab-{name}-ha-a.yaml"),
         format!("lab-{name}-ha-b.yaml"),
@@ -1963,7 +1936,7 @@ impl Drop for Keepalived {
 fn keepalived_and_l4vs_elect_one_master() {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up(Mode::Nat, &lab_bin()).expect("lab up");
-    routes_for_a_pair(&lab, Mode::Nat);
+    lab.route_for_a_pair().expect("the pair's routes");
     lab.ip(DIRECTOR2, &["addr", "add", "198.18.1.2/24", "dev", "eth0"])
         .expect("keepalived's address");
     let l4vs = Director::start(&lab, "lab-nat-ha-a.yaml");

@@ -46,6 +46,18 @@ enum Cmd {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Bring the lab up and keep it until SIGINT or SIGTERM: run
+    /// directors in it by hand (`ip netns exec NS l4vs run --config ...`).
+    Up {
+        /// Forwarding mode the real servers are set up for (nat, tunnel, dr).
+        #[arg(long, default_value = "nat")]
+        mode: Mode,
+        /// Route it for an active-standby pair of directors
+        /// (configs/lab-*-ha-*.yaml): the client ARPs for the VIP, and
+        /// NAT reals route through the virtual 198.18.2.254.
+        #[arg(long)]
+        pair: bool,
+    },
     /// Delete every namespace whose name starts with the prefix, killing its processes.
     Cleanup {
         #[arg(long, default_value = netns::NETNS_PREFIX)]
@@ -202,6 +214,77 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::Up { mode, pair } => {
+            l4vs_lab::signals::install()?;
+            let lab_bin = std::env::current_exe().context("cannot find the l4vs-lab binary")?;
+            let lab = l4vs_lab::Lab::up(mode, &lab_bin)?;
+            if pair {
+                lab.route_for_a_pair()?;
+            }
+            let mut out = std::io::stdout().lock();
+            use std::io::Write as _;
+            writeln!(
+                out,
+                "lab {} ({}) is up; SIGINT or SIGTERM takes it down.",
+                lab.prefix(),
+                mode.as_str()
+            )?;
+            for (role, what) in [
+                (
+                    l4vs_lab::CLIENT,
+                    format!("the client, {}", l4vs_lab::CLIENT_ADDR),
+                ),
+                (
+                    l4vs_lab::DIRECTOR,
+                    format!(
+                        "a director's port eth0 (no address: l4vs's, e.g. {} and {})",
+                        l4vs_lab::DIRECTOR_CLIENT_ADDR,
+                        l4vs_lab::DIRECTOR_REAL_ADDR
+                    ),
+                ),
+                (
+                    l4vs_lab::DIRECTOR2,
+                    format!(
+                        "a second director's eth0 ({} and {} in the pair's configs)",
+                        l4vs_lab::DIRECTOR2_CLIENT_ADDR,
+                        l4vs_lab::DIRECTOR2_REAL_ADDR
+                    ),
+                ),
+            ] {
+                writeln!(
+                    out,
+                    "  {:<10} ip netns exec {}  # {what}",
+                    role,
+                    lab.ns(role)
+                )?;
+            }
+            for r in l4vs_lab::REAL_SERVERS {
+                writeln!(out, "  {:<10} ip netns exec {}  # real server {}: HTTP 80 and 443, UDP echo 53, TCP echo 7", r.name, lab.ns(r.name), r.addr)?;
+            }
+            writeln!(
+                out,
+                "e.g.: ip netns exec {} l4vs run --config configs/lab-{}.yaml",
+                lab.ns(l4vs_lab::DIRECTOR),
+                if pair {
+                    format!("{}-ha-a", mode.as_str())
+                } else {
+                    mode.as_str().to_owned()
+                }
+            )?;
+            writeln!(
+                out,
+                "      ip netns exec {} l4vs-lab http-load --target {}",
+                lab.ns(l4vs_lab::CLIENT),
+                l4vs_lab::VIP_HTTP
+            )?;
+            out.flush()?;
+            drop(out);
+            while !l4vs_lab::signals::interrupted() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            drop(lab);
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Cleanup { prefix } => {
             for ns in netns::cleanup(&prefix)? {

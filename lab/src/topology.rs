@@ -87,6 +87,10 @@ pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 /// The director's address on the client subnet (the client's gateway for [`VIP_NET`]).
 pub const DIRECTOR_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 
+/// The real servers' gateway when two directors share the lab as an
+/// active-standby pair: a VRRP virtual address ([`Lab::route_for_a_pair`]).
+pub const PAIR_GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 254);
+
 /// The real servers' subnet.
 pub const REAL_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 0);
 /// The director's address on the real-server subnet (the reals' default gateway).
@@ -587,6 +591,27 @@ impl Lab {
     /// If `role` is unknown or the command fails (the error holds its stderr).
     pub fn exec_in(&self, role: &str, program: &str, args: &[&str]) -> Result<String> {
         netns::exec_in(&self.known_ns(role)?, program, args)
+    }
+
+    /// Routes the lab as an active-standby pair of directors needs it
+    /// (`configs/lab-*-ha-*.yaml`): the client reaches [`VIP_NET`] on its
+    /// link, so it ARPs for the VIP and the VRRP master answers; in NAT
+    /// mode the real servers' default route is [`PAIR_GATEWAY`], a
+    /// virtual address the master answers for (with direct routing and
+    /// tunnel they answer the client on their own).
+    ///
+    /// # Errors
+    /// If an `ip route` fails.
+    pub fn route_for_a_pair(&self) -> Result<()> {
+        let net = format!("{VIP_NET}/24");
+        self.ip(CLIENT, &["route", "replace", &net, "dev", IFACE])?;
+        if self.mode == Mode::Nat {
+            let gw = PAIR_GATEWAY.to_string();
+            for r in REAL_SERVERS {
+                self.ip(r.name, &["route", "replace", "default", "via", &gw])?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs `ip args` in `role`'s namespace (`ip -n NS args`).

@@ -1267,6 +1267,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     health: &table.health(),
                     quorums: &table.quorums(),
                     sync: control.sync.as_ref().map(|d| d.counts),
+                    sync_lag: control.sync.as_ref().map(|d| d.lag(Instant::now())),
                     vrrp: control.vrrp.as_ref().map(|r| (r.state(), r.counts)),
                     workers: &all_counters,
                     conn_capacity: cfg.workers.connections,

@@ -280,6 +280,8 @@ pub struct View<'a> {
     pub quorums: &'a [(ServiceKey, String, bool)],
     /// The sync daemon's counts, if one runs.
     pub sync: Option<crate::sync::SyncCounts>,
+    /// How far behind the sync daemon is, if one runs.
+    pub sync_lag: Option<crate::sync::SyncLag>,
     /// The VRRP instance's state and counts, if one runs.
     pub vrrp: Option<(crate::vrrp::State, crate::vrrp::VrrpCounts)>,
     /// Each worker's counters, in worker order.
@@ -588,6 +590,21 @@ pub fn render(v: &View<'_>) -> String {
         rejected
             .get_or_create(&vec![("reason", "other".to_owned())])
             .inc_by(c.rejected_messages - c.rejected_auth.min(c.rejected_messages));
+    }
+    if let Some(lag) = v.sync_lag {
+        let f = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        r.register_with_unit(
+            "sync_lag",
+            "How far behind the sync daemon is: a master, how long its oldest entry has waited to be sent (what=pending; at most 2 s); a backup, how long ago it last took a message (what=since_last_message; absent before the first)",
+            Unit::Seconds,
+            f.clone(),
+        );
+        f.get_or_create(&vec![("what", "pending".to_owned())])
+            .set(lag.pending.as_secs_f64());
+        if let Some(d) = lag.since_last_message {
+            f.get_or_create(&vec![("what", "since_last_message".to_owned())])
+                .set(d.as_secs_f64());
+        }
     }
     if let Some((state, c)) = v.vrrp {
         let st = gauge(

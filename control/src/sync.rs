@@ -106,6 +106,16 @@ pub struct SyncCounts {
     pub rejected_auth: u64,
 }
 
+/// How far behind a sync daemon is ([`SyncDaemon::lag`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncLag {
+    /// A master: how long its oldest waiting entry has waited (at most
+    /// [`FLUSH_TIME`] unless the inject ring refuses frames).
+    pub pending: Duration,
+    /// A backup: since it last took a message (`None`: never).
+    pub since_last_message: Option<Duration>,
+}
+
 /// The sync daemon of one director.
 pub struct SyncDaemon {
     cfg: Sync,
@@ -114,6 +124,8 @@ pub struct SyncDaemon {
     /// Entries waiting to be sent, and when the first came.
     pending: std::collections::VecDeque<SyncConn<'static>>,
     since: Option<Instant>,
+    /// When a backup last took a message.
+    last_received: Option<Instant>,
     /// The next IPv4 identification.
     ident: u16,
     /// Who owns a client, to insert its entries through that worker.
@@ -137,6 +149,7 @@ impl SyncDaemon {
             mac,
             pending: std::collections::VecDeque::new(),
             since: None,
+            last_received: None,
             ident: 0,
             steering: Steering::new(0, workers),
             counter: std::time::SystemTime::now()
@@ -150,6 +163,22 @@ impl SyncDaemon {
     /// Its settings.
     pub fn config(&self) -> &Sync {
         &self.cfg
+    }
+
+    /// How far behind it is at `now`: how long the oldest entry a master
+    /// holds has waited to be sent (zero when none waits), and how long
+    /// ago a backup last took a message (`None`: never, or no backup).
+    pub fn lag(&self, now: Instant) -> SyncLag {
+        SyncLag {
+            pending: self
+                .since
+                .filter(|_| !self.pending.is_empty())
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+            since_last_message: self
+                .last_received
+                .filter(|_| self.cfg.role.receives())
+                .map(|t| now.saturating_duration_since(t)),
+        }
     }
 
     /// Runs it in `role` from now on (`l4vsadm --start-daemon` and
@@ -372,6 +401,7 @@ impl SyncDaemon {
             self.seen.insert(src, m.counter);
         }
         self.counts.received_messages += 1;
+        self.last_received = Some(Instant::now());
         for entry in msg.conns() {
             let applied = entry.ok().and_then(|e| conn_of(&e, snap)).is_some_and(|c| {
                 // The worker that owns the client, as the workers

@@ -60,6 +60,10 @@ fn sample() -> String {
             sent_conns: 100,
             ..Default::default()
         }),
+        sync_lag: Some(crate::sync::SyncLag {
+            pending: std::time::Duration::from_millis(1500),
+            since_last_message: None,
+        }),
         vrrp: Some((
             crate::vrrp::State::Master,
             crate::vrrp::VrrpCounts {
@@ -135,6 +139,8 @@ fn services_reals_workers_and_ports_are_rendered_with_their_values() {
     has(r#"l4vs_sync_messages_total{direction="sent"} 4"#);
     has(r#"l4vs_sync_connections_total{what="sent"} 100"#);
     has(r#"l4vs_sync_rejected_messages_total{reason="auth"} 0"#);
+    has(r#"l4vs_sync_lag_seconds{what="pending"} 1.5"#);
+    assert!(!text.contains(r#"what="since_last_message""#), "{text}");
     has(r#"l4vs_vrrp_state{state="MASTER"} 1"#);
     has(r#"l4vs_vrrp_state{state="BACKUP"} 0"#);
     has(r#"l4vs_vrrp_advertisements_total{what="sent"} 30"#);

@@ -506,3 +506,53 @@ fn signed_full_messages_fit() {
         (100, 0)
     );
 }
+
+/// The lag: a master's oldest waiting entry, a backup's last message;
+/// and a role taken away at run time.
+#[test]
+fn the_lag_is_what_waits_and_what_came_last() {
+    let (mcfg, snap) = lab("master");
+    let mut master = SyncDaemon::new(mcfg.sync.clone().unwrap(), MAC, 1);
+    let t0 = Instant::now();
+    assert_eq!(master.lag(t0), SyncLag::default());
+    master.note(
+        &http_conn(&snap, 3000, ConnState::Established),
+        Why::Changed,
+        &snap,
+        t0,
+    );
+    let lag = master.lag(t0 + Duration::from_millis(700));
+    assert_eq!(lag.pending, Duration::from_millis(700));
+    assert_eq!(lag.since_last_message, None, "a master takes no messages");
+    let frame = out(&mut master, t0, true, 64).remove(0);
+    assert_eq!(
+        master.lag(t0 + Duration::from_secs(1)).pending,
+        Duration::ZERO
+    );
+
+    let (bcfg, _) = lab("backup");
+    let mut bc = bcfg.sync.unwrap();
+    bc.source = Ipv4Addr::new(198, 18, 1, 2);
+    let mut backup = SyncDaemon::new(bc, [2, 0, 0, 0, 0, 2], 1);
+    assert_eq!(backup.lag(Instant::now()).since_last_message, None);
+    backup.apply(&frame, &snap, |_, _| true);
+    let since = backup
+        .lag(Instant::now())
+        .since_last_message
+        .expect("a message came");
+    assert!(since < Duration::from_secs(60), "{since:?}");
+    // --stop-daemon master on a master drops nothing it has sent, and a
+    // daemon that no longer sends holds nothing.
+    master.note(
+        &http_conn(&snap, 3001, ConnState::Established),
+        Why::Changed,
+        &snap,
+        t0,
+    );
+    master.set_role(config::SyncRole::Backup);
+    assert_eq!(
+        master.lag(t0 + Duration::from_secs(1)).pending,
+        Duration::ZERO
+    );
+    assert!(out(&mut master, t0, true, 64).is_empty());
+}

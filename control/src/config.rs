@@ -75,6 +75,7 @@
 //!   max_len: 1472           # default the port's MTU - 28 (--sync-maxlen)
 //!   resync_period: 30       # default 30 s: a master sends its whole table again; 0 never
 //!   auth_key: "00112233..." # optional: HMAC-SHA256 key, 16-64 bytes in hex; auth_key_id: 1
+//!   persist_mode: false     # default false: IPVS's sync_persist_mode (persistent services: templates only)
 //! vrrp:                     # optional: VRRPv3 (RFC 5798) for an active-standby pair (restart-only)
 //!   interface: lan          # required: the port the advertisements use (from its first address)
 //!   virtual_router_id: 51   # required, 1..=255
@@ -464,6 +465,11 @@ pub struct Sync {
     /// HMAC-SHA256 of each message (`auth_key`, an l4vs key; see
     /// [`crate::sync`]); `None`: none, as IPVS.
     pub auth: Option<SyncAuth>,
+    /// IPVS's `sync_persist_mode` (`persist_mode`, default false): of a
+    /// persistent service, only the persistence templates are sent, not
+    /// the connections (less traffic; the backup schedules a client's
+    /// next connections to the same real by the template).
+    pub persist_mode: bool,
 }
 
 /// The sync messages' authentication.

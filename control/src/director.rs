@@ -360,6 +360,7 @@ impl ControlSide {
             max_len,
             resync_period: Some(Duration::from_secs(30)),
             auth: None,
+            persist_mode: false,
         };
         let settings = |s: &config::Sync| {
             format!(

@@ -465,6 +465,7 @@ fn finish(
                     max_len: s.max_len.map_or(most, |m| m.clamp(128, most)),
                     resync_period: Some(std::time::Duration::from_secs(30)),
                     auth: None,
+                    persist_mode: false,
                 });
             }
             None => warnings.warn(

@@ -251,6 +251,17 @@ impl SyncDaemon {
         {
             return false;
         }
+        // sync_persist_mode: a persistent service's connections are not
+        // sent, its templates are (ip_vs_sync_conn_needed's
+        // in_persistence).
+        if self.cfg.persist_mode
+            && c.flags & flags::TEMPLATE == 0
+            && snap
+                .service(c.service)
+                .is_some_and(|s| s.options.persistence.is_some())
+        {
+            return false;
+        }
         let Some(entry) = entry_of(c, why, snap) else {
             return false;
         };

@@ -55,6 +55,7 @@ struct OutSync<'a> {
     auth_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_key_id: Option<u8>,
+    persist_mode: bool,
 }
 
 #[derive(Serialize)]
@@ -485,6 +486,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             resync_period: s.resync_period.map_or(0, |d| d.as_secs()),
             auth_key: s.auth.as_ref().map(|a| super::to_hex(&a.key)),
             auth_key_id: s.auth.as_ref().map(|a| a.key_id),
+            persist_mode: s.persist_mode,
         }),
         vrrp: cfg.vrrp.as_ref().map(|v| OutVrrp {
             interface: &cfg.ports[v.port].name,

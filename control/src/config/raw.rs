@@ -107,6 +107,8 @@ pub(super) struct RawSync {
     pub auth_key: Option<S<String>>,
     #[serde(default)]
     pub auth_key_id: Option<S<i64>>,
+    #[serde(default)]
+    pub persist_mode: Option<S<bool>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

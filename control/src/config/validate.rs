@@ -740,6 +740,7 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
                 None
             }
         },
+        persist_mode: s.persist_mode.as_ref().is_some_and(|b| b.value),
         resync_period: match c.opt_int::<u32>(
             &s.resync_period,
             "sync.resync_period",

@@ -473,6 +473,41 @@ fn templates_cross_in_the_kernels_key() {
     assert_eq!(got[0].in_tuple(), key);
     assert_eq!((got[0].rip, got[0].real), (tpl.rip, 2));
     assert_ne!(got[0].flags & flags::TEMPLATE, 0);
+
+    // sync_persist_mode: the template goes, the connection does not.
+    let mut c = Conn::new(
+        &Tuple {
+            proto: 6,
+            src: key.src,
+            sport: 40000,
+            dst: vip(),
+            dport: 80,
+        },
+        tpl.rip,
+        80,
+        sid,
+        2,
+        ForwardMethod::Nat,
+        ConnState::Established,
+        999,
+    );
+    c.flags = 0;
+    assert!(
+        master.note(&c, Why::Changed, &snap, now),
+        "sent without persist_mode"
+    );
+    out(&mut master, now, true, 64);
+    let mut pm = cfg_persist_mode(&text);
+    assert!(!pm.note(&c, Why::Changed, &snap, now));
+    assert!(pm.note(&tpl, Why::Created, &snap, now));
+}
+
+/// A master of `text` (a config with a sync block) with persist_mode.
+fn cfg_persist_mode(text: &str) -> SyncDaemon {
+    let text = text.replace("role: master,", "role: master, persist_mode: true,");
+    let cfg = config::parse(&text, "c.yaml").unwrap();
+    assert!(cfg.sync.as_ref().unwrap().persist_mode);
+    SyncDaemon::new(cfg.sync.unwrap(), MAC, 1)
 }
 
 /// With a key, full messages carry the MAC too: every entry of a large

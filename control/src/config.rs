@@ -76,6 +76,7 @@
 //!   resync_period: 30       # default 30 s: a master sends its whole table again; 0 never
 //!   auth_key: "00112233..." # optional: HMAC-SHA256 key, 16-64 bytes in hex; auth_key_id: 1
 //!   persist_mode: false     # default false: IPVS's sync_persist_mode (persistent services: templates only)
+//!   sync_ports: 1           # default 1: IPVS's sync_ports, ports port .. port+n-1 (1, 2, 4 .. 64)
 //! vrrp:                     # optional: VRRPv3 (RFC 5798) for an active-standby pair (restart-only)
 //!   interface: lan          # required: the port the advertisements use (from its first address)
 //!   virtual_router_id: 51   # required, 1..=255
@@ -470,6 +471,11 @@ pub struct Sync {
     /// the connections (less traffic; the backup schedules a client's
     /// next connections to the same real by the template).
     pub persist_mode: bool,
+    /// IPVS's `sync_ports` (default 1; a power of two up to 64): a master
+    /// sends each connection's messages on one of `udp_port` ..
+    /// `udp_port + sync_ports - 1`, by a hash of its client, and a backup
+    /// takes messages on all of them.
+    pub sync_ports: u16,
 }
 
 /// The sync messages' authentication.

@@ -361,6 +361,7 @@ impl ControlSide {
             resync_period: Some(Duration::from_secs(30)),
             auth: None,
             persist_mode: false,
+            sync_ports: 1,
         };
         let settings = |s: &config::Sync| {
             format!(

@@ -466,6 +466,7 @@ fn finish(
                     resync_period: Some(std::time::Duration::from_secs(30)),
                     auth: None,
                     persist_mode: false,
+            sync_ports: 1,
                 });
             }
             None => warnings.warn(

@@ -54,8 +54,11 @@
 //!
 //! `l4vsadm --start-daemon` and `--stop-daemon` start and stop a role
 //! at run time ([`SyncDaemon::set_role`]; the director's admin handler).
-//! Not yet: `backup_only` without VRRP (with VRRP, a backup forwards
-//! nothing), `sync_ports`, the per-packet `sync_threshold`.
+//! `sync_ports` (IPVS's) spreads a master's connections over that many
+//! consecutive UDP ports, each connection on one of them by a hash of its
+//! client, and a backup takes all of them; `persist_mode` is IPVS's
+//! `sync_persist_mode`. Not yet: `backup_only` without VRRP (with VRRP, a
+//! backup forwards nothing), the per-packet `sync_threshold`.
 
 use crate::config::Sync;
 use l4vs_dataplane::conn::{flags, Conn};
@@ -116,14 +119,29 @@ pub struct SyncLag {
     pub since_last_message: Option<Duration>,
 }
 
+/// The entries waiting for one sync port.
+#[derive(Debug, Clone, Default)]
+struct Lane {
+    entries: std::collections::VecDeque<SyncConn<'static>>,
+    since: Option<Instant>,
+}
+
+/// The lane of a connection: a hash of its client, the same for all its
+/// updates (the mask of `sync_ports`, a power of two, takes the bits).
+fn lane_of(c: &Conn) -> usize {
+    let h = (c.client.to_bits() ^ u32::from(c.cport).rotate_left(16)).wrapping_mul(0x9e37_79b1);
+    (h >> 16) as usize
+}
+
 /// The sync daemon of one director.
 pub struct SyncDaemon {
     cfg: Sync,
     /// The sync port's MAC address (the messages' source).
     mac: [u8; 6],
     /// Entries waiting to be sent, and when the first came.
-    pending: std::collections::VecDeque<SyncConn<'static>>,
-    since: Option<Instant>,
+    /// One lane per sync port (`sync_ports`): the entries waiting for a
+    /// message to `udp_port + i`, and when the first came.
+    lanes: Vec<Lane>,
     /// When a backup last took a message.
     last_received: Option<Instant>,
     /// The next IPv4 identification.
@@ -144,11 +162,11 @@ impl SyncDaemon {
     /// The daemon of `cfg`, sending from `mac` (the sync port's), for
     /// `workers` workers.
     pub fn new(cfg: Sync, mac: [u8; 6], workers: u16) -> SyncDaemon {
+        let lanes = vec![Lane::default(); usize::from(cfg.sync_ports.max(1)).next_power_of_two()];
         SyncDaemon {
             cfg,
             mac,
-            pending: std::collections::VecDeque::new(),
-            since: None,
+            lanes,
             last_received: None,
             ident: 0,
             steering: Steering::new(0, workers),
@@ -165,14 +183,27 @@ impl SyncDaemon {
         &self.cfg
     }
 
+    /// The UDP ports it takes messages on: `udp_port` and the
+    /// `sync_ports - 1` after it.
+    fn ports(&self) -> std::ops::RangeInclusive<u16> {
+        let last = self
+            .cfg
+            .udp_port
+            .saturating_add(self.cfg.sync_ports.max(1) - 1);
+        self.cfg.udp_port..=last
+    }
+
     /// How far behind it is at `now`: how long the oldest entry a master
     /// holds has waited to be sent (zero when none waits), and how long
     /// ago a backup last took a message (`None`: never, or no backup).
     pub fn lag(&self, now: Instant) -> SyncLag {
         SyncLag {
             pending: self
-                .since
-                .filter(|_| !self.pending.is_empty())
+                .lanes
+                .iter()
+                .filter(|l| !l.entries.is_empty())
+                .filter_map(|l| l.since)
+                .min()
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
             since_last_message: self
                 .last_received
@@ -188,8 +219,7 @@ impl SyncDaemon {
     pub fn set_role(&mut self, role: crate::config::SyncRole) {
         self.cfg.role = role;
         if !role.sends() {
-            self.pending.clear();
-            self.since = None;
+            self.lanes.iter_mut().for_each(|l| *l = Lane::default());
         }
     }
 
@@ -265,14 +295,19 @@ impl SyncDaemon {
         let Some(entry) = entry_of(c, why, snap) else {
             return false;
         };
-        if self.pending.len() >= MAX_PENDING {
+        if self.lanes.iter().map(|l| l.entries.len()).sum::<usize>() >= MAX_PENDING {
             // A resync of a table larger than the messages can carry
             // meanwhile: the next one covers what this one leaves.
             self.counts.unsent_conns += 1;
             return false;
         }
-        self.pending.push_back(entry);
-        self.since.get_or_insert(now);
+        // Each connection keeps to one port, as the kernel's master keeps
+        // it to one thread (select_master_thread_id), so that its updates
+        // cannot overtake each other at a backup with a thread a port.
+        let mask = self.lanes.len() - 1;
+        let lane = &mut self.lanes[lane_of(c) & mask];
+        lane.entries.push_back(entry);
+        lane.since.get_or_insert(now);
         true
     }
 
@@ -283,25 +318,33 @@ impl SyncDaemon {
     /// ([`SyncDaemon::sent`]).
     pub fn frames(&mut self, now: Instant, all: bool, most: usize) -> Vec<(Vec<u8>, usize)> {
         let per = self.per_message();
-        let due = all
-            || self
-                .since
-                .is_some_and(|t| now.duration_since(t) >= FLUSH_TIME);
         let mut out = Vec::new();
-        while out.len() < most && (self.pending.len() >= per || (due && !self.pending.is_empty())) {
-            let n = self.pending.len().min(per);
-            let batch: Vec<SyncConn<'static>> = self.pending.drain(..n).collect();
-            match self.frame(&batch) {
-                Some(frame) => out.push((frame, batch.len())),
-                None => self.counts.unsent_conns += batch.len() as u64,
+        for i in 0..self.lanes.len() {
+            let due = all
+                || self.lanes[i]
+                    .since
+                    .is_some_and(|t| now.duration_since(t) >= FLUSH_TIME);
+            let before = out.len();
+            while out.len() < most {
+                let pending = self.lanes[i].entries.len();
+                if pending < per && !(due && pending > 0) {
+                    break;
+                }
+                let batch: Vec<SyncConn<'static>> =
+                    self.lanes[i].entries.drain(..pending.min(per)).collect();
+                match self.frame(&batch, i as u16) {
+                    Some(frame) => out.push((frame, batch.len())),
+                    None => self.counts.unsent_conns += batch.len() as u64,
+                }
             }
-        }
-        // What is left after messages went waits from now (its first
-        // entry may have come later than the first of what was sent).
-        if self.pending.is_empty() {
-            self.since = None;
-        } else if !out.is_empty() {
-            self.since = Some(now);
+            // What is left after messages went waits from now (its first
+            // entry may have come later than the first of what was sent).
+            let lane = &mut self.lanes[i];
+            if lane.entries.is_empty() {
+                lane.since = None;
+            } else if out.len() > before {
+                lane.since = Some(now);
+            }
         }
         out
     }
@@ -309,8 +352,8 @@ impl SyncDaemon {
     /// A resync's listing is complete: what waits goes out now rather than
     /// after [`FLUSH_TIME`] (when the next resync may have come).
     pub fn flush_soon(&mut self, now: Instant) {
-        if !self.pending.is_empty() {
-            self.since = Some(now.checked_sub(FLUSH_TIME).unwrap_or(now));
+        for lane in self.lanes.iter_mut().filter(|l| !l.entries.is_empty()) {
+            lane.since = Some(now.checked_sub(FLUSH_TIME).unwrap_or(now));
         }
     }
 
@@ -325,8 +368,9 @@ impl SyncDaemon {
         }
     }
 
-    /// One message of `batch` in an Ethernet frame to the group.
-    fn frame(&mut self, batch: &[SyncConn<'_>]) -> Option<Vec<u8>> {
+    /// One message of `batch` in an Ethernet frame to the group, on sync
+    /// port `lane` (`udp_port + lane`).
+    fn frame(&mut self, batch: &[SyncConn<'_>], lane: u16) -> Option<Vec<u8>> {
         let mut msg = vec![0u8; usize::from(self.cfg.max_len)];
         let max = usize::from(self.cfg.max_len);
         let mut w = match &self.cfg.auth {
@@ -354,7 +398,7 @@ impl SyncDaemon {
             self.mac,
             self.cfg.source,
             self.cfg.group,
-            self.cfg.udp_port,
+            self.cfg.udp_port.wrapping_add(lane),
             self.cfg.ttl,
             self.ident,
             &msg,
@@ -365,7 +409,7 @@ impl SyncDaemon {
     /// its group and port, not from its own address.
     pub fn is_sync_frame(&self, frame: &[u8]) -> bool {
         self.cfg.role.receives()
-            && sync_payload(frame, self.cfg.group, self.cfg.udp_port)
+            && sync_payload(frame, self.cfg.group, self.ports())
                 .is_some_and(|(src, _)| src != self.cfg.source)
     }
 
@@ -378,7 +422,7 @@ impl SyncDaemon {
         snap: &Snapshot,
         mut send: impl FnMut(u16, Conn) -> bool,
     ) {
-        let Some((src, payload)) = sync_payload(frame, self.cfg.group, self.cfg.udp_port) else {
+        let Some((src, payload)) = sync_payload(frame, self.cfg.group, self.ports()) else {
             self.counts.rejected_messages += 1;
             return;
         };
@@ -676,7 +720,11 @@ fn tcp_state(n: u16) -> Option<ConnState> {
 
 /// The source address and UDP payload of `frame` when it is an
 /// unfragmented IPv4 UDP datagram to `group`:`port` with good checksums.
-fn sync_payload(frame: &[u8], group: Ipv4Addr, port: u16) -> Option<(Ipv4Addr, &[u8])> {
+fn sync_payload(
+    frame: &[u8],
+    group: Ipv4Addr,
+    ports: std::ops::RangeInclusive<u16>,
+) -> Option<(Ipv4Addr, &[u8])> {
     let eth = ethernet::Frame::new_checked(frame).ok()?;
     if eth.ethertype() != ethernet::EtherType::Ipv4 {
         return None;
@@ -693,7 +741,7 @@ fn sync_payload(frame: &[u8], group: Ipv4Addr, port: u16) -> Option<(Ipv4Addr, &
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let payload = l3.get(ip.header_len()..usize::from(ip.total_len()))?;
     let u = udp::Packet::new_checked(payload).ok()?;
-    if u.dst_port() != port || (u.checksum() != 0 && !u.verify_checksum(src, dst)) {
+    if !ports.contains(&u.dst_port()) || (u.checksum() != 0 && !u.verify_checksum(src, dst)) {
         return None;
     }
     let len = usize::from(u.len()).checked_sub(udp::HEADER_LEN)?;

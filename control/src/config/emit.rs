@@ -56,6 +56,7 @@ struct OutSync<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_key_id: Option<u8>,
     persist_mode: bool,
+    sync_ports: u16,
 }
 
 #[derive(Serialize)]
@@ -487,6 +488,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             auth_key: s.auth.as_ref().map(|a| super::to_hex(&a.key)),
             auth_key_id: s.auth.as_ref().map(|a| a.key_id),
             persist_mode: s.persist_mode,
+            sync_ports: s.sync_ports,
         }),
         vrrp: cfg.vrrp.as_ref().map(|v| OutVrrp {
             interface: &cfg.ports[v.port].name,

@@ -109,6 +109,8 @@ pub(super) struct RawSync {
     pub auth_key_id: Option<S<i64>>,
     #[serde(default)]
     pub persist_mode: Option<S<bool>>,
+    #[serde(default)]
+    pub sync_ports: Option<S<i64>>,
 }
 
 /// Connection timeouts in seconds, IPVS state names.

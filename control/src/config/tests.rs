@@ -2070,6 +2070,14 @@ fn the_sync_daemon_is_configured() {
     assert!(e.contains("sync.syncid"), "{e}");
     let e = refused("syncid: 7 ", "syncid: 7\n  max_len: 1500 ");
     assert!(e.contains("sync.max_len"), "{e}");
+    assert_eq!((s.sync_ports, s.persist_mode), (1, false));
+    let e = refused("syncid: 7 ", "syncid: 7\n  sync_ports: 3 ");
+    assert!(
+        e.contains("sync.sync_ports: 3 is not a power of two (1, 2, 4 .. 64)"),
+        "{e}"
+    );
+    let e = refused("syncid: 7 ", "syncid: 7\n  sync_ports: 128 ");
+    assert!(e.contains("sync.sync_ports: 128 is out of range"), "{e}");
     let e = refused("syncid: 7 ", "syncid: 7\n  mcast_group: 224.0.0.81 ");
     assert!(e.contains("mcast_group"), "{e}");
     // The key: 16 to 64 bytes in hex, never echoed; not printed by Debug.

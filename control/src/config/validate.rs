@@ -741,6 +741,20 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
             }
         },
         persist_mode: s.persist_mode.as_ref().is_some_and(|b| b.value),
+        sync_ports: match &s.sync_ports {
+            Some(n) => {
+                let v: u16 = c.int(n, "sync.sync_ports", 1, 64)?;
+                if !v.is_power_of_two() {
+                    return Err(c.err(
+                        &n.referenced,
+                        "sync.sync_ports",
+                        format!("{v} is not a power of two (1, 2, 4 .. 64), as the kernel's sync_ports"),
+                    ));
+                }
+                v
+            }
+            None => 1,
+        },
         resync_period: match c.opt_int::<u32>(
             &s.resync_period,
             "sync.resync_period",

@@ -88,7 +88,7 @@ fn a_master_sends_tcp_in_the_states_ip_vs_sync_does() {
     assert!(out(&mut d, now + Duration::from_millis(1999), false, 64).is_empty());
     let frames = out(&mut d, now + FLUSH_TIME, false, 64);
     assert_eq!(frames.len(), 1);
-    let (src, payload) = sync_payload(&frames[0], wire::GROUP, wire::PORT).unwrap();
+    let (src, payload) = sync_payload(&frames[0], wire::GROUP, wire::PORT..=wire::PORT).unwrap();
     assert_eq!(src, Ipv4Addr::new(198, 18, 1, 1));
     let msg = Message::parse(payload).unwrap();
     assert_eq!((msg.syncid(), msg.nr_conns()), (7, 5));
@@ -265,7 +265,7 @@ fn a_resync_sends_each_entry_with_the_time_it_has_left() {
         now
     ));
     let frame = out(&mut d, now, true, 64).remove(0);
-    let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT).unwrap();
+    let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT..=wire::PORT).unwrap();
     let timeouts: Vec<(u16, u32)> = Message::parse(payload)
         .unwrap()
         .conns()
@@ -448,7 +448,7 @@ fn templates_cross_in_the_kernels_key() {
     let now = Instant::now();
     assert!(master.note(&tpl, Why::Created, &snap, now));
     let frame = out(&mut master, now, true, 64).remove(0);
-    let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT).unwrap();
+    let (_, payload) = sync_payload(&frame, wire::GROUP, wire::PORT..=wire::PORT).unwrap();
     let e = Message::parse(payload)
         .unwrap()
         .conns()
@@ -590,4 +590,65 @@ fn the_lag_is_what_waits_and_what_came_last() {
         Duration::ZERO
     );
     assert!(out(&mut master, t0, true, 64).is_empty());
+}
+
+/// sync_ports: each connection keeps to one port of the range, the
+/// connections spread over all of them, and a backup takes them all (and
+/// nothing past the range).
+#[test]
+fn sync_ports_spread_connections_over_ports_a_backup_all_takes() {
+    let (mcfg, snap) = lab("master");
+    let mut mc = mcfg.sync.clone().unwrap();
+    mc.sync_ports = 4;
+    let mut master = SyncDaemon::new(mc.clone(), MAC, 1);
+    let now = Instant::now();
+    for cport in 3000..3064 {
+        master.note(
+            &http_conn(&snap, cport, ConnState::Established),
+            Why::Changed,
+            &snap,
+            now,
+        );
+    }
+    let frames = out(&mut master, now, true, 64);
+    let port_of = |f: &[u8]| u16::from_be_bytes([f[36], f[37]]);
+    let mut ports: Vec<u16> = frames.iter().map(|f| port_of(f)).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports, [8848, 8849, 8850, 8851], "all four ports carry some");
+    // Again: the same connection, the same port.
+    let again = |m: &mut SyncDaemon, cport| {
+        m.note(
+            &http_conn(&snap, cport, ConnState::Established),
+            Why::Changed,
+            &snap,
+            now,
+        );
+        port_of(&out(m, now, true, 64)[0])
+    };
+    assert_eq!(again(&mut master, 3007), again(&mut master, 3007));
+
+    let (bcfg, _) = lab("backup");
+    let mut bc = bcfg.sync.unwrap();
+    bc.source = Ipv4Addr::new(198, 18, 1, 2);
+    bc.sync_ports = 4;
+    let mut backup = SyncDaemon::new(bc.clone(), [2, 0, 0, 0, 0, 2], 1);
+    let mut got = 0;
+    for f in &frames {
+        assert!(backup.is_sync_frame(f));
+        backup.apply(f, &snap, |_, _| {
+            got += 1;
+            true
+        });
+    }
+    assert_eq!(got, 64);
+    // A backup of one port takes only 8848's.
+    bc.sync_ports = 1;
+    let one = SyncDaemon::new(bc, [2, 0, 0, 0, 0, 2], 1);
+    let taken = frames.iter().filter(|f| one.is_sync_frame(f)).count();
+    assert!(
+        taken > 0 && taken < frames.len(),
+        "{taken} of {}",
+        frames.len()
+    );
 }

@@ -78,17 +78,21 @@
 //!   persist_mode: false     # default false: IPVS's sync_persist_mode (persistent services: templates only)
 //!   sync_ports: 1           # default 1: IPVS's sync_ports, ports port .. port+n-1 (1, 2, 4 .. 64)
 //! vrrp:                     # optional: VRRPv3 (RFC 5798) for an active-standby pair (restart-only)
+//!   name: VI_1              # default VI_<vrid>: keepalived's instance name (notify's 2nd argument)
 //!   interface: lan          # required: the port the advertisements use (from its first address)
 //!   virtual_router_id: 51   # required, 1..=255
 //!   priority: 100           # default 100, 1..=254
 //!   advert_int_ms: 1000     # default 1000; 10..=40950, a multiple of 10 (centiseconds on the wire)
 //!   preempt: true           # default true (keepalived's nopreempt: false)
-//!   preempt_delay_ms: 0     # default 0; a sync backup also waits resync_period + 2 s after its start
-//!   virtual_ipaddress: [198.18.0.100, 198.18.2.254]  # required: what the master answers ARP for
+//!   preempt_delay_ms: 0     # default 0; a sync backup also waits resync_period + 3 s after its start
+//!   virtual_ipaddress: [198.18.0.100, 198.18.2.254]  # required, 1-255: what the advertisements list and the
+//!                           # master answers ARP for besides the VIPs (a master always answers for those):
+//!                           # the VIPs and, for NAT, the reals' gateway; a /len is taken and ignored
 //!   garp_master_repeat: 5   # default 5 per address; garp_master_delay_ms: 5000 (a second round)
 //!   v3_checksum_as_v2: false  # default false: the RFC's pseudo-header checksum (keepalived's)
 //!   notify_master: "cmd"    # optional, also notify_backup, notify_stop, notify (each
-//!                           # transition): sh -c, with L4VS_VRRP_STATE, _VRID, _PRIORITY
+//!                           # transition): sh -c, with L4VS_VRRP_STATE, _INSTANCE, _VRID, _PRIORITY;
+//!                           # notify also with keepalived's arguments: INSTANCE NAME STATE PRIORITY
 //! services:                 # default []
 //!   - name: web             # optional
 //!     vip: 198.18.0.100     # required
@@ -361,6 +365,9 @@ pub struct Config {
 /// the control thread on one port (see [`crate::vrrp`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vrrp {
+    /// `name` (keepalived's `vrrp_instance NAME`; default `VI_<vrid>`):
+    /// in the log and the `notify` script's arguments.
+    pub name: String,
     /// Index into [`Config::ports`]: the port the advertisements go out
     /// and come in on (`interface`).
     pub port: usize,

@@ -999,8 +999,9 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     if let Some(v) = &cfg.vrrp {
         info!(
             target: "l4vs",
-            "VRRP instance vrid {} on port {} from {}: priority {}, advertisements every {} ms, {}, virtual addresses {}; BACKUP until the master is down{}",
+            "VRRP instance vrid {} ({}) on port {} from {}: priority {}, advertisements every {} ms, {}, virtual addresses {}; BACKUP until the master is down{}",
             v.vrid,
+            v.name,
             cfg.ports[v.port].name,
             v.source,
             v.priority,
@@ -1030,6 +1031,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         control.drain(&snapshot.load());
         control.send_sync(false);
         control.relay_from_kernel();
+        if let Some(r) = control.vrrp.as_mut() {
+            for n in r.take_notices() {
+                warn!(target: "l4vs", "{n}");
+            }
+        }
         for t in control.vrrp_poll(Instant::now()) {
             vrrp_transition(&mut control, &t, &snapshot, &mut retired, &checker);
             if t.to == VrrpState::Master {
@@ -1774,30 +1780,60 @@ fn vrrp_transition(
 fn vrrp_env(v: &config::Vrrp, state: &str) -> Vec<(&'static str, String)> {
     vec![
         ("L4VS_VRRP_STATE", state.to_owned()),
+        ("L4VS_VRRP_INSTANCE", v.name.clone()),
         ("L4VS_VRRP_VRID", v.vrid.to_string()),
         ("L4VS_VRRP_PRIORITY", v.priority.to_string()),
     ]
 }
 
-/// Runs `notify_master` or `notify_backup`, and `notify`, for `state`
-/// (keepalived's order), in the background.
+/// keepalived's arguments of a `notify` script: `INSTANCE`, the
+/// instance's name, the state, the priority.
+fn notify_args(v: &config::Vrrp, state: &str) -> Vec<String> {
+    vec![
+        "INSTANCE".to_owned(),
+        v.name.clone(),
+        state.to_owned(),
+        v.priority.to_string(),
+    ]
+}
+
+/// Runs `notify_master` or `notify_backup`, and `notify` (with
+/// keepalived's arguments), for `state` (keepalived's order), in the
+/// background.
 fn vrrp_notify(checker: &Checker, v: &config::Vrrp, state: VrrpState) {
     let own = match state {
         VrrpState::Master => &v.notify_master,
         VrrpState::Backup => &v.notify_backup,
     };
-    for cmd in [own, &v.notify].into_iter().flatten() {
+    if let Some(cmd) = own {
         checker.run_command(cmd.clone(), vrrp_env(v, state.as_str()));
+    }
+    if let Some(cmd) = &v.notify {
+        checker.run_command_with_args(
+            cmd.clone(),
+            vrrp_env(v, state.as_str()),
+            notify_args(v, state.as_str()),
+        );
     }
 }
 
-/// Runs `notify_stop` and `notify` with state `STOP` as l4vs stops, each
-/// waited for up to 5 s and then killed.
+/// Runs `notify_stop` and `notify` (with keepalived's arguments) with
+/// state `STOP` as l4vs stops, each waited for up to 5 s and then killed.
 fn run_stop_commands(v: &config::Vrrp) {
-    for cmd in [&v.notify_stop, &v.notify].into_iter().flatten() {
-        let child = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(cmd)
+    let with_args = v.notify.as_ref().map(|c| (c, notify_args(v, "STOP")));
+    let own = v.notify_stop.as_ref().map(|c| (c, Vec::new()));
+    for (cmd, args) in [own, with_args].into_iter().flatten() {
+        let mut command = std::process::Command::new("/bin/sh");
+        if args.is_empty() {
+            command.arg("-c").arg(cmd);
+        } else {
+            command
+                .arg("-c")
+                .arg(format!("{cmd} \"$@\""))
+                .arg("sh")
+                .args(&args);
+        }
+        let child = command
             .envs(vrrp_env(v, "STOP"))
             .stdin(std::process::Stdio::null())
             .spawn();
@@ -1811,6 +1847,11 @@ fn run_stop_commands(v: &config::Vrrp) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            if !status.success() {
+                warn!(target: "l4vs", "VRRP: notify command `{cmd}`: {status}");
+            }
         }
         if matches!(child.try_wait(), Ok(None)) {
             warn!(target: "l4vs", "VRRP: notify command `{cmd}` still ran after 5 s: killed");

@@ -260,8 +260,20 @@ impl Checker {
     /// notify command: not waited for, killed with what it started after
     /// [`NOTIFY_TIMEOUT`], reaped.
     pub fn run_command(&self, command: String, env: Vec<(&'static str, String)>) {
+        self.run_command_with_args(command, env, Vec::new());
+    }
+
+    /// As [`Checker::run_command`], with `args` after the command's own
+    /// words (`sh -c 'COMMAND "$@"' sh ARGS...`), as keepalived runs a
+    /// VRRP `notify` script with its instance, state and priority.
+    pub fn run_command_with_args(
+        &self,
+        command: String,
+        env: Vec<(&'static str, String)>,
+        args: Vec<String>,
+    ) {
         self.runtime
-            .spawn(async move { run_notify(&command, &env) });
+            .spawn(async move { run_notify_args(&command, &env, &args) });
     }
 
     /// The verdicts reported since the last call.
@@ -328,13 +340,39 @@ fn notify(t: &Target, command: &str, up: bool) {
     );
 }
 
+/// How a command ended, in words: `exited with status 3`, `killed by
+/// signal 9`.
+fn exit_words(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "ended".to_owned(),
+    }
+}
+
 /// Runs `command` by `sh -c` with `env` in the background, on the
 /// runtime it is called on: killed with its process group after
 /// [`NOTIFY_TIMEOUT`], reaped.
 fn run_notify(command: &str, env: &[(&'static str, String)]) {
-    let child = tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
+    run_notify_args(command, env, &[]);
+}
+
+/// [`run_notify`] with `args` for the command (`$@` after its words).
+/// A command that exits with another status than 0, or is killed, is
+/// logged.
+fn run_notify_args(command: &str, env: &[(&'static str, String)], args: &[String]) {
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    if args.is_empty() {
+        cmd.arg("-c").arg(command);
+    } else {
+        cmd.arg("-c")
+            .arg(format!("{command} \"$@\""))
+            .arg("sh")
+            .args(args);
+    }
+    let shown = command.to_owned();
+    let child = cmd
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(std::process::Stdio::null())
         .process_group(0)
@@ -346,10 +384,22 @@ fn run_notify(command: &str, env: &[(&'static str, String)]) {
                 let group = ProcessGroup::of(&c);
                 match tokio::time::timeout(NOTIFY_TIMEOUT, c.wait()).await {
                     // A notify command may start a daemon of its own.
-                    Ok(_) => group.release(),
+                    Ok(status) => {
+                        group.release();
+                        match status {
+                            Ok(s) if s.success() => {}
+                            Ok(s) => {
+                                tracing::warn!(target: "l4vs", "notify command `{shown}`: {}", exit_words(s))
+                            }
+                            Err(e) => {
+                                tracing::warn!(target: "l4vs", "notify command `{shown}`: {e}")
+                            }
+                        }
+                    }
                     Err(_) => {
                         drop(group);
                         let _ = c.wait().await;
+                        tracing::warn!(target: "l4vs", "notify command `{shown}`: still running after {} s, killed", NOTIFY_TIMEOUT.as_secs());
                     }
                 }
             });

@@ -498,6 +498,7 @@ fn finish(
         match source {
             Some(source) if !addresses.is_empty() => {
                 cfg.vrrp = Some(config::Vrrp {
+                    name: v.name.clone().unwrap_or_else(|| format!("VI_{}", v.vrid)),
                     port,
                     source,
                     vrid: v.vrid,

@@ -126,6 +126,13 @@ pub struct Router {
     master: Option<(Ipv4Addr, u8)>,
     /// Advertisements to send, as frames.
     outbox: Vec<Vec<u8>>,
+    /// A backup heard this master release (priority 0).
+    released_by: Option<Ipv4Addr>,
+    /// Senders whose address list differs from ours, said once each
+    /// until they send ours again.
+    list_differs: Vec<Ipv4Addr>,
+    /// What to log, in words, since the last [`Router::take_notices`].
+    notices: Vec<String>,
     ident: u16,
     /// What it counted.
     pub counts: VrrpCounts,
@@ -147,6 +154,9 @@ impl Router {
             preempt_from,
             master: None,
             outbox: Vec::new(),
+            released_by: None,
+            list_differs: Vec::new(),
+            notices: Vec::new(),
             ident: 0,
             counts: VrrpCounts::default(),
         };
@@ -223,8 +233,23 @@ impl Router {
             }
         };
         self.counts.received += 1;
-        if !adv.same_addresses(&self.cfg.addresses) {
+        if adv.same_addresses(&self.cfg.addresses) {
+            self.list_differs.retain(|a| *a != facts.src);
+        } else {
             self.counts.address_list_errors += 1;
+            // keepalived logs it too, and uses the advertisement.
+            if !self.list_differs.contains(&facts.src) && self.list_differs.len() < 16 {
+                self.list_differs.push(facts.src);
+                let theirs: Vec<String> = adv.addresses().map(|a| a.to_string()).collect();
+                let ours: Vec<String> =
+                    self.cfg.addresses.iter().map(ToString::to_string).collect();
+                self.notices.push(format!(
+                    "VRRP: {} advertises the addresses {}, this director {}: the two configs' virtual_ipaddress differ (the advertisement is used)",
+                    facts.src,
+                    if theirs.is_empty() { "none".to_owned() } else { theirs.join(", ") },
+                    ours.join(", ")
+                ));
+            }
         }
         let (priority, interval) = (adv.priority(), adv.max_adver_int().max(1));
         match self.state {
@@ -234,7 +259,9 @@ impl Router {
                     // Skew_Time.
                     self.counts.received_priority_zero += 1;
                     self.down_at = now + self.skew_time();
+                    self.released_by = Some(facts.src);
                 } else if !self.may_preempt(now) || priority >= self.cfg.priority {
+                    self.released_by = None;
                     self.master_adver_int = interval;
                     self.down_at = now + self.master_down_interval();
                     self.master = Some((facts.src, priority));
@@ -285,7 +312,12 @@ impl Router {
                 self.counts.became_master += 1;
                 self.master_adver_int = self.cfg.advert_int_cs;
                 self.advertise(self.cfg.priority, now);
+                let released = self.released_by.take();
                 let why = match self.master.take() {
+                    _ if released.is_some() => format!(
+                        "{} gave it up, priority 0",
+                        released.unwrap_or(Ipv4Addr::UNSPECIFIED)
+                    ),
                     Some((addr, p)) if p < self.cfg.priority && self.cfg.preempt => {
                         format!("preempting {addr} of priority {p}")
                     }
@@ -316,6 +348,12 @@ impl Router {
             self.state = State::Backup;
         }
         was_master
+    }
+
+    /// What happened that the log should say, in words, since the last
+    /// call (a peer's address list that differs from ours).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// The advertisements to send since the last call, as Ethernet

@@ -1836,7 +1836,7 @@ fn pair_keeps_every_connection(mode: Mode, name: &str, addresses: &str) {
     );
     let b_log = b.stop();
     assert!(
-        b_log.contains("VRRP: entering MASTER state (no advertisement from 198.18.1.1 in time)"),
+        b_log.contains("VRRP: entering MASTER state (198.18.1.1 gave it up, priority 0)"),
         "{b_log}"
     );
 }
@@ -1939,7 +1939,22 @@ fn keepalived_and_l4vs_elect_one_master() {
     lab.route_for_a_pair().expect("the pair's routes");
     lab.ip(DIRECTOR2, &["addr", "add", "198.18.1.2/24", "dev", "eth0"])
         .expect("keepalived's address");
-    let l4vs = Director::start(&lab, "lab-nat-ha-a.yaml");
+    // The pair's config, with notify commands that write down how they
+    // were called: notify with keepalived's arguments.
+    let notified = std::env::temp_dir().join(format!("{}-notify.txt", lab.prefix()));
+    let mastered = std::env::temp_dir().join(format!("{}-notify-master.txt", lab.prefix()));
+    let config = std::env::temp_dir().join(format!("{}-ha-a.yaml", lab.prefix()));
+    let text = std::fs::read_to_string(repo().join("configs/lab-nat-ha-a.yaml")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}  notify: \"printf '%s %s %s %s\\\\n' >> {}\"\n  notify_master: \"echo $L4VS_VRRP_INSTANCE $L4VS_VRRP_STATE >> {}\"\n",
+            notified.display(),
+            mastered.display()
+        ),
+    )
+    .unwrap();
+    let l4vs = Director::start_with(&lab, &config);
     l4vs.wait_log("VRRP: entering MASTER state (no master advertised)");
 
     let higher = Keepalived::start(&lab, 200, 1);
@@ -1986,4 +2001,15 @@ fn keepalived_and_l4vs_elect_one_master() {
         1,
         "{l4vs_log}"
     );
+    let calls = std::fs::read_to_string(&notified).unwrap_or_default();
+    let masters = std::fs::read_to_string(&mastered).unwrap_or_default();
+    let _ = std::fs::remove_file(&notified);
+    let _ = std::fs::remove_file(&mastered);
+    let _ = std::fs::remove_file(&config);
+    assert_eq!(
+        calls,
+        "INSTANCE VI_51 BACKUP 150\nINSTANCE VI_51 MASTER 150\nINSTANCE VI_51 BACKUP 150\nINSTANCE VI_51 MASTER 150\nINSTANCE VI_51 STOP 150\n",
+        "{l4vs_log}"
+    );
+    assert_eq!(masters, "VI_51 MASTER\nVI_51 MASTER\n");
 }

@@ -61,6 +61,7 @@ struct OutSync<'a> {
 
 #[derive(Serialize)]
 struct OutVrrp<'a> {
+    name: &'a str,
     interface: &'a str,
     virtual_router_id: u8,
     priority: u8,
@@ -491,6 +492,7 @@ pub(super) fn to_yaml(cfg: &Config) -> String {
             sync_ports: s.sync_ports,
         }),
         vrrp: cfg.vrrp.as_ref().map(|v| OutVrrp {
+            name: &v.name,
             interface: &cfg.ports[v.port].name,
             virtual_router_id: v.vrid,
             priority: v.priority,

@@ -58,6 +58,8 @@ pub(super) struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVrrp {
+    #[serde(default)]
+    pub name: Option<S<String>>,
     pub interface: S<String>,
     pub virtual_router_id: S<i64>,
     #[serde(default)]

@@ -2128,6 +2128,7 @@ fn the_vrrp_instance_is_configured() {
         ]
     );
     assert!(v.preempt && !v.checksum_as_v2);
+    assert_eq!(v.name, "VI_51", "keepalived's name, VI_<vrid> unless given");
     assert_eq!((v.garp_repeat, v.garp_delay.as_millis()), (5, 5000));
     assert_eq!(v.preempt_delay, std::time::Duration::ZERO);
     let b = load(&configs_dir().join("lab-nat-ha-b.yaml")).unwrap();
@@ -2177,6 +2178,24 @@ fn the_vrrp_instance_is_configured() {
     );
     assert!(
         e.contains("vrrp.virtual_ipaddress[1]: 198.18.0.100 is listed twice"),
+        "{e}"
+    );
+    // keepalived's prefix lengths are taken and ignored.
+    let with_len = text.replacen(
+        "[198.18.0.100, 198.18.2.254]",
+        "[198.18.0.100/24, 198.18.2.254/32]",
+        1,
+    );
+    let c = crate::config::parse(&with_len, "c.yaml").unwrap();
+    assert_eq!(c.vrrp.unwrap().addresses, v.addresses);
+    let e = refused("[198.18.0.100, 198.18.2.254]", "[198.18.0.100/33]");
+    assert!(e.contains("vrrp.virtual_ipaddress[0]"), "{e}");
+    let e = refused(
+        "virtual_router_id: 51",
+        "virtual_router_id: 51\n  name: \"VI 1\"",
+    );
+    assert!(
+        e.contains("vrrp.name: `VI 1` is not a valid instance name"),
         "{e}"
     );
     let e = refused("[198.18.0.100, 198.18.2.254]", "[198.18.0.300]");

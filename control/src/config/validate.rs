@@ -596,7 +596,17 @@ fn vrrp(c: &Checker<'_>, v: &RawVrrp, ports: &[Port], addresses: &[Address]) -> 
         // keepalived writes them as 198.18.0.100/32 too: the length is
         // for the kernel's interface, which l4vs has none of.
         let text = a.value.trim();
-        let text = text.strip_suffix("/32").unwrap_or(text);
+        let text = match text.split_once('/') {
+            Some((addr, len))
+                if !len.is_empty()
+                    && len.len() <= 2
+                    && len.bytes().all(|b| b.is_ascii_digit())
+                    && len.parse::<u8>().is_ok_and(|n| n <= 32) =>
+            {
+                addr
+            }
+            _ => text,
+        };
         let addr = c.ipv4(
             &Spanned {
                 value: text.to_owned(),
@@ -628,10 +638,29 @@ fn vrrp(c: &Checker<'_>, v: &RawVrrp, ports: &[Port], addresses: &[Address]) -> 
         c.opt_int::<u64>(v, key, 0, max, default)
             .map(Duration::from_millis)
     };
+    let vrid: u8 = c.int(&v.virtual_router_id, "vrrp.virtual_router_id", 1, 255)?;
+    let name = match &v.name {
+        Some(n) => {
+            let t = n.value.trim();
+            if !valid_name(t, 32) {
+                return Err(c.err(
+                    &n.referenced,
+                    "vrrp.name",
+                    format!(
+                        "{} is not a valid instance name: 1 to 32 characters of A-Z a-z 0-9 _ -",
+                        echo(t)
+                    ),
+                ));
+            }
+            t.to_owned()
+        }
+        None => format!("VI_{vrid}"),
+    };
     Ok(Vrrp {
+        name,
         port,
         source,
-        vrid: c.int(&v.virtual_router_id, "vrrp.virtual_router_id", 1, 255)?,
+        vrid,
         priority: c.opt_int(
             &v.priority,
             "vrrp.priority",

@@ -1581,6 +1581,7 @@ fn vrrp_instance_becomes_the_vrrp_block() {
         (v.port, v.vrid, v.priority, v.advert_int_cs),
         (0, 51, 150, 10)
     );
+    assert_eq!(v.name, "VI_1");
     assert!(!v.preempt);
     assert_eq!(v.preempt_delay.as_millis(), 3000);
     assert_eq!(

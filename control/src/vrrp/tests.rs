@@ -8,6 +8,7 @@ const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
 fn cfg(priority: u8, preempt: bool) -> Vrrp {
     Vrrp {
+        name: "VI_51".into(),
         port: 0,
         source: US,
         vrid: 51,
@@ -118,7 +119,8 @@ fn priority_zero_cuts_the_wait_to_the_skew_time() {
     r.receive(&advert(PEER_HIGH, 51, 0), t0 + ms(50));
     assert_eq!(r.counts.received_priority_zero, 1);
     assert_eq!(r.poll(t0 + ms(100)), None);
-    assert_eq!(r.poll(t0 + ms(110)).map(|t| t.to), Some(State::Master));
+    let t = r.poll(t0 + ms(110)).expect("master");
+    assert_eq!(t.why, "198.18.1.2 gave it up, priority 0");
 }
 
 #[test]
@@ -271,6 +273,17 @@ fn its_own_advertisements_and_other_addresses_lists() {
         Some((PEER_HIGH, 200)),
         "still used, as keepalived does"
     );
+    // Said once, until the peer sends our list again.
+    assert_eq!(
+        r.take_notices(),
+        ["VRRP: 198.18.1.2 advertises the addresses 198.18.0.101, this director 198.18.0.100: the two configs' virtual_ipaddress differ (the advertisement is used)"]
+    );
+    r.receive(&f, t0 + ms(100));
+    assert!(r.take_notices().is_empty());
+    assert_eq!(r.counts.address_list_errors, 2);
+    r.receive(&advert(PEER_HIGH, 51, 200), t0 + ms(200));
+    r.receive(&f, t0 + ms(300));
+    assert_eq!(r.take_notices().len(), 1);
 }
 
 #[test]

@@ -35,6 +35,9 @@ use crate::config;
 pub struct PlannedVrrp {
     /// The statement.
     pub pos: Pos,
+    /// The instance's name, when l4vs takes it (1 to 32 of A-Z a-z 0-9
+    /// _ -).
+    pub name: Option<String>,
     pub vrid: u8,
     pub priority: u8,
     /// Milliseconds, a multiple of 10 in 10..=40950.
@@ -107,8 +110,23 @@ pub(super) fn vrrp_instance(
         );
         return Ok(None);
     }
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        w.warn(
+            &s.pos,
+            format!(
+                "the instance's name {} is not carried over: l4vs takes 1 to 32 of A-Z a-z 0-9 _ - (it is VI_<virtual_router_id> then)",
+                config::echo(name)
+            ),
+        );
+    }
     let mut v = PlannedVrrp {
         pos: s.pos.clone(),
+        name: valid.then(|| name.to_owned()),
         vrid: 0,
         priority: l4vs_wire::vrrp::PRIORITY_DEFAULT,
         advert_int_ms: 1000,

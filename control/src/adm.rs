@@ -586,6 +586,16 @@ impl Cli {
             if state != "master" && state != "backup" {
                 return Err(usage("illegal start-daemon parameter specified"));
             }
+            // ipvsadm's parse-time checks (exit status 2).
+            if self.mcast_port == Some(0) {
+                return Err(usage("illegal mcast-port specified"));
+            }
+            if self.mcast_ttl == Some(0) {
+                return Err(usage("illegal mcast-ttl specified"));
+            }
+            if self.sync_maxlen == Some(0) {
+                return Err(usage("illegal sync-maxlen specified"));
+            }
             let group = match &self.mcast_group {
                 Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
                     usage(format!("illegal multicast group address specified: {g}"))

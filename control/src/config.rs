@@ -957,6 +957,57 @@ pub fn kernel_tap_device(index: usize) -> String {
     format!("net_tap_l4vs{index}")
 }
 
+/// The first key of `vrrp:` that differs between `a` and `b` (`vrrp`
+/// when one has the block and the other not).
+fn vrrp_key(a: Option<&Vrrp>, b: Option<&Vrrp>) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return "vrrp".to_owned();
+    };
+    let keys = [
+        ("name", a.name != b.name),
+        ("interface", a.port != b.port || a.source != b.source),
+        ("virtual_router_id", a.vrid != b.vrid),
+        ("priority", a.priority != b.priority),
+        ("advert_int_ms", a.advert_int_cs != b.advert_int_cs),
+        ("preempt", a.preempt != b.preempt),
+        ("preempt_delay_ms", a.preempt_delay != b.preempt_delay),
+        ("virtual_ipaddress", a.addresses != b.addresses),
+        ("garp_master_repeat", a.garp_repeat != b.garp_repeat),
+        ("garp_master_delay_ms", a.garp_delay != b.garp_delay),
+        ("v3_checksum_as_v2", a.checksum_as_v2 != b.checksum_as_v2),
+        ("notify_master", a.notify_master != b.notify_master),
+        ("notify_backup", a.notify_backup != b.notify_backup),
+        ("notify_stop", a.notify_stop != b.notify_stop),
+        ("notify", a.notify != b.notify),
+    ];
+    keys.iter()
+        .find(|(_, d)| *d)
+        .map_or("vrrp".to_owned(), |(k, _)| format!("vrrp.{k}"))
+}
+
+/// The first key of `sync:` that differs between `a` and `b`.
+fn sync_key(a: Option<&Sync>, b: Option<&Sync>) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return "sync".to_owned();
+    };
+    let keys = [
+        ("role", a.role != b.role),
+        ("interface", a.port != b.port || a.source != b.source),
+        ("syncid", a.syncid != b.syncid),
+        ("group", a.group != b.group),
+        ("port", a.udp_port != b.udp_port),
+        ("ttl", a.ttl != b.ttl),
+        ("max_len", a.max_len != b.max_len),
+        ("resync_period", a.resync_period != b.resync_period),
+        ("auth_key", a.auth != b.auth),
+        ("persist_mode", a.persist_mode != b.persist_mode),
+        ("sync_ports", a.sync_ports != b.sync_ports),
+    ];
+    keys.iter()
+        .find(|(_, d)| *d)
+        .map_or("sync".to_owned(), |(k, _)| format!("sync.{k}"))
+}
+
 /// The first setting that differs between `running` and `new` and that only
 /// a restart can change, as its key path (`eal.args`, `workers.cores`,
 /// `ports[0].device`, `mbufs`...); `None` when a reload can apply `new`.
@@ -1028,7 +1079,12 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         ),
     ];
     if let Some((key, _)) = differs.iter().find(|(_, d)| *d) {
-        return Some((*key).to_owned());
+        // Name the key inside a block that changed.
+        return Some(match *key {
+            "vrrp" => vrrp_key(vrrp.as_ref(), new.vrrp.as_ref()),
+            "sync" => sync_key(sync.as_ref(), new.sync.as_ref()),
+            k => k.to_owned(),
+        });
     }
     for i in 0..ports.len().max(new.ports.len()) {
         let (Some(old), Some(new)) = (ports.get(i), new.ports.get(i)) else {

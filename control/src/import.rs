@@ -444,8 +444,11 @@ fn finish(
     let mut cfg = table.to_config(&base_cfg);
     if let Some(s) = &plan.sync {
         // The daemon runs on the config's first port, from its first
-        // address (the placeholder's without --base).
-        let port = 0;
+        // address (the placeholder's without --base), or on the base's
+        // sync port, whose l4vs keys (the key, the resync period,
+        // persist_mode, sync_ports) it keeps.
+        let kept = base.and_then(|(b, _)| b.sync.clone());
+        let port = kept.as_ref().map_or(0, |k| k.port);
         let source = cfg
             .addresses
             .iter()
@@ -463,11 +466,19 @@ fn finish(
                     udp_port: s.port.unwrap_or(l4vs_wire::ipvs_sync::PORT),
                     ttl: s.ttl.unwrap_or(1),
                     max_len: s.max_len.map_or(most, |m| m.clamp(128, most)),
-                    resync_period: Some(std::time::Duration::from_secs(30)),
-                    auth: None,
-                    persist_mode: false,
-            sync_ports: 1,
+                    resync_period: kept
+                        .as_ref()
+                        .map_or(Some(std::time::Duration::from_secs(30)), |k| k.resync_period),
+                    auth: kept.as_ref().and_then(|k| k.auth.clone()),
+                    persist_mode: kept.as_ref().is_some_and(|k| k.persist_mode),
+                    sync_ports: kept.as_ref().map_or(1, |k| k.sync_ports),
                 });
+                if let Some((_, name)) = base.filter(|_| kept.is_some()) {
+                    warnings.warn(
+                        &s.pos,
+                        format!("lvs_sync_daemon's settings replace those of {name}'s sync: block (its port, auth_key, resync_period, persist_mode and sync_ports are kept)"),
+                    );
+                }
             }
             None => warnings.warn(
                 &s.pos,
@@ -480,8 +491,15 @@ fn finish(
     }
     if let Some(v) = &plan.vrrp {
         // The instance runs on the config's first port, from its first
-        // address, as the sync daemon.
-        let port = 0;
+        // address, as the sync daemon; or on the base's vrrp port.
+        let kept = base.and_then(|(b, name)| b.vrrp.as_ref().map(|k| (k.port, name)));
+        if let Some((_, name)) = kept {
+            warnings.warn(
+                &v.pos,
+                format!("the vrrp_instance replaces {name}'s vrrp: block (on its port)"),
+            );
+        }
+        let port = kept.map_or(0, |(p, _)| p);
         let source = cfg
             .addresses
             .iter()
@@ -601,7 +619,7 @@ fn table_message(e: &TableError, base: Option<&str>) -> String {
 /// The placeholder config around the imported services: one af_packet
 /// port on a kernel interface that does not exist, one worker, and a
 /// director address in the /24 of each real server (the highest host
-/// address below .255 that no VIP or real server uses), so that every
+/// address below .255 that no VIP, real server or VRRP address uses), so that every
 /// real is on-link.
 fn skeleton(plan: &Plan) -> Result<Config, String> {
     let mut used: HashSet<Ipv4Addr> = HashSet::new();
@@ -619,6 +637,11 @@ fn skeleton(plan: &Plan) -> Result<Config, String> {
                 reals.push(a);
             }
         }
+    }
+    // The VRRP instance's addresses move between the directors: not the
+    // director's own.
+    if let Some(v) = &plan.vrrp {
+        used.extend(v.addresses.iter().map(|(_, a)| *a));
     }
     let mut addresses: Vec<Ipv4Addr> = Vec::new();
     for a in reals {

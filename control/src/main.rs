@@ -27,8 +27,12 @@ enum Command {
     },
     /// Validate a configuration and print it with defaults filled in.
     CheckConfig {
-        /// The YAML configuration.
-        file: PathBuf,
+        /// The YAML configuration (or `--config FILE`, as `run` takes it).
+        #[arg(required_unless_present = "config")]
+        file: Option<PathBuf>,
+        /// The YAML configuration, as `run` takes it.
+        #[arg(long, short, conflicts_with = "file")]
+        config: Option<PathBuf>,
     },
     /// Print an l4vs config equivalent to an ipvsadm-save file or a
     /// keepalived.conf. What is not carried over is listed on stderr with
@@ -59,12 +63,14 @@ enum ImportKind {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::CheckConfig { file } => match load(&file) {
-            Ok(cfg) => {
+        Command::CheckConfig { file, config } => match file.or(config).map(|f| load(&f)) {
+            // clap requires one of them.
+            None => ExitCode::from(2),
+            Some(Ok(cfg)) => {
                 print!("{}", config::to_yaml(&cfg));
                 ExitCode::SUCCESS
             }
-            Err(code) => code,
+            Some(Err(code)) => code,
         },
         Command::Run { config } => match load(&config) {
             Ok(cfg) => {

@@ -795,6 +795,14 @@ fn sync_daemon_command_lines() {
         "Illegal 'syncid' option with the 'add-service' command"
     );
     assert_eq!(
+        refused(&["--start-daemon", "master", "--mcast-ttl", "0"]),
+        "illegal mcast-ttl specified"
+    );
+    assert_eq!(
+        refused(&["--start-daemon", "master", "--mcast-port", "0"]),
+        "illegal mcast-port specified"
+    );
+    assert_eq!(
         refused(&["--start-daemon", "master", "--mcast-group", "x"]),
         "illegal multicast group address specified: x"
     );

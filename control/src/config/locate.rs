@@ -209,6 +209,18 @@ fn describe_scalar(ty: &str) -> String {
 }
 
 /// Converts a serde-saphyr error on `text` into a located [`ConfigError`].
+/// A hint for a keepalived keyword written where l4vs has its own key.
+fn keepalived_hint(field: &str) -> &'static str {
+    match field {
+        "nopreempt" => " (keepalived's nopreempt is `preempt: false` here)",
+        "advert_int" => " (l4vs takes advert_int_ms: keepalived's advert_int 1 is 1000)",
+        "state" => " (l4vs starts every director as backup: the priorities decide)",
+        "preempt_delay" => " (l4vs takes preempt_delay_ms)",
+        "garp_master_delay" => " (l4vs takes garp_master_delay_ms)",
+        _ => "",
+    }
+}
+
 pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
     let (line, column) = err.location().map_or((0, 0), |l| {
         (
@@ -228,9 +240,10 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
         } => (
             path(Pick::Inner),
             format!(
-                "unknown key {}; expected one of: {}",
+                "unknown key {}; expected one of: {}{}",
                 echo(field),
-                expected.join(", ")
+                expected.join(", "),
+                keepalived_hint(field)
             ),
         ),
         Error::SerdeMissingField { field, .. } => {

@@ -2041,7 +2041,7 @@ fn the_sync_daemon_is_configured() {
     assert_eq!(backup.sync.as_ref().unwrap().role, SyncRole::Backup);
     assert_eq!(
         crate::config::restart_only_change(&cfg, &backup).as_deref(),
-        Some("sync")
+        Some("sync.role")
     );
     // --yaml prints it back.
     let again = crate::config::parse(&crate::config::to_yaml(&cfg), "out.yaml").unwrap();
@@ -2137,6 +2137,11 @@ fn the_vrrp_instance_is_configured() {
     changed.vrrp.as_mut().unwrap().priority = 151;
     assert_eq!(
         crate::config::restart_only_change(&cfg, &changed).as_deref(),
+        Some("vrrp.priority")
+    );
+    changed.vrrp = None;
+    assert_eq!(
+        crate::config::restart_only_change(&cfg, &changed).as_deref(),
         Some("vrrp")
     );
     // --yaml prints it back.
@@ -2206,7 +2211,15 @@ fn the_vrrp_instance_is_configured() {
         "virtual_router_id: 51",
         "virtual_router_id: 51\n  state: MASTER",
     );
-    assert!(e.contains("state"), "{e}");
+    assert!(e.contains("l4vs starts every director as backup"), "{e}");
+    let e = refused(
+        "virtual_router_id: 51",
+        "virtual_router_id: 51\n  nopreempt: true",
+    );
+    assert!(
+        e.contains("(keepalived's nopreempt is `preempt: false` here)"),
+        "{e}"
+    );
     let e = refused(
         "virtual_router_id: 51",
         "virtual_router_id: 51\n  notify_master: \"  \"",

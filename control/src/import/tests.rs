@@ -1646,3 +1646,54 @@ fn vrrp_instance_becomes_the_vrrp_block() {
         assert!(e.contains(says), "{to}: {e}");
     }
 }
+
+/// From a new user's trial: the placeholder director address keeps off
+/// the VRRP addresses (a NAT gateway at .254 was lost), and a base's
+/// sync and vrrp blocks are replaced with a warning, the sync key kept.
+#[test]
+fn vrrp_addresses_survive_the_placeholder_and_the_base_keeps_its_key() {
+    let conf = "global_defs {\n  vrrp_version 3\n  lvs_sync_daemon eth0 VI_1 id 9\n}\n\
+                vrrp_instance VI_1 {\n  virtual_router_id 51\n  virtual_ipaddress {\n    198.18.0.100\n    198.18.2.254/24 dev eth1\n  }\n}\n\
+                virtual_server 198.18.0.100 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 198.18.2.11 80 {\n  }\n}\n";
+    let i = ka(conf).unwrap();
+    let v = i.config.vrrp.as_ref().unwrap();
+    assert_eq!(
+        v.addresses,
+        [
+            Ipv4Addr::new(198, 18, 0, 100),
+            Ipv4Addr::new(198, 18, 2, 254)
+        ]
+    );
+    let own: Vec<Ipv4Addr> = i.config.addresses.iter().map(|a| a.address).collect();
+    assert_eq!(
+        own,
+        [Ipv4Addr::new(198, 18, 2, 253)],
+        "the placeholder keeps off .254"
+    );
+    assert!(
+        warnings(&i)
+            .iter()
+            .all(|w| !w.contains("198.18.2.254 is not carried")),
+        "{:?}",
+        warnings(&i)
+    );
+
+    let base_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/lab-nat-ha-a.yaml");
+    let b = crate::config::load(&base_path).unwrap();
+    let i = import_text(Source::Keepalived, conf, FILE, Some((&b, "base.yaml"))).unwrap();
+    let s = i.config.sync.as_ref().unwrap();
+    assert_eq!(s.syncid, 9, "the file's");
+    assert_eq!(
+        s.auth,
+        b.sync.as_ref().unwrap().auth,
+        "the base's key is kept"
+    );
+    assert_eq!(s.resync_period, Some(std::time::Duration::from_secs(2)));
+    let w = warnings(&i);
+    for want in [
+        "k.conf:3: lvs_sync_daemon's settings replace those of base.yaml's sync: block (its port, auth_key, resync_period, persist_mode and sync_ports are kept)",
+        "k.conf:5: the vrrp_instance replaces base.yaml's vrrp: block (on its port)",
+    ] {
+        assert!(w.iter().any(|l| l == want), "no {want:?} in {w:#?}");
+    }
+}

@@ -77,7 +77,8 @@
 //!   auth_key: "00112233..." # optional: HMAC-SHA256 key, 16-64 bytes in hex; auth_key_id: 1
 //!   persist_mode: false     # default false: IPVS's sync_persist_mode (persistent services: templates only)
 //!   sync_ports: 1           # default 1: IPVS's sync_ports, ports port .. port+n-1 (1, 2, 4 .. 64)
-//! vrrp:                     # optional: VRRPv3 (RFC 5798) for an active-standby pair (restart-only)
+//! vrrp:                     # optional: VRRPv3 (RFC 5798) for an active-standby pair (a reload applies
+//!                           # all but name, interface and virtual_router_id, which are restart-only)
 //!   name: VI_1              # default VI_<vrid>: keepalived's instance name (notify's 2nd argument)
 //!   interface: lan          # required: the port the advertisements use (from its first address)
 //!   virtual_router_id: 51   # required, 1..=255
@@ -357,7 +358,8 @@ pub struct Config {
     /// The connection sync daemon (IPVS's, ipvsadm `--start-daemon`), if
     /// any. Restart-only.
     pub sync: Option<Sync>,
-    /// The VRRP instance of an active-standby pair, if any. Restart-only.
+    /// The VRRP instance of an active-standby pair, if any. Its name,
+    /// port and VRID are restart-only; a reload applies the rest.
     pub vrrp: Option<Vrrp>,
 }
 
@@ -957,32 +959,38 @@ pub fn kernel_tap_device(index: usize) -> String {
     format!("net_tap_l4vs{index}")
 }
 
-/// The first key of `vrrp:` that differs between `a` and `b` (`vrrp`
-/// when one has the block and the other not).
-fn vrrp_key(a: Option<&Vrrp>, b: Option<&Vrrp>) -> String {
+/// The restart-only keys of `vrrp:` that differ between `a` and `b`,
+/// the first named, in order (`vrrp` when one has the block and the
+/// other not): the instance's identity (`name`, `interface`,
+/// `virtual_router_id`). The rest a reload applies, as keepalived's does
+/// ([`crate::vrrp::Router::reconfigure`]).
+fn vrrp_restart_keys(a: Option<&Vrrp>, b: Option<&Vrrp>) -> Vec<&'static str> {
     let (Some(a), Some(b)) = (a, b) else {
-        return "vrrp".to_owned();
+        return if a.is_some() != b.is_some() {
+            vec!["vrrp"]
+        } else {
+            Vec::new()
+        };
     };
-    let keys = [
-        ("name", a.name != b.name),
-        ("interface", a.port != b.port || a.source != b.source),
-        ("virtual_router_id", a.vrid != b.vrid),
-        ("priority", a.priority != b.priority),
-        ("advert_int_ms", a.advert_int_cs != b.advert_int_cs),
-        ("preempt", a.preempt != b.preempt),
-        ("preempt_delay_ms", a.preempt_delay != b.preempt_delay),
-        ("virtual_ipaddress", a.addresses != b.addresses),
-        ("garp_master_repeat", a.garp_repeat != b.garp_repeat),
-        ("garp_master_delay_ms", a.garp_delay != b.garp_delay),
-        ("v3_checksum_as_v2", a.checksum_as_v2 != b.checksum_as_v2),
-        ("notify_master", a.notify_master != b.notify_master),
-        ("notify_backup", a.notify_backup != b.notify_backup),
-        ("notify_stop", a.notify_stop != b.notify_stop),
-        ("notify", a.notify != b.notify),
-    ];
-    keys.iter()
-        .find(|(_, d)| *d)
-        .map_or("vrrp".to_owned(), |(k, _)| format!("vrrp.{k}"))
+    [
+        ("vrrp.name", a.name != b.name),
+        ("vrrp.interface", a.port != b.port || a.source != b.source),
+        ("vrrp.virtual_router_id", a.vrid != b.vrid),
+    ]
+    .into_iter()
+    .filter(|(_, d)| *d)
+    .map(|(k, _)| k)
+    .collect()
+}
+
+fn vrrp_restart_differs(a: Option<&Vrrp>, b: Option<&Vrrp>) -> bool {
+    !vrrp_restart_keys(a, b).is_empty()
+}
+
+fn vrrp_key(a: Option<&Vrrp>, b: Option<&Vrrp>) -> String {
+    vrrp_restart_keys(a, b)
+        .first()
+        .map_or("vrrp".to_owned(), |k| (*k).to_owned())
 }
 
 /// The first key of `sync:` that differs between `a` and `b`.
@@ -1060,7 +1068,10 @@ pub fn restart_only_change(running: &Config, new: &Config) -> Option<String> {
         ("metrics_listen", *metrics_listen != new.metrics_listen),
         ("exception_path", *exception_path != new.exception_path),
         ("sync", *sync != new.sync),
-        ("vrrp", *vrrp != new.vrrp),
+        (
+            "vrrp",
+            vrrp_restart_differs(vrrp.as_ref(), new.vrrp.as_ref()),
+        ),
         (
             "icmp_ratelimit_ms",
             icmp.ratelimit_ms != new.icmp.ratelimit_ms,

@@ -1328,6 +1328,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                         table.len(),
                         changes.len()
                     );
+                    if running.vrrp != new.vrrp {
+                        if let Some(v) = &new.vrrp {
+                            vrrp_reload(&mut control, v, &snapshot, &mut retired);
+                        }
+                    }
                     running = new;
                     let plan =
                         health::Plan::of(&running, &|k, r| table.health_of(k, *r.ip(), r.port()));
@@ -1774,6 +1779,38 @@ fn vrrp_transition(
         }
     }
     vrrp_notify(checker, &v, t.to);
+}
+
+/// A reload's VRRP settings (the instance is the same: its identity is
+/// restart-only): the router takes them, the workers' snapshot the new
+/// virtual addresses, and a master announces added ones.
+fn vrrp_reload(
+    control: &mut ControlSide,
+    v: &config::Vrrp,
+    snapshot: &ArcSwap<Snapshot>,
+    retired: &mut Vec<Arc<Snapshot>>,
+) {
+    let Some(r) = control.vrrp.as_mut() else {
+        return;
+    };
+    for line in r.reconfigure(v.clone(), Instant::now()) {
+        info!(target: "l4vs", "reload: VRRP instance {}: {line}", v.name);
+    }
+    let master = r.state() == VrrpState::Master;
+    let port = v.port as u16;
+    for f in r.take_frames() {
+        control.inject(port, &f);
+    }
+    let current = snapshot.load_full();
+    if current.virtual_addresses() != v.addresses.as_slice() {
+        let next = (*current)
+            .clone()
+            .with_high_availability(current.standby(), v.addresses.clone());
+        retired.push(snapshot.swap(Arc::new(next)));
+        if master {
+            control.send_gratuitous_arps(&snapshot.load(), v);
+        }
+    }
 }
 
 /// The environment of a VRRP notify command.

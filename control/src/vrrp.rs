@@ -337,6 +337,71 @@ impl Router {
         }
     }
 
+    /// Takes a reloaded `cfg` of the same instance (name, port and VRID
+    /// are restart-only, [`crate::config::restart_only_change`]) at `now`,
+    /// as keepalived's reload does, and returns what changed in words. A
+    /// master advertises at once when its priority, interval or addresses
+    /// changed, so its peers know; a backup goes on with its timers (a
+    /// higher priority lets it preempt once the master's next
+    /// advertisement is discarded).
+    pub fn reconfigure(&mut self, cfg: Vrrp, now: Instant) -> Vec<String> {
+        let old = std::mem::replace(&mut self.cfg, cfg);
+        let new = &self.cfg;
+        let list = |a: &[Ipv4Addr]| {
+            a.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut changes = Vec::new();
+        if old.priority != new.priority {
+            changes.push(format!("priority {} -> {}", old.priority, new.priority));
+        }
+        if old.advert_int_cs != new.advert_int_cs {
+            changes.push(format!(
+                "advert_int_ms {} -> {}",
+                u32::from(old.advert_int_cs) * 10,
+                u32::from(new.advert_int_cs) * 10
+            ));
+        }
+        if old.addresses != new.addresses {
+            changes.push(format!(
+                "virtual_ipaddress {} -> {}",
+                list(&old.addresses),
+                list(&new.addresses)
+            ));
+        }
+        if old.preempt != new.preempt || old.preempt_delay != new.preempt_delay {
+            changes.push(format!(
+                "preempt {} (delay {} ms) -> {} (delay {} ms)",
+                old.preempt,
+                old.preempt_delay.as_millis(),
+                new.preempt,
+                new.preempt_delay.as_millis()
+            ));
+        }
+        let rest_changed = old.garp_repeat != new.garp_repeat
+            || old.garp_delay != new.garp_delay
+            || old.checksum_as_v2 != new.checksum_as_v2
+            || old.notify_master != new.notify_master
+            || old.notify_backup != new.notify_backup
+            || old.notify_stop != new.notify_stop
+            || old.notify != new.notify;
+        if rest_changed {
+            changes.push("garp, checksum or notify settings".to_owned());
+        }
+        let advertised = old.priority != new.priority
+            || old.advert_int_cs != new.advert_int_cs
+            || old.addresses != new.addresses;
+        if self.state == State::Master {
+            self.master_adver_int = self.cfg.advert_int_cs;
+            if advertised {
+                self.advertise(self.cfg.priority, now);
+            }
+        }
+        changes
+    }
+
     /// Stops (RFC 5798 section 6.4.3, Shutdown): a master sends an
     /// advertisement of priority 0, so that its backup takes over after
     /// `Skew_Time` instead of `Master_Down_Interval`. Returns whether it

@@ -139,7 +139,8 @@ fn keepalived_sample() {
             "l4vs: import: keepalived-sample.conf:10: smtp_server is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-sample.conf:11: smtp_connect_timeout is not carried over (global_defs)".into(),
             "l4vs: import: keepalived-sample.conf:12: router_id is not carried over (global_defs)".into(),
-            "l4vs: import: keepalived-sample.conf:15: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet".into(),
+            "l4vs: import: keepalived-sample.conf:15: l4vs speaks VRRPv3 (RFC 5798); this file's keepalived speaks VRRPv2 (keepalived's default): a keepalived peer of l4vs needs vrrp_version 3 in its global_defs".into(),
+            "l4vs: import: keepalived-sample.conf:16: interface `eth0` becomes the config's first port: check vrrp.interface".into(),
         ]
     );
     assert_eq!(c.services.len(), 1);
@@ -432,9 +433,11 @@ fn keepalived_full() {
         [
             no_base("keepalived-full.conf"),
             w("keepalived-full.conf:6: router_id is not carried over (global_defs)"),
-            w("keepalived-full.conf:8: lvs_sync_daemon is carried over as sync: with role both (keepalived makes it master or backup as VRRP instance VI_1 is, and l4vs has no VRRP yet), on the config's first port instead of `eth1`: check sync.interface"),
-            w("keepalived-full.conf:11: vrrp_sync_group VG_1 is not carried over: l4vs has no VRRP yet"),
-            w("keepalived-full.conf:17: vrrp_instance VI_1 is not carried over: l4vs has no VRRP yet"),
+            w("keepalived-full.conf:8: lvs_sync_daemon is carried over as sync: with role both (keepalived makes it master or backup as VRRP instance VI_1 is; l4vs runs both, and its VRRP instance decides who forwards), on the config's first port instead of `eth1`: check sync.interface"),
+            w("keepalived-full.conf:11: vrrp_sync_group VG_1 is not carried over: l4vs runs one VRRP instance, which needs no sync group"),
+            w("keepalived-full.conf:17: l4vs speaks VRRPv3 (RFC 5798); this file's keepalived speaks VRRPv2 (keepalived's default): a keepalived peer of l4vs needs vrrp_version 3 in its global_defs"),
+            w("keepalived-full.conf:18: state MASTER is not carried over: l4vs starts every director as backup, and the priorities decide which becomes master (RFC 5798 section 6.4.1)"),
+            w("keepalived-full.conf:19: interface `eth0` becomes the config's first port: check vrrp.interface"),
             w("keepalived-full.conf:27: static_ipaddress is not carried over: the director's own addresses and next hop go in the l4vs config's addresses and gateway"),
             w("keepalived-full.conf:53: the port of real_server 198.18.2.13 8080 is not carried over: keepalived resets it to the virtual_server's, as DR and tunnel keep the packet's port"),
             w("keepalived-full.conf:64: virtual_server 203.0.113.53 53 has no protocol: keepalived makes it UDP (the kernel's default), and so does the import; write `protocol TCP` for TCP"),

@@ -2133,11 +2133,18 @@ fn the_vrrp_instance_is_configured() {
     assert_eq!(v.preempt_delay, std::time::Duration::ZERO);
     let b = load(&configs_dir().join("lab-nat-ha-b.yaml")).unwrap();
     assert_eq!(b.vrrp.as_ref().unwrap().priority, 100);
+    // A reload applies all but the instance's identity.
     let mut changed = cfg.clone();
-    changed.vrrp.as_mut().unwrap().priority = 151;
+    let w = changed.vrrp.as_mut().unwrap();
+    w.priority = 151;
+    w.addresses.pop();
+    w.advert_int_cs = 20;
+    w.notify = Some("true".into());
+    assert_eq!(crate::config::restart_only_change(&cfg, &changed), None);
+    changed.vrrp.as_mut().unwrap().vrid = 52;
     assert_eq!(
         crate::config::restart_only_change(&cfg, &changed).as_deref(),
-        Some("vrrp.priority")
+        Some("vrrp.virtual_router_id")
     );
     changed.vrrp = None;
     assert_eq!(

@@ -310,6 +310,71 @@ fn a_master_adopts_nothing_but_a_backup_follows_the_masters_interval() {
     assert_eq!(r.take_frames().len(), 1);
 }
 
+/// A reload: a master advertises its new priority at once, a backup
+/// with a priority raised above its master's preempts.
+#[test]
+fn a_reload_changes_priority_addresses_and_interval_in_place() {
+    let t0 = Instant::now();
+    let mut r = Router::new(cfg(100, true), MAC, t0, t0);
+    r.poll(t0 + ms(1000)).expect("master");
+    r.take_frames();
+    let mut c = cfg(120, true);
+    c.addresses.push(Ipv4Addr::new(198, 18, 2, 254));
+    c.advert_int_cs = 20;
+    let changes = r.reconfigure(c.clone(), t0 + ms(1010));
+    assert_eq!(
+        changes,
+        [
+            "priority 100 -> 120",
+            "advert_int_ms 100 -> 200",
+            "virtual_ipaddress 198.18.0.100 -> 198.18.0.100, 198.18.2.254"
+        ]
+    );
+    let f = r.take_frames();
+    assert_eq!(f.len(), 1, "advertised at once");
+    assert_eq!(sent_priority_any(&f[0]), (120, 2));
+    // The next one comes the new interval later.
+    assert_eq!(r.poll(t0 + ms(1200)), None);
+    assert!(r.take_frames().is_empty());
+    r.poll(t0 + ms(1210));
+    assert_eq!(r.take_frames().len(), 1);
+    assert!(
+        r.reconfigure(c, t0 + ms(1300)).is_empty(),
+        "nothing changed"
+    );
+
+    // A backup under a master of 150 raised to 200 preempts it.
+    let mut b = Router::new(cfg(100, true), MAC, t0, t0);
+    let high = advert(PEER_HIGH, 51, 150);
+    b.receive(&high, t0);
+    b.reconfigure(cfg(200, true), t0 + ms(50));
+    let mut became = None;
+    for i in 1..20 {
+        let now = t0 + ms(100 * i);
+        b.receive(&high, now);
+        if let Some(t) = b.poll(now) {
+            became = Some(t);
+            break;
+        }
+    }
+    assert_eq!(
+        became.map(|t| t.why),
+        Some("preempting 198.18.1.2 of priority 150".to_owned())
+    );
+}
+
+/// The priority and address count of a frame the router sent.
+fn sent_priority_any(frame: &[u8]) -> (u8, u8) {
+    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    let p = wire::validate(
+        &Ipv4Facts::of(&ip),
+        ip.payload(),
+        ChecksumMode::PseudoHeader,
+    )
+    .unwrap();
+    (p.priority(), p.addr_count())
+}
+
 #[test]
 fn vrrp_frames_are_told_apart() {
     assert!(Router::is_vrrp_frame(&advert(PEER_HIGH, 51, 100)));

@@ -10,20 +10,36 @@
 
 use core::net::Ipv4Addr;
 
-/// Adds `data` as big-endian 16-bit words to an unfolded sum. An odd final
-/// byte is padded with zero, as RFC 1071 specifies.
+/// Adds `data` as big-endian 16-bit words to a sum. An odd final byte is
+/// padded with zero, as RFC 1071 specifies. Returns the sum folded to 16
+/// bits (never 0 unless `acc` and `data` are all zero), which later adds
+/// and [`fold`] take as any unfolded sum.
+///
+/// The words are added four bytes at a time into 64 bits and folded at
+/// the end: a 32-bit word `hi * 2^16 + lo` is congruent to `hi + lo`
+/// modulo 0xffff, as `2^32` is to 1 (RFC 1071 section 2, "parallel
+/// summation"). A 20-byte IPv4 header is five additions.
 #[inline]
-pub fn add(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-        // Fold early so very long buffers cannot overflow the accumulator.
-        if acc & 0x8000_0000 != 0 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
+pub fn add(acc: u32, data: &[u8]) -> u32 {
+    let mut wide = u64::from(acc);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        wide += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
-        acc = acc.wrapping_add(u32::from(*last) << 8);
+    let rest = words.remainder();
+    if rest.len() >= 2 {
+        wide += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
+    }
+    if rest.len() % 2 == 1 {
+        wide += u64::from(rest[rest.len() - 1]) << 8;
+    }
+    // 64 -> 32 -> 16 bits with end-around carry; each step keeps the sum
+    // modulo 0xffff and keeps it non-zero.
+    wide = (wide & 0xffff_ffff) + (wide >> 32);
+    wide = (wide & 0xffff_ffff) + (wide >> 32);
+    let mut acc = wide as u32;
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
     acc
 }
@@ -127,6 +143,46 @@ mod tests {
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(sum(&data), 0xddf2);
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    /// The 16-bit-at-a-time sum of RFC 1071, for reference.
+    fn reference(data: &[u8]) -> u16 {
+        let mut acc: u64 = 0;
+        for c in data.chunks(2) {
+            acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn the_wide_sum_is_the_16_bit_sum() {
+        // Every length 0..=64 of a few patterns, and all-ones data (whose
+        // sum is 0xffff, not 0: the end-around carry never makes 0).
+        let mut x: u32 = 0x1234_5678;
+        let mut random = [0u8; 64];
+        for b in &mut random {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        for data in [[0xffu8; 64], [0u8; 64], random] {
+            for len in 0..=64 {
+                assert_eq!(sum(&data[..len]), reference(&data[..len]), "{len}");
+                // Split anywhere, and summed on.
+                for cut in 0..=len {
+                    let acc = add(add(0, &data[..cut]), &data[cut..len]);
+                    if cut % 2 == 0 {
+                        assert_eq!(fold(acc), reference(&data[..len]), "{len} at {cut}");
+                    }
+                }
+            }
+        }
+        assert_eq!(sum(&[0xff; 20]), 0xffff);
+        assert_eq!(add(0xffff_ffff, &[0xff, 0xff]), 0xffff);
     }
 
     #[test]

@@ -49,11 +49,9 @@ pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16) -> Result<()>
     let old_port = get_u16(ip, port_at);
     let l4_field = get_u16(ip, hl + csum_at);
     let new_l4 = if udp {
-        let c = checksum::update_addr_udp(l4_field, old_addr, addr);
-        checksum::update16_udp(c, old_port, port)
+        checksum::update_addr_port_udp(l4_field, old_addr, addr, old_port, port)
     } else {
-        let c = checksum::update_addr(l4_field, old_addr, addr);
-        checksum::update16(c, old_port, port)
+        checksum::update_addr_port(l4_field, old_addr, addr, old_port, port)
     };
     set_u16(ip, hl + csum_at, new_l4);
     set_u16(ip, port_at, port);

@@ -49,6 +49,10 @@ pub struct Neighbor {
 pub struct NeighborTable {
     slots: Box<[Slot]>,
     mask: usize,
+    /// Moves on every change of an entry's MAC or port, so that a worker's
+    /// cache of resolved next hops ([`NeighborTable::generation`]) knows
+    /// when to look again.
+    generation: AtomicU64,
 }
 
 fn pack(mac: MacAddr, port: u16, flags: u64) -> u64 {
@@ -72,6 +76,7 @@ impl NeighborTable {
         NeighborTable {
             slots: (0..n).map(|_| Slot::default()).collect(),
             mask: n - 1,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -129,6 +134,7 @@ impl NeighborTable {
             let new = pack(mac, port, VALID);
             if old != new {
                 s.value.store(new, Ordering::Release);
+                self.generation.fetch_add(1, Ordering::Release);
             }
         }
         if s.solicitations.load(Ordering::Relaxed) != 0 {
@@ -144,7 +150,16 @@ impl NeighborTable {
         };
         s.value
             .store(pack(mac, port, VALID | STATIC), Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
         true
+    }
+
+    /// A number that changes whenever an entry's MAC or port does (a
+    /// learned or static entry): what a worker resolved before is still
+    /// right while it is the same.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// True when an ARP request for `ip` should be sent now: none was sent

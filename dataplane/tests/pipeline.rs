@@ -1259,3 +1259,40 @@ fn a_vrrp_backup_forwards_nothing_and_answers_arp_for_its_own_addresses_only() {
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(ip_of(&p).dst_addr(), rip(0));
 }
+
+/// A worker remembers resolved next hops, and follows a neighbour whose
+/// MAC changes (a real server replaced, a gratuitous ARP) at the next
+/// packet.
+#[test]
+fn a_next_hop_whose_mac_changes_is_followed_at_once() {
+    let mut r = rig(ForwardMethod::Nat);
+    let syn = testpkt::tcp(&from_client(), 40000, 80, SYN, b"");
+    let (v, p) = run(&mut r, &syn);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(eth_of(&p).dst_addr(), rmac(0));
+    let ack = testpkt::tcp(&from_client(), 40000, 80, ACK, b"x");
+    assert_eq!(eth_of(&run(&mut r, &ack).1).dst_addr(), rmac(0));
+    let moved = Mac([2, 0, 0, 0, 0x99, 0x01]);
+    r.neigh.learn(rip(0), moved, 0);
+    let (v, p) = run(&mut r, &ack);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(eth_of(&p).dst_addr(), moved);
+    // A static entry too.
+    let fixed = Mac([2, 0, 0, 0, 0x99, 0x02]);
+    r.neigh.set_static(rip(0), fixed, 0);
+    assert_eq!(eth_of(&run(&mut r, &ack).1).dst_addr(), fixed);
+    // And the replies' next hop, the client.
+    let reply = Hdr {
+        src_mac: rmac(0),
+        dst_mac: DIRECTOR_MAC,
+        src: rip(0),
+        dst: CLIENT,
+        ttl: 64,
+    };
+    let back = testpkt::tcp(&reply, 8080, 40000, SYN | ACK, b"");
+    assert_eq!(eth_of(&run(&mut r, &back).1).dst_addr(), CLIENT_MAC);
+    let client_moved = Mac([2, 0, 0, 0, 0x99, 0x03]);
+    r.neigh.learn(CLIENT, client_moved, 0);
+    let back = testpkt::tcp(&reply, 8080, 40000, ACK, b"y");
+    assert_eq!(eth_of(&run(&mut r, &back).1).dst_addr(), client_moved);
+}

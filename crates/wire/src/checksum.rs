@@ -134,7 +134,9 @@ pub fn update_addr_port_udp(
     if field == 0 {
         return 0;
     }
-    nonzero(update_addr_port(field, old_addr, new_addr, old_port, new_port))
+    nonzero(update_addr_port(
+        field, old_addr, new_addr, old_port, new_port,
+    ))
 }
 
 /// RFC 1624 update of a checksum field when an IPv4 address changes.
@@ -246,7 +248,15 @@ mod tests {
                 update16_udp(update_addr_udp(field, a, b), p, q)
             );
         }
-        for acc in [0u32, 1, 0xffff, 0x1_0000, 0x1_fffe, 0xffff_ffff, 0x8000_0000] {
+        for acc in [
+            0u32,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_ffff,
+            0x8000_0000,
+        ] {
             let mut reference = acc;
             while reference > 0xffff {
                 reference = (reference & 0xffff) + (reference >> 16);

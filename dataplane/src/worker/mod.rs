@@ -157,6 +157,86 @@ pub struct Worker {
     /// First fragments recorded so far (the lcore loop re-checks held
     /// later fragments when it moves).
     frag_generation: u64,
+    /// Resolved next hops by destination ([`HopCache`]).
+    hops: HopCache,
+}
+
+/// The resolved next hops of recent destinations, direct-mapped by a
+/// hash of the destination: a connection's next hop does not change
+/// while the snapshot (its routes) and the neighbour table (its MACs)
+/// do not, so the route and neighbour lookups are skipped for a hit. An
+/// entry holds the neighbour table's generation when it was filled; a
+/// new snapshot empties the cache.
+struct HopCache {
+    entries: Box<[CachedHop; HOP_CACHE_SIZE]>,
+}
+
+/// One [`HopCache`] entry; `mac` None: empty.
+#[derive(Clone, Copy, Default)]
+struct CachedHop {
+    toward: u32,
+    next_hop: u32,
+    generation: u64,
+    port: u16,
+    mac: Option<MacAddr>,
+}
+
+/// Entries of a worker's [`HopCache`] (a power of two).
+const HOP_CACHE_SIZE: usize = 256;
+
+impl core::fmt::Debug for HopCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let filled = self.entries.iter().filter(|e| e.mac.is_some()).count();
+        write!(f, "HopCache {{ {filled} of {HOP_CACHE_SIZE} }}")
+    }
+}
+
+impl HopCache {
+    fn new() -> HopCache {
+        HopCache {
+            entries: Box::new([CachedHop::default(); HOP_CACHE_SIZE]),
+        }
+    }
+
+    #[inline]
+    fn slot(toward: Ipv4Addr) -> usize {
+        (toward.to_bits().wrapping_mul(0x9e37_79b1) >> 24) as usize & (HOP_CACHE_SIZE - 1)
+    }
+
+    /// The hop to `toward` if it was resolved under `generation`.
+    #[inline]
+    fn get(&self, toward: Ipv4Addr, generation: u64) -> Option<NextHop> {
+        let e = &self.entries[Self::slot(toward)];
+        match e.mac {
+            Some(mac) if e.toward == toward.to_bits() && e.generation == generation => {
+                Some(NextHop {
+                    port: e.port,
+                    mac: Some(mac),
+                    ip: Ipv4Addr::from_bits(e.next_hop),
+                    solicit: false,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Remembers a resolved hop (one without a MAC is not kept).
+    #[inline]
+    fn put(&mut self, toward: Ipv4Addr, generation: u64, hop: &NextHop) {
+        if hop.mac.is_some() {
+            self.entries[Self::slot(toward)] = CachedHop {
+                toward: toward.to_bits(),
+                next_hop: hop.ip.to_bits(),
+                generation,
+                port: hop.port,
+                mac: hop.mac,
+            };
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.fill(CachedHop::default());
+    }
 }
 
 /// Where a packet's L2 next hop is.
@@ -235,6 +315,7 @@ impl Worker {
             icmp_peers: icmp::IcmpPeerLimit::new(cfg.icmp_ratelimit_ms),
             ident: cfg.worker_id,
             frag_generation: 0,
+            hops: HopCache::new(),
             cfg,
         };
         w.sync_schedulers(&snap);
@@ -262,6 +343,8 @@ impl Worker {
     /// (their entries carry what forwarding needs).
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.generation = self.generation.wrapping_add(1);
+        // Routes may have changed.
+        self.hops.clear();
         self.sync_schedulers(&snap);
         self.snap = snap;
     }

@@ -1182,32 +1182,12 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     config::to_yaml(&c)
                 },
             }),
-            Request::StartDaemon { daemon } => {
-                Some(match control.start_daemon(&daemon, &running, &port_infos) {
-                    Ok(line) => {
-                        info!(target: "l4vs", "admin: {line}");
-                        Response::Applied {
-                            changes: vec![line],
-                        }
-                    }
-                    Err(message) => Response::Error {
-                        command: None,
-                        message,
-                    },
-                })
-            }
-            Request::StopDaemon { state } => Some(match control.stop_daemon(&state) {
-                Ok(line) => {
-                    info!(target: "l4vs", "admin: {line}");
-                    Response::Applied {
-                        changes: vec![line],
-                    }
-                }
-                Err(message) => Response::Error {
-                    command: None,
-                    message,
-                },
-            }),
+            Request::StartDaemon { daemon } => Some(daemon_response(control.start_daemon(
+                &daemon,
+                &running,
+                &port_infos,
+            ))),
+            Request::StopDaemon { state } => Some(daemon_response(control.stop_daemon(&state))),
             Request::List => Some(Response::Listing {
                 size: u32::try_from(
                     u64::from(cfg.workers.connections) * cfg.workers.cores.len() as u64,
@@ -1732,6 +1712,23 @@ fn run_quorum_command(
                 ("L4VS_QUORUM", (if met { "UP" } else { "DOWN" }).to_owned()),
             ],
         );
+    }
+}
+
+/// The answer to `--start-daemon` or `--stop-daemon`: the change,
+/// logged, or the error in ipvsadm's words.
+fn daemon_response(result: Result<String, String>) -> Response {
+    match result {
+        Ok(line) => {
+            info!(target: "l4vs", "admin: {line}");
+            Response::Applied {
+                changes: vec![line],
+            }
+        }
+        Err(message) => Response::Error {
+            command: None,
+            message,
+        },
     }
 }
 

@@ -1189,6 +1189,13 @@ pub(crate) fn not_unicast(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// The director's first address on port `port` (an index into
+/// [`Config::ports`]): the source of what the control thread sends there,
+/// sync messages and VRRP advertisements.
+pub fn first_address(addresses: &[Address], port: usize) -> Option<Ipv4Addr> {
+    addresses.iter().find(|a| a.port == port).map(|a| a.address)
+}
+
 /// A name as the config and the service table take it: 1 to `max`
 /// characters of `[A-Za-z0-9_-]`.
 pub(crate) fn valid_name(s: &str, max: usize) -> bool {

@@ -169,6 +169,17 @@ impl ControlSide {
     fn drain(&mut self, snap: &Snapshot) {
         let now = Instant::now();
         let mut burst: [Option<Mbuf>; 64] = [const { None }; 64];
+        // VRRP advertisements on the instance's port; sync messages on the
+        // sync port only, as the kernel's receive socket is bound to its
+        // interface (DPDK port ids).
+        let vrrp_port = self
+            .vrrp
+            .as_ref()
+            .and_then(|r| self.port_ids.get(r.config().port).copied());
+        let sync_port = self
+            .sync
+            .as_ref()
+            .and_then(|d| self.port_ids.get(d.config().port).copied());
         for r in &mut self.punt {
             loop {
                 let n = r.dequeue_burst(&mut burst);
@@ -178,23 +189,12 @@ impl ControlSide {
                 self.counts.punted += n as u64;
                 for m in burst[..n].iter_mut() {
                     let Some(mbuf) = m.take() else { continue };
-                    // VRRP advertisements on the instance's port.
-                    let vrrp_port = self
-                        .vrrp
-                        .as_ref()
-                        .and_then(|r| self.port_ids.get(r.config().port).copied());
                     if let Some(r) = self.vrrp.as_mut().filter(|_| {
                         vrrp_port == Some(mbuf.port()) && Router::is_vrrp_frame(mbuf.data())
                     }) {
                         self.vrrp_transitions.extend(r.receive(mbuf.data(), now));
                         continue;
                     }
-                    // Sync messages on the sync port only, as the kernel's
-                    // receive socket is bound to its interface.
-                    let sync_port = self
-                        .sync
-                        .as_ref()
-                        .and_then(|d| self.port_ids.get(d.config().port).copied());
                     if let Some(d) = self
                         .sync
                         .as_mut()
@@ -319,19 +319,14 @@ impl ControlSide {
                 names.join(", ")
             ));
         };
-        let Some(source) = cfg
-            .addresses
-            .iter()
-            .find(|a| a.port == port)
-            .map(|a| a.address)
-        else {
+        let Some(source) = config::first_address(&cfg.addresses, port) else {
             return Err(format!(
                 "Cannot assign requested address: port {} has no address of the director's to send the sync messages from",
                 spec.interface
             ));
         };
         let group = spec.group.unwrap_or(l4vs_wire::ipvs_sync::GROUP);
-        if group.octets()[..3] != [224, 0, 0] {
+        if !l4vs_wire::ipv4::is_local_network_control(group) {
             return Err(format!("Invalid operation: {group} is not a group of the local network control block (224.0.0.0/24), which l4vs takes sync messages on"));
         }
         let mtu = port_infos.get(port).map_or(1500, |p| p.mtu);
@@ -1749,6 +1744,20 @@ fn preempt_hold_off(cfg: &config::Config, v: &config::Vrrp) -> Duration {
     v.preempt_delay.max(resync)
 }
 
+/// Publishes the running snapshot again with the VRRP state `standby`
+/// and the virtual addresses `addrs` (the services unchanged).
+fn publish_high_availability(
+    snapshot: &ArcSwap<Snapshot>,
+    retired: &mut Vec<Arc<Snapshot>>,
+    standby: bool,
+    addrs: Vec<std::net::Ipv4Addr>,
+) {
+    let next = (**snapshot.load())
+        .clone()
+        .with_high_availability(standby, addrs);
+    retired.push(snapshot.swap(Arc::new(next)));
+}
+
 /// Acts on a VRRP state change: the workers forward (master) or stop
 /// (backup) with the next snapshot; a new master announces the VIPs and
 /// virtual addresses by gratuitous ARP; the notify commands run.
@@ -1762,10 +1771,12 @@ fn vrrp_transition(
     let Some(v) = control.vrrp.as_ref().map(|r| r.config().clone()) else {
         return;
     };
-    let next = (**snapshot.load())
-        .clone()
-        .with_high_availability(t.to == VrrpState::Backup, v.addresses.clone());
-    retired.push(snapshot.swap(Arc::new(next)));
+    publish_high_availability(
+        snapshot,
+        retired,
+        t.to == VrrpState::Backup,
+        v.addresses.clone(),
+    );
     match t.to {
         VrrpState::Master => {
             warn!(target: "l4vs", "VRRP: entering MASTER state ({}): forwarding", t.why);
@@ -1798,12 +1809,15 @@ fn vrrp_reload(
     for f in r.take_frames() {
         control.inject(port, &f);
     }
-    let current = snapshot.load_full();
-    if current.virtual_addresses() != v.addresses.as_slice() {
-        let next = (*current)
-            .clone()
-            .with_high_availability(current.standby(), v.addresses.clone());
-        retired.push(snapshot.swap(Arc::new(next)));
+    let (standby, same) = {
+        let current = snapshot.load();
+        (
+            current.standby(),
+            current.virtual_addresses() == v.addresses.as_slice(),
+        )
+    };
+    if !same {
+        publish_high_availability(snapshot, retired, standby, v.addresses.clone());
         if master {
             control.send_gratuitous_arps(&snapshot.load(), v);
         }
@@ -1857,17 +1871,8 @@ fn run_stop_commands(v: &config::Vrrp) {
     let with_args = v.notify.as_ref().map(|c| (c, notify_args(v, "STOP")));
     let own = v.notify_stop.as_ref().map(|c| (c, Vec::new()));
     for (cmd, args) in [own, with_args].into_iter().flatten() {
-        let mut command = std::process::Command::new("/bin/sh");
-        if args.is_empty() {
-            command.arg("-c").arg(cmd);
-        } else {
-            command
-                .arg("-c")
-                .arg(format!("{cmd} \"$@\""))
-                .arg("sh")
-                .args(&args);
-        }
-        let child = command
+        let child = std::process::Command::new("/bin/sh")
+            .args(health::sh_args(cmd, &args))
             .envs(vrrp_env(v, "STOP"))
             .stdin(std::process::Stdio::null())
             .spawn();
@@ -1884,7 +1889,7 @@ fn run_stop_commands(v: &config::Vrrp) {
         }
         if let Ok(Some(status)) = child.try_wait() {
             if !status.success() {
-                warn!(target: "l4vs", "VRRP: notify command `{cmd}`: {status}");
+                warn!(target: "l4vs", "VRRP: notify command `{cmd}`: {}", health::exit_words(status));
             }
         }
         if matches!(child.try_wait(), Ok(None)) {

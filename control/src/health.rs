@@ -340,9 +340,24 @@ fn notify(t: &Target, command: &str, up: bool) {
     );
 }
 
+/// The arguments of `/bin/sh` that run `command` with `args` after its
+/// own words: `-c COMMAND`, or `-c 'COMMAND "$@"' sh ARGS...`.
+pub fn sh_args(command: &str, args: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return vec!["-c".to_owned(), command.to_owned()];
+    }
+    let mut out = vec![
+        "-c".to_owned(),
+        format!("{command} \"$@\""),
+        "sh".to_owned(),
+    ];
+    out.extend(args.iter().cloned());
+    out
+}
+
 /// How a command ended, in words: `exited with status 3`, `killed by
 /// signal 9`.
-fn exit_words(s: std::process::ExitStatus) -> String {
+pub fn exit_words(s: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt as _;
     match (s.code(), s.signal()) {
         (Some(c), _) => format!("exited with status {c}"),
@@ -362,17 +377,9 @@ fn run_notify(command: &str, env: &[(&'static str, String)]) {
 /// A command that exits with another status than 0, or is killed, is
 /// logged.
 fn run_notify_args(command: &str, env: &[(&'static str, String)], args: &[String]) {
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    if args.is_empty() {
-        cmd.arg("-c").arg(command);
-    } else {
-        cmd.arg("-c")
-            .arg(format!("{command} \"$@\""))
-            .arg("sh")
-            .args(args);
-    }
     let shown = command.to_owned();
-    let child = cmd
+    let child = tokio::process::Command::new("/bin/sh")
+        .args(sh_args(command, args))
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(std::process::Stdio::null())
         .process_group(0)

@@ -449,11 +449,7 @@ fn finish(
         // persist_mode, sync_ports) it keeps.
         let kept = base.and_then(|(b, _)| b.sync.clone());
         let port = kept.as_ref().map_or(0, |k| k.port);
-        let source = cfg
-            .addresses
-            .iter()
-            .find(|a| a.port == port)
-            .map(|a| a.address);
+        let source = config::first_address(&cfg.addresses, port);
         match source {
             Some(source) => {
                 let most = cfg.ports[port].mtu.unwrap_or(1500) - 28;
@@ -500,11 +496,7 @@ fn finish(
             );
         }
         let port = kept.map_or(0, |(p, _)| p);
-        let source = cfg
-            .addresses
-            .iter()
-            .find(|a| a.port == port)
-            .map(|a| a.address);
+        let source = config::first_address(&cfg.addresses, port);
         let mut addresses = Vec::new();
         for (pos, a) in &v.addresses {
             if cfg.addresses.iter().any(|own| own.address == *a) {

@@ -725,12 +725,7 @@ fn sync_payload(
     group: Ipv4Addr,
     ports: std::ops::RangeInclusive<u16>,
 ) -> Option<(Ipv4Addr, &[u8])> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
-    if eth.ethertype() != ethernet::EtherType::Ipv4 {
-        return None;
-    }
-    let l3 = frame.get(eth.header_len()..)?;
-    let ip = ipv4::Packet::new_checked(l3).ok()?;
+    let ip = ipv4::in_frame(frame)?;
     if ip.dst_addr() != group
         || ip.protocol() != ipv4::Protocol::Udp
         || ip.is_fragment()
@@ -739,7 +734,8 @@ fn sync_payload(
         return None;
     }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let payload = l3.get(ip.header_len()..usize::from(ip.total_len()))?;
+    let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
+    let payload = ip.into_inner().get(hl..tl)?;
     let u = udp::Packet::new_checked(payload).ok()?;
     if !ports.contains(&u.dst_port()) || (u.checksum() != 0 && !u.verify_checksum(src, dst)) {
         return None;

@@ -49,7 +49,7 @@
 //! advertisements (its source address) are ignored.
 
 use crate::config::Vrrp;
-use l4vs_wire::ethernet::{self, Address as MacAddr};
+use l4vs_wire::ethernet::Address as MacAddr;
 use l4vs_wire::vrrp::{self as wire, Advertisement, ChecksumMode, Ipv4Facts, RxError};
 use l4vs_wire::{ipv4, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -194,7 +194,7 @@ impl Router {
     /// True when `frame` (an Ethernet frame the workers punted) is an
     /// IPv4 packet of protocol 112 to the VRRP group.
     pub fn is_vrrp_frame(frame: &[u8]) -> bool {
-        ip_of(frame).is_some_and(|ip| {
+        ipv4::in_frame(frame).is_some_and(|ip| {
             ip.protocol() == ipv4::Protocol::Unknown(wire::PROTOCOL)
                 && ip.dst_addr() == wire::MULTICAST_GROUP
         })
@@ -205,7 +205,7 @@ impl Router {
     /// transition it caused, if any; an advertisement to send in answer
     /// goes to [`Router::take_frames`].
     pub fn receive(&mut self, frame: &[u8], now: Instant) -> Option<Transition> {
-        let ip = ip_of(frame)?;
+        let ip = ipv4::in_frame(frame)?;
         if ip.is_fragment() || !ip.verify_checksum() {
             self.counts.rejected[3] += 1;
             return None;
@@ -451,18 +451,18 @@ impl Router {
         };
         let mut frame = vec![0u8; adv.frame_len()];
         self.ident = self.ident.wrapping_add(1);
+        // From the port's MAC, as keepalived without use_vmac: the
+        // workers answer ARP with it, and the switch learns it.
         if adv
-            .emit_frame(
+            .emit_frame_from(
                 &mut frame,
+                self.mac,
                 self.cfg.source,
                 self.ident,
                 self.checksum_mode(),
             )
             .is_ok()
         {
-            // From the port's MAC, as keepalived without use_vmac: the
-            // workers answer ARP with it, and the switch learns it.
-            ethernet::Frame::new_unchecked(&mut frame[..]).set_src_addr(self.mac);
             self.outbox.push(frame);
             self.counts.sent += 1;
         }
@@ -473,15 +473,6 @@ impl Router {
 /// `cs` centiseconds.
 fn centis(cs: u32) -> Duration {
     Duration::from_millis(u64::from(cs) * 10)
-}
-
-/// The IPv4 packet of an untagged or tagged Ethernet frame.
-fn ip_of(frame: &[u8]) -> Option<ipv4::Packet<&[u8]>> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
-    if eth.ethertype() != ethernet::EtherType::Ipv4 {
-        return None;
-    }
-    ipv4::Packet::new_checked(frame.get(eth.header_len()..)?).ok()
 }
 
 /// The gratuitous ARP requests that announce `addr` from `mac`: one

@@ -160,24 +160,23 @@ impl Director {
     }
 
     /// SIGTERM (a planned stop), wait for the exit; its log.
-    fn terminate(mut self) -> String {
-        let mut child = self.child.take().unwrap();
-        netns::signal(&[child.id()], "TERM").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("l4vs ignored SIGTERM\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.log_text()
+    fn terminate(self) -> String {
+        self.signal_and_wait("TERM").1
     }
 
     /// SIGINT, wait for the exit, and return its log with final counters.
-    fn stop(mut self) -> String {
+    fn stop(self) -> String {
+        let (status, log) = self.signal_and_wait("INT");
+        assert!(status.success(), "l4vs exit {status}\n{log}");
+        assert!(log.contains("final counters"), "{log}");
+        log
+    }
+
+    /// Sends `sig`, waits up to 15 s for the exit (else kills it and
+    /// panics): its exit status and log.
+    fn signal_and_wait(mut self, sig: &str) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().unwrap();
-        netns::signal(&[child.id()], "INT").unwrap();
+        netns::signal(&[child.id()], sig).unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         let status = loop {
             if let Some(s) = child.try_wait().unwrap() {
@@ -185,14 +184,11 @@ impl Director {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("l4vs ignored SIGINT\n{}", self.log_text());
+                panic!("l4vs ignored SIG{sig}\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let log = self.log_text();
-        assert!(status.success(), "l4vs exit {status}\n{log}");
-        assert!(log.contains("final counters"), "{log}");
-        log
+        (status, self.log_text())
     }
 }
 

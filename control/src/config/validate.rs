@@ -571,7 +571,7 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
 /// The `vrrp:` block.
 fn vrrp(c: &Checker<'_>, v: &RawVrrp, ports: &[Port], addresses: &[Address]) -> Result<Vrrp> {
     let port = c.port_ref(&v.interface, "vrrp.interface", ports)?;
-    let Some(source) = addresses.iter().find(|a| a.port == port).map(|a| a.address) else {
+    let Some(source) = super::first_address(addresses, port) else {
         return Err(c.err(
             &v.interface.referenced,
             "vrrp.interface",
@@ -705,7 +705,7 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
         }
     };
     let port = c.port_ref(&s.interface, "sync.interface", ports)?;
-    let Some(source) = addresses.iter().find(|a| a.port == port).map(|a| a.address) else {
+    let Some(source) = super::first_address(addresses, port) else {
         return Err(c.err(
             &s.interface.referenced,
             "sync.interface",
@@ -719,7 +719,7 @@ fn sync(c: &Checker<'_>, s: &RawSync, ports: &[Port], addresses: &[Address]) -> 
         // The workers hand the control thread 224.0.0.0/24 only, the
         // local network control block, as a link-local sync group is.
         Some(g) => match g.value.trim().parse::<Ipv4Addr>() {
-            Ok(a) if a.octets()[..3] == [224, 0, 0] => a,
+            Ok(a) if l4vs_wire::ipv4::is_local_network_control(a) => a,
             _ => {
                 return Err(c.err(
                     &g.referenced,

@@ -190,7 +190,7 @@ fn lvs_sync_daemon(t: &Stmt, w: &mut Warnings) -> Result<PlannedSync, ImportErro
                             ),
                         )
                     })?;
-                if a.octets()[..3] == [224, 0, 0] {
+                if l4vs_wire::ipv4::is_local_network_control(a) {
                     s.group = Some(a);
                 } else {
                     w.warn(

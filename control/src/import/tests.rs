@@ -1627,7 +1627,12 @@ fn vrrp_instance_becomes_the_vrrp_block() {
         (
             "advert_int 0.1",
             "advert_int fast",
-            "k.conf:9: advert_int: `fast` is not a number of seconds up to 40",
+            "k.conf:9: advert_int: `fast` is not a time in seconds (such as 6 or 0.5)",
+        ),
+        (
+            "advert_int 0.1",
+            "advert_int 41",
+            "k.conf:9: advert_int: `41` is more than 40 seconds",
         ),
         (
             "virtual_router_id 51",

@@ -80,6 +80,25 @@ mod field {
 /// Length of a header without options.
 pub const HEADER_LEN: usize = 20;
 
+/// The IPv4 packet an Ethernet frame carries (untagged or 802.1Q-tagged),
+/// checked as [`Packet::new_checked`] does; None for another EtherType or
+/// a frame or header too short or malformed.
+pub fn in_frame(frame: &[u8]) -> Option<Packet<&[u8]>> {
+    let eth = crate::ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != crate::ethernet::EtherType::Ipv4 {
+        return None;
+    }
+    Packet::new_checked(frame.get(eth.header_len()..)?).ok()
+}
+
+/// Whether `a` is in 224.0.0.0/24, the local network control block
+/// (RFC 5771: never forwarded; VRRP's 224.0.0.18, IPVS sync's 224.0.0.81,
+/// routing protocols).
+#[inline]
+pub fn is_local_network_control(a: Ipv4Addr) -> bool {
+    a.octets()[..3] == [224, 0, 0]
+}
+
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 

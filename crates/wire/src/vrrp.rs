@@ -695,6 +695,23 @@ impl Advertisement<'_> {
         ident: u16,
         mode: ChecksumMode,
     ) -> Result<usize> {
+        self.emit_frame_from(buf, virtual_mac(self.vrid), src, ident, mode)
+    }
+
+    /// [`Advertisement::emit_frame`] from the Ethernet source `src_mac`
+    /// instead of the virtual router MAC: keepalived without `use_vmac`
+    /// sends its advertisements from the interface's own MAC.
+    ///
+    /// # Errors
+    /// As [`Advertisement::emit_frame`].
+    pub fn emit_frame_from(
+        &self,
+        buf: &mut [u8],
+        src_mac: Address,
+        src: Ipv4Addr,
+        ident: u16,
+        mode: ChecksumMode,
+    ) -> Result<usize> {
         self.check()?;
         let len = self.frame_len();
         let b = buf.get_mut(..len).ok_or(Error::Truncated)?;
@@ -703,7 +720,7 @@ impl Advertisement<'_> {
         rest[ip_len..].fill(0);
         let mut f = ethernet::Frame::new_unchecked(eth);
         f.set_dst_addr(MULTICAST_MAC);
-        f.set_src_addr(virtual_mac(self.vrid));
+        f.set_src_addr(src_mac);
         f.set_outer_ethertype(EtherType::Ipv4);
         Ok(len)
     }

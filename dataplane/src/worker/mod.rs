@@ -1147,11 +1147,10 @@ fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
     })
 }
 
-/// Whether `a` is in 224.0.0.0/24, the local network control block
-/// (RFC 5771: never forwarded; VRRP's 224.0.0.18, IPVS sync's 224.0.0.81,
-/// routing protocols), which the director's control thread and kernel
-/// take. Other multicast is not for the director.
+/// Whether `a` is in the local network control block
+/// ([`ipv4::is_local_network_control`]), which the director's control
+/// thread and kernel take. Other multicast is not for the director.
 #[inline]
 fn is_local_control(a: Ipv4Addr) -> bool {
-    a.octets()[..3] == [224, 0, 0]
+    ipv4::is_local_network_control(a)
 }

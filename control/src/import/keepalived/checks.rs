@@ -1089,7 +1089,7 @@ pub(super) fn warn_unused(
 
 /// A time in seconds as keepalived reads one (`read_timer`): digits with
 /// an optional fraction.
-fn seconds(t: &Stmt) -> Result<f64, ImportError> {
+pub(super) fn seconds(t: &Stmt) -> Result<f64, ImportError> {
     no_block(t)?;
     extra_words(t, 2)?;
     let v = arg(t, 1, "a time in seconds")?;

@@ -56,27 +56,23 @@ pub struct PlannedVrrp {
     pub v3: bool,
 }
 
-/// Seconds as keepalived writes them (`0.1`, `3`) in milliseconds, at
-/// most `max_ms`.
-fn seconds_ms(t: &Stmt, v: &str, max_ms: u64) -> Result<u64, ImportError> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| {
-            s.is_finite() && *s >= 0.0 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        })
-        .map(|s| (s * 1000.0).round() as u64)
-        .filter(|ms| *ms <= max_ms)
-        .ok_or_else(|| {
-            error(
-                &t.pos,
-                format!(
-                    "{}: {} is not a number of seconds up to {}",
-                    t.keyword(),
-                    config::echo(v),
-                    max_ms / 1000
-                ),
-            )
-        })
+/// A `KEYWORD SECONDS` line as keepalived reads a time
+/// ([`super::checks::seconds`]: `0.1`, `3`), in milliseconds, at most
+/// `max_ms`.
+fn seconds_ms(t: &Stmt, max_ms: u64) -> Result<u64, ImportError> {
+    let ms = (super::checks::seconds(t)? * 1000.0).round() as u64;
+    if ms > max_ms {
+        return Err(error(
+            &t.pos,
+            format!(
+                "{}: {} is more than {} seconds",
+                t.keyword(),
+                config::echo(&t.words[1]),
+                max_ms / 1000
+            ),
+        ));
+    }
+    Ok(ms)
 }
 
 /// A command of a `notify*` line: its words after the keyword, as
@@ -110,11 +106,7 @@ pub(super) fn vrrp_instance(
         );
         return Ok(None);
     }
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let valid = config::valid_name(name, 32);
     if !valid {
         w.warn(
             &s.pos,
@@ -167,8 +159,7 @@ pub(super) fn vrrp_instance(
                 v.priority = p.min(254) as u8;
             }
             "advert_int" => {
-                extra_words(t, 2)?;
-                let ms = seconds_ms(t, arg(t, 1, "seconds")?, 40_950)?;
+                let ms = seconds_ms(t, 40_950)?;
                 let rounded = ((ms + 5) / 10 * 10).max(10);
                 if rounded != ms {
                     w.warn(&t.pos, format!("advert_int is {rounded} ms: VRRPv3 carries centiseconds"));
@@ -177,10 +168,7 @@ pub(super) fn vrrp_instance(
             }
             "nopreempt" => v.preempt = false,
             "preempt" => v.preempt = true,
-            "preempt_delay" => {
-                extra_words(t, 2)?;
-                v.preempt_delay_ms = seconds_ms(t, arg(t, 1, "seconds")?, 1_000_000)?;
-            }
+            "preempt_delay" => v.preempt_delay_ms = seconds_ms(t, 1_000_000)?,
             "garp_master_repeat" => {
                 extra_words(t, 2)?;
                 v.garp_repeat = Some(number(t, arg(t, 1, "a number")?, 1, 255)?);

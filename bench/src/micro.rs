@@ -218,6 +218,11 @@ impl PacketIo for MemIo {
     fn alloc(&mut self, _len: usize) -> Option<Box<VecPacket>> {
         None
     }
+
+    #[inline(always)]
+    fn prefetch(addr: *const u8) {
+        l4vs_dpdk::prefetch0(addr);
+    }
 }
 
 /// A worker loop over one TCP service, ready to be benchmarked.

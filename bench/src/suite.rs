@@ -60,14 +60,16 @@ impl Method {
 /// The l4vs config of a run: one memif port (`server_spec`), one worker
 /// on `dut_core`, the control thread on `main_core`, a UDP service on
 /// port 53 and a TCP service on port 80 of [`VIP`] over [`REALS`] by
-/// `method`, rr; its admin socket is named after `file_prefix`, so a run
-/// never meets a director running beside it in this namespace.
+/// `method`, rr, with a connection table of `connections` entries; its
+/// admin socket is named after `file_prefix`, so a run never meets a
+/// director running beside it in this namespace.
 pub fn l4vs_config(
     method: Method,
     server_spec: &str,
     file_prefix: &str,
     main_core: usize,
     dut_core: usize,
+    connections: u32,
 ) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "# Written by l4vs-bench for one benchmark run.");
@@ -79,7 +81,7 @@ pub fn l4vs_config(
     let _ = writeln!(c, "  main_core: {main_core}");
     let _ = writeln!(
         c,
-        "workers:\n  cores: [{dut_core}]\n  burst: 32\n  idle_sleep_us: 0"
+        "workers:\n  cores: [{dut_core}]\n  burst: 32\n  idle_sleep_us: 0\n  connections: {connections}"
     );
     let _ = writeln!(c, "ports:\n  - name: bench\n    device: \"{server_spec}\"");
     let _ = writeln!(c, "admin_socket: /run/l4vs/admin-{file_prefix}.sock");
@@ -312,7 +314,7 @@ mod tests {
     fn config_has_every_real_and_both_services() {
         let (server, client) = memif_specs("/run/x.sock");
         assert!(client.contains("role=client") && client.contains(GEN_MAC));
-        let c = l4vs_config(Method::Nat, &server, "p", 0, 1);
+        let c = l4vs_config(Method::Nat, &server, "p", 0, 1, 1 << 20);
         assert!(
             c.contains(
                 "device: \"net_memif0,role=server,socket=/run/x.sock,mac=02:00:00:00:00:01\""
@@ -324,8 +326,13 @@ mod tests {
         assert!(
             c.contains("forward: nat") && c.contains("cores: [1]") && c.contains("main_core: 0")
         );
-        let d = l4vs_config(Method::Dr, &server, "p", 0, 1);
+        let d = l4vs_config(Method::Dr, &server, "p", 0, 1, 12_500_000);
         assert_eq!(d.matches("port: 53 }").count(), 4);
+        assert!(d.contains("  connections: 12500000\n"), "{d}");
+        // What the director will load.
+        let loaded = l4vs_control::config::parse(&d, "l4vs-dr.yaml").unwrap();
+        assert_eq!(loaded.workers.connections, 12_500_000);
+        assert_eq!(loaded.services.len(), 2);
     }
 
     #[test]

@@ -197,6 +197,11 @@ impl PacketIo for DpdkIo {
         m.append(len).then_some(m)
     }
 
+    #[inline(always)]
+    fn prefetch(addr: *const u8) {
+        l4vs_dpdk::prefetch0(addr);
+    }
+
     fn transmit_injected(&mut self) -> usize {
         let mut moved = 0;
         for (port, ring) in self.inject.iter_mut().enumerate() {

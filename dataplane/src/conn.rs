@@ -237,6 +237,16 @@ const FREE_CONN: Conn = Conn {
     flags: 0,
 };
 
+/// Where a tuple may be indexed: its signature and its two candidate
+/// buckets ([`ConnTable::probe`]). Meaningful only to the table that made
+/// it, and only until that table is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    sig: u32,
+    b1: u32,
+    b2: u32,
+}
+
 /// A fixed-capacity connection table with timer-wheel expiry.
 #[derive(Debug)]
 pub struct ConnTable {
@@ -354,12 +364,48 @@ impl ConnTable {
         }
     }
 
-    /// Loads both candidate buckets of `t` so a later [`ConnTable::lookup`]
-    /// finds them in cache: call it across a burst before processing it.
+    /// Stage one of a burst's prefetch: where `t` may be indexed, and the
+    /// addresses of its two candidate buckets (one cache line each), for
+    /// the platform's prefetch. Reads nothing of the table but its size.
     #[inline]
-    pub fn prefetch(&self, t: &Tuple) -> u32 {
-        let (_, b1, b2) = self.locate(t);
-        core::hint::black_box(self.buckets[b1].sig[0] ^ self.buckets[b2].sig[0])
+    pub fn probe(&self, t: &Tuple) -> (Probe, [*const u8; 2]) {
+        let (sig, b1, b2) = self.locate(t);
+        let lines = [
+            core::ptr::from_ref(&self.buckets[b1]).cast::<u8>(),
+            core::ptr::from_ref(&self.buckets[b2]).cast::<u8>(),
+        ];
+        (
+            Probe {
+                sig,
+                b1: b1 as u32,
+                b2: b2 as u32,
+            },
+            lines,
+        )
+    }
+
+    /// Stage two, once the buckets of `probe` (made by this table) are in
+    /// cache: calls `prefetch` with the first and last byte of each entry
+    /// its signature matches in them (an entry may straddle two lines), so
+    /// that a later [`ConnTable::lookup`] finds the entry in cache too.
+    /// As `rte_hash_lookup_bulk`: buckets of the whole burst first, then
+    /// entries.
+    #[inline]
+    pub fn prefetch_entries(&self, probe: Probe, mut prefetch: impl FnMut(*const u8)) {
+        for b in [probe.b1, probe.b2] {
+            let Some(bucket) = self.buckets.get(b as usize) else {
+                continue;
+            };
+            for s in 0..SLOTS {
+                if bucket.sig[s] == probe.sig {
+                    if let Some(e) = self.entries.get(bucket.idx[s] as usize) {
+                        let first = core::ptr::from_ref(e).cast::<u8>();
+                        prefetch(first);
+                        prefetch(first.wrapping_add(core::mem::size_of::<Conn>() - 1));
+                    }
+                }
+            }
+        }
     }
 
     #[inline]

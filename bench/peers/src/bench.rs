@@ -40,7 +40,7 @@ use l4vs_lab::{
     REAL_SERVERS, SUBNET_PREFIX_LEN, UDP_ECHO_PORT, VIP,
 };
 
-use crate::configs::{self, NftSched, Topology};
+use crate::configs::{self, L4vsPort, NftSched, Topology};
 use crate::cpu::{self, CoreLoad};
 use crate::report::{Cell, Measure, Row};
 use crate::udp::FloodResult;
@@ -65,8 +65,8 @@ pub enum Director {
     Nftables(NftSched),
     /// HAProxy in TCP mode.
     Haproxy,
-    /// l4vs with this `workers.idle_sleep_us`.
-    L4vs(u32),
+    /// l4vs with this `workers.idle_sleep_us`, on this kind of port.
+    L4vs(u32, L4vsPort),
 }
 
 impl Director {
@@ -76,8 +76,10 @@ impl Director {
             Director::None => "none (client → rs1 direct)".to_owned(),
             Director::Nftables(s) => format!("nftables DNAT, nftlb-style ({})", s.as_str()),
             Director::Haproxy => "HAProxy, TCP mode".to_owned(),
-            Director::L4vs(0) => "l4vs, idle_sleep_us 0 (busy poll)".to_owned(),
-            Director::L4vs(us) => format!("l4vs, idle_sleep_us {us}"),
+            Director::L4vs(0, port) => {
+                format!("l4vs on {}, idle_sleep_us 0 (busy poll)", port.driver())
+            }
+            Director::L4vs(us, port) => format!("l4vs on {}, idle_sleep_us {us}", port.driver()),
         }
     }
 }
@@ -251,7 +253,7 @@ fn precheck(ctx: &Ctx<'_>, d: Director) -> Option<String> {
             .haproxy
             .is_none()
             .then(|| missing("haproxy", "haproxy")),
-        Director::L4vs(_) => (!netns::is_executable(&ctx.opts.l4vs)).then(|| {
+        Director::L4vs(..) => (!netns::is_executable(&ctx.opts.l4vs)).then(|| {
             format!(
                 "l4vs binary {} not built (cargo build --release -p l4vs-control)",
                 ctx.opts.l4vs.display()
@@ -332,22 +334,74 @@ fn core_mask(core: usize) -> String {
 /// Pins every process already in `role`'s namespace (all threads) to `core`.
 fn pin_namespace(lab: &Lab, role: &str, core: usize) -> Result<()> {
     for pid in netns::pids(&lab.ns(role))? {
-        let out = netns::output(Command::new("taskset").args([
-            "-a",
-            "-p",
-            "-c",
-            &core.to_string(),
-            &pid.to_string(),
-        ]))?;
-        // A process that exited meanwhile is fine; anything else is not.
-        if !out.status.success() && Path::new(&format!("/proc/{pid}")).exists() {
-            bail!(
-                "taskset -a -p -c {core} {pid}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        pin_pid(pid, core)?;
     }
     Ok(())
+}
+
+/// Pins process (or kernel thread) `pid`, all its threads, to `core`; a
+/// process that exited meanwhile is fine.
+fn pin_pid(pid: u32, core: usize) -> Result<()> {
+    let out = netns::output(Command::new("taskset").args([
+        "-a",
+        "-p",
+        "-c",
+        &core.to_string(),
+        &pid.to_string(),
+    ]))?;
+    if !out.status.success() && Path::new(&format!("/proc/{pid}")).exists() {
+        bail!(
+            "taskset -a -p -c {core} {pid}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The kernel's NAPI threads of interfaces named [`IFACE`] (`napi/eth0-N`,
+/// children of kthreadd), in any namespace.
+fn napi_threads() -> Result<HashSet<u32>> {
+    let prefix = format!("napi/{IFACE}-");
+    let mut found = HashSet::new();
+    for e in fs::read_dir("/proc").context("reading /proc")? {
+        let Some(pid) = e?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // Anything may exit while we look.
+        let Ok(comm) = fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        if comm.trim_end().starts_with(&prefix) {
+            found.insert(pid);
+        }
+    }
+    Ok(found)
+}
+
+/// For l4vs on `net_af_xdp`: XDP on a veth runs in the veth's NAPI poll,
+/// which the kernel schedules on the core that sent the frame (the
+/// client's), where the director's CPU would not count it and RPS, which
+/// comes after XDP, cannot move it. Threaded NAPI (`threaded` = 1 on the
+/// director's interface) moves the poll into kernel threads, which this
+/// pins to the director core: the XDP receive path is then counted there,
+/// as AF_PACKET's is by RPS. Call it once the XDP program is attached (the
+/// director answers). Returns how many threads it pinned.
+fn thread_director_napi(lab: &Lab, core: usize) -> Result<usize> {
+    let before = napi_threads()?;
+    lab.exec_in(
+        DIRECTOR,
+        "sh",
+        &["-c", &format!("echo 1 > /sys/class/net/{IFACE}/threaded")],
+    )
+    .with_context(|| format!("turning on threaded NAPI for {IFACE} in the director"))?;
+    let ours: Vec<u32> = napi_threads()?.difference(&before).copied().collect();
+    if ours.is_empty() {
+        bail!("threaded NAPI on the director's {IFACE} started no napi/{IFACE}-* kernel thread");
+    }
+    for &pid in &ours {
+        pin_pid(pid, core)?;
+    }
+    Ok(ours.len())
 }
 
 /// Steers `dev`'s receive processing in `role`'s namespace to `core` (RPS).
@@ -444,7 +498,7 @@ fn run_director(ctx: &Ctx<'_>, d: Director) -> Result<Row> {
         Director::None => "none".to_owned(),
         Director::Nftables(s) => format!("nftables-{}", s.as_str()),
         Director::Haproxy => "haproxy".to_owned(),
-        Director::L4vs(us) => format!("l4vs-{us}"),
+        Director::L4vs(us, port) => format!("l4vs-{}-{us}", port.driver()),
     });
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -482,6 +536,13 @@ fn run_director(ctx: &Ctx<'_>, d: Director) -> Result<Row> {
     }
     let outcome = (|| -> Result<[Cell; 3]> {
         wait_ready(&lab, &mut running, &targets)?;
+        if let Director::L4vs(_, L4vsPort::AfXdp) = d {
+            let n = thread_director_napi(&lab, ctx.opts.director_core)?;
+            details.push(format!(
+                "XDP receive: threaded NAPI on the director's {IFACE}, {n} kernel thread(s) \
+                 pinned to the director core"
+            ));
+        }
         let m = Meter {
             lab: &lab,
             ctx,
@@ -523,7 +584,7 @@ fn run_director(ctx: &Ctx<'_>, d: Director) -> Result<Row> {
     })();
     if let Some(r) = &mut running {
         let stopped = r.stop();
-        if let Director::L4vs(_) = d {
+        if let Director::L4vs(..) = d {
             details.extend(l4vs_final_counters(&r.log));
         }
         stopped?;
@@ -630,9 +691,9 @@ fn start_director(
             };
             Ok((Some(running), t, "1 thread on the director core".to_owned()))
         }
-        Director::L4vs(us) => {
+        Director::L4vs(us, port) => {
             let cfg = dir.join("l4vs.yaml");
-            fs::write(&cfg, configs::l4vs_yaml(topo, us))?;
+            fs::write(&cfg, configs::l4vs_yaml(topo, us, port))?;
             let mut cmd = lab.command(DIRECTOR, &ctx.opts.l4vs);
             cmd.arg("run").arg("--config").arg(&cfg);
             let running = spawn_logged(lab, cmd, dir.join("l4vs.log"), "INT")?;
@@ -875,8 +936,10 @@ mod tests {
             Director::Nftables(NftSched::Numgen),
             Director::Nftables(NftSched::Jhash),
             Director::Haproxy,
-            Director::L4vs(0),
-            Director::L4vs(50),
+            Director::L4vs(0, L4vsPort::AfPacket),
+            Director::L4vs(50, L4vsPort::AfPacket),
+            Director::L4vs(0, L4vsPort::AfXdp),
+            Director::L4vs(50, L4vsPort::AfXdp),
         ];
         let labels: HashSet<String> = all.iter().map(|d| d.label()).collect();
         assert_eq!(labels.len(), all.len());
@@ -884,7 +947,11 @@ mod tests {
 
     fn options() -> Options {
         Options {
-            directors: vec![Director::None, Director::Haproxy, Director::L4vs(0)],
+            directors: vec![
+                Director::None,
+                Director::Haproxy,
+                Director::L4vs(0, L4vsPort::AfPacket),
+            ],
             seconds: 1,
             warmup_secs: 0,
             connections: 1,
@@ -933,7 +1000,7 @@ mod tests {
         assert_eq!(haproxy, "haproxy not installed (Debian package `haproxy`)");
         let nft = precheck(&ctx, Director::Nftables(NftSched::Numgen)).unwrap();
         assert!(nft.contains("`nftables`"), "{nft}");
-        assert!(precheck(&ctx, Director::L4vs(0))
+        assert!(precheck(&ctx, Director::L4vs(0, L4vsPort::AfPacket))
             .unwrap()
             .contains("not built"));
 

@@ -175,10 +175,39 @@ backend reals
     s
 }
 
+/// The kind of DPDK port l4vs runs on in the lab, on the director's veth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4vsPort {
+    /// `net_af_packet`: an AF_PACKET socket with a memory-mapped ring (the
+    /// lab's default).
+    AfPacket,
+    /// `net_af_xdp`: an AF_XDP socket fed by an XDP program on the veth
+    /// (copy mode: veth has no zero-copy).
+    AfXdp,
+}
+
+impl L4vsPort {
+    /// The port's `device` in l4vs's config.
+    pub fn device(self) -> &'static str {
+        match self {
+            L4vsPort::AfPacket => "net_af_packet0,iface=eth0",
+            L4vsPort::AfXdp => "net_af_xdp0,iface=eth0,start_queue=0,queue_count=1",
+        }
+    }
+
+    /// The DPDK driver's name, for labels.
+    pub fn driver(self) -> &'static str {
+        match self {
+            L4vsPort::AfPacket => "af_packet",
+            L4vsPort::AfXdp => "af_xdp",
+        }
+    }
+}
+
 /// l4vs's config: `configs/lab-nat.yaml` with the benchmark's HTTP port,
 /// the worker on the director core, the control thread on the client core,
-/// and `idle_sleep_us` as given (0 = busy poll).
-pub fn l4vs_yaml(t: &Topology, idle_sleep_us: u32) -> String {
+/// `idle_sleep_us` as given (0 = busy poll), on a `port` of that kind.
+pub fn l4vs_yaml(t: &Topology, idle_sleep_us: u32, port: L4vsPort) -> String {
     let reals = |port: u16| {
         t.reals
             .iter()
@@ -195,7 +224,7 @@ workers:
   idle_sleep_us: {idle_sleep_us}
 ports:
   - name: lan
-    device: \"net_af_packet0,iface=eth0\"
+    device: \"{device}\"
 addresses:
   - {{ port: lan, address: {dc}/{len} }}
   - {{ port: lan, address: {dr}/{len} }}
@@ -217,6 +246,7 @@ services:
 {udp_reals}",
         main = t.client_core,
         worker = t.director_core,
+        device = port.device(),
         dc = DIRECTOR_CLIENT_ADDR,
         dr = DIRECTOR_REAL_ADDR,
         len = SUBNET_PREFIX_LEN,
@@ -292,12 +322,23 @@ mod tests {
             udp_port: l4vs_lab::UDP_ECHO_PORT,
             ..T
         };
-        let ours = l4vs_control::config::parse(&l4vs_yaml(&same, 50), "generated").unwrap();
+        let ours =
+            l4vs_control::config::parse(&l4vs_yaml(&same, 50, L4vsPort::AfPacket), "generated")
+                .unwrap();
         assert_eq!(ours, lab);
 
-        let busy = l4vs_control::config::parse(&l4vs_yaml(&T, 0), "generated").unwrap();
+        let busy = l4vs_control::config::parse(&l4vs_yaml(&T, 0, L4vsPort::AfPacket), "generated")
+            .unwrap();
         assert_eq!(busy.workers.idle_sleep_us, 0);
         assert_eq!(busy.workers.cores, vec![1]);
+
+        let xdp = l4vs_control::config::parse(&l4vs_yaml(&same, 50, L4vsPort::AfXdp), "generated")
+            .unwrap();
+        assert_eq!(
+            xdp.ports[0].device.spec(),
+            "net_af_xdp0,iface=eth0,start_queue=0,queue_count=1"
+        );
+        assert_eq!(xdp.services, lab.services);
     }
 
     /// The hardware DUT config shipped with the pktgen scripts stays valid.

@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use bench::{Director, Options, Tools};
-use configs::NftSched;
+use configs::{L4vsPort, NftSched};
 use report::{Cell, Row};
 
 #[derive(Parser)]
@@ -49,10 +49,14 @@ enum Which {
     Nftables,
     /// HAProxy in TCP mode.
     Haproxy,
-    /// l4vs, busy polling (idle_sleep_us 0).
+    /// l4vs on `net_af_packet`, busy polling (idle_sleep_us 0).
     L4vsBusy,
-    /// l4vs with idle back-off (--idle-sleep-us).
+    /// l4vs on `net_af_packet` with idle back-off (--idle-sleep-us).
     L4vsSleep,
+    /// l4vs on `net_af_xdp` (XDP on the veth), busy polling.
+    L4vsXdpBusy,
+    /// l4vs on `net_af_xdp` with idle back-off (--idle-sleep-us).
+    L4vsXdpSleep,
 }
 
 #[derive(Subcommand)]
@@ -75,7 +79,7 @@ enum Cmd {
         #[arg(long)]
         lab_bin: Option<PathBuf>,
         /// Directors to run, in order.
-        #[arg(long, value_delimiter = ',', default_values = ["none", "nftables", "haproxy", "l4vs-busy", "l4vs-sleep"])]
+        #[arg(long, value_delimiter = ',', default_values = ["none", "nftables", "haproxy", "l4vs-busy", "l4vs-sleep", "l4vs-xdp-busy", "l4vs-xdp-sleep"])]
         directors: Vec<Which>,
         /// How the nftables farm picks a real.
         #[arg(long, value_enum, default_value = "numgen")]
@@ -187,8 +191,10 @@ fn run(cli: Cli) -> Result<()> {
                         Which::None => Director::None,
                         Which::Nftables => Director::Nftables(nft_sched),
                         Which::Haproxy => Director::Haproxy,
-                        Which::L4vsBusy => Director::L4vs(0),
-                        Which::L4vsSleep => Director::L4vs(idle_sleep_us),
+                        Which::L4vsBusy => Director::L4vs(0, L4vsPort::AfPacket),
+                        Which::L4vsSleep => Director::L4vs(idle_sleep_us, L4vsPort::AfPacket),
+                        Which::L4vsXdpBusy => Director::L4vs(0, L4vsPort::AfXdp),
+                        Which::L4vsXdpSleep => Director::L4vs(idle_sleep_us, L4vsPort::AfXdp),
                     })
                     .collect(),
                 seconds: seconds.unwrap_or(if quick { 5 } else { 15 }),
@@ -474,7 +480,9 @@ rs1 alone with no director on the path. nftables: the ruleset nftlb writes for a
 (a verdict map `VIP . port` → farm chain, `dnat to {nft}`), ip_forward on, conntrack \
 un-NATs the replies. HAProxy: `mode tcp`, `balance roundrobin`, `nbthread 1`, no checks, \
 no logs; it has no UDP. l4vs: `configs/lab-nat.yaml` with the port above and \
-`workers.idle_sleep_us` as named, on a DPDK `net_af_packet` port on the director's veth.
+`workers.idle_sleep_us` as named, on a DPDK `net_af_packet` or `net_af_xdp` port (as named) \
+on the director's veth; `net_af_xdp` in copy mode (veth has no zero-copy), its XDP program \
+in the veth's NAPI poll, made a kernel thread (threaded NAPI) pinned to the director core.
 
 **Fairness.** Two cores, shared by everything. Core {cc}: the client, the servers, the \
 bridge, l4vs's (sleeping) control thread and this program, pinned with `taskset`. Core \
@@ -490,7 +498,7 @@ time minus its `idle` and `iowait` from `/proc/stat` (which this kernel measures
 than samples), minus what other people's processes took of the core (their threads' \
 utime + stime on it, plus sampled user + system time no visible thread explains). For \
 nftables that is its softirq time, for HAProxy its process and its TCP stack, for l4vs its \
-worker and the AF_PACKET receive path. Not the `/proc/stat` busy columns: this kernel \
+worker and the AF_PACKET receive path or the XDP NAPI thread. Not the `/proc/stat` busy columns: this kernel \
 samples them at the tick and stops the tick on an idle core (`NO_HZ_IDLE`), so the short \
 softirq bursts of a mostly idle core, nftables' whole cost, are largely never sampled; the \
 details show both. `per CPU-s` = rate / CPU. Busy polling keeps the core at 1.00 whatever \
@@ -498,10 +506,11 @@ the load: that is what `idle_sleep_us` trades against latency.
 
 **Caveats.** Everything is on one VM's two vCPUs: the client and servers saturate core \
 {cc} before any director saturates core {dc}, so the rates mostly measure the lab, and the \
-CPU columns tell the directors apart. l4vs runs here on AF_PACKET over a veth: the kernel \
-copies every frame into the ring, runs its own receive path on the address-less `eth0` and \
-a `sendto` per TX burst; a DPDK NIC driver does none of that, so these l4vs figures are not \
-its hardware figures (see `bench/PEERS.md` and `bench/pktgen/`).
+CPU columns tell the directors apart. l4vs runs here on kernel sockets over a veth: on \
+AF_PACKET the kernel copies every frame into the ring and runs its own receive path on the \
+address-less `eth0`; on AF_XDP it runs the XDP program and copies the frame into the \
+socket's memory; both take a `sendto` per TX burst. A DPDK NIC driver does none of that, so \
+these l4vs figures are not its hardware figures (see `bench/PEERS.md` and `bench/pktgen/`).
 
 Details:
 

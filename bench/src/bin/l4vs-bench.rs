@@ -17,6 +17,7 @@ use l4vs_bench::report::{
 };
 use l4vs_bench::results::{GenReport, MicroReport};
 use l4vs_bench::suite::{self, Method};
+use l4vs_control::config::DEFAULT_CONNECTIONS;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -490,16 +491,7 @@ fn micro_runs(quick: bool) -> Vec<Vec<String>> {
                 "--syns",
                 "500000",
             ],
-            vec![
-                "--live",
-                "10000000",
-                "--modes",
-                "dr",
-                "--samples",
-                "1000000",
-                "--syns",
-                "0",
-            ],
+            vec!["--live", "10000000", "--samples", "1000000", "--syns", "0"],
         ]
     } else {
         vec![vec![
@@ -695,9 +687,9 @@ fn specs(quick: bool) -> Vec<Spec> {
         &["64", "128", "256", "512", "1024", "1518", "imix"]
     };
     let flows: &[u64] = if quick {
-        &[1, 10_000, 1_000_000]
+        &[1, 10_000, 1_000_000, 10_000_000]
     } else {
-        &[1, 1_000, 10_000, 100_000, 1_000_000]
+        &[1, 1_000, 10_000, 100_000, 1_000_000, 10_000_000]
     };
     let dr = Dut::L4vs(Method::Dr);
     let mut v = Vec::new();
@@ -738,7 +730,7 @@ fn specs(quick: bool) -> Vec<Spec> {
         });
     }
     // A SYN flood of a million unique tuples: l4vs's table (2^20 entries
-    // per worker, not configurable yet) holds them all.
+    // per worker by default) holds them all.
     for dut in [Dut::Fwd, dr] {
         v.push(Spec {
             group: "tcp",
@@ -853,8 +845,19 @@ fn one_point(ctx: &mut Ctx, s: &Spec) -> PointResult {
             c
         }
         Dut::L4vs(m) => {
-            let cfg =
-                suite::l4vs_config(m, &server, &dut_prefix, ctx.cli.gen_core, ctx.cli.dut_core);
+            // Room for every flow of the run (a quarter spare, as the
+            // in-process benchmark sizes its table), at least the default.
+            let connections = u32::try_from(s.flows + s.flows / 4)
+                .unwrap_or(u32::MAX)
+                .max(DEFAULT_CONNECTIONS);
+            let cfg = suite::l4vs_config(
+                m,
+                &server,
+                &dut_prefix,
+                ctx.cli.gen_core,
+                ctx.cli.dut_core,
+                connections,
+            );
             let path = ctx.tmp.join(format!("l4vs-{}.yaml", m.as_str()));
             if let Err(e) = std::fs::write(&path, cfg) {
                 return Err((format!("cannot write {}: {e}", path.display()), None));

@@ -34,6 +34,7 @@ mod log;
 mod mbuf;
 mod mempool;
 mod port;
+mod prefetch;
 mod ring;
 
 pub use eal::{lcore_id, rdtsc, register_thread, tsc_hz, unregister_thread, version, Eal};
@@ -42,6 +43,7 @@ pub use log::{route_log, LogLevel, LogSink};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
 pub use port::{Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use prefetch::prefetch0;
 pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// The raw bindings, for what these wrappers do not cover.

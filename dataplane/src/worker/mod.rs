@@ -41,7 +41,7 @@
 //!   [`crate::lcore::NEIGHBOR_QUEUE_TIMEOUT_MS`].
 //! - 802.1Q frames keep their tag.
 
-use crate::conn::{self, Conn, ConnTable, Direction};
+use crate::conn::{self, Conn, ConnTable, Direction, Probe};
 use crate::fragtable::{FragKey, FragRoute, FragTable, Inserted};
 use crate::model::{ConnState, ForwardMethod, Real, Timeouts, Tuple};
 use crate::neighbor::NeighborTable;
@@ -512,13 +512,26 @@ impl Worker {
         emit(&mut self.events, &self.counters, Event::Created(c));
     }
 
-    /// Loads the connection-table bucket of a frame's tuple into cache.
-    /// Call it for every packet of a burst before processing the burst.
+    /// Stage one of a burst's prefetch: hands `prefetch` (the platform's
+    /// cache hint, [`crate::lcore::PacketIo::prefetch`]) the two
+    /// connection-table buckets of a frame's tuple, and returns where its
+    /// entry may be for stage two ([`Worker::prefetch_entries`]); None for
+    /// a frame that is not TCP or UDP over IPv4. Call it for every packet
+    /// of a burst, then stage two for every packet, then process them.
     #[inline]
-    pub fn prefetch(&self, frame: &[u8]) {
-        if let Some(t) = peek_tuple(frame) {
-            self.conns.prefetch(&t);
-        }
+    pub fn prefetch_buckets(&self, frame: &[u8], prefetch: impl Fn(*const u8)) -> Option<Probe> {
+        let t = peek_tuple(frame)?;
+        let (probe, lines) = self.conns.probe(&t);
+        lines.into_iter().for_each(prefetch);
+        Some(probe)
+    }
+
+    /// Stage two of a burst's prefetch: hands `prefetch` the entries whose
+    /// signature matches `probe` (from [`Worker::prefetch_buckets`] in
+    /// this poll round) in its buckets, which stage one brought in.
+    #[inline]
+    pub fn prefetch_entries(&self, probe: Probe, prefetch: impl Fn(*const u8)) {
+        self.conns.prefetch_entries(probe, prefetch);
     }
 
     /// Handles one packet received on `in_port`, in place, and counts it.

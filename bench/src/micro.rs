@@ -322,7 +322,11 @@ impl Rig {
             ..WorkerConfig::default()
         };
         let snap = Arc::new(snap);
-        let worker = Worker::new(snap.clone(), neigh, counters.clone(), cfg);
+        // As the director does (control/src/director.rs).
+        let worker =
+            Worker::with_memory_advice(snap.clone(), neigh, counters.clone(), cfg, |a, n| {
+                l4vs_dpdk::advise_huge_pages(a, n);
+            });
         let mut lcore = Lcore::new(
             worker,
             MemIo::default(),

@@ -1559,11 +1559,16 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         );
     }
     l4vs_dpdk::register_thread().context("registering the worker with DPDK")?;
-    let worker = Worker::new(
+    // The connection table is touched at random: huge pages spare most of
+    // its TLB misses (the kernel ignores the advice with THP `never`).
+    let worker = Worker::with_memory_advice(
         plan.snapshot.load_full(),
         plan.neighbors,
         plan.counters,
         plan.worker,
+        |addr, len| {
+            l4vs_dpdk::advise_huge_pages(addr, len);
+        },
     );
     let mut lcore = Lcore::new(
         worker,

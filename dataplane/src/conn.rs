@@ -247,6 +247,15 @@ pub struct Probe {
     b2: u32,
 }
 
+/// `n` copies of `value` in one allocation, `advise`d (address, bytes)
+/// between its reservation and its first write.
+fn filled<T: Copy>(n: usize, value: T, advise: &mut impl FnMut(*mut u8, usize)) -> Box<[T]> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise(v.as_mut_ptr().cast::<u8>(), n * core::mem::size_of::<T>());
+    v.resize(n, value);
+    v.into_boxed_slice()
+}
+
 /// A fixed-capacity connection table with timer-wheel expiry.
 #[derive(Debug)]
 pub struct ConnTable {
@@ -270,9 +279,22 @@ impl ConnTable {
     /// A table for `capacity` connections, clock at `now` seconds; `seed`
     /// keys the hash so an attacker cannot aim tuples at one bucket.
     pub fn new(capacity: u32, seed: u64, now: u32) -> ConnTable {
+        ConnTable::with_memory_advice(capacity, seed, now, |_, _| {})
+    }
+
+    /// [`ConnTable::new`], calling `advise` with the address and length in
+    /// bytes of each of its two large arrays (entries, buckets) after they
+    /// are reserved and before they are first written: the platform's
+    /// chance to ask for huge pages (`l4vs_dpdk::advise_huge_pages`).
+    pub fn with_memory_advice(
+        capacity: u32,
+        seed: u64,
+        now: u32,
+        mut advise: impl FnMut(*mut u8, usize),
+    ) -> ConnTable {
         let cap = capacity.clamp(1, u32::MAX - WHEEL_SLOTS - 2);
         let n = cap as usize + WHEEL_SLOTS as usize + 1;
-        let mut entries = vec![FREE_CONN; n].into_boxed_slice();
+        let mut entries = filled(n, FREE_CONN, &mut advise);
         for i in 0..cap {
             entries[i as usize].next = if i + 1 < cap { i + 1 } else { NIL };
         }
@@ -288,7 +310,7 @@ impl ConnTable {
             cap,
             len: 0,
             free: 0,
-            buckets: vec![Bucket::EMPTY; nb].into_boxed_slice(),
+            buckets: filled(nb, Bucket::EMPTY, &mut advise),
             seed,
             tick: now,
             draining: false,
@@ -730,6 +752,24 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_advice_is_given_both_arrays_whole() {
+        let mut seen = Vec::new();
+        let t =
+            ConnTable::with_memory_advice(1000, 1, 0, |addr, len| seen.push((addr as usize, len)));
+        let entries = (1000 + WHEEL_SLOTS as usize + 1) * core::mem::size_of::<Conn>();
+        let buckets = t.buckets.len() * core::mem::size_of::<Bucket>();
+        assert_eq!(
+            seen,
+            vec![
+                (t.entries.as_ptr() as usize, entries),
+                (t.buckets.as_ptr() as usize, buckets)
+            ]
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.capacity(), 1000);
+    }
 
     fn tuple(i: u32) -> Tuple {
         Tuple {

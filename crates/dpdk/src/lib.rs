@@ -30,20 +30,20 @@
 
 mod eal;
 mod error;
+mod hint;
 mod log;
 mod mbuf;
 mod mempool;
 mod port;
-mod prefetch;
 mod ring;
 
 pub use eal::{lcore_id, rdtsc, register_thread, tsc_hz, unregister_thread, version, Eal};
 pub use error::{Error, Result};
+pub use hint::{advise_huge_pages, prefetch0, HUGE_PAGE_BYTES};
 pub use log::{route_log, LogLevel, LogSink};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
 pub use port::{Port, PortConfig, PortStats, RxQueue, TxQueue};
-pub use prefetch::prefetch0;
 pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// The raw bindings, for what these wrappers do not cover.

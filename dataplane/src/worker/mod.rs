@@ -299,6 +299,20 @@ impl Worker {
         counters: Arc<Counters>,
         cfg: WorkerConfig,
     ) -> Worker {
+        Worker::with_memory_advice(snap, neigh, counters, cfg, |_, _| {})
+    }
+
+    /// [`Worker::new`], with `advise` called on the connection table's
+    /// arrays before they are first written
+    /// ([`ConnTable::with_memory_advice`]): the platform's chance to back
+    /// them with huge pages.
+    pub fn with_memory_advice(
+        snap: Arc<Snapshot>,
+        neigh: Arc<NeighborTable>,
+        counters: Arc<Counters>,
+        cfg: WorkerConfig,
+        advise: impl FnMut(*mut u8, usize),
+    ) -> Worker {
         let mut w = Worker {
             snap: Arc::clone(&snap),
             sched: Vec::new(),
@@ -306,7 +320,7 @@ impl Worker {
             events: None,
             flush: None,
             listing: None,
-            conns: ConnTable::new(cfg.conn_capacity, cfg.seed, 0),
+            conns: ConnTable::with_memory_advice(cfg.conn_capacity, cfg.seed, 0, advise),
             frags: FragTable::new(cfg.frag_capacity, cfg.seed ^ 0x6672_6167),
             neigh,
             counters,

@@ -407,26 +407,25 @@ impl ConnTable {
     }
 
     /// Stage two, once the buckets of `probe` (made by this table) are in
-    /// cache: calls `prefetch` with the first and last byte of each entry
-    /// its signature matches in them (an entry may straddle two lines), so
-    /// that a later [`ConnTable::lookup`] finds the entry in cache too.
-    /// As `rte_hash_lookup_bulk`: buckets of the whole burst first, then
-    /// entries.
+    /// cache: calls `prefetch` with the first and last byte of the first
+    /// entry its signature matches in them (an entry may straddle two
+    /// lines), so that a later [`ConnTable::lookup`] finds the entry in
+    /// cache too. The first match is nearly always the entry: signatures
+    /// are 31 bits. As `rte_hash_lookup_bulk`: buckets of the whole burst
+    /// first, then entries.
     #[inline]
-    pub fn prefetch_entries(&self, probe: Probe, mut prefetch: impl FnMut(*const u8)) {
-        for b in [probe.b1, probe.b2] {
-            let Some(bucket) = self.buckets.get(b as usize) else {
-                continue;
-            };
-            for s in 0..SLOTS {
-                if bucket.sig[s] == probe.sig {
-                    if let Some(e) = self.entries.get(bucket.idx[s] as usize) {
-                        let first = core::ptr::from_ref(e).cast::<u8>();
-                        prefetch(first);
-                        prefetch(first.wrapping_add(core::mem::size_of::<Conn>() - 1));
-                    }
-                }
-            }
+    pub fn prefetch_entries(&self, probe: Probe, prefetch: impl Fn(*const u8)) {
+        let matching = [probe.b1, probe.b2]
+            .into_iter()
+            .filter_map(|b| self.buckets.get(b as usize))
+            .find_map(|bucket| {
+                let s = bucket.sig.iter().position(|&s| s == probe.sig)?;
+                self.entries.get(bucket.idx[s] as usize)
+            });
+        if let Some(e) = matching {
+            let first = core::ptr::from_ref(e).cast::<u8>();
+            prefetch(first);
+            prefetch(first.wrapping_add(core::mem::size_of::<Conn>() - 1));
         }
     }
 

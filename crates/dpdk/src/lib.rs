@@ -1,5 +1,6 @@
 //! Safe wrappers over DPDK for l4vs: EAL, packet buffer pools, mbufs,
-//! ethdev ports with their RX/TX queues, and mbuf rings between workers.
+//! ethdev ports with their RX/TX queues, mbuf rings between workers, and
+//! the dataplane's memory hints (cache prefetch, huge pages).
 //!
 //! # Safety model
 //!

@@ -10,6 +10,7 @@
 //! Nothing on the per-packet path allocates, locks, logs or formats.
 
 pub mod conn;
+pub mod difftest;
 pub mod frag;
 pub mod fragtable;
 pub mod lcore;

@@ -697,11 +697,17 @@ fn start_director(
             let mut cmd = lab.command(DIRECTOR, &ctx.opts.l4vs);
             cmd.arg("run").arg("--config").arg(&cfg);
             let running = spawn_logged(lab, cmd, dir.join("l4vs.log"), "INT")?;
-            let note = if us == 0 {
+            let mut note = if us == 0 {
                 "busy poll: the worker spins, its core is always 100 %".to_owned()
             } else {
                 format!("sleeps {us} µs when idle (after 64 empty polls)")
             };
+            if port == L4vsPort::AfXdp {
+                note.push_str(
+                    "; XDP receive in a NAPI kernel thread on the same core, which a \
+                     busy-polling worker starves",
+                );
+            }
             Ok((Some(running), vip, note))
         }
     }

@@ -57,34 +57,49 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
+    /// The first segment's data: its start (`rte_pktmbuf_mtod`:
+    /// `buf_addr + data_off`) and `data_len`, read from the mbuf's fields
+    /// here rather than through a call into the C shim on every access
+    /// (the fields' offsets come from bindgen, which checks them against
+    /// DPDK's header).
+    #[inline(always)]
+    fn data_parts(&self) -> (*mut u8, usize) {
+        // SAFETY: the mbuf is valid and owned by `self`; these three
+        // fields are plain integers and a pointer, initialised by the pool
+        // and the driver, and nobody else writes them while we own it.
+        let (addr, off, len) = unsafe {
+            let m = self.0.as_ptr();
+            ((*m).buf_addr, (*m).data_off, (*m).data_len)
+        };
+        (
+            addr.cast::<u8>().wrapping_add(usize::from(off)),
+            usize::from(len),
+        )
+    }
+
     /// The packet data: `data_len` bytes from `buf_addr + data_off`.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        let mut len = 0u16;
-        // SAFETY: the mbuf is valid and owned; the shim only reads fields.
-        let ptr = unsafe { sys::l4vs_pktmbuf_data(self.0.as_ptr(), &mut len) };
+        let (ptr, len) = self.data_parts();
         // SAFETY: DPDK keeps data_off + data_len within the buffer, which is
         // initialised memory of the pool (zeroed at creation or written by
         // a driver); `&self` prevents writes for the slice's lifetime.
-        unsafe { std::slice::from_raw_parts(ptr, usize::from(len)) }
+        unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 
     /// The packet data, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let mut len = 0u16;
-        // SAFETY: as in data().
-        let ptr = unsafe { sys::l4vs_pktmbuf_data(self.0.as_ptr(), &mut len) };
+        let (ptr, len) = self.data_parts();
         // SAFETY: as in data(); the mbuf is exclusively ours (refcnt 1) and
         // `&mut self` makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(ptr, usize::from(len)) }
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
     }
 
     /// Bytes of packet data (the first segment's `data_len`).
     #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: reads a field of a valid mbuf.
-        usize::from(unsafe { sys::l4vs_pktmbuf_data_len(self.0.as_ptr()) })
+        self.data_parts().1
     }
 
     /// Whether there is no packet data.

@@ -1,0 +1,173 @@
+//! The fixed-offset parse of the common frame: untagged Ethernet II to the
+//! port's own MAC, IPv4 with a 20-byte header (IHL 5), not a fragment, TCP
+//! or UDP whose header fits in the datagram and whose datagram fits in
+//! the frame, with a good header checksum. Every field sits at a constant
+//! offset, so the general parse's steps (a VLAN tag, IHL, the error to
+//! report for each malformation, fragments) fall away.
+//!
+//! It accepts only frames the general parse (`Worker::classify` and
+//! `Worker::ipv4`) accepts, and reads from them what that parse reads;
+//! anything else returns None and takes the general path, which decides
+//! how to report it. The differential fuzz target `fast_path`
+//! (dataplane/fuzz) and the property test in dataplane/tests/fast_path.rs
+//! hold the two to the same verdicts and bytes.
+
+use super::{Datagram, L4};
+use core::net::Ipv4Addr;
+use l4vs_wire::ethernet::{self, Address as MacAddr};
+use l4vs_wire::ipv4::{self, Protocol};
+use l4vs_wire::{tcp, udp};
+
+/// Offset of the IPv4 header: right after an untagged Ethernet header.
+const IP: usize = ethernet::HEADER_LEN;
+/// Offset of the L4 header: after a 20-byte IPv4 header.
+const L4_AT: usize = IP + ipv4::HEADER_LEN;
+
+/// Big-endian u16 at `at` (the caller checked the length).
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// The headers of `frame`, received on a port whose MAC is `port_mac`,
+/// when it is the common frame described above; None otherwise.
+#[inline(always)]
+pub(super) fn parse(frame: &[u8], port_mac: MacAddr) -> Option<Datagram> {
+    // The shortest common frame: a UDP header after the IPv4 header.
+    let ip_room = frame.len().checked_sub(IP)?;
+    if ip_room < ipv4::HEADER_LEN + udp::HEADER_LEN
+        || frame[..6] != port_mac.0
+        || be16(frame, 12) != 0x0800
+        || frame[IP] != 0x45
+    {
+        return None;
+    }
+    let total = usize::from(be16(frame, IP + 2));
+    // MF set or an offset: a fragment. (The reserved and DF bits do not
+    // matter to the general path either.)
+    if total > ip_room || be16(frame, IP + 6) & 0x3fff != 0 {
+        return None;
+    }
+    let l4_len = total.checked_sub(ipv4::HEADER_LEN)?;
+    let proto = Protocol::from(frame[IP + 9]);
+    let l4_bytes = &frame[L4_AT..IP + total];
+    let l4 = match proto {
+        Protocol::Tcp => {
+            if l4_len < tcp::HEADER_LEN {
+                return None;
+            }
+            let t = tcp::Packet::new_unchecked(l4_bytes);
+            let hl = t.header_len();
+            if hl < tcp::HEADER_LEN || hl > l4_len {
+                return None;
+            }
+            L4 {
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                tcp_flags: Some(t.flags()),
+            }
+        }
+        Protocol::Udp => {
+            if l4_len < udp::HEADER_LEN {
+                return None;
+            }
+            let len = usize::from(be16(l4_bytes, 4));
+            if len < udp::HEADER_LEN || len > l4_len {
+                return None;
+            }
+            L4 {
+                sport: be16(l4_bytes, 0),
+                dport: be16(l4_bytes, 2),
+                tcp_flags: None,
+            }
+        }
+        _ => return None,
+    };
+    // Last, as it costs the most: a bad checksum goes the general way,
+    // which counts it.
+    let header = ipv4::Packet::new_unchecked(&frame[IP..L4_AT]);
+    if !header.verify_checksum() {
+        return None;
+    }
+    let addr = |at: usize| Ipv4Addr::new(frame[at], frame[at + 1], frame[at + 2], frame[at + 3]);
+    Some(Datagram {
+        src: addr(IP + 12),
+        dst: addr(IP + 16),
+        proto,
+        ip_len: total as u64,
+        l4,
+        frag: None,
+        frag_route: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testpkt::{self, Hdr};
+
+    const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn hdr() -> Hdr {
+        Hdr {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 9]),
+            dst_mac: PORT_MAC,
+            src: Ipv4Addr::new(198, 18, 1, 10),
+            dst: Ipv4Addr::new(198, 18, 0, 100),
+            ttl: 64,
+        }
+    }
+
+    #[test]
+    fn reads_a_tcp_and_a_udp_frame() {
+        let f = testpkt::tcp(&hdr(), 40000, 80, tcp::flags::SYN, b"");
+        let d = parse(&f, PORT_MAC).expect("common TCP frame");
+        assert_eq!(
+            (d.src, d.dst, d.proto),
+            (hdr().src, hdr().dst, Protocol::Tcp)
+        );
+        assert_eq!(
+            (d.l4.sport, d.l4.dport, d.l4.tcp_flags),
+            (40000, 80, Some(tcp::flags::SYN))
+        );
+        assert_eq!(d.ip_len, 40);
+
+        let f = testpkt::udp(&hdr(), 5000, 53, b"abcd", true);
+        let d = parse(&f, PORT_MAC).expect("common UDP frame");
+        assert_eq!((d.l4.sport, d.l4.dport, d.l4.tcp_flags), (5000, 53, None));
+        assert_eq!(d.ip_len, 32);
+    }
+
+    #[test]
+    fn leaves_the_rest_to_the_general_path() {
+        let good = testpkt::tcp(&hdr(), 40000, 80, tcp::flags::ACK, b"xy");
+        assert!(parse(&good, PORT_MAC).is_some());
+        let changed = |at: usize, v: u8| {
+            let mut f = good.clone();
+            f[at] = v;
+            f
+        };
+        // Another MAC, a VLAN tag, IHL 6, a fragment, ICMP, a bad
+        // checksum, a total length beyond the frame, a TCP header longer
+        // than the datagram, a datagram too short for its L4 header.
+        for f in [
+            changed(0, 0xff),
+            changed(12, 0x81),
+            changed(IP, 0x46),
+            changed(IP + 6, 0x20),
+            changed(IP + 7, 0x01),
+            changed(IP + 9, 1),
+            changed(IP + 10, !good[IP + 10]),
+            changed(IP + 3, 0xff),
+            changed(L4_AT + 12, 0xf0),
+            changed(IP + 3, 22),
+        ] {
+            assert!(parse(&f, PORT_MAC).is_none(), "{f:02x?}");
+        }
+        let mut short_udp = testpkt::udp(&hdr(), 5000, 53, b"abcd", true);
+        short_udp[IP + 3] = 22;
+        assert!(parse(&short_udp, PORT_MAC).is_none());
+        assert!(parse(&good[..good.len() - 3], PORT_MAC).is_none());
+        assert!(parse(&good[..20], PORT_MAC).is_none());
+    }
+}

@@ -449,6 +449,21 @@ impl ConnTable {
     #[inline]
     pub fn lookup(&self, t: &Tuple) -> Option<(u32, Direction)> {
         let (sig, b1, b2) = self.locate(t);
+        self.lookup_at(t, sig, b1, b2)
+    }
+
+    /// [`ConnTable::lookup`] where [`ConnTable::probe`] of this table
+    /// already located `t`. `probe` must come from the same tuple: with
+    /// another's, the tuple compare still rejects every wrong entry, but
+    /// the right one may be missed. Probes stay valid across inserts and
+    /// removals: the buckets never move.
+    #[inline]
+    pub fn lookup_probed(&self, t: &Tuple, probe: Probe) -> Option<(u32, Direction)> {
+        self.lookup_at(t, probe.sig, probe.b1 as usize, probe.b2 as usize)
+    }
+
+    #[inline(always)]
+    fn lookup_at(&self, t: &Tuple, sig: u32, b1: usize, b2: usize) -> Option<(u32, Direction)> {
         if let Some(hit) = self
             .find_in(b1, sig, t)
             .or_else(|| self.find_in(b2, sig, t))

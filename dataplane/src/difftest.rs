@@ -2,7 +2,8 @@
 //! target (`dataplane/fuzz`, target `fast_path`) and its property test
 //! (`dataplane/tests/fast_path.rs`): two workers alike in everything but
 //! [`WorkerConfig::fast_path`], fed the same frames, must give the same
-//! verdicts, leave the same bytes and count the same. Not for the
+//! verdicts, leave the same bytes and count the same. The fast one is fed
+//! as the lcore loop feeds it, with the prefetch stage's probe. Not for the
 //! per-packet path: it allocates.
 
 use crate::model::{ForwardMethod, Protocol, Real, SchedulerKind, Service, ServiceOptions};
@@ -111,7 +112,10 @@ impl PathPair {
         self.now_ms += advance_ms;
         let mut a = VecPacket::new(frame);
         let mut b = VecPacket::new(frame);
-        let va = self.fast.0.process(0, &mut a, self.now_ms);
+        // As the lcore loop does: the fast worker also carries the
+        // prefetch stage's probe into its lookup.
+        let probe = self.fast.0.prefetch_buckets(frame, |_| {});
+        let va = self.fast.0.process_probed(0, &mut a, probe, self.now_ms);
         let vb = self.general.0.process(0, &mut b, self.now_ms);
         if va != vb {
             return Err(format!(

@@ -285,7 +285,7 @@ impl<Io: PacketIo> Lcore<Io> {
             }
             for i in 0..n {
                 if let Some(p) = self.pkts[i].take() {
-                    self.handle(port, p, now_ms);
+                    self.handle(port, p, self.probes[i], now_ms);
                 }
             }
         }
@@ -294,7 +294,7 @@ impl<Io: PacketIo> Lcore<Io> {
         for i in 0..n {
             if let Some(p) = self.pkts[i].take() {
                 let port = Io::in_port(&p);
-                self.handle(port, p, now_ms);
+                self.handle(port, p, None, now_ms);
             }
         }
         self.io.transmit_injected();
@@ -314,8 +314,10 @@ impl<Io: PacketIo> Lcore<Io> {
 
     /// Processes one packet and queues it by its verdict.
     #[inline]
-    fn handle(&mut self, port: u16, mut p: Io::Pkt, now_ms: u64) {
-        let v = self.worker.process(port, &mut Io::view(&mut p), now_ms);
+    fn handle(&mut self, port: u16, mut p: Io::Pkt, probe: Option<Probe>, now_ms: u64) {
+        let v = self
+            .worker
+            .process_probed(port, &mut Io::view(&mut p), probe, now_ms);
         self.dispatch(v, p, now_ms);
     }
 

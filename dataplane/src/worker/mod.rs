@@ -573,8 +573,24 @@ impl Worker {
 
     /// Handles one packet received on `in_port`, in place, and counts it.
     pub fn process<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
+        self.process_probed(in_port, pkt, None, now_ms)
+    }
+
+    /// [`Worker::process`], with where the packet's connection may be
+    /// from [`Worker::prefetch_buckets`] on this same frame in this poll
+    /// round: a frame the fast path reads is then looked up without
+    /// hashing its tuple again (the general path hashes anyway: its tuple
+    /// may not be the one the prefetch read, as for a later fragment).
+    #[inline]
+    pub fn process_probed<B: PacketBuf>(
+        &mut self,
+        in_port: u16,
+        pkt: &mut B,
+        probe: Option<Probe>,
+        now_ms: u64,
+    ) -> Verdict {
         self.counters.rx.inc();
-        self.decide::<B, false>(in_port, pkt, now_ms)
+        self.decide::<B, false>(in_port, pkt, probe, now_ms)
     }
 
     /// Handles a packet again that an earlier verdict held
@@ -582,7 +598,7 @@ impl Worker {
     /// counts its verdict but not its arrival.
     #[inline(never)]
     pub fn resume<B: PacketBuf>(&mut self, in_port: u16, pkt: &mut B, now_ms: u64) -> Verdict {
-        self.decide::<B, true>(in_port, pkt, now_ms)
+        self.decide::<B, true>(in_port, pkt, None, now_ms)
     }
 
     /// The next IP identification for a packet this worker builds (an
@@ -608,9 +624,10 @@ impl Worker {
         &mut self,
         in_port: u16,
         pkt: &mut B,
+        probe: Option<Probe>,
         now_ms: u64,
     ) -> Verdict {
-        let v = self.classify::<B, AGAIN>(in_port, pkt, now_ms);
+        let v = self.classify::<B, AGAIN>(in_port, pkt, probe, now_ms);
         match v {
             Verdict::Forward { .. } => self.counters.forwarded.inc(),
             Verdict::Drop(r) => self.counters.count_drop(r),
@@ -628,6 +645,7 @@ impl Worker {
         &mut self,
         in_port: u16,
         pkt: &mut B,
+        probe: Option<Probe>,
         now_ms: u64,
     ) -> Verdict {
         let Some(port) = self.snap.ports().get(usize::from(in_port)) else {
@@ -640,7 +658,7 @@ impl Worker {
                 if self.snap.standby() && !self.snap.is_local(d.dst) && !is_local_control(d.dst) {
                     return Verdict::Drop(DropReason::Standby);
                 }
-                return self.datagram(pkt, ethernet::HEADER_LEN, d, now_ms);
+                return self.datagram(pkt, ethernet::HEADER_LEN, d, probe, now_ms);
             }
         }
         let (l2, ethertype) = {
@@ -747,7 +765,7 @@ impl Worker {
             frag,
             frag_route,
         };
-        self.datagram(pkt, l2, d, now_ms)
+        self.datagram(pkt, l2, d, None, now_ms)
     }
 
     /// A TCP or UDP datagram (or a fragment of one), its headers read by
@@ -759,6 +777,7 @@ impl Worker {
         pkt: &mut B,
         l2: usize,
         d: Datagram,
+        probe: Option<Probe>,
         now_ms: u64,
     ) -> Verdict {
         let Datagram {
@@ -791,7 +810,11 @@ impl Worker {
         }
         let now_s = (now_ms / 1000) as u32;
 
-        if let Some((i, dir)) = self.conns.lookup(&tuple) {
+        let found = match probe {
+            Some(p) => self.conns.lookup_probed(&tuple, p),
+            None => self.conns.lookup(&tuple),
+        };
+        if let Some((i, dir)) = found {
             let c = *self.conns.get(i);
             // IPVS conn_reuse_mode: a fresh SYN on a TIME_WAIT or CLOSE
             // entry is a new connection, scheduled afresh.

@@ -199,6 +199,11 @@ pub fn peers_section(
         script.display(),
         md.display()
     );
+    // The peers file is a whole section of its own, heading included.
+    let md_text = md_text.map(|t| match t.strip_prefix("## Peers\n") {
+        Some(body) => body.trim_start().to_owned(),
+        None => t,
+    });
     match (ran, md_text) {
         (None, None) => format!(
             "No peer results: `{}` does not exist yet (nftables DNAT and HAProxy are being \
@@ -345,6 +350,9 @@ mod tests {
             .starts_with("No peer results: `bench/peers/run` does not exist"));
         let t = peers_section(s, m, Some(Ok(())), Some("| peer | Mpps |\n".into()));
         assert_eq!(t, "| peer | Mpps |");
+        // The peers file's own heading is not repeated under the suite's.
+        let t = peers_section(s, m, Some(Ok(())), Some("## Peers\n\n| peer |\n".into()));
+        assert_eq!(t, "| peer |");
         let t = peers_section(
             s,
             m,

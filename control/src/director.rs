@@ -852,6 +852,8 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     };
     let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
     let mut handles = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let spawning = Instant::now();
     let mut all_counters = Vec::new();
     for (i, core) in cfg.workers.cores.iter().enumerate() {
         let q = i as u16;
@@ -910,11 +912,24 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             control: worker_end,
         };
         let stop = workers_stop.clone();
+        let ready = ready_tx.clone();
         let h = thread::Builder::new()
             .name(format!("l4vs-worker-{i}"))
-            .spawn(move || worker_main(plan, &stop))
+            .spawn(move || worker_main(plan, &stop, &ready))
             .context("spawning a worker")?;
         handles.push(h);
+    }
+    // Not running before every worker polls: a worker first builds its
+    // connection table (tens of MiB, faulted in page by page, and with
+    // huge pages perhaps compacted for), and until it polls nothing is
+    // received — a VRRP backup would hear no master and take over.
+    drop(ready_tx);
+    for _ in 0..handles.len() {
+        // Err: a worker ended before it was ready; the loop below finds
+        // it finished and reports its error.
+        if ready_rx.recv().is_err() {
+            break;
+        }
     }
     let cores: Vec<String> = cfg.workers.cores.iter().map(u32::to_string).collect();
     info!(target: "l4vs", "admin socket {}", admin.path().display());
@@ -960,9 +975,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     }
     info!(
         target: "l4vs",
-        "{} worker(s) on cores {}; running",
+        "{} worker(s) on cores {}; running (workers ready in {} ms)",
         handles.len(),
-        cores.join(", ")
+        cores.join(", "),
+        spawning.elapsed().as_millis()
     );
     // systemd (Type=notify): the ports are up and the workers forward.
     notify_service_manager(&[sd_notify::NotifyState::Ready]);
@@ -1548,7 +1564,13 @@ fn change_lines(changes: &[Change]) -> Vec<String> {
         .collect()
 }
 
-fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
+/// One worker thread: pinned, registered with DPDK, its worker built;
+/// says so on `ready`, then polls until `stop`.
+fn worker_main(
+    plan: WorkerPlan,
+    stop: &AtomicBool,
+    ready: &std::sync::mpsc::Sender<()>,
+) -> Result<()> {
     if !core_affinity::set_for_current(core_affinity::CoreId {
         id: plan.core as usize,
     }) {
@@ -1577,6 +1599,8 @@ fn worker_main(plan: WorkerPlan, stop: &AtomicBool) -> Result<()> {
         Some(plan.control),
         plan.lcore,
     );
+    // The director waits for this before it says it runs (and starts VRRP).
+    let _ = ready.send(());
     lcore.run(stop);
     // The queues and rings go before the thread leaves DPDK.
     drop(lcore);

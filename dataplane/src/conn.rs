@@ -453,12 +453,15 @@ impl ConnTable {
     }
 
     /// [`ConnTable::lookup`] where [`ConnTable::probe`] of this table
-    /// already located `t`. `probe` must come from the same tuple: with
-    /// another's, the tuple compare still rejects every wrong entry, but
-    /// the right one may be missed. Probes stay valid across inserts and
-    /// removals: the buckets never move.
+    /// already located `t`. `probe` must come from this table and the
+    /// same tuple: with another tuple's, the tuple compare still rejects
+    /// every wrong entry, but the right one may be missed (and the caller
+    /// would insert a duplicate); another table's may index past the
+    /// buckets and panic. Probes stay valid across inserts and removals:
+    /// the buckets never move. Debug builds check the probe.
     #[inline]
     pub fn lookup_probed(&self, t: &Tuple, probe: Probe) -> Option<(u32, Direction)> {
+        debug_assert_eq!(probe, self.probe(t).0, "a probe of another tuple or table");
         self.lookup_at(t, probe.sig, probe.b1 as usize, probe.b2 as usize)
     }
 

@@ -10,7 +10,7 @@ use crate::model::{ForwardMethod, Protocol, Real, SchedulerKind, Service, Servic
 use crate::packet::{PacketBuf, VecPacket};
 use crate::testpkt::{self, Hdr, CLIENT, CLIENT_MAC, DIRECTOR_MAC, VIP};
 use crate::{Counters, DropReason, NeighborTable, Snapshot, Worker, WorkerConfig};
-use l4vs_wire::tcp;
+use l4vs_wire::{checksum, ethernet, ipv4, tcp};
 use std::sync::Arc;
 
 /// Real servers behind each service.
@@ -21,6 +21,7 @@ pub struct PathPair {
     fast: (Worker, Arc<Counters>),
     general: (Worker, Arc<Counters>),
     now_ms: u64,
+    fast_reads: u64,
 }
 
 impl Default for PathPair {
@@ -100,7 +101,15 @@ impl PathPair {
                 ..general
             }),
             now_ms: 0,
+            fast_reads: 0,
         }
+    }
+
+    /// Frames fed so far that the fast path read (the rest took the
+    /// general path on both workers): a check that never reaches the fast
+    /// path compares nothing.
+    pub fn fast_path_reads(&self) -> u64 {
+        self.fast_reads
     }
 
     /// Gives `frame` (received on port 0) to both workers, `advance_ms`
@@ -110,6 +119,9 @@ impl PathPair {
     /// The verdicts, the bytes left in the packet, or a counter differ.
     pub fn feed(&mut self, frame: &[u8], advance_ms: u64) -> Result<(), String> {
         self.now_ms += advance_ms;
+        if crate::worker::fast_path_reads(frame, DIRECTOR_MAC) {
+            self.fast_reads += 1;
+        }
         let mut a = VecPacket::new(frame);
         let mut b = VecPacket::new(frame);
         // As the lcore loop does: the fast worker also carries the
@@ -170,7 +182,12 @@ pub fn base_frames() -> Vec<Vec<u8>> {
         ttl: 64,
     };
     let (syn, ack) = (tcp::flags::SYN, tcp::flags::ACK);
+    // A minimum-size Ethernet frame: the SYN padded to 60 bytes, padding
+    // that is not part of the datagram.
+    let mut padded = testpkt::tcp(&client, 40002, 80, syn, b"");
+    padded.resize(60, 0);
     vec![
+        padded,
         testpkt::tcp(&client, 40000, 80, syn, b""),
         testpkt::tcp(&client, 40000, 80, ack, b"GET / HTTP/1.0\r\n\r\n"),
         testpkt::tcp(&real, 80, 40000, syn | ack, b""),
@@ -192,10 +209,13 @@ pub fn base_frames() -> Vec<Vec<u8>> {
 
 /// The frames `data` describes, each with the milliseconds before it:
 /// records of a base frame's index, a time step, a length to cut it to
-/// (0 = whole), a number of byte changes and the changes (offset, value).
-/// Changes mostly land in the headers (the first 64 bytes), where the two
-/// parses differ. Whatever `data` is, this gives frames; an incomplete
-/// last record gives its frame with the changes read so far.
+/// (0 = whole), a byte whose low 3 bits count the byte changes that follow
+/// and whose top bit asks for the IPv4 header checksum to be made right
+/// after them, and the changes (offset, value). Changes land in the
+/// headers (the first 64 bytes), where the two parses differ; with the
+/// checksum made right, a change to the IPv4 header reaches the checks
+/// behind the checksum's. Whatever `data` is, this gives frames; an
+/// incomplete last record gives its frame with the changes read so far.
 pub fn frames(data: &[u8]) -> Vec<(Vec<u8>, u64)> {
     let base = base_frames();
     let mut it = data.iter().copied();
@@ -204,8 +224,8 @@ pub fn frames(data: &[u8]) -> Vec<(Vec<u8>, u64)> {
         let mut f = base[usize::from(kind) % base.len()].clone();
         let step = u64::from(it.next().unwrap_or(0));
         let cut = usize::from(it.next().unwrap_or(0));
-        let changes = it.next().unwrap_or(0) % 8;
-        for _ in 0..changes {
+        let changes = it.next().unwrap_or(0);
+        for _ in 0..changes % 8 {
             let (Some(at), Some(v)) = (it.next(), it.next()) else {
                 break;
             };
@@ -214,12 +234,27 @@ pub fn frames(data: &[u8]) -> Vec<(Vec<u8>, u64)> {
                 *b = v;
             }
         }
+        if changes & 0x80 != 0 {
+            refill_ipv4_checksum(&mut f);
+        }
         if cut != 0 {
             f.truncate(cut);
         }
         out.push((f, step * 100));
     }
     out
+}
+
+/// Makes the checksum of the 20 bytes after an untagged Ethernet header
+/// right, whatever they say (an IHL of 6 included), as a sender that
+/// means what it wrote would. Does nothing to a frame too short for them.
+pub fn refill_ipv4_checksum(frame: &mut [u8]) {
+    const AT: usize = ethernet::HEADER_LEN;
+    if let Some(header) = frame.get_mut(AT..AT + ipv4::HEADER_LEN) {
+        header[10..12].fill(0);
+        let c = checksum::checksum(header);
+        header[10..12].copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// Feeds everything `data` describes ([`frames`]) to a fresh pair.

@@ -703,10 +703,10 @@ fn start_director(
                 format!("sleeps {us} µs when idle (after 64 empty polls)")
             };
             if port == L4vsPort::AfXdp {
-                note.push_str(
-                    "; XDP receive in a NAPI kernel thread on the same core, which a \
-                     busy-polling worker starves",
-                );
+                note.push_str("; XDP receive in a NAPI kernel thread on the same core");
+                if us == 0 {
+                    note.push_str(", which the spinning worker starves");
+                }
             }
             Ok((Some(running), vip, note))
         }

@@ -187,6 +187,12 @@ fn run(cli: Cli) -> Result<()> {
             keep_temp,
             command_line,
         } => {
+            if idle_sleep_us.contains(&0) {
+                bail!("--idle-sleep-us 0 is busy polling: run the l4vs-busy or l4vs-xdp-busy director for it");
+            }
+            let mut idle_sleep_us = idle_sleep_us;
+            idle_sleep_us.sort_unstable();
+            idle_sleep_us.dedup();
             let self_bin = std::env::current_exe().context("locating this binary")?;
             let here = self_bin.parent().map(Path::to_path_buf).unwrap_or_default();
             let opts = Options {

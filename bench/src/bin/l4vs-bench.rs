@@ -1079,9 +1079,11 @@ fn notes(s: &Suite) -> Vec<String> {
     let mut n = Vec::new();
     n.extend(report::cross_check(s));
     n.push(
-        "l4vs's connection table is fixed at 2^20 entries per worker in the `l4vs` binary \
-         (there is no config key for it yet), so generator runs stop at 1 M flows; the \
-         10 M column comes from the in-process benchmark only."
+        "Through the port, the director's table is sized to each run's flows \
+         (`workers.connections` = 1.25 × flows, at least the default 2^20), so at 10 M flows \
+         every flow holds a connection. The generator opens the flows in its warm-up (flows / \
+         1 M + 0.5 s); where it sends slower than 1 Mpps some are still being opened when the \
+         measurement starts, and new connections count in that row."
             .to_owned(),
     );
     n.push(

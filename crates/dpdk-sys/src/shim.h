@@ -10,6 +10,7 @@
 #ifndef L4VS_DPDK_SHIM_H
 #define L4VS_DPDK_SHIM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <rte_cycles.h>
@@ -85,6 +86,21 @@ uint16_t l4vs_pktmbuf_data_len(const struct rte_mbuf *m);
 uint32_t l4vs_pktmbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t l4vs_pktmbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t l4vs_pktmbuf_port(const struct rte_mbuf *m);
+/* Byte offsets in struct rte_mbuf of the three fields the per-packet path
+ * reads without a call (rte_pktmbuf_mtod and data_len), as this DPDK's
+ * header lays them out: the C compiler computes them (bindgen evaluates
+ * the enum), so no layout is written into Rust. */
+enum {
+	L4VS_MBUF_BUF_ADDR_OFFSET = offsetof(struct rte_mbuf, buf_addr),
+	L4VS_MBUF_DATA_OFF_OFFSET = offsetof(struct rte_mbuf, data_off),
+	L4VS_MBUF_DATA_LEN_OFFSET = offsetof(struct rte_mbuf, data_len),
+};
+_Static_assert(sizeof(((struct rte_mbuf *)0)->buf_addr) == sizeof(void *),
+	       "rte_mbuf.buf_addr is a pointer");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2,
+	       "rte_mbuf.data_off is 16 bits");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->data_len) == 2,
+	       "rte_mbuf.data_len is 16 bits");
 
 /* ring (single-producer / single-consumer variants) */
 unsigned int l4vs_ring_sp_enqueue_burst(struct rte_ring *r,

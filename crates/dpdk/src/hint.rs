@@ -35,7 +35,9 @@ pub const HUGE_PAGE_BYTES: usize = 2 << 20;
 /// holds no whole huge page, or the kernel refused (built without THP,
 /// or the range is not mapped).
 pub fn advise_huge_pages(addr: *mut u8, len: usize) -> bool {
-    let start = (addr as usize).next_multiple_of(HUGE_PAGE_BYTES);
+    let Some(start) = (addr as usize).checked_next_multiple_of(HUGE_PAGE_BYTES) else {
+        return false;
+    };
     let end = (addr as usize).saturating_add(len) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
     if end <= start {
         return false;
@@ -72,11 +74,20 @@ mod tests {
 
     #[test]
     fn a_large_region_is_advised_and_keeps_its_contents() {
+        // A kernel built without THP refuses the advice (EINVAL); it has
+        // no transparent_hugepage directory either.
+        let thp = std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists();
         let n = 3 * HUGE_PAGE_BYTES;
         let mut v: Vec<u8> = Vec::with_capacity(n);
-        assert!(advise_huge_pages(v.as_mut_ptr(), n));
+        assert_eq!(advise_huge_pages(v.as_mut_ptr(), n), thp);
         v.resize(n, 0xa5);
-        assert!(advise_huge_pages(v.as_mut_ptr(), n));
+        assert_eq!(advise_huge_pages(v.as_mut_ptr(), n), thp);
         assert!(v.iter().all(|b| *b == 0xa5));
+        // The last page of the address space holds no whole huge page,
+        // and rounding up from it must not wrap to address 0.
+        assert!(!advise_huge_pages(
+            std::ptr::without_provenance_mut(usize::MAX),
+            1
+        ));
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! Field reads go through the C shim, one call each, so the layout of
 //! `struct rte_mbuf`, which changes between DPDK releases, is never
-//! compiled into Rust.
+//! written into Rust; the per-packet data view alone reads its three
+//! fields at offsets the C compiler computes from this DPDK's header
+//! (`L4VS_MBUF_*_OFFSET` in shim.h), without a call.
 
 use std::ptr::NonNull;
 
@@ -59,22 +61,30 @@ impl Mbuf {
 
     /// The first segment's data: its start (`rte_pktmbuf_mtod`:
     /// `buf_addr + data_off`) and `data_len`, read from the mbuf's fields
-    /// here rather than through a call into the C shim on every access
-    /// (the fields' offsets come from bindgen, which checks them against
-    /// DPDK's header).
+    /// here rather than through a call into the C shim on every access.
     #[inline(always)]
     fn data_parts(&self) -> (*mut u8, usize) {
-        // SAFETY: the mbuf is valid and owned by `self`; these three
-        // fields are plain integers and a pointer, initialised by the pool
-        // and the driver, and nobody else writes them while we own it.
+        let m = self.0.as_ptr().cast::<u8>();
+        // SAFETY: the mbuf is valid and owned by `self`; the offsets are
+        // those of `buf_addr` (a pointer), `data_off` and `data_len` (u16
+        // each, asserted in shim.h) as the C compiler lays out this
+        // DPDK's struct rte_mbuf, so each read is of an initialised field
+        // of its type, naturally aligned (unaligned reads anyway, to rely
+        // on nothing); nobody else writes them while we own the mbuf.
         let (addr, off, len) = unsafe {
-            let m = self.0.as_ptr();
-            ((*m).buf_addr, (*m).data_off, (*m).data_len)
+            (
+                m.add(sys::L4VS_MBUF_BUF_ADDR_OFFSET as usize)
+                    .cast::<*mut u8>()
+                    .read_unaligned(),
+                m.add(sys::L4VS_MBUF_DATA_OFF_OFFSET as usize)
+                    .cast::<u16>()
+                    .read_unaligned(),
+                m.add(sys::L4VS_MBUF_DATA_LEN_OFFSET as usize)
+                    .cast::<u16>()
+                    .read_unaligned(),
+            )
         };
-        (
-            addr.cast::<u8>().wrapping_add(usize::from(off)),
-            usize::from(len),
-        )
+        (addr.wrapping_add(usize::from(off)), usize::from(len))
     }
 
     /// The packet data: `data_len` bytes from `buf_addr + data_off`.

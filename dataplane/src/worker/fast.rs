@@ -142,31 +142,46 @@ mod tests {
     fn leaves_the_rest_to_the_general_path() {
         let good = testpkt::tcp(&hdr(), 40000, 80, tcp::flags::ACK, b"xy");
         assert!(parse(&good, PORT_MAC).is_some());
-        let changed = |at: usize, v: u8| {
-            let mut f = good.clone();
+        // One byte changed, and the IPv4 header checksum made right again
+        // so that only the change itself can send the frame away.
+        let changed = |from: &[u8], at: usize, v: u8| {
+            let mut f = from.to_vec();
             f[at] = v;
+            crate::difftest::refill_ipv4_checksum(&mut f);
             f
         };
-        // Another MAC, a VLAN tag, IHL 6, a fragment, ICMP, a bad
-        // checksum, a total length beyond the frame, a TCP header longer
-        // than the datagram, a datagram too short for its L4 header.
+        // Another MAC, a VLAN tag, IHL 6, a fragment (MF, an offset), ICMP,
+        // a total length beyond the frame, a TCP header longer than the
+        // datagram, a datagram too short for its L4 header.
         for f in [
-            changed(0, 0xff),
-            changed(12, 0x81),
-            changed(IP, 0x46),
-            changed(IP + 6, 0x20),
-            changed(IP + 7, 0x01),
-            changed(IP + 9, 1),
-            changed(IP + 10, !good[IP + 10]),
-            changed(IP + 3, 0xff),
-            changed(L4_AT + 12, 0xf0),
-            changed(IP + 3, 22),
+            changed(&good, 0, 0xff),
+            changed(&good, 12, 0x81),
+            changed(&good, IP, 0x46),
+            changed(&good, IP + 6, 0x20),
+            changed(&good, IP + 7, 0x01),
+            changed(&good, IP + 9, 1),
+            changed(&good, IP + 3, 0xff),
+            changed(&good, L4_AT + 12, 0xf0),
+            changed(&good, IP + 3, 22),
         ] {
             assert!(parse(&f, PORT_MAC).is_none(), "{f:02x?}");
         }
-        let mut short_udp = testpkt::udp(&hdr(), 5000, 53, b"abcd", true);
-        short_udp[IP + 3] = 22;
-        assert!(parse(&short_udp, PORT_MAC).is_none());
+        // DF does not matter, as on the general path.
+        assert!(parse(&changed(&good, IP + 6, 0x40), PORT_MAC).is_some());
+        // A bad checksum.
+        let mut bad = good.clone();
+        bad[IP + 10] = !bad[IP + 10];
+        assert!(parse(&bad, PORT_MAC).is_none());
+        let udp = testpkt::udp(&hdr(), 5000, 53, b"abcd", true);
+        assert!(parse(&changed(&udp, IP + 3, 22), PORT_MAC).is_none());
+        // A UDP length beyond the datagram, or under its header.
+        assert!(parse(&changed(&udp, L4_AT + 5, 13), PORT_MAC).is_none());
+        assert!(parse(&changed(&udp, L4_AT + 5, 7), PORT_MAC).is_none());
+        // Ethernet padding after the datagram is not part of it.
+        let mut padded = good.clone();
+        padded.resize(good.len() + 6, 0);
+        let d = parse(&padded, PORT_MAC).unwrap();
+        assert_eq!(d.ip_len, (good.len() - IP) as u64);
         assert!(parse(&good[..good.len() - 3], PORT_MAC).is_none());
         assert!(parse(&good[..20], PORT_MAC).is_none());
     }

@@ -63,6 +63,12 @@ mod arp;
 pub use arp::solicit_next_hops;
 mod fast;
 mod icmp;
+
+/// Whether the fixed-offset fast path reads `frame` on a port whose MAC
+/// is `port_mac` (for the differential check, [`crate::difftest`]).
+pub(crate) fn fast_path_reads(frame: &[u8], port_mac: MacAddr) -> bool {
+    fast::parse(frame, port_mac).is_some()
+}
 pub use icmp::{IcmpPeerLimit, IcmpRateLimit};
 mod persist;
 mod xmit;

@@ -973,6 +973,10 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             }
         }
     }
+    let started = Instant::now();
+    // Before the director says it runs, so that traffic that follows at
+    // once finds its next hops asked for (then every housekeeping round).
+    solicit_next_hops(&mut control, &snapshot.load(), &neighbors, Duration::ZERO);
     info!(
         target: "l4vs",
         "{} worker(s) on cores {}; running (workers ready in {} ms)",
@@ -983,8 +987,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     // systemd (Type=notify): the ports are up and the workers forward.
     notify_service_manager(&[sd_notify::NotifyState::Ready]);
 
-    let started = Instant::now();
-    let mut next_housekeeping = Duration::ZERO;
+    let mut next_housekeeping = Duration::from_millis(HOUSEKEEPING_MS);
     let mut next_estimate = crate::estimator::INTERVAL;
     // What the sync daemon had refused when it last said so.
     let mut reported = (0u64, 0u64, 0u64);
@@ -1071,19 +1074,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             }
         }
         if now >= next_housekeeping {
-            // Neighbour solicitation: the next hops are known before the
-            // first packet to them needs them.
-            let snap = snapshot.load();
-            let now_ms = now.as_millis() as u64 + 1;
-            l4vs_dataplane::worker::solicit_next_hops(
-                &snap,
-                &neighbors,
-                now_ms,
-                l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS,
-                |port, frame| {
-                    control.inject(port, frame);
-                },
-            );
+            solicit_next_hops(&mut control, &snapshot.load(), &neighbors, now);
             next_housekeeping = now + Duration::from_millis(HOUSEKEEPING_MS);
         }
         if now >= next_estimate {
@@ -1562,6 +1553,29 @@ fn change_lines(changes: &[Change]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Neighbour solicitation: ARP requests for the next hops of every real
+/// server (and the default gateway) not yet resolved, through the
+/// workers' inject path, so that they are known before the first packet
+/// to them needs them. `now` is on the control loop's clock (from its
+/// start); the neighbour table's back-off spaces the requests.
+fn solicit_next_hops(
+    control: &mut ControlSide,
+    snap: &Snapshot,
+    neighbors: &NeighborTable,
+    now: Duration,
+) {
+    let now_ms = now.as_millis() as u64 + 1;
+    l4vs_dataplane::worker::solicit_next_hops(
+        snap,
+        neighbors,
+        now_ms,
+        l4vs_dataplane::neighbor::SOLICIT_BACKOFF_MS,
+        |port, frame| {
+            control.inject(port, frame);
+        },
+    );
 }
 
 /// One worker thread: pinned, registered with DPDK, its worker built;

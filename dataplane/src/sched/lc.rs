@@ -37,23 +37,41 @@ pub(super) fn weighted_least(
     stats: &[RealStats],
     overhead: impl Fn(&RealStats) -> u64,
 ) -> Option<usize> {
-    weighted_least_of(reals, stats, 0..reals.len(), overhead)
+    // The whole list walked in step, without an index check per real: this
+    // is every new connection's cost for wlc (100 reals: most of it).
+    let all = reals
+        .iter()
+        .zip(stats)
+        .enumerate()
+        .map(|(i, (r, s))| (i, r, s));
+    least_of(all, overhead)
 }
 
 /// [`weighted_least`] over the reals `among`, in that order (lblcr's
-/// `ip_vs_dest_set_min` walks its server set this way).
+/// `ip_vs_dest_set_min` walks its server set this way); indices past the
+/// lists are skipped.
 pub(super) fn weighted_least_of(
     reals: &[Real],
     stats: &[RealStats],
     among: impl IntoIterator<Item = usize>,
     overhead: impl Fn(&RealStats) -> u64,
 ) -> Option<usize> {
-    let mut it = among.into_iter().filter(|i| *i < reals.len());
+    let some = among
+        .into_iter()
+        .filter_map(|i| Some((i, reals.get(i)?, stats.get(i)?)));
+    least_of(some, overhead)
+}
+
+/// The walk itself over (index, real, its counts).
+#[inline(always)]
+fn least_of<'a>(
+    mut it: impl Iterator<Item = (usize, &'a Real, &'a RealStats)>,
+    overhead: impl Fn(&RealStats) -> u64,
+) -> Option<usize> {
     let (mut li, mut loh, mut lw) = it
-        .find(|i| available(&reals[*i], &stats[*i]))
-        .map(|i| (i, overhead(&stats[i]), reals[i].weight))?;
-    for i in it {
-        let (r, s) = (&reals[i], &stats[i]);
+        .find(|(_, r, s)| available(r, s))
+        .map(|(i, r, s)| (i, overhead(s), r.weight))?;
+    for (i, r, s) in it {
         if s.is_overloaded() {
             continue;
         }

@@ -2,8 +2,9 @@
 //! packet I/O.
 //!
 //! One poll round ([`Lcore::poll`]): receive a burst from each port,
-//! prefetch the connection-table buckets of the whole burst, process each
-//! packet and queue it by its verdict (transmit, hand to the owning
+//! prefetch the connection table for the whole burst in two stages (every
+//! packet's buckets, then the entries they point at; each packet's probe
+//! goes on to its lookup), process each packet and queue it by its verdict (transmit, hand to the owning
 //! worker, punt to the control thread, or free); then the packets other
 //! workers handed over; the frames the control thread injects; flush the
 //! queues; pick up a newly published

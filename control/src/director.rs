@@ -979,7 +979,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
     solicit_next_hops(&mut control, &snapshot.load(), &neighbors, Duration::ZERO);
     info!(
         target: "l4vs",
-        "{} worker(s) on cores {}; running (workers ready in {} ms)",
+        "{} worker(s) on cores {}; running (the workers polled {} ms after they were started)",
         handles.len(),
         cores.join(", "),
         spawning.elapsed().as_millis()

@@ -80,14 +80,16 @@ enum Cmd {
         /// The l4vs-lab binary (default: next to this one).
         #[arg(long)]
         lab_bin: Option<PathBuf>,
-        /// Directors to run, in order.
+        /// Directors to run, in order, comma-separated (e.g.
+        /// `--directors nftables,l4vs-sleep`).
         #[arg(long, value_delimiter = ',', default_values = ["none", "nftables", "haproxy", "l4vs-busy", "l4vs-sleep", "l4vs-xdp-sleep"])]
         directors: Vec<Which>,
         /// How the nftables farm picks a real.
         #[arg(long, value_enum, default_value = "numgen")]
         nft_sched: NftSched,
         /// l4vs's idle back-offs for `l4vs-sleep` and `l4vs-xdp-sleep`, in
-        /// µs: each of those directors runs once per value. Longer sleeps
+        /// µs, comma-separated (e.g. `--idle-sleep-us 50,500`): each of
+        /// those directors runs once per value. Longer sleeps
         /// cost less CPU when the load leaves the worker idle, and add up
         /// to that much latency.
         #[arg(long, value_delimiter = ',', default_values_t = [50, 500])]

@@ -167,20 +167,8 @@ impl PathPair {
 /// to each TCP service, a NAT real's reply, UDP to the DR service, and a
 /// frame for the director itself.
 pub fn base_frames() -> Vec<Vec<u8>> {
-    let client = Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl: 64,
-    };
-    let real = Hdr {
-        src_mac: testpkt::real_mac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: testpkt::real_addr(0),
-        dst: CLIENT,
-        ttl: 64,
-    };
+    let client = testpkt::client_to_vip(64);
+    let real = testpkt::real_to_client(0, 64);
     let (syn, ack) = (tcp::flags::SYN, tcp::flags::ACK);
     // A minimum-size Ethernet frame: the SYN padded to 60 bytes, padding
     // that is not part of the datagram.

@@ -150,6 +150,30 @@ pub const DIR_CLIENT_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 /// The lab director's address towards the real servers (198.18.2.0/24).
 pub const DIR_SERVER_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 
+/// The addresses of a packet from the lab's client ([`CLIENT`]) to the
+/// [`VIP`], through the director, with `ttl`.
+pub fn client_to_vip(ttl: u8) -> Hdr {
+    Hdr {
+        src_mac: CLIENT_MAC,
+        dst_mac: DIRECTOR_MAC,
+        src: CLIENT,
+        dst: VIP,
+        ttl,
+    }
+}
+
+/// The addresses of a packet from real server `i` ([`real_addr`]) back to
+/// the client through the director (a NAT reply), with `ttl`.
+pub fn real_to_client(i: usize, ttl: u8) -> Hdr {
+    Hdr {
+        src_mac: real_mac(i),
+        dst_mac: DIRECTOR_MAC,
+        src: real_addr(i),
+        dst: CLIENT,
+        ttl,
+    }
+}
+
 /// The lab director's one port ([`DIRECTOR_MAC`], MTU 1500) and its two
 /// addresses on it: [`DIR_CLIENT_SIDE`]/24 towards the clients and
 /// [`DIR_SERVER_SIDE`]/24 towards the real servers.

@@ -5,7 +5,7 @@
 
 use core::net::Ipv4Addr;
 use l4vs_dataplane::conn::Timeouts;
-use l4vs_dataplane::testpkt::{self, Hdr, DIRECTOR_MAC};
+use l4vs_dataplane::testpkt::{self, Hdr};
 use l4vs_dataplane::testpkt::{real_addr as rip, real_mac as rmac};
 use l4vs_dataplane::testpkt::{CLIENT, CLIENT_MAC, DIR_SERVER_SIDE, VIP};
 use l4vs_dataplane::{
@@ -80,23 +80,11 @@ fn rig(method: ForwardMethod, weights: &[u32], opts: ServiceOptions, cfg: Worker
 
 /// A packet from real `i` back to the client (a NAT reply).
 fn from_real(i: usize, ttl: u8) -> Hdr {
-    Hdr {
-        src_mac: rmac(i),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(i),
-        dst: CLIENT,
-        ttl,
-    }
+    testpkt::real_to_client(i, ttl)
 }
 
 fn client(ttl: u8) -> Hdr {
-    Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl,
-    }
+    testpkt::client_to_vip(ttl)
 }
 
 fn run(r: &mut Rig, frame: &[u8], now_ms: u64) -> (Verdict, VecPacket) {
@@ -170,13 +158,7 @@ fn every_method_decrements_the_ttl() {
         Default::default(),
     );
     run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
-    let reply = Hdr {
-        src_mac: rmac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(0),
-        dst: CLIENT,
-        ttl: 2,
-    };
+    let reply = testpkt::real_to_client(0, 2);
     let (v, p) = run(&mut r, &testpkt::tcp(&reply, 80, 40000, SYN | ACK, b""), 0);
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!((ip_of(&p).src_addr(), ip_of(&p).ttl()), (VIP, 1));
@@ -219,19 +201,7 @@ fn ttl_1_is_answered_with_time_exceeded_in_every_mode() {
         Default::default(),
     );
     run(&mut r, &testpkt::tcp(&client(64), 40000, 80, SYN, b""), 0);
-    let reply = testpkt::tcp(
-        &Hdr {
-            src_mac: rmac(0),
-            dst_mac: DIRECTOR_MAC,
-            src: rip(0),
-            dst: CLIENT,
-            ttl: 1,
-        },
-        80,
-        40000,
-        SYN | ACK,
-        b"",
-    );
+    let reply = testpkt::tcp(&testpkt::real_to_client(0, 1), 80, 40000, SYN | ACK, b"");
     let (v, p) = run(&mut r, &reply, 0);
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(p.data()[..6], rmac(0).0, "back to the real server");
@@ -420,13 +390,7 @@ fn a_reset_connection_expires_at_its_close_timeout() {
     assert_eq!(r.w.conns().len(), 1);
     // The real's SYN-ACK and the client's ACK (ESTABLISHED, 900 s), then
     // the client's RST: CLOSE, 2 s.
-    let reply = Hdr {
-        src_mac: rmac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(0),
-        dst: CLIENT,
-        ttl: 64,
-    };
+    let reply = testpkt::real_to_client(0, 64);
     run(
         &mut r,
         &testpkt::tcp(&reply, 80, 40000, SYN | ACK, b""),

@@ -157,13 +157,7 @@ fn rig_with(event_slots: usize, neigh: Arc<NeighborTable>) -> Rig {
 
 /// The client's packets to the VIP.
 fn client_hdr() -> Hdr {
-    Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl: 64,
-    }
+    testpkt::client_to_vip(64)
 }
 
 fn segment(sport: u16, flags: u8) -> VecPacket {
@@ -345,13 +339,7 @@ fn traffic_is_counted_per_service_and_real_as_ipvs_does() {
         .rx
         .push_back(segment(5000, tcp::flags::ACK));
     // The real server's reply, back through the director.
-    let h = Hdr {
-        src_mac: rmac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(0),
-        dst: CLIENT,
-        ttl: 64,
-    };
+    let h = testpkt::real_to_client(0, 64);
     r.lcore.io_mut().rx.push_back(VecPacket::new(&testpkt::tcp(
         &h,
         8080,

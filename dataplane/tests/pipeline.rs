@@ -129,13 +129,7 @@ fn rig(method: ForwardMethod) -> Rig {
 }
 
 fn from_client() -> Hdr {
-    Hdr {
-        src_mac: CLIENT_MAC,
-        dst_mac: DIRECTOR_MAC,
-        src: CLIENT,
-        dst: VIP,
-        ttl: 64,
-    }
+    testpkt::client_to_vip(64)
 }
 
 fn run(r: &mut Rig, frame: &[u8]) -> (Verdict, VecPacket) {
@@ -179,13 +173,7 @@ fn nat_rewrites_both_directions_with_valid_checksums() {
     );
 
     // The real server's SYN-ACK goes back to the client from VIP:80.
-    let reply = Hdr {
-        src_mac: rmac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(0),
-        dst: CLIENT,
-        ttl: 64,
-    };
+    let reply = testpkt::real_to_client(0, 64);
     let (v, p) = run(&mut r, &testpkt::tcp(&reply, 8080, 40000, SYN | ACK, b""));
     assert_eq!(v, Verdict::Forward { port: 0 });
     let ip = ip_of(&p);
@@ -379,13 +367,7 @@ fn icmp_error_from_a_real_server_goes_back_as_the_vip() {
         true,
     );
     let err = testpkt::icmp_error(
-        &Hdr {
-            src_mac: rmac(0),
-            dst_mac: DIRECTOR_MAC,
-            src: rip(0),
-            dst: CLIENT,
-            ttl: 64,
-        },
+        &testpkt::real_to_client(0, 64),
         icmp::Message::DstUnreachable,
         3,
         (0, 0),
@@ -1068,13 +1050,7 @@ fn per_real_counts_follow_connection_state() {
     };
     run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, SYN, b""));
     assert_eq!(stats(&r), (1, 0), "SYN_RECV is active");
-    let reply = Hdr {
-        src_mac: rmac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(0),
-        dst: CLIENT,
-        ttl: 64,
-    };
+    let reply = testpkt::real_to_client(0, 64);
     run(&mut r, &testpkt::tcp(&reply, 8080, 40000, SYN | ACK, b""));
     run(&mut r, &testpkt::tcp(&from_client(), 40000, 80, ACK, b""));
     assert_eq!(stats(&r), (1, 0), "ESTABLISHED");
@@ -1282,13 +1258,7 @@ fn a_next_hop_whose_mac_changes_is_followed_at_once() {
     r.neigh.set_static(rip(0), fixed, 0);
     assert_eq!(eth_of(&run(&mut r, &ack).1).dst_addr(), fixed);
     // And the replies' next hop, the client.
-    let reply = Hdr {
-        src_mac: rmac(0),
-        dst_mac: DIRECTOR_MAC,
-        src: rip(0),
-        dst: CLIENT,
-        ttl: 64,
-    };
+    let reply = testpkt::real_to_client(0, 64);
     let back = testpkt::tcp(&reply, 8080, 40000, SYN | ACK, b"");
     assert_eq!(eth_of(&run(&mut r, &back).1).dst_addr(), CLIENT_MAC);
     let client_moved = Mac([2, 0, 0, 0, 0x99, 0x03]);

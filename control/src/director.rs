@@ -851,6 +851,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         vrrp_transitions: Vec::new(),
     };
     let cycles_per_ms = (l4vs_dpdk::tsc_hz() / 1000).max(1);
+    // Before any worker polls: the requests wait in worker 0's inject ring
+    // and leave at its first poll, and the hops count as asked for, so
+    // the first packets to them do not ask again (then every housekeeping
+    // round).
+    solicit_next_hops(&mut control, &snapshot.load(), &neighbors, Duration::ZERO);
     let mut handles = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let spawning = Instant::now();
@@ -974,9 +979,6 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         }
     }
     let started = Instant::now();
-    // Before the director says it runs, so that traffic that follows at
-    // once finds its next hops asked for (then every housekeeping round).
-    solicit_next_hops(&mut control, &snapshot.load(), &neighbors, Duration::ZERO);
     info!(
         target: "l4vs",
         "{} worker(s) on cores {}; running (the workers polled {} ms after they were started)",

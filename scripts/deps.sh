@@ -10,8 +10,9 @@ set -euo pipefail
 # and promtool (Debian's prometheus package) for the metrics tests, ping
 # for the exception path's, tshark for the IPVS sync codec's interop test,
 # keepalived as the VRRP peer of the interop test (its service does not
-# start without /etc/keepalived/keepalived.conf, which is not written).
-L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd curl prometheus iputils-ping tshark keepalived)
+# start without /etc/keepalived/keepalived.conf, which is not written),
+# netbase for /etc/services (l4vsadm's port names without -n, tested).
+L4VS_DEBS=(libdpdk-dev pkg-config clang libclang-dev gcc iproute2 ethtool procps systemd curl prometheus iputils-ping tshark keepalived netbase)
 
 l4vs_as_root() {
     if [ "$(id -u)" -ne 0 ]; then

@@ -13,13 +13,14 @@
 //! `--set`, the listings `-L`/`-l` (with `-n`, `-c`, `--stats`, `--rate`,
 //! `--exact`, `--thresholds`, `--persistent-conn`, `--timeout`,
 //! `--daemon`), `-S`, `-R`, and `--yaml` (an l4vs addition: the running
-//! table as a config). Not done: host and service names without `-n`
-//! (l4vsadm always prints numbers).
+//! table as a config). Without `-n` a listing names hosts and ports as
+//! ipvsadm's `addrport_to_anyname` does ([`Names`]).
 //!
 //! Deliberate differences: options may come in any order (ipvsadm wants
 //! the command first); `-R` applies all its lines or none (ipvsadm goes
 //! on past a refused line); `-S` also saves `-x`/`-y` thresholds (ipvsadm
-//! 1.31 drops them).
+//! 1.31 drops them); `-S` always writes numbers, as `-Sn` (ipvsadm
+//! writes names without `-n`), so that `-R` restores it without lookups.
 
 use crate::admin::{ConnEntry, Request};
 use crate::table::{Command, RealReport, RealSpec, ServiceKey, ServiceReport, ServiceSpec};
@@ -163,7 +164,8 @@ pub struct Cli {
     /// Lower connection threshold.
     #[arg(short = 'y', long = "l-threshold", value_name = "lthreshold")]
     l_threshold: Option<u32>,
-    /// Numeric output (l4vsadm always prints numbers).
+    /// Numeric output of addresses and ports (without it a listing looks
+    /// names up, as ipvsadm does).
     #[arg(short = 'n', long = "numeric")]
     numeric: bool,
     /// List counters (conns, packets, bytes).
@@ -530,6 +532,15 @@ impl Cli {
         })
     }
 
+    /// How listings write addresses: `-n` numbers, else names.
+    pub fn names(&self) -> Names {
+        if self.numeric {
+            Names::Numeric
+        } else {
+            Names::Looked
+        }
+    }
+
     /// What the command line asks for.
     ///
     /// # Errors
@@ -706,15 +717,56 @@ fn sorted(services: &[ServiceReport]) -> Vec<ServiceReport> {
     v
 }
 
+/// How a listing writes an address and port: `-n` gives numbers
+/// (`198.18.2.1:80`); without it, names as ipvsadm 1.31's
+/// `addrport_to_anyname` (ipvsadm.c) finds them: the host's name from the
+/// address (`/etc/hosts`, then DNS, as the resolver is set up) or the
+/// address when it has none, and the port's service name for its protocol
+/// (`/etc/services`: `http`, `domain`) or the number when it has none or
+/// the protocol is not TCP or UDP (a firewall-mark service's reals,
+/// templates). Lookups are the C library's `getnameinfo`, so a listing
+/// without `-n` waits for the resolver as ipvsadm's does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// `-n`: numbers only.
+    Numeric,
+    /// Host and service names where the system has them.
+    Looked,
+}
+
+impl Names {
+    /// `ADDR:PORT` for `protocol` (None: the port as a number).
+    pub fn addrport(self, addr: IpAddr, port: u16, protocol: Option<Protocol>) -> String {
+        if self == Names::Numeric {
+            return format!("{addr}:{port}");
+        }
+        let mut flags = 0;
+        match protocol {
+            Some(Protocol::Udp) => flags |= libc::NI_DGRAM,
+            Some(Protocol::Tcp) => {}
+            None => flags |= libc::NI_NUMERICSERV,
+        }
+        let sock = std::net::SocketAddr::new(addr, port);
+        match dns_lookup::getnameinfo(&sock, flags) {
+            Ok((host, service)) => format!("{host}:{service}"),
+            Err(_) => format!("{addr}:{port}"),
+        }
+    }
+}
+
 /// `TCP  VIP:PORT` / `FWM  MARK`, as the listing names a service
 /// (`"%-4s %s"`, cut to 33 characters).
-fn service_name(key: ServiceKey) -> String {
+fn service_name(key: ServiceKey, names: Names) -> String {
     let mut name = match key {
         ServiceKey::Addr {
             protocol,
             vip,
             port,
-        } => format!("{:<4} {vip}:{port}", protocol_name(protocol)),
+        } => format!(
+            "{:<4} {}",
+            protocol_name(protocol),
+            names.addrport(vip, port, Some(protocol))
+        ),
         ServiceKey::Fwmark(m) => format!("FWM  {}", m as i32),
     };
     name.truncate(33);
@@ -757,12 +809,13 @@ fn mask_text(p: Persistence) -> Option<Ipv4Addr> {
 /// persistent T[ mask M]][ ops]`) and its reals (`  -> %-28s %-7s %-6d
 /// %-10u %-10u`), in ipvsadm's order. One service (`only`) is listed
 /// without the version line; None when it does not exist (ipvsadm: "No
-/// such service", status 1).
+/// such service", status 1). Addresses as `names` says.
 pub fn format_list(
     services: &[ServiceReport],
     only: Option<ServiceKey>,
     size: u32,
     view: View,
+    names: Names,
 ) -> Option<String> {
     let mut out = String::new();
     if only.is_none() {
@@ -807,10 +860,11 @@ pub fn format_list(
     }
     if matches!(view, View::Stats { .. } | View::Rate { .. }) {
         for s in &listed {
-            let _ = write!(out, "{:<33}", service_name(s.key));
+            let _ = write!(out, "{:<33}", service_name(s.key, names));
             numbers(&mut out, s.counted, view, false);
             for r in &s.reals {
-                let mut dest = format!("{}:{}", r.real.addr, r.real.port);
+                let mut dest =
+                    names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
                 dest.truncate(28);
                 let _ = write!(out, "  -> {dest:<28}");
                 numbers(&mut out, r.counted, view, true);
@@ -819,7 +873,12 @@ pub fn format_list(
         return Some(out);
     }
     for s in &listed {
-        let _ = write!(out, "{} {}", service_name(s.key), s.scheduler.as_str());
+        let _ = write!(
+            out,
+            "{} {}",
+            service_name(s.key, names),
+            s.scheduler.as_str()
+        );
         let flags = sched_flags(s.scheduler);
         if !flags.is_empty() {
             let _ = write!(out, " ({flags})");
@@ -835,7 +894,7 @@ pub fn format_list(
         }
         out.push('\n');
         for r in &s.reals {
-            let mut dest = format!("{}:{}", r.real.addr, r.real.port);
+            let mut dest = names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
             dest.truncate(28);
             let _ = if view == View::Thresholds {
                 writeln!(
@@ -917,8 +976,8 @@ fn largenum(out: &mut String, i: u64, exact: bool) {
 /// virtual, destination. With `--persistent-conn` the title has the
 /// persistence engine's columns (`pe name`, `pe_data`); l4vs has no
 /// persistence engine, so the entries keep the plain format, as ipvsadm
-/// prints entries without one.
-pub fn format_connections(entries: &[ConnEntry], persistent_conn: bool) -> String {
+/// prints entries without one. Addresses as `names` says, not cut.
+pub fn format_connections(entries: &[ConnEntry], persistent_conn: bool, names: Names) -> String {
     let mut out = String::from("IPVS connection entries\n");
     if persistent_conn {
         let _ = writeln!(
@@ -934,20 +993,21 @@ pub fn format_connections(entries: &[ConnEntry], persistent_conn: bool) -> Strin
         );
     }
     for e in entries {
-        let protocol = match e.protocol {
-            6 => "TCP".to_owned(),
-            17 => "UDP".to_owned(),
-            0 => "IP".to_owned(),
-            n => format!("IP_{n}"),
+        let (protocol, ports) = match e.protocol {
+            6 => ("TCP".to_owned(), Some(Protocol::Tcp)),
+            17 => ("UDP".to_owned(), Some(Protocol::Udp)),
+            0 => ("IP".to_owned(), None),
+            n => (format!("IP_{n}"), None),
         };
+        let text = |a: SocketAddrV4| names.addrport(IpAddr::V4(*a.ip()), a.port(), ports);
         let expire = format!("{:02}:{:02}", e.expires / 60, e.expires % 60);
         let _ = writeln!(
             out,
             "{protocol:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
             e.state,
-            e.client.to_string(),
-            e.virtual_addr.to_string(),
-            e.destination
+            text(e.client),
+            text(e.virtual_addr),
+            text(e.destination)
         );
     }
     out

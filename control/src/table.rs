@@ -64,6 +64,15 @@ impl ServiceKey {
         }
     }
 
+    /// The protocol; None for a firewall-mark service (it takes TCP and
+    /// UDP alike).
+    pub fn protocol(&self) -> Option<Protocol> {
+        match self {
+            ServiceKey::Addr { protocol, .. } => Some(*protocol),
+            ServiceKey::Fwmark(_) => None,
+        }
+    }
+
     /// The key of a model service.
     pub fn of(s: &Service) -> ServiceKey {
         if s.options.fwmark != 0 {

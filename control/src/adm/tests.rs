@@ -251,17 +251,30 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
   -> 198.18.2.13:0                Tunnel  2      1          0         
 ";
     assert_eq!(
-        format_list(&services, None, 4096, View::Default).as_deref(),
+        format_list(&services, None, 4096, View::Default, Names::Numeric).as_deref(),
         Some(want)
     );
     // One service: no version line; a missing one: None (No such service).
-    let one = format_list(&services, Some(key(Protocol::Udp, 53)), 4096, View::Default).unwrap();
+    let one = format_list(
+        &services,
+        Some(key(Protocol::Udp, 53)),
+        4096,
+        View::Default,
+        Names::Numeric,
+    )
+    .unwrap();
     assert_eq!(
         one,
         "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nUDP  198.18.0.100:53 wlc ops\n"
     );
     assert_eq!(
-        format_list(&services, Some(key(Protocol::Tcp, 81)), 4096, View::Default),
+        format_list(
+            &services,
+            Some(key(Protocol::Tcp, 81)),
+            4096,
+            View::Default,
+            Names::Numeric
+        ),
         None
     );
 
@@ -335,6 +348,7 @@ fn services_sort_as_ipvsadm_sorts_them() {
         None,
         1,
         View::Default,
+        Names::Numeric,
     )
     .unwrap();
     let order: Vec<&str> = list.lines().skip(3).collect();
@@ -393,6 +407,7 @@ fn stats_and_rates_are_ipvsadms() {
         only,
         1,
         View::Stats { exact: false },
+        Names::Numeric,
     )
     .unwrap();
     assert_eq!(
@@ -409,13 +424,14 @@ TCP  198.18.0.100:80                  1234 99999999  100000K   98765M     123T
         only,
         1,
         View::Stats { exact: true },
+        Names::Numeric,
     )
     .unwrap();
     assert!(
         exact.contains("TCP  198.18.0.100:80                  1234 99999999 100000000 98765432109 123456789012345\n"),
         "{exact}"
     );
-    let rate = format_list(&[svc], only, 1, View::Rate { exact: false }).unwrap();
+    let rate = format_list(&[svc], only, 1, View::Rate { exact: false }, Names::Numeric).unwrap();
     // Every number column ends at 33 + 9k: the service's CPS and the
     // real's both end at column 42.
     let want = [
@@ -480,6 +496,7 @@ fn thresholds_are_ipvsadms() {
         Some(svc.key),
         1,
         View::Thresholds,
+        Names::Numeric,
     )
     .unwrap();
     assert_eq!(
@@ -547,14 +564,14 @@ fn the_connection_listing_is_ipvsadms() {
         ),
     ];
     assert_eq!(
-        format_connections(&entries, false),
+        format_connections(&entries, false, Names::Numeric),
         "IPVS connection entries\n\
          pro expire state       source             virtual            destination\n\
          TCP 14:58  ESTABLISHED 10.1.1.5:51234     10.0.0.1:80        192.168.1.10:80\n\
          UDP 120:00 UDP         10.1.1.5:5060      10.0.0.1:53        192.168.1.11:53\n\
          IP  00:05  NONE        10.1.1.0:0         0.0.0.1:0          192.168.1.12:0\n"
     );
-    let with_pe = format_connections(&entries[..1], true);
+    let with_pe = format_connections(&entries[..1], true, Names::Numeric);
     assert_eq!(
         with_pe.lines().nth(1),
         Some("pro expire state       source             virtual            destination        pe name          pe_data")
@@ -688,7 +705,7 @@ fn persistent_conn_counts_templates_per_real() {
         ),
         (2, 0)
     );
-    let text = format_list(&services, None, 4096, View::PersistentConn).unwrap();
+    let text = format_list(&services, None, 4096, View::PersistentConn, Names::Numeric).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[1],
@@ -805,5 +822,100 @@ fn sync_daemon_command_lines() {
     assert_eq!(
         refused(&["--start-daemon", "master", "--mcast-group", "x"]),
         "illegal multicast group address specified: x"
+    );
+}
+
+/// Without `-n` a listing names hosts and ports as ipvsadm's
+/// addrport_to_anyname does: the host from /etc/hosts (127.0.0.1 is
+/// `localhost`), the port from /etc/services by the service's protocol
+/// (80/tcp `http`, 53/udp `domain`, 8080/tcp `http-alt`), the number where
+/// there is no name (65000) or no protocol (a firewall-mark service's
+/// reals, a template).
+#[test]
+fn without_numeric_a_listing_names_hosts_and_ports() {
+    let lo = Ipv4Addr::LOCALHOST;
+    let at = |port: u16| Real {
+        addr: lo,
+        port,
+        weight: 1,
+        method: ForwardMethod::Nat,
+        upper_threshold: 0,
+        lower_threshold: 0,
+    };
+    let report = |r: Real| RealReport {
+        real: r,
+        active: 0,
+        inactive: 0,
+        persistent: 0,
+        counted: Counted::default(),
+    };
+    let service = |key: ServiceKey, reals: Vec<RealReport>| ServiceReport {
+        key,
+        name: String::new(),
+        scheduler: SchedulerKind::Rr,
+        persistence: None,
+        ops: false,
+        counted: Counted::default(),
+        reals,
+    };
+    let addr = |protocol, port| ServiceKey::Addr {
+        protocol,
+        vip: IpAddr::V4(lo),
+        port,
+    };
+    let services = vec![
+        service(
+            addr(Protocol::Tcp, 80),
+            vec![report(at(8080)), report(at(65000))],
+        ),
+        service(addr(Protocol::Udp, 53), vec![report(at(53))]),
+        service(ServiceKey::Fwmark(7), vec![report(at(80))]),
+    ];
+    let text = format_list(&services, None, 4096, View::Default, Names::Looked).unwrap();
+    let body: Vec<&str> = text.lines().skip(3).collect();
+    assert_eq!(
+        body,
+        [
+            "TCP  localhost:http rr",
+            "  -> localhost:http-alt           Masq    1      0          0         ",
+            "  -> localhost:65000              Masq    1      0          0         ",
+            "UDP  localhost:domain rr",
+            "  -> localhost:domain             Masq    1      0          0         ",
+            "FWM  7 rr",
+            "  -> localhost:80                 Masq    1      0          0         ",
+        ]
+    );
+    let numeric = format_list(&services, None, 4096, View::Default, Names::Numeric).unwrap();
+    assert!(
+        numeric.contains("TCP  127.0.0.1:80 rr\n  -> 127.0.0.1:8080"),
+        "{numeric}"
+    );
+
+    let entries = [
+        entry(
+            6,
+            "127.0.0.1:80",
+            "127.0.0.1:80",
+            "127.0.0.1:8080",
+            "ESTABLISHED",
+            60,
+            false,
+        ),
+        entry(
+            0,
+            "127.0.0.1:0",
+            "0.0.0.7:0",
+            "127.0.0.1:0",
+            "NONE",
+            5,
+            true,
+        ),
+    ];
+    assert_eq!(
+        format_connections(&entries, false, Names::Looked),
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination\n\
+         TCP 01:00  ESTABLISHED localhost:http     localhost:http     localhost:http-alt\n\
+         IP  00:05  NONE        localhost:0        0.0.0.7:0          localhost:0\n"
     );
 }

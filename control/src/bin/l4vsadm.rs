@@ -67,7 +67,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         (Action::Connections { persistent_conn }, Response::Connections { entries }) => {
-            print!("{}", format_connections(&entries, persistent_conn));
+            print!(
+                "{}",
+                format_connections(&entries, persistent_conn, cli.names())
+            );
             ExitCode::SUCCESS
         }
         (
@@ -97,7 +100,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            match format_list(&services, only, size, view) {
+            match format_list(&services, only, size, view, cli.names()) {
                 Some(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS

@@ -46,9 +46,23 @@ impl core::fmt::Display for Error {
 /// Result of a checked view constructor.
 pub type Result<T> = core::result::Result<T, Error>;
 
+// The readers take the field as one slice (one bounds check, one load),
+// not byte by byte (a check per byte): callgrind counts the difference on
+// every packet. Each panics, as indexing does, when the field is not
+// wholly in `b`.
+
+/// The big-endian u16 at `b[at..at + 2]`.
 #[inline]
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(field(b, at))
+}
+
+/// `N` bytes of `b` from `at`, as an array.
+#[inline(always)]
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut a = [0; N];
+    a.copy_from_slice(&b[at..at + N]);
+    a
 }
 
 #[inline]
@@ -58,12 +72,12 @@ pub(crate) fn set_u16(b: &mut [u8], at: usize, v: u16) {
 
 #[inline]
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(field(b, at))
 }
 
 #[inline]
 pub(crate) fn get_addr(b: &[u8], at: usize) -> Ipv4Addr {
-    Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
+    Ipv4Addr::from(field::<4>(b, at))
 }
 
 #[inline]

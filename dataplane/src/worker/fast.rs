@@ -23,10 +23,19 @@ const IP: usize = ethernet::HEADER_LEN;
 /// Offset of the L4 header: after a 20-byte IPv4 header.
 const L4_AT: usize = IP + ipv4::HEADER_LEN;
 
+/// `N` bytes of `b` from `at` (the caller checked the length), read as
+/// one slice: one bounds check, not one per byte.
+#[inline(always)]
+fn bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut a = [0; N];
+    a.copy_from_slice(&b[at..at + N]);
+    a
+}
+
 /// Big-endian u16 at `at` (the caller checked the length).
 #[inline(always)]
 fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(bytes(b, at))
 }
 
 /// The headers of `frame`, received on a port whose MAC is `port_mac`,
@@ -89,7 +98,7 @@ pub(super) fn parse(frame: &[u8], port_mac: MacAddr) -> Option<Datagram> {
     if !header.verify_checksum() {
         return None;
     }
-    let addr = |at: usize| Ipv4Addr::new(frame[at], frame[at + 1], frame[at + 2], frame[at + 3]);
+    let addr = |at: usize| Ipv4Addr::from(bytes::<4>(frame, at));
     Some(Datagram {
         src: addr(IP + 12),
         dst: addr(IP + 16),

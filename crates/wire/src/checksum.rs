@@ -47,7 +47,7 @@ pub fn add(acc: u32, data: &[u8]) -> u32 {
 /// Folds an accumulator to 16 bits with end-around carry. Two steps
 /// suffice for any `u32`: the first leaves at most 0x1fffe, the second at
 /// most 0xffff; no loop, no branch.
-#[inline]
+#[inline(always)]
 pub fn fold(acc: u32) -> u16 {
     let acc = (acc & 0xffff) + (acc >> 16);
     let acc = (acc & 0xffff) + (acc >> 16);
@@ -90,7 +90,7 @@ pub fn update16(field: u16, old: u16, new: u16) -> u16 {
 }
 
 /// RFC 1624 update of a checksum field when a 32-bit value changes.
-#[inline]
+#[inline(always)]
 pub fn update32(field: u16, old: u32, new: u32) -> u16 {
     let acc = u32::from(!field)
         + u32::from(!(old >> 16) as u16)
@@ -103,7 +103,7 @@ pub fn update32(field: u16, old: u32, new: u32) -> u16 {
 /// RFC 1624 update of a checksum field when an IPv4 address and a port
 /// change together (a NAT rewrite of one end of a TCP or UDP header): one
 /// fold for both, the same value as [`update_addr`] then [`update16`].
-#[inline]
+#[inline(always)]
 pub fn update_addr_port(
     field: u16,
     old_addr: Ipv4Addr,
@@ -123,7 +123,7 @@ pub fn update_addr_port(
 }
 
 /// [`update_addr_port`] for a UDP checksum field; see [`update16_udp`].
-#[inline]
+#[inline(always)]
 pub fn update_addr_port_udp(
     field: u16,
     old_addr: Ipv4Addr,
@@ -140,7 +140,7 @@ pub fn update_addr_port_udp(
 }
 
 /// RFC 1624 update of a checksum field when an IPv4 address changes.
-#[inline]
+#[inline(always)]
 pub fn update_addr(field: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     update32(field, old.to_bits(), new.to_bits())
 }

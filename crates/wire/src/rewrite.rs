@@ -26,14 +26,20 @@ pub enum End {
 /// [`Error::Unsupported`] for protocols other than TCP/UDP or a non-first
 /// fragment; [`Error::Truncated`] when the transport header is too short.
 pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16) -> Result<()> {
-    let p = ipv4::Packet::new_unchecked(&*ip);
-    let hl = p.header_len();
-    let end_of_packet = usize::from(p.total_len());
-    let proto = p.protocol();
-    if p.frag_offset() != 0 {
+    // The fixed part of the IPv4 header and the L4 header's first bytes
+    // as arrays: each field below is read and written at a constant
+    // offset with no bounds check of its own (two checks in all).
+    let hl = usize::from(ip.first().ok_or(Error::Truncated)? & 0x0f) * 4;
+    let (header, l4) = ip.split_at_mut_checked(hl).ok_or(Error::Truncated)?;
+    let header: &mut [u8; ipv4::HEADER_LEN] = header
+        .get_mut(..ipv4::HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Error::Truncated)?;
+    let end_of_packet = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if u16::from_be_bytes([header[6], header[7]]) & 0x1fff != 0 {
         return Err(Error::Unsupported);
     }
-    let (csum_at, udp) = match proto {
+    let (csum_at, udp) = match Protocol::from(header[9]) {
         Protocol::Tcp => (16, false),
         Protocol::Udp => (6, true),
         _ => return Err(Error::Unsupported),
@@ -41,26 +47,64 @@ pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16) -> Result<()>
     if end_of_packet < hl + csum_at + 2 {
         return Err(Error::Truncated);
     }
-    let (addr_at, port_at) = match end {
-        End::Src => (12, hl),
-        End::Dst => (16, hl + 2),
+    // TCP's checksum ends at byte 18 of its header, UDP's at 8.
+    let l4: &mut [u8; 18] = match l4.get_mut(..18) {
+        Some(l) => l.try_into().map_err(|_| Error::Truncated)?,
+        None if udp => return rewrite_short_udp(header, l4, end, addr, port),
+        None => return Err(Error::Truncated),
     };
-    let old_addr = crate::get_addr(ip, addr_at);
-    let old_port = get_u16(ip, port_at);
-    let l4_field = get_u16(ip, hl + csum_at);
+    rewrite_fields(header, l4, csum_at, udp, end, addr, port);
+    Ok(())
+}
+
+/// [`rewrite`] of a UDP datagram shorter than 18 bytes after its IPv4
+/// header (its 8-byte header and under 10 bytes of payload).
+#[cold]
+fn rewrite_short_udp(
+    header: &mut [u8; ipv4::HEADER_LEN],
+    l4: &mut [u8],
+    end: End,
+    addr: Ipv4Addr,
+    port: u16,
+) -> Result<()> {
+    let mut first = [0u8; 18];
+    let n = l4.len().min(18);
+    first[..n].copy_from_slice(&l4[..n]);
+    rewrite_fields(header, &mut first, 6, true, end, addr, port);
+    l4[..n].copy_from_slice(&first[..n]);
+    Ok(())
+}
+
+/// The rewrite itself: `end`'s address in `header` and port in `l4`, the
+/// L4 checksum at `l4[csum_at..]` (UDP's 0 stays 0) and the header
+/// checksum, updated incrementally.
+#[inline(always)]
+fn rewrite_fields(
+    header: &mut [u8; ipv4::HEADER_LEN],
+    l4: &mut [u8; 18],
+    csum_at: usize,
+    udp: bool,
+    end: End,
+    addr: Ipv4Addr,
+    port: u16,
+) {
+    let (addr_at, port_at) = match end {
+        End::Src => (12, 0),
+        End::Dst => (16, 2),
+    };
+    let old_addr = crate::get_addr(header, addr_at);
+    let old_port = get_u16(l4, port_at);
+    let l4_field = get_u16(l4, csum_at);
     let new_l4 = if udp {
         checksum::update_addr_port_udp(l4_field, old_addr, addr, old_port, port)
     } else {
         checksum::update_addr_port(l4_field, old_addr, addr, old_port, port)
     };
-    set_u16(ip, hl + csum_at, new_l4);
-    set_u16(ip, port_at, port);
-    let mut p = ipv4::Packet::new_unchecked(&mut *ip);
-    match end {
-        End::Src => p.rewrite_src_addr(addr),
-        End::Dst => p.rewrite_dst_addr(addr),
-    }
-    Ok(())
+    set_u16(l4, csum_at, new_l4);
+    set_u16(l4, port_at, port);
+    let ip_field = get_u16(header, 10);
+    set_u16(header, 10, checksum::update_addr(ip_field, old_addr, addr));
+    crate::set_addr(header, addr_at, addr);
 }
 
 #[cfg(test)]

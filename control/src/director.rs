@@ -699,6 +699,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
             tx_desc: p.tx_desc,
             rss: nworkers > 1,
             promiscuous: true,
+            rx_ip_checksum: true,
         };
         port.configure(&pc, &pool)
             .with_context(|| format!("configuring port {}", p.name))?;
@@ -730,9 +731,15 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                 .with_context(|| format!("port {} MTU", p.name))?
                 .clamp(crate::config::MIN_MTU, crate::config::MAX_MTU),
         };
+        // Where the device verifies IPv4 header checksums, the workers
+        // take its word for them instead of summing each header.
+        let checksums = match port.rx_ip_checksum_offloaded() {
+            Ok(true) => "IPv4 checksums verified by the device",
+            _ => "IPv4 checksums verified by the workers",
+        };
         info!(
             target: "l4vs",
-            "port {} ({}) up, MAC {}, MTU {mtu}",
+            "port {} ({}) up, MAC {}, MTU {mtu}, {checksums}",
             p.name,
             p.device.spec(),
             crate::config::format_mac(&mac)

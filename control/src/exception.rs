@@ -86,6 +86,8 @@ impl KernelPort {
             tx_desc: TAP_DESC,
             rss: false,
             promiscuous: false,
+            // What the kernel sends is forwarded as it is, not parsed.
+            rx_ip_checksum: false,
         };
         port.configure(&pc, pool)
             .with_context(|| format!("configuring the tap of {iface}"))?;

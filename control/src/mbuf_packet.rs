@@ -28,4 +28,9 @@ impl PacketBuf for MbufPacket<'_> {
     fn truncate(&mut self, len: usize) {
         self.0.truncate(len)
     }
+
+    #[inline]
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        self.0.rx_ip_checksum()
+    }
 }

@@ -16,6 +16,14 @@ pub trait PacketBuf {
     fn prepend(&mut self, n: usize) -> bool;
     /// Shrinks the packet to `len` bytes; does nothing if it is not longer.
     fn truncate(&mut self, len: usize);
+    /// What the receiving port found of the IPv4 header checksum, when it
+    /// verified it (a DPDK port's receive checksum offload): Some(true)
+    /// good, Some(false) bad; None (the default) when it did not, and the
+    /// worker verifies it itself.
+    #[inline]
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A borrowed buffer is a buffer (the lcore loop hands the worker views).
@@ -38,6 +46,11 @@ impl<B: PacketBuf + ?Sized> PacketBuf for &mut B {
     #[inline]
     fn truncate(&mut self, len: usize) {
         (**self).truncate(len)
+    }
+
+    #[inline]
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        (**self).rx_ip_checksum()
     }
 }
 

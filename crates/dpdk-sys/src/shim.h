@@ -30,6 +30,12 @@ static const uint16_t L4VS_MBUF_DEFAULT_BUF_SIZE = RTE_MBUF_DEFAULT_BUF_SIZE;
 static const uint16_t L4VS_PKTMBUF_HEADROOM = RTE_PKTMBUF_HEADROOM;
 static const uint64_t L4VS_ETH_RSS_IP_TCP_UDP =
 	RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+/* Receive checksum offload: the port capability and the mbuf flags that
+ * say what the port found of a packet's IPv4 header checksum. */
+static const uint64_t L4VS_ETH_RX_OFFLOAD_IPV4_CKSUM = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+static const uint64_t L4VS_MBUF_F_RX_IP_CKSUM_MASK = RTE_MBUF_F_RX_IP_CKSUM_MASK;
+static const uint64_t L4VS_MBUF_F_RX_IP_CKSUM_GOOD = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+static const uint64_t L4VS_MBUF_F_RX_IP_CKSUM_BAD = RTE_MBUF_F_RX_IP_CKSUM_BAD;
 static const uint16_t L4VS_MAX_ETHPORTS = RTE_MAX_ETHPORTS;
 static const uint16_t L4VS_MAX_QUEUES_PER_PORT = RTE_MAX_QUEUES_PER_PORT;
 static const uint32_t L4VS_ETH_NAME_MAX_LEN = RTE_ETH_NAME_MAX_LEN;
@@ -86,14 +92,15 @@ uint16_t l4vs_pktmbuf_data_len(const struct rte_mbuf *m);
 uint32_t l4vs_pktmbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t l4vs_pktmbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t l4vs_pktmbuf_port(const struct rte_mbuf *m);
-/* Byte offsets in struct rte_mbuf of the three fields the per-packet path
- * reads without a call (rte_pktmbuf_mtod and data_len), as this DPDK's
+/* Byte offsets in struct rte_mbuf of the fields the per-packet path reads
+ * without a call (rte_pktmbuf_mtod, data_len, ol_flags), as this DPDK's
  * header lays them out: the C compiler computes them (bindgen evaluates
  * the enum), so no layout is written into Rust. */
 enum {
 	L4VS_MBUF_BUF_ADDR_OFFSET = offsetof(struct rte_mbuf, buf_addr),
 	L4VS_MBUF_DATA_OFF_OFFSET = offsetof(struct rte_mbuf, data_off),
 	L4VS_MBUF_DATA_LEN_OFFSET = offsetof(struct rte_mbuf, data_len),
+	L4VS_MBUF_OL_FLAGS_OFFSET = offsetof(struct rte_mbuf, ol_flags),
 };
 _Static_assert(sizeof(((struct rte_mbuf *)0)->buf_addr) == sizeof(void *),
 	       "rte_mbuf.buf_addr is a pointer");
@@ -101,6 +108,8 @@ _Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2,
 	       "rte_mbuf.data_off is 16 bits");
 _Static_assert(sizeof(((struct rte_mbuf *)0)->data_len) == 2,
 	       "rte_mbuf.data_len is 16 bits");
+_Static_assert(sizeof(((struct rte_mbuf *)0)->ol_flags) == 8,
+	       "rte_mbuf.ol_flags is 64 bits");
 
 /* ring (single-producer / single-consumer variants) */
 unsigned int l4vs_ring_sp_enqueue_burst(struct rte_ring *r,

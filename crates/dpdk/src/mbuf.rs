@@ -9,8 +9,9 @@
 //!
 //! Field reads go through the C shim, one call each, so the layout of
 //! `struct rte_mbuf`, which changes between DPDK releases, is never
-//! written into Rust; the per-packet data view alone reads its three
-//! fields at offsets the C compiler computes from this DPDK's header
+//! written into Rust; the per-packet reads alone (the data view's three
+//! fields, and `ol_flags` for the receive checksum offload's verdict) go
+//! to offsets the C compiler computes from this DPDK's header
 //! (`L4VS_MBUF_*_OFFSET` in shim.h), without a call.
 
 use std::ptr::NonNull;
@@ -85,6 +86,31 @@ impl Mbuf {
             )
         };
         (addr.wrapping_add(usize::from(off)), usize::from(len))
+    }
+
+    /// What the port's receive checksum offload found of the packet's
+    /// IPv4 header checksum (`RTE_MBUF_F_RX_IP_CKSUM_GOOD` / `_BAD` in
+    /// `ol_flags`): Some(true) good, Some(false) bad; None when the port
+    /// did not verify it (`_UNKNOWN`: no offload asked, a device without
+    /// it, not IPv4; or `_NONE`), so that the caller verifies it itself.
+    /// Read from the mbuf's field, without a call.
+    #[inline(always)]
+    pub fn rx_ip_checksum(&self) -> Option<bool> {
+        let m = self.0.as_ptr().cast::<u8>();
+        // SAFETY: the mbuf is valid and owned by `self`; the offset is that
+        // of `ol_flags` (a u64, asserted in shim.h) in this DPDK's struct
+        // rte_mbuf, an initialised field (drivers and the pool's reset set
+        // it); read unaligned to rely on nothing.
+        let flags = unsafe {
+            m.add(sys::L4VS_MBUF_OL_FLAGS_OFFSET as usize)
+                .cast::<u64>()
+                .read_unaligned()
+        };
+        match flags & sys::L4VS_MBUF_F_RX_IP_CKSUM_MASK {
+            sys::L4VS_MBUF_F_RX_IP_CKSUM_GOOD => Some(true),
+            sys::L4VS_MBUF_F_RX_IP_CKSUM_BAD => Some(false),
+            _ => None,
+        }
     }
 
     /// The packet data: `data_len` bytes from `buf_addr + data_off`.

@@ -38,10 +38,17 @@ pub struct PortConfig {
     pub rss: bool,
     /// Receive frames for any destination MAC.
     pub promiscuous: bool,
+    /// Ask the device to verify received IPv4 header checksums
+    /// (`RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`) when it can: its verdict is then
+    /// in each mbuf ([`crate::Mbuf::rx_ip_checksum`]). A device without
+    /// the offload is configured without it
+    /// ([`Port::rx_ip_checksum_offloaded`] says which).
+    pub rx_ip_checksum: bool,
 }
 
 impl Default for PortConfig {
-    /// One queue each way, 1024 descriptors, RSS and promiscuous on.
+    /// One queue each way, 1024 descriptors, RSS, promiscuous and the
+    /// IPv4 checksum offload (where the device has it) on.
     fn default() -> Self {
         PortConfig {
             rx_queues: 1,
@@ -50,6 +57,7 @@ impl Default for PortConfig {
             tx_desc: 1024,
             rss: true,
             promiscuous: true,
+            rx_ip_checksum: true,
         }
     }
 }
@@ -230,6 +238,9 @@ impl Port {
             if cfg.rss && cfg.rx_queues > 1 && rss_hf != 0 {
                 conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
                 conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            }
+            if cfg.rx_ip_checksum {
+                conf.rxmode.offloads |= sys::L4VS_ETH_RX_OFFLOAD_IPV4_CKSUM & info.rx_offload_capa;
             }
             // The pool is referenced from here on, even if a step fails.
             let addr = pool.as_ptr() as usize;
@@ -456,6 +467,19 @@ impl Port {
     pub fn max_rx_queues(&self) -> Result<u16> {
         let context = format!("port {} info", self.id);
         with_eal(&context, |_| Ok(self.info(&context)?.max_rx_queues))
+    }
+
+    /// Whether the device can verify received IPv4 header checksums
+    /// (`RTE_ETH_RX_OFFLOAD_IPV4_CKSUM` in its `rx_offload_capa`), which
+    /// [`PortConfig::rx_ip_checksum`] then asks for.
+    ///
+    /// # Errors
+    /// The errno text of `rte_eth_dev_info_get`.
+    pub fn rx_ip_checksum_offloaded(&self) -> Result<bool> {
+        let context = format!("port {} info", self.id);
+        with_eal(&context, |_| {
+            Ok(self.info(&context)?.rx_offload_capa & sys::L4VS_ETH_RX_OFFLOAD_IPV4_CKSUM != 0)
+        })
     }
 
     /// The NUMA socket the device is attached to, -1 if unknown.

@@ -1,7 +1,8 @@
 //! The fixed-offset parse of the common frame: untagged Ethernet II to the
 //! port's own MAC, IPv4 with a 20-byte header (IHL 5), not a fragment, TCP
 //! or UDP whose header fits in the datagram and whose datagram fits in
-//! the frame, with a good header checksum. Every field sits at a constant
+//! the frame, with a good header checksum (verified here, or taken from
+//! the port's receive checksum offload when it verified it). Every field sits at a constant
 //! offset, so the general parse's steps (a VLAN tag, IHL, the error to
 //! report for each malformation, fragments) fall away.
 //!
@@ -40,8 +41,16 @@ fn be16(b: &[u8], at: usize) -> u16 {
 
 /// The headers of `frame`, received on a port whose MAC is `port_mac`,
 /// when it is the common frame described above; None otherwise.
+/// `rx_ip_checksum` is what the port found of the IPv4 header checksum
+/// ([`crate::packet::PacketBuf::rx_ip_checksum`]): good is taken as it
+/// is, bad goes the general way (which verifies and counts it), None is
+/// verified here.
 #[inline(always)]
-pub(super) fn parse(frame: &[u8], port_mac: MacAddr) -> Option<Datagram> {
+pub(super) fn parse(
+    frame: &[u8],
+    port_mac: MacAddr,
+    rx_ip_checksum: Option<bool>,
+) -> Option<Datagram> {
     // The shortest common frame: a UDP header after the IPv4 header.
     let ip_room = frame.len().checked_sub(IP)?;
     if ip_room < ipv4::HEADER_LEN + udp::HEADER_LEN
@@ -94,8 +103,11 @@ pub(super) fn parse(frame: &[u8], port_mac: MacAddr) -> Option<Datagram> {
     };
     // Last, as it costs the most: a bad checksum goes the general way,
     // which counts it.
-    let header = ipv4::Packet::new_unchecked(&frame[IP..L4_AT]);
-    if !header.verify_checksum() {
+    let good = match rx_ip_checksum {
+        Some(good) => good,
+        None => ipv4::Packet::new_unchecked(&frame[IP..L4_AT]).verify_checksum(),
+    };
+    if !good {
         return None;
     }
     let addr = |at: usize| Ipv4Addr::from(bytes::<4>(frame, at));
@@ -130,7 +142,7 @@ mod tests {
     #[test]
     fn reads_a_tcp_and_a_udp_frame() {
         let f = testpkt::tcp(&hdr(), 40000, 80, tcp::flags::SYN, b"");
-        let d = parse(&f, PORT_MAC).expect("common TCP frame");
+        let d = parse(&f, PORT_MAC, None).expect("common TCP frame");
         assert_eq!(
             (d.src, d.dst, d.proto),
             (hdr().src, hdr().dst, Protocol::Tcp)
@@ -142,7 +154,7 @@ mod tests {
         assert_eq!(d.ip_len, 40);
 
         let f = testpkt::udp(&hdr(), 5000, 53, b"abcd", true);
-        let d = parse(&f, PORT_MAC).expect("common UDP frame");
+        let d = parse(&f, PORT_MAC, None).expect("common UDP frame");
         assert_eq!((d.l4.sport, d.l4.dport, d.l4.tcp_flags), (5000, 53, None));
         assert_eq!(d.ip_len, 32);
     }
@@ -150,7 +162,7 @@ mod tests {
     #[test]
     fn leaves_the_rest_to_the_general_path() {
         let good = testpkt::tcp(&hdr(), 40000, 80, tcp::flags::ACK, b"xy");
-        assert!(parse(&good, PORT_MAC).is_some());
+        assert!(parse(&good, PORT_MAC, None).is_some());
         // One byte changed, and the IPv4 header checksum made right again
         // so that only the change itself can send the frame away.
         let changed = |from: &[u8], at: usize, v: u8| {
@@ -173,25 +185,31 @@ mod tests {
             changed(&good, L4_AT + 12, 0xf0),
             changed(&good, IP + 3, 22),
         ] {
-            assert!(parse(&f, PORT_MAC).is_none(), "{f:02x?}");
+            assert!(parse(&f, PORT_MAC, None).is_none(), "{f:02x?}");
         }
         // DF does not matter, as on the general path.
-        assert!(parse(&changed(&good, IP + 6, 0x40), PORT_MAC).is_some());
+        assert!(parse(&changed(&good, IP + 6, 0x40), PORT_MAC, None).is_some());
         // A bad checksum.
         let mut bad = good.clone();
         bad[IP + 10] = !bad[IP + 10];
-        assert!(parse(&bad, PORT_MAC).is_none());
+        assert!(parse(&bad, PORT_MAC, None).is_none());
+        // What the port's checksum offload found is taken as it is: good
+        // (the header is not summed again), bad (the general path verifies
+        // it and counts the drop).
+        assert!(parse(&bad, PORT_MAC, Some(true)).is_some());
+        assert!(parse(&good, PORT_MAC, Some(false)).is_none());
+        assert!(parse(&good, PORT_MAC, Some(true)).is_some());
         let udp = testpkt::udp(&hdr(), 5000, 53, b"abcd", true);
-        assert!(parse(&changed(&udp, IP + 3, 22), PORT_MAC).is_none());
+        assert!(parse(&changed(&udp, IP + 3, 22), PORT_MAC, None).is_none());
         // A UDP length beyond the datagram, or under its header.
-        assert!(parse(&changed(&udp, L4_AT + 5, 13), PORT_MAC).is_none());
-        assert!(parse(&changed(&udp, L4_AT + 5, 7), PORT_MAC).is_none());
+        assert!(parse(&changed(&udp, L4_AT + 5, 13), PORT_MAC, None).is_none());
+        assert!(parse(&changed(&udp, L4_AT + 5, 7), PORT_MAC, None).is_none());
         // Ethernet padding after the datagram is not part of it.
         let mut padded = good.clone();
         padded.resize(good.len() + 6, 0);
-        let d = parse(&padded, PORT_MAC).unwrap();
+        let d = parse(&padded, PORT_MAC, None).unwrap();
         assert_eq!(d.ip_len, (good.len() - IP) as u64);
-        assert!(parse(&good[..good.len() - 3], PORT_MAC).is_none());
-        assert!(parse(&good[..20], PORT_MAC).is_none());
+        assert!(parse(&good[..good.len() - 3], PORT_MAC, None).is_none());
+        assert!(parse(&good[..20], PORT_MAC, None).is_none());
     }
 }

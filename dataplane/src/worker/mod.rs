@@ -67,7 +67,7 @@ mod icmp;
 /// Whether the fixed-offset fast path reads `frame` on a port whose MAC
 /// is `port_mac` (for the differential check, [`crate::difftest`]).
 pub(crate) fn fast_path_reads(frame: &[u8], port_mac: MacAddr) -> bool {
-    fast::parse(frame, port_mac).is_some()
+    fast::parse(frame, port_mac, None).is_some()
 }
 pub use icmp::{IcmpPeerLimit, IcmpRateLimit};
 mod persist;
@@ -659,7 +659,7 @@ impl Worker {
         };
         let port_mac = port.mac;
         if self.cfg.fast_path {
-            if let Some(d) = fast::parse(pkt.data(), port_mac) {
+            if let Some(d) = fast::parse(pkt.data(), port_mac, pkt.rx_ip_checksum()) {
                 // As the general path, after the checksum (ipv4()).
                 if self.snap.standby() && !self.snap.is_local(d.dst) && !is_local_control(d.dst) {
                     return Verdict::Drop(DropReason::Standby);

@@ -3,29 +3,15 @@
 //! process, so everything that needs it runs in one test function; the bad
 //! EAL arguments case runs in a child process of this same binary.
 
+mod common;
+
+use common::eal_args;
 use l4vs_dpdk::{register_thread, Eal, Mbuf, Mempool, Port, PortConfig, Ring, DEFAULT_DATA_ROOM};
 
 const EEXIST: i32 = 17;
 const EBUSY: i32 = 16;
 const EINVAL: i32 = 22;
 const EALREADY: i32 = 114;
-
-fn eal_args(extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "l4vs-dpdk-test",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level=*:error",
-        "-l",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    args.into_iter().map(String::from).collect()
-}
 
 #[test]
 fn eal_pool_port_ring() {

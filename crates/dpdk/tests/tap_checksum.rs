@@ -10,6 +10,8 @@
 //! interface never appears in the machine's own namespace; the namespace
 //! is removed afterwards, also on failure. Needs root and /dev/net/tun.
 
+mod common;
+
 use l4vs_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, DEFAULT_DATA_ROOM};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -115,23 +117,10 @@ fn mark_of(m: &Mbuf) -> Option<u8> {
 }
 
 fn verify_inside() {
-    let args: Vec<String> = [
-        "l4vs-dpdk-test",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level=*:error",
-        "-l",
-        "0",
+    let args = common::eal_args(&[
         &format!("--vdev=net_tap0,iface={IFACE}"),
         &format!("--vdev=net_af_packet0,iface={IFACE}"),
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    ]);
     let _eal = Eal::init(&args).expect("EAL init");
     let pool = Mempool::create("l4vs_tapck_pool", 1023, 32, DEFAULT_DATA_ROOM, -1).unwrap();
 
@@ -169,9 +158,9 @@ fn verify_inside() {
     while seen[1..].iter().any(Option::is_none) && Instant::now() < deadline {
         if Instant::now() >= next_send {
             let mut tx: [Option<Mbuf>; 3] = Default::default();
-            for (slot, (mark, bad, arp)) in tx
-                .iter_mut()
-                .zip([(1, false, false), (2, true, false), (3, false, true)])
+            for (slot, (mark, bad, arp)) in
+                tx.iter_mut()
+                    .zip([(1, false, false), (2, true, false), (3, false, true)])
             {
                 let bytes = frame(mark, bad, arp);
                 let mut m = pool.alloc().unwrap();

@@ -14,7 +14,13 @@
 //! `--exact`, `--thresholds`, `--persistent-conn`, `--timeout`,
 //! `--daemon`), `-S`, `-R`, and `--yaml` (an l4vs addition: the running
 //! table as a config). Without `-n` a listing names hosts and ports as
-//! ipvsadm's `addrport_to_anyname` does ([`Names`]).
+//! ipvsadm's `addrport_to_anyname` does ([`Names`]); `-t`, `-u`, `-r`
+//! take names as its `parse_service` does (no port: port 0). Numbers and
+//! their words as ipvsadm's: `-w` 0..=65535, `illegal weight specified`.
+//!
+//! Not ipvsadm's words: what clap refuses before l4vsadm sees it (an
+//! unknown option, a missing value, two commands) is said in clap's words,
+//! with status 2 (ipvsadm: 2, or 255 for an unknown option).
 //!
 //! Deliberate differences: options may come in any order (ipvsadm wants
 //! the command first); `-R` applies all its lines or none (ipvsadm goes
@@ -125,7 +131,7 @@ pub struct Cli {
     udp_service: Option<String>,
     /// A firewall-mark service.
     #[arg(short = 'f', long = "fwmark-service", value_name = "fwmark")]
-    fwmark_service: Option<u32>,
+    fwmark_service: Option<String>,
     /// Scheduler (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos).
     #[arg(short = 's', long = "scheduler", value_name = "scheduler")]
     scheduler: Option<String>,
@@ -155,15 +161,30 @@ pub struct Cli {
     /// NAT (masquerading).
     #[arg(short = 'm', long = "masquerading")]
     masquerading: bool,
-    /// Weight, 0 to 2147483647 (default 1).
-    #[arg(short = 'w', long = "weight", value_name = "weight")]
-    weight: Option<u32>,
+    /// Weight, 0 to 65535 (default 1), as ipvsadm takes it.
+    #[arg(
+        short = 'w',
+        long = "weight",
+        value_name = "weight",
+        allow_hyphen_values = true
+    )]
+    weight: Option<String>,
     /// Upper connection threshold.
-    #[arg(short = 'x', long = "u-threshold", value_name = "uthreshold")]
-    u_threshold: Option<u32>,
+    #[arg(
+        short = 'x',
+        long = "u-threshold",
+        value_name = "uthreshold",
+        allow_hyphen_values = true
+    )]
+    u_threshold: Option<String>,
     /// Lower connection threshold.
-    #[arg(short = 'y', long = "l-threshold", value_name = "lthreshold")]
-    l_threshold: Option<u32>,
+    #[arg(
+        short = 'y',
+        long = "l-threshold",
+        value_name = "lthreshold",
+        allow_hyphen_values = true
+    )]
+    l_threshold: Option<String>,
     /// Numeric output of addresses and ports (without it a listing looks
     /// names up, as ipvsadm does).
     #[arg(short = 'n', long = "numeric")]
@@ -288,45 +309,90 @@ fn usage(s: impl Into<String>) -> UsageError {
     UsageError(s.into())
 }
 
-/// `VIP:PORT` as ipvsadm takes it (`-t`, `-u`).
-fn service_address(s: &str) -> Result<(Ipv4Addr, u16), UsageError> {
-    s.parse::<SocketAddrV4>()
-        .map(|a| (*a.ip(), a.port()))
-        .map_err(|_| {
-            usage(format!(
-                "illegal virtual server address[:port] specified: {s}"
-            ))
-        })
+/// `HOST[:PORT]` as ipvsadm's `parse_service` takes it (`-t`, `-u`, `-r`):
+/// the host an IPv4 address or a name the resolver knows (its first IPv4
+/// address), the port a number or a service name of `protocol` from
+/// `/etc/services`; no port is port 0. None for what it cannot take: an
+/// empty or all-digit text, an IPv6 address, an unknown name.
+fn host_port(s: &str, protocol: Option<Protocol>) -> Option<(Ipv4Addr, u16)> {
+    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('[') {
+        return None;
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (s, None),
+    };
+    let addr = match host.parse::<Ipv4Addr>() {
+        Ok(a) => a,
+        Err(_) => dns_lookup::lookup_host(host).ok()?.find_map(|a| match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })?,
+    };
+    let port = match port {
+        None => 0,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) => n,
+            Err(_) if !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()) => {
+                service_port(p, protocol)?
+            }
+            Err(_) => return None,
+        },
+    };
+    Some((addr, port))
 }
 
-/// `ADDRESS[:PORT]` as `-r` takes it (port 0: the service's).
-fn real_address(s: &str) -> Result<(Ipv4Addr, u16), UsageError> {
-    if let Ok(a) = s.parse::<SocketAddrV4>() {
-        return Ok((*a.ip(), a.port()));
+/// The port of service `name` for `protocol` (TCP when None, as ipvsadm
+/// looks up a firewall-mark service's), from `/etc/services`
+/// (`getservbyname`, through `getaddrinfo` with a numeric host: no DNS).
+fn service_port(name: &str, protocol: Option<Protocol>) -> Option<u16> {
+    let socktype = match protocol {
+        Some(Protocol::Udp) => dns_lookup::SockType::DGram,
+        _ => dns_lookup::SockType::Stream,
+    };
+    let hints = dns_lookup::AddrInfoHints {
+        socktype: socktype.into(),
+        flags: libc::AI_NUMERICHOST,
+        ..dns_lookup::AddrInfoHints::default()
+    };
+    let mut found = dns_lookup::getaddrinfo(Some("0.0.0.0"), Some(name), Some(hints)).ok()?;
+    found.next()?.ok().map(|a| a.sockaddr.port())
+}
+
+/// A number of `-w`, `-x`, `-y` as ipvsadm's `string_to_number` takes
+/// it: decimal, 0..=`max`; else `error`, ipvsadm's words.
+fn number(s: Option<&str>, max: u32, error: &str) -> Result<Option<u32>, UsageError> {
+    match s {
+        None => Ok(None),
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if n <= max => Ok(Some(n)),
+            _ => Err(usage(error)),
+        },
     }
-    s.parse::<Ipv4Addr>()
-        .map(|a| (a, 0))
-        .map_err(|_| usage(format!("illegal real server address[:port] specified: {s}")))
 }
 
 impl Cli {
     fn key(&self) -> Result<Option<ServiceKey>, UsageError> {
         Ok(
-            match (&self.tcp_service, &self.udp_service, self.fwmark_service) {
+            match (&self.tcp_service, &self.udp_service, &self.fwmark_service) {
                 (Some(s), _, _) | (_, Some(s), _) => {
-                    let (vip, port) = service_address(s)?;
                     let protocol = if self.tcp_service.is_some() {
                         Protocol::Tcp
                     } else {
                         Protocol::Udp
                     };
+                    let (vip, port) = host_port(s, Some(protocol))
+                        .ok_or_else(|| usage("illegal virtual server address[:port] specified"))?;
                     Some(ServiceKey::Addr {
                         protocol,
                         vip: IpAddr::V4(vip),
                         port,
                     })
                 }
-                (None, None, Some(m)) => Some(ServiceKey::Fwmark(m)),
+                (None, None, Some(m)) => match m.parse::<u32>() {
+                    Ok(m) if m > 0 => Some(ServiceKey::Fwmark(m)),
+                    _ => return Err(usage(format!("invalid fwmark value `{m}' specified"))),
+                },
                 (None, None, None) => None,
             },
         )
@@ -510,23 +576,53 @@ impl Cli {
             .real_server
             .as_deref()
             .ok_or_else(|| usage("You need to supply the 'real-server' option for this command"))?;
-        let (addr, port) = real_address(r)?;
+        let protocol = match self.key()? {
+            Some(ServiceKey::Addr { protocol, .. }) => Some(protocol),
+            _ => None,
+        };
+        let (addr, port) = host_port(r, protocol)
+            .ok_or_else(|| usage("illegal real server address[:port] specified"))?;
         Ok(RealSpec {
             addr: IpAddr::V4(addr),
             port,
-            weight: self.weight.unwrap_or(1),
+            weight: number(self.weight.as_deref(), 65535, "illegal weight specified")?.unwrap_or(1),
             method: self.method(),
-            upper_threshold: self.u_threshold.unwrap_or(0),
-            lower_threshold: self.l_threshold.unwrap_or(0),
+            upper_threshold: number(
+                self.u_threshold.as_deref(),
+                i32::MAX as u32,
+                "illegal u_threshold specified",
+            )?
+            .unwrap_or(0),
+            lower_threshold: number(
+                self.l_threshold.as_deref(),
+                i32::MAX as u32,
+                "illegal l_threshold specified",
+            )?
+            .unwrap_or(0),
         })
     }
 
+    /// The service of `-A`/`-E`, with ipvsadm's own checks of it
+    /// (ipvsadm.c: a port-0 service needs persistence, one-packet
+    /// scheduling is for UDP).
     fn spec(&self) -> Result<ServiceSpec, UsageError> {
+        let key = self.need_key()?;
+        let persistence = self.persistence();
+        if let ServiceKey::Addr { protocol, port, .. } = key {
+            if port == 0 && persistence.is_none() {
+                return Err(usage("Zero port specified for non-persistent service"));
+            }
+            if self.ops && protocol != Protocol::Udp {
+                return Err(usage(
+                    "One-Packet Scheduling is only for UDP virtual services",
+                ));
+            }
+        }
         Ok(ServiceSpec {
-            key: self.need_key()?,
+            key,
             name: None,
             scheduler: self.scheduler()?,
-            persistence: self.persistence(),
+            persistence,
             timeouts: None,
             ops: self.ops,
         })
@@ -724,8 +820,12 @@ fn sorted(services: &[ServiceReport]) -> Vec<ServiceReport> {
 /// address when it has none, and the port's service name for its protocol
 /// (`/etc/services`: `http`, `domain`) or the number when it has none or
 /// the protocol is not TCP or UDP (a firewall-mark service's reals,
-/// templates). Lookups are the C library's `getnameinfo`, so a listing
-/// without `-n` waits for the resolver as ipvsadm's does.
+/// templates). As in ipvsadm, the host and the port are looked up apart
+/// (`gethostbyaddr`, `getservbyport` there; the C library's `getnameinfo`
+/// here), so a port keeps its name when the resolver cannot be reached,
+/// and the text is cut to 59 characters (ipvsadm's 60-byte buffer). A
+/// listing without `-n` waits for the resolver as ipvsadm's does, once
+/// per address: names are kept for the rest of the listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Names {
     /// `-n`: numbers only.
@@ -734,29 +834,65 @@ pub enum Names {
     Looked,
 }
 
-impl Names {
+/// [`Names`] at work over one listing: the host names found so far.
+struct Namer {
+    names: Names,
+    hosts: std::collections::HashMap<IpAddr, String>,
+}
+
+impl Namer {
+    fn new(names: Names) -> Namer {
+        Namer {
+            names,
+            hosts: std::collections::HashMap::new(),
+        }
+    }
+
     /// `ADDR:PORT` for `protocol` (None: the port as a number).
-    pub fn addrport(self, addr: IpAddr, port: u16, protocol: Option<Protocol>) -> String {
-        if self == Names::Numeric {
+    fn addrport(&mut self, addr: IpAddr, port: u16, protocol: Option<Protocol>) -> String {
+        if self.names == Names::Numeric {
             return format!("{addr}:{port}");
         }
-        let mut flags = 0;
-        match protocol {
-            Some(Protocol::Udp) => flags |= libc::NI_DGRAM,
-            Some(Protocol::Tcp) => {}
-            None => flags |= libc::NI_NUMERICSERV,
-        }
-        let sock = std::net::SocketAddr::new(addr, port);
-        match dns_lookup::getnameinfo(&sock, flags) {
-            Ok((host, service)) => format!("{host}:{service}"),
-            Err(_) => format!("{addr}:{port}"),
-        }
+        let host = self.hosts.entry(addr).or_insert_with(|| {
+            let sock = std::net::SocketAddr::new(addr, 0);
+            match dns_lookup::getnameinfo(&sock, libc::NI_NAMEREQD | libc::NI_NUMERICSERV) {
+                Ok((host, _)) => host,
+                Err(_) => addr.to_string(),
+            }
+        });
+        let service = match protocol {
+            None => port.to_string(),
+            Some(p) => {
+                let flags = libc::NI_NUMERICHOST
+                    | if p == Protocol::Udp {
+                        libc::NI_DGRAM
+                    } else {
+                        0
+                    };
+                let sock = std::net::SocketAddr::new(addr, port);
+                match dns_lookup::getnameinfo(&sock, flags) {
+                    Ok((_, service)) => service,
+                    Err(_) => port.to_string(),
+                }
+            }
+        };
+        let mut text = format!("{host}:{service}");
+        cut(&mut text, 59);
+        text
+    }
+}
+
+/// Cuts `s` to at most `n` bytes, at a character boundary.
+fn cut(s: &mut String, n: usize) {
+    if s.len() > n {
+        let at = (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        s.truncate(at);
     }
 }
 
 /// `TCP  VIP:PORT` / `FWM  MARK`, as the listing names a service
 /// (`"%-4s %s"`, cut to 33 characters).
-fn service_name(key: ServiceKey, names: Names) -> String {
+fn service_name(key: ServiceKey, names: &mut Namer) -> String {
     let mut name = match key {
         ServiceKey::Addr {
             protocol,
@@ -769,7 +905,7 @@ fn service_name(key: ServiceKey, names: Names) -> String {
         ),
         ServiceKey::Fwmark(m) => format!("FWM  {}", m as i32),
     };
-    name.truncate(33);
+    cut(&mut name, 33);
     name
 }
 
@@ -817,6 +953,7 @@ pub fn format_list(
     view: View,
     names: Names,
 ) -> Option<String> {
+    let names = &mut Namer::new(names);
     let mut out = String::new();
     if only.is_none() {
         let _ = writeln!(out, "IP Virtual Server version 1.2.1 (size={size})");
@@ -865,7 +1002,7 @@ pub fn format_list(
             for r in &s.reals {
                 let mut dest =
                     names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
-                dest.truncate(28);
+                cut(&mut dest, 28);
                 let _ = write!(out, "  -> {dest:<28}");
                 numbers(&mut out, r.counted, view, true);
             }
@@ -895,7 +1032,7 @@ pub fn format_list(
         out.push('\n');
         for r in &s.reals {
             let mut dest = names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
-            dest.truncate(28);
+            cut(&mut dest, 28);
             let _ = if view == View::Thresholds {
                 writeln!(
                     out,
@@ -976,8 +1113,10 @@ fn largenum(out: &mut String, i: u64, exact: bool) {
 /// virtual, destination. With `--persistent-conn` the title has the
 /// persistence engine's columns (`pe name`, `pe_data`); l4vs has no
 /// persistence engine, so the entries keep the plain format, as ipvsadm
-/// prints entries without one. Addresses as `names` says, not cut.
+/// prints entries without one. Addresses as `names` says (cut only to
+/// ipvsadm's 59 characters).
 pub fn format_connections(entries: &[ConnEntry], persistent_conn: bool, names: Names) -> String {
+    let mut names = Namer::new(names);
     let mut out = String::from("IPVS connection entries\n");
     if persistent_conn {
         let _ = writeln!(
@@ -999,15 +1138,14 @@ pub fn format_connections(entries: &[ConnEntry], persistent_conn: bool, names: N
             0 => ("IP".to_owned(), None),
             n => (format!("IP_{n}"), None),
         };
-        let text = |a: SocketAddrV4| names.addrport(IpAddr::V4(*a.ip()), a.port(), ports);
+        let mut text = |a: SocketAddrV4| names.addrport(IpAddr::V4(*a.ip()), a.port(), ports);
+        let (client, virtual_addr, destination) =
+            (text(e.client), text(e.virtual_addr), text(e.destination));
         let expire = format!("{:02}:{:02}", e.expires / 60, e.expires % 60);
         let _ = writeln!(
             out,
-            "{protocol:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
+            "{protocol:<3} {expire:<6} {:<11} {client:<18} {virtual_addr:<18} {destination}",
             e.state,
-            text(e.client),
-            text(e.virtual_addr),
-            text(e.destination)
         );
     }
     out

@@ -139,9 +139,73 @@ fn bad_command_lines_are_refused() {
     assert!(parse(&["-L", "--bogus"]).is_err());
     assert!(parse(&[]).is_err(), "a command is required");
     let err = |args: &[&str]| cli(args).action().unwrap_err().0;
+    // No port is port 0 (ipvsadm's parse_service), which needs
+    // persistence; checked here, as ipvsadm does.
     assert_eq!(
         err(&["-A", "-t", "198.18.0.100"]),
-        "illegal virtual server address[:port] specified: 198.18.0.100"
+        "Zero port specified for non-persistent service"
+    );
+    assert!(cli(&["-A", "-t", "198.18.0.100", "-p"]).action().is_ok());
+    assert_eq!(
+        err(&["-A", "-t", "198.18.0.100:80", "-o"]),
+        "One-Packet Scheduling is only for UDP virtual services"
+    );
+    for bad in [
+        "80",
+        "198.18.0.100:99999",
+        "198.18.0.100:",
+        "[2001:db8::1]:80",
+    ] {
+        assert_eq!(
+            err(&["-A", "-t", bad]),
+            "illegal virtual server address[:port] specified",
+            "{bad}"
+        );
+    }
+    // ipvsadm's ranges and words for numbers.
+    assert_eq!(
+        err(&[
+            "-a",
+            "-t",
+            "198.18.0.100:80",
+            "-r",
+            "198.18.2.11",
+            "-w",
+            "65536"
+        ]),
+        "illegal weight specified"
+    );
+    assert_eq!(
+        err(&[
+            "-a",
+            "-t",
+            "198.18.0.100:80",
+            "-r",
+            "198.18.2.11",
+            "-w",
+            "x"
+        ]),
+        "illegal weight specified"
+    );
+    assert_eq!(
+        err(&[
+            "-a",
+            "-t",
+            "198.18.0.100:80",
+            "-r",
+            "198.18.2.11",
+            "-x",
+            "-1"
+        ]),
+        "illegal u_threshold specified"
+    );
+    assert_eq!(
+        err(&["-D", "-f", "0"]),
+        "invalid fwmark value `0' specified"
+    );
+    assert_eq!(
+        err(&["-D", "-f", "abc"]),
+        "invalid fwmark value `abc' specified"
     );
     assert_eq!(
         err(&["-a", "-t", "198.18.0.100:80"]),
@@ -172,9 +236,52 @@ fn bad_command_lines_are_refused() {
         "invalid scheduler flag for rr: sh-port"
     );
     assert_eq!(
-        err(&["-a", "-t", "198.18.0.100:80", "-r", "not-an-address"]),
-        "illegal real server address[:port] specified: not-an-address"
+        err(&[
+            "-a",
+            "-t",
+            "198.18.0.100:80",
+            "-r",
+            "198.18.2.11:http-nonesuch"
+        ]),
+        "illegal real server address[:port] specified"
     );
+}
+
+/// Hosts and ports by name, as ipvsadm's parse_service takes them: the
+/// host from /etc/hosts (`localhost`), the port from /etc/services for the
+/// service's protocol (`http` 80/tcp, `domain` 53/udp); a real without a
+/// port gets the service's (0).
+#[test]
+fn addresses_and_ports_may_be_names() {
+    let action = |args: &[&str]| cli(args).action().unwrap();
+    let Action::Apply(c) = action(&["-A", "-t", "localhost:http", "-s", "rr"]) else {
+        panic!("not an apply");
+    };
+    assert!(
+        matches!(&c[..], [Command::AddService(s)] if s.key == ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 80,
+        }),
+        "{c:?}"
+    );
+    let Action::Apply(c) = action(&[
+        "-a",
+        "-u",
+        "127.0.0.1:domain",
+        "-r",
+        "localhost:domain",
+        "-m",
+    ]) else {
+        panic!("not an apply");
+    };
+    match &c[..] {
+        [Command::AddReal(key, r)] => {
+            assert_eq!(key.port(), 53);
+            assert_eq!((r.addr, r.port), (IpAddr::V4(Ipv4Addr::LOCALHOST), 53));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 fn real(last: u8, port: u16, weight: u32, method: ForwardMethod) -> Real {
@@ -910,12 +1017,38 @@ fn without_numeric_a_listing_names_hosts_and_ports() {
             5,
             true,
         ),
+        // A host without a name keeps its port's name (looked up apart,
+        // as ipvsadm's getservbyport).
+        entry(
+            17,
+            "127.0.0.1:5353",
+            "0.0.0.7:53",
+            "127.0.0.1:53",
+            "UDP",
+            5,
+            false,
+        ),
     ];
     assert_eq!(
         format_connections(&entries, false, Names::Looked),
         "IPVS connection entries\n\
          pro expire state       source             virtual            destination\n\
          TCP 01:00  ESTABLISHED localhost:http     localhost:http     localhost:http-alt\n\
-         IP  00:05  NONE        localhost:0        0.0.0.7:0          localhost:0\n"
+         IP  00:05  NONE        localhost:0        0.0.0.7:0          localhost:0\n\
+         UDP 00:05  UDP         localhost:mdns     0.0.0.7:domain     localhost:domain\n"
     );
+}
+
+/// Names are cut as ipvsadm's buffers cut them, at a character boundary.
+#[test]
+fn names_are_cut_at_character_boundaries() {
+    let mut s = "x".repeat(70);
+    cut(&mut s, 59);
+    assert_eq!(s.len(), 59);
+    let mut s = format!("{}é", "x".repeat(27));
+    cut(&mut s, 28);
+    assert_eq!(s, "x".repeat(27), "é is two bytes: it does not fit in 28");
+    let mut short = String::from("rs1:http");
+    cut(&mut short, 28);
+    assert_eq!(short, "rs1:http");
 }

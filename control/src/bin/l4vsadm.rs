@@ -15,7 +15,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // As ipvsadm: no arguments lists the table.
+    let cli = if std::env::args_os().len() <= 1 {
+        Cli::parse_from(["l4vsadm", "-L"])
+    } else {
+        Cli::parse()
+    };
     let action = match cli.action() {
         Ok(a) => a,
         Err(e) => {

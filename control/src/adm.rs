@@ -15,8 +15,10 @@
 //! `--daemon`), `-S`, `-R`, and `--yaml` (an l4vs addition: the running
 //! table as a config). Without `-n` a listing names hosts and ports as
 //! ipvsadm's `addrport_to_anyname` does ([`Names`]); `-t`, `-u`, `-r`
-//! take names as its `parse_service` does (no port: port 0). Numbers and
-//! their words as ipvsadm's: `-w` 0..=65535, `illegal weight specified`.
+//! take names as its `parse_service` does (no port: port 0). Numbers are
+//! refused in ipvsadm's words (`illegal weight specified`); `-w` takes up
+//! to 2^31-1 as the kernel and l4vs's config do (ipvsadm 65535), so that
+//! `-R` restores every weight `-S` writes.
 //!
 //! Not ipvsadm's words: what clap refuses before l4vsadm sees it (an
 //! unknown option, a missing value, two commands) is said in clap's words,
@@ -37,6 +39,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 pub use crate::config::DEFAULT_PERSISTENCE_S;
+use crate::config::MAX_WEIGHT;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -123,14 +126,19 @@ pub struct Cli {
     #[arg(long = "set", num_args = 3, value_names = ["tcp", "tcpfin", "udp"])]
     set: Option<Vec<u32>>,
 
-    /// A TCP service: VIP:PORT.
+    /// A TCP service: HOST[:PORT] (addresses or names; no port: port 0).
     #[arg(short = 't', long = "tcp-service", value_name = "service-address")]
     tcp_service: Option<String>,
-    /// A UDP service: VIP:PORT.
+    /// A UDP service: HOST[:PORT] (addresses or names; no port: port 0).
     #[arg(short = 'u', long = "udp-service", value_name = "service-address")]
     udp_service: Option<String>,
     /// A firewall-mark service.
-    #[arg(short = 'f', long = "fwmark-service", value_name = "fwmark")]
+    #[arg(
+        short = 'f',
+        long = "fwmark-service",
+        value_name = "fwmark",
+        allow_hyphen_values = true
+    )]
     fwmark_service: Option<String>,
     /// Scheduler (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos).
     #[arg(short = 's', long = "scheduler", value_name = "scheduler")]
@@ -149,7 +157,8 @@ pub struct Cli {
     /// One-packet scheduling (UDP).
     #[arg(short = 'o', long = "ops")]
     ops: bool,
-    /// The real server: ADDRESS[:PORT].
+    /// The real server: HOST[:PORT] (addresses or names; no port: the
+    /// service's).
     #[arg(short = 'r', long = "real-server", value_name = "server-address")]
     real_server: Option<String>,
     /// Direct routing.
@@ -161,7 +170,8 @@ pub struct Cli {
     /// NAT (masquerading).
     #[arg(short = 'm', long = "masquerading")]
     masquerading: bool,
-    /// Weight, 0 to 65535 (default 1), as ipvsadm takes it.
+    /// Weight, 0 to 2147483647 (default 1; ipvsadm takes up to 65535, the
+    /// kernel and l4vs's config up to 2^31-1, which `-S` may write).
     #[arg(
         short = 'w',
         long = "weight",
@@ -315,13 +325,21 @@ fn usage(s: impl Into<String>) -> UsageError {
 /// `/etc/services`; no port is port 0. None for what it cannot take: an
 /// empty or all-digit text, an IPv6 address, an unknown name.
 fn host_port(s: &str, protocol: Option<Protocol>) -> Option<(Ipv4Addr, u16)> {
-    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('[') {
+    if s.is_empty()
+        || s.bytes().all(|b| b.is_ascii_digit())
+        || s.starts_with('[')
+        || s.parse::<std::net::Ipv6Addr>().is_ok()
+    {
         return None;
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (s, None),
     };
+    // Nothing that cannot be an IPv4 host name goes to the resolver.
+    if host.is_empty() || host.contains(':') {
+        return None;
+    }
     let addr = match host.parse::<Ipv4Addr>() {
         Ok(a) => a,
         Err(_) => dns_lookup::lookup_host(host).ok()?.find_map(|a| match a {
@@ -345,7 +363,16 @@ fn host_port(s: &str, protocol: Option<Protocol>) -> Option<(Ipv4Addr, u16)> {
 /// The port of service `name` for `protocol` (TCP when None, as ipvsadm
 /// looks up a firewall-mark service's), from `/etc/services`
 /// (`getservbyname`, through `getaddrinfo` with a numeric host: no DNS).
+/// Only a name is looked up (letters, digits, `-`, `_`, `.`, not all
+/// digits): `getaddrinfo` would also take a number it does not check.
 fn service_port(name: &str, protocol: Option<Protocol>) -> Option<u16> {
+    let is_name = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.bytes().all(|b| b.is_ascii_digit());
+    if !is_name {
+        return None;
+    }
     let socktype = match protocol {
         Some(Protocol::Udp) => dns_lookup::SockType::DGram,
         _ => dns_lookup::SockType::Stream,
@@ -389,7 +416,12 @@ impl Cli {
                         port,
                     })
                 }
-                (None, None, Some(m)) => match m.parse::<u32>() {
+                // A mark of 2^31 and up is listed and saved as a negative
+                // number, as ipvsadm prints it (%d): taken back so.
+                (None, None, Some(m)) => match m
+                    .parse::<u32>()
+                    .or_else(|_| m.parse::<i32>().map(|n| n as u32))
+                {
                     Ok(m) if m > 0 => Some(ServiceKey::Fwmark(m)),
                     _ => return Err(usage(format!("invalid fwmark value `{m}' specified"))),
                 },
@@ -576,16 +608,24 @@ impl Cli {
             .real_server
             .as_deref()
             .ok_or_else(|| usage("You need to supply the 'real-server' option for this command"))?;
-        let protocol = match self.key()? {
-            Some(ServiceKey::Addr { protocol, .. }) => Some(protocol),
-            _ => None,
+        let protocol = if self.tcp_service.is_some() {
+            Some(Protocol::Tcp)
+        } else if self.udp_service.is_some() {
+            Some(Protocol::Udp)
+        } else {
+            None
         };
         let (addr, port) = host_port(r, protocol)
             .ok_or_else(|| usage("illegal real server address[:port] specified"))?;
         Ok(RealSpec {
             addr: IpAddr::V4(addr),
             port,
-            weight: number(self.weight.as_deref(), 65535, "illegal weight specified")?.unwrap_or(1),
+            weight: number(
+                self.weight.as_deref(),
+                MAX_WEIGHT,
+                "illegal weight specified",
+            )?
+            .unwrap_or(1),
             method: self.method(),
             upper_threshold: number(
                 self.u_threshold.as_deref(),

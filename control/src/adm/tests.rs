@@ -150,11 +150,16 @@ fn bad_command_lines_are_refused() {
         err(&["-A", "-t", "198.18.0.100:80", "-o"]),
         "One-Packet Scheduling is only for UDP virtual services"
     );
+    // What cannot be an IPv4 host is refused before any lookup.
     for bad in [
         "80",
         "198.18.0.100:99999",
         "198.18.0.100:",
+        "198.18.0.100: 80",
         "[2001:db8::1]:80",
+        "2001:db8::1",
+        "::1",
+        ":80",
     ] {
         assert_eq!(
             err(&["-A", "-t", bad]),
@@ -171,7 +176,7 @@ fn bad_command_lines_are_refused() {
             "-r",
             "198.18.2.11",
             "-w",
-            "65536"
+            "2147483648"
         ]),
         "illegal weight specified"
     );
@@ -1051,4 +1056,38 @@ fn names_are_cut_at_character_boundaries() {
     let mut short = String::from("rs1:http");
     cut(&mut short, 28);
     assert_eq!(short, "rs1:http");
+}
+
+/// What `-S` writes, `-R` reads back: a weight over ipvsadm's 65535 (the
+/// config takes up to 2^31-1) and a firewall mark of 2^31 and up (saved
+/// as a negative number, as ipvsadm prints marks).
+#[test]
+fn save_restores_big_weights_and_marks() {
+    let services = vec![ServiceReport {
+        key: ServiceKey::Fwmark(3_000_000_000),
+        name: "big".into(),
+        scheduler: SchedulerKind::Wrr,
+        persistence: None,
+        ops: false,
+        counted: Counted::default(),
+        reals: vec![RealReport {
+            real: real(11, 0, 100_000, ForwardMethod::DirectRouting),
+            active: 0,
+            inactive: 0,
+            persistent: 0,
+            counted: Counted::default(),
+        }],
+    }];
+    let save = format_save(&services);
+    assert!(save.contains("-f -1294967296"), "{save}");
+    assert!(save.contains("-w 100000"), "{save}");
+    let commands = parse_restore(&save).unwrap();
+    match &commands[..] {
+        [Command::AddService(s), Command::AddReal(key, r)] => {
+            assert_eq!(s.key, ServiceKey::Fwmark(3_000_000_000));
+            assert_eq!(*key, ServiceKey::Fwmark(3_000_000_000));
+            assert_eq!(r.weight, 100_000);
+        }
+        other => panic!("{other:?}"),
+    }
 }

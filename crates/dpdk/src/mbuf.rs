@@ -92,7 +92,9 @@ impl Mbuf {
     /// IPv4 header checksum (`RTE_MBUF_F_RX_IP_CKSUM_GOOD` / `_BAD` in
     /// `ol_flags`): Some(true) good, Some(false) bad; None when the port
     /// did not verify it (`_UNKNOWN`: no offload asked, a device without
-    /// it, not IPv4; or `_NONE`), so that the caller verifies it itself.
+    /// it, not IPv4) and for `_NONE` (the header is whole but its checksum
+    /// field is not right, as a virtual device may hand it over), so that
+    /// the caller verifies it itself (and drops it, for `_NONE`).
     /// Read from the mbuf's field, without a call.
     #[inline(always)]
     pub fn rx_ip_checksum(&self) -> Option<bool> {

@@ -40,7 +40,8 @@ fn tap_port_verifies_ipv4_checksums() {
         verify_inside();
         return;
     }
-    let ns = Netns(format!("l4vs-tapck-{}", std::process::id()));
+    // Named as the test scripts' sweep of stale namespaces expects.
+    let ns = Netns(format!("l4vs-{}-tapck", std::process::id()));
     ip(&["netns", "add", &ns.0]);
     // No IPv6 on the interface the tap port makes: the kernel would send
     // router and multicast listener solicitations through it.
@@ -55,14 +56,14 @@ fn tap_port_verifies_ipv4_checksums() {
         "net.ipv6.conf.all.disable_ipv6=1",
     ]);
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
+        .args(["netns", "exec", &ns.0, "timeout", "120"])
         .arg(std::env::current_exe().expect("test binary"))
         .args(["--exact", "tap_port_verifies_ipv4_checksums", "--nocapture"])
         .env(INSIDE, "1")
         .output()
         .expect("re-running the test in its namespace");
     assert!(
-        out.status.success(),
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
         "inside {}: {}\n{}\n{}",
         ns.0,
         out.status,

@@ -607,6 +607,25 @@ impl ConnTable {
     /// # Errors
     /// [`InsertError::Full`], leaving the table unchanged.
     pub fn insert(&mut self, c: Conn) -> Result<u32, InsertError> {
+        let (i, reply_key) = self.insert_but_reply_key(c)?;
+        if reply_key && !self.insert_reply_key(i) {
+            self.remove(i);
+            return Err(InsertError::Full);
+        }
+        Ok(i)
+    }
+
+    /// [`ConnTable::insert`] but for a NAT connection's reply key (its out
+    /// tuple): the entry, indexed by its in tuple, and true when the reply
+    /// key is still to be added by [`ConnTable::insert_reply_key`]. Until
+    /// then the real server's replies do not find it, so a caller adds the
+    /// key before anything it forwards can be answered (the lcore loop: at
+    /// the end of the poll round, before it transmits), having prefetched
+    /// its buckets ([`ConnTable::reply_key_lines`]) meanwhile.
+    ///
+    /// # Errors
+    /// [`InsertError::Full`], leaving the table unchanged.
+    pub fn insert_but_reply_key(&mut self, c: Conn) -> Result<(u32, bool), InsertError> {
         let i = self.free;
         if i == NIL {
             return Err(InsertError::Full);
@@ -620,18 +639,28 @@ impl ConnTable {
             };
             return Err(InsertError::Full);
         }
-        if c.has_out() && !self.index_insert(&c.out_tuple(), i) {
-            self.index_remove(&c.in_tuple(), i);
-            self.entries[i as usize] = Conn {
-                next: next_free,
-                ..FREE_CONN
-            };
-            return Err(InsertError::Full);
-        }
         self.free = next_free;
         self.len += 1;
         self.file(i);
-        Ok(i)
+        Ok((i, c.has_out()))
+    }
+
+    /// The cache lines of the two buckets entry `i`'s reply key goes in
+    /// (for the platform's prefetch).
+    pub fn reply_key_lines(&self, i: u32) -> [*const u8; 2] {
+        let (_, b1, b2) = self.locate(&self.entries[i as usize].out_tuple());
+        [
+            core::ptr::from_ref(&self.buckets[b1]).cast::<u8>(),
+            core::ptr::from_ref(&self.buckets[b2]).cast::<u8>(),
+        ]
+    }
+
+    /// Indexes entry `i` (from [`ConnTable::insert_but_reply_key`]) by its
+    /// reply key. False when the index is full: the caller removes the
+    /// entry ([`ConnTable::remove`] takes one without its reply key).
+    pub fn insert_reply_key(&mut self, i: u32) -> bool {
+        let t = self.entries[i as usize].out_tuple();
+        self.index_insert(&t, i)
     }
 
     /// Removes the connection at `i` and returns it.
@@ -830,6 +859,32 @@ mod tests {
         assert_eq!(t.lookup(&c.in_tuple()), None);
         assert_eq!(t.lookup(&c.out_tuple()), None);
         assert_eq!(t.len(), 1);
+    }
+
+    /// A NAT entry inserted without its reply key is found from the
+    /// client's side only, from both once the key is added; removed before
+    /// that, it leaves nothing behind. Other methods have no reply key.
+    #[test]
+    fn a_deferred_reply_key_is_found_once_added() {
+        let mut t = ConnTable::new(16, 7, 0);
+        let c = conn(1, ForwardMethod::Nat, 100);
+        let (i, reply_key) = t.insert_but_reply_key(c).unwrap();
+        assert!(reply_key);
+        assert_eq!(t.lookup(&c.in_tuple()), Some((i, Direction::In)));
+        assert_eq!(t.lookup(&c.out_tuple()), None);
+        assert_eq!(t.reply_key_lines(i).len(), 2);
+        assert!(t.insert_reply_key(i));
+        assert_eq!(t.lookup(&c.out_tuple()), Some((i, Direction::Out)));
+
+        let d = conn(2, ForwardMethod::Nat, 100);
+        let (j, _) = t.insert_but_reply_key(d).unwrap();
+        assert_eq!(t.remove(j).in_tuple(), d.in_tuple());
+        assert_eq!(t.lookup(&d.in_tuple()), None);
+        assert_eq!(t.lookup(&c.out_tuple()), Some((i, Direction::Out)));
+        assert_eq!(t.len(), 1);
+
+        let r = conn(3, ForwardMethod::DirectRouting, 100);
+        assert!(!t.insert_but_reply_key(r).unwrap().1, "DR has no reply key");
     }
 
     #[test]

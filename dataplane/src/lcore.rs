@@ -218,6 +218,7 @@ impl<Io: PacketIo> Lcore<Io> {
             worker.set_event_ring(events);
             commands
         });
+        worker.set_prefetch(Io::prefetch);
         let start = io.cycles();
         let cfg = LcoreConfig {
             burst: cfg.burst.clamp(1, MAX_BURST),
@@ -284,11 +285,16 @@ impl<Io: PacketIo> Lcore<Io> {
             for probe in self.probes[..n].iter().flatten() {
                 self.worker.prefetch_entries(*probe, Io::prefetch);
             }
+            // New NAT connections' reply keys are indexed after the
+            // burst, together (their buckets prefetched meanwhile): no
+            // reply to what the burst forwards can be received before.
+            self.worker.defer_reply_keys();
             for i in 0..n {
                 if let Some(p) = self.pkts[i].take() {
                     self.handle(port, p, self.probes[i], now_ms);
                 }
             }
+            self.worker.add_deferred_reply_keys();
         }
         let n = self.io.redirected_burst(&mut self.pkts[..burst]);
         received += n;

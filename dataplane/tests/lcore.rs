@@ -363,6 +363,36 @@ fn traffic_is_counted_per_service_and_real_as_ipvs_does() {
     assert_eq!(t.real_totals(1), Default::default());
 }
 
+/// New NAT connections' reply keys are indexed at the end of their burst
+/// (deferred, so that a burst's new connections wait for those cache
+/// misses together): the real's replies find the connection in the next
+/// round, and in the same one (as above) too.
+#[test]
+fn a_reply_in_the_next_round_finds_its_new_connection() {
+    let mut r = rig(64);
+    for sport in [6000, 6001, 6002] {
+        r.lcore
+            .io_mut()
+            .rx
+            .push_back(segment(sport, tcp::flags::SYN));
+    }
+    assert_eq!(r.lcore.poll(), 3);
+    let h = testpkt::real_to_client(0, 64);
+    let reply = |sport| VecPacket::new(&testpkt::tcp(&h, 8080, sport, tcp::flags::ACK, &[]));
+    // rr over the two reals: the first and third connections are rs1's.
+    for sport in [6000, 6002] {
+        r.lcore.io_mut().rx.push_back(reply(sport));
+    }
+    assert_eq!(r.lcore.poll(), 2);
+    let io = r.lcore.io();
+    assert_eq!(io.sent.len(), 5, "three SYNs, two replies");
+    for (_, p) in &io.sent[3..] {
+        let ip = ipv4::Packet::new_checked(&p.data()[14..]).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (VIP, CLIENT));
+    }
+    assert_eq!(r.counters.conns_created.get(), 3);
+}
+
 /// The first packets to a next hop that is not resolved are held, not
 /// lost (the kernel's neighbour queue): the loop sends one ARP request in
 /// a packet of its own, then the held packets in order once the reply is

@@ -216,7 +216,7 @@ impl Worker {
                 return Verdict::Redirect { worker: owner };
             }
         }
-        let Some((i, dir)) = self.conns.lookup(&back) else {
+        let Some((i, dir)) = self.lookup_all(&back) else {
             return if self.snap.is_local(odst) {
                 Verdict::ToControl
             } else {

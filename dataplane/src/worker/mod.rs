@@ -173,7 +173,19 @@ pub struct Worker {
     frag_generation: u64,
     /// Resolved next hops by destination ([`HopCache`]).
     hops: HopCache,
+    /// While the lcore loop defers them ([`Worker::defer_reply_keys`]):
+    /// the new NAT connections of this poll round whose reply keys are
+    /// still to be indexed, `deferred_len` of them.
+    deferring: bool,
+    deferred: Box<[u32]>,
+    deferred_len: usize,
+    /// The platform's cache hint ([`crate::lcore::PacketIo::prefetch`]).
+    prefetch: fn(*const u8),
 }
+
+/// New NAT connections whose reply keys one poll round may defer; past
+/// it, a new connection's key is indexed at once.
+const DEFERRED_REPLY_KEYS: usize = 1024;
 
 /// The resolved next hops of recent destinations, direct-mapped by a
 /// hash of the destination: a connection's next hop does not change
@@ -359,6 +371,10 @@ impl Worker {
             ident: cfg.worker_id,
             frag_generation: 0,
             hops: HopCache::new(),
+            deferring: false,
+            deferred: vec![0; DEFERRED_REPLY_KEYS].into_boxed_slice(),
+            deferred_len: 0,
+            prefetch: |_| {},
             cfg,
         };
         w.sync_schedulers(&snap);
@@ -374,6 +390,49 @@ impl Worker {
             ^ ((slot as u64) << 48)
             ^ self.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         Scheduler::with_tables(svc.scheduler, &svc.reals, svc.tables(), seed)
+    }
+
+    /// The platform's cache hint, for what the worker can fetch ahead
+    /// itself (the lcore loop gives [`crate::lcore::PacketIo::prefetch`]).
+    pub fn set_prefetch(&mut self, prefetch: fn(*const u8)) {
+        self.prefetch = prefetch;
+    }
+
+    /// From now until [`Worker::add_deferred_reply_keys`], a new NAT
+    /// connection's reply key (its out tuple, which only the real server's
+    /// replies look up) is indexed then rather than at once, its buckets
+    /// prefetched meanwhile: a poll round's new connections then wait for
+    /// those cache misses together, not one after another. Nothing the
+    /// worker forwards in between can be answered before the round ends.
+    pub fn defer_reply_keys(&mut self) {
+        self.deferring = true;
+    }
+
+    /// Indexes the reply keys deferred since [`Worker::defer_reply_keys`],
+    /// and stops deferring. A connection whose key finds the index full
+    /// ends at once (counted expired), as a failed insert would have
+    /// refused it; its first packet has gone to its real server.
+    #[inline]
+    pub fn add_deferred_reply_keys(&mut self) {
+        self.deferring = false;
+        if self.deferred_len > 0 {
+            self.index_deferred_reply_keys();
+        }
+    }
+
+    /// Indexes the reply keys deferred so far (deferring goes on): for a
+    /// lookup that must see every connection, as one for a packet that
+    /// could be a reply when the burst carries one to what it opened (not
+    /// on a network, where the opening packet has not left yet; in tests).
+    #[inline(never)]
+    fn index_deferred_reply_keys(&mut self) {
+        for k in 0..self.deferred_len {
+            let i = self.deferred[k];
+            if !self.conns.insert_reply_key(i) {
+                self.end_conn(i);
+            }
+        }
+        self.deferred_len = 0;
     }
 
     /// Switches to a new snapshot between bursts. A service whose compiled
@@ -816,10 +875,17 @@ impl Worker {
         }
         let now_s = (now_ms / 1000) as u32;
 
-        let found = match probe {
+        let mut found = match probe {
             Some(p) => self.conns.lookup_probed(&tuple, p),
             None => self.conns.lookup(&tuple),
         };
+        // A packet that is not to a VIP may be a reply to a connection
+        // whose reply key is deferred (new connections' packets, to a VIP,
+        // do not make the keys wait).
+        if found.is_none() && self.deferred_len > 0 {
+            found = self.lookup_with_deferred(&tuple);
+        }
+
         if let Some((i, dir)) = found {
             let c = *self.conns.get(i);
             // IPVS conn_reuse_mode: a fresh SYN on a TIME_WAIT or CLOSE
@@ -983,7 +1049,7 @@ impl Worker {
             now_s,
             &svc.options.timeouts,
         );
-        if self.conns.insert(c).is_err() {
+        if self.insert_new(c).is_err() {
             return Verdict::Drop(DropReason::ConnTableFull);
         }
         // ip_vs_bind_dest counts every new connection inactive; then its
@@ -1143,6 +1209,50 @@ impl Worker {
 
     /// Removes connection `i` before its time (expired on a packet, reused
     /// by a new SYN, or its real server gone): counted and told.
+    /// [`ConnTable::lookup`] that also sees connections whose reply keys
+    /// are deferred (indexing them first when `t` is not found).
+    fn lookup_all(&mut self, t: &Tuple) -> Option<(u32, Direction)> {
+        let found = self.conns.lookup(t);
+        if found.is_some() || self.deferred_len == 0 {
+            return found;
+        }
+        self.index_deferred_reply_keys();
+        self.conns.lookup(t)
+    }
+
+    /// A second lookup of `t`, which was not found while reply keys are
+    /// deferred: when it is not to a VIP it may be a reply to one of
+    /// those connections, so they are indexed first (a packet to a VIP,
+    /// as new connections' are, does not make them wait).
+    #[cold]
+    #[inline(never)]
+    fn lookup_with_deferred(&mut self, t: &Tuple) -> Option<(u32, Direction)> {
+        if self.snap.is_vip(t.dst) {
+            return None;
+        }
+        self.index_deferred_reply_keys();
+        self.conns.lookup(t)
+    }
+
+    /// Inserts a connection the worker scheduled, its reply key deferred
+    /// while [`Worker::defer_reply_keys`] holds and there is room to.
+    #[inline(never)]
+    fn insert_new(&mut self, c: Conn) -> Result<u32, conn::InsertError> {
+        if !self.deferring || self.deferred_len == self.deferred.len() {
+            return self.conns.insert(c);
+        }
+        let (i, reply_key) = self.conns.insert_but_reply_key(c)?;
+        if reply_key {
+            self.conns
+                .reply_key_lines(i)
+                .into_iter()
+                .for_each(self.prefetch);
+            self.deferred[self.deferred_len] = i;
+            self.deferred_len += 1;
+        }
+        Ok(i)
+    }
+
     fn end_conn(&mut self, i: u32) {
         let gone = self.conns.remove(i);
         unbind(&self.snap, &gone);

@@ -168,42 +168,23 @@ fn bad_command_lines_are_refused() {
         );
     }
     // ipvsadm's ranges and words for numbers.
-    assert_eq!(
-        err(&[
+    for (option, value, want) in [
+        ("-w", "2147483648", "illegal weight specified"),
+        ("-w", "x", "illegal weight specified"),
+        ("-x", "-1", "illegal u_threshold specified"),
+        ("-y", "2147483648", "illegal l_threshold specified"),
+    ] {
+        let args = [
             "-a",
             "-t",
             "198.18.0.100:80",
             "-r",
             "198.18.2.11",
-            "-w",
-            "2147483648"
-        ]),
-        "illegal weight specified"
-    );
-    assert_eq!(
-        err(&[
-            "-a",
-            "-t",
-            "198.18.0.100:80",
-            "-r",
-            "198.18.2.11",
-            "-w",
-            "x"
-        ]),
-        "illegal weight specified"
-    );
-    assert_eq!(
-        err(&[
-            "-a",
-            "-t",
-            "198.18.0.100:80",
-            "-r",
-            "198.18.2.11",
-            "-x",
-            "-1"
-        ]),
-        "illegal u_threshold specified"
-    );
+            option,
+            value,
+        ];
+        assert_eq!(err(&args), want, "{option} {value}");
+    }
     assert_eq!(
         err(&["-D", "-f", "0"]),
         "invalid fwmark value `0' specified"

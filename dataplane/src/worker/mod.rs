@@ -174,8 +174,8 @@ pub struct Worker {
     /// Resolved next hops by destination ([`HopCache`]).
     hops: HopCache,
     /// While the lcore loop defers them ([`Worker::defer_reply_keys`]):
-    /// the new NAT connections of this poll round whose reply keys are
-    /// still to be indexed, `deferred_len` of them.
+    /// the new NAT connections of this burst whose reply keys are still
+    /// to be indexed, `deferred_len` of them.
     deferring: bool,
     deferred: Box<[u32]>,
     deferred_len: usize,
@@ -183,8 +183,9 @@ pub struct Worker {
     prefetch: fn(*const u8),
 }
 
-/// New NAT connections whose reply keys one poll round may defer; past
-/// it, a new connection's key is indexed at once.
+/// New NAT connections whose reply keys one burst may defer (a burst is
+/// at most 256 packets); past it, a new connection's key is indexed at
+/// once.
 const DEFERRED_REPLY_KEYS: usize = 1024;
 
 /// The resolved next hops of recent destinations, direct-mapped by a
@@ -401,9 +402,11 @@ impl Worker {
     /// From now until [`Worker::add_deferred_reply_keys`], a new NAT
     /// connection's reply key (its out tuple, which only the real server's
     /// replies look up) is indexed then rather than at once, its buckets
-    /// prefetched meanwhile: a poll round's new connections then wait for
-    /// those cache misses together, not one after another. Nothing the
-    /// worker forwards in between can be answered before the round ends.
+    /// prefetched meanwhile: a burst's new connections then wait for those
+    /// cache misses together, not one after another. The lcore loop calls
+    /// the two around each burst: nothing it forwards can be answered
+    /// before the burst ends. A connection made meanwhile stays in the
+    /// table until then (no packet of the same burst can end it).
     pub fn defer_reply_keys(&mut self) {
         self.deferring = true;
     }
@@ -428,6 +431,7 @@ impl Worker {
     fn index_deferred_reply_keys(&mut self) {
         for k in 0..self.deferred_len {
             let i = self.deferred[k];
+            debug_assert!(self.conns.get(i).state != ConnState::Free);
             if !self.conns.insert_reply_key(i) {
                 self.end_conn(i);
             }
@@ -1207,8 +1211,6 @@ impl Worker {
         (owner != self.steer.me()).then_some(owner)
     }
 
-    /// Removes connection `i` before its time (expired on a packet, reused
-    /// by a new SYN, or its real server gone): counted and told.
     /// [`ConnTable::lookup`] that also sees connections whose reply keys
     /// are deferred (indexing them first when `t` is not found).
     fn lookup_all(&mut self, t: &Tuple) -> Option<(u32, Direction)> {
@@ -1253,6 +1255,8 @@ impl Worker {
         Ok(i)
     }
 
+    /// Removes connection `i` before its time (expired on a packet, reused
+    /// by a new SYN, or its real server gone): counted and told.
     fn end_conn(&mut self, i: u32) {
         let gone = self.conns.remove(i);
         unbind(&self.snap, &gone);

@@ -349,12 +349,10 @@ fn host_port(s: &str, protocol: Option<Protocol>) -> Option<(Ipv4Addr, u16)> {
     };
     let port = match port {
         None => 0,
+        // An empty or all-digit port that is no u16 is no name either.
         Some(p) => match p.parse::<u16>() {
             Ok(n) => n,
-            Err(_) if !p.is_empty() && !p.bytes().all(|b| b.is_ascii_digit()) => {
-                service_port(p, protocol)?
-            }
-            Err(_) => return None,
+            Err(_) => service_port(p, protocol)?,
         },
     };
     Some((addr, port))
@@ -399,35 +397,40 @@ fn number(s: Option<&str>, max: u32, error: &str) -> Result<Option<u32>, UsageEr
 }
 
 impl Cli {
+    /// The protocol `-t` or `-u` names; None for `-f` or no service.
+    fn protocol(&self) -> Option<Protocol> {
+        if self.tcp_service.is_some() {
+            Some(Protocol::Tcp)
+        } else if self.udp_service.is_some() {
+            Some(Protocol::Udp)
+        } else {
+            None
+        }
+    }
+
     fn key(&self) -> Result<Option<ServiceKey>, UsageError> {
-        Ok(
-            match (&self.tcp_service, &self.udp_service, &self.fwmark_service) {
-                (Some(s), _, _) | (_, Some(s), _) => {
-                    let protocol = if self.tcp_service.is_some() {
-                        Protocol::Tcp
-                    } else {
-                        Protocol::Udp
-                    };
-                    let (vip, port) = host_port(s, Some(protocol))
-                        .ok_or_else(|| usage("illegal virtual server address[:port] specified"))?;
-                    Some(ServiceKey::Addr {
-                        protocol,
-                        vip: IpAddr::V4(vip),
-                        port,
-                    })
-                }
-                // A mark of 2^31 and up is listed and saved as a negative
-                // number, as ipvsadm prints it (%d): taken back so.
-                (None, None, Some(m)) => match m
-                    .parse::<u32>()
-                    .or_else(|_| m.parse::<i32>().map(|n| n as u32))
-                {
-                    Ok(m) if m > 0 => Some(ServiceKey::Fwmark(m)),
-                    _ => return Err(usage(format!("invalid fwmark value `{m}' specified"))),
-                },
-                (None, None, None) => None,
-            },
-        )
+        let address = self.tcp_service.as_deref().or(self.udp_service.as_deref());
+        if let (Some(s), Some(protocol)) = (address, self.protocol()) {
+            let (vip, port) = host_port(s, Some(protocol))
+                .ok_or_else(|| usage("illegal virtual server address[:port] specified"))?;
+            return Ok(Some(ServiceKey::Addr {
+                protocol,
+                vip: IpAddr::V4(vip),
+                port,
+            }));
+        }
+        let Some(m) = &self.fwmark_service else {
+            return Ok(None);
+        };
+        // A mark of 2^31 and up is listed and saved as a negative number,
+        // as ipvsadm prints it (%d): taken back so.
+        match m
+            .parse::<u32>()
+            .or_else(|_| m.parse::<i32>().map(|n| n as u32))
+        {
+            Ok(m) if m > 0 => Ok(Some(ServiceKey::Fwmark(m))),
+            _ => Err(usage(format!("invalid fwmark value `{m}' specified"))),
+        }
     }
 
     /// ipvsadm's option table (ipvsadm.c `commands_v_options`, checked as
@@ -608,14 +611,7 @@ impl Cli {
             .real_server
             .as_deref()
             .ok_or_else(|| usage("You need to supply the 'real-server' option for this command"))?;
-        let protocol = if self.tcp_service.is_some() {
-            Some(Protocol::Tcp)
-        } else if self.udp_service.is_some() {
-            Some(Protocol::Udp)
-        } else {
-            None
-        };
-        let (addr, port) = host_port(r, protocol)
+        let (addr, port) = host_port(r, self.protocol())
             .ok_or_else(|| usage("illegal real server address[:port] specified"))?;
         Ok(RealSpec {
             addr: IpAddr::V4(addr),
@@ -930,6 +926,14 @@ fn cut(s: &mut String, n: usize) {
     }
 }
 
+/// A real server of `s` as the listing names it (`ADDR:PORT`, cut to 28
+/// characters).
+fn real_name(names: &mut Namer, s: &ServiceReport, r: &RealReport) -> String {
+    let mut name = names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
+    cut(&mut name, 28);
+    name
+}
+
 /// `TCP  VIP:PORT` / `FWM  MARK`, as the listing names a service
 /// (`"%-4s %s"`, cut to 33 characters).
 fn service_name(key: ServiceKey, names: &mut Namer) -> String {
@@ -1040,9 +1044,7 @@ pub fn format_list(
             let _ = write!(out, "{:<33}", service_name(s.key, names));
             numbers(&mut out, s.counted, view, false);
             for r in &s.reals {
-                let mut dest =
-                    names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
-                cut(&mut dest, 28);
+                let dest = real_name(names, s, r);
                 let _ = write!(out, "  -> {dest:<28}");
                 numbers(&mut out, r.counted, view, true);
             }
@@ -1071,8 +1073,7 @@ pub fn format_list(
         }
         out.push('\n');
         for r in &s.reals {
-            let mut dest = names.addrport(IpAddr::V4(r.real.addr), r.real.port, s.key.protocol());
-            cut(&mut dest, 28);
+            let dest = real_name(names, s, r);
             let _ = if view == View::Thresholds {
                 writeln!(
                     out,

@@ -620,7 +620,7 @@ impl ConnTable {
     /// key is still to be added by [`ConnTable::insert_reply_key`]. Until
     /// then the real server's replies do not find it, so a caller adds the
     /// key before anything it forwards can be answered (the lcore loop: at
-    /// the end of the poll round, before it transmits), having prefetched
+    /// the end of each burst, before it receives again), having prefetched
     /// its buckets ([`ConnTable::reply_key_lines`]) meanwhile.
     ///
     /// # Errors
@@ -648,11 +648,7 @@ impl ConnTable {
     /// The cache lines of the two buckets entry `i`'s reply key goes in
     /// (for the platform's prefetch).
     pub fn reply_key_lines(&self, i: u32) -> [*const u8; 2] {
-        let (_, b1, b2) = self.locate(&self.entries[i as usize].out_tuple());
-        [
-            core::ptr::from_ref(&self.buckets[b1]).cast::<u8>(),
-            core::ptr::from_ref(&self.buckets[b2]).cast::<u8>(),
-        ]
+        self.probe(&self.entries[i as usize].out_tuple()).1
     }
 
     /// Indexes entry `i` (from [`ConnTable::insert_but_reply_key`]) by its

@@ -4,15 +4,15 @@
 //! One poll round ([`Lcore::poll`]): receive a burst from each port,
 //! prefetch the connection table for the whole burst in two stages (every
 //! packet's buckets, then the entries they point at; each packet's probe
-//! goes on to its lookup), process each packet and queue it by its verdict (transmit, hand to the owning
-//! worker, punt to the control thread, or free), and index the reply keys
-//! of the burst's new NAT connections together
-//! ([`Worker::defer_reply_keys`]); then the packets other
-//! workers handed over; the frames the control thread injects; flush the
-//! queues; pick up a newly published
-//! snapshot; apply a few commands of the control thread; send the held
-//! packets whose next hop ARP has resolved, and hand back the later
-//! fragments whose first has come; and, every
+//! goes on to its lookup), process each packet and queue it by its
+//! verdict (transmit, hand to the owning worker, punt to the control
+//! thread, or free), and index the reply keys of the burst's new NAT
+//! connections together ([`Worker::defer_reply_keys`]); then the packets
+//! other workers handed over; the frames the control thread injects;
+//! flush the queues; pick up a newly published snapshot; apply a few
+//! commands of the control thread; send the held packets whose next hop
+//! ARP has resolved, and hand back the later fragments whose first has
+//! come; and, every
 //! [`LcoreConfig::housekeeping_ms`], expire connections. The control
 //! crate implements [`PacketIo`] over DPDK queues and rings; the
 //! benchmarks over memory, so they time this same loop.

@@ -51,9 +51,14 @@ pub type Result<T> = core::result::Result<T, Error>;
 // every packet. Each panics, as indexing does, when the field is not
 // wholly in `b`.
 
-/// The big-endian u16 at `b[at..at + 2]`.
+/// The big-endian (network order) u16 at `b[at..at + 2]`, as a host
+/// value. For parsers that checked the length already (the dataplane's
+/// fixed-offset parse); the views above are the checked way.
+///
+/// # Panics
+/// When `b` is shorter than `at + 2`.
 #[inline]
-pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
+pub fn get_u16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes(field(b, at))
 }
 
@@ -75,8 +80,13 @@ pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(field(b, at))
 }
 
+/// The IPv4 address at `b[at..at + 4]` (network order), as
+/// [`get_u16`] reads.
+///
+/// # Panics
+/// When `b` is shorter than `at + 4`.
 #[inline]
-pub(crate) fn get_addr(b: &[u8], at: usize) -> Ipv4Addr {
+pub fn get_addr(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::from(field::<4>(b, at))
 }
 

@@ -2,9 +2,9 @@
 //! port's own MAC, IPv4 with a 20-byte header (IHL 5), not a fragment, TCP
 //! or UDP whose header fits in the datagram and whose datagram fits in
 //! the frame, with a good header checksum (verified here, or taken from
-//! the port's receive checksum offload when it verified it). Every field sits at a constant
-//! offset, so the general parse's steps (a VLAN tag, IHL, the error to
-//! report for each malformation, fragments) fall away.
+//! the port's receive checksum offload when it verified it). Every field
+//! sits at a constant offset, so the general parse's steps (a VLAN tag,
+//! IHL, the error to report for each malformation, fragments) fall away.
 //!
 //! It accepts only frames the general parse (`Worker::classify` and
 //! `Worker::ipv4`) accepts, and reads from them what that parse reads;
@@ -14,30 +14,14 @@
 //! hold the two to the same verdicts and bytes.
 
 use super::{Datagram, L4};
-use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self, Address as MacAddr};
 use l4vs_wire::ipv4::{self, Protocol};
-use l4vs_wire::{tcp, udp};
+use l4vs_wire::{get_addr, get_u16, tcp, udp};
 
 /// Offset of the IPv4 header: right after an untagged Ethernet header.
 const IP: usize = ethernet::HEADER_LEN;
 /// Offset of the L4 header: after a 20-byte IPv4 header.
 const L4_AT: usize = IP + ipv4::HEADER_LEN;
-
-/// `N` bytes of `b` from `at` (the caller checked the length), read as
-/// one slice: one bounds check, not one per byte.
-#[inline(always)]
-fn bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut a = [0; N];
-    a.copy_from_slice(&b[at..at + N]);
-    a
-}
-
-/// Big-endian u16 at `at` (the caller checked the length).
-#[inline(always)]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes(bytes(b, at))
-}
 
 /// The headers of `frame`, received on a port whose MAC is `port_mac`,
 /// when it is the common frame described above; None otherwise.
@@ -55,15 +39,15 @@ pub(super) fn parse(
     let ip_room = frame.len().checked_sub(IP)?;
     if ip_room < ipv4::HEADER_LEN + udp::HEADER_LEN
         || frame[..6] != port_mac.0
-        || be16(frame, 12) != 0x0800
+        || get_u16(frame, 12) != 0x0800
         || frame[IP] != 0x45
     {
         return None;
     }
-    let total = usize::from(be16(frame, IP + 2));
+    let total = usize::from(get_u16(frame, IP + 2));
     // MF set or an offset: a fragment. (The reserved and DF bits do not
     // matter to the general path either.)
-    if total > ip_room || be16(frame, IP + 6) & 0x3fff != 0 {
+    if total > ip_room || get_u16(frame, IP + 6) & 0x3fff != 0 {
         return None;
     }
     let l4_len = total.checked_sub(ipv4::HEADER_LEN)?;
@@ -89,13 +73,13 @@ pub(super) fn parse(
             if l4_len < udp::HEADER_LEN {
                 return None;
             }
-            let len = usize::from(be16(l4_bytes, 4));
+            let len = usize::from(get_u16(l4_bytes, 4));
             if len < udp::HEADER_LEN || len > l4_len {
                 return None;
             }
             L4 {
-                sport: be16(l4_bytes, 0),
-                dport: be16(l4_bytes, 2),
+                sport: get_u16(l4_bytes, 0),
+                dport: get_u16(l4_bytes, 2),
                 tcp_flags: None,
             }
         }
@@ -110,10 +94,9 @@ pub(super) fn parse(
     if !good {
         return None;
     }
-    let addr = |at: usize| Ipv4Addr::from(bytes::<4>(frame, at));
     Some(Datagram {
-        src: addr(IP + 12),
-        dst: addr(IP + 16),
+        src: get_addr(frame, IP + 12),
+        dst: get_addr(frame, IP + 16),
         proto,
         ip_len: total as u64,
         l4,
@@ -126,6 +109,7 @@ pub(super) fn parse(
 mod tests {
     use super::*;
     use crate::testpkt::{self, Hdr};
+    use core::net::Ipv4Addr;
 
     const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 

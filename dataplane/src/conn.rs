@@ -238,14 +238,26 @@ const FREE_CONN: Conn = Conn {
 };
 
 /// Where a tuple may be indexed: its signature and its two candidate
-/// buckets ([`ConnTable::probe`]). Meaningful only to the table that made
-/// it, and only until that table is replaced.
+/// buckets ([`ConnTable::probe`]), and, once
+/// [`ConnTable::prefetch_entries`] has looked, the slot whose signature
+/// matched. Meaningful only to the table that made it, and only until
+/// that table is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
-    sig: u32,
+    /// Never 0 (an empty slot's), which also gives `Option<Probe>` its
+    /// niche: 16 bytes with the hint.
+    sig: core::num::NonZeroU32,
     b1: u32,
     b2: u32,
+    /// The matching slot: [`NO_HINT`], or the slot number plus
+    /// [`SLOTS`] when it is in the second candidate bucket.
+    hint: u8,
 }
+
+/// [`Probe::hint`] when no slot of either bucket matched.
+const NO_HINT: u8 = u8::MAX;
+
+const _: () = assert!(core::mem::size_of::<Option<Probe>>() == 16);
 
 /// `n` copies of `value` in one allocation, `advise`d (address, bytes)
 /// between its reservation and its first write.
@@ -398,9 +410,10 @@ impl ConnTable {
         ];
         (
             Probe {
-                sig,
+                sig: core::num::NonZeroU32::new(sig).expect("signatures have their low bit set"),
                 b1: b1 as u32,
                 b2: b2 as u32,
+                hint: NO_HINT,
             },
             lines,
         )
@@ -409,20 +422,24 @@ impl ConnTable {
     /// Stage two, once the buckets of `probe` (made by this table) are in
     /// cache: calls `prefetch` with the first and last byte of the first
     /// entry its signature matches in them (an entry may straddle two
-    /// lines), so that a later [`ConnTable::lookup`] finds the entry in
-    /// cache too. The first match is nearly always the entry: signatures
-    /// are 31 bits. As `rte_hash_lookup_bulk`: buckets of the whole burst
-    /// first, then entries.
+    /// lines), so that a later [`ConnTable::lookup_probed`] finds the
+    /// entry in cache too, and notes that slot in `probe` so that the
+    /// lookup starts there. The first match is nearly always the entry:
+    /// signatures are 31 bits. As `rte_hash_lookup_bulk`: buckets of the
+    /// whole burst first, then entries.
     #[inline]
-    pub fn prefetch_entries(&self, probe: Probe, prefetch: impl Fn(*const u8)) {
+    pub fn prefetch_entries(&self, probe: &mut Probe, prefetch: impl Fn(*const u8)) {
+        let sig = probe.sig.get();
         let matching = [probe.b1, probe.b2]
             .into_iter()
-            .filter_map(|b| self.buckets.get(b as usize))
-            .find_map(|bucket| {
-                let s = bucket.sig.iter().position(|&s| s == probe.sig)?;
-                self.entries.get(bucket.idx[s] as usize)
+            .zip([0, SLOTS as u8])
+            .filter_map(|(b, first)| Some((self.buckets.get(b as usize)?, first)))
+            .find_map(|(bucket, first)| {
+                let s = bucket.sig.iter().position(|&s| s == sig)?;
+                Some((self.entries.get(bucket.idx[s] as usize)?, first + s as u8))
             });
-        if let Some(e) = matching {
+        if let Some((e, hint)) = matching {
+            probe.hint = hint;
             let first = core::ptr::from_ref(e).cast::<u8>();
             prefetch(first);
             prefetch(first.wrapping_add(core::mem::size_of::<Conn>() - 1));
@@ -458,11 +475,36 @@ impl ConnTable {
     /// every wrong entry, but the right one may be missed (and the caller
     /// would insert a duplicate); another table's may index past the
     /// buckets and panic. Probes stay valid across inserts and removals:
-    /// the buckets never move. Debug builds check the probe.
+    /// the buckets never move, and the slot [`ConnTable::prefetch_entries`]
+    /// noted is taken only while it still holds the signature and an
+    /// entry of `t` (else the buckets are searched as by
+    /// [`ConnTable::lookup`]). Debug builds check the probe.
     #[inline]
     pub fn lookup_probed(&self, t: &Tuple, probe: Probe) -> Option<(u32, Direction)> {
-        debug_assert_eq!(probe, self.probe(t).0, "a probe of another tuple or table");
-        self.lookup_at(t, probe.sig, probe.b1 as usize, probe.b2 as usize)
+        debug_assert_eq!(
+            (probe.sig, probe.b1, probe.b2),
+            {
+                let p = self.probe(t).0;
+                (p.sig, p.b1, p.b2)
+            },
+            "a probe of another tuple or table"
+        );
+        let sig = probe.sig.get();
+        if probe.hint != NO_HINT {
+            let (b, s) = if usize::from(probe.hint) < SLOTS {
+                (probe.b1, usize::from(probe.hint))
+            } else {
+                (probe.b2, usize::from(probe.hint) - SLOTS)
+            };
+            let bucket = &self.buckets[b as usize];
+            if bucket.sig[s] == sig {
+                let i = bucket.idx[s];
+                if let Some(d) = self.entries[i as usize].matches(t) {
+                    return Some((i, d));
+                }
+            }
+        }
+        self.lookup_at(t, sig, probe.b1 as usize, probe.b2 as usize)
     }
 
     #[inline(always)]
@@ -881,6 +923,54 @@ mod tests {
 
         let r = conn(3, ForwardMethod::DirectRouting, 100);
         assert!(!t.insert_but_reply_key(r).unwrap().1, "DR has no reply key");
+    }
+
+    /// The slot that stage two notes in a probe is taken only while it
+    /// still holds the tuple's entry: after a removal, a reuse of the
+    /// entry by another tuple, or a re-insert elsewhere, the lookup is
+    /// the plain one's.
+    #[test]
+    fn a_probes_slot_hint_is_taken_only_while_it_holds() {
+        let mut t = ConnTable::new(16, 7, 0);
+        let probed = |t: &ConnTable, tuple: &Tuple| {
+            let mut p = t.probe(tuple).0;
+            t.prefetch_entries(&mut p, |_| {});
+            p
+        };
+        let c = conn(1, ForwardMethod::Nat, 100);
+        let i = t.insert(c).unwrap();
+        for (tuple, dir) in [
+            (c.in_tuple(), Direction::In),
+            (c.out_tuple(), Direction::Out),
+        ] {
+            let p = probed(&t, &tuple);
+            assert_ne!(p.hint, NO_HINT, "stage two found the slot");
+            assert_eq!(t.lookup_probed(&tuple, p), Some((i, dir)));
+        }
+        let before = probed(&t, &c.in_tuple());
+        t.remove(i);
+        assert_eq!(t.lookup_probed(&c.in_tuple(), before), None);
+        // The freed entry taken by another connection.
+        let d = conn(2, ForwardMethod::Nat, 100);
+        assert_eq!(
+            t.insert(d).unwrap(),
+            i,
+            "the free list gives the entry back"
+        );
+        assert_eq!(t.lookup_probed(&c.in_tuple(), before), None);
+        // The first connection back, in another entry: the stale hint
+        // leads to the search, which finds it.
+        let k = t.insert(c).unwrap();
+        assert_ne!(k, i);
+        assert_eq!(
+            t.lookup_probed(&c.in_tuple(), before),
+            Some((k, Direction::In))
+        );
+        // A probe that stage two did not see.
+        assert_eq!(
+            t.lookup_probed(&d.in_tuple(), t.probe(&d.in_tuple()).0),
+            Some((i, Direction::In))
+        );
     }
 
     #[test]

@@ -125,8 +125,11 @@ impl PathPair {
         let mut a = VecPacket::new(frame);
         let mut b = VecPacket::new(frame);
         // As the lcore loop does: the fast worker also carries the
-        // prefetch stage's probe into its lookup.
-        let probe = self.fast.0.prefetch_buckets(frame, |_| {});
+        // prefetch stages' probe, with its slot hint, into its lookup.
+        let mut probe = self.fast.0.prefetch_buckets(frame, |_| {});
+        if let Some(p) = probe.as_mut() {
+            self.fast.0.prefetch_entries(p, |_| {});
+        }
         let va = self.fast.0.process_probed(0, &mut a, probe, self.now_ms);
         let vb = self.general.0.process(0, &mut b, self.now_ms);
         if va != vb {

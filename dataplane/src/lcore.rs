@@ -284,8 +284,8 @@ impl<Io: PacketIo> Lcore<Io> {
                     .as_ref()
                     .and_then(|p| self.worker.prefetch_buckets(Io::bytes(p), Io::prefetch));
             }
-            for probe in self.probes[..n].iter().flatten() {
-                self.worker.prefetch_entries(*probe, Io::prefetch);
+            for probe in self.probes[..n].iter_mut().flatten() {
+                self.worker.prefetch_entries(probe, Io::prefetch);
             }
             // New NAT connections' reply keys are indexed after the
             // burst, together (their buckets prefetched meanwhile): no

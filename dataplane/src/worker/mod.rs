@@ -632,11 +632,12 @@ impl Worker {
         Some(probe)
     }
 
-    /// Stage two of a burst's prefetch: hands `prefetch` the entries whose
+    /// Stage two of a burst's prefetch: hands `prefetch` the entry whose
     /// signature matches `probe` (from [`Worker::prefetch_buckets`] in
-    /// this poll round) in its buckets, which stage one brought in.
+    /// this poll round) in its buckets, which stage one brought in, and
+    /// notes its slot in `probe` for the lookup.
     #[inline]
-    pub fn prefetch_entries(&self, probe: Probe, prefetch: impl Fn(*const u8)) {
+    pub fn prefetch_entries(&self, probe: &mut Probe, prefetch: impl Fn(*const u8)) {
         self.conns.prefetch_entries(probe, prefetch);
     }
 

@@ -362,7 +362,7 @@ impl<Io: PacketIo> Lcore<Io> {
     /// Sends `p` on `port`, in fragments when it is larger than the port's
     /// MTU (one comparison for a frame that fits). Takes the I/O and the
     /// worker apart, so that it can run while a held slot is borrowed.
-    #[inline]
+    #[inline(always)]
     fn transmit(io: &mut Io, worker: &Worker, port: u16, p: Io::Pkt) {
         let mtu = worker.port_mtu(port);
         // 14: an untagged Ethernet header. Longer frames (tagged ones

@@ -120,11 +120,14 @@ impl Traffic {
         }
     }
 
-    /// Worker `w`'s rows: the service's own, then its reals' in order.
+    /// Worker `w`'s row of real `r`, or of the service when it has no
+    /// real `r`: the row a packet of a connection bound to `r` counts
+    /// on. None when there is no worker `w`. One bounds check.
     #[inline]
-    pub fn rows(&self, w: u16) -> Option<(&Row, &[Row])> {
-        let at = usize::from(w) * self.stride;
-        self.rows.get(at..at + self.stride)?.split_first()
+    pub fn real_or_service(&self, w: u16, r: u16) -> Option<&Row> {
+        let r = usize::from(r) + 1;
+        let r = if r < self.stride { r } else { 0 };
+        self.rows.get(usize::from(w) * self.stride + r)
     }
 
     /// Worker `w`'s row of the service.
@@ -203,5 +206,26 @@ mod tests {
         assert_eq!(t.real_totals(7), Totals::default());
         let a = t.real_totals(2);
         assert_eq!(a.plus(a).minus(a), a);
+    }
+
+    /// A packet's row: its real's, the service's for a real the service
+    /// does not have, none for a worker beyond the rows.
+    #[test]
+    fn a_packet_counts_on_its_real_or_the_service() {
+        let t = Traffic::new(2, 3);
+        t.real_or_service(1, 0).unwrap().packet_in(10);
+        t.real_or_service(1, 3).unwrap().packet_in(20);
+        t.real_or_service(0, u16::MAX).unwrap().packet_out(30);
+        assert!(t.real_or_service(2, 0).is_none());
+        assert_eq!(
+            (t.real_totals(0).inbytes, t.real_totals(2).inbytes),
+            (10, 0)
+        );
+        assert_eq!(
+            (t.service_totals().inbytes, t.service_totals().outbytes),
+            (30, 30)
+        );
+        // Worker 1's service row (stride 4: the service, three reals).
+        assert_eq!(t.rows[4].read().inbytes, 20);
     }
 }

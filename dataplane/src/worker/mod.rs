@@ -1290,13 +1290,21 @@ fn is_syn(tcp_flags: Option<u8>) -> bool {
 /// The position of connection `c`'s real server in `svc`: the one at its
 /// index when it is the same real, else found by address (and port); None
 /// when it is not there.
-#[inline]
+#[inline(always)]
 fn real_position(svc: &CompiledService, c: &Conn) -> Option<usize> {
     let i = usize::from(c.real);
     match svc.reals.get(i) {
         Some(r) if is_conn_real(r, c) => Some(i),
-        _ => svc.reals.iter().position(|r| is_conn_real(r, c)),
+        _ => real_moved(svc, c),
     }
+}
+
+/// [`real_position`] when the real is not at the connection's index: a
+/// change removed it or one before it.
+#[cold]
+#[inline(never)]
+fn real_moved(svc: &CompiledService, c: &Conn) -> Option<usize> {
+    svc.reals.iter().position(|r| is_conn_real(r, c))
 }
 
 /// True when `r` is the real server connection `c` was bound to, as IPVS
@@ -1327,12 +1335,11 @@ fn count_conn(svc: &CompiledService, w: u16, ri: usize) {
 /// that comes first counts on the neighbour, a counting error IPVS does
 /// not have (it points at the destination) and that checking here would
 /// cost every reply.
-#[inline]
+#[inline(always)]
 fn count_packet(svc: &CompiledService, w: u16, c: &Conn, dir: Direction, bytes: u64) {
-    let Some((service, reals)) = svc.traffic.rows(w) else {
+    let Some(row) = svc.traffic.real_or_service(w, c.real) else {
         return;
     };
-    let row = reals.get(usize::from(c.real)).unwrap_or(service);
     match dir {
         Direction::In => row.packet_in(bytes),
         Direction::Out => row.packet_out(bytes),

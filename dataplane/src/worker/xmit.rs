@@ -154,8 +154,9 @@ impl Worker {
     /// needed with that MTU: from the VIP for a client's packet, from the
     /// director for a real server's reply (where `ip_forward` checks it).
     /// Without DF it goes on, and the lcore loop fragments it on its way
-    /// out ([`crate::frag`]). One comparison for a packet that fits.
-    #[inline]
+    /// out ([`crate::frag`]). One comparison for a packet that fits,
+    /// inlined; the rest is not.
+    #[inline(always)]
     fn ensure_mtu<B: PacketBuf>(
         &mut self,
         pkt: &mut B,
@@ -171,6 +172,21 @@ impl Worker {
         if pkt.data().len() <= l2 + usize::from(mtu) {
             return None;
         }
+        self.exceeds_mtu(pkt, l2, mtu, c, dir, now_ms)
+    }
+
+    /// [`Worker::ensure_mtu`] of a frame longer than the MTU.
+    #[cold]
+    #[inline(never)]
+    fn exceeds_mtu<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        l2: usize,
+        mtu: u16,
+        c: &Conn,
+        dir: Direction,
+        now_ms: u64,
+    ) -> Option<Verdict> {
         let ip = ipv4::Packet::new_unchecked(&pkt.data()[l2..]);
         if ip.total_len() <= mtu || !ip.dont_frag() {
             return None;

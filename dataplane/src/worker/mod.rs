@@ -56,7 +56,7 @@ use crate::verdict::{Counters, DropReason, Verdict};
 use core::net::Ipv4Addr;
 use l4vs_wire::ethernet::{self, Address as MacAddr, EtherType};
 use l4vs_wire::ipv4::{self, Protocol};
-use l4vs_wire::{tcp, udp, Error as WireError};
+use l4vs_wire::{get_addr, get_u16, tcp, udp, Error as WireError};
 use std::sync::Arc;
 
 mod arp;
@@ -1368,8 +1368,22 @@ fn unbind(snap: &Snapshot, c: &Conn) {
 
 /// The tuple of a TCP or UDP frame, without any validation beyond what
 /// reading it needs (checksums and lengths are checked by `process`).
+/// The common frame (untagged, a 20-byte IPv4 header) is read at fixed
+/// offsets, the offsets `fast::parse` reads it at.
 #[inline]
 fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
+    const IP: usize = ethernet::HEADER_LEN;
+    const L4: usize = IP + ipv4::HEADER_LEN;
+    if frame.len() >= L4 + 4 && get_u16(frame, 12) == 0x0800 && frame[IP] == 0x45 {
+        let proto = frame[IP + 9];
+        return matches!(Protocol::from(proto), Protocol::Tcp | Protocol::Udp).then(|| Tuple {
+            proto,
+            src: get_addr(frame, IP + 12),
+            sport: get_u16(frame, L4),
+            dst: get_addr(frame, IP + 16),
+            dport: get_u16(frame, L4 + 2),
+        });
+    }
     let eth = ethernet::Frame::new_checked(frame).ok()?;
     if eth.ethertype() != EtherType::Ipv4 {
         return None;
@@ -1395,4 +1409,43 @@ fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
 #[inline]
 fn is_local_control(a: Ipv4Addr) -> bool {
     ipv4::is_local_network_control(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testpkt::{self, CLIENT, VIP};
+
+    /// The prefetch stage's tuple: at fixed offsets for the common frame,
+    /// through the parse for a tagged frame or one with IPv4 options,
+    /// none for what is not TCP or UDP or too short to hold the ports.
+    #[test]
+    fn peek_tuple_reads_common_and_other_frames_alike() {
+        let h = testpkt::client_to_vip(64);
+        let tcp = testpkt::tcp(&h, 40000, 80, tcp::flags::ACK, b"");
+        let udp = testpkt::udp(&h, 5000, 53, b"abcd", true);
+        let want = |proto: u8, sport, dport| Tuple {
+            proto,
+            src: CLIENT,
+            sport,
+            dst: VIP,
+            dport,
+        };
+        assert_eq!(peek_tuple(&tcp), Some(want(6, 40000, 80)));
+        assert_eq!(peek_tuple(&udp), Some(want(17, 5000, 53)));
+        // An 802.1Q tag before the EtherType.
+        let mut tagged = tcp.clone();
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        assert_eq!(peek_tuple(&tagged), Some(want(6, 40000, 80)));
+        // IHL 6: four bytes of options before the ports.
+        let mut options = tcp.clone();
+        options[14] = 0x46;
+        options.splice(34..34, [1, 1, 1, 0]);
+        let total = u16::from_be_bytes([options[16], options[17]]) + 4;
+        options[16..18].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(peek_tuple(&options), Some(want(6, 40000, 80)));
+        let icmp = testpkt::icmp_echo(&h, 1, 1, b"");
+        assert_eq!(peek_tuple(&icmp), None);
+        assert_eq!(peek_tuple(&tcp[..36]), None, "no room for both ports");
+    }
 }

@@ -79,7 +79,8 @@ impl Worker {
         if let Some(v) = self.ensure_mtu(pkt, l2, &hop, c, dir, now_ms) {
             return v;
         }
-        let ip = &mut pkt.data_mut()[l2..];
+        let frame = pkt.data_mut();
+        let ip = &mut frame[l2..];
         let (end, addr, port) = match dir {
             Direction::In => (End::Dst, c.rip, c.rport),
             Direction::Out => (End::Src, c.vip, c.vport),
@@ -99,7 +100,7 @@ impl Worker {
             Direction::In => self.counters.nat_in.inc(),
             Direction::Out => self.counters.nat_out.inc(),
         }
-        self.send(pkt, &hop)
+        self.send_frame(frame, &hop)
     }
 
     /// ip_vs_tunnel_xmit: an outer IPv4 header to the real server (RFC
@@ -255,6 +256,13 @@ impl Worker {
     /// not resolved yet is held (`AwaitNeighbor`).
     #[inline]
     pub(super) fn send<B: PacketBuf>(&self, pkt: &mut B, hop: &NextHop) -> Verdict {
+        self.send_frame(pkt.data_mut(), hop)
+    }
+
+    /// [`Worker::send`] of the packet's bytes, `frame`, where the caller
+    /// has them at hand.
+    #[inline(always)]
+    fn send_frame(&self, frame: &mut [u8], hop: &NextHop) -> Verdict {
         let Some(mac) = hop.mac else {
             return Verdict::AwaitNeighbor {
                 port: hop.port,
@@ -263,7 +271,7 @@ impl Worker {
             };
         };
         let src_mac = self.snap.ports()[usize::from(hop.port)].mac;
-        let mut eth = ethernet::Frame::new_unchecked(pkt.data_mut());
+        let mut eth = ethernet::Frame::new_unchecked(frame);
         eth.set_dst_addr(mac);
         eth.set_src_addr(src_mac);
         Verdict::Forward { port: hop.port }

@@ -257,6 +257,22 @@ pub struct Probe {
 /// [`Probe::hint`] when no slot of either bucket matched.
 const NO_HINT: u8 = u8::MAX;
 
+impl Probe {
+    /// The bucket and slot noted by [`ConnTable::prefetch_entries`], if
+    /// it noted one.
+    #[inline(always)]
+    fn hinted_slot(&self) -> Option<(u32, usize)> {
+        let h = usize::from(self.hint);
+        if self.hint == NO_HINT {
+            None
+        } else if h < SLOTS {
+            Some((self.b1, h))
+        } else {
+            Some((self.b2, h - SLOTS))
+        }
+    }
+}
+
 const _: () = assert!(core::mem::size_of::<Option<Probe>>() == 16);
 
 /// `n` copies of `value` in one allocation, `advise`d (address, bytes)
@@ -478,7 +494,12 @@ impl ConnTable {
     /// the buckets never move, and the slot [`ConnTable::prefetch_entries`]
     /// noted is taken only while it still holds the signature and an
     /// entry of `t` (else the buckets are searched as by
-    /// [`ConnTable::lookup`]). Debug builds check the probe.
+    /// [`ConnTable::lookup`]). Where two entries match `t` (two NAT
+    /// connections of one client port to two VIPs, scheduled to the same
+    /// real and port, share a reply tuple) the noted one is returned,
+    /// which may not be the one `lookup` returns: the table does not
+    /// choose between such entries either way. Debug builds check the
+    /// probe.
     #[inline]
     pub fn lookup_probed(&self, t: &Tuple, probe: Probe) -> Option<(u32, Direction)> {
         debug_assert_eq!(
@@ -490,12 +511,7 @@ impl ConnTable {
             "a probe of another tuple or table"
         );
         let sig = probe.sig.get();
-        if probe.hint != NO_HINT {
-            let (b, s) = if usize::from(probe.hint) < SLOTS {
-                (probe.b1, usize::from(probe.hint))
-            } else {
-                (probe.b2, usize::from(probe.hint) - SLOTS)
-            };
+        if let Some((b, s)) = probe.hinted_slot() {
             let bucket = &self.buckets[b as usize];
             if bucket.sig[s] == sig {
                 let i = bucket.idx[s];
@@ -944,7 +960,8 @@ mod tests {
             (c.out_tuple(), Direction::Out),
         ] {
             let p = probed(&t, &tuple);
-            assert_ne!(p.hint, NO_HINT, "stage two found the slot");
+            let (b, s) = p.hinted_slot().expect("stage two found the slot");
+            assert_eq!(t.buckets[b as usize].idx[s], i, "the slot of the entry");
             assert_eq!(t.lookup_probed(&tuple, p), Some((i, dir)));
         }
         let before = probed(&t, &c.in_tuple());

@@ -217,6 +217,7 @@ mod tests {
         t.real_or_service(1, 3).unwrap().packet_in(20);
         t.real_or_service(0, u16::MAX).unwrap().packet_out(30);
         assert!(t.real_or_service(2, 0).is_none());
+        assert_eq!(t.rows[0].read().outbytes, 30, "worker 0's service row");
         assert_eq!(
             (t.real_totals(0).inbytes, t.real_totals(2).inbytes),
             (10, 0)

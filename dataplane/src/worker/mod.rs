@@ -1300,7 +1300,7 @@ fn real_position(svc: &CompiledService, c: &Conn) -> Option<usize> {
 }
 
 /// [`real_position`] when the real is not at the connection's index: a
-/// change removed it or one before it.
+/// change moved or removed it.
 #[cold]
 #[inline(never)]
 fn real_moved(svc: &CompiledService, c: &Conn) -> Option<usize> {
@@ -1446,6 +1446,7 @@ mod tests {
         assert_eq!(peek_tuple(&options), Some(want(6, 40000, 80)));
         let icmp = testpkt::icmp_echo(&h, 1, 1, b"");
         assert_eq!(peek_tuple(&icmp), None);
-        assert_eq!(peek_tuple(&tcp[..36]), None, "no room for both ports");
+        assert_eq!(peek_tuple(&tcp[..37]), None, "no room for both ports");
+        assert_eq!(peek_tuple(&tcp[..38]), Some(want(6, 40000, 80)));
     }
 }

@@ -226,14 +226,9 @@ mod tests {
     fn the_wide_sum_is_the_16_bit_sum() {
         // Every length 0..=64 of a few patterns, and all-ones data (whose
         // sum is 0xffff, not 0: the end-around carry never makes 0).
-        let mut x: u32 = 0x1234_5678;
+        let mut next = xorshift(0x1234_5678);
         let mut random = [0u8; 64];
-        for b in &mut random {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
+        random.iter_mut().for_each(|b| *b = next() as u8);
         for data in [[0xffu8; 64], [0u8; 64], random] {
             for len in 0..=64 {
                 assert_eq!(sum(&data[..len]), reference(&data[..len]), "{len}");
@@ -253,15 +248,20 @@ mod tests {
     /// The fixed 20-byte test agrees with the sum: on headers made
     /// right, on every one-bit change of them, and on headers of random,
     /// all-zero and all-one bytes.
-    #[test]
-    fn the_fixed_header_test_is_the_sum() {
-        let mut x: u32 = 0x2545_f491;
-        let mut next = || {
+    /// Marsaglia's xorshift32 from `seed`: the tests' random inputs,
+    /// the same in every run.
+    fn xorshift(mut x: u32) -> impl FnMut() -> u32 {
+        move || {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
             x
-        };
+        }
+    }
+
+    #[test]
+    fn the_fixed_header_test_is_the_sum() {
+        let mut next = xorshift(0x2545_f491);
         let agrees = |h: &[u8; 20]| sums_to_ones_20(h) == (reference(h) == 0xffff);
         for _ in 0..2_000 {
             let mut h = [0u8; 20];
@@ -283,13 +283,7 @@ mod tests {
 
     #[test]
     fn the_fused_update_is_the_two_updates() {
-        let mut x: u32 = 0x9e37_79b9;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9);
         for _ in 0..10_000 {
             let field = next() as u16;
             let (a, b) = (Ipv4Addr::from_bits(next()), Ipv4Addr::from_bits(next()));

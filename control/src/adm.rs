@@ -1358,13 +1358,23 @@ pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
             continue;
         };
         let cli = Cli::try_parse_from(std::iter::once("l4vsadm").chain(words.iter().copied()))
-            .map_err(|e| (n + 1, e.kind().to_string()))?;
+            .map_err(|e| (n + 1, clap_reason(&e)))?;
         match cli.action().map_err(|e| (n + 1, e.0))? {
             Action::Apply(c) => commands.extend(c),
             _ => return Err((n + 1, "only -A -E -D -C -a -e -d -Z lines restore".into())),
         }
     }
     Ok(commands)
+}
+
+/// What clap found wrong with a restored line, in its words: the first
+/// line of its message (`unexpected argument '--bogus' found`), without
+/// its `error: ` prefix, its usage and its tips, which are about a
+/// command line, not a file's line.
+fn clap_reason(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 #[cfg(test)]

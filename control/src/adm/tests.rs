@@ -413,6 +413,16 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
         ))
     );
     assert!(parse_restore("-L -n\n").is_err(), "only operations restore");
+    // What clap refuses is named in its words, not only by its kind.
+    let (line, why) = parse_restore("-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 --bogus\n")
+        .expect_err("an unknown option");
+    assert_eq!(line, 2);
+    assert!(
+        why.contains("'--bogus'") && !why.starts_with("error"),
+        "{why}"
+    );
+    let (_, why) = parse_restore("-A -t 198.18.0.100:80 -s\n").expect_err("a missing value");
+    assert!(why.contains("--scheduler") && !why.contains('\n'), "{why}");
 }
 
 /// ipvsadm's order, quirk included: 192.168.0.1 sorts before 10.0.0.1

@@ -58,10 +58,13 @@ enum Cmd {
         #[arg(long)]
         pair: bool,
     },
-    /// Delete every namespace whose name starts with the prefix, killing its processes.
+    /// Delete the namespaces of labs whose process has gone (left by a
+    /// kill -9), killing what runs in them; running labs are left alone.
     Cleanup {
-        #[arg(long, default_value = netns::NETNS_PREFIX)]
-        prefix: String,
+        /// Delete every namespace whose name starts with PREFIX instead
+        /// (it must start with "l4vs-"), running labs included.
+        #[arg(long)]
+        prefix: Option<String>,
     },
     /// Real server: HTTP/1.0, HTTPS and UDP echo, answering with NAME, and DNS.
     Serve {
@@ -287,7 +290,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Cleanup { prefix } => {
-            for ns in netns::cleanup(&prefix)? {
+            let removed = match prefix {
+                Some(prefix) => netns::cleanup(&prefix)?,
+                None => netns::cleanup_stale()?,
+            };
+            for ns in removed {
                 println!("deleted {ns}");
             }
             Ok(ExitCode::SUCCESS)

@@ -198,7 +198,7 @@ pub fn destroy(ns: &str) -> Result<()> {
 
 /// Deletes every namespace whose name starts with `prefix` (which must start
 /// with [`NETNS_PREFIX`], so this cannot remove namespaces the lab did not
-/// make). Returns the names removed.
+/// make), other people's running labs included. Returns the names removed.
 ///
 /// # Errors
 /// If `prefix` is outside the lab's space, or listing fails; the first
@@ -207,9 +207,47 @@ pub fn cleanup(prefix: &str) -> Result<Vec<String>> {
     if !prefix.starts_with(NETNS_PREFIX) {
         bail!("refusing to delete namespaces not starting with {NETNS_PREFIX:?}: {prefix:?}");
     }
+    let names = list()?.into_iter().filter(|n| n.starts_with(prefix));
+    destroy_all(names.collect())
+}
+
+/// Deletes the namespaces of labs whose process has gone (what a
+/// `kill -9` leaves): those named `l4vs-<pid>-...` ([`lab_pid`]) with no
+/// process `<pid>` in `/proc`. Running labs, and namespaces not named so,
+/// are left alone. Returns the names removed.
+///
+/// # Errors
+/// If listing fails; the first failed deletion is reported after trying
+/// all of them.
+pub fn cleanup_stale() -> Result<Vec<String>> {
+    let alive = |pid: u32| Path::new("/proc").join(pid.to_string()).exists();
+    destroy_all(stale(list()?, alive))
+}
+
+/// The pid in the name of a namespace the lab or a test made,
+/// `l4vs-<pid>-<rest>`; None for any other name.
+pub fn lab_pid(ns: &str) -> Option<u32> {
+    let (pid, _) = ns.strip_prefix(NETNS_PREFIX)?.split_once('-')?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// The names among `names` of labs whose process is not `alive`.
+fn stale(names: Vec<String>, alive: impl Fn(u32) -> bool) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| lab_pid(n).is_some_and(|pid| !alive(pid)))
+        .collect()
+}
+
+/// Destroys each of `names`; the names destroyed, or the first error
+/// after trying all of them.
+fn destroy_all(names: Vec<String>) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let mut first_err = None;
-    for ns in list()?.into_iter().filter(|n| n.starts_with(prefix)) {
+    for ns in names {
         match destroy(&ns) {
             Ok(()) => removed.push(ns),
             Err(e) => {
@@ -268,4 +306,43 @@ pub fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_is_named_by_its_pid() {
+        assert_eq!(lab_pid("l4vs-1234-0-director"), Some(1234));
+        assert_eq!(lab_pid("l4vs-77-tapck"), Some(77));
+        for other in [
+            "l4vs-cli-5",
+            "l4vs--0-lan",
+            "l4vs-12",
+            "ns-1234-0",
+            "l4vs-1x-0",
+        ] {
+            assert_eq!(lab_pid(other), None, "{other}");
+        }
+    }
+
+    /// Only labs whose process is gone are stale: not a running lab, not
+    /// a namespace of another name.
+    #[test]
+    fn only_labs_of_gone_processes_are_stale() {
+        let names = [
+            "l4vs-10-0-client",
+            "l4vs-10-0-lan",
+            "l4vs-20-0-client",
+            "l4vs-cli-30",
+            "other",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            stale(names, |pid| pid == 20),
+            ["l4vs-10-0-client", "l4vs-10-0-lan"]
+        );
+    }
 }

@@ -208,3 +208,26 @@ fn labs_in_sequence_and_cleanup_after_failure() -> Result<()> {
     assert!(leftovers(prefix).is_empty(), "{:?}", leftovers(prefix));
     Ok(())
 }
+
+/// `l4vs-lab cleanup` without a prefix removes what a lab whose process
+/// has gone left, and leaves a running one alone.
+#[test]
+fn cleanup_removes_only_labs_whose_process_is_gone() -> Result<()> {
+    require_root();
+    let mut child = std::process::Command::new("true").spawn()?;
+    let gone = child.id();
+    child.wait()?;
+    let stale = format!("{}{gone}-0-stale", netns::NETNS_PREFIX);
+    let live = format!("{}{}-9-live", netns::NETNS_PREFIX, std::process::id());
+    for ns in [&stale, &live] {
+        netns::ip(&["netns", "add", ns])?;
+    }
+    let removed = netns::cleanup_stale();
+    let names = netns::list()?;
+    let _ = netns::destroy(&live);
+    let _ = netns::destroy(&stale);
+    assert!(removed?.contains(&stale));
+    assert!(!names.contains(&stale), "{names:?}");
+    assert!(names.contains(&live), "a running lab is kept: {names:?}");
+    Ok(())
+}

@@ -63,14 +63,7 @@ pub fn fold(acc: u32) -> u16 {
 /// words never fold to 0, so an all-zero header is refused.
 #[inline(always)]
 pub fn sums_to_ones_20(header: &[u8; 20]) -> bool {
-    let word = |at: usize| {
-        u64::from(u32::from_ne_bytes([
-            header[at],
-            header[at + 1],
-            header[at + 2],
-            header[at + 3],
-        ]))
-    };
+    let word = |at: usize| u64::from(u32::from_ne_bytes(crate::field(header, at)));
     // At most 5 * (2^32 - 1): two folds bring it under 2^32, two more
     // to 16 bits.
     let wide = word(0) + word(4) + word(8) + word(12) + word(16);
@@ -245,9 +238,6 @@ mod tests {
         assert_eq!(add(0xffff_ffff, &[0xff, 0xff]), 0xffff);
     }
 
-    /// The fixed 20-byte test agrees with the sum: on headers made
-    /// right, on every one-bit change of them, and on headers of random,
-    /// all-zero and all-one bytes.
     /// Marsaglia's xorshift32 from `seed`: the tests' random inputs,
     /// the same in every run.
     fn xorshift(mut x: u32) -> impl FnMut() -> u32 {
@@ -259,6 +249,9 @@ mod tests {
         }
     }
 
+    /// The fixed 20-byte test agrees with the sum: on headers made
+    /// right, on every one-bit change of them, and on headers of random,
+    /// all-zero and all-one bytes.
     #[test]
     fn the_fixed_header_test_is_the_sum() {
         let mut next = xorshift(0x2545_f491);

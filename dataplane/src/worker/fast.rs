@@ -19,9 +19,9 @@ use l4vs_wire::ipv4::{self, Protocol};
 use l4vs_wire::{get_addr, get_u16, tcp, udp};
 
 /// Offset of the IPv4 header: right after an untagged Ethernet header.
-const IP: usize = ethernet::HEADER_LEN;
+pub(super) const IP: usize = ethernet::HEADER_LEN;
 /// Offset of the L4 header: after a 20-byte IPv4 header.
-const L4_AT: usize = IP + ipv4::HEADER_LEN;
+pub(super) const L4_AT: usize = IP + ipv4::HEADER_LEN;
 
 /// The headers of `frame`, received on a port whose MAC is `port_mac`,
 /// when it is the common frame described above; None otherwise.

@@ -1372,8 +1372,7 @@ fn unbind(snap: &Snapshot, c: &Conn) {
 /// offsets, the offsets `fast::parse` reads it at.
 #[inline]
 fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
-    const IP: usize = ethernet::HEADER_LEN;
-    const L4: usize = IP + ipv4::HEADER_LEN;
+    use fast::{IP, L4_AT as L4};
     if frame.len() >= L4 + 4 && get_u16(frame, 12) == 0x0800 && frame[IP] == 0x45 {
         let proto = frame[IP + 9];
         return matches!(Protocol::from(proto), Protocol::Tcp | Protocol::Udp).then(|| Tuple {

@@ -220,7 +220,7 @@ fn cleanup_removes_only_labs_whose_process_is_gone() -> Result<()> {
     let stale = format!("{}{gone}-0-stale", netns::NETNS_PREFIX);
     let live = format!("{}{}-9-live", netns::NETNS_PREFIX, std::process::id());
     for ns in [&stale, &live] {
-        netns::ip(&["netns", "add", ns])?;
+        netns::add(ns)?;
     }
     let removed = netns::cleanup_stale();
     let names = netns::list()?;

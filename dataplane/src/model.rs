@@ -361,6 +361,15 @@ pub struct MarkRule {
     pub mark: u32,
 }
 
+/// The prefix length of a contiguous netmask (`255.255.255.0`: 24, and
+/// `0.0.0.0`: 0); None for a mask whose ones are not all leading
+/// (`255.0.255.0`), which no prefix length can stand for. The inverse of
+/// [`prefix_mask`].
+pub fn mask_prefix_len(mask: Ipv4Addr) -> Option<u8> {
+    let m = mask.to_bits();
+    (m.leading_ones() + m.trailing_zeros() == 32).then(|| m.leading_ones() as u8)
+}
+
 /// The netmask of a prefix length (0 to 32; longer counts as 32).
 pub fn prefix_mask(prefix_len: u8) -> u32 {
     if prefix_len == 0 {
@@ -533,4 +542,24 @@ pub struct Tuple {
     pub dst: Ipv4Addr,
     /// Destination port.
     pub dport: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every prefix length's mask gives it back; a mask with a gap gives
+    /// none.
+    #[test]
+    fn a_mask_and_its_prefix_length() {
+        for len in 0..=32u8 {
+            assert_eq!(
+                mask_prefix_len(Ipv4Addr::from_bits(prefix_mask(len))),
+                Some(len)
+            );
+        }
+        for gap in ["255.0.255.0", "0.0.0.1", "255.255.255.253"] {
+            assert_eq!(mask_prefix_len(gap.parse().unwrap()), None, "{gap}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ use super::{
 use crate::table::{
     self, Network, RealContext, RealField, RealSpec, ServiceKey, ServiceSpec, TableError,
 };
+use l4vs_dataplane::model::mask_prefix_len;
 use l4vs_dataplane::sched::mh::is_prime;
 
 /// ipvsadm's named scheduler flags (`-b`): (name, scheduler, is the port flag).
@@ -1839,16 +1840,17 @@ fn persistence(c: &Checker<'_>, key: &str, p: &RawPersistence) -> Result<Persist
         None => 32,
         Some(m) => {
             let k = format!("{key}.netmask");
-            match &m.value {
-                IntOrString::Int(n) if (0..=32).contains(n) => *n as u8,
-                IntOrString::Str(s) if s.parse::<Ipv4Addr>().is_ok_and(|a| a.to_bits().leading_ones() + a.to_bits().trailing_zeros() == 32) => {
-                    s.parse::<Ipv4Addr>().map_or(32, |a| a.to_bits().leading_ones() as u8)
-                }
-                other => {
+            let prefix_len = match &m.value {
+                IntOrString::Int(n) => u8::try_from(*n).ok().filter(|n| *n <= 32),
+                IntOrString::Str(s) => s.parse().ok().and_then(mask_prefix_len),
+            };
+            match prefix_len {
+                Some(n) => n,
+                None => {
                     return Err(c.err(
                         &m.referenced,
                         k,
-                        format!("{} is not a netmask: a prefix length 0..=32 or a contiguous mask like 255.255.255.0", other.echo()),
+                        format!("{} is not a netmask: a prefix length 0..=32 or a contiguous mask like 255.255.255.0", m.value.echo()),
                     ))
                 }
             }

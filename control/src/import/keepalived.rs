@@ -50,7 +50,7 @@ use crate::adm::DEFAULT_PERSISTENCE_S;
 use crate::config::{self, MAX_WEIGHT};
 use crate::table::{RealSpec, ServiceKey, ServiceSpec};
 use checks::{Level, Settings};
-use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
+use l4vs_dataplane::model::{mask_prefix_len, ForwardMethod, Persistence, Protocol, SchedulerKind};
 
 mod checks;
 mod vrrp;
@@ -1182,11 +1182,9 @@ fn forward_method(t: &Stmt) -> Result<ForwardMethod, ImportError> {
 /// `persistence_granularity`: a contiguous dotted netmask, as its prefix
 /// length.
 fn netmask(t: &Stmt, v: &str) -> Result<u8, ImportError> {
-    match v.parse::<Ipv4Addr>() {
-        Ok(m) if m.to_bits().leading_ones() + m.to_bits().trailing_zeros() == 32 => {
-            Ok(m.to_bits().leading_ones() as u8)
-        }
-        _ => Err(error(
+    match v.parse().ok().and_then(mask_prefix_len) {
+        Some(len) => Ok(len),
+        None => Err(error(
             &t.pos,
             format!(
                 "persistence_granularity {}: l4vs takes a contiguous IPv4 netmask such as 255.255.255.0",

@@ -33,13 +33,13 @@
 use crate::admin::{ConnEntry, Request};
 use crate::table::{Command, RealReport, RealSpec, ServiceKey, ServiceReport, ServiceSpec};
 use clap::{ArgGroup, Parser};
-use l4vs_dataplane::model::{ForwardMethod, Persistence, Protocol, SchedulerKind};
+use l4vs_dataplane::model::{mask_prefix_len, ForwardMethod, Persistence, Protocol, SchedulerKind};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 pub use crate::config::DEFAULT_PERSISTENCE_S;
-use crate::config::MAX_WEIGHT;
+use crate::config::{MAX_TIMEOUT_S, MAX_WEIGHT};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -150,10 +150,10 @@ pub struct Cli {
     /// code; its man page says 300).
     #[arg(short = 'p', long = "persistent", value_name = "timeout", num_args = 0..=1,
           default_missing_value = "360")]
-    persistent: Option<u32>,
-    /// Persistence netmask (dotted quad).
+    persistent: Option<String>,
+    /// Persistence netmask (a contiguous dotted quad: 255.255.255.0).
     #[arg(short = 'M', long = "netmask", value_name = "netmask")]
-    netmask: Option<Ipv4Addr>,
+    netmask: Option<String>,
     /// One-packet scheduling (UDP).
     #[arg(short = 'o', long = "ops")]
     ops: bool,
@@ -588,11 +588,28 @@ impl Cli {
         Ok(s)
     }
 
-    fn persistence(&self) -> Option<Persistence> {
-        self.persistent.map(|timeout| Persistence {
-            timeout,
-            netmask: self.netmask.map_or(32, |m| m.to_bits().count_ones() as u8),
-        })
+    /// `-p` and `-M` as ipvsadm's `parse_timeout` and `parse_netmask`
+    /// check them, in its words: a timeout of 1 to l4vs's longest (the
+    /// config's), a netmask l4vs can hold, which is a contiguous one (a
+    /// prefix length; the kernel would also take `255.0.255.0`).
+    fn persistence(&self) -> Result<Option<Persistence>, UsageError> {
+        let netmask = match &self.netmask {
+            None => 32,
+            Some(m) => m
+                .parse()
+                .ok()
+                .and_then(mask_prefix_len)
+                .ok_or_else(|| usage("illegal virtual server persistent mask specified"))?,
+        };
+        let Some(t) = &self.persistent else {
+            return Ok(None);
+        };
+        match t.parse::<u32>() {
+            Ok(timeout) if (1..=MAX_TIMEOUT_S).contains(&timeout) => {
+                Ok(Some(Persistence { timeout, netmask }))
+            }
+            _ => Err(usage(format!("invalid timeout value `{t}' specified"))),
+        }
     }
 
     fn method(&self) -> ForwardMethod {
@@ -643,7 +660,7 @@ impl Cli {
     /// scheduling is for UDP).
     fn spec(&self) -> Result<ServiceSpec, UsageError> {
         let key = self.need_key()?;
-        let persistence = self.persistence();
+        let persistence = self.persistence()?;
         if let ServiceKey::Addr { protocol, port, .. } = key {
             if port == 0 && persistence.is_none() {
                 return Err(usage("Zero port specified for non-persistent service"));
@@ -1361,20 +1378,42 @@ pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
             .map_err(|e| (n + 1, clap_reason(&e)))?;
         match cli.action().map_err(|e| (n + 1, e.0))? {
             Action::Apply(c) => commands.extend(c),
-            _ => return Err((n + 1, "only -A -E -D -C -a -e -d -Z lines restore".into())),
+            _ => return Err((n + 1, NOT_RESTORED.into())),
         }
     }
     Ok(commands)
 }
 
-/// What clap found wrong with a restored line, in its words: the first
-/// line of its message (`unexpected argument '--bogus' found`), without
-/// its `error: ` prefix, its usage and its tips, which are about a
-/// command line, not a file's line.
+/// Why a line that parses is not restored.
+const NOT_RESTORED: &str = "only -A -E -D -C -a -e -d -Z --set lines restore";
+
+/// What clap found wrong with a restored line, in its words: its message
+/// up to the first empty line (`unexpected argument '--bogus' found`;
+/// `the following required arguments were not provided: <...>`, its
+/// lines joined), without its `error: ` prefix, its usage and its tips,
+/// which are about a command line, not a file's line. `-h` and `-V` on a
+/// line are not restored: clap's help and version are no reason.
 fn clap_reason(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return NOT_RESTORED.into();
+    }
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(&message)
+        .to_string()
 }
 
 #[cfg(test)]

@@ -423,6 +423,42 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
     );
     let (_, why) = parse_restore("-A -t 198.18.0.100:80 -s\n").expect_err("a missing value");
     assert!(why.contains("--scheduler") && !why.contains('\n'), "{why}");
+    // No command: clap's list of them comes on the lines after its first.
+    let (_, why) = parse_restore("-t 198.18.0.100:80 -s rr\n").expect_err("no command");
+    assert!(
+        why.starts_with("the following required arguments were not provided: <")
+            && why.contains("--add-service")
+            && !why.contains('\n'),
+        "{why}"
+    );
+    // Help and version are not restored, and not printed as a reason.
+    for line in ["-h\n", "-V\n"] {
+        assert_eq!(
+            parse_restore(line),
+            Err((1, "only -A -E -D -C -a -e -d -Z --set lines restore".into()))
+        );
+    }
+    // ipvsadm's checks and words for -p and -M.
+    for (args, want) in [
+        (
+            "-A -t 198.18.0.100:80 -p 0",
+            "invalid timeout value `0' specified",
+        ),
+        (
+            "-A -t 198.18.0.100:80 -p abc",
+            "invalid timeout value `abc' specified",
+        ),
+        (
+            "-A -t 198.18.0.100:80 -p 60 -M 255.0.255.0",
+            "illegal virtual server persistent mask specified",
+        ),
+        (
+            "-A -t 198.18.0.100:80 -p 60 -M 255.255.0",
+            "illegal virtual server persistent mask specified",
+        ),
+    ] {
+        assert_eq!(parse_restore(args), Err((1, want.into())), "{args}");
+    }
 }
 
 /// ipvsadm's order, quirk included: 192.168.0.1 sorts before 10.0.0.1

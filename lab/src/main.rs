@@ -290,10 +290,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Cleanup { prefix } => {
-            let removed = match prefix {
-                Some(prefix) => netns::cleanup(&prefix)?,
+            let removed = match &prefix {
+                Some(prefix) => netns::cleanup(prefix)?,
                 None => netns::cleanup_stale()?,
             };
+            if removed.is_empty() {
+                match prefix {
+                    Some(prefix) => println!("no namespace starts with {prefix}"),
+                    None => println!("no lab left by a process that has gone"),
+                }
+            }
             for ns in removed {
                 println!("deleted {ns}");
             }

@@ -205,7 +205,7 @@ pub fn destroy(ns: &str) -> Result<()> {
 /// failed deletion is reported after trying all of them.
 pub fn cleanup(prefix: &str) -> Result<Vec<String>> {
     if !prefix.starts_with(NETNS_PREFIX) {
-        bail!("refusing to delete namespaces not starting with {NETNS_PREFIX:?}: {prefix:?}");
+        bail!("refusing to delete namespaces not starting with `{NETNS_PREFIX}`: `{prefix}`");
     }
     let names = list()?.into_iter().filter(|n| n.starts_with(prefix));
     destroy_all(names.collect())

@@ -252,7 +252,8 @@ pub(super) fn validate(raw: RawConfig, file: &str) -> Result<Config> {
         i64::from(MAX_IDLE_SLEEP_US),
         0,
     )?;
-    // 40-byte entries plus index: ~64 bytes each; 2^28 (16 GiB) at most.
+    // 32-byte entries, 8 bytes of wheel links and the index: ~64 bytes
+    // each; 2^28 (16 GiB) at most.
     let connections = c.opt_int(
         &w.connections,
         "workers.connections",

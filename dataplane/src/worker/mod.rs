@@ -892,7 +892,7 @@ impl Worker {
         }
 
         if let Some((i, dir)) = found {
-            let c = *self.conns.get(i);
+            let mut c = *self.conns.get(i);
             // IPVS conn_reuse_mode: a fresh SYN on a TIME_WAIT or CLOSE
             // entry is a new connection, scheduled afresh.
             let fresh_syn = dir == Direction::In
@@ -915,6 +915,7 @@ impl Worker {
                 // A removal moved it: point the entry at its new position,
                 // so its packets count on it.
                 self.conns.get_mut(i).real = r as u16;
+                c.real = r as u16;
             }
             let expired = c.expires <= now_s;
             // The reuse check comes first in the kernel: a fresh SYN on a
@@ -944,7 +945,10 @@ impl Worker {
                     state::transition(entry, dir, l4.tcp_flags, now_s, timeouts)
                 };
                 let before = c.state;
-                let c = *entry;
+                // What the transition may have changed, not a second copy
+                // of the whole entry.
+                (c.expires, c.state, c.flags) = (entry.expires, entry.state, entry.flags);
+                debug_assert_eq!(c, *entry);
                 // A shorter timeout (RST -> CLOSE, FIN -> TIME_WAIT) takes
                 // effect now, as __ip_vs_conn_put_timer re-arms the timer.
                 if c.expires < before_expires {

@@ -1363,7 +1363,8 @@ pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
 /// `-R`: ipvsadm commands, one a line, as `-S` prints them: a word
 /// `ipvsadm` anywhere is dropped and blank lines are skipped; lines that
 /// start with `#` are comments, as the ipvsadm-restore script treats
-/// them (ipvsadm itself refuses them).
+/// them (ipvsadm itself refuses them). A `#` later in a line is a word,
+/// refused as ipvsadm refuses it; so is `--socket` on a line.
 ///
 /// # Errors
 /// The first line that does not parse or is not an operation, with its
@@ -1376,6 +1377,9 @@ pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
         };
         let cli = Cli::try_parse_from(std::iter::once("l4vsadm").chain(words.iter().copied()))
             .map_err(|e| (n + 1, clap_reason(&e)))?;
+        if cli.socket.is_some() {
+            return Err((n + 1, SOCKET_NOT_RESTORED.into()));
+        }
         match cli.action().map_err(|e| (n + 1, e.0))? {
             Action::Apply(c) => commands.extend(c),
             _ => return Err((n + 1, NOT_RESTORED.into())),
@@ -1386,6 +1390,26 @@ pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
 
 /// Why a line that parses is not restored.
 const NOT_RESTORED: &str = "only -A -E -D -C -a -e -d -Z --set lines restore";
+
+/// Why a line with `--socket` is not restored: every line goes to the
+/// director `-R` itself was pointed at.
+const SOCKET_NOT_RESTORED: &str =
+    "--socket on a line is not restored: give it to l4vsadm -R itself";
+
+/// `-R`'s input as text.
+///
+/// # Errors
+/// Bytes that are not UTF-8: the number (1-based) of the first line that
+/// holds some, and why.
+pub fn restore_text(bytes: &[u8]) -> Result<&str, (usize, String)> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        (line + 1, "not UTF-8 text".to_string())
+    })
+}
 
 /// What clap found wrong with a restored line, in its words: its message
 /// up to the first empty line (`unexpected argument '--bogus' found`;

@@ -293,8 +293,9 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<Request>, FrameError> {
 /// `timeout` for its answer (the client side, `l4vsadm`).
 ///
 /// # Errors
-/// When the socket cannot be reached (with its path), the answer does not
-/// come in time, or it is not a response.
+/// When the socket cannot be reached, the director closes the connection
+/// without answering, the answer does not come in time, or it is not a
+/// response; each message names the socket's path.
 pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Response> {
     let mut s = UnixStream::connect(path).map_err(|e| {
         io::Error::new(
@@ -302,6 +303,22 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
             format!("cannot reach l4vs on {}: {e}", path.display()),
         )
     })?;
+    exchange(&mut s, req, timeout).map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+                "it closed the connection without answering (see its log)".to_string()
+            }
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                format!("no answer within {} s", timeout.as_secs_f64())
+            }
+            _ => e.to_string(),
+        };
+        io::Error::new(e.kind(), format!("l4vs on {}: {why}", path.display()))
+    })
+}
+
+/// One request and its response on a connected socket.
+fn exchange(s: &mut UnixStream, req: &Request, timeout: Duration) -> io::Result<Response> {
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.write_all(&encode(req))?;
@@ -316,7 +333,12 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
     }
     let mut body = vec![0u8; len];
     s.read_exact(&mut body)?;
-    serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    serde_json::from_slice(&body).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("its answer is not a response: {e}"),
+        )
+    })
 }
 
 /// The admin socket's path when the config names none:

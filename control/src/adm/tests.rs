@@ -438,6 +438,26 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
             Err((1, "only -A -E -D -C -a -e -d -Z --set lines restore".into()))
         );
     }
+    // A line's --socket would be silently ignored: it is refused.
+    assert_eq!(
+        parse_restore("-A -t 198.18.0.100:80\n-A -t 198.18.0.101:80 --socket /tmp/x.sock\n"),
+        Err((
+            2,
+            "--socket on a line is not restored: give it to l4vsadm -R itself".into()
+        ))
+    );
+    // A trailing comment is a word, refused as ipvsadm refuses it.
+    let (line, why) =
+        parse_restore("-A -t 198.18.0.100:80 # web\n").expect_err("a trailing comment");
+    assert_eq!(line, 1);
+    assert!(why.contains("'#'"), "{why}");
+    // Input that is not UTF-8 names its first such line.
+    assert_eq!(
+        restore_text(b"-A -t 198.18.0.100:80\n# caf\xe9\n-D -t 198.18.0.100:80\n"),
+        Err((2, "not UTF-8 text".into()))
+    );
+    assert_eq!(restore_text(b"\xff"), Err((1, "not UTF-8 text".into())));
+    assert_eq!(restore_text(b"-L\n"), Ok("-L\n"));
     // ipvsadm's checks and words for -p and -M.
     for (args, want) in [
         (

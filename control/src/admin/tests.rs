@@ -217,3 +217,39 @@ fn a_deferred_request_is_answered_by_its_ticket() {
     poll_until(&mut server, |_| unreachable!(), || waiting.is_finished());
     assert_eq!(waiting.join().unwrap().unwrap(), entries);
 }
+
+/// `call`'s errors say what happened, with the socket's path: a director
+/// that closes the connection without answering, and one that does not
+/// answer in time (not the bare "failed to fill whole buffer" or
+/// "Resource temporarily unavailable").
+#[test]
+fn a_call_that_gets_no_answer_says_why() {
+    let path = temp_path("no-answer");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        // The first client: read its request, close without answering.
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        drop(s);
+        // The second: keep it open, silent, until it gives up.
+        let (mut s, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let closed = call(&path, &Request::List, Duration::from_secs(5)).unwrap_err();
+    assert_eq!(
+        closed.to_string(),
+        format!(
+            "l4vs on {}: it closed the connection without answering (see its log)",
+            path.display()
+        )
+    );
+    let silent = call(&path, &Request::List, Duration::from_millis(200)).unwrap_err();
+    assert_eq!(
+        silent.to_string(),
+        format!("l4vs on {}: no answer within 0.2 s", path.display())
+    );
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

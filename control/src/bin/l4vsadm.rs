@@ -7,7 +7,7 @@
 use clap::Parser;
 use l4vs_control::adm::{
     count_templates, format_connections, format_daemons, format_list, format_save, format_timeouts,
-    parse_restore, Action, Cli, View,
+    parse_restore, restore_text, Action, Cli, View,
 };
 use l4vs_control::admin::{self, Request, Response};
 use std::io::Read;
@@ -30,12 +30,12 @@ fn main() -> ExitCode {
     };
     let request = match &action {
         Action::Restore => {
-            let mut text = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            let mut bytes = Vec::new();
+            if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
                 eprintln!("reading the commands to restore: {e}");
                 return ExitCode::from(2);
             }
-            match parse_restore(&text) {
+            match restore_text(&bytes).and_then(parse_restore) {
                 Ok(commands) => Request::Apply { commands },
                 Err((line, why)) => {
                     eprintln!("line {line}: {why}");

@@ -37,14 +37,25 @@ pub(super) fn weighted_least(
     stats: &[RealStats],
     overhead: impl Fn(&RealStats) -> u64,
 ) -> Option<usize> {
-    // The whole list walked in step, without an index check per real: this
-    // is every new connection's cost for wlc (100 reals: most of it).
-    let all = reals
-        .iter()
-        .zip(stats)
-        .enumerate()
-        .map(|(i, (r, s))| (i, r, s));
-    least_of(all, overhead)
+    // This walk is every new connection's cost for wlc (100 reals: most
+    // of it), so it is an index loop over two slices cut to one length:
+    // no bounds check and no iterator state per real (callgrind: 35
+    // instructions a real as a zip of the two, 31 as this loop).
+    let n = reals.len().min(stats.len());
+    let (reals, stats) = (&reals[..n], &stats[..n]);
+    let first = (0..n).find(|&i| available(&reals[i], &stats[i]))?;
+    let (mut li, mut loh, mut lw) = (first, overhead(&stats[first]), reals[first].weight);
+    for i in first + 1..n {
+        let s = &stats[i];
+        if s.is_overloaded() {
+            continue;
+        }
+        let (doh, w) = (overhead(s), reals[i].weight);
+        if ratio_gt(loh, w, doh, lw) {
+            (li, loh, lw) = (i, doh, w);
+        }
+    }
+    Some(li)
 }
 
 /// [`weighted_least`] over the reals `among`, in that order (lblcr's
@@ -151,6 +162,46 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::model::SchedulerKind;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// wlc's index loop picks what the iterator walk (`least_of`, as
+        /// `weighted_least_of` runs it over every index) picks: weights
+        /// with zeros and ties, small counts (ties of overhead), overloaded
+        /// reals, and lists of different lengths.
+        #[test]
+        fn weighted_least_is_the_walk_over_every_real(
+            list in proptest::collection::vec(
+                (
+                    prop_oneof![Just(0u32), 1u32..4, Just(100), Just(i32::MAX as u32)],
+                    0u32..4,
+                    0u32..600,
+                    any::<bool>(),
+                ),
+                0..40,
+            ),
+            extra_reals in 0usize..3,
+        ) {
+            let weights: Vec<u32> = list.iter().map(|e| e.0).collect();
+            let mut r = reals(&weights);
+            let st = loaded(&list.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>());
+            let mut trip = reals(&[1])[0];
+            trip.upper_threshold = 1;
+            for (s, e) in st.iter().zip(&list) {
+                if e.3 {
+                    s.conn_bound(&trip, false);
+                }
+            }
+            r.extend(reals(&vec![1; extra_reals]));
+            let every = 0..r.len();
+            for overhead in [RealStats::overhead, sed_overhead] {
+                prop_assert_eq!(
+                    weighted_least(&r, &st, overhead),
+                    weighted_least_of(&r, &st, every.clone(), overhead)
+                );
+            }
+        }
+    }
 
     #[test]
     fn lc_picks_least_overhead_first_wins() {

@@ -1349,22 +1349,25 @@ pub fn format_save(services: &[ServiceReport]) -> String {
     out
 }
 
-/// The words of one `ipvsadm-save` line as `-R` reads it (every word
-/// `ipvsadm` dropped); `None` for a blank line or a `#` comment, which
-/// the ipvsadm-restore script skips.
+/// The words of one `ipvsadm-save` line as `-R` reads it: every word
+/// `ipvsadm` dropped, and a comment, from a word that starts with `#` to
+/// the end of the line, as ipvsadm's `config_stream.c` documents ("Everything
+/// including and after a hash (#) on a line is ignored"). `None` for a
+/// line with no other words.
 pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
     let words: Vec<&str> = line
         .split([' ', '\t', '\r'])
-        .filter(|w| !w.is_empty() && *w != "ipvsadm")
+        .filter(|w| !w.is_empty())
+        .take_while(|w| !w.starts_with('#'))
+        .filter(|w| *w != "ipvsadm")
         .collect();
-    (!words.is_empty() && !words[0].starts_with('#')).then_some(words)
+    (!words.is_empty()).then_some(words)
 }
 
 /// `-R`: ipvsadm commands, one a line, as `-S` prints them: a word
-/// `ipvsadm` anywhere is dropped and blank lines are skipped; lines that
-/// start with `#` are comments, as the ipvsadm-restore script treats
-/// them (ipvsadm itself refuses them). A `#` later in a line is a word,
-/// refused as ipvsadm refuses it; so is `--socket` on a line.
+/// `ipvsadm` anywhere is dropped, blank lines are skipped, and a word
+/// that starts with `#` starts a comment to the end of the line
+/// ([`restore_words`]). `--socket` on a line is refused.
 ///
 /// # Errors
 /// The first line that does not parse or is not an operation, with its
@@ -1395,6 +1398,11 @@ const NOT_RESTORED: &str = "only -A -E -D -C -a -e -d -Z --set lines restore";
 /// director `-R` itself was pointed at.
 const SOCKET_NOT_RESTORED: &str =
     "--socket on a line is not restored: give it to l4vsadm -R itself";
+
+/// The most `-R` reads: the admin socket's request limit
+/// ([`crate::admin::MAX_REQUEST`], bytes). The commands travel as one
+/// request, which is no shorter than their text.
+pub const MAX_RESTORE_BYTES: usize = crate::admin::MAX_REQUEST;
 
 /// `-R`'s input as text.
 ///

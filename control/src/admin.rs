@@ -25,7 +25,7 @@
 use crate::table::{Command, ServiceReport};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -298,18 +298,36 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<Request>, FrameError> {
 /// response; each message names the socket's path.
 pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Response> {
     let mut s = UnixStream::connect(path).map_err(|e| {
+        // Connecting to a file that is not a socket says "connection
+        // refused", as if a director had gone: say what it is instead.
+        let not_socket = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_socket());
+        let why = if not_socket {
+            "not a socket".to_string()
+        } else {
+            e.to_string()
+        };
         io::Error::new(
             e.kind(),
-            format!("cannot reach l4vs on {}: {e}", path.display()),
+            format!("cannot reach l4vs on {}: {why}", path.display()),
         )
     })?;
     exchange(&mut s, req, timeout).map_err(|e| {
         let why = match e.kind() {
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+            // Closed before reading the whole request (a broken pipe on
+            // the write) or after it (end of stream on the read): the
+            // same event, told the same way.
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => {
                 "it closed the connection without answering (see its log)".to_string()
             }
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                format!("no answer within {} s", timeout.as_secs_f64())
+                let mut why = format!("no answer within {} s", timeout.as_secs_f64());
+                if matches!(req, Request::Apply { .. }) {
+                    why.push_str("; the change may or may not have been made: list with -Ln");
+                }
+                why
             }
             _ => e.to_string(),
         };

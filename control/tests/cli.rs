@@ -2,7 +2,8 @@
 //! config, and every bad input exits non-zero with a message that names
 //! what is wrong, before anything touches DPDK; so does a machine that
 //! cannot run the config, or ports another l4vs drives (root only: two
-//! real directors on `net_ring` ports).
+//! real directors on `net_ring` ports). Also `l4vsadm -R`'s checks of its
+//! input, made before it looks for a director.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -428,4 +429,58 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.end();
     }
+}
+
+/// `l4vsadm -R` with `input` on its stdin, no director anywhere.
+fn l4vsadm_restore(input: Vec<u8>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l4vsadm"))
+        .args(["--socket", "/nonexistent/l4vs-admin.sock", "-R"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running l4vsadm");
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from a thread: the child may stop reading before the end.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// `l4vsadm -R` checks its input before it looks for a director: a line
+/// that is not UTF-8 is named, and more than one request's worth of
+/// commands (16 MiB) is refused without reading on (it used to read all
+/// of stdin first, gigabytes from an endless one).
+#[test]
+fn l4vsadm_restore_refuses_bad_input_before_connecting() {
+    let out = l4vsadm_restore(b"-A -t 198.18.0.100:80 # caf\xe9\n".to_vec());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "line 1: not UTF-8 text\n"
+    );
+
+    let mut huge = b"-A -t 198.18.0.100:80\n".to_vec();
+    huge.resize((16 << 20) + 1, b' ');
+    let out = l4vsadm_restore(huge);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "the commands to restore are over 16 MiB, the most one request carries\n"
+    );
+
+    // Within the limit, the same input gets as far as the director.
+    let mut large = b"-A -t 198.18.0.100:80\n".to_vec();
+    large.resize(16 << 20, b' ');
+    let out = l4vsadm_restore(large);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("cannot reach l4vs on /nonexistent/l4vs-admin.sock"),
+        "{err}"
+    );
 }

@@ -446,11 +446,19 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
             "--socket on a line is not restored: give it to l4vsadm -R itself".into()
         ))
     );
-    // A trailing comment is a word, refused as ipvsadm refuses it.
-    let (line, why) =
-        parse_restore("-A -t 198.18.0.100:80 # web\n").expect_err("a trailing comment");
+    // A comment runs from a word that starts with # to the end of the
+    // line; a # inside a word is part of it.
+    assert_eq!(
+        parse_restore("-A -t 198.18.0.100:80 -s rr # the web VIP -s bogus\n  #indented\n"),
+        parse_restore("-A -t 198.18.0.100:80 -s rr\n")
+    );
+    assert_eq!(
+        parse_restore("-A -t 198.18.0.100:80 #-s bogus\n"),
+        parse_restore("-A -t 198.18.0.100:80\n")
+    );
+    let (line, why) = parse_restore("-A -t 198.18.0.100:80 -s rr#x\n").expect_err("rr#x");
     assert_eq!(line, 1);
-    assert!(why.contains("'#'"), "{why}");
+    assert!(why.contains("rr#x"), "{why}");
     // Input that is not UTF-8 names its first such line.
     assert_eq!(
         restore_text(b"-A -t 198.18.0.100:80\n# caf\xe9\n-D -t 198.18.0.100:80\n"),

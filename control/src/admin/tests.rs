@@ -245,11 +245,59 @@ fn a_call_that_gets_no_answer_says_why() {
             path.display()
         )
     );
-    let silent = call(&path, &Request::List, Duration::from_millis(200)).unwrap_err();
+    let silent = call(&path, &add_real(), Duration::from_millis(200)).unwrap_err();
     assert_eq!(
         silent.to_string(),
-        format!("l4vs on {}: no answer within 0.2 s", path.display())
+        format!(
+            "l4vs on {}: no answer within 0.2 s; the change may or may not have been made: list with -Ln",
+            path.display()
+        )
     );
     server.join().unwrap();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// A director that closes the connection before reading the request
+/// (the client's write then fails with a broken pipe, or its read sees
+/// the end) is told as one that closed without answering, whichever way
+/// the race goes; a path that is not a socket is named so.
+#[test]
+fn a_call_to_a_closed_or_wrong_socket_says_so() {
+    let path = temp_path("closes-at-once");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // A request larger than the socket's buffer, so that the write is
+    // still going on when the server closes.
+    let big = Request::Apply {
+        commands: vec![
+            match add_real() {
+                Request::Apply { commands } => commands[0].clone(),
+                _ => unreachable!(),
+            };
+            20_000
+        ],
+    };
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            drop(listener.accept().unwrap());
+        }
+    });
+    for req in [&Request::List, &big] {
+        let e = call(&path, req, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "l4vs on {}: it closed the connection without answering (see its log)",
+                path.display()
+            )
+        );
+    }
+    server.join().unwrap();
+    let file = path.with_file_name("regular");
+    std::fs::write(&file, b"").unwrap();
+    let e = call(&file, &Request::List, Duration::from_secs(5)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("cannot reach l4vs on {}: not a socket", file.display())
+    );
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

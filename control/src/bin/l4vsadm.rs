@@ -7,7 +7,7 @@
 use clap::Parser;
 use l4vs_control::adm::{
     count_templates, format_connections, format_daemons, format_list, format_save, format_timeouts,
-    parse_restore, restore_text, Action, Cli, View,
+    parse_restore, restore_text, Action, Cli, View, MAX_RESTORE_BYTES,
 };
 use l4vs_control::admin::{self, Request, Response};
 use std::io::Read;
@@ -31,8 +31,16 @@ fn main() -> ExitCode {
     let request = match &action {
         Action::Restore => {
             let mut bytes = Vec::new();
-            if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+            let limit = MAX_RESTORE_BYTES as u64 + 1;
+            if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
                 eprintln!("reading the commands to restore: {e}");
+                return ExitCode::from(2);
+            }
+            if bytes.len() > MAX_RESTORE_BYTES {
+                eprintln!(
+                    "the commands to restore are over {} MiB, the most one request carries",
+                    MAX_RESTORE_BYTES >> 20
+                );
                 return ExitCode::from(2);
             }
             match restore_text(&bytes).and_then(parse_restore) {

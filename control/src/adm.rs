@@ -1351,9 +1351,12 @@ pub fn format_save(services: &[ServiceReport]) -> String {
 
 /// The words of one `ipvsadm-save` line as `-R` reads it: every word
 /// `ipvsadm` dropped, and a comment, from a word that starts with `#` to
-/// the end of the line, as ipvsadm's `config_stream.c` documents ("Everything
-/// including and after a hash (#) on a line is ignored"). `None` for a
-/// line with no other words.
+/// the end of the line. ipvsadm's `config_stream.c` documents comments
+/// ("Everything including and after a hash (#) on a line is ignored"),
+/// but its code never finds one (it looks for `#` in the whitespace after
+/// a word), so ipvsadm 1.31 refuses what is skipped here; a `#` inside a
+/// word stays part of it, as there. `None` for a line with no other
+/// words.
 pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
     let words: Vec<&str> = line
         .split([' ', '\t', '\r'])
@@ -1375,20 +1378,51 @@ pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
 pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
     let mut commands = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let Some(words) = restore_words(line) else {
-            continue;
-        };
-        let cli = Cli::try_parse_from(std::iter::once("l4vsadm").chain(words.iter().copied()))
-            .map_err(|e| (n + 1, clap_reason(&e)))?;
-        if cli.socket.is_some() {
-            return Err((n + 1, SOCKET_NOT_RESTORED.into()));
-        }
-        match cli.action().map_err(|e| (n + 1, e.0))? {
-            Action::Apply(c) => commands.extend(c),
-            _ => return Err((n + 1, NOT_RESTORED.into())),
-        }
+        commands.extend(restore_line(n + 1, line)?);
     }
     Ok(commands)
+}
+
+/// [`parse_restore`] of bytes, as `l4vsadm -R` reads its stdin: a line
+/// that is not UTF-8 before its comment is an error with its number
+/// (`not UTF-8 text`); bytes in a comment do not matter.
+///
+/// # Errors
+/// As [`parse_restore`]: the first line that is wrong, with its number
+/// (1-based) and why.
+pub fn parse_restore_bytes(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
+    let mut commands = Vec::new();
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or_default();
+                let in_comment = valid.split([' ', '\t', '\r']).any(|w| w.starts_with('#'));
+                if !in_comment {
+                    return Err((n + 1, "not UTF-8 text".into()));
+                }
+                valid
+            }
+        };
+        commands.extend(restore_line(n + 1, text)?);
+    }
+    Ok(commands)
+}
+
+/// The commands of line `n` of a `-R` input.
+fn restore_line(n: usize, line: &str) -> Result<Vec<Command>, (usize, String)> {
+    let Some(words) = restore_words(line) else {
+        return Ok(Vec::new());
+    };
+    let cli = Cli::try_parse_from(std::iter::once("l4vsadm").chain(words.iter().copied()))
+        .map_err(|e| (n, clap_reason(&e)))?;
+    if cli.socket.is_some() {
+        return Err((n, SOCKET_NOT_RESTORED.into()));
+    }
+    match cli.action().map_err(|e| (n, e.0))? {
+        Action::Apply(c) => Ok(c),
+        _ => Err((n, NOT_RESTORED.into())),
+    }
 }
 
 /// Why a line that parses is not restored.
@@ -1399,25 +1433,12 @@ const NOT_RESTORED: &str = "only -A -E -D -C -a -e -d -Z --set lines restore";
 const SOCKET_NOT_RESTORED: &str =
     "--socket on a line is not restored: give it to l4vsadm -R itself";
 
-/// The most `-R` reads: the admin socket's request limit
-/// ([`crate::admin::MAX_REQUEST`], bytes). The commands travel as one
-/// request, which is no shorter than their text.
+/// The most `-R` reads, bytes: the admin socket's request limit
+/// ([`crate::admin::MAX_REQUEST`]). The commands travel as one request,
+/// whose JSON is longer than their text, so more input could not be sent
+/// unless most of it were comments; [`crate::admin::call`] checks the
+/// request itself.
 pub const MAX_RESTORE_BYTES: usize = crate::admin::MAX_REQUEST;
-
-/// `-R`'s input as text.
-///
-/// # Errors
-/// Bytes that are not UTF-8: the number (1-based) of the first line that
-/// holds some, and why.
-pub fn restore_text(bytes: &[u8]) -> Result<&str, (usize, String)> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        (line + 1, "not UTF-8 text".to_string())
-    })
-}
 
 /// What clap found wrong with a restored line, in its words: its message
 /// up to the first empty line (`unexpected argument '--bogus' found`;

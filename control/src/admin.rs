@@ -293,10 +293,24 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<Request>, FrameError> {
 /// `timeout` for its answer (the client side, `l4vsadm`).
 ///
 /// # Errors
-/// When the socket cannot be reached, the director closes the connection
+/// When the request is over [`MAX_REQUEST`] (checked before connecting),
+/// the socket cannot be reached, the director closes the connection
 /// without answering, the answer does not come in time, or it is not a
 /// response; each message names the socket's path.
 pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Response> {
+    let frame = encode(req);
+    if frame.len() - 4 > MAX_REQUEST {
+        // The director would refuse it; said here, not as a broken pipe.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "l4vs on {}: the request is {} bytes, over the {} MiB a director takes in one: send the commands in parts",
+                path.display(),
+                frame.len() - 4,
+                MAX_REQUEST >> 20
+            ),
+        ));
+    }
     let mut s = UnixStream::connect(path).map_err(|e| {
         // Connecting to a file that is not a socket says "connection
         // refused", as if a director had gone: say what it is instead.
@@ -311,7 +325,7 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
             format!("cannot reach l4vs on {}: {why}", path.display()),
         )
     })?;
-    exchange(&mut s, req, timeout).map_err(|e| {
+    exchange(&mut s, &frame, timeout).map_err(|e| {
         let why = match e.kind() {
             // Closed before reading the whole request (a broken pipe on
             // the write) or after it (end of stream on the read): the
@@ -323,9 +337,16 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
                 "it closed the connection without answering (see its log)".to_string()
             }
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                let listing = match req {
+                    Request::Apply { .. } => Some("-Ln"),
+                    Request::StartDaemon { .. } | Request::StopDaemon { .. } => Some("-L --daemon"),
+                    Request::List | Request::Yaml | Request::Connections => None,
+                };
                 let mut why = format!("no answer within {} s", timeout.as_secs_f64());
-                if matches!(req, Request::Apply { .. }) {
-                    why.push_str("; the change may or may not have been made: list with -Ln");
+                if let Some(listing) = listing {
+                    why.push_str(&format!(
+                        "; the change may or may not have been made: list with {listing}"
+                    ));
                 }
                 why
             }
@@ -335,11 +356,12 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
     })
 }
 
-/// One request and its response on a connected socket.
-fn exchange(s: &mut UnixStream, req: &Request, timeout: Duration) -> io::Result<Response> {
+/// One request (its encoded frame) and its response on a connected
+/// socket.
+fn exchange(s: &mut UnixStream, frame: &[u8], timeout: Duration) -> io::Result<Response> {
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    s.write_all(&encode(req))?;
+    s.write_all(frame)?;
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;

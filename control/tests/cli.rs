@@ -457,7 +457,7 @@ fn l4vsadm_restore(input: Vec<u8>) -> Output {
 /// of stdin first, gigabytes from an endless one).
 #[test]
 fn l4vsadm_restore_refuses_bad_input_before_connecting() {
-    let out = l4vsadm_restore(b"-A -t 198.18.0.100:80 # caf\xe9\n".to_vec());
+    let out = l4vsadm_restore(b"-A -t 198.18.0.100:80 -s caf\xe9\n".to_vec());
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -470,7 +470,7 @@ fn l4vsadm_restore_refuses_bad_input_before_connecting() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "the commands to restore are over 16 MiB, the most one request carries\n"
+        "the commands to restore are over 16 MiB, more than one request carries\n"
     );
 
     // Within the limit, the same input gets as far as the director.

@@ -20,8 +20,8 @@
 //!   probing alone refused 1.7 % of inserts in a test); only when both are
 //!   full does it spill past the first.
 //! - **Expiry**: a timer wheel of [`WHEEL_SLOTS`] one-second slots, each a
-//!   circular doubly linked list through the entries (sentinels sit after
-//!   the last entry). Refreshing a connection to a later time only
+//!   circular doubly linked list through the entries' links (the slots'
+//!   sentinels sit in the links array after the last entry's). Refreshing a connection to a later time only
 //!   rewrites its `expires`; when its slot comes round, an entry whose time
 //!   has not come is moved to the slot of its new time. A connection whose
 //!   time moves earlier (an RST puts it in CLOSE, a FIN in TIME_WAIT) is
@@ -581,8 +581,9 @@ impl ConnTable {
 
     /// The entry at `i`, mutable. Changing `expires` is how a connection is
     /// refreshed; a caller that moves it earlier must call
-    /// [`ConnTable::refile`] afterwards. Tuples, method and flags must not
-    /// be changed.
+    /// [`ConnTable::refile`] afterwards. Tuples, method and the
+    /// [`flags::TEMPLATE`] flag must not be changed: they decide which keys
+    /// index the entry.
     #[inline]
     pub fn get_mut(&mut self, i: u32) -> &mut Conn {
         &mut self.entries[i as usize].0
@@ -888,7 +889,7 @@ mod tests {
         let mut seen = Vec::new();
         let t =
             ConnTable::with_memory_advice(1000, 1, 0, |addr, len| seen.push((addr as usize, len)));
-        let entries = 1000 * core::mem::size_of::<Conn>();
+        let entries = 1000 * core::mem::size_of::<Aligned>();
         let links = (1000 + WHEEL_SLOTS as usize + 1) * core::mem::size_of::<Link>();
         let buckets = t.buckets.len() * core::mem::size_of::<Bucket>();
         assert_eq!(

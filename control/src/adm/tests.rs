@@ -448,24 +448,47 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
     );
     // A comment runs from a word that starts with # to the end of the
     // line; a # inside a word is part of it.
+    let plain = parse_restore("-A -t 198.18.0.100:80 -s rr\n").expect("a plain line");
+    assert_eq!(plain.len(), 1);
     assert_eq!(
         parse_restore("-A -t 198.18.0.100:80 -s rr # the web VIP -s bogus\n  #indented\n"),
-        parse_restore("-A -t 198.18.0.100:80 -s rr\n")
+        Ok(plain)
     );
     assert_eq!(
         parse_restore("-A -t 198.18.0.100:80 #-s bogus\n"),
         parse_restore("-A -t 198.18.0.100:80\n")
     );
+    assert!(parse_restore("-A -t 198.18.0.100:80\n").is_ok());
     let (line, why) = parse_restore("-A -t 198.18.0.100:80 -s rr#x\n").expect_err("rr#x");
     assert_eq!(line, 1);
     assert!(why.contains("rr#x"), "{why}");
-    // Input that is not UTF-8 names its first such line.
+    // Bytes that are not UTF-8 name their line, unless they are in a
+    // comment; the first wrong line is the one named, whatever is wrong
+    // with it.
     assert_eq!(
-        restore_text(b"-A -t 198.18.0.100:80\n# caf\xe9\n-D -t 198.18.0.100:80\n"),
+        parse_restore_bytes(b"-A -t 198.18.0.100:80\n-D -t 198.18.\xe9.100:80\n"),
         Err((2, "not UTF-8 text".into()))
     );
-    assert_eq!(restore_text(b"\xff"), Err((1, "not UTF-8 text".into())));
-    assert_eq!(restore_text(b"-L\n"), Ok("-L\n"));
+    assert_eq!(
+        parse_restore_bytes(b"\xff"),
+        Err((1, "not UTF-8 text".into()))
+    );
+    assert_eq!(
+        parse_restore_bytes(b"-A -t 198.18.0.100:80 # caf\xe9\r\n# \xff\n"),
+        parse_restore("-A -t 198.18.0.100:80\n")
+    );
+    let (line, why) =
+        parse_restore_bytes(b"-A -t 198.18.0.100:80 --bogus\n\n\xff\n").expect_err("line 1 first");
+    assert_eq!(line, 1);
+    assert!(why.contains("'--bogus'"), "{why}");
+    assert_eq!(
+        parse_restore_bytes(
+            b"-A -t 198.18.0.100:80 -s rr\r\n-a -t 198.18.0.100:80 -r 198.18.2.11:80 -m\n"
+        ),
+        parse_restore(
+            "-A -t 198.18.0.100:80 -s rr\r\n-a -t 198.18.0.100:80 -r 198.18.2.11:80 -m\n"
+        )
+    );
     // ipvsadm's checks and words for -p and -M.
     for (args, want) in [
         (

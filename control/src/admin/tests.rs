@@ -292,6 +292,23 @@ fn a_call_to_a_closed_or_wrong_socket_says_so() {
         );
     }
     server.join().unwrap();
+    // Over the director's limit: refused before connecting, in words.
+    let huge = Request::Apply {
+        commands: vec![
+            match add_real() {
+                Request::Apply { commands } => commands[0].clone(),
+                _ => unreachable!(),
+            };
+            MAX_REQUEST / 100
+        ],
+    };
+    let e = call(&path, &huge, Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(
+        e.to_string()
+            .ends_with("MiB a director takes in one: send the commands in parts"),
+        "{e}"
+    );
     let file = path.with_file_name("regular");
     std::fs::write(&file, b"").unwrap();
     let e = call(&file, &Request::List, Duration::from_secs(5)).unwrap_err();

@@ -7,7 +7,7 @@
 use clap::Parser;
 use l4vs_control::adm::{
     count_templates, format_connections, format_daemons, format_list, format_save, format_timeouts,
-    parse_restore, restore_text, Action, Cli, View, MAX_RESTORE_BYTES,
+    parse_restore_bytes, Action, Cli, View, MAX_RESTORE_BYTES,
 };
 use l4vs_control::admin::{self, Request, Response};
 use std::io::Read;
@@ -38,12 +38,12 @@ fn main() -> ExitCode {
             }
             if bytes.len() > MAX_RESTORE_BYTES {
                 eprintln!(
-                    "the commands to restore are over {} MiB, the most one request carries",
+                    "the commands to restore are over {} MiB, more than one request carries",
                     MAX_RESTORE_BYTES >> 20
                 );
                 return ExitCode::from(2);
             }
-            match restore_text(&bytes).and_then(parse_restore) {
+            match parse_restore_bytes(&bytes) {
                 Ok(commands) => Request::Apply { commands },
                 Err((line, why)) => {
                     eprintln!("line {line}: {why}");

@@ -181,10 +181,11 @@ mod tests {
                 0..40,
             ),
             extra_reals in 0usize..3,
+            extra_stats in 0usize..3,
         ) {
             let weights: Vec<u32> = list.iter().map(|e| e.0).collect();
             let mut r = reals(&weights);
-            let st = loaded(&list.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>());
+            let mut st = loaded(&list.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>());
             let mut trip = reals(&[1])[0];
             trip.upper_threshold = 1;
             for (s, e) in st.iter().zip(&list) {
@@ -193,6 +194,7 @@ mod tests {
                 }
             }
             r.extend(reals(&vec![1; extra_reals]));
+            st.extend(stats(extra_stats));
             let every = 0..r.len();
             for overhead in [RealStats::overhead, sed_overhead] {
                 prop_assert_eq!(

@@ -300,12 +300,14 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<Request>, FrameError> {
 pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Response> {
     let frame = encode(req);
     if frame.len() - 4 > MAX_REQUEST {
-        // The director would refuse it; said here, not as a broken pipe.
+        // The director would refuse it: said here, before connecting, and
+        // not as a broken pipe. (About 176 bytes of request per `-a`.)
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "l4vs on {}: the request is {} bytes, over the {} MiB a director takes in one: send the commands in parts",
-                path.display(),
+                "the request is {} bytes, over the {} MiB one request may carry \
+                 (about 90000 real servers); nothing was sent. A file split at a \
+                 service's -A line restores in parts, each part all or nothing",
                 frame.len() - 4,
                 MAX_REQUEST >> 20
             ),
@@ -325,20 +327,26 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
             format!("cannot reach l4vs on {}: {why}", path.display()),
         )
     })?;
-    exchange(&mut s, &frame, timeout).map_err(|e| {
-        let why = match e.kind() {
+    exchange(&mut s, &frame, timeout).map_err(|(stage, e)| {
+        let why = match (stage, e.kind()) {
             // Closed before reading the whole request (a broken pipe on
             // the write) or after it (end of stream on the read): the
             // same event, told the same way.
-            io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => {
-                "it closed the connection without answering (see its log)".to_string()
-            }
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            (
+                _,
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe,
+            ) => "it closed the connection without answering (see its log)".to_string(),
+            // The director takes a request only once all of it has come.
+            (Stage::Send, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => format!(
+                "it did not take the request within {} s; nothing was applied",
+                timeout.as_secs_f64()
+            ),
+            (Stage::Answer, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 let listing = match req {
-                    Request::Apply { .. } => Some("-Ln"),
+                    Request::Apply { commands } => Some(listing_of(commands)),
                     Request::StartDaemon { .. } | Request::StopDaemon { .. } => Some("-L --daemon"),
                     Request::List | Request::Yaml | Request::Connections => None,
                 };
@@ -356,28 +364,57 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
     })
 }
 
+/// The listing that shows what `commands` change: `-L --timeout` for
+/// `--set` alone, `-Ln --stats` for `-Z` alone, `-Ln` otherwise.
+fn listing_of(commands: &[Command]) -> &'static str {
+    if commands
+        .iter()
+        .all(|c| matches!(c, Command::SetTimeouts { .. }))
+    {
+        "-L --timeout"
+    } else if commands.iter().all(|c| matches!(c, Command::Zero(_))) {
+        "-Ln --stats"
+    } else {
+        "-Ln"
+    }
+}
+
+/// Where an exchange failed: sending the request, or waiting for (or
+/// reading) the answer.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Send,
+    Answer,
+}
+
 /// One request (its encoded frame) and its response on a connected
 /// socket.
-fn exchange(s: &mut UnixStream, frame: &[u8], timeout: Duration) -> io::Result<Response> {
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.write_all(frame)?;
+fn exchange(
+    s: &mut UnixStream,
+    frame: &[u8],
+    timeout: Duration,
+) -> Result<Response, (Stage, io::Error)> {
+    let send = |e| (Stage::Send, e);
+    s.set_read_timeout(Some(timeout)).map_err(send)?;
+    s.set_write_timeout(Some(timeout)).map_err(send)?;
+    s.write_all(frame).map_err(send)?;
+    let answer = |e| (Stage::Answer, e);
     let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
+    s.read_exact(&mut len).map_err(answer)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_RESPONSE {
-        return Err(io::Error::new(
+        return Err(answer(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("a response of {len} bytes is over the limit"),
-        ));
+        )));
     }
     let mut body = vec![0u8; len];
-    s.read_exact(&mut body)?;
+    s.read_exact(&mut body).map_err(answer)?;
     serde_json::from_slice(&body).map_err(|e| {
-        io::Error::new(
+        answer(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("its answer is not a response: {e}"),
-        )
+        ))
     })
 }
 

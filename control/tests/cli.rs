@@ -470,7 +470,7 @@ fn l4vsadm_restore_refuses_bad_input_before_connecting() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "the commands to restore are over 16 MiB, more than one request carries\n"
+        "the input to restore is over 16 MiB: more than one request may carry\n"
     );
 
     // Within the limit, the same input gets as far as the director.

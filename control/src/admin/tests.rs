@@ -304,9 +304,11 @@ fn a_call_to_a_closed_or_wrong_socket_says_so() {
     };
     let e = call(&path, &huge, Duration::from_secs(5)).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(e.to_string().starts_with("the request is "), "{e}");
     assert!(
-        e.to_string()
-            .ends_with("MiB a director takes in one: send the commands in parts"),
+        e.to_string().ends_with(
+            "A file split at a service's -A line restores in parts, each part all or nothing"
+        ),
         "{e}"
     );
     let file = path.with_file_name("regular");
@@ -317,4 +319,57 @@ fn a_call_to_a_closed_or_wrong_socket_says_so() {
         format!("cannot reach l4vs on {}: not a socket", file.display())
     );
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// A director that accepts but does not read a large request: the
+/// client's send times out, and it says that nothing was applied (the
+/// director takes a request only whole), not that it did not answer.
+#[test]
+fn a_request_not_taken_in_time_was_not_applied() {
+    let path = temp_path("not-reading");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (_kept, _) = listener.accept().unwrap();
+        let _ = wait.recv();
+    });
+    let big = Request::Apply {
+        commands: vec![
+            match add_real() {
+                Request::Apply { commands } => commands[0].clone(),
+                _ => unreachable!(),
+            };
+            20_000
+        ],
+    };
+    let e = call(&path, &big, Duration::from_millis(200)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "l4vs on {}: it did not take the request within 0.2 s; nothing was applied",
+            path.display()
+        )
+    );
+    done.send(()).unwrap();
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// The listing a timed-out change points at shows what it changes.
+#[test]
+fn a_timed_out_change_points_at_its_listing() {
+    let set = Command::SetTimeouts {
+        tcp: 10,
+        tcp_fin: 0,
+        udp: 0,
+    };
+    let zero = Command::Zero(None);
+    let add = match add_real() {
+        Request::Apply { commands } => commands[0].clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(listing_of(std::slice::from_ref(&set)), "-L --timeout");
+    assert_eq!(listing_of(std::slice::from_ref(&zero)), "-Ln --stats");
+    assert_eq!(listing_of(std::slice::from_ref(&add)), "-Ln");
+    assert_eq!(listing_of(&[zero, add, set]), "-Ln");
 }

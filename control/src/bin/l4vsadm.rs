@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             }
             if bytes.len() > MAX_RESTORE_BYTES {
                 eprintln!(
-                    "the commands to restore are over {} MiB, more than one request carries",
+                    "the input to restore is over {} MiB: more than one request may carry",
                     MAX_RESTORE_BYTES >> 20
                 );
                 return ExitCode::from(2);

@@ -23,6 +23,17 @@ fn add_real() -> Request {
     }
 }
 
+/// `n` copies of [`add_real`]'s command in one request: 20 000 make a
+/// request larger than a socket's buffer.
+fn add_reals(n: usize) -> Request {
+    let Request::Apply { commands } = add_real() else {
+        unreachable!("add_real is an Apply")
+    };
+    Request::Apply {
+        commands: vec![commands[0].clone(); n],
+    }
+}
+
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("l4vs-admin-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -267,15 +278,7 @@ fn a_call_to_a_closed_or_wrong_socket_says_so() {
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     // A request larger than the socket's buffer, so that the write is
     // still going on when the server closes.
-    let big = Request::Apply {
-        commands: vec![
-            match add_real() {
-                Request::Apply { commands } => commands[0].clone(),
-                _ => unreachable!(),
-            };
-            20_000
-        ],
-    };
+    let big = add_reals(20_000);
     let server = std::thread::spawn(move || {
         for _ in 0..2 {
             drop(listener.accept().unwrap());
@@ -293,15 +296,7 @@ fn a_call_to_a_closed_or_wrong_socket_says_so() {
     }
     server.join().unwrap();
     // Over the director's limit: refused before connecting, in words.
-    let huge = Request::Apply {
-        commands: vec![
-            match add_real() {
-                Request::Apply { commands } => commands[0].clone(),
-                _ => unreachable!(),
-            };
-            MAX_REQUEST / 100
-        ],
-    };
+    let huge = add_reals(MAX_REQUEST / 100);
     let e = call(&path, &huge, Duration::from_secs(5)).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     assert!(e.to_string().starts_with("the request is "), "{e}");
@@ -333,15 +328,7 @@ fn a_request_not_taken_in_time_was_not_applied() {
         let (_kept, _) = listener.accept().unwrap();
         let _ = wait.recv();
     });
-    let big = Request::Apply {
-        commands: vec![
-            match add_real() {
-                Request::Apply { commands } => commands[0].clone(),
-                _ => unreachable!(),
-            };
-            20_000
-        ],
-    };
+    let big = add_reals(20_000);
     let e = call(&path, &big, Duration::from_millis(200)).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -364,10 +351,10 @@ fn a_timed_out_change_points_at_its_listing() {
         udp: 0,
     };
     let zero = Command::Zero(None);
-    let add = match add_real() {
-        Request::Apply { commands } => commands[0].clone(),
-        _ => unreachable!(),
+    let Request::Apply { commands } = add_reals(1) else {
+        unreachable!()
     };
+    let add = commands[0].clone();
     assert_eq!(listing_of(std::slice::from_ref(&set)), "-L --timeout");
     assert_eq!(listing_of(std::slice::from_ref(&zero)), "-Ln --stats");
     assert_eq!(listing_of(std::slice::from_ref(&add)), "-Ln");

@@ -317,10 +317,19 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
         // Connecting to a file that is not a socket says "connection
         // refused", as if a director had gone: say what it is instead.
         let not_socket = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_socket());
-        let why = if not_socket {
-            "not a socket".to_string()
-        } else {
-            e.to_string()
+        let why = match e.kind() {
+            _ if not_socket => "not a socket".to_string(),
+            // Nothing there, or a socket left by a director that is gone.
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => format!(
+                "no director listens there ({}); is l4vs running in this network \
+                 namespace, and is that its admin_socket (--socket PATH names another)?",
+                if e.kind() == io::ErrorKind::NotFound {
+                    "no such socket"
+                } else {
+                    "connection refused"
+                }
+            ),
+            _ => e.to_string(),
         };
         io::Error::new(
             e.kind(),

@@ -313,6 +313,26 @@ fn a_call_to_a_closed_or_wrong_socket_says_so() {
         e.to_string(),
         format!("cannot reach l4vs on {}: not a socket", file.display())
     );
+    // Nothing there, and a socket nobody listens on: the likely causes.
+    let hint = "is l4vs running in this network namespace, and is that its admin_socket \
+                (--socket PATH names another)?";
+    let missing = path.with_file_name("missing.sock");
+    let e = call(&missing, &Request::List, Duration::from_secs(5)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cannot reach l4vs on {}: no director listens there (no such socket); {hint}",
+            missing.display()
+        )
+    );
+    let e = call(&path, &Request::List, Duration::from_secs(5)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cannot reach l4vs on {}: no director listens there (connection refused); {hint}",
+            path.display()
+        )
+    );
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 

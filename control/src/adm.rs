@@ -1358,13 +1358,16 @@ pub fn format_save(services: &[ServiceReport]) -> String {
 /// word stays part of it, as there. `None` for a line with no other
 /// words.
 pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
-    let words: Vec<&str> = line
-        .split([' ', '\t', '\r'])
-        .filter(|w| !w.is_empty())
+    let words: Vec<&str> = restore_tokens(line)
         .take_while(|w| !w.starts_with('#'))
         .filter(|w| *w != "ipvsadm")
         .collect();
     (!words.is_empty()).then_some(words)
+}
+
+/// The whitespace-separated words of a `-R` line, comments included.
+fn restore_tokens(line: &str) -> impl Iterator<Item = &str> {
+    line.split([' ', '\t', '\r']).filter(|w| !w.is_empty())
 }
 
 /// `-R`: ipvsadm commands, one a line, as `-S` prints them: a word
@@ -1376,11 +1379,7 @@ pub(crate) fn restore_words(line: &str) -> Option<Vec<&str>> {
 /// The first line that does not parse or is not an operation, with its
 /// number (1-based) and why.
 pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
-    let mut commands = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        commands.extend(restore_line(n + 1, line)?);
-    }
-    Ok(commands)
+    parse_restore_bytes(text.as_bytes())
 }
 
 /// [`parse_restore`] of bytes, as `l4vsadm -R` reads its stdin: a line
@@ -1397,7 +1396,7 @@ pub fn parse_restore_bytes(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)
             Ok(text) => text,
             Err(e) => {
                 let valid = std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or_default();
-                let in_comment = valid.split([' ', '\t', '\r']).any(|w| w.starts_with('#'));
+                let in_comment = restore_tokens(valid).any(|w| w.starts_with('#'));
                 if !in_comment {
                     return Err((n + 1, "not UTF-8 text".into()));
                 }

@@ -31,6 +31,7 @@
 //! writes names without `-n`), so that `-R` restores it without lookups.
 
 use crate::admin::{ConnEntry, Request};
+use crate::printable::{clap_text, try_parse_plain};
 use crate::table::{Command, RealReport, RealSpec, ServiceKey, ServiceReport, ServiceSpec};
 use clap::{ArgGroup, Parser};
 use l4vs_dataplane::model::{mask_prefix_len, ForwardMethod, Persistence, Protocol, SchedulerKind};
@@ -1413,7 +1414,7 @@ fn restore_line(n: usize, line: &str) -> Result<Vec<Command>, (usize, String)> {
     let Some(words) = restore_words(line) else {
         return Ok(Vec::new());
     };
-    let cli = Cli::try_parse_from(std::iter::once("l4vsadm").chain(words.iter().copied()))
+    let cli = try_parse_plain::<Cli>(std::iter::once("l4vsadm").chain(words.iter().copied()))
         .map_err(|e| (n, clap_reason(&e)))?;
     if cli.socket.is_some() {
         return Err((n, SOCKET_NOT_RESTORED.into()));
@@ -1455,7 +1456,7 @@ fn clap_reason(e: &clap::Error) -> String {
     ) {
         return NOT_RESTORED.into();
     }
-    let text = e.render().to_string();
+    let text = clap_text(e);
     let message: Vec<&str> = text
         .lines()
         .take_while(|l| !l.trim().is_empty())

@@ -100,7 +100,7 @@
 //!     port: 80              # required, 1..=65535
 //!     protocol: tcp         # required: tcp | udp
 //!     ops: false            # default false: one-packet scheduling (udp; no nat reals)
-//!     scheduler: rr         # required: rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos
+//!     scheduler: rr         # required: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos
 //!     sched_flags: []       # default []: sh-port sh-fallback (sh), mh-port mh-fallback (mh)
 //!     inhibit_on_failure: false  # default false: a failed real leaves the service (true: weight 0)
 //!     check:                # optional: keepalived's checkers, for every real of the service
@@ -182,7 +182,7 @@
 //! - `(vip, port, protocol)` is unique, and so is a service's optional
 //!   `name` (1 to 64 characters of `[A-Za-z0-9_-]`).
 //! - `scheduler`: an IPVS scheduler by its ipvsadm `-s` name: `rr wrr lc
-//!   wlc lblc lblcr dh sh sed nq mh fo ovf twos`. There is no default
+//!   wlc lblc lblcr dh sh sed nq fo ovf mh twos`. There is no default
 //!   (ipvsadm's is `wlc`), nor for `forward` (ipvsadm's, `-g` DR, surprises
 //!   anyone thinking of NAT): both are spelled out and printed.
 //! - `sched_flags`: ipvsadm's `-b` / keepalived's flags, by the names

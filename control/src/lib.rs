@@ -14,6 +14,7 @@ pub mod mbuf_packet;
 pub mod metrics;
 pub mod plan;
 pub mod port_io;
+pub mod printable;
 pub mod startup;
 pub mod stats;
 pub mod sync;

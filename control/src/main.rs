@@ -1,6 +1,7 @@
 //! `l4vs`: a Layer-4 virtual server (the Linux Virtual Server model) on DPDK.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use l4vs_control::printable::{parse_args, printable};
 use l4vs_control::{config, director, import, logging};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,7 +63,7 @@ enum ImportKind {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    match parse_args::<Cli>().command {
         Command::CheckConfig { file, config } => match file.or(config).map(|f| load(&f)) {
             // clap requires one of them.
             None => ExitCode::from(2),
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
                 match director::run(&cfg, &config) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
-                        eprintln!("l4vs: {e:#}");
+                        eprintln!("l4vs: {}", printable(&format!("{e:#}")));
                         ExitCode::FAILURE
                     }
                 }
@@ -92,7 +93,7 @@ fn main() -> ExitCode {
 /// The config at `path`, or exit status 2 once the error is printed.
 fn load(path: &Path) -> Result<config::Config, ExitCode> {
     config::load(path).map_err(|e| {
-        eprintln!("l4vs: invalid configuration: {e}");
+        eprintln!("l4vs: invalid configuration: {}", printable(&e.to_string()));
         ExitCode::from(2)
     })
 }
@@ -107,13 +108,13 @@ fn run_import(kind: ImportKind, file: &Path, base: Option<&Path>) -> ExitCode {
     match import::import(source, file, base) {
         Ok(imported) => {
             for w in &imported.warnings {
-                eprintln!("l4vs: import: {w}");
+                eprintln!("l4vs: import: {}", printable(&w.to_string()));
             }
             print!("{}", imported.yaml);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("l4vs: import: {e}");
+            eprintln!("l4vs: import: {}", printable(&e.to_string()));
             ExitCode::from(2)
         }
     }

@@ -484,3 +484,70 @@ fn l4vsadm_restore_refuses_bad_input_before_connecting() {
         "{err}"
     );
 }
+
+/// `l4vsadm` with `args`, no director anywhere.
+fn l4vsadm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_l4vsadm"))
+        .args(["--socket", "/nonexistent/l4vs-admin.sock"])
+        .args(args)
+        .output()
+        .expect("running l4vsadm")
+}
+
+/// What the user typed comes back printable: a byte-order mark, a
+/// terminal escape or a megabyte in an argument is escaped or cut in the
+/// error, from clap's parsing, from l4vsadm's own checks and from a `-R`
+/// line alike.
+#[test]
+fn l4vsadm_errors_show_what_was_typed_printably() {
+    // clap: an argument it does not know.
+    let out = l4vsadm(&["\u{feff}-A"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: unexpected argument '\\u{feff}-A' found\n"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{feff}'), "{err}");
+    // The rest of clap's message is as clap writes it: its usage line is
+    // not cut.
+    assert!(
+        err.contains("\nUsage: l4vsadm [OPTIONS] <--add-service|"),
+        "{err}"
+    );
+    assert!(!err.contains('…'), "{err}");
+
+    // l4vsadm's check of a scheduler name.
+    // (One argument can be up to 128 KiB long: MAX_ARG_STRLEN.)
+    let name = format!("\u{1b}[2J{}", "x".repeat(100_000));
+    let out = l4vsadm(&["-A", "-t", "198.18.0.100:80", "-s", &name]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "Scheduler not found: \\u{{1b}}[2J{}… ({} bytes) (l4vs has rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)\n",
+            "x".repeat(56),
+            name.len()
+        )
+    );
+
+    // l4vs itself prints its command-line errors so too.
+    let out = l4vs(&["check-config", "--\u{1b}bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: unexpected argument '--\\u{1b}bogus' found\n"),
+        "{err}"
+    );
+    assert!(err.contains("\nUsage: l4vs check-config"), "{err}");
+    assert!(!err.contains('…'), "{err}");
+
+    // A -R line: clap's reason, with the line's number.
+    let out = l4vsadm_restore(b"-A -t 198.18.0.100:80\n-a \x07bell\n".to_vec());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "line 2: unexpected argument '\\u{7}bell' found\n"
+    );
+}

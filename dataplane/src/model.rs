@@ -159,9 +159,11 @@ impl core::fmt::Display for SchedulerKind {
 }
 
 impl SchedulerKind {
-    /// Every scheduler name, in the order ipvsadm's man page lists them.
+    /// Every scheduler name: ipvsadm's (its man page's order, rr to nq,
+    /// then fo, ovf and mh as they were added), then the kernel's twos,
+    /// which ipvsadm does not list. `l4vsadm --help` lists them so too.
     pub const NAMES: [&'static str; 14] = [
-        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
         "twos",
     ];
 

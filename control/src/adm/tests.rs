@@ -214,8 +214,12 @@ fn bad_command_lines_are_refused() {
         err(&["-S", "-t", "198.18.0.100:80"]),
         "Illegal 'service-address' option with the 'save' command"
     );
-    assert!(
-        err(&["-A", "-t", "198.18.0.100:80", "-s", "xyz"]).starts_with("Scheduler not found: xyz")
+    assert_eq!(
+        err(&["-A", "-t", "198.18.0.100:80", "-s", "xyz"]),
+        format!(
+            "Scheduler not found: xyz (l4vs has {})",
+            SchedulerKind::NAMES.join(" ")
+        )
     );
     assert_eq!(
         err(&["-A", "-t", "198.18.0.100:80", "-s", "rr", "-b", "sh-port"]),
@@ -1168,4 +1172,20 @@ fn save_restores_big_weights_and_marks() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `--help` lists the schedulers in the order `Scheduler not found` does.
+#[test]
+fn help_lists_the_schedulers_as_the_error_does() {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let arg = cmd
+        .get_arguments()
+        .find(|a| a.get_id() == "scheduler")
+        .expect("the -s argument");
+    let help = arg.get_help().expect("-s has a help line").to_string();
+    assert_eq!(
+        help,
+        format!("Scheduler ({})", SchedulerKind::NAMES.join(" "))
+    );
 }

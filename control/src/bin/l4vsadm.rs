@@ -10,6 +10,7 @@ use l4vs_control::adm::{
     parse_restore_bytes, Action, Cli, View, MAX_RESTORE_BYTES,
 };
 use l4vs_control::admin::{self, Request, Response};
+use l4vs_control::printable::{parse_args, printable};
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,12 +20,12 @@ fn main() -> ExitCode {
     let cli = if std::env::args_os().len() <= 1 {
         Cli::parse_from(["l4vsadm", "-L"])
     } else {
-        Cli::parse()
+        parse_args::<Cli>()
     };
     let action = match cli.action() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", printable(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -33,7 +34,10 @@ fn main() -> ExitCode {
             let mut bytes = Vec::new();
             let limit = MAX_RESTORE_BYTES as u64 + 1;
             if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
-                eprintln!("reading the commands to restore: {e}");
+                eprintln!(
+                    "reading the commands to restore: {}",
+                    printable(&e.to_string())
+                );
                 return ExitCode::from(2);
             }
             if bytes.len() > MAX_RESTORE_BYTES {
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
             match parse_restore_bytes(&bytes) {
                 Ok(commands) => Request::Apply { commands },
                 Err((line, why)) => {
-                    eprintln!("line {line}: {why}");
+                    eprintln!("line {line}: {}", printable(&why));
                     return ExitCode::from(2);
                 }
             }
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
     let response = match admin::call(&path, &request, timeout) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", printable(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -100,7 +104,7 @@ fn main() -> ExitCode {
                         count_templates(&mut services, &entries)
                     }
                     Ok(Response::Error { message, .. }) => {
-                        eprintln!("{message}");
+                        eprintln!("{}", printable(&message));
                         return ExitCode::from(1);
                     }
                     Ok(_) => {
@@ -108,7 +112,7 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                     Err(e) => {
-                        eprintln!("{e}");
+                        eprintln!("{}", printable(&e.to_string()));
                         return ExitCode::from(2);
                     }
                 }
@@ -137,7 +141,7 @@ fn main() -> ExitCode {
             Response::Applied { .. },
         ) => ExitCode::SUCCESS,
         (_, Response::Error { message, .. }) => {
-            eprintln!("{message}");
+            eprintln!("{}", printable(&message));
             ExitCode::from(255)
         }
         (_, _) => {

@@ -499,7 +499,7 @@ fn unknown_scheduler() {
     );
     assert!(
         e.message
-            .contains("rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf twos"),
+            .contains("rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos"),
         "{e}"
     );
 }

@@ -31,7 +31,7 @@
 //! writes names without `-n`), so that `-R` restores it without lookups.
 
 use crate::admin::{ConnEntry, Request};
-use crate::printable::{clap_text, try_parse_plain};
+use crate::printable::{clap_message, try_parse_plain};
 use crate::table::{Command, RealReport, RealSpec, ServiceKey, ServiceReport, ServiceSpec};
 use clap::{ArgGroup, Parser};
 use l4vs_dataplane::model::{mask_prefix_len, ForwardMethod, Persistence, Protocol, SchedulerKind};
@@ -40,7 +40,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 pub use crate::config::DEFAULT_PERSISTENCE_S;
-use crate::config::{MAX_TIMEOUT_S, MAX_WEIGHT};
+use crate::config::{echo, echo_unquoted, MAX_TIMEOUT_S, MAX_WEIGHT};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -430,7 +430,10 @@ impl Cli {
             .or_else(|_| m.parse::<i32>().map(|n| n as u32))
         {
             Ok(m) if m > 0 => Ok(Some(ServiceKey::Fwmark(m))),
-            _ => Err(usage(format!("invalid fwmark value `{m}' specified"))),
+            _ => Err(usage(format!(
+                "invalid fwmark value `{}' specified",
+                echo_unquoted(m)
+            ))),
         }
     }
 
@@ -572,7 +575,8 @@ impl Cli {
         let name = self.scheduler.as_deref().unwrap_or("wlc");
         let mut s = SchedulerKind::from_name(name).ok_or_else(|| {
             usage(format!(
-                "Scheduler not found: {name} (l4vs has {})",
+                "Scheduler not found: {} (l4vs has {})",
+                echo(name),
                 SchedulerKind::NAMES.join(" ")
             ))
         })?;
@@ -582,9 +586,9 @@ impl Cli {
             .into_iter()
             .flat_map(|f| f.split(','))
         {
-            s = s
-                .with_flag(flag)
-                .ok_or_else(|| usage(format!("invalid scheduler flag for {name}: {flag}")))?;
+            s = s.with_flag(flag).ok_or_else(|| {
+                usage(format!("invalid scheduler flag for {name}: {}", echo(flag)))
+            })?;
         }
         Ok(s)
     }
@@ -609,7 +613,10 @@ impl Cli {
             Ok(timeout) if (1..=MAX_TIMEOUT_S).contains(&timeout) => {
                 Ok(Some(Persistence { timeout, netmask }))
             }
-            _ => Err(usage(format!("invalid timeout value `{t}' specified"))),
+            _ => Err(usage(format!(
+                "invalid timeout value `{}' specified",
+                echo_unquoted(t)
+            ))),
         }
     }
 
@@ -759,7 +766,10 @@ impl Cli {
             }
             let group = match &self.mcast_group {
                 Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
-                    usage(format!("illegal multicast group address specified: {g}"))
+                    usage(format!(
+                        "illegal multicast group address specified: {}",
+                        echo(g)
+                    ))
                 })?),
                 None => None,
             };
@@ -1444,7 +1454,8 @@ pub const MAX_RESTORE_BYTES: usize = crate::admin::MAX_REQUEST;
 /// up to the first empty line (`unexpected argument '--bogus' found`;
 /// `the following required arguments were not provided: <...>`, its
 /// lines joined), without its `error: ` prefix, its usage and its tips,
-/// which are about a command line, not a file's line. `-h` and `-V` on a
+/// which are about a command line, not a file's line; what the line
+/// held is quoted as [`clap_message`] quotes it. `-h` and `-V` on a
 /// line are not restored: clap's help and version are no reason.
 fn clap_reason(e: &clap::Error) -> String {
     use clap::error::ErrorKind;
@@ -1456,7 +1467,7 @@ fn clap_reason(e: &clap::Error) -> String {
     ) {
         return NOT_RESTORED.into();
     }
-    let text = clap_text(e);
+    let text = clap_message(e);
     let message: Vec<&str> = text
         .lines()
         .take_while(|l| !l.trim().is_empty())

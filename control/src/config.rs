@@ -1234,6 +1234,17 @@ pub(crate) fn echo(value: &str) -> String {
     }
 }
 
+/// `value` as [`echo`] shows it, without the backticks, for a message
+/// that quotes it its own way (ipvsadm's `` `value' ``, clap's
+/// `'value'`): escaped, and cut after [`MAX_ECHO_CHARS`] characters with
+/// `…` and the value's full length, `aaaa… (52428800 bytes)`.
+pub(crate) fn echo_unquoted(value: &str) -> String {
+    match clip(value, MAX_ECHO_CHARS) {
+        (shown, false) => shown,
+        (shown, true) => format!("{shown}… ({} bytes)", value.len()),
+    }
+}
+
 /// The start of `text` as it is safe to print: at most `max` characters,
 /// counting an escape as its length, cut on a character boundary; `true`
 /// when something was left out.
@@ -1279,7 +1290,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         key: String::new(),
         message,
     };
-    let bytes = read_config_file(path).map_err(fail)?;
+    let bytes = read_config_file(path, "the config file").map_err(fail)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         fail(format!(
             "the file is not UTF-8 text: invalid byte at offset {}",
@@ -1290,24 +1301,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// The bytes of the file at `path`, refused unless it is a regular file of
-/// at most [`MAX_CONFIG_BYTES`]; the error is the message.
-pub(crate) fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
-    let unreadable = |e: io::Error| format!("cannot read the config file: {e}");
+/// at most [`MAX_CONFIG_BYTES`]; the error is the message, which calls
+/// the file `what` (`the config file`, `the file to import`).
+pub(crate) fn read_config_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    let unreadable = |e: io::Error| format!("cannot read {what}: {e}");
     // Look before opening: opening a FIFO blocks until a writer comes.
-    check_config_file(&std::fs::metadata(path).map_err(unreadable)?)?;
+    check_config_file(&std::fs::metadata(path).map_err(unreadable)?, what)?;
     let f = File::open(path).map_err(unreadable)?;
     // The path may name another file by now.
-    check_config_file(&f.metadata().map_err(unreadable)?)?;
+    check_config_file(&f.metadata().map_err(unreadable)?, what)?;
     read_limited(f, MAX_CONFIG_BYTES)
         .map_err(unreadable)?
         .ok_or_else(|| too_large(None))
 }
 
-/// Whether `meta` is of a file [`load`] reads.
-fn check_config_file(meta: &Metadata) -> Result<(), String> {
+/// Whether `meta` is of a file [`read_config_file`] reads (`what`, for
+/// the message).
+fn check_config_file(meta: &Metadata, what: &str) -> Result<(), String> {
     if !meta.file_type().is_file() {
         return Err(format!(
-            "not a regular file: {}; the config must be a file",
+            "not a regular file: {}; {what} must be a file",
             describe_file_type(meta.file_type())
         ));
     }

@@ -1371,7 +1371,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     checker.set_plan(plan);
                 }
                 Err(e) => {
-                    error!(target: "l4vs", "reload rejected, keeping the running configuration: {e:#}")
+                    error!(
+                        target: "l4vs",
+                        "reload rejected, keeping the running configuration: {}",
+                        crate::printable::printable(&format!("{e:#}"))
+                    )
                 }
             }
             notify_service_manager(&[sd_notify::NotifyState::Ready]);

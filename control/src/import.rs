@@ -169,6 +169,8 @@ pub struct Imported {
 #[derive(Debug, Default)]
 struct Warnings {
     list: Vec<Warning>,
+    /// Warnings that sum up the others, printed after them.
+    summaries: Vec<Warning>,
     seen: HashSet<(Pos, String)>,
     /// The imported files in the order read.
     files: Vec<Arc<str>>,
@@ -182,8 +184,8 @@ impl Warnings {
         }
     }
 
-    /// The warnings by file and line; warnings about other files (the
-    /// base config) first.
+    /// The warnings by file and line, warnings about other files (the
+    /// base config) first; then the summaries, in the order made.
     fn sorted(mut self) -> Vec<Warning> {
         let files = self.files;
         self.list.sort_by_key(|w| {
@@ -195,7 +197,16 @@ impl Warnings {
                 w.pos.line,
             )
         });
+        self.list.append(&mut self.summaries);
         self.list
+    }
+
+    /// A warning that sums up the others: printed last.
+    fn sum_up(&mut self, pos: &Pos, message: impl Into<String>) {
+        self.summaries.push(Warning {
+            pos: pos.clone(),
+            message: message.into(),
+        });
     }
 
     fn warn(&mut self, pos: &Pos, message: impl Into<String>) {
@@ -275,9 +286,15 @@ pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Import
     let text = read_text(file).map_err(|m| error(&Pos::file(&name), m))?;
     let base = match base {
         Some(p) => {
+            // The config error's own place, said once: `FILE:LINE: base
+            // config: KEY: what`.
             let cfg = config::load(p).map_err(|e| ImportError {
-                pos: Pos::file(&p.display().to_string()),
-                message: format!("the base config is not valid: {e}"),
+                pos: Pos::new(&Arc::from(e.file.as_str()), e.line),
+                message: if e.key.is_empty() {
+                    format!("base config: {}", e.message)
+                } else {
+                    format!("base config: {}: {}", e.key, e.message)
+                },
             })?;
             Some((cfg, p.display().to_string()))
         }
@@ -293,7 +310,9 @@ pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Import
 
 /// [`import`] of `text`, read from a file called `file_name` (keepalived's
 /// `include` lines are resolved relative to its directory); `base` is a
-/// config and its file name.
+/// config and its file name. A byte-order mark at the start of the text
+/// is skipped, as the config's YAML reader skips one (an editor may write
+/// it; keepalived would take it as part of the first keyword).
 ///
 /// # Errors
 /// As [`import`].
@@ -303,6 +322,7 @@ pub fn import_text(
     file_name: &str,
     base: Option<(&Config, &str)>,
 ) -> Result<Imported, ImportError> {
+    let text = without_bom(text);
     let file: Arc<str> = Arc::from(file_name);
     let mut warnings = Warnings::default();
     warnings.read_file(&file);
@@ -328,13 +348,18 @@ pub fn import_text(
 
 /// The text of an imported file, read as a config is.
 fn read_text(path: &Path) -> Result<String, String> {
-    let bytes = config::read_config_file(path)?;
+    let bytes = config::read_config_file(path, "the file to import")?;
     String::from_utf8(bytes).map_err(|e| {
         format!(
             "the file is not UTF-8 text: invalid byte at offset {}",
             e.utf8_error().valid_up_to()
         )
     })
+}
+
+/// `text` without a UTF-8 byte-order mark (U+FEFF) at its start.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// The destination of a placeholder `firewall_marks` rule: TEST-NET-1
@@ -412,7 +437,7 @@ fn finish(
             .map_err(|e| error(pos, e.to_string()))?;
     }
     if plan.services.is_empty() {
-        warnings.warn(
+        warnings.sum_up(
             &file_pos,
             "no virtual service is carried over (the warnings above say why for each one left out)",
         );

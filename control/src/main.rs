@@ -1,6 +1,6 @@
 //! `l4vs`: a Layer-4 virtual server (the Linux Virtual Server model) on DPDK.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use l4vs_control::printable::{parse_args, printable};
 use l4vs_control::{config, director, import, logging};
 use std::path::{Path, PathBuf};
@@ -27,12 +27,13 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a configuration and print it with defaults filled in.
+    // One of the two, named so in the usage line and its error.
+    #[command(group(ArgGroup::new("configuration").required(true).args(["file", "config"])))]
     CheckConfig {
         /// The YAML configuration (or `--config FILE`, as `run` takes it).
-        #[arg(required_unless_present = "config")]
         file: Option<PathBuf>,
         /// The YAML configuration, as `run` takes it.
-        #[arg(long, short, conflicts_with = "file")]
+        #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Print an l4vs config equivalent to an ipvsadm-save file or a

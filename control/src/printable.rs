@@ -1,56 +1,29 @@
-//! Messages as a terminal can show them. An error that quotes what the
-//! user gave (an argument, a `-R` line, a config value) quotes it as
-//! given, and that may be a megabyte, or hold NUL, terminal escapes or an
-//! invisible byte-order mark. [`printable`] is applied where `l4vsadm`
-//! and `l4vs` print such a message, so each error keeps its own words.
+//! How `l4vsadm` and `l4vs` print messages that hold what the user typed
+//! (an argument, a `-R` line, a file name, a director's answer quoting a
+//! name). A value in a message is quoted by [`crate::config::echo`]'s
+//! rules where the message is made: control characters, zero-width and
+//! bidirectional characters and the byte-order mark escaped (`\u{1b}`,
+//! `\n`), and cut after [`crate::config::MAX_ECHO_CHARS`] characters with
+//! its length. This module applies the same rules to what clap's errors
+//! quote, and, as a last guard, to whole one-line messages.
 
-use std::fmt::Write;
+use crate::config::{clip, echo_unquoted};
 
-/// The longest word (a run of characters between spaces or line breaks)
-/// shown whole, in characters: longer than any the programs write
-/// themselves (clap's usage line for `l4vsadm` has one of about 140,
-/// its alternatives joined by `|`; a test holds both programs' usage
-/// lines under it).
-pub const LONGEST_WORD: usize = 200;
-
-/// How much of a longer word is shown, in characters.
-const KEPT: usize = 60;
-
-/// `text` with every character a terminal would not show as itself
-/// escaped as Rust writes it in a string literal (`\0`, `\u{1b}`,
-/// `\u{feff}`; tabs and carriage returns as `\t` and `\r`), quotes and
-/// backslashes left as they are, and each word longer than
-/// [`LONGEST_WORD`] characters cut to its first 60, followed by
-/// `… (N bytes)` with its length in bytes. Line breaks are kept.
-///
-/// What counts as not shown is what `char::escape_debug` escapes: control
-/// characters, format characters such as U+FEFF and the bidirectional
-/// overrides, unassigned code points, and combining marks (as they would
-/// join the character before them).
+/// `text` with every character that [`crate::config::echo`] escapes
+/// escaped, line breaks included, and nothing cut: a one-line message
+/// whose parts were not all made by l4vs (a file name, a director's
+/// answer), so that no part of it can end the line or rewrite the
+/// terminal. Values in it are expected to be cut where it was made.
 pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(1024));
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        for (j, word) in line.split(' ').enumerate() {
-            if j > 0 {
-                out.push(' ');
-            }
-            if word.chars().nth(LONGEST_WORD).is_some() {
-                push_escaped(&mut out, word.chars().take(KEPT));
-                let _ = write!(out, "… ({} bytes)", word.len());
-            } else {
-                push_escaped(&mut out, word.chars());
-            }
-        }
-    }
-    out
+    clip(text, usize::MAX).0
 }
 
 /// The command line parsed as `C`, as `C::parse()` does, except that a
-/// command-line error is printed through [`printable`] (without clap's
-/// colours). Help and version are printed as clap prints them, exit 0.
+/// command-line error is printed as [`clap_message`] gives it (without
+/// clap's colours). Help and version are printed as clap prints them,
+/// with exit status 0, without bold or underline (plain styles). The help
+/// printed for a missing subcommand (`l4vs` alone) is an error: on
+/// stderr, status 2.
 ///
 /// Exits with status 2 (clap's) after printing an error; returns
 /// otherwise.
@@ -59,102 +32,132 @@ pub fn parse_args<C: clap::Parser>() -> C {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            eprint!("{}", printable(&clap_text(&e)));
+            eprint!("{}", clap_message(&e));
             std::process::exit(2);
         }
     }
 }
 
 /// `args` (the program's name first) parsed as `C` with clap's plain
-/// styles, so that [`clap_text`] of an error holds no style sequences.
+/// styles, so that [`clap_message`] of an error holds no style sequences.
 ///
 /// # Errors
 /// clap's, for what `C` does not take (help and version among them).
 pub fn try_parse_plain<C: clap::Parser>(
     args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
 ) -> Result<C, clap::Error> {
-    C::command()
-        .styles(clap::builder::Styles::plain())
-        .try_get_matches_from(args)
-        .and_then(|mut m| C::from_arg_matches_mut(&mut m))
+    let mut cmd = C::command().styles(clap::builder::Styles::plain());
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    // As clap's own try_parse_from: with the usage of the command.
+    C::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
 }
 
-/// The text of a clap error from [`try_parse_plain`], with what the user
-/// typed in it as typed, for [`printable`]: clap's plain text would strip
-/// every escape sequence, a user's too, together with the character
-/// after its ESC, and drop other control characters unseen.
-pub fn clap_text(e: &clap::Error) -> String {
-    e.render().ansi().to_string()
-}
-
-fn push_escaped(out: &mut String, chars: impl Iterator<Item = char>) {
-    for c in chars {
-        match c {
-            '\'' | '"' | '\\' => out.push(c),
-            c => out.extend(c.escape_debug()),
+/// The text of a clap error from [`try_parse_plain`], its lines as clap
+/// writes them, with each value the user gave (the error's context: the
+/// unexpected argument, the invalid value) shown as
+/// [`crate::config::echo`] shows a value, inside clap's own quotes, and
+/// anything else that would not print escaped as by [`printable`].
+///
+/// The text is taken with its escape sequences: clap's plain text strips
+/// every sequence, a user's too, together with the character after its
+/// ESC, and drops other control characters unseen.
+pub fn clap_message(e: &clap::Error) -> String {
+    use clap::error::ContextValue;
+    let mut text = e.render().ansi().to_string();
+    let mut values: Vec<&str> = e
+        .context()
+        .flat_map(|(_, v)| match v {
+            ContextValue::String(s) => vec![s.as_str()],
+            ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    // Longest first: a value inside another is replaced inside it.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in values {
+        let shown = echo_unquoted(v);
+        if shown != v {
+            text = text.replace(v, &shown);
         }
     }
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MAX_ECHO_CHARS;
+
+    #[derive(clap::Parser, Debug)]
+    #[command(name = "demo")]
+    struct Demo {
+        #[arg(short = 's', value_parser = ["rr", "wlc"])]
+        scheduler: Option<String>,
+    }
+
+    fn message(args: &[&str]) -> String {
+        let e = try_parse_plain::<Demo>(std::iter::once("demo").chain(args.iter().copied()))
+            .expect_err("refused");
+        clap_message(&e)
+    }
 
     #[test]
     fn ordinary_messages_are_unchanged() {
         for m in [
-            "Scheduler not found: rrr (l4vs has rr wrr)",
-            "line 3: unexpected argument '--bogus' found",
-            "invalid fwmark value `0x' specified\n\nUsage: l4vsadm",
+            "Scheduler not found: `rrr` (l4vs has rr wrr)",
             "l4vs on /run/l4vs.sock: no answer within 10 s",
             "Dienst „web“ – café",
             "",
         ] {
             assert_eq!(printable(m), m);
         }
+        let m = message(&["--bogus"]);
+        assert!(
+            m.starts_with("error: unexpected argument '--bogus' found\n"),
+            "{m}"
+        );
+        assert!(m.contains("\nUsage: demo [OPTIONS]\n"), "{m}");
     }
 
     #[test]
-    fn control_and_invisible_characters_are_escaped() {
+    fn a_one_line_message_stays_one_line_and_prints() {
         assert_eq!(
-            printable("unexpected argument '\u{feff}-A' found"),
-            "unexpected argument '\\u{feff}-A' found"
-        );
-        assert_eq!(printable("a\0b\u{1b}[2Jc"), "a\\0b\\u{1b}[2Jc");
-        assert_eq!(printable("x\ty\r"), "x\\ty\\r");
-        assert_eq!(printable("right\u{202e}txt.exe"), "right\\u{202e}txt.exe");
-        // A line break stays one: messages have several lines.
-        assert_eq!(printable("one\ntwo"), "one\ntwo");
-    }
-
-    #[test]
-    fn long_words_are_cut_with_their_length() {
-        let value = "A".repeat(1 << 20);
-        let shown = printable(&format!("Scheduler not found: {value} (l4vs has rr)"));
-        assert_eq!(
-            shown,
-            format!(
-                "Scheduler not found: {}… ({} bytes) (l4vs has rr)",
-                "A".repeat(KEPT),
-                1 << 20
-            )
-        );
-        // The longest word shown whole is shown whole.
-        let edge = "b".repeat(LONGEST_WORD);
-        assert_eq!(printable(&edge), edge);
-        let over = "é".repeat(LONGEST_WORD + 1);
-        assert_eq!(
-            printable(&over),
-            format!("{}… ({} bytes)", "é".repeat(KEPT), over.len())
+            printable("cannot read a\nline 1: fake\u{1b}[2J\0\u{feff}\u{202e}"),
+            "cannot read a\\nline 1: fake\\u{1b}[2J\\u{0}\\u{feff}\\u{202e}"
         );
     }
 
     #[test]
-    fn a_cut_word_is_escaped_too() {
-        let word = format!("\u{1b}{}", "z".repeat(LONGEST_WORD));
-        assert_eq!(
-            printable(&word),
-            format!("\\u{{1b}}{}… ({} bytes)", "z".repeat(KEPT - 1), word.len())
+    fn clap_quotes_what_was_typed_as_a_config_error_does() {
+        // A control character, a line break and a byte-order mark.
+        let m = message(&["\u{feff}-A\u{7}\nerror: fake"]);
+        assert!(
+            m.starts_with("error: unexpected argument '\\u{feff}-A\\u{7}\\nerror: fake' found\n"),
+            "{m}"
+        );
+        // A megabyte, with spaces in it, is cut once, inside clap's quotes.
+        let long = "ab ".repeat(1 << 18);
+        let m = message(&["-s", &long]);
+        let cut = format!(
+            "'{}… ({} bytes)'",
+            clip(&long, MAX_ECHO_CHARS).0,
+            long.len()
+        );
+        assert!(
+            m.starts_with(&format!("error: invalid value {cut} for")),
+            "{m}"
+        );
+        assert!(m.len() < 1000, "{m}");
+        // Values that print are left as they are, even when short ones
+        // appear elsewhere in the text.
+        let m = message(&["-s", "e"]);
+        assert!(
+            m.starts_with("error: invalid value 'e' for '-s <SCHEDULER>'"),
+            "{m}"
         );
     }
 }

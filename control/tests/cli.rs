@@ -495,9 +495,9 @@ fn l4vsadm(args: &[&str]) -> Output {
 }
 
 /// What the user typed comes back printable: a byte-order mark, a
-/// terminal escape or a megabyte in an argument is escaped or cut in the
-/// error, from clap's parsing, from l4vsadm's own checks and from a `-R`
-/// line alike.
+/// terminal escape, a line break or 100 KB in an argument is escaped or
+/// cut in the error, from clap's parsing, from l4vsadm's own checks and
+/// from a `-R` line alike, as a config error quotes a value.
 #[test]
 fn l4vsadm_errors_show_what_was_typed_printably() {
     // clap: an argument it does not know.
@@ -509,15 +509,15 @@ fn l4vsadm_errors_show_what_was_typed_printably() {
         "{err}"
     );
     assert!(!err.contains('\u{feff}'), "{err}");
-    // The rest of clap's message is as clap writes it: its usage line is
-    // not cut.
+    // The rest of clap's message is as clap writes it.
     assert!(
         err.contains("\nUsage: l4vsadm [OPTIONS] <--add-service|"),
         "{err}"
     );
     assert!(!err.contains('…'), "{err}");
 
-    // l4vsadm's check of a scheduler name.
+    // l4vsadm's check of a scheduler name: escaped and cut at 64
+    // characters, an escape counting as its length, as in a config error.
     // (One argument can be up to 128 KiB long: MAX_ARG_STRLEN.)
     let name = format!("\u{1b}[2J{}", "x".repeat(100_000));
     let out = l4vsadm(&["-A", "-t", "198.18.0.100:80", "-s", &name]);
@@ -526,10 +526,15 @@ fn l4vsadm_errors_show_what_was_typed_printably() {
     assert_eq!(
         err,
         format!(
-            "Scheduler not found: \\u{{1b}}[2J{}… ({} bytes) (l4vs has rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)\n",
-            "x".repeat(56),
-            name.len()
+            "Scheduler not found: `\\u{{1b}}[2J{}…` (100004 bytes) (l4vs has rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)\n",
+            "x".repeat(55),
         )
+    );
+    // A line break cannot make a second message.
+    let out = l4vsadm(&["-A", "-t", "198.18.0.100:80", "-s", "x\nline 1: fake"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().next(),
+        Some("Scheduler not found: `x\\nline 1: fake` (l4vs has rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)")
     );
 
     // l4vs itself prints its command-line errors so too.
@@ -541,7 +546,19 @@ fn l4vsadm_errors_show_what_was_typed_printably() {
         "{err}"
     );
     assert!(err.contains("\nUsage: l4vs check-config"), "{err}");
-    assert!(!err.contains('…'), "{err}");
+    // check-config takes its file either way, and says so.
+    let out = l4vs(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("\nUsage: l4vs check-config <FILE|--config <CONFIG>>\n"),
+        "{err}"
+    );
+    // l4vs alone: its help, on stderr, status 2, as clap has it.
+    let out = l4vs(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("\nUsage: l4vs <COMMAND>\n"), "{err}");
 
     // A -R line: clap's reason, with the line's number.
     let out = l4vsadm_restore(b"-A -t 198.18.0.100:80\n-a \x07bell\n".to_vec());

@@ -698,7 +698,7 @@ fn broken_files_are_refused_with_file_and_line() {
     assert!(
         err.len() == 1
             && err[0].starts_with(&format!(
-                "l4vs: import: {}:2: not an ipvsadm command l4vs knows: ",
+                "l4vs: import: {}:2: this line cannot be carried over: ",
                 bad.display()
             )),
         "{err:#?}"
@@ -708,6 +708,39 @@ fn broken_files_are_refused_with_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr_lines(&out),
-        ["l4vs: import: /nonexistent/keepalived.conf: cannot read the config file: No such file or directory (os error 2)"]
+        ["l4vs: import: /nonexistent/keepalived.conf: cannot read the file to import: No such file or directory (os error 2)"]
+    );
+
+    // A base config's error is said once, with its own place.
+    let out = l4vs(&[
+        "import",
+        "ipvsadm",
+        bad.to_str().unwrap(),
+        "--base",
+        "/nonexistent/base.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_lines(&out),
+        ["l4vs: import: /nonexistent/base.yaml: base config: cannot read the config file: No such file or directory (os error 2)"]
+    );
+    let base = dir.join("base.yaml");
+    std::fs::write(&base, "# a base config\nnonsense: 1\n").unwrap();
+    let out = l4vs(&[
+        "import",
+        "ipvsadm",
+        bad.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_lines(&out);
+    assert!(
+        err.len() == 1
+            && err[0].starts_with(&format!(
+                "l4vs: import: {}:2: base config: nonsense: unknown key `nonsense`",
+                base.display()
+            )),
+        "{err:#?}"
     );
 }

@@ -217,13 +217,13 @@ fn bad_command_lines_are_refused() {
     assert_eq!(
         err(&["-A", "-t", "198.18.0.100:80", "-s", "xyz"]),
         format!(
-            "Scheduler not found: xyz (l4vs has {})",
+            "Scheduler not found: `xyz` (l4vs has {})",
             SchedulerKind::NAMES.join(" ")
         )
     );
     assert_eq!(
         err(&["-A", "-t", "198.18.0.100:80", "-s", "rr", "-b", "sh-port"]),
-        "invalid scheduler flag for rr: sh-port"
+        "invalid scheduler flag for rr: `sh-port`"
     );
     assert_eq!(
         err(&[
@@ -1015,7 +1015,7 @@ fn sync_daemon_command_lines() {
     );
     assert_eq!(
         refused(&["--start-daemon", "master", "--mcast-group", "x"]),
-        "illegal multicast group address specified: x"
+        "illegal multicast group address specified: `x`"
     );
 }
 

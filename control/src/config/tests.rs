@@ -1333,7 +1333,7 @@ fn load_refuses_a_fifo() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: not a regular file: a FIFO (named pipe); the config must be a file",
+            "{}: not a regular file: a FIFO (named pipe); the config file must be a file",
             fifo.display()
         )
     );

@@ -25,7 +25,7 @@ use crate::table::{Command, Network, RealSpec, ServiceKey, ServiceTable};
 /// The services and timeouts of ipvsadm-save text from file `file`.
 ///
 /// # Errors
-/// The first line that is not an ipvsadm command l4vs takes, or that a
+/// The first line that l4vs cannot take as an ipvsadm command, or that a
 /// table rule refuses, with its number.
 pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan, ImportError> {
     // Every real server is reachable here: reachability is checked
@@ -63,7 +63,7 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
             continue;
         }
         let commands = adm::parse_restore(line)
-            .map_err(|(_, m)| error(&pos, format!("not an ipvsadm command l4vs knows: {m}")))?;
+            .map_err(|(_, m)| error(&pos, format!("this line cannot be carried over: {m}")))?;
         for c in commands {
             match &c {
                 Command::Zero(_) => {

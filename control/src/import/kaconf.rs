@@ -240,7 +240,7 @@ impl Lexer<'_> {
                     format!("include {name}: the file includes itself (through this line), which would never end"),
                 ));
             }
-            let bytes = config::read_config_file(&m)
+            let bytes = config::read_config_file(&m, "the included file")
                 .map_err(|e| error(pos, format!("include {name}: {e}")))?;
             self.bytes += bytes.len() as u64;
             if self.bytes > config::MAX_CONFIG_BYTES {
@@ -264,7 +264,7 @@ impl Lexer<'_> {
             let sub_dir = m.parent().map(Path::to_path_buf).unwrap_or_default();
             self.stack.push(canonical);
             self.warnings.read_file(&name);
-            self.file(&text, &name, &sub_dir)?;
+            self.file(super::without_bom(&text), &name, &sub_dir)?;
             self.stack.pop();
         }
         Ok(())

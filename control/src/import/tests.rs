@@ -133,8 +133,8 @@ fn conditional_lines_are_refused_where_they_are_carried_over() {
     assert_eq!(
         warnings(&i),
         [
-            "k.conf: no virtual service is carried over (the warnings above say why for each one left out)",
-            "k.conf:2: router_id is not carried over (global_defs)"
+            "k.conf:2: router_id is not carried over (global_defs)",
+            "k.conf: no virtual service is carried over (the warnings above say why for each one left out)"
         ]
     );
 }
@@ -192,6 +192,33 @@ fn includes_are_followed_relative_to_the_including_file() {
             format!("{m}:6: include `none/*.conf`: no file matches, so nothing is included (keepalived passes over it too)"),
         ]
     );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A byte-order mark that an editor wrote at the start of a file is
+/// skipped, in the imported file and in an included one: the first
+/// block is carried over (it was a warning about a keyword `\u{feff}
+/// virtual_server`, and no service).
+#[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let i = ka("\u{feff}virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.1.1 80\n}\n").unwrap();
+    service(&i.config, "tcp-10-0-0-1-80");
+    assert_eq!(warnings(&i), Vec::<String>::new());
+    let i = adm("\u{feff}-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n").unwrap();
+    assert_eq!(service(&i.config, "tcp-10-0-0-1-80").reals.len(), 1);
+
+    let d = temp_dir("bom");
+    std::fs::write(d.join("reals.conf"), "\u{feff}real_server 10.0.1.2 80\n").unwrap();
+    let main = d.join("main.conf");
+    std::fs::write(
+        &main,
+        "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  include reals.conf\n}\n",
+    )
+    .unwrap();
+    let i = import(Source::Keepalived, &main, None).unwrap();
+    let s = service(&i.config, "tcp-10-0-0-1-80");
+    assert_eq!(s.reals.len(), 1);
+    assert_eq!(s.reals[0].address.to_string(), "10.0.1.2");
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -1494,7 +1521,7 @@ fn ipvsadm_errors_name_their_line() {
     );
     let (line, m) = err_at(adm("\n-A -t 198.18.1.1:80 -s wlc --frobnicate\n"));
     assert_eq!(line, 2);
-    assert!(m.starts_with("not an ipvsadm command l4vs knows: "), "{m}");
+    assert!(m.starts_with("this line cannot be carried over: "), "{m}");
     let (line, m) = err_at(adm("-a -t 198.18.1.1:80 -r 198.18.2.1:80 -m\n"));
     assert_eq!((line, m.as_str()), (1, "Service not defined"));
     let (line, m) = err_at(adm(

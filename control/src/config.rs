@@ -12,7 +12,10 @@
 //! form `FILE:LINE:COL: KEY: MESSAGE`, e.g.
 //! `configs/x.yaml:14:7: services[0].reals[1].weight: must be in 0..=2147483647`.
 //! The first error found is reported; YAML syntax errors, unknown keys and
-//! wrong types are found while reading, the rules below afterwards. A value
+//! wrong types are found while reading, the rules below afterwards. A
+//! syntax error names no key: its message says which key it comes after
+//! (`FILE:13:3: YAML syntax error (after workers.cores[0]): ...`), as the
+//! parser often stops on a line whose key it could not read. A value
 //! from the file is echoed as written, in backticks, with control
 //! characters escaped and cut after [`MAX_ECHO_CHARS`] characters (then
 //! followed by its length in bytes), so no value floods the terminal.

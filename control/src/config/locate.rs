@@ -197,6 +197,38 @@ pub(super) fn join(parent: &str, key: &str) -> String {
     }
 }
 
+/// The message for a scalar of type `ty` that serde-saphyr could not read,
+/// written `scalar` (the text at the error's place): an integer too large
+/// for the type (which is at least as wide as the key's range, checked
+/// after reading) is said to be out of range, anything else is not of
+/// the type.
+fn invalid_scalar(ty: &str, scalar: &str) -> String {
+    let digits = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
+    let integer_type = ty.starts_with(['i', 'u']) && ty != "unit";
+    if integer_type && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{} is out of range for this key", echo(scalar))
+    } else {
+        describe_scalar(ty)
+    }
+}
+
+/// The plain scalar at 1-based `line` and `column` of `text`: up to the
+/// first space, comma, bracket, brace or `#`; empty when there is none.
+fn scalar_at(text: &str, line: usize, column: usize) -> &str {
+    let Some(l) = text.lines().nth(line.wrapping_sub(1)) else {
+        return "";
+    };
+    let start = l
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(l.len(), |(i, _)| i);
+    let rest = &l[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#'))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// Describes the integer type serde-saphyr failed to read.
 fn describe_scalar(ty: &str) -> String {
     match ty {
@@ -253,7 +285,10 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             (join(&map, field), "missing required key".to_owned())
         }
         Error::DuplicateMappingKey { .. } => (path(Pick::Inner), "duplicate key".to_owned()),
-        Error::InvalidScalar { ty, .. } => (path(Pick::Outer), describe_scalar(ty)),
+        Error::InvalidScalar { ty, .. } => (
+            path(Pick::Outer),
+            invalid_scalar(ty, scalar_at(text, line, column)),
+        ),
         Error::SerdeInvalidType {
             unexpected,
             expected,
@@ -304,10 +339,21 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             path(Pick::Inner),
             format!("YAML aliases (`*name`) nest more than {max_depth} deep"),
         ),
-        Error::ExternalMessage { msg, .. } => (
-            path(Pick::Inner),
-            format!("YAML syntax error: {}", parser_message(msg)),
-        ),
+        // The parser stops where the text stops making sense, often on a
+        // line whose key it could not read: the last key it read is named
+        // as what the error comes after, not as the key in error.
+        Error::ExternalMessage { msg, .. } => {
+            let after = path(Pick::Inner);
+            let message = parser_message(msg);
+            if after.is_empty() {
+                (after, format!("YAML syntax error: {message}"))
+            } else {
+                (
+                    String::new(),
+                    format!("YAML syntax error (after {after}): {message}"),
+                )
+            }
+        }
         other => {
             use serde_saphyr::MessageFormatter;
             let msg = serde_saphyr::UserMessageFormatter.format_message(other);

@@ -778,8 +778,14 @@ fn yaml_syntax_error() {
     let e = parse(&text, FILE).unwrap_err();
     assert!(e.message.starts_with("YAML syntax error"), "{e}");
     assert_eq!(e.line, 18, "{e}");
-    // The parser stops before the broken mapping: the key is the last one read.
-    assert!(e.key.starts_with("services[0].reals"), "{e}");
+    // The parser stops before the broken mapping: the last key it read is
+    // what the error comes after; no key is named as the one in error.
+    assert!(
+        e.message
+            .starts_with("YAML syntax error (after services[0].reals"),
+        "{e}"
+    );
+    assert_eq!(e.key, "", "{e}");
     assert!(
         e.to_string().starts_with(&format!("{FILE}:{}:", e.line)),
         "{e}"
@@ -787,14 +793,19 @@ fn yaml_syntax_error() {
 
     let text = format!("{HEAD}mbufs: \"8191\n");
     let e = parse(&text, FILE).unwrap_err();
-    assert!(e.message.starts_with("YAML syntax error"), "{e}");
-    assert_eq!(e.key, "mbufs", "{e}");
+    assert!(
+        e.message.starts_with("YAML syntax error (after mbufs): "),
+        "{e}"
+    );
 
     let text = "workers:\n  cores: [1]\n   burst: 3\n";
     let e = parse(text, FILE).unwrap_err();
     assert!(e.message.starts_with("YAML syntax error"), "{e}");
     assert_eq!(e.line, 3, "{e}");
-    assert!(e.key.starts_with("workers"), "{e}");
+    assert!(
+        e.message.starts_with("YAML syntax error (after workers"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -805,6 +816,25 @@ fn wrong_type() {
         18,
         "services[0].reals[1].weight",
         "expected an integer",
+    );
+    // A number too large to be read is out of range, as one that is read
+    // and checked.
+    let text = with_service("rr", "").replace("port: 80", "port: 99999999999999999999");
+    expect_err(
+        &text,
+        12,
+        "services[0].port",
+        "`99999999999999999999` is out of range for this key",
+    );
+    let text = with_service(
+        "rr",
+        "      - { address: 198.18.2.12, weight: -99999999999999999999 }\n",
+    );
+    expect_err(
+        &text,
+        18,
+        "services[0].reals[1].weight",
+        "`-99999999999999999999` is out of range",
     );
     let text = with_service("rr", "").replace("vip: 198.18.0.100", "vip: [198.18.0.100]");
     expect_err(&text, 11, "services[0].vip", "expected");

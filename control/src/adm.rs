@@ -47,6 +47,7 @@ use crate::config::{echo, echo_unquoted, MAX_TIMEOUT_S, MAX_WEIGHT};
 #[command(
     name = "l4vsadm",
     version,
+    disable_version_flag = true,
     about = "Administer a running l4vs as ipvsadm administers IPVS",
     group(ArgGroup::new("command").required(true).multiple(false).args([
         "add_service", "edit_service", "delete_service", "clear", "add_server",
@@ -57,6 +58,9 @@ use crate::config::{echo, echo_unquoted, MAX_TIMEOUT_S, MAX_WEIGHT};
     group(ArgGroup::new("method").multiple(false).args(["gatewaying", "ipip", "masquerading"])),
 )]
 pub struct Cli {
+    /// Print the version (ipvsadm's -v; -V as well).
+    #[arg(short = 'v', short_alias = 'V', long = "version", action = clap::ArgAction::Version)]
+    version: (),
     /// Add a virtual service.
     #[arg(short = 'A', long = "add-service")]
     add_service: bool,
@@ -788,8 +792,10 @@ impl Cli {
         }
         if let Some(state) = &self.stop_daemon {
             if state != "master" && state != "backup" {
-                // ipvsadm's words, underscore and all.
-                return Err(usage("illegal start_daemon specified"));
+                // ipvsadm says "illegal start_daemon specified" here, naming
+                // the wrong option; this names the one given, as its
+                // --start-daemon message does.
+                return Err(usage("illegal stop-daemon parameter specified"));
             }
             return Ok(Action::StopDaemon(state.clone()));
         }
@@ -1395,12 +1401,16 @@ pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
 
 /// [`parse_restore`] of bytes, as `l4vsadm -R` reads its stdin: a line
 /// that is not UTF-8 before its comment is an error with its number
-/// (`not UTF-8 text`); bytes in a comment do not matter.
+/// (`not UTF-8 text`); bytes in a comment do not matter; a byte-order
+/// mark at the start is skipped.
 ///
 /// # Errors
 /// As [`parse_restore`]: the first line that is wrong, with its number
 /// (1-based) and why.
 pub fn parse_restore_bytes(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
+    // A byte-order mark an editor wrote is no part of the first command
+    // (`l4vs import` skips it too).
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let mut commands = Vec::new();
     for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let text = match std::str::from_utf8(line) {

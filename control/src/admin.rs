@@ -333,7 +333,10 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
         };
         io::Error::new(
             e.kind(),
-            format!("cannot reach l4vs on {}: {why}", path.display()),
+            format!(
+                "cannot reach l4vs on {}: {why}",
+                crate::config::shown_path(path)
+            ),
         )
     })?;
     exchange(&mut s, &frame, timeout).map_err(|(stage, e)| {
@@ -369,7 +372,10 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> io::Result<Respons
             }
             _ => e.to_string(),
         };
-        io::Error::new(e.kind(), format!("l4vs on {}: {why}", path.display()))
+        io::Error::new(
+            e.kind(),
+            format!("l4vs on {}: {why}", crate::config::shown_path(path)),
+        )
     })
 }
 
@@ -489,7 +495,7 @@ impl AdminServer {
                     io::ErrorKind::AddrInUse,
                     format!(
                         "another l4vs answers on {}: stop it, or give this one its own admin_socket",
-                        path.display()
+                        crate::config::shown_path(path)
                     ),
                 ));
             }

@@ -1248,6 +1248,23 @@ pub(crate) fn echo_unquoted(value: &str) -> String {
     }
 }
 
+/// The longest path, in characters, that a message shows whole: longer
+/// than any a user keeps files at, shorter than a flood.
+pub const MAX_PATH_CHARS: usize = 256;
+
+/// `path` as a message names it: whole up to [`MAX_PATH_CHARS`]
+/// characters (a file's name is at its end, so it is not cut short),
+/// else as [`echo_unquoted`] cuts a value. Characters that would not
+/// print are escaped where the message is printed.
+pub fn shown_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.chars().nth(MAX_PATH_CHARS).is_some() {
+        echo_unquoted(&text)
+    } else {
+        text
+    }
+}
+
 /// The start of `text` as it is safe to print: at most `max` characters,
 /// counting an escape as its length, cut on a character boundary; `true`
 /// when something was left out.
@@ -1285,7 +1302,7 @@ pub(crate) fn clip(text: &str, max: usize) -> (String, bool) {
 /// The file cannot be read, is not a regular file, is larger than
 /// [`MAX_CONFIG_BYTES`] or is not UTF-8 (no position), or [`parse`] fails.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let file = path.display().to_string();
+    let file = shown_path(path);
     let fail = |message: String| ConfigError {
         file: file.clone(),
         line: 0,

@@ -282,7 +282,7 @@ struct PlannedSync {
 /// UTF-8); `base` is not a valid config; or a statement of `file` whose
 /// meaning cannot be kept, with its line.
 pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Imported, ImportError> {
-    let name = file.display().to_string();
+    let name = config::shown_path(file);
     let text = read_text(file).map_err(|m| error(&Pos::file(&name), m))?;
     let base = match base {
         Some(p) => {
@@ -437,9 +437,15 @@ fn finish(
             .map_err(|e| error(pos, e.to_string()))?;
     }
     if plan.services.is_empty() {
+        // Every service left out has a warning at its line.
+        let left_out = warnings.list.iter().any(|w| w.pos.line > 0);
         warnings.sum_up(
             &file_pos,
-            "no virtual service is carried over (the warnings above say why for each one left out)",
+            if left_out {
+                "no virtual service is carried over (the warnings above say why for each one left out)"
+            } else {
+                "no virtual service is carried over: the file defines none"
+            },
         );
     }
     let where_base = base.map(|(_, n)| n);

@@ -560,6 +560,17 @@ fn l4vsadm_errors_show_what_was_typed_printably() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("\nUsage: l4vs <COMMAND>\n"), "{err}");
 
+    // ipvsadm's -v prints the version, as -V and --version do.
+    for flag in ["-v", "-V", "--version"] {
+        let out = l4vsadm(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("l4vsadm {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+
     // A -R line: clap's reason, with the line's number.
     let out = l4vsadm_restore(b"-A -t 198.18.0.100:80\n-a \x07bell\n".to_vec());
     assert_eq!(out.status.code(), Some(2));

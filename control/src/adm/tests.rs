@@ -481,6 +481,15 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
         parse_restore_bytes(b"-A -t 198.18.0.100:80 # caf\xe9\r\n# \xff\n"),
         parse_restore("-A -t 198.18.0.100:80\n")
     );
+    // A byte-order mark at the start is skipped (and only there).
+    assert_eq!(
+        parse_restore_bytes(b"\xef\xbb\xbf-A -t 198.18.0.100:80\n"),
+        parse_restore("-A -t 198.18.0.100:80\n")
+    );
+    assert_eq!(
+        parse_restore_bytes(b"-A -t 198.18.0.100:80\n\xef\xbb\xbf-A -t 198.18.0.101:80\n"),
+        Err((2, "unexpected argument '\\u{feff}-A' found".into()))
+    );
     let (line, why) =
         parse_restore_bytes(b"-A -t 198.18.0.100:80 --bogus\n\n\xff\n").expect_err("line 1 first");
     assert_eq!(line, 1);
@@ -995,7 +1004,7 @@ fn sync_daemon_command_lines() {
     );
     assert_eq!(
         refused(&["--stop-daemon", "primary"]),
-        "illegal start_daemon specified"
+        "illegal stop-daemon parameter specified"
     );
     assert_eq!(
         refused(&["--stop-daemon", "master", "--mcast-port", "1"]),

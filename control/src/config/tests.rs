@@ -1331,6 +1331,28 @@ fn expect_load_err(path: &Path, needle: &str) -> ConfigError {
 }
 
 /// A FIFO is refused without being opened, which would wait for a writer.
+/// A path is named whole up to 256 characters, and cut as a value is
+/// beyond that: the error of a 100 KB path is a line, not 100 KB.
+#[test]
+fn a_long_path_is_cut_in_the_error() {
+    let whole = format!("/nonexistent/{}", "d".repeat(MAX_PATH_CHARS - 13));
+    assert_eq!(whole.len(), MAX_PATH_CHARS);
+    assert_eq!(load(Path::new(&whole)).unwrap_err().file, whole);
+    let over = format!("{whole}d");
+    let e = load(Path::new(&over)).unwrap_err();
+    assert_eq!(
+        e.file,
+        format!("{}… ({} bytes)", &over[..MAX_ECHO_CHARS], over.len())
+    );
+    let long = format!("/nonexistent/{}", "a".repeat(100_000));
+    let e = load(Path::new(&long)).unwrap_err();
+    assert_eq!(
+        e.file,
+        format!("{}… ({} bytes)", &long[..MAX_ECHO_CHARS], long.len())
+    );
+    assert!(e.to_string().len() < 300, "{e}");
+}
+
 #[test]
 fn load_refuses_a_fifo() {
     let dir = scratch_dir("fifo");

@@ -58,7 +58,7 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
         {
             w.warn(
                 &pos,
-                "this sync daemon line is not carried over: l4vs has no connection sync daemon yet",
+                "this sync daemon line is not carried over: write the daemon in the config's sync: block, or start it with l4vsadm --start-daemon",
             );
             continue;
         }

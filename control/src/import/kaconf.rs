@@ -66,12 +66,10 @@ impl Stmt {
     }
 }
 
-/// Words joined by spaces, cut and escaped for a message.
+/// Words joined by spaces, escaped and cut for a message as a value is
+/// ([`config::echo_unquoted`]: 64 characters, then `… (N bytes)`).
 pub fn shown(words: &[String]) -> String {
-    match config::clip(&words.join(" "), 80) {
-        (s, false) => s,
-        (s, true) => format!("{s}…"),
-    }
+    config::echo_unquoted(&words.join(" "))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

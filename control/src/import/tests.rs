@@ -195,6 +195,28 @@ fn includes_are_followed_relative_to_the_including_file() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// An empty file says so; a sync daemon line says where the daemon goes.
+#[test]
+fn an_empty_file_and_a_sync_daemon_line() {
+    for i in [adm("").unwrap(), ka("# nothing\n").unwrap()] {
+        let file = &i.warnings.last().unwrap().pos.file;
+        assert_eq!(
+            warnings(&i),
+            [format!(
+                "{file}: no virtual service is carried over: the file defines none"
+            )]
+        );
+    }
+    let i = adm("--start-daemon master --mcast-interface eth0\n").unwrap();
+    assert_eq!(
+        warnings(&i),
+        [
+            "ipvsadm.save:1: this sync daemon line is not carried over: write the daemon in the config's sync: block, or start it with l4vsadm --start-daemon",
+            "ipvsadm.save: no virtual service is carried over (the warnings above say why for each one left out)"
+        ]
+    );
+}
+
 /// A byte-order mark that an editor wrote at the start of a file is
 /// skipped, in the imported file and in an included one: the first
 /// block is carried over (it was a warning about a keyword `\u{feff}

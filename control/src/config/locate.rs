@@ -144,6 +144,18 @@ fn parser_message(msg: &str) -> String {
     }
 }
 
+/// What serde expected, in the operator's terms: the parser's wrappers
+/// that keep a value's place in the file (serde-saphyr's `Spanned`) are
+/// no type an operator writes; what they take is the key's plain value
+/// (a YAML tag such as `!!binary` makes another type).
+fn expected_value(expected: &str) -> String {
+    if expected.contains("span-aware") {
+        "the key's plain value (without a YAML tag such as !!binary)".to_owned()
+    } else {
+        parser_message(expected)
+    }
+}
+
 /// Which of the YAML parser's limits a document broke, in the operator's
 /// terms.
 pub(super) fn budget_message(breach: &BudgetBreach) -> String {
@@ -297,7 +309,7 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             path(Pick::Outer),
             format!(
                 "expected {}, found {}",
-                parser_message(expected),
+                expected_value(expected),
                 describe_found(unexpected)
             ),
         ),

@@ -817,6 +817,14 @@ fn wrong_type() {
         "services[0].reals[1].weight",
         "expected an integer",
     );
+    // A YAML tag that makes another type: what is expected, in words.
+    let text = format!("{HEAD}services: !!binary aGk=\n");
+    expect_err(
+        &text,
+        9,
+        "services",
+        "expected the key's plain value (without a YAML tag such as !!binary), found integer",
+    );
     // A number too large to be read is out of range, as one that is read
     // and checked.
     let text = with_service("rr", "").replace("port: 80", "port: 99999999999999999999");

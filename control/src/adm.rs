@@ -391,14 +391,21 @@ fn service_port(name: &str, protocol: Option<Protocol>) -> Option<u16> {
 
 /// A number of `-w`, `-x`, `-y` as ipvsadm's `string_to_number` takes
 /// it: decimal, 0..=`max`; else `error`, ipvsadm's words.
-fn number(s: Option<&str>, max: u32, error: &str) -> Result<Option<u32>, UsageError> {
+fn number(s: Option<&str>, max: u32, what: &str) -> Result<Option<u32>, UsageError> {
     match s {
         None => Ok(None),
         Some(s) => match s.parse::<u32>() {
             Ok(n) if n <= max => Ok(Some(n)),
-            _ => Err(usage(error)),
+            _ => Err(illegal(what, s)),
         },
     }
+}
+
+/// ipvsadm's `illegal WHAT specified`, followed by the value given, as a
+/// config error quotes one (`: `x``): ipvsadm leaves the operator to find
+/// which word it was.
+fn illegal(what: &str, value: &str) -> UsageError {
+    usage(format!("illegal {what} specified: {}", echo(value)))
 }
 
 impl Cli {
@@ -417,7 +424,7 @@ impl Cli {
         let address = self.tcp_service.as_deref().or(self.udp_service.as_deref());
         if let (Some(s), Some(protocol)) = (address, self.protocol()) {
             let (vip, port) = host_port(s, Some(protocol))
-                .ok_or_else(|| usage("illegal virtual server address[:port] specified"))?;
+                .ok_or_else(|| illegal("virtual server address[:port]", s))?;
             return Ok(Some(ServiceKey::Addr {
                 protocol,
                 vip: IpAddr::V4(vip),
@@ -608,7 +615,7 @@ impl Cli {
                 .parse()
                 .ok()
                 .and_then(mask_prefix_len)
-                .ok_or_else(|| usage("illegal virtual server persistent mask specified"))?,
+                .ok_or_else(|| illegal("virtual server persistent mask", m))?,
         };
         let Some(t) = &self.persistent else {
             return Ok(None);
@@ -641,29 +648,16 @@ impl Cli {
             .as_deref()
             .ok_or_else(|| usage("You need to supply the 'real-server' option for this command"))?;
         let (addr, port) = host_port(r, self.protocol())
-            .ok_or_else(|| usage("illegal real server address[:port] specified"))?;
+            .ok_or_else(|| illegal("real server address[:port]", r))?;
         Ok(RealSpec {
             addr: IpAddr::V4(addr),
             port,
-            weight: number(
-                self.weight.as_deref(),
-                MAX_WEIGHT,
-                "illegal weight specified",
-            )?
-            .unwrap_or(1),
+            weight: number(self.weight.as_deref(), MAX_WEIGHT, "weight")?.unwrap_or(1),
             method: self.method(),
-            upper_threshold: number(
-                self.u_threshold.as_deref(),
-                i32::MAX as u32,
-                "illegal u_threshold specified",
-            )?
-            .unwrap_or(0),
-            lower_threshold: number(
-                self.l_threshold.as_deref(),
-                i32::MAX as u32,
-                "illegal l_threshold specified",
-            )?
-            .unwrap_or(0),
+            upper_threshold: number(self.u_threshold.as_deref(), i32::MAX as u32, "u_threshold")?
+                .unwrap_or(0),
+            lower_threshold: number(self.l_threshold.as_deref(), i32::MAX as u32, "l_threshold")?
+                .unwrap_or(0),
         })
     }
 
@@ -756,7 +750,7 @@ impl Cli {
         }
         if let Some(state) = &self.start_daemon {
             if state != "master" && state != "backup" {
-                return Err(usage("illegal start-daemon parameter specified"));
+                return Err(illegal("start-daemon parameter", state));
             }
             // ipvsadm's parse-time checks (exit status 2).
             if self.mcast_port == Some(0) {
@@ -769,12 +763,10 @@ impl Cli {
                 return Err(usage("illegal sync-maxlen specified"));
             }
             let group = match &self.mcast_group {
-                Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
-                    usage(format!(
-                        "illegal multicast group address specified: {}",
-                        echo(g)
-                    ))
-                })?),
+                Some(g) => Some(
+                    g.parse::<Ipv4Addr>()
+                        .map_err(|_| illegal("multicast group address", g))?,
+                ),
                 None => None,
             };
             return Ok(Action::StartDaemon(crate::admin::DaemonSpec {
@@ -795,7 +787,7 @@ impl Cli {
                 // ipvsadm says "illegal start_daemon specified" here, naming
                 // the wrong option; this names the one given, as its
                 // --start-daemon message does.
-                return Err(usage("illegal stop-daemon parameter specified"));
+                return Err(illegal("stop-daemon parameter", state));
             }
             return Ok(Action::StopDaemon(state.clone()));
         }

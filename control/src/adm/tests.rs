@@ -163,16 +163,20 @@ fn bad_command_lines_are_refused() {
     ] {
         assert_eq!(
             err(&["-A", "-t", bad]),
-            "illegal virtual server address[:port] specified",
+            format!("illegal virtual server address[:port] specified: `{bad}`"),
             "{bad}"
         );
     }
     // ipvsadm's ranges and words for numbers.
     for (option, value, want) in [
-        ("-w", "2147483648", "illegal weight specified"),
-        ("-w", "x", "illegal weight specified"),
-        ("-x", "-1", "illegal u_threshold specified"),
-        ("-y", "2147483648", "illegal l_threshold specified"),
+        ("-w", "2147483648", "illegal weight specified: `2147483648`"),
+        ("-w", "x", "illegal weight specified: `x`"),
+        ("-x", "-1", "illegal u_threshold specified: `-1`"),
+        (
+            "-y",
+            "2147483648",
+            "illegal l_threshold specified: `2147483648`",
+        ),
     ] {
         let args = [
             "-a",
@@ -233,7 +237,7 @@ fn bad_command_lines_are_refused() {
             "-r",
             "198.18.2.11:http-nonesuch"
         ]),
-        "illegal real server address[:port] specified"
+        "illegal real server address[:port] specified: `198.18.2.11:http-nonesuch`"
     );
 }
 
@@ -514,11 +518,11 @@ FWM  1 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0
         ),
         (
             "-A -t 198.18.0.100:80 -p 60 -M 255.0.255.0",
-            "illegal virtual server persistent mask specified",
+            "illegal virtual server persistent mask specified: `255.0.255.0`",
         ),
         (
             "-A -t 198.18.0.100:80 -p 60 -M 255.255.0",
-            "illegal virtual server persistent mask specified",
+            "illegal virtual server persistent mask specified: `255.255.0`",
         ),
     ] {
         assert_eq!(parse_restore(args), Err((1, want.into())), "{args}");
@@ -1000,11 +1004,11 @@ fn sync_daemon_command_lines() {
     let refused = |args: &[&str]| cli(args).action().unwrap_err().0;
     assert_eq!(
         refused(&["--start-daemon", "primary"]),
-        "illegal start-daemon parameter specified"
+        "illegal start-daemon parameter specified: `primary`"
     );
     assert_eq!(
         refused(&["--stop-daemon", "primary"]),
-        "illegal stop-daemon parameter specified"
+        "illegal stop-daemon parameter specified: `primary`"
     );
     assert_eq!(
         refused(&["--stop-daemon", "master", "--mcast-port", "1"]),

@@ -16,7 +16,8 @@
 //! table as a config). Without `-n` a listing names hosts and ports as
 //! ipvsadm's `addrport_to_anyname` does ([`Names`]); `-t`, `-u`, `-r`
 //! take names as its `parse_service` does (no port: port 0). Numbers are
-//! refused in ipvsadm's words (`illegal weight specified`); `-w` takes up
+//! refused in ipvsadm's words, with the value (``illegal weight
+//! specified: `x` ``); `-w` takes up
 //! to 2^31-1 as the kernel and l4vs's config do (ipvsadm 65535), so that
 //! `-R` restores every weight `-S` writes.
 //!
@@ -390,7 +391,8 @@ fn service_port(name: &str, protocol: Option<Protocol>) -> Option<u16> {
 }
 
 /// A number of `-w`, `-x`, `-y` as ipvsadm's `string_to_number` takes
-/// it: decimal, 0..=`max`; else `error`, ipvsadm's words.
+/// it: decimal, 0..=`max`; else ipvsadm's `illegal WHAT specified`, with
+/// the value ([`illegal`]).
 fn number(s: Option<&str>, max: u32, what: &str) -> Result<Option<u32>, UsageError> {
     match s {
         None => Ok(None),
@@ -754,13 +756,13 @@ impl Cli {
             }
             // ipvsadm's parse-time checks (exit status 2).
             if self.mcast_port == Some(0) {
-                return Err(usage("illegal mcast-port specified"));
+                return Err(illegal("mcast-port", "0"));
             }
             if self.mcast_ttl == Some(0) {
-                return Err(usage("illegal mcast-ttl specified"));
+                return Err(illegal("mcast-ttl", "0"));
             }
             if self.sync_maxlen == Some(0) {
-                return Err(usage("illegal sync-maxlen specified"));
+                return Err(illegal("sync-maxlen", "0"));
             }
             let group = match &self.mcast_group {
                 Some(g) => Some(
@@ -1388,21 +1390,25 @@ fn restore_tokens(line: &str) -> impl Iterator<Item = &str> {
 /// The first line that does not parse or is not an operation, with its
 /// number (1-based) and why.
 pub fn parse_restore(text: &str) -> Result<Vec<Command>, (usize, String)> {
-    parse_restore_bytes(text.as_bytes())
+    restore_lines(text.as_bytes())
 }
 
 /// [`parse_restore`] of bytes, as `l4vsadm -R` reads its stdin: a line
 /// that is not UTF-8 before its comment is an error with its number
 /// (`not UTF-8 text`); bytes in a comment do not matter; a byte-order
-/// mark at the start is skipped.
+/// mark at the start of the input is skipped, as `l4vs import` skips one
+/// at the start of a file ([`parse_restore`], which it calls for each
+/// line, does not).
 ///
 /// # Errors
 /// As [`parse_restore`]: the first line that is wrong, with its number
 /// (1-based) and why.
 pub fn parse_restore_bytes(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
-    // A byte-order mark an editor wrote is no part of the first command
-    // (`l4vs import` skips it too).
-    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    restore_lines(bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes))
+}
+
+/// The commands of `-R` input, line by line ([`parse_restore_bytes`]).
+fn restore_lines(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
     let mut commands = Vec::new();
     for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let text = match std::str::from_utf8(line) {
@@ -1457,7 +1463,7 @@ pub const MAX_RESTORE_BYTES: usize = crate::admin::MAX_REQUEST;
 /// `the following required arguments were not provided: <...>`, its
 /// lines joined), without its `error: ` prefix, its usage and its tips,
 /// which are about a command line, not a file's line; what the line
-/// held is quoted as [`clap_message`] quotes it. `-h` and `-V` on a
+/// held is quoted as [`clap_message`] quotes it. `-h`, `-v` and `-V` on a
 /// line are not restored: clap's help and version are no reason.
 fn clap_reason(e: &clap::Error) -> String {
     use clap::error::ErrorKind;

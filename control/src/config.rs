@@ -1257,11 +1257,15 @@ pub const MAX_PATH_CHARS: usize = 256;
 /// else as [`echo_unquoted`] cuts a value. Characters that would not
 /// print are escaped where the message is printed.
 pub fn shown_path(path: &Path) -> String {
-    let text = path.display().to_string();
+    shown_path_text(&path.display().to_string())
+}
+
+/// [`shown_path`] of a path already made text.
+pub fn shown_path_text(text: &str) -> String {
     if text.chars().nth(MAX_PATH_CHARS).is_some() {
-        echo_unquoted(&text)
+        echo_unquoted(text)
     } else {
-        text
+        text.to_owned()
     }
 }
 
@@ -1273,7 +1277,15 @@ pub(crate) fn clip(text: &str, max: usize) -> (String, bool) {
     // text around them (Trojan Source, CVE-2021-42574).
     let escaped = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+            || matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200b}'..='\u{200f}'
+                    | '\u{2028}'..='\u{202e}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{feff}'
+            )
     };
     let mut out = String::new();
     let mut width = 0;

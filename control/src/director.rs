@@ -639,7 +639,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         .clone()
         .unwrap_or_else(crate::admin::default_path);
     let mut admin = AdminServer::bind(&admin_path)
-        .with_context(|| format!("admin socket {}", admin_path.display()))?;
+        .with_context(|| format!("admin socket {}", config::shown_path(&admin_path)))?;
     let metrics = match cfg.metrics_listen {
         Some(addr) => Some(MetricsEndpoint::start(addr).with_context(|| {
             format!(
@@ -944,7 +944,11 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
         }
     }
     let cores: Vec<String> = cfg.workers.cores.iter().map(u32::to_string).collect();
-    info!(target: "l4vs", "admin socket {}", admin.path().display());
+    info!(
+        target: "l4vs",
+        "admin socket {}",
+        crate::printable::printable(&config::shown_path(admin.path()))
+    );
     if let Some(m) = &metrics {
         info!(target: "l4vs", "metrics at http://{}/metrics", m.local_addr());
     }
@@ -1315,7 +1319,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<()> {
                     info!(
                         target: "l4vs",
                         "reloaded {}: {} service(s), {} change(s)",
-                        path.display(),
+                        crate::printable::printable(&config::shown_path(path)),
                         table.len(),
                         changes.len()
                     );
@@ -1487,7 +1491,7 @@ fn reload(
     if let Some(key) = config::restart_only_change(running, &new) {
         bail!(
             "{}: {key} changed, and it cannot change while l4vs runs (the workers and ports take it at start): restart l4vs to apply it",
-            path.display()
+            config::shown_path(path)
         );
     }
     let target = table_of(&new, path)?;
@@ -1543,7 +1547,7 @@ fn publish_changes(
 /// the error, with the key path of the service or real it refused).
 fn table_of(cfg: &Config, path: &Path) -> Result<ServiceTable> {
     ServiceTable::from_config(cfg)
-        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", path.display()))
+        .map_err(|(key, e)| anyhow::anyhow!("{}: {key}: {e}", config::shown_path(path)))
 }
 
 /// One log line per service, its changes joined in order:

@@ -104,13 +104,15 @@ impl Pos {
     }
 }
 
-/// `FILE:LINE`, or `FILE` for the whole file.
+/// `FILE:LINE`, or `FILE` for the whole file; a path too long to show
+/// whole is cut ([`config::shown_path_text`]).
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = config::shown_path_text(&self.file);
         if self.line == 0 {
-            write!(f, "{}", self.file)
+            write!(f, "{file}")
         } else {
-            write!(f, "{}:{}", self.file, self.line)
+            write!(f, "{file}:{}", self.line)
         }
     }
 }
@@ -249,6 +251,9 @@ struct PlannedService {
 #[derive(Debug, Default)]
 struct Plan {
     services: Vec<PlannedService>,
+    /// Statements that define a service (`virtual_server`, `-A`), carried
+    /// over or not.
+    service_statements: usize,
     /// `--set` / `lvs_timeouts` (ESTABLISHED, FIN_WAIT, UDP; 0 keeps one),
     /// in order.
     timeouts: Vec<(Pos, [u32; 3])>,
@@ -282,7 +287,9 @@ struct PlannedSync {
 /// UTF-8); `base` is not a valid config; or a statement of `file` whose
 /// meaning cannot be kept, with its line.
 pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Imported, ImportError> {
-    let name = config::shown_path(file);
+    // The path itself: keepalived's includes are found from it. Messages
+    // cut a long one where a position is shown ([`Pos`]).
+    let name = file.display().to_string();
     let text = read_text(file).map_err(|m| error(&Pos::file(&name), m))?;
     let base = match base {
         Some(p) => {
@@ -296,7 +303,7 @@ pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Import
                     format!("base config: {}: {}", e.key, e.message)
                 },
             })?;
-            Some((cfg, p.display().to_string()))
+            Some((cfg, config::shown_path(p)))
         }
         None => None,
     };
@@ -438,10 +445,9 @@ fn finish(
     }
     if plan.services.is_empty() {
         // Every service left out has a warning at its line.
-        let left_out = warnings.list.iter().any(|w| w.pos.line > 0);
         warnings.sum_up(
             &file_pos,
-            if left_out {
+            if plan.service_statements > 0 {
                 "no virtual service is carried over (the warnings above say why for each one left out)"
             } else {
                 "no virtual service is carried over: the file defines none"

@@ -73,12 +73,25 @@ pub fn clap_message(e: &clap::Error) -> String {
         })
         .filter(|v| !v.is_empty())
         .collect();
-    // Longest first: a value inside another is replaced inside it.
+    // Longest first: a value inside another is replaced inside it. Only
+    // inside clap's quotes, where it puts what the user gave: a value such
+    // as a lone line break also occurs in clap's own text.
     values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     for v in values {
         let shown = echo_unquoted(v);
         if shown != v {
-            text = text.replace(v, &shown);
+            text = text
+                .split('\'')
+                .enumerate()
+                .map(|(i, part)| {
+                    if i % 2 == 1 {
+                        part.replace(v, &shown)
+                    } else {
+                        part.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("'");
         }
     }
     text.split('\n')
@@ -152,6 +165,14 @@ mod tests {
             "{m}"
         );
         assert!(m.len() < 1000, "{m}");
+        // A value that is a line break is replaced where clap quotes it,
+        // not in clap's own line breaks.
+        let m = message(&["\n"]);
+        assert!(
+            m.starts_with("error: unexpected argument '\\n' found\n"),
+            "{m}"
+        );
+        assert!(m.contains("\nUsage: demo [OPTIONS]\n"), "{m}");
         // Values that print are left as they are, even when short ones
         // appear elsewhere in the text.
         let m = message(&["-s", "e"]);

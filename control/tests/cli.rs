@@ -533,8 +533,8 @@ fn l4vsadm_errors_show_what_was_typed_printably() {
     // A line break cannot make a second message.
     let out = l4vsadm(&["-A", "-t", "198.18.0.100:80", "-s", "x\nline 1: fake"]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).lines().next(),
-        Some("Scheduler not found: `x\\nline 1: fake` (l4vs has rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)")
+        String::from_utf8_lossy(&out.stderr),
+        "Scheduler not found: `x\\nline 1: fake` (l4vs has rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)\n"
     );
 
     // l4vs itself prints its command-line errors so too.

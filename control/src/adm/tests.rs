@@ -1020,11 +1020,11 @@ fn sync_daemon_command_lines() {
     );
     assert_eq!(
         refused(&["--start-daemon", "master", "--mcast-ttl", "0"]),
-        "illegal mcast-ttl specified"
+        "illegal mcast-ttl specified: `0`"
     );
     assert_eq!(
         refused(&["--start-daemon", "master", "--mcast-port", "0"]),
-        "illegal mcast-port specified"
+        "illegal mcast-port specified: `0`"
     );
     assert_eq!(
         refused(&["--start-daemon", "master", "--mcast-group", "x"]),

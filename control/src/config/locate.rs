@@ -144,15 +144,20 @@ fn parser_message(msg: &str) -> String {
     }
 }
 
-/// What serde expected, in the operator's terms: the parser's wrappers
-/// that keep a value's place in the file (serde-saphyr's `Spanned`) are
-/// no type an operator writes; what they take is the key's plain value
-/// (a YAML tag such as `!!binary` makes another type).
-fn expected_value(expected: &str) -> String {
+/// What serde expected, and what it found, in the operator's terms. The
+/// parser's wrappers that keep a value's place in the file (serde-saphyr's
+/// `Spanned`) are no type an operator writes: what they take is the key's
+/// plain value, and what they found instead came of a YAML tag such as
+/// `!!binary` (its bytes as integers), which is not worth showing.
+fn expected_value(expected: &str, unexpected: &str) -> String {
     if expected.contains("span-aware") {
-        "the key's plain value (without a YAML tag such as !!binary)".to_owned()
+        "expected the key's plain value (a YAML tag such as !!binary makes another type)".to_owned()
     } else {
-        parser_message(expected)
+        format!(
+            "expected {}, found {}",
+            parser_message(expected),
+            describe_found(unexpected)
+        )
     }
 }
 
@@ -210,17 +215,48 @@ pub(super) fn join(parent: &str, key: &str) -> String {
 }
 
 /// The message for a scalar of type `ty` that serde-saphyr could not read,
-/// written `scalar` (the text at the error's place): an integer too large
-/// for the type (which is at least as wide as the key's range, checked
-/// after reading) is said to be out of range, anything else is not of
-/// the type.
+/// written `scalar` (the text at the error's place): an integer beyond
+/// the type's range (which is at least as wide as the key's, checked after
+/// reading) is said to be out of range; anything else (a word, a number
+/// with leading zeros, a tagged value) is not of the type.
 fn invalid_scalar(ty: &str, scalar: &str) -> String {
-    let digits = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
-    let integer_type = ty.starts_with(['i', 'u']) && ty != "unit";
-    if integer_type && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if beyond_integer_type(ty, scalar) {
         format!("{} is out of range for this key", echo(scalar))
     } else {
         describe_scalar(ty)
+    }
+}
+
+/// True when `scalar` is a decimal integer (an optional sign, digits)
+/// outside the range of Rust integer type `ty`.
+fn beyond_integer_type(ty: &str, scalar: &str) -> bool {
+    let (min, max): (i128, u128) = match ty {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" | "usize" => (0, u64::MAX.into()),
+        "i8" => (i8::MIN.into(), i8::MAX as u128),
+        "i16" => (i16::MIN.into(), i16::MAX as u128),
+        "i32" => (i32::MIN.into(), i32::MAX as u128),
+        "i64" | "isize" => (i64::MIN.into(), i64::MAX as u128),
+        _ => return false,
+    };
+    let (negative, digits) = match scalar.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, scalar.strip_prefix('+').unwrap_or(scalar)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    // Leading zeros are refused for another reason (YAML 1.1's octal).
+    if digits.len() > 1 && digits.starts_with('0') {
+        return false;
+    }
+    match digits.parse::<u128>() {
+        // More digits than u128 holds: beyond every type here.
+        Err(_) => true,
+        Ok(n) if negative => n > min.unsigned_abs(),
+        Ok(n) => n > max,
     }
 }
 
@@ -229,6 +265,12 @@ fn invalid_scalar(ty: &str, scalar: &str) -> String {
 fn scalar_at(text: &str, line: usize, column: usize) -> &str {
     let Some(l) = text.lines().nth(line.wrapping_sub(1)) else {
         return "";
+    };
+    // The parser does not count a byte-order mark in its columns.
+    let l = if line == 1 {
+        l.strip_prefix('\u{feff}').unwrap_or(l)
+    } else {
+        l
     };
     let start = l
         .char_indices()
@@ -307,11 +349,7 @@ pub(super) fn yaml_error(err: &Error, text: &str, file: &str) -> ConfigError {
             ..
         } => (
             path(Pick::Outer),
-            format!(
-                "expected {}, found {}",
-                expected_value(expected),
-                describe_found(unexpected)
-            ),
+            expected_value(expected, unexpected),
         ),
         Error::Unexpected { expected, .. } => {
             let message = match *expected {

@@ -823,7 +823,7 @@ fn wrong_type() {
         &text,
         9,
         "services",
-        "expected the key's plain value (without a YAML tag such as !!binary), found integer",
+        "expected the key's plain value (a YAML tag such as !!binary makes another type)",
     );
     // A number too large to be read is out of range, as one that is read
     // and checked.
@@ -834,6 +834,12 @@ fn wrong_type() {
         "services[0].port",
         "`99999999999999999999` is out of range for this key",
     );
+    // Leading zeros and a tag are not of the type, whatever the digits.
+    let text = with_service("rr", "").replace("port: 80", "port: 0080");
+    expect_err(&text, 12, "services[0].port", "expected an integer");
+    let text = with_service("rr", "").replace("port: 80", "port: !!str 80");
+    let e = expect_err(&text, 12, "services[0].port", "expected");
+    assert!(!e.message.contains("out of range"), "{e}");
     let text = with_service(
         "rr",
         "      - { address: 198.18.2.12, weight: -99999999999999999999 }\n",
@@ -1338,7 +1344,6 @@ fn expect_load_err(path: &Path, needle: &str) -> ConfigError {
     err
 }
 
-/// A FIFO is refused without being opened, which would wait for a writer.
 /// A path is named whole up to 256 characters, and cut as a value is
 /// beyond that: the error of a 100 KB path is a line, not 100 KB.
 #[test]
@@ -1361,6 +1366,7 @@ fn a_long_path_is_cut_in_the_error() {
     assert!(e.to_string().len() < 300, "{e}");
 }
 
+/// A FIFO is refused without being opened, which would wait for a writer.
 #[test]
 fn load_refuses_a_fifo() {
     let dir = scratch_dir("fifo");

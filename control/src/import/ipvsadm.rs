@@ -44,6 +44,12 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
         };
         if words
             .iter()
+            .any(|w| matches!(*w, "-A" | "--add-service" | "-E" | "--edit-service"))
+        {
+            plan.service_statements += 1;
+        }
+        if words
+            .iter()
             .any(|w| w.starts_with('[') || matches!(*w, "-6" | "--ipv6"))
         {
             w.warn(

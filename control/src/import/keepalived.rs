@@ -107,7 +107,10 @@ pub(super) fn plan(stmts: &[Stmt], w: &mut Warnings) -> Result<Plan, ImportError
     for s in stmts {
         match s.keyword() {
             "global_defs" => global_defs(s, &mut plan, w)?,
-            "virtual_server" => virtual_server(s, &groups, &mut keys, &mut plan, w)?,
+            "virtual_server" => {
+                plan.service_statements += 1;
+                virtual_server(s, &groups, &mut keys, &mut plan, w)?;
+            }
             "virtual_server_group" => {
                 if !used_groups.contains(s.words[1].as_str()) {
                     w.warn(

@@ -134,7 +134,7 @@ fn conditional_lines_are_refused_where_they_are_carried_over() {
         warnings(&i),
         [
             "k.conf:2: router_id is not carried over (global_defs)",
-            "k.conf: no virtual service is carried over (the warnings above say why for each one left out)"
+            "k.conf: no virtual service is carried over: the file defines none"
         ]
     );
 }
@@ -195,7 +195,8 @@ fn includes_are_followed_relative_to_the_including_file() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// An empty file says so; a sync daemon line says where the daemon goes.
+/// A file without services says so (a sync daemon line, which says where
+/// the daemon goes, defines none).
 #[test]
 fn an_empty_file_and_a_sync_daemon_line() {
     for i in [adm("").unwrap(), ka("# nothing\n").unwrap()] {
@@ -212,6 +213,15 @@ fn an_empty_file_and_a_sync_daemon_line() {
         warnings(&i),
         [
             "ipvsadm.save:1: this sync daemon line is not carried over: write the daemon in the config's sync: block, or start it with l4vsadm --start-daemon",
+            "ipvsadm.save: no virtual service is carried over: the file defines none"
+        ]
+    );
+    // A service that is left out is what the warnings above explain.
+    let i = adm("-A -t [2001:db8::1]:80 -s rr\n").unwrap();
+    assert_eq!(
+        warnings(&i),
+        [
+            "ipvsadm.save:1: this IPv6 line is not carried over: l4vs forwards IPv4 only so far",
             "ipvsadm.save: no virtual service is carried over (the warnings above say why for each one left out)"
         ]
     );
@@ -242,6 +252,37 @@ fn a_byte_order_mark_at_the_start_is_skipped() {
     assert_eq!(s.reals.len(), 1);
     assert_eq!(s.reals[0].address.to_string(), "10.0.1.2");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A file at a path too long to show whole is still read from that path
+/// (its includes are found from it); its messages show the path cut.
+#[test]
+fn a_long_path_is_read_whole_and_shown_cut() {
+    let d = temp_dir("long").join("d".repeat(200)).join("e".repeat(100));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("reals.conf"), "real_server 10.0.1.2 80\n").unwrap();
+    let main = d.join("main.conf");
+    std::fs::write(
+        &main,
+        "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  include reals.conf\n  nonsense 1\n}\n",
+    )
+    .unwrap();
+    let i = import(Source::Keepalived, &main, None).unwrap();
+    let s = service(&i.config, "tcp-10-0-0-1-80");
+    assert_eq!(s.reals.len(), 1);
+    let m = main.display().to_string();
+    assert!(m.chars().count() > config::MAX_PATH_CHARS);
+    let w = warnings(&i);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with(&format!(
+            "{}… ({} bytes):6: ",
+            &m[..config::MAX_ECHO_CHARS],
+            m.len()
+        )),
+        "{w:?}"
+    );
+    let _ = std::fs::remove_dir_all(temp_dir("long"));
 }
 
 #[test]

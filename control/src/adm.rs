@@ -1427,6 +1427,18 @@ fn restore_lines(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
     Ok(commands)
 }
 
+/// What one line's words (as [`restore_words`] splits them) ask for, as
+/// `l4vsadm` would take them: for `l4vs import`, which carries sync
+/// daemon lines over too.
+///
+/// # Errors
+/// Why the line does not parse, as `-R` says it.
+pub(crate) fn line_action(words: &[&str]) -> Result<Action, String> {
+    let cli = try_parse_plain::<Cli>(std::iter::once("l4vsadm").chain(words.iter().copied()))
+        .map_err(|e| clap_reason(&e))?;
+    cli.action().map_err(|e| e.0)
+}
+
 /// The commands of line `n` of a `-R` input.
 fn restore_line(n: usize, line: &str) -> Result<Vec<Command>, (usize, String)> {
     let Some(words) = restore_words(line) else {

@@ -1254,8 +1254,9 @@ pub const MAX_PATH_CHARS: usize = 256;
 
 /// `path` as a message names it: whole up to [`MAX_PATH_CHARS`]
 /// characters (a file's name is at its end, so it is not cut short),
-/// else as [`echo_unquoted`] cuts a value. Characters that would not
-/// print are escaped where the message is printed.
+/// else cut as an error cuts a value ([`MAX_ECHO_CHARS`] characters,
+/// then `… (N bytes)`). Characters that would not print are escaped
+/// where the message is printed.
 pub fn shown_path(path: &Path) -> String {
     shown_path_text(&path.display().to_string())
 }

@@ -265,11 +265,16 @@ struct Plan {
     vrrp_v3: bool,
 }
 
-/// A sync daemon to run: `lvs_sync_daemon`'s settings that l4vs takes.
+/// A sync daemon to run: the settings of keepalived's `lvs_sync_daemon`
+/// or of ipvsadm's `--start-daemon` lines that l4vs takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PlannedSync {
     /// The statement.
     pos: Pos,
+    /// What the statement is, for messages: `lvs_sync_daemon`,
+    /// `--start-daemon`.
+    what: &'static str,
+    role: config::SyncRole,
     syncid: u8,
     max_len: Option<u16>,
     port: Option<u16>,
@@ -491,7 +496,7 @@ fn finish(
             Some(source) => {
                 let most = cfg.ports[port].mtu.unwrap_or(1500) - 28;
                 cfg.sync = Some(config::Sync {
-                    role: config::SyncRole::Both,
+                    role: s.role,
                     syncid: s.syncid,
                     port,
                     source,
@@ -501,7 +506,9 @@ fn finish(
                     max_len: s.max_len.map_or(most, |m| m.clamp(128, most)),
                     resync_period: kept
                         .as_ref()
-                        .map_or(Some(std::time::Duration::from_secs(30)), |k| k.resync_period),
+                        .map_or(Some(std::time::Duration::from_secs(30)), |k| {
+                            k.resync_period
+                        }),
                     auth: kept.as_ref().and_then(|k| k.auth.clone()),
                     persist_mode: kept.as_ref().is_some_and(|k| k.persist_mode),
                     sync_ports: kept.as_ref().map_or(1, |k| k.sync_ports),
@@ -509,15 +516,15 @@ fn finish(
                 if let Some((_, name)) = base.filter(|_| kept.is_some()) {
                     warnings.warn(
                         &s.pos,
-                        format!("lvs_sync_daemon's settings replace those of {name}'s sync: block (its port, auth_key, resync_period, persist_mode and sync_ports are kept)"),
+                        format!("{}'s settings replace those of {name}'s sync: block (its port, auth_key, resync_period, persist_mode and sync_ports are kept)", s.what),
                     );
                 }
             }
             None => warnings.warn(
                 &s.pos,
                 format!(
-                    "lvs_sync_daemon is not carried over: port {} has no address to send the messages from",
-                    cfg.ports[port].name
+                    "{} is not carried over: port {} has no address to send the messages from",
+                    s.what, cfg.ports[port].name
                 ),
             ),
         }

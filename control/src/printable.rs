@@ -1,6 +1,6 @@
 //! How `l4vsadm` and `l4vs` print messages that hold what the user typed
 //! (an argument, a `-R` line, a file name, a director's answer quoting a
-//! name). A value in a message is quoted by [`crate::config::echo`]'s
+//! name). A value in a message is quoted by `config::echo`'s
 //! rules where the message is made: control characters, zero-width and
 //! bidirectional characters and the byte-order mark escaped (`\u{1b}`,
 //! `\n`), and cut after [`crate::config::MAX_ECHO_CHARS`] characters with
@@ -9,7 +9,7 @@
 
 use crate::config::{clip, echo_unquoted};
 
-/// `text` with every character that [`crate::config::echo`] escapes
+/// `text` with every character that `config::echo` escapes
 /// escaped, line breaks included, and nothing cut: a one-line message
 /// whose parts were not all made by l4vs (a file name, a director's
 /// answer), so that no part of it can end the line or rewrite the
@@ -55,7 +55,7 @@ pub fn try_parse_plain<C: clap::Parser>(
 /// The text of a clap error from [`try_parse_plain`], its lines as clap
 /// writes them, with each value the user gave (the error's context: the
 /// unexpected argument, the invalid value) shown as
-/// [`crate::config::echo`] shows a value, inside clap's own quotes, and
+/// `config::echo` shows a value, inside clap's own quotes, and
 /// anything else that would not print escaped as by [`printable`].
 ///
 /// The text is taken with its escape sequences: clap's plain text strips

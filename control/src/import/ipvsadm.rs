@@ -10,16 +10,21 @@
 //! each service keeps the line of its last `-A`/`-E`, each real server
 //! that of its last `-a`/`-e`.
 //!
+//! `--start-daemon` lines become the `sync:` block ([`start_daemon`]).
+//!
 //! Not carried over, with a warning: IPv6 services and real servers
-//! (`[ADDR]:PORT`, `-6`), `-Z` (counters are not config), and
-//! `--start-daemon` / `--stop-daemon` (no sync daemon yet).
+//! (`[ADDR]:PORT`, `-6`), `-Z` (counters are not config), `--stop-daemon`
+//! (a config starts its daemon and stops none), and a second
+//! `--start-daemon` whose settings differ from the first's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::{error, ImportError, Plan, PlannedService, Pos, Warnings};
-use crate::adm;
+use super::{error, ImportError, Plan, PlannedService, PlannedSync, Pos, Warnings};
+use crate::adm::{self, Action};
+use crate::admin::DaemonSpec;
+use crate::config::{self, SyncRole};
 use crate::table::{Command, Network, RealSpec, ServiceKey, ServiceTable};
 
 /// The services and timeouts of ipvsadm-save text from file `file`.
@@ -62,10 +67,15 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
             .iter()
             .any(|w| w.starts_with("--start-daemon") || w.starts_with("--stop-daemon"))
         {
-            w.warn(
-                &pos,
-                "this sync daemon line is not carried over: write the daemon in the config's sync: block, or start it with l4vsadm --start-daemon",
-            );
+            let action = adm::line_action(&words)
+                .map_err(|m| error(&pos, format!("this line cannot be carried over: {m}")))?;
+            match action {
+                Action::StartDaemon(d) => start_daemon(&pos, &d, &mut plan, w)?,
+                _ => w.warn(
+                    &pos,
+                    "--stop-daemon is not carried over: a config starts the sync daemon it has and stops none",
+                ),
+            }
             continue;
         }
         let commands = adm::parse_restore(line)
@@ -145,4 +155,89 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
     // The file's order, not the table's slots (which reuse deleted ones).
     plan.services.sort_by_key(|s| s.pos.line);
     Ok(plan)
+}
+
+/// `--start-daemon master|backup` (ipvsadm's sync daemon lines): l4vs's
+/// `sync:` on the config's first port, with the line's syncid, group,
+/// port, TTL and maximum length. A master line and a backup line with the
+/// same settings make one daemon in both roles, as IPVS runs the two side
+/// by side; l4vs runs one daemon, so a line that differs is left out with
+/// a warning.
+///
+/// # Errors
+/// A group that is not an IPv4 multicast group.
+fn start_daemon(
+    pos: &Pos,
+    d: &DaemonSpec,
+    plan: &mut Plan,
+    w: &mut Warnings,
+) -> Result<(), ImportError> {
+    let role = if d.state == "master" {
+        SyncRole::Master
+    } else {
+        SyncRole::Backup
+    };
+    let group = match d.group {
+        Some(g) if !g.is_multicast() => {
+            return Err(error(
+                pos,
+                format!("this line cannot be carried over: --mcast-group {g} is not an IPv4 multicast group"),
+            ))
+        }
+        Some(g) if !l4vs_wire::ipv4::is_local_network_control(g) => {
+            w.warn(
+                pos,
+                format!("--mcast-group {g} is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default 224.0.0.81 is used"),
+            );
+            None
+        }
+        g => g,
+    };
+    let new = PlannedSync {
+        pos: pos.clone(),
+        what: "--start-daemon",
+        role,
+        syncid: d.syncid,
+        max_len: d.maxlen,
+        port: d.port,
+        ttl: d.ttl,
+        group,
+    };
+    match &mut plan.sync {
+        None => {
+            w.warn(
+                pos,
+                format!(
+                    "--start-daemon {} is carried over as sync: with role {}, on the config's first port instead of {}: check sync.interface",
+                    d.state,
+                    role.as_str(),
+                    config::echo(&d.interface)
+                ),
+            );
+            plan.sync = Some(new);
+        }
+        Some(first)
+            if first.role != role
+                && first.role != SyncRole::Both
+                && (first.syncid, first.max_len, first.port, first.ttl, first.group)
+                    == (new.syncid, new.max_len, new.port, new.ttl, new.group) =>
+        {
+            first.role = SyncRole::Both;
+            w.warn(
+                pos,
+                format!(
+                    "--start-daemon {} joins the line at {}: sync: has role both",
+                    d.state, first.pos
+                ),
+            );
+        }
+        Some(first) => w.warn(
+            pos,
+            format!(
+                "this sync daemon line is not carried over: l4vs runs one sync daemon, with the settings of the line at {} (a master and a backup line with the same settings make role both)",
+                first.pos
+            ),
+        ),
+    }
+    Ok(())
 }

@@ -159,6 +159,8 @@ fn lvs_sync_daemon(t: &Stmt, w: &mut Warnings) -> Result<PlannedSync, ImportErro
     let iface = arg(t, 1, "an interface")?;
     let mut s = PlannedSync {
         pos: t.pos.clone(),
+        what: "lvs_sync_daemon",
+        role: config::SyncRole::Both,
         syncid: 0,
         max_len: None,
         port: None,

@@ -212,7 +212,9 @@ fn an_empty_file_and_a_sync_daemon_line() {
     assert_eq!(
         warnings(&i),
         [
-            "ipvsadm.save:1: this sync daemon line is not carried over: write the daemon in the config's sync: block, or start it with l4vsadm --start-daemon",
+            "ipvsadm.save:1: --start-daemon master is carried over as sync: with role master, on the config's first port instead of `eth0`: check sync.interface",
+            // Without services the placeholder port has no address.
+            "ipvsadm.save:1: --start-daemon is not carried over: port lan has no address to send the messages from",
             "ipvsadm.save: no virtual service is carried over: the file defines none"
         ]
     );
@@ -1650,6 +1652,78 @@ fn lvs_sync_daemon_becomes_the_sync_block() {
         let e = ka(&text(line)).unwrap_err().to_string();
         assert!(e.contains(says), "{line}: {e}");
     }
+}
+
+/// ipvsadm's --start-daemon lines become the sync block: one line its
+/// role, a master and a backup line with the same settings role both; a
+/// line that differs, and --stop-daemon, are warnings; a group that is
+/// not multicast is an error with its line. The output loads.
+#[test]
+fn start_daemon_lines_become_the_sync_block() {
+    const SERVICE: &str = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n";
+    let i = adm(&format!(
+        "{SERVICE}--start-daemon backup --mcast-interface eth1 --syncid 7 --mcast-port 8849 --mcast-ttl 2 --sync-maxlen 1000 --mcast-group 224.0.0.82\n"
+    ))
+    .unwrap();
+    let s = i.config.sync.as_ref().unwrap();
+    assert_eq!(
+        (s.role, s.syncid, s.max_len, s.udp_port, s.ttl, s.group),
+        (
+            crate::config::SyncRole::Backup,
+            7,
+            1000,
+            8849,
+            2,
+            Ipv4Addr::new(224, 0, 0, 82)
+        )
+    );
+    let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
+    assert_eq!(back.sync, i.config.sync);
+
+    let both = adm(&format!(
+        "{SERVICE}--start-daemon master --syncid 3\n--start-daemon backup --syncid 3\n--stop-daemon master\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        both.config.sync.as_ref().map(|s| (s.role, s.syncid)),
+        Some((crate::config::SyncRole::Both, 3))
+    );
+    assert_eq!(
+        warnings(&both),
+        [
+            "ipvsadm.save:3: --start-daemon master is carried over as sync: with role master, on the config's first port instead of `eth0`: check sync.interface",
+            "ipvsadm.save:4: --start-daemon backup joins the line at ipvsadm.save:3: sync: has role both",
+            "ipvsadm.save:5: --stop-daemon is not carried over: a config starts the sync daemon it has and stops none",
+        ]
+    );
+
+    let differ = adm(&format!(
+        "{SERVICE}--start-daemon master --syncid 3\n--start-daemon backup --syncid 4\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        differ.config.sync.as_ref().map(|s| (s.role, s.syncid)),
+        Some((crate::config::SyncRole::Master, 3))
+    );
+    assert!(
+        warnings(&differ).contains(&"ipvsadm.save:4: this sync daemon line is not carried over: l4vs runs one sync daemon, with the settings of the line at ipvsadm.save:3 (a master and a backup line with the same settings make role both)".to_owned()),
+        "{:?}",
+        warnings(&differ)
+    );
+
+    let e = adm(&format!(
+        "{SERVICE}--start-daemon master --mcast-group 10.0.0.1\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ipvsadm.save:3: this line cannot be carried over: --mcast-group 10.0.0.1 is not an IPv4 multicast group"
+    );
+    let e = adm("--start-daemon primary\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ipvsadm.save:1: this line cannot be carried over: illegal start-daemon parameter specified: `primary`"
+    );
 }
 
 /// keepalived's first vrrp_instance becomes the vrrp block, key by key;

@@ -1436,6 +1436,9 @@ fn restore_lines(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
 pub(crate) fn line_action(words: &[&str]) -> Result<Action, String> {
     let cli = try_parse_plain::<Cli>(std::iter::once("l4vsadm").chain(words.iter().copied()))
         .map_err(|e| clap_reason(&e))?;
+    if cli.socket.is_some() {
+        return Err(SOCKET_NOT_RESTORED.into());
+    }
     cli.action().map_err(|e| e.0)
 }
 

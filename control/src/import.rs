@@ -492,9 +492,28 @@ fn finish(
         let kept = base.and_then(|(b, _)| b.sync.clone());
         let port = kept.as_ref().map_or(0, |k| k.port);
         let source = config::first_address(&cfg.addresses, port);
+        // A message fills at most the port's MTU less the IP and UDP
+        // headers; a sync message is at least 128 bytes (config rule).
+        let most = cfg.ports[port].mtu.unwrap_or(1500).saturating_sub(28);
         match source {
+            Some(_) if most < 128 => warnings.warn(
+                &s.pos,
+                format!(
+                    "{} is not carried over: port {}'s MTU leaves {most} bytes for a sync message, less than the 128 a message needs",
+                    s.what, cfg.ports[port].name
+                ),
+            ),
             Some(source) => {
-                let most = cfg.ports[port].mtu.unwrap_or(1500) - 28;
+                let max_len = s.max_len.map_or(most, |m| m.clamp(128, most));
+                if let Some(m) = s.max_len.filter(|m| *m != max_len) {
+                    warnings.warn(
+                        &s.pos,
+                        format!(
+                            "{}'s maximum message length {m} is carried over as {max_len}: sync messages are 128 bytes to the port's MTU less 28",
+                            s.what
+                        ),
+                    );
+                }
                 cfg.sync = Some(config::Sync {
                     role: s.role,
                     syncid: s.syncid,
@@ -503,7 +522,7 @@ fn finish(
                     group: s.group.unwrap_or(l4vs_wire::ipvs_sync::GROUP),
                     udp_port: s.port.unwrap_or(l4vs_wire::ipvs_sync::PORT),
                     ttl: s.ttl.unwrap_or(1),
-                    max_len: s.max_len.map_or(most, |m| m.clamp(128, most)),
+                    max_len,
                     resync_period: kept
                         .as_ref()
                         .map_or(Some(std::time::Duration::from_secs(30)), |k| {

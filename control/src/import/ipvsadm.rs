@@ -10,12 +10,14 @@
 //! each service keeps the line of its last `-A`/`-E`, each real server
 //! that of its last `-a`/`-e`.
 //!
-//! `--start-daemon` lines become the `sync:` block ([`start_daemon`]).
+//! `--start-daemon` lines become the `sync:` block ([`start_daemon`]),
+//! and `--stop-daemon` takes its role out of it again ([`stop_daemon`]).
 //!
 //! Not carried over, with a warning: IPv6 services and real servers
-//! (`[ADDR]:PORT`, `-6`), `-Z` (counters are not config), `--stop-daemon`
-//! (a config starts its daemon and stops none), and a second
-//! `--start-daemon` whose settings differ from the first's.
+//! (`[ADDR]:PORT`, `-6`), `-Z` (counters are not config), a second
+//! `--start-daemon` of a role, or one whose settings differ from the
+//! first's (l4vs runs one daemon). An IPv6 `--mcast-group` is an error,
+//! as l4vsadm refuses it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -71,10 +73,8 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
                 .map_err(|m| error(&pos, format!("this line cannot be carried over: {m}")))?;
             match action {
                 Action::StartDaemon(d) => start_daemon(&pos, &d, &mut plan, w)?,
-                _ => w.warn(
-                    &pos,
-                    "--stop-daemon is not carried over: a config starts the sync daemon it has and stops none",
-                ),
+                Action::StopDaemon(state) => stop_daemon(&pos, &state, &mut plan, w),
+                _ => {}
             }
             continue;
         }
@@ -158,11 +158,12 @@ pub(super) fn plan(text: &str, file: &Arc<str>, w: &mut Warnings) -> Result<Plan
 }
 
 /// `--start-daemon master|backup` (ipvsadm's sync daemon lines): l4vs's
-/// `sync:` on the config's first port, with the line's syncid, group,
-/// port, TTL and maximum length. A master line and a backup line with the
-/// same settings make one daemon in both roles, as IPVS runs the two side
-/// by side; l4vs runs one daemon, so a line that differs is left out with
-/// a warning.
+/// `sync:` on the config's first port (or the base's sync port), with the
+/// line's syncid, group, port, TTL and maximum length. A master line and a
+/// backup line whose settings come out the same make one daemon in both
+/// roles, as IPVS runs the two side by side; l4vs runs one daemon, so a
+/// line whose settings differ is left out with a warning, and so is a
+/// second line of a role already started (IPVS refuses it, EEXIST).
 ///
 /// # Errors
 /// A group that is not an IPv4 multicast group.
@@ -172,11 +173,7 @@ fn start_daemon(
     plan: &mut Plan,
     w: &mut Warnings,
 ) -> Result<(), ImportError> {
-    let role = if d.state == "master" {
-        SyncRole::Master
-    } else {
-        SyncRole::Backup
-    };
+    let role = role_of(&d.state);
     let group = match d.group {
         Some(g) if !g.is_multicast() => {
             return Err(error(
@@ -208,7 +205,7 @@ fn start_daemon(
             w.warn(
                 pos,
                 format!(
-                    "--start-daemon {} is carried over as sync: with role {}, on the config's first port instead of {}: check sync.interface",
+                    "--start-daemon {} is carried over as sync: with role {}, on the config's first port (or the base config's sync port) instead of {}: check sync.interface",
                     d.state,
                     role.as_str(),
                     config::echo(&d.interface)
@@ -216,12 +213,14 @@ fn start_daemon(
             );
             plan.sync = Some(new);
         }
-        Some(first)
-            if first.role != role
-                && first.role != SyncRole::Both
-                && (first.syncid, first.max_len, first.port, first.ttl, first.group)
-                    == (new.syncid, new.max_len, new.port, new.ttl, new.group) =>
-        {
+        Some(first) if first.role == role || first.role == SyncRole::Both => w.warn(
+            pos,
+            format!(
+                "this line is not carried over: a {} daemon is started already (at {}), which IPVS refuses too",
+                d.state, first.pos
+            ),
+        ),
+        Some(first) if settings(first) == settings(&new) => {
             first.role = SyncRole::Both;
             w.warn(
                 pos,
@@ -234,10 +233,69 @@ fn start_daemon(
         Some(first) => w.warn(
             pos,
             format!(
-                "this sync daemon line is not carried over: l4vs runs one sync daemon, with the settings of the line at {} (a master and a backup line with the same settings make role both)",
+                "this line is not carried over: l4vs runs one sync daemon, with the settings of the line at {} (a master and a backup line with the same settings make role both)",
                 first.pos
             ),
         ),
     }
     Ok(())
+}
+
+/// `--stop-daemon master|backup`: the role leaves the daemon planned so
+/// far, as ipvsadm-restore would stop it; a role not started is a warning.
+fn stop_daemon(pos: &Pos, state: &str, plan: &mut Plan, w: &mut Warnings) {
+    let role = role_of(state);
+    let left = match plan.sync.as_ref().map(|s| s.role) {
+        Some(SyncRole::Both) => Some(if role == SyncRole::Master {
+            SyncRole::Backup
+        } else {
+            SyncRole::Master
+        }),
+        Some(r) if r == role => None,
+        _ => {
+            w.warn(
+                pos,
+                format!("--stop-daemon {state} stops nothing: no {state} daemon is started above"),
+            );
+            return;
+        }
+    };
+    match left {
+        Some(r) => {
+            if let Some(s) = plan.sync.as_mut() {
+                s.role = r;
+            }
+            w.warn(
+                pos,
+                format!("--stop-daemon {state}: sync: has role {}", r.as_str()),
+            );
+        }
+        None => {
+            plan.sync = None;
+            w.warn(
+                pos,
+                format!("--stop-daemon {state}: no sync daemon is left to carry over"),
+            );
+        }
+    }
+}
+
+fn role_of(state: &str) -> SyncRole {
+    if state == "master" {
+        SyncRole::Master
+    } else {
+        SyncRole::Backup
+    }
+}
+
+/// The settings a daemon comes out with, the defaults filled in (the
+/// maximum length is fitted to the port later, the same for both).
+fn settings(s: &PlannedSync) -> (u8, Ipv4Addr, u16, u8, Option<u16>) {
+    (
+        s.syncid,
+        s.group.unwrap_or(l4vs_wire::ipvs_sync::GROUP),
+        s.port.unwrap_or(l4vs_wire::ipvs_sync::PORT),
+        s.ttl.unwrap_or(1),
+        s.max_len,
+    )
 }

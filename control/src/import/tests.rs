@@ -212,7 +212,7 @@ fn an_empty_file_and_a_sync_daemon_line() {
     assert_eq!(
         warnings(&i),
         [
-            "ipvsadm.save:1: --start-daemon master is carried over as sync: with role master, on the config's first port instead of `eth0`: check sync.interface",
+            "ipvsadm.save:1: --start-daemon master is carried over as sync: with role master, on the config's first port (or the base config's sync port) instead of `eth0`: check sync.interface",
             // Without services the placeholder port has no address.
             "ipvsadm.save:1: --start-daemon is not carried over: port lan has no address to send the messages from",
             "ipvsadm.save: no virtual service is carried over: the file defines none"
@@ -1655,21 +1655,23 @@ fn lvs_sync_daemon_becomes_the_sync_block() {
 }
 
 /// ipvsadm's --start-daemon lines become the sync block: one line its
-/// role, a master and a backup line with the same settings role both; a
-/// line that differs, and --stop-daemon, are warnings; a group that is
-/// not multicast is an error with its line. The output loads.
+/// role, a master and a backup line whose settings come out the same role
+/// both; --stop-daemon takes its role out again; a second line of a role,
+/// or one whose settings differ, is a warning; a group that is not
+/// multicast is an error with its line. The output loads.
 #[test]
 fn start_daemon_lines_become_the_sync_block() {
+    use crate::config::SyncRole;
     const SERVICE: &str = "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n";
-    let i = adm(&format!(
-        "{SERVICE}--start-daemon backup --mcast-interface eth1 --syncid 7 --mcast-port 8849 --mcast-ttl 2 --sync-maxlen 1000 --mcast-group 224.0.0.82\n"
-    ))
-    .unwrap();
+    let run = |lines: &str| adm(&format!("{SERVICE}{lines}")).unwrap();
+    let role = |i: &Imported| i.config.sync.as_ref().map(|s| (s.role, s.syncid));
+
+    let i = run("--start-daemon backup --mcast-interface eth1 --syncid 7 --mcast-port 8849 --mcast-ttl 2 --sync-maxlen 1000 --mcast-group 224.0.0.82\n");
     let s = i.config.sync.as_ref().unwrap();
     assert_eq!(
         (s.role, s.syncid, s.max_len, s.udp_port, s.ttl, s.group),
         (
-            crate::config::SyncRole::Backup,
+            SyncRole::Backup,
             7,
             1000,
             8849,
@@ -1679,37 +1681,60 @@ fn start_daemon_lines_become_the_sync_block() {
     );
     let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
     assert_eq!(back.sync, i.config.sync);
-
-    let both = adm(&format!(
-        "{SERVICE}--start-daemon master --syncid 3\n--start-daemon backup --syncid 3\n--stop-daemon master\n"
-    ))
-    .unwrap();
     assert_eq!(
-        both.config.sync.as_ref().map(|s| (s.role, s.syncid)),
-        Some((crate::config::SyncRole::Both, 3))
+        warnings(&i),
+        ["ipvsadm.save:3: --start-daemon backup is carried over as sync: with role backup, on the config's first port (or the base config's sync port) instead of `eth1`: check sync.interface"]
     );
+
+    // Master and backup, the defaults written out on one: role both;
+    // stopping one leaves the other; starting a running role again is
+    // refused, as IPVS refuses it.
+    let i = run("--start-daemon master --syncid 3 --mcast-port 8848 --mcast-ttl 1\n--start-daemon backup --syncid 3\n--start-daemon master --syncid 3\n");
+    assert_eq!(role(&i), Some((SyncRole::Both, 3)));
     assert_eq!(
-        warnings(&both),
+        warnings(&i)[1..],
         [
-            "ipvsadm.save:3: --start-daemon master is carried over as sync: with role master, on the config's first port instead of `eth0`: check sync.interface",
             "ipvsadm.save:4: --start-daemon backup joins the line at ipvsadm.save:3: sync: has role both",
-            "ipvsadm.save:5: --stop-daemon is not carried over: a config starts the sync daemon it has and stops none",
+            "ipvsadm.save:5: this line is not carried over: a master daemon is started already (at ipvsadm.save:3), which IPVS refuses too",
+        ]
+    );
+    let i = run("--start-daemon master --syncid 3\n--start-daemon backup --syncid 3\n--stop-daemon master\n");
+    assert_eq!(role(&i), Some((SyncRole::Backup, 3)));
+    assert_eq!(
+        warnings(&i)[2],
+        "ipvsadm.save:5: --stop-daemon master: sync: has role backup"
+    );
+    let i = run("--stop-daemon backup\n--start-daemon master\n--stop-daemon master\n");
+    assert_eq!(role(&i), None);
+    assert_eq!(
+        [warnings(&i)[0].as_str(), warnings(&i)[2].as_str()],
+        [
+            "ipvsadm.save:3: --stop-daemon backup stops nothing: no backup daemon is started above",
+            "ipvsadm.save:5: --stop-daemon master: no sync daemon is left to carry over",
         ]
     );
 
-    let differ = adm(&format!(
-        "{SERVICE}--start-daemon master --syncid 3\n--start-daemon backup --syncid 4\n"
-    ))
-    .unwrap();
+    // Settings that differ: the second line is left out.
+    let i = run("--start-daemon master --syncid 3\n--start-daemon backup --syncid 4\n");
+    assert_eq!(role(&i), Some((SyncRole::Master, 3)));
     assert_eq!(
-        differ.config.sync.as_ref().map(|s| (s.role, s.syncid)),
-        Some((crate::config::SyncRole::Master, 3))
+        warnings(&i)[1],
+        "ipvsadm.save:4: this line is not carried over: l4vs runs one sync daemon, with the settings of the line at ipvsadm.save:3 (a master and a backup line with the same settings make role both)"
     );
-    assert!(
-        warnings(&differ).contains(&"ipvsadm.save:4: this sync daemon line is not carried over: l4vs runs one sync daemon, with the settings of the line at ipvsadm.save:3 (a master and a backup line with the same settings make role both)".to_owned()),
-        "{:?}",
-        warnings(&differ)
-    );
+
+    // A length past the port's MTU is fitted, and says so; a group off
+    // 224.0.0.0/24 falls back to the default, and says so.
+    let i = run("--start-daemon master --sync-maxlen 2000 --mcast-group 239.1.1.1\n");
+    let s = i.config.sync.as_ref().unwrap();
+    assert_eq!((s.max_len, s.group), (1472, l4vs_wire::ipvs_sync::GROUP));
+    let w = warnings(&i);
+    for says in [
+        "ipvsadm.save:3: --mcast-group 239.1.1.1 is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default 224.0.0.81 is used",
+        "ipvsadm.save:3: --start-daemon's maximum message length 2000 is carried over as 1472: sync messages are 128 bytes to the port's MTU less 28",
+    ] {
+        assert!(w.iter().any(|x| x == says), "{says}: {w:#?}");
+    }
+    assert_eq!(w.len(), 3, "{w:#?}");
 
     let e = adm(&format!(
         "{SERVICE}--start-daemon master --mcast-group 10.0.0.1\n"
@@ -1723,6 +1748,11 @@ fn start_daemon_lines_become_the_sync_block() {
     assert_eq!(
         e.to_string(),
         "ipvsadm.save:1: this line cannot be carried over: illegal start-daemon parameter specified: `primary`"
+    );
+    let e = adm("--start-daemon master --socket /run/x.sock\n").unwrap_err();
+    assert!(
+        e.to_string().contains("--socket on a line is not restored"),
+        "{e}"
     );
 }
 

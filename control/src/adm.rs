@@ -1428,8 +1428,8 @@ fn restore_lines(bytes: &[u8]) -> Result<Vec<Command>, (usize, String)> {
 }
 
 /// What one line's words (as [`restore_words`] splits them) ask for, as
-/// `l4vsadm` would take them: for `l4vs import`, which carries sync
-/// daemon lines over too.
+/// `l4vsadm` would take them (`--socket` refused): for `-R`, and for
+/// `l4vs import`, which carries sync daemon lines over too.
 ///
 /// # Errors
 /// Why the line does not parse, as `-R` says it.
@@ -1447,12 +1447,7 @@ fn restore_line(n: usize, line: &str) -> Result<Vec<Command>, (usize, String)> {
     let Some(words) = restore_words(line) else {
         return Ok(Vec::new());
     };
-    let cli = try_parse_plain::<Cli>(std::iter::once("l4vsadm").chain(words.iter().copied()))
-        .map_err(|e| (n, clap_reason(&e)))?;
-    if cli.socket.is_some() {
-        return Err((n, SOCKET_NOT_RESTORED.into()));
-    }
-    match cli.action().map_err(|e| (n, e.0))? {
+    match line_action(&words).map_err(|why| (n, why))? {
         Action::Apply(c) => Ok(c),
         _ => Err((n, NOT_RESTORED.into())),
     }

@@ -436,6 +436,29 @@ impl SyncRole {
         }
     }
 
+    /// The role of ipvsadm's daemon state word (`--start-daemon STATE`,
+    /// `--stop-daemon STATE`): `master` or `backup`; None for another.
+    pub fn of_daemon_state(state: &str) -> Option<SyncRole> {
+        match state {
+            "master" => Some(SyncRole::Master),
+            "backup" => Some(SyncRole::Backup),
+            _ => None,
+        }
+    }
+
+    /// What runs on when `--stop-daemon` stops the `stopped` part of a
+    /// daemon in this role: `Some(None)` when nothing is left,
+    /// `Some(Some(role))` when the other part runs on (a daemon in both
+    /// roles), and None when no daemon of the `stopped` role runs.
+    pub fn stopping(self, stopped: SyncRole) -> Option<Option<SyncRole>> {
+        match (self, stopped) {
+            (r, s) if r == s => Some(None),
+            (SyncRole::Both, SyncRole::Master) => Some(Some(SyncRole::Backup)),
+            (SyncRole::Both, SyncRole::Backup) => Some(Some(SyncRole::Master)),
+            _ => None,
+        }
+    }
+
     /// Whether it sends.
     pub fn sends(self) -> bool {
         self != SyncRole::Backup

@@ -306,10 +306,8 @@ impl ControlSide {
         port_infos: &[PortInfo],
     ) -> Result<String, String> {
         use config::SyncRole;
-        let role = match spec.state.as_str() {
-            "master" => SyncRole::Master,
-            "backup" => SyncRole::Backup,
-            _ => return Err("illegal start-daemon parameter specified".to_owned()),
+        let Some(role) = SyncRole::of_daemon_state(&spec.state) else {
+            return Err("illegal start-daemon parameter specified".to_owned());
         };
         let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
         let Some(port) = cfg.ports.iter().position(|p| p.name == spec.interface) else {
@@ -414,12 +412,9 @@ impl ControlSide {
         let Some(role) = self.sync.as_ref().map(|d| d.config().role) else {
             return Err("No daemon is running".to_owned());
         };
-        let rest = match (state, role) {
-            ("master", SyncRole::Master) | ("backup", SyncRole::Backup) => None,
-            ("master", SyncRole::Both) => Some(SyncRole::Backup),
-            ("backup", SyncRole::Both) => Some(SyncRole::Master),
-            _ => return Err("No daemon is running".to_owned()),
-        };
+        let rest = SyncRole::of_daemon_state(state)
+            .and_then(|stopped| role.stopping(stopped))
+            .ok_or_else(|| "No daemon is running".to_owned())?;
         if state == "master" {
             self.send_sync(true);
         }

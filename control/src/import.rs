@@ -282,6 +282,21 @@ struct PlannedSync {
     group: Option<Ipv4Addr>,
 }
 
+/// A sync daemon's multicast group as l4vs takes it: one in the local
+/// network control block (224.0.0.0/24) as it is; another is not carried
+/// over, with a warning that names it (`named`, then the group), and the
+/// default is used (None).
+fn sync_group(pos: &Pos, group: Ipv4Addr, named: &str, w: &mut Warnings) -> Option<Ipv4Addr> {
+    if l4vs_wire::ipv4::is_local_network_control(group) {
+        return Some(group);
+    }
+    w.warn(
+        pos,
+        format!("{named} {group} is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default {} is used", l4vs_wire::ipvs_sync::GROUP),
+    );
+    None
+}
+
 /// Reads `file` as `source` and makes an l4vs config of it: the services
 /// of `file`, everything else from the config at `base` (whose services
 /// are dropped, with a warning) or placeholders (see the module doc).

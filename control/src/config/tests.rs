@@ -2306,3 +2306,17 @@ fn the_vrrp_instance_is_configured() {
         + 1;
     assert!(refused("priority: 150", "priority: 0").starts_with(&format!("c.yaml:{line}:")));
 }
+
+/// ipvsadm's daemon states and what `--stop-daemon` leaves running.
+#[test]
+fn sync_roles_of_daemon_states_and_stops() {
+    use SyncRole::{Backup, Both, Master};
+    assert_eq!(SyncRole::of_daemon_state("master"), Some(Master));
+    assert_eq!(SyncRole::of_daemon_state("backup"), Some(Backup));
+    assert_eq!(SyncRole::of_daemon_state("both"), None);
+    assert_eq!(Master.stopping(Master), Some(None));
+    assert_eq!(Both.stopping(Master), Some(Some(Backup)));
+    assert_eq!(Both.stopping(Backup), Some(Some(Master)));
+    assert_eq!(Master.stopping(Backup), None);
+    assert_eq!(Backup.stopping(Master), None);
+}

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::{error, ImportError, Plan, PlannedService, PlannedSync, Pos, Warnings};
+use super::{error, sync_group, ImportError, Plan, PlannedService, PlannedSync, Pos, Warnings};
 use crate::adm::{self, Action};
 use crate::admin::DaemonSpec;
 use crate::config::{self, SyncRole};
@@ -173,7 +173,8 @@ fn start_daemon(
     plan: &mut Plan,
     w: &mut Warnings,
 ) -> Result<(), ImportError> {
-    let role = role_of(&d.state);
+    // l4vsadm's parse took master or backup only.
+    let role = SyncRole::of_daemon_state(&d.state).unwrap_or(SyncRole::Backup);
     let group = match d.group {
         Some(g) if !g.is_multicast() => {
             return Err(error(
@@ -181,14 +182,7 @@ fn start_daemon(
                 format!("this line cannot be carried over: --mcast-group {g} is not an IPv4 multicast group"),
             ))
         }
-        Some(g) if !l4vs_wire::ipv4::is_local_network_control(g) => {
-            w.warn(
-                pos,
-                format!("--mcast-group {g} is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default 224.0.0.81 is used"),
-            );
-            None
-        }
-        g => g,
+        g => g.and_then(|g| sync_group(pos, g, "--mcast-group", w)),
     };
     let new = PlannedSync {
         pos: pos.clone(),
@@ -244,21 +238,13 @@ fn start_daemon(
 /// `--stop-daemon master|backup`: the role leaves the daemon planned so
 /// far, as ipvsadm-restore would stop it; a role not started is a warning.
 fn stop_daemon(pos: &Pos, state: &str, plan: &mut Plan, w: &mut Warnings) {
-    let role = role_of(state);
-    let left = match plan.sync.as_ref().map(|s| s.role) {
-        Some(SyncRole::Both) => Some(if role == SyncRole::Master {
-            SyncRole::Backup
-        } else {
-            SyncRole::Master
-        }),
-        Some(r) if r == role => None,
-        _ => {
-            w.warn(
-                pos,
-                format!("--stop-daemon {state} stops nothing: no {state} daemon is started above"),
-            );
-            return;
-        }
+    let stopped = SyncRole::of_daemon_state(state).unwrap_or(SyncRole::Backup);
+    let Some(left) = plan.sync.as_ref().and_then(|s| s.role.stopping(stopped)) else {
+        w.warn(
+            pos,
+            format!("--stop-daemon {state} stops nothing: no {state} daemon is started above"),
+        );
+        return;
     };
     match left {
         Some(r) => {
@@ -277,14 +263,6 @@ fn stop_daemon(pos: &Pos, state: &str, plan: &mut Plan, w: &mut Warnings) {
                 format!("--stop-daemon {state}: no sync daemon is left to carry over"),
             );
         }
-    }
-}
-
-fn role_of(state: &str) -> SyncRole {
-    if state == "master" {
-        SyncRole::Master
-    } else {
-        SyncRole::Backup
     }
 }
 

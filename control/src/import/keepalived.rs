@@ -45,7 +45,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::kaconf::{shown, Stmt};
-use super::{error, ImportError, Plan, PlannedService, PlannedSync, Pos, Warnings};
+use super::{error, sync_group, ImportError, Plan, PlannedService, PlannedSync, Pos, Warnings};
 use crate::adm::DEFAULT_PERSISTENCE_S;
 use crate::config::{self, MAX_WEIGHT};
 use crate::table::{RealSpec, ServiceKey, ServiceSpec};
@@ -195,13 +195,8 @@ fn lvs_sync_daemon(t: &Stmt, w: &mut Warnings) -> Result<PlannedSync, ImportErro
                             ),
                         )
                     })?;
-                if l4vs_wire::ipv4::is_local_network_control(a) {
+                if let Some(a) = sync_group(&t.pos, a, "lvs_sync_daemon's group", w) {
                     s.group = Some(a);
-                } else {
-                    w.warn(
-                        &t.pos,
-                        format!("lvs_sync_daemon's group {a} is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default 224.0.0.81 is used"),
-                    );
                 }
             }
             other if instance.is_none() => instance = Some(other.to_owned()),

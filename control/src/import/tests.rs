@@ -1631,6 +1631,17 @@ fn lvs_sync_daemon_becomes_the_sync_block() {
     assert_eq!(s.group, Ipv4Addr::new(224, 0, 0, 82));
     let back = crate::config::parse(&i.yaml, "out.yaml").unwrap();
     assert_eq!(back.sync, i.config.sync);
+    // A group off 224.0.0.0/24 falls back to the default, and says so.
+    let i = ka(&text("lvs_sync_daemon eth0 group 239.1.1.1")).unwrap();
+    assert_eq!(
+        i.config.sync.as_ref().map(|s| s.group),
+        Some(l4vs_wire::ipvs_sync::GROUP)
+    );
+    assert!(
+        warnings(&i).contains(&"k.conf:2: lvs_sync_daemon's group 239.1.1.1 is not carried over: l4vs takes sync messages on the local network control block (224.0.0.0/24) only; the default 224.0.0.81 is used".to_owned()),
+        "{:#?}",
+        warnings(&i)
+    );
     for (line, says) in [
         (
             "lvs_sync_daemon eth0 VI_1 id 300",

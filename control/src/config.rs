@@ -1346,14 +1346,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         key: String::new(),
         message,
     };
-    let bytes = read_config_file(path, "the config file").map_err(fail)?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        fail(format!(
+    let text = read_config_text(path, "the config file").map_err(fail)?;
+    parse(&text, &file)
+}
+
+/// [`read_config_file`] as UTF-8 text: the bytes that are not are an
+/// error with their offset.
+pub(crate) fn read_config_text(path: &Path, what: &str) -> Result<String, String> {
+    String::from_utf8(read_config_file(path, what)?).map_err(|e| {
+        format!(
             "the file is not UTF-8 text: invalid byte at offset {}",
             e.utf8_error().valid_up_to()
-        ))
-    })?;
-    parse(&text, &file)
+        )
+    })
 }
 
 /// The bytes of the file at `path`, refused unless it is a regular file of

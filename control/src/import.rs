@@ -310,7 +310,9 @@ pub fn import(source: Source, file: &Path, base: Option<&Path>) -> Result<Import
     // The path itself: keepalived's includes are found from it. Messages
     // cut a long one where a position is shown ([`Pos`]).
     let name = file.display().to_string();
-    let text = read_text(file).map_err(|m| error(&Pos::file(&name), m))?;
+    // Read as a config is.
+    let text = config::read_config_text(file, "the file to import")
+        .map_err(|m| error(&Pos::file(&name), m))?;
     let base = match base {
         Some(p) => {
             // The config error's own place, said once: `FILE:LINE: base
@@ -370,17 +372,6 @@ pub fn import_text(
         config,
         yaml,
         warnings: warnings.sorted(),
-    })
-}
-
-/// The text of an imported file, read as a config is.
-fn read_text(path: &Path) -> Result<String, String> {
-    let bytes = config::read_config_file(path, "the file to import")?;
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "the file is not UTF-8 text: invalid byte at offset {}",
-            e.utf8_error().valid_up_to()
-        )
     })
 }
 

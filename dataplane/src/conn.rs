@@ -21,9 +21,10 @@
 //!   full does it spill past the first.
 //! - **Expiry**: a timer wheel of [`WHEEL_SLOTS`] one-second slots, each a
 //!   circular doubly linked list through the entries' links (the slots'
-//!   sentinels sit in the links array after the last entry's). Refreshing a connection to a later time only
-//!   rewrites its `expires`; when its slot comes round, an entry whose time
-//!   has not come is moved to the slot of its new time. A connection whose
+//!   sentinels sit in the links array after the last entry's).
+//!   Refreshing a connection to a later time only rewrites its `expires`;
+//!   when its slot comes round, an entry whose time has not come is moved
+//!   to the slot of its new time. A connection whose
 //!   time moves earlier (an RST puts it in CLOSE, a FIN in TIME_WAIT) is
 //!   moved to its new slot at once by [`ConnTable::refile`], so it expires
 //!   at its new time, as the kernel's `__ip_vs_conn_put_timer` re-arms the
